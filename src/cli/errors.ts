@@ -1,0 +1,22 @@
+// Exit codes fixed by SPEC.md §1 and the error type every command throws to reach them.
+export const ExitCode = {
+  Ok: 0,
+  Error: 1,
+  Usage: 2,
+  NotAuthenticated: 3,
+  Denied: 4,
+  Unreachable: 5,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** An error a user can act on: one line of message, an optional hint, and the exit code. */
+export class PhigateError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode = ExitCode.Error,
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = 'PhigateError';
+  }
+}
