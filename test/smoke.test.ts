@@ -8,7 +8,7 @@ describe('test harness', () => {
     const info = inject('pg');
     for (const role of [info.roles.scram, info.roles.md5, info.roles.trust]) {
       const c = new pg.Client({ host: info.host, port: info.port, database: info.database, user: role.user,
-        password: 'password' in role ? role.password : undefined });
+        password: 'password' in role ? (role as { password: string }).password : undefined });
       await c.connect();
       const r = await c.query('select current_user as u');
       expect(r.rows[0].u).toBe(role.user);
