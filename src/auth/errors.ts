@@ -1,0 +1,48 @@
+// Authentication errors: one stable code per way a bearer token can be refused, with a one-line message.
+
+export type AuthErrorCode =
+  | 'missing_token'
+  | 'malformed_token'
+  | 'unsupported_alg'
+  | 'unknown_issuer'
+  | 'unknown_key'
+  | 'bad_signature'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'wrong_audience'
+  | 'wrong_issuer'
+  | 'missing_claim'
+  | 'issuer_unavailable';
+
+/**
+ * Why a bearer token was refused. `message` is one line a CLI can print as is; it never contains the
+ * token. `issuer_unavailable` is the gateway's (or the IdP's) problem, every other code is the token's.
+ */
+export class AuthError extends Error {
+  override readonly name = 'AuthError';
+  readonly code: AuthErrorCode;
+
+  constructor(code: AuthErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+export function isAuthError(err: unknown): err is AuthError {
+  return err instanceof AuthError;
+}
+
+/** Quotes a value taken from an untrusted token for a log line: JSON-escaped and at most 80 characters. */
+export function quote(value: unknown): string {
+  let s: string;
+  if (typeof value === 'string') s = value;
+  else {
+    try {
+      s = JSON.stringify(value) ?? String(value);
+    } catch {
+      s = String(value);
+    }
+  }
+  if (s.length > 80) s = `${s.slice(0, 77)}...`;
+  return JSON.stringify(s);
+}
