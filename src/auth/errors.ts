@@ -32,17 +32,16 @@ export function isAuthError(err: unknown): err is AuthError {
   return err instanceof AuthError;
 }
 
-/** Quotes a value taken from an untrusted token for a log line: JSON-escaped and at most 80 characters. */
+/**
+ * Renders a value taken from an untrusted token for a one-line message: JSON (so control characters
+ * are escaped and strings are quoted), at most 80 characters.
+ */
 export function quote(value: unknown): string {
   let s: string;
-  if (typeof value === 'string') s = value;
-  else {
-    try {
-      s = JSON.stringify(value) ?? String(value);
-    } catch {
-      s = String(value);
-    }
+  try {
+    s = JSON.stringify(typeof value === 'string' && value.length > 80 ? `${value.slice(0, 77)}...` : value) ?? String(value);
+  } catch {
+    s = String(value);
   }
-  if (s.length > 80) s = `${s.slice(0, 77)}...`;
-  return JSON.stringify(s);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }

@@ -89,10 +89,7 @@ function describeFailure(err: unknown, timeoutMs: number): string {
   if (err instanceof Error) {
     if (err.name === 'TimeoutError' || err instanceof errors.JWKSTimeout) return `timed out after ${timeoutMs} ms`;
     const cause = (err as { cause?: unknown }).cause;
-    if (cause instanceof Error) {
-      const code = (cause as { code?: unknown }).code;
-      return typeof code === 'string' ? `${code}` : cause.message;
-    }
+    if (cause instanceof Error) return cause.message.split('\n')[0] ?? cause.name;
     return err.message;
   }
   return String(err);

@@ -93,6 +93,19 @@ describe('TokenVerifier against a real OpenID Provider', () => {
       }
     });
 
+    it('alg none and HS* before any key lookup', async () => {
+      const cold = new TokenVerifier([{ issuer: idp.issuer, audience: 'phigate' }], { allowHttp: true });
+      const fetchSpy = vi.spyOn(globalThis, 'fetch');
+      try {
+        const hs = await new SignJWT(claimsFor()).setProtectedHeader({ alg: 'HS512' }).sign(new Uint8Array(64));
+        await expectRefused(cold, hs, 'unsupported_alg');
+        await expectRefused(cold, unsignedToken({ alg: 'none' }, claimsFor()), 'unsupported_alg');
+        expect(fetchSpy).not.toHaveBeenCalled();
+      } finally {
+        fetchSpy.mockRestore();
+      }
+    });
+
     it('an expired token, naming when it expired', async () => {
       const exp = nowSec() - 3600;
       const err = await expectRefused(verifier, await idp.signWithIssuerKey({ iat: exp - 600, exp }), 'expired');
