@@ -140,7 +140,7 @@ const nullableBytes = fc.option(bytes(), { nil: null, freq: 4 });
 
 /** Format-code lists PostgreSQL accepts for n values: none, one for all, or one each. */
 const formatsFor = (n: number): fc.Arbitrary<number[]> =>
-  n <= 1 ? fc.array(fc.constantFrom(0, 1), { maxLength: 1 }) : fc.oneof(fc.constant([]), fc.array(fc.constantFrom(0, 1), { minLength: 1, maxLength: 1 }), fc.array(fc.constantFrom(0, 1), { minLength: n, maxLength: n }));
+  n <= 1 ? fc.array(fc.constantFrom(0, 1), { maxLength: 1 }) : fc.oneof(fc.constant<number[]>([]), fc.array(fc.constantFrom(0, 1), { minLength: 1, maxLength: 1 }), fc.array(fc.constantFrom(0, 1), { minLength: n, maxLength: n }));
 
 export const normalMessage: fc.Arbitrary<FrontendSpec> = fc.oneof(
   text(40).map((sql): FrontendSpec => ({ type: 'Query', sql })),
@@ -223,8 +223,14 @@ export interface PgProtocolMessage {
 export async function pgParse(chunks: Buffer | Buffer[]): Promise<PgProtocolMessage[]> {
   const stream = new PassThrough();
   const out: PgProtocolMessage[] = [];
-  const done = parse(stream, (m) => out.push(m as unknown as PgProtocolMessage));
-  for (const c of Array.isArray(chunks) ? chunks : [chunks]) stream.write(c);
+  const done = parse(stream, (m) => {
+    // Buffers in its messages are views of that reused memory: snapshot them now.
+    const msg = m as unknown as PgProtocolMessage;
+    for (const [k, v] of Object.entries(msg)) if (Buffer.isBuffer(v)) msg[k] = Buffer.from(Uint8Array.prototype.slice.call(v));
+    out.push(msg);
+  });
+  // pg-protocol reuses (writes into) a chunk it was given when the next one arrives, so it gets copies.
+  for (const c of ownChunks(Array.isArray(chunks) ? chunks : [chunks])) stream.write(c);
   stream.end();
   await done;
   return out;
