@@ -1,13 +1,12 @@
 #!/usr/bin/env node
-// Entry point: loads the compiled CLI. Run `npm run build` first when working from a checkout.
-import { main } from '../dist/cli/main.js';
+// Entry point: runs the compiled CLI (`npm run build` first when working from a checkout) and exits
+// with its code, so lingering keep-alive sockets never hold a finished command open.
+import { main } from '../dist/src/cli/main.js';
 
 main(process.argv).then(
-  (code) => {
-    if (typeof code === 'number') process.exitCode = code;
-  },
+  (code) => process.exit(code),
   (err) => {
-    process.stderr.write(`phigate: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
+    process.stderr.write(`phigate: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
   },
 );

@@ -13,7 +13,8 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 export class PhigateError extends Error {
   constructor(
     message: string,
-    readonly exitCode: ExitCode = ExitCode.Error,
+    /** One of ExitCode, or a child's own code passed through by `phigate exec`. */
+    readonly exitCode: number = ExitCode.Error,
     readonly hint?: string,
   ) {
     super(message);

@@ -1,19 +1,34 @@
 // CLI entry: builds the commander program and maps typed errors to SPEC.md exit codes.
 import { Command, CommanderError } from 'commander';
 import { ExitCode, PhigateError } from './errors.js';
+import { serverCommand } from './commands/server.js';
+import { connectCommand } from './commands/connect.js';
+import { execCommand } from './commands/exec.js';
 
-export async function main(argv: string[]): Promise<number> {
+export const VERSION = '0.1.0';
+
+export function buildProgram(): Command {
   const program = new Command('phigate')
     .description('Identity-aware gateway for PostgreSQL databases holding PHI')
-    .version('0.1.0')
+    .version(VERSION)
+    .enablePositionalOptions()
+    .showSuggestionAfterError()
     .exitOverride();
+  for (const cmd of [serverCommand(), connectCommand(), execCommand()]) {
+    program.addCommand(cmd.exitOverride());
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
   try {
     await program.parseAsync(argv);
-    return ExitCode.Ok;
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.Ok;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.exitCode === 0) return ExitCode.Ok;
-      return ExitCode.Usage;
+      // commander already printed the problem; help and version exit with 0
+      return err.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
     }
     if (err instanceof PhigateError) {
       process.stderr.write(`phigate: ${err.message}\n`);

@@ -1,0 +1,92 @@
+// `phigate server`: loads the policy file and runs the gateway until SIGINT/SIGTERM.
+import { Command, Option } from 'commander';
+import { mkdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { loadPolicyFile } from '../../policy/file.js';
+import { PolicyFileError } from '../../policy/errors.js';
+import { Gateway } from '../../server/gateway.js';
+import { createLogger } from '../../server/log.js';
+import { ExitCode, PhigateError } from '../errors.js';
+import { parseHostPort } from '../options.js';
+
+export const DEFAULT_LISTEN = '127.0.0.1:7432';
+
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env['XDG_DATA_HOME'] || join(homedir(), '.local', 'share'), 'phigate', 'server');
+}
+
+interface ServerOptions {
+  config: string;
+  listen: string;
+  dataDir?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  logFormat: 'text' | 'json';
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export function serverCommand(): Command {
+  return new Command('server')
+    .description('run the gateway: terminates PostgreSQL sessions from tunnels, decides and records them')
+    .addOption(new Option('--config <file>', 'policy file (YAML)').env('PHIGATE_CONFIG').default('phigate.yaml'))
+    .option('--listen <host:port>', 'address to listen on', DEFAULT_LISTEN)
+    .option('--data-dir <dir>', `where evidence and state are kept (default: ${defaultDataDir()})`)
+    .option('--tls-cert <file>', 'PEM certificate for HTTPS/WSS')
+    .option('--tls-key <file>', 'PEM private key for --tls-cert')
+    .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
+    .addOption(new Option('--log-level <level>', 'least severe level logged').choices(['debug', 'info', 'warn', 'error']).default('info'))
+    .action(async (opts: ServerOptions) => runServer(opts));
+}
+
+async function runServer(opts: ServerOptions): Promise<void> {
+  let listen: { host: string; port: number };
+  try {
+    listen = parseHostPort(opts.listen);
+  } catch (err) {
+    throw new PhigateError(`--listen: ${(err as Error).message}`, ExitCode.Usage);
+  }
+  if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) {
+    throw new PhigateError('--tls-cert and --tls-key go together', ExitCode.Usage);
+  }
+  let policy;
+  try {
+    policy = loadPolicyFile(resolve(opts.config));
+  } catch (err) {
+    if (err instanceof PolicyFileError) {
+      throw new PhigateError(`invalid policy file: ${err.message}`, ExitCode.Error, 'check it with `phigate policy check FILE`');
+    }
+    throw err;
+  }
+  const dataDir = resolve(opts.dataDir ?? defaultDataDir());
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  let tls: { cert: Buffer; key: Buffer } | undefined;
+  if (opts.tlsCert && opts.tlsKey) {
+    try {
+      tls = { cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) };
+    } catch (err) {
+      throw new PhigateError(`cannot read TLS material: ${(err as Error).message}`);
+    }
+  }
+  const log = createLogger({ format: opts.logFormat, level: opts.logLevel });
+  const gateway = new Gateway({ policy, host: listen.host, port: listen.port, tls, log });
+  let started: { url: string };
+  try {
+    started = await gateway.start();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new PhigateError(`cannot listen on ${opts.listen}: ${e.code ?? e.message}`, ExitCode.Error,
+      e.code === 'EADDRINUSE' ? 'another process holds that port; pick another --listen' : undefined);
+  }
+  log.info('server started', { url: started.url, connections: [...policy.connections.keys()].join(','), data_dir: dataDir });
+  process.stdout.write(`phigate server listening on ${started.url}\n`);
+  await new Promise<void>((resolveStop) => {
+    const stop = (signal: string): void => {
+      log.info('server stopping', { signal });
+      gateway.stop().then(resolveStop, resolveStop);
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}

@@ -1,0 +1,206 @@
+// Loads and validates the policy file (SPEC.md §3): identity issuers and connections are typed here;
+// rules, default and masking are kept as validated-later sections for the policy and masking engines.
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node, type Document } from 'yaml';
+import { PolicyFileError } from './errors.js';
+
+export type TlsMode = 'disable' | 'require' | 'verify-full';
+
+export interface IssuerPolicy {
+  issuer: string;
+  audience: string;
+  groupsClaim: string;
+  jwksUri?: string;
+}
+
+export interface ConnectionPolicy {
+  name: string;
+  type: 'postgres';
+  /** postgres://user@host:port/db; the password never lives here. */
+  upstream: string;
+  passwordEnv?: string;
+  passwordFile?: string;
+  tls: TlsMode;
+  /** PEM file with the CA that signs the upstream's certificate (verify-full); system roots when absent. */
+  tlsCaFile?: string;
+  allowGroups: string[];
+  accessApproval?: { groups: string[]; approvers: string[]; maxDuration: string };
+}
+
+export interface PolicyFile {
+  version: 1;
+  issuers: IssuerPolicy[];
+  connections: Map<string, ConnectionPolicy>;
+  /** Sections owned by the policy and masking engines, kept verbatim until they validate them. */
+  rules: unknown[];
+  default: 'allow' | 'block';
+  masking: unknown;
+  source: string;
+}
+
+const TOP_KEYS = new Set(['version', 'identity', 'connections', 'rules', 'default', 'masking']);
+const CONNECTION_KEYS = new Set([
+  'type', 'upstream', 'password_env', 'password_file', 'tls', 'tls_ca_file', 'allow_groups', 'access_approval',
+]);
+const ISSUER_KEYS = new Set(['issuer', 'audience', 'groups_claim', 'jwks_uri']);
+const CONNECTION_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** Cursor over the YAML tree that reports errors at the offending node's line. */
+class Reader {
+  constructor(
+    private readonly file: string,
+    private readonly lines: LineCounter,
+  ) {}
+
+  fail(node: Node | null | undefined, key: string, problem: string): never {
+    const offset = node?.range?.[0];
+    const pos = offset === undefined ? undefined : this.lines.linePos(offset);
+    throw new PolicyFileError(this.file, pos?.line, pos?.col, key, problem);
+  }
+
+  map(node: Node | null | undefined, key: string, allowed: Set<string>): Map<string, Node | null> {
+    if (!isMap(node)) this.fail(node, key, `expected a mapping, got ${describe(node)}`);
+    const out = new Map<string, Node | null>();
+    for (const pair of node.items) {
+      const k = isScalar(pair.key) ? String(pair.key.value) : undefined;
+      if (k === undefined) this.fail(pair.key as Node, key, 'keys must be plain strings');
+      const path = key ? `${key}.${k}` : k;
+      if (allowed.size > 0 && !allowed.has(k)) {
+        this.fail(pair.key as Node, path, `unknown key; expected one of ${[...allowed].join(', ')}`);
+      }
+      if (out.has(k)) this.fail(pair.key as Node, path, 'duplicate key');
+      out.set(k, (pair.value as Node | null) ?? null);
+    }
+    return out;
+  }
+
+  string(node: Node | null | undefined, key: string): string {
+    if (!isScalar(node) || typeof node.value !== 'string' || node.value === '') {
+      this.fail(node, key, `expected a non-empty string, got ${describe(node)}`);
+    }
+    return node.value;
+  }
+
+  oneOf<T extends string>(node: Node | null | undefined, key: string, values: readonly T[]): T {
+    const v = isScalar(node) ? node.value : undefined;
+    if (typeof v !== 'string' || !values.includes(v as T)) {
+      this.fail(node, key, `expected one of ${values.join(', ')}, got ${describe(node)}`);
+    }
+    return v as T;
+  }
+
+  strings(node: Node | null | undefined, key: string): string[] {
+    if (!isSeq(node)) this.fail(node, key, `expected a list of strings, got ${describe(node)}`);
+    return node.items.map((item, i) => this.string(item as Node, `${key}[${i}]`));
+  }
+}
+
+function describe(node: Node | null | undefined): string {
+  if (node === null || node === undefined) return 'nothing';
+  if (isMap(node)) return 'a mapping';
+  if (isSeq(node)) return 'a list';
+  if (isScalar(node)) return node.value === null ? 'null' : JSON.stringify(node.value);
+  return 'an unsupported value';
+}
+
+export function loadPolicyFile(path: string): PolicyFile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new PolicyFileError(path, undefined, undefined, '', `cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  return parsePolicyFile(text, path);
+}
+
+export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
+  const lines = new LineCounter();
+  const doc: Document = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: true });
+  const r: Reader = new Reader(file, lines);
+  const yamlErr = doc.errors[0];
+  if (yamlErr) {
+    const pos = yamlErr.linePos?.[0];
+    throw new PolicyFileError(file, pos?.line, pos?.col, '', `invalid YAML: ${yamlErr.message.split('\n')[0]}`);
+  }
+  const top = r.map(doc.contents as Node | null, '', TOP_KEYS);
+
+  const versionNode = top.get('version');
+  if (!isScalar(versionNode) || versionNode.value !== 1) r.fail(versionNode, 'version', `expected 1, got ${describe(versionNode)}`);
+
+  const issuers: IssuerPolicy[] = [];
+  const identity = top.get('identity');
+  if (identity !== undefined) {
+    const id = r.map(identity, 'identity', new Set(['issuers']));
+    const list = id.get('issuers');
+    if (list !== undefined) {
+      if (!isSeq(list)) r.fail(list, 'identity.issuers', `expected a list, got ${describe(list)}`);
+      list.items.forEach((item, i) => {
+        const key = `identity.issuers[${i}]`;
+        const m = r.map(item as Node, key, ISSUER_KEYS);
+        const issuer = r.string(m.get('issuer'), `${key}.issuer`);
+        if (!/^https?:\/\//.test(issuer)) r.fail(m.get('issuer'), `${key}.issuer`, 'expected an http(s) URL');
+        const entry: IssuerPolicy = {
+          issuer,
+          audience: r.string(m.get('audience'), `${key}.audience`),
+          groupsClaim: m.has('groups_claim') ? r.string(m.get('groups_claim'), `${key}.groups_claim`) : 'groups',
+        };
+        if (m.has('jwks_uri')) entry.jwksUri = r.string(m.get('jwks_uri'), `${key}.jwks_uri`);
+        issuers.push(entry);
+      });
+    }
+  }
+
+  const connections = new Map<string, ConnectionPolicy>();
+  const connNode = top.get('connections');
+  if (connNode === undefined) r.fail(doc.contents as Node, 'connections', 'missing: at least one connection is required');
+  for (const [name, node] of r.map(connNode, 'connections', new Set())) {
+    const key = `connections.${name}`;
+    if (!CONNECTION_NAME.test(name)) {
+      r.fail(node, key, 'connection names are lower-case letters, digits, "-" and "_" (at most 63)');
+    }
+    const m = r.map(node, key, CONNECTION_KEYS);
+    const upstream = r.string(m.get('upstream'), `${key}.upstream`);
+    if (!/^postgres(ql)?:\/\//.test(upstream)) r.fail(m.get('upstream'), `${key}.upstream`, 'expected a postgres:// URL');
+    if (/^postgres(ql)?:\/\/[^/@]*:[^/@]*@/.test(upstream)) {
+      r.fail(m.get('upstream'), `${key}.upstream`, 'must not contain a password; use password_env or password_file');
+    }
+    const conn: ConnectionPolicy = {
+      name,
+      type: m.has('type') ? r.oneOf(m.get('type'), `${key}.type`, ['postgres'] as const) : 'postgres',
+      upstream,
+      tls: m.has('tls') ? r.oneOf(m.get('tls'), `${key}.tls`, ['disable', 'require', 'verify-full'] as const) : 'verify-full',
+      allowGroups: m.has('allow_groups') ? r.strings(m.get('allow_groups'), `${key}.allow_groups`) : [],
+    };
+    if (m.has('password_env') && m.has('password_file')) {
+      r.fail(m.get('password_file'), `${key}.password_file`, 'give either password_env or password_file, not both');
+    }
+    if (m.has('password_env')) conn.passwordEnv = r.string(m.get('password_env'), `${key}.password_env`);
+    if (m.has('password_file')) conn.passwordFile = r.string(m.get('password_file'), `${key}.password_file`);
+    if (m.has('tls_ca_file')) conn.tlsCaFile = r.string(m.get('tls_ca_file'), `${key}.tls_ca_file`);
+    if (m.has('access_approval')) {
+      const akey = `${key}.access_approval`;
+      const a = r.map(m.get('access_approval'), akey, new Set(['groups', 'approvers', 'max_duration']));
+      conn.accessApproval = {
+        groups: r.strings(a.get('groups'), `${akey}.groups`),
+        approvers: r.strings(a.get('approvers'), `${akey}.approvers`),
+        maxDuration: a.has('max_duration') ? r.string(a.get('max_duration'), `${akey}.max_duration`) : '8h',
+      };
+    }
+    connections.set(name, conn);
+  }
+  if (connections.size === 0) r.fail(connNode, 'connections', 'at least one connection is required');
+
+  const rulesNode = top.get('rules');
+  if (rulesNode !== undefined && rulesNode !== null && !isSeq(rulesNode)) {
+    r.fail(rulesNode, 'rules', `expected a list, got ${describe(rulesNode)}`);
+  }
+  return {
+    version: 1,
+    issuers,
+    connections,
+    rules: rulesNode ? (rulesNode.toJSON() as unknown[]) : [],
+    default: top.has('default') ? r.oneOf(top.get('default'), 'default', ['allow', 'block'] as const) : 'allow',
+    masking: top.get('masking')?.toJSON() ?? null,
+    source: text,
+  };
+}

@@ -1,0 +1,260 @@
+// The `phigate server` process core: an HTTP(S) listener with health and preflight endpoints and the
+// WebSocket tunnel endpoint. Every tunnel stream is authenticated (bearer JWT) and checked against the
+// connection's allow_groups before the upgrade completes; refusals are answered with a JSON reason.
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import { WebSocketServer } from 'ws';
+import { AuthError, TokenVerifier, bearerToken, type Identity } from '../auth/index.js';
+import type { ConnectionPolicy, PolicyFile } from '../policy/file.js';
+import {
+  CONNECTIONS_PATH, HEADER_REASON, HEADER_SESSION_LABEL, REFUSAL_STATUS, TUNNEL_PATH_PREFIX,
+  type ConnectionInfo, type PreflightResponse, type Refusal, type RefusalCode,
+} from '../tunnel/protocol.js';
+import { decideConnectionAccess } from './access.js';
+import { CancelRegistry } from './cancel-registry.js';
+import { ClientSession } from './session.js';
+import { resolveUpstreamTarget } from './targets.js';
+import { parseUpstreamUrl, type UpstreamTarget } from './upstream.js';
+import type { Logger } from './log.js';
+
+export interface GatewayOptions {
+  policy: PolicyFile;
+  host: string;
+  port: number;
+  tls?: { cert: Buffer | string; key: Buffer | string };
+  log: Logger;
+  /** Defaults to a verifier over the policy's issuers. */
+  verifier?: TokenVerifier;
+  resolveTarget?: (conn: ConnectionPolicy) => UpstreamTarget;
+  /** Largest single WebSocket message accepted from a client. */
+  maxMessageBytes?: number;
+}
+
+class Refused extends Error {
+  constructor(
+    readonly code: RefusalCode,
+    message: string,
+    readonly subject?: string,
+  ) {
+    super(message);
+  }
+}
+
+export class Gateway {
+  private server?: Server;
+  private readonly wss: WebSocketServer;
+  private readonly sessions = new Set<ClientSession>();
+  readonly cancels = new CancelRegistry();
+  private readonly verifier: TokenVerifier;
+  private policy: PolicyFile;
+
+  constructor(private readonly opts: GatewayOptions) {
+    this.policy = opts.policy;
+    this.verifier = opts.verifier ?? verifierFor(opts.policy);
+    this.wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: opts.maxMessageBytes ?? 256 * 1024 * 1024,
+    });
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  async start(): Promise<{ url: string; port: number }> {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      this.onRequest(req, res).catch((err: Error) => {
+        this.opts.log.error('request failed', { path: req.url, error: err.message });
+        if (!res.headersSent) sendJson(res, 500, { error: 'unavailable', message: 'internal error' });
+      });
+    };
+    const server = this.opts.tls
+      ? createHttpsServer({ cert: this.opts.tls.cert, key: this.opts.tls.key }, handler)
+      : createHttpServer(handler);
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.onUpgrade(req, socket, head).catch((err: Error) => {
+        this.opts.log.error('upgrade failed', { error: err.message });
+        socket.destroy();
+      });
+    });
+    server.keepAliveTimeout = 5_000;
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.port, this.opts.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : this.opts.port;
+    const host = this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host;
+    return { url: `${this.opts.tls ? 'https' : 'http'}://${host}:${port}`, port };
+  }
+
+  /** Stops accepting, ends every session with an admin-shutdown error, closes the listener. */
+  async stop(): Promise<void> {
+    for (const s of [...this.sessions]) s.terminate('57P01', 'terminating connection because phigate server is shutting down');
+    this.wss.close();
+    const server = this.server;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendJson(res, 405, { error: 'method_not_allowed', message: `${req.method} is not supported on ${url.pathname}` });
+      return;
+    }
+    if (url.pathname === '/healthz') {
+      sendJson(res, 200, { status: 'ok', sessions: this.sessions.size });
+      return;
+    }
+    if (url.pathname === CONNECTIONS_PATH) {
+      const identity = await this.authenticate(req).catch((e: unknown) => e as Refused);
+      if (identity instanceof Refused) return this.refuseHttp(req, res, identity);
+      const list = [...this.policy.connections.values()]
+        .filter((c) => decideConnectionAccess(identity.groups, c).allowed)
+        .map((c) => connectionInfo(c));
+      sendJson(res, 200, { connections: list });
+      return;
+    }
+    if (url.pathname.startsWith(`${CONNECTIONS_PATH}/`)) {
+      const name = decodeURIComponent(url.pathname.slice(CONNECTIONS_PATH.length + 1));
+      try {
+        const { identity, connection } = await this.admit(req, name);
+        const body: PreflightResponse = {
+          connection: connectionInfo(connection),
+          identity: { name: identity.name, subject: identity.subject, kind: identity.kind, groups: identity.groups },
+        };
+        sendJson(res, 200, body);
+      } catch (err) {
+        if (err instanceof Refused) return this.refuseHttp(req, res, err);
+        throw err;
+      }
+      return;
+    }
+    sendJson(res, 404, { error: 'not_found', message: `no such endpoint: ${url.pathname}` });
+  }
+
+  private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (!url.pathname.startsWith(TUNNEL_PATH_PREFIX)) {
+      writeRefusal(socket, 404, { error: 'unknown_connection', message: `no tunnel endpoint at ${url.pathname}` });
+      return;
+    }
+    const name = decodeURIComponent(url.pathname.slice(TUNNEL_PATH_PREFIX.length));
+    let admitted: { identity: Identity; connection: ConnectionPolicy };
+    try {
+      admitted = await this.admit(req, name);
+    } catch (err) {
+      if (!(err instanceof Refused)) throw err;
+      this.logRefusal(req, err, name);
+      writeRefusal(socket, REFUSAL_STATUS[err.code], { error: err.code, message: err.message });
+      return;
+    }
+    const { identity, connection } = admitted;
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const sock = (ws as unknown as { _socket?: { setNoDelay?: (b: boolean) => void } })._socket;
+      sock?.setNoDelay?.(true);
+      const session = new ClientSession(ws, {
+        id: randomUUID(),
+        identity,
+        connection,
+        label: headerValue(req, HEADER_SESSION_LABEL),
+        reason: headerValue(req, HEADER_REASON),
+        remoteAddress: req.socket.remoteAddress,
+        cancels: this.cancels,
+        log: this.opts.log,
+        resolveTarget: this.opts.resolveTarget ?? ((c) => resolveUpstreamTarget(c)),
+        onClose: (s) => this.sessions.delete(s),
+      });
+      this.sessions.add(session);
+    });
+  }
+
+  /** Authenticates the request and checks it may use `name`; throws Refused. */
+  private async admit(req: IncomingMessage, name: string): Promise<{ identity: Identity; connection: ConnectionPolicy }> {
+    const identity = await this.authenticate(req);
+    const connection = this.policy.connections.get(name);
+    if (!connection) {
+      throw new Refused('unknown_connection', `no connection named "${name}" (see \`phigate connections\`)`, identity.subject);
+    }
+    const access = decideConnectionAccess(identity.groups, connection);
+    if (!access.allowed) throw new Refused('forbidden', `${identity.name}: ${access.reason}`, identity.subject);
+    return { identity, connection };
+  }
+
+  private async authenticate(req: IncomingMessage): Promise<Identity> {
+    try {
+      return await this.verifier.verify(bearerToken(req.headers.authorization));
+    } catch (err) {
+      if (err instanceof AuthError) {
+        throw new Refused(err.code === 'issuer_unavailable' ? 'unavailable' : 'unauthenticated', err.message);
+      }
+      throw err;
+    }
+  }
+
+  private refuseHttp(req: IncomingMessage, res: ServerResponse, err: Refused): void {
+    this.logRefusal(req, err, undefined);
+    sendJson(res, REFUSAL_STATUS[err.code], { error: err.code, message: err.message } satisfies Refusal);
+  }
+
+  private logRefusal(req: IncomingMessage, err: Refused, connection: string | undefined): void {
+    this.opts.log.warn('access refused', {
+      code: err.code, reason: err.message, connection, subject: err.subject, remote: req.socket.remoteAddress, path: req.url,
+    });
+  }
+}
+
+export function verifierFor(policy: PolicyFile): TokenVerifier {
+  const allowHttp = policy.issuers.every((i) => !i.issuer.startsWith('http:') || isLoopbackUrl(i.issuer));
+  return new TokenVerifier(
+    policy.issuers.map((i) => ({ issuer: i.issuer, audience: i.audience, groupsClaim: i.groupsClaim, jwksUri: i.jwksUri })),
+    { allowHttp },
+  );
+}
+
+function isLoopbackUrl(u: string): boolean {
+  const host = new URL(u).hostname;
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\./.test(host);
+}
+
+function connectionInfo(c: ConnectionPolicy): ConnectionInfo {
+  let database = '';
+  try {
+    database = parseUpstreamUrl(c.upstream).database;
+  } catch {
+    // an unparseable upstream is reported when a session tries to use it
+  }
+  return { name: c.name, type: c.type, database };
+}
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  const s = Array.isArray(v) ? v[0] : v;
+  return s === undefined ? undefined : s.slice(0, 200);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+function writeRefusal(socket: Duplex, status: number, body: Refusal): void {
+  const text = JSON.stringify(body);
+  const reason = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? 'Error';
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
+      `Cache-Control: no-store\r\nConnection: close\r\n\r\n${text}`,
+  );
+}

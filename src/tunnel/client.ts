@@ -1,0 +1,215 @@
+// CLI side of the tunnel: a preflight check, and one WebSocket stream per local client connection
+// that moves bytes unchanged in both directions with backpressure. It does not interpret PostgreSQL,
+// except to hand a waiting client one ErrorResponse when the gateway refuses or cannot be reached.
+import type { Socket } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import WebSocket from 'ws';
+import { CONNECTIONS_PATH, HEADER_CLIENT, HEADER_REASON, HEADER_SESSION_LABEL, tunnelPath, type ControlMessage, type PreflightResponse } from './protocol.js';
+import { parseRefusal, refusalError, unreachableError } from './refusal.js';
+import { wsUrl } from '../cli/context.js';
+import { FrontendParser, errorResponse, sslNo } from '../pg/index.js';
+import { PhigateError } from '../cli/errors.js';
+
+/** Queue this much towards the gateway before pausing the local client. */
+const HIGH_WATER = 4 * 1024 * 1024;
+
+export interface TunnelOptions {
+  serverUrl: string;
+  connection: string;
+  token: () => string;
+  label?: string;
+  reason?: string;
+  /** How long a new local connection keeps retrying an unreachable gateway. */
+  retryForMs?: number;
+  /** Where the CLI tells its user what happened (stderr). */
+  say: (line: string) => void;
+}
+
+export async function preflight(opts: Pick<TunnelOptions, 'serverUrl' | 'connection' | 'token'>): Promise<PreflightResponse> {
+  const token = opts.token();
+  let res: Response;
+  try {
+    res = await fetch(`${opts.serverUrl}${CONNECTIONS_PATH}/${encodeURIComponent(opts.connection)}`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(15_000),
+    });
+  } catch (err) {
+    throw unreachableError(opts.serverUrl, err);
+  }
+  const body = await res.text();
+  if (!res.ok) throw refusalError(res.status, body);
+  return JSON.parse(body) as PreflightResponse;
+}
+
+/** Outcome of trying to open one stream. */
+type OpenResult = { ws: WebSocket } | { refused: PhigateError } | { unreachable: Error };
+
+function openStream(opts: TunnelOptions): Promise<OpenResult> {
+  return new Promise((resolve) => {
+    let token: string;
+    try {
+      token = opts.token();
+    } catch (err) {
+      resolve({ refused: err as PhigateError });
+      return;
+    }
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, [HEADER_CLIENT]: 'phigate-cli/0.1' };
+    if (opts.label) headers[HEADER_SESSION_LABEL] = opts.label;
+    if (opts.reason) headers[HEADER_REASON] = opts.reason;
+    const ws = new WebSocket(wsUrl(opts.serverUrl, tunnelPath(opts.connection)), {
+      headers,
+      perMessageDeflate: false,
+      handshakeTimeout: 15_000,
+      maxPayload: 256 * 1024 * 1024,
+    });
+    ws.binaryType = 'nodebuffer';
+    let settled = false;
+    ws.once('open', () => {
+      settled = true;
+      resolve({ ws });
+    });
+    ws.once('unexpected-response', (_req, res: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        settled = true;
+        resolve({ refused: refusalError(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8')) });
+      });
+      res.on('error', () => {
+        settled = true;
+        resolve({ refused: refusalError(res.statusCode ?? 0, '') });
+      });
+    });
+    ws.once('error', (err) => {
+      if (!settled) {
+        settled = true;
+        resolve({ unreachable: err });
+      }
+    });
+  });
+}
+
+/**
+ * Carries one accepted local socket through a new tunnel stream. Retries an unreachable gateway with
+ * backoff (the server may be restarting); a refusal is final and reaches the client as an error.
+ */
+export async function carryThroughTunnel(local: Socket, opts: TunnelOptions): Promise<void> {
+  local.setNoDelay(true);
+  local.pause();
+  let localGone = false;
+  local.once('close', () => (localGone = true));
+  local.on('error', () => {});
+  const deadline = Date.now() + (opts.retryForMs ?? 30_000);
+  let delay = 250;
+  let warned = false;
+  for (;;) {
+    const r = await openStream(opts);
+    if (localGone) {
+      if ('ws' in r) r.ws.close();
+      return;
+    }
+    if ('ws' in r) {
+      if (warned) opts.say('phigate: gateway is reachable again');
+      pipe(local, r.ws, opts);
+      return;
+    }
+    if ('refused' in r) {
+      opts.say(`phigate: ${r.refused.message}`);
+      failLocal(local, '28000', r.refused.message);
+      return;
+    }
+    if (Date.now() + delay > deadline) {
+      const e = unreachableError(opts.serverUrl, r.unreachable);
+      opts.say(`phigate: ${e.message}`);
+      failLocal(local, '08001', e.message);
+      return;
+    }
+    if (!warned) {
+      opts.say(`phigate: gateway unreachable at ${opts.serverUrl}; retrying`);
+      warned = true;
+    }
+    await new Promise((res) => setTimeout(res, delay));
+    delay = Math.min(delay * 2, 4_000);
+  }
+}
+
+function pipe(local: Socket, ws: WebSocket, opts: TunnelOptions): void {
+  let wsPaused = false;
+  let localPaused = false;
+  local.on('data', (chunk: Buffer) => {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    if (!localPaused && ws.bufferedAmount + chunk.length > HIGH_WATER) {
+      localPaused = true;
+      local.pause();
+      ws.send(chunk, { binary: true }, () => {
+        localPaused = false;
+        local.resume();
+      });
+      return;
+    }
+    ws.send(chunk, { binary: true });
+  });
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (!isBinary) {
+      showControl(data, opts);
+      return;
+    }
+    if (!local.write(data) && !wsPaused) {
+      wsPaused = true;
+      ws.pause();
+      local.once('drain', () => {
+        wsPaused = false;
+        ws.resume();
+      });
+    }
+  });
+  local.on('end', () => ws.close(1000));
+  local.on('close', () => {
+    if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
+  });
+  ws.on('close', (code: number, reason: Buffer) => {
+    if (code >= 4000 && reason.length > 0) opts.say(`phigate: ${reason.toString('utf8')}`);
+    local.end();
+  });
+  ws.on('error', (err) => {
+    opts.say(`phigate: tunnel error: ${err.message}`);
+    local.destroy();
+  });
+  local.resume();
+}
+
+function showControl(data: Buffer, opts: TunnelOptions): void {
+  try {
+    const msg = JSON.parse(data.toString('utf8')) as ControlMessage;
+    if (msg.type === 'notice' || msg.type === 'error') opts.say(`phigate: ${msg.message}`);
+  } catch {
+    // unknown control frame from a newer server: ignore
+  }
+}
+
+/**
+ * Answers a local client that is still in its startup phase with a FATAL error, then closes it.
+ * libpq shows no text for an error sent in answer to its SSLRequest, so decline TLS first ('N') and
+ * answer the StartupMessage that follows.
+ */
+function failLocal(local: Socket, code: string, message: string): void {
+  const parser = new FrontendParser();
+  const answer = errorResponse({ severity: 'FATAL', code, message });
+  const timer = setTimeout(() => local.destroy(), 10_000);
+  local.once('close', () => clearTimeout(timer));
+  local.on('data', (chunk: Buffer) => {
+    for (const msg of parser.push(chunk)) {
+      if (msg.type === 'SSLRequest' || msg.type === 'GSSENCRequest') {
+        local.write(sslNo());
+        continue;
+      }
+      local.removeAllListeners('data');
+      if (msg.type === 'CancelRequest') local.end();
+      else local.end(answer);
+      return;
+    }
+  });
+  local.resume();
+}
+
+export { parseRefusal };

@@ -1,0 +1,60 @@
+// The tunnel's wire contract shared by `phigate connect|exec` and `phigate server`:
+// one WebSocket per client connection; binary frames carry PostgreSQL bytes unchanged,
+// text frames carry JSON control messages for the CLI to show on stderr.
+
+/** WebSocket upgrade path for a connection's tunnel stream. */
+export const TUNNEL_PATH_PREFIX = '/v1/tunnel/';
+/** Preflight: may this token use this connection? GET, same auth as the tunnel. */
+export const CONNECTIONS_PATH = '/v1/connections';
+
+export const HEADER_SESSION_LABEL = 'x-phigate-session-label';
+export const HEADER_REASON = 'x-phigate-reason';
+export const HEADER_CLIENT = 'x-phigate-client';
+
+/** Body of every refusal (HTTP 4xx/5xx on preflight or upgrade). */
+export interface Refusal {
+  error: RefusalCode;
+  message: string;
+}
+export type RefusalCode =
+  | 'unauthenticated' // no, bad or expired token → CLI exit 3
+  | 'forbidden' // identity not allowed on this connection → CLI exit 4
+  | 'unknown_connection' // → CLI exit 1
+  | 'unavailable'; // server cannot decide right now (fail closed) → CLI exit 5
+
+export const REFUSAL_STATUS: Record<RefusalCode, number> = {
+  unauthenticated: 401,
+  forbidden: 403,
+  unknown_connection: 404,
+  unavailable: 503,
+};
+
+/** Control messages the server sends as text frames. */
+export type ControlMessage =
+  | { type: 'notice'; message: string }
+  | { type: 'error'; message: string };
+
+/** Close codes (4000-4999 are for applications). */
+export const CloseCode = {
+  Normal: 1000,
+  ServerShutdown: 1001,
+  ProtocolError: 4400,
+  Unauthenticated: 4401,
+  Forbidden: 4403,
+  UpstreamFailed: 4502,
+} as const;
+
+export interface ConnectionInfo {
+  name: string;
+  type: 'postgres';
+  database: string;
+}
+
+export interface PreflightResponse {
+  connection: ConnectionInfo;
+  identity: { name: string; subject: string; kind: string; groups: string[] };
+}
+
+export function tunnelPath(connection: string): string {
+  return `${TUNNEL_PATH_PREFIX}${encodeURIComponent(connection)}`;
+}

@@ -1,0 +1,44 @@
+// Maps what the gateway said (or did not say) to the CLI's exit codes and one-line messages.
+import { ExitCode, PhigateError } from '../cli/errors.js';
+import type { Refusal, RefusalCode } from './protocol.js';
+
+const EXIT: Record<RefusalCode, ExitCode> = {
+  unauthenticated: ExitCode.NotAuthenticated,
+  forbidden: ExitCode.Denied,
+  unknown_connection: ExitCode.Error,
+  unavailable: ExitCode.Unreachable,
+};
+
+const HINT: Partial<Record<RefusalCode, string>> = {
+  unauthenticated: 'set PHIGATE_TOKEN or --token-file to a valid token for this gateway',
+  forbidden: 'ask an administrator to add one of your groups to the connection\'s allow_groups',
+  unknown_connection: 'run `phigate connections` to list what you may connect to',
+};
+
+export function refusalError(status: number, body: string): PhigateError {
+  const refusal = parseRefusal(body);
+  if (!refusal) {
+    return new PhigateError(`gateway answered HTTP ${status}${body ? `: ${body.slice(0, 200)}` : ''}`,
+      status >= 500 ? ExitCode.Unreachable : ExitCode.Error);
+  }
+  return new PhigateError(`gateway refused: ${refusal.message}`, EXIT[refusal.error] ?? ExitCode.Error, HINT[refusal.error]);
+}
+
+export function parseRefusal(body: string): Refusal | undefined {
+  try {
+    const v = JSON.parse(body) as Partial<Refusal>;
+    if (typeof v.error === 'string' && typeof v.message === 'string' && v.error in EXIT) return v as Refusal;
+  } catch {
+    // not JSON: not a phigate refusal
+  }
+  return undefined;
+}
+
+export function unreachableError(serverUrl: string, cause: unknown): PhigateError {
+  const code = (cause as { code?: string; cause?: { code?: string } })?.cause?.code ?? (cause as { code?: string })?.code;
+  return new PhigateError(
+    `gateway unreachable at ${serverUrl}${code ? ` (${code})` : ''}`,
+    ExitCode.Unreachable,
+    'check --server / PHIGATE_SERVER and that `phigate server` is running',
+  );
+}

@@ -1,0 +1,66 @@
+// `phigate connect` outlives a server restart, and the gateway serves tunnels over TLS (wss://).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { run, startGateway, type Gw } from '../support/harness.js';
+import { psql } from '../support/clients.js';
+import { makeTestCerts } from '../support/certs.js';
+
+let gw: Gw;
+beforeAll(async () => {
+  gw = await startGateway();
+});
+afterAll(async () => gw?.close());
+
+describe('server restart', () => {
+  it('new client connections succeed once the server is back, including one made while it was down', async () => {
+    const c = await gw.connect('ehr', await gw.token('alice'));
+    expect((await psql(c.port, ['-tA', '-c', 'select 1'])).stdout.trim()).toBe('1');
+    await gw.server.stop();
+    // a connection attempt while the server is down waits (with backoff) instead of failing
+    const during = psql(c.port, ['-tA', '-c', 'select 2']);
+    await new Promise((r) => setTimeout(r, 800));
+    await gw.restartServer();
+    const r = await during;
+    expect(r.stdout.trim()).toBe('2');
+    expect((await psql(c.port, ['-tA', '-c', 'select 3'])).stdout.trim()).toBe('3');
+    expect(c.stderr()).toMatch(/gateway unreachable at .*; retrying/);
+    expect(c.stderr()).toMatch(/gateway is reachable again/);
+    await c.stop();
+  });
+
+  it('ends live sessions with an admin-shutdown error when the server stops', async () => {
+    const c = await gw.connect('ehr', await gw.token('alice'));
+    const running = psql(c.port, ['-c', 'select pg_sleep(20)']);
+    await new Promise((r) => setTimeout(r, 700));
+    await gw.restartServer();
+    const r = await running;
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/phigate server is shutting down/);
+    await c.stop();
+  });
+});
+
+describe('TLS listener', () => {
+  it('serves tunnels over wss:// with --tls-cert/--tls-key', async () => {
+    const certDir = join(gw.dir, 'tls');
+    mkdirSync(certDir);
+    const certs = makeTestCerts(certDir);
+    const server = run(['server', '--config', gw.policyFile, '--listen', '127.0.0.1:0', '--data-dir', join(gw.dir, 'tlsdata'),
+      '--tls-cert', certs.serverCert, '--tls-key', certs.serverKey], { EHR_DB_PASSWORD: gw.pg.roles.scram.password });
+    try {
+      const m = await server.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)/);
+      const url = `https://localhost:${m[1]}`;
+      const c = run(['connect', 'ehr', '--server', url], { PHIGATE_TOKEN: await gw.token('alice'), NODE_EXTRA_CA_CERTS: certs.caCert });
+      const p = await c.waitFor(/port=(\d+)/);
+      const r = await psql(Number(p[1]), ['-tA', '-c', 'select 5']);
+      await c.stop();
+      expect(r.stdout.trim()).toBe('5');
+      // and an untrusted certificate is not silently accepted
+      const bad = run(['connect', 'ehr', '--server', url], { PHIGATE_TOKEN: await gw.token('alice') });
+      expect((await bad.exited).code).toBe(5);
+    } finally {
+      await server.stop();
+    }
+  });
+});

@@ -1,0 +1,170 @@
+// End-to-end harness: a real `phigate server` process in front of the embedded PostgreSQL, a real
+// OpenID Provider minting tokens, and real `phigate connect` processes in front of the gateway.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { inject } from 'vitest';
+import { startTestIdp, type TestIdp } from './oidc.js';
+import type { TestPostgres } from './postgres.js';
+
+export const BIN = resolve(import.meta.dirname, '../../bin/phigate.js');
+
+export const IDENTITIES: Record<string, string[]> = {
+  alice: ['engineering'],
+  agent: ['ai-agents'],
+  bob: ['privacy-officers'],
+  mallory: ['marketing'],
+};
+
+export interface Proc {
+  proc: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** Resolves with the first stdout match of `re` (rejects if the process exits first). */
+  waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export function run(args: string[], env: NodeJS.ProcessEnv = {}, opts: { cwd?: string } = {}): Proc {
+  const proc = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: opts.cwd,
+  });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+    proc.once('exit', (code, signal) => res({ code, signal })));
+  return {
+    proc,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    waitFor(re, timeoutMs = 15_000) {
+      return new Promise((res, rej) => {
+        const check = (): boolean => {
+          const m = re.exec(out);
+          if (m) {
+            cleanup();
+            res(m);
+            return true;
+          }
+          return false;
+        };
+        const onData = (): void => void check();
+        const timer = setTimeout(() => {
+          cleanup();
+          rej(new Error(`timed out waiting for ${re} in stdout; stdout=${out} stderr=${err}`));
+        }, timeoutMs);
+        const onExit = (): void => {
+          if (!check()) {
+            cleanup();
+            rej(new Error(`process exited before ${re}; stdout=${out} stderr=${err}`));
+          }
+        };
+        const cleanup = (): void => {
+          clearTimeout(timer);
+          proc.stdout!.off('data', onData);
+          proc.off('exit', onExit);
+        };
+        proc.stdout!.on('data', onData);
+        proc.once('exit', onExit);
+        check();
+      });
+    },
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      await exited;
+    },
+  };
+}
+
+export interface Gw {
+  pg: TestPostgres;
+  idp: TestIdp;
+  dir: string;
+  policyFile: string;
+  url: string;
+  server: Proc;
+  token(name: keyof typeof IDENTITIES | string): Promise<string>;
+  /** Starts `phigate connect` and resolves once it listens. */
+  connect(connection: string, token: string, extra?: string[]): Promise<Proc & { port: number }>;
+  restartServer(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function policyYaml(pg: TestPostgres, idp: TestIdp, closedPort: number): string {
+  return `version: 1
+identity:
+  issuers:
+    - issuer: ${idp.issuer}
+      audience: phigate
+connections:
+  ehr:
+    type: postgres
+    upstream: postgres://${pg.roles.scram.user}@localhost:${pg.port}/${pg.database}
+    password_env: EHR_DB_PASSWORD
+    tls: verify-full
+    tls_ca_file: ${pg.caCert}
+    allow_groups: [engineering, ai-agents]
+  ehr-md5:
+    upstream: postgres://${pg.roles.md5.user}@127.0.0.1:${pg.port}/${pg.database}
+    password_env: EHR_MD5_PASSWORD
+    tls: disable
+    allow_groups: [engineering]
+  ehr-trust:
+    upstream: postgres://${pg.roles.trust.user}@127.0.0.1:${pg.port}/${pg.database}
+    tls: require
+    allow_groups: [engineering]
+  broken:
+    upstream: postgres://nobody@127.0.0.1:${closedPort}/nothing
+    tls: disable
+    allow_groups: [engineering]
+default: allow
+`;
+}
+
+export async function startGateway(opts: { port?: number } = {}): Promise<Gw> {
+  const pg = inject('pg');
+  const idp = await startTestIdp({ identities: IDENTITIES });
+  const dir = mkdtempSync(join(tmpdir(), 'phigate-gw-'));
+  const policyFile = join(dir, 'phigate.yaml');
+  writeFileSync(policyFile, policyYaml(pg, idp, 1));
+  const serverEnv = { EHR_DB_PASSWORD: pg.roles.scram.password, EHR_MD5_PASSWORD: pg.roles.md5.password };
+  let listenPort = opts.port ?? 0;
+  const startServer = async (): Promise<{ server: Proc; url: string }> => {
+    const server = run(['server', '--config', policyFile, '--listen', `127.0.0.1:${listenPort}`, '--data-dir', join(dir, 'data')], serverEnv);
+    const m = await server.waitFor(/listening on (http:\/\/127\.0\.0\.1:(\d+))/);
+    listenPort = Number(m[2]);
+    return { server, url: m[1]! };
+  };
+  let { server, url } = await startServer();
+  const procs: Proc[] = [];
+  const gw: Gw = {
+    pg, idp, dir, policyFile, url, server,
+    token: (name) => idp.mint(name),
+    async connect(connection, token, extra = []) {
+      const p = run(['connect', connection, '--server', gw.url, ...extra], { PHIGATE_TOKEN: token });
+      procs.push(p);
+      const m = await p.waitFor(/Listening on 127\.0\.0\.1:(\d+)/);
+      return Object.assign(p, { port: Number(m[1]) });
+    },
+    async restartServer() {
+      await gw.server.stop();
+      ({ server, url } = await startServer());
+      gw.server = server;
+      gw.url = url;
+    },
+    async close() {
+      await Promise.all(procs.map((p) => p.stop()));
+      await gw.server.stop();
+      await idp.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return gw;
+}
