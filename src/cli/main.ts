@@ -4,6 +4,7 @@ import { ExitCode, PhigateError } from './errors.js';
 import { serverCommand } from './commands/server.js';
 import { connectCommand } from './commands/connect.js';
 import { execCommand } from './commands/exec.js';
+import { policyCommand } from './commands/policy.js';
 
 export const VERSION = '0.1.0';
 
@@ -14,10 +15,18 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .showSuggestionAfterError()
     .exitOverride();
-  for (const cmd of [serverCommand(), connectCommand(), execCommand()]) {
-    program.addCommand(cmd.exitOverride());
+  for (const cmd of [serverCommand(), connectCommand(), execCommand(), policyCommand()]) {
+    program.addCommand(cmd);
+  }
+  for (const cmd of allCommands(program)) {
+    cmd.exitOverride();
   }
   return program;
+}
+
+/** Every command below `root`, so that settings such as exitOverride reach nested subcommands. */
+function allCommands(root: Command): Command[] {
+  return root.commands.flatMap((c) => [c, ...allCommands(c)]);
 }
 
 export async function main(argv: string[]): Promise<number> {

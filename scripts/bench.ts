@@ -1,0 +1,146 @@
+// `npm run bench`: measures phigate against a direct connection in the same run, on this machine.
+// Data path: pgbench -S (select-only) with 1 and 8 clients, direct vs through `phigate connect` →
+// `phigate server`; prints TPS, mean latency, the ratio, and the gateway's CPU per transaction.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startTestPostgres } from '../test/support/postgres.js';
+import { startTestIdp } from '../test/support/oidc.js';
+
+const BIN = resolve(import.meta.dirname, '../../bin/phigate.js');
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
+const SCALE = Number(process.env['BENCH_SCALE'] ?? 10);
+
+interface PgbenchResult {
+  tps: number;
+  latencyMs: number;
+  transactions: number;
+}
+
+function sh(file: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((res, rej) => {
+    const p = spawn(file, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d));
+    p.stderr.on('data', (d: Buffer) => (stderr += d));
+    p.once('error', rej);
+    p.once('exit', (code) => res({ code, stdout, stderr }));
+  });
+}
+
+async function pgbench(host: string, port: number, user: string, clients: number, env: NodeJS.ProcessEnv): Promise<PgbenchResult> {
+  const r = await sh('pgbench', ['-n', '-S', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(SECONDS),
+    '-h', host, '-p', String(port), '-U', user, 'ehr'], env);
+  const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout);
+  const lat = /latency average = ([\d.]+) ms/.exec(r.stdout);
+  const tx = /number of transactions actually processed: (\d+)/.exec(r.stdout);
+  if (r.code !== 0 || !tps || !lat || !tx) throw new Error(`pgbench failed (${r.code}): ${r.stdout}\n${r.stderr}`);
+  return { tps: Number(tps[1]), latencyMs: Number(lat[1]), transactions: Number(tx[1]) };
+}
+
+/** utime + stime of a process, in microseconds. */
+function cpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1_000_000) / 100; // USER_HZ is 100 on Linux
+}
+
+function startPhigate(args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<{ proc: ChildProcess; match: RegExpMatchArray }> {
+  return new Promise((res, rej) => {
+    const proc = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    proc.stderr!.on('data', (d: Buffer) => (err += d));
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d;
+      const m = ready.exec(out);
+      if (m) res({ proc, match: m });
+    });
+    proc.once('exit', (code) => rej(new Error(`phigate ${args[0]} exited (${code}): ${err}`)));
+  });
+}
+
+function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+async function main(): Promise<void> {
+  process.stdout.write(`phigate bench: pgbench -S, scale ${SCALE}, ${SECONDS}s per run, best of ${ROUNDS} rounds, ${process.version}\n`);
+  const db = await startTestPostgres();
+  const idp = await startTestIdp({ identities: { alice: ['engineering'] } });
+  const dir = mkdtempSync(join(tmpdir(), 'phigate-bench-'));
+  const procs: ChildProcess[] = [];
+  try {
+    const role = db.info.roles.scram;
+    const pgEnv = { PGPASSWORD: role.password, PGSSLMODE: 'disable' };
+    const init = await sh('pgbench', ['-i', '-q', '-s', String(SCALE), '-h', db.info.host, '-p', String(db.info.port), '-U', role.user, 'ehr'], pgEnv);
+    if (init.code !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`);
+    const policy = join(dir, 'phigate.yaml');
+    writeFileSync(policy, `version: 1
+identity:
+  issuers:
+    - issuer: ${idp.issuer}
+      audience: phigate
+connections:
+  ehr:
+    upstream: postgres://${role.user}@${db.info.host}:${db.info.port}/${db.info.database}
+    password_env: EHR_DB_PASSWORD
+    tls: disable
+    allow_groups: [engineering]
+`);
+    const server = await startPhigate(['server', '--config', policy, '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-level', 'warn'],
+      { EHR_DB_PASSWORD: role.password }, /listening on (http:\/\/[\d.]+:\d+)/);
+    procs.push(server.proc);
+    const connect = await startPhigate(['connect', 'ehr', '--server', server.match[1]!],
+      { PHIGATE_TOKEN: await idp.mint('alice') }, /Listening on 127\.0\.0\.1:(\d+)/);
+    procs.push(connect.proc);
+    const gwPort = Number(connect.match[1]);
+
+    const rows: string[] = [];
+    const summary: Record<string, number> = {};
+    for (const clients of [1, 8]) {
+      let direct: PgbenchResult | undefined;
+      let via: PgbenchResult | undefined;
+      let cpuServer = Infinity;
+      let cpuClient = Infinity;
+      for (let round = 0; round < ROUNDS; round++) {
+        const d = await pgbench(db.info.host, db.info.port, role.user, clients, pgEnv);
+        if (!direct || d.tps > direct.tps) direct = d;
+        const s0 = cpuMicros(server.proc.pid!);
+        const c0 = cpuMicros(connect.proc.pid!);
+        const g = await pgbench('127.0.0.1', gwPort, 'alice', clients, { PGSSLMODE: 'disable' });
+        cpuServer = Math.min(cpuServer, (cpuMicros(server.proc.pid!) - s0) / g.transactions);
+        cpuClient = Math.min(cpuClient, (cpuMicros(connect.proc.pid!) - c0) / g.transactions);
+        if (!via || g.tps > via.tps) via = g;
+      }
+      const ratio = via!.tps / direct!.tps;
+      summary[`tps_ratio_${clients}`] = ratio;
+      rows.push(
+        `${String(clients).padStart(7)}  ${fmt(direct!.tps).padStart(10)}  ${fmt(via!.tps).padStart(10)}  ${fmt(ratio, 2).padStart(5)}x` +
+          `  ${fmt(direct!.latencyMs, 3).padStart(8)}  ${fmt(via!.latencyMs, 3).padStart(8)}  ${fmt(via!.latencyMs - direct!.latencyMs, 3).padStart(8)}` +
+          `  ${fmt(cpuServer, 0).padStart(6)}  ${fmt(cpuClient, 0).padStart(6)}`,
+      );
+    }
+    process.stdout.write('\nData path (pgbench -S, simple protocol; latency in ms; CPU in us per transaction)\n');
+    process.stdout.write('clients  direct TPS  phigate TPS  ratio  direct ms  phigate ms  added ms  srv CPU  cli CPU\n');
+    for (const r of rows) process.stdout.write(`${r}\n`);
+    process.stdout.write(`\nsummary ${JSON.stringify(Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, Number(v.toFixed(3))])))}\n`);
+  } finally {
+    for (const p of procs) p.kill('SIGTERM');
+    await idp.close();
+    await db.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

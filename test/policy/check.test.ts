@@ -1,0 +1,45 @@
+// `phigate policy check` and the policy version (SHA-256 of the canonical form).
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { policyVersion } from '../../src/policy/version.js';
+import { run } from '../support/harness.js';
+
+const POLICY = `version: 1
+connections:
+  ehr:
+    upstream: postgres://svc@db:5432/ehr
+    allow_groups: [engineering]
+default: allow
+`;
+
+describe('policy version', () => {
+  it('ignores formatting, comments and key order but not content', () => {
+    const reformatted = `# comment\ndefault: allow\nconnections: { ehr: { allow_groups: [ engineering ], upstream: "postgres://svc@db:5432/ehr" } }\nversion: 1\n`;
+    expect(policyVersion(reformatted)).toBe(policyVersion(POLICY));
+    expect(policyVersion(POLICY.replace('default: allow', 'default: block'))).not.toBe(policyVersion(POLICY));
+    expect(policyVersion(POLICY)).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+});
+
+describe('phigate policy check', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'phigate-check-'));
+
+  it('prints the version of a valid file and exits 0', async () => {
+    const file = join(dir, 'ok.yaml');
+    writeFileSync(file, POLICY);
+    const p = run(['policy', 'check', file, '--json']);
+    expect((await p.exited).code).toBe(0);
+    const out = JSON.parse(p.stdout());
+    expect(out).toMatchObject({ valid: true, version: policyVersion(POLICY), connections: ['ehr'], default: 'allow' });
+  });
+
+  it('names file, line and key of an error and exits 1', async () => {
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, POLICY.replace('default: allow', 'default: maybe'));
+    const p = run(['policy', 'check', file]);
+    expect((await p.exited).code).toBe(1);
+    expect(p.stderr()).toMatch(/bad\.yaml:6:10: default: expected one of allow, block, got "maybe"/);
+  });
+});
