@@ -6,7 +6,8 @@ import { connectCommand } from './commands/connect.js';
 import { execCommand } from './commands/exec.js';
 import { policyCommand } from './commands/policy.js';
 
-export const VERSION = '0.1.0';
+export { VERSION } from '../version.js';
+import { VERSION } from '../version.js';
 
 export function buildProgram(): Command {
   const program = new Command('phigate')

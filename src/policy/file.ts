@@ -11,6 +11,9 @@ export interface IssuerPolicy {
   audience: string;
   groupsClaim: string;
   jwksUri?: string;
+  /** Public client `phigate login` uses for the device flow against this issuer (advertised by the server). */
+  cliClientId?: string;
+  cliScopes?: string[];
 }
 
 export interface ConnectionPolicy {
@@ -42,7 +45,7 @@ const TOP_KEYS = new Set(['version', 'identity', 'connections', 'rules', 'defaul
 const CONNECTION_KEYS = new Set([
   'type', 'upstream', 'password_env', 'password_file', 'tls', 'tls_ca_file', 'allow_groups', 'access_approval',
 ]);
-const ISSUER_KEYS = new Set(['issuer', 'audience', 'groups_claim', 'jwks_uri']);
+const ISSUER_KEYS = new Set(['issuer', 'audience', 'groups_claim', 'jwks_uri', 'cli_client_id', 'cli_scopes']);
 const CONNECTION_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** Cursor over the YAML tree that reports errors at the offending node's line. */
@@ -145,6 +148,8 @@ export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
           groupsClaim: m.has('groups_claim') ? r.string(m.get('groups_claim'), `${key}.groups_claim`) : 'groups',
         };
         if (m.has('jwks_uri')) entry.jwksUri = r.string(m.get('jwks_uri'), `${key}.jwks_uri`);
+        if (m.has('cli_client_id')) entry.cliClientId = r.string(m.get('cli_client_id'), `${key}.cli_client_id`);
+        if (m.has('cli_scopes')) entry.cliScopes = r.strings(m.get('cli_scopes'), `${key}.cli_scopes`);
         issuers.push(entry);
       });
     }

@@ -6,7 +6,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { WebSocketServer } from 'ws';
-import { AuthError, TokenVerifier, bearerToken, type Identity } from '../auth/index.js';
+import { AuthError, TokenVerifier, bearerToken, type Identity, type IssuerConfig } from '../auth/index.js';
 import type { ConnectionPolicy, PolicyFile } from '../policy/file.js';
 import {
   CONNECTIONS_PATH, HEADER_REASON, HEADER_SESSION_LABEL, REFUSAL_STATUS, TUNNEL_PATH_PREFIX,
@@ -18,6 +18,17 @@ import { ClientSession } from './session.js';
 import { resolveUpstreamTarget } from './targets.js';
 import { parseUpstreamUrl, type UpstreamTarget } from './upstream.js';
 import type { Logger } from './log.js';
+import { createDevIssuer, DEV_MOUNT, type DevIssuer } from '../auth/dev-issuer.js';
+import { VERSION } from '../version.js';
+
+/** What `phigate login` needs to know about how to obtain a token for this gateway. */
+export interface LoginInfo {
+  issuer: string;
+  client_id: string;
+  audience: string;
+  scopes: string[];
+  server_version: string;
+}
 
 export interface GatewayOptions {
   policy: PolicyFile;
@@ -30,6 +41,8 @@ export interface GatewayOptions {
   resolveTarget?: (conn: ConnectionPolicy) => UpstreamTarget;
   /** Largest single WebSocket message accepted from a client. */
   maxMessageBytes?: number;
+  /** Dev mode: run an OpenID Provider under /oidc and trust it (loopback only). */
+  dev?: { stateDir: string; accessTokenTtlSec?: number };
 }
 
 class Refused extends Error {
@@ -47,12 +60,12 @@ export class Gateway {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Set<ClientSession>();
   readonly cancels = new CancelRegistry();
-  private readonly verifier: TokenVerifier;
+  private verifier?: TokenVerifier;
+  private devIssuer?: DevIssuer;
   private policy: PolicyFile;
 
   constructor(private readonly opts: GatewayOptions) {
     this.policy = opts.policy;
-    this.verifier = opts.verifier ?? verifierFor(opts.policy);
     this.wss = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false,
@@ -92,7 +105,29 @@ export class Gateway {
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : this.opts.port;
     const host = this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host;
-    return { url: `${this.opts.tls ? 'https' : 'http'}://${host}:${port}`, port };
+    const url = `${this.opts.tls ? 'https' : 'http'}://${host}:${port}`;
+    // The dev issuer's URL contains the port, known only now; requests wait for it below.
+    const extra: IssuerConfig[] = [];
+    if (this.opts.dev) {
+      this.devIssuer = await createDevIssuer({ baseUrl: url, stateDir: this.opts.dev.stateDir, accessTokenTtlSec: this.opts.dev.accessTokenTtlSec });
+      extra.push({ issuer: this.devIssuer.issuer, audience: this.devIssuer.audience, groupsClaim: 'groups' });
+    }
+    this.verifier = this.opts.verifier ?? verifierFor(this.policy, extra);
+    return { url, port };
+  }
+
+  /** The login endpoint's answer: the dev issuer, else the first configured issuer with a CLI client. */
+  loginInfo(): LoginInfo | undefined {
+    if (this.devIssuer) {
+      const d = this.devIssuer;
+      return { issuer: d.issuer, client_id: d.clientId, audience: d.audience, scopes: d.scopes, server_version: VERSION };
+    }
+    const i = this.policy.issuers.find((x) => x.cliClientId);
+    if (!i?.cliClientId) return undefined;
+    return {
+      issuer: i.issuer, client_id: i.cliClientId, audience: i.audience,
+      scopes: i.cliScopes ?? ['openid', 'offline_access'], server_version: VERSION,
+    };
   }
 
   /** Stops accepting, ends every session with an admin-shutdown error, closes the listener. */
@@ -109,12 +144,22 @@ export class Gateway {
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (this.devIssuer && (url.pathname === DEV_MOUNT || url.pathname.startsWith(`${DEV_MOUNT}/`))) {
+      this.devIssuer.handle(req, res);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendJson(res, 405, { error: 'method_not_allowed', message: `${req.method} is not supported on ${url.pathname}` });
       return;
     }
     if (url.pathname === '/healthz') {
       sendJson(res, 200, { status: 'ok', sessions: this.sessions.size });
+      return;
+    }
+    if (url.pathname === '/.well-known/phigate') {
+      const info = this.loginInfo();
+      if (info) sendJson(res, 200, info);
+      else sendJson(res, 404, { error: 'login_unavailable', message: 'this gateway advertises no interactive login; use a workload token (PHIGATE_TOKEN) or ask the operator to set cli_client_id on an issuer' });
       return;
     }
     if (url.pathname === CONNECTIONS_PATH) {
@@ -193,6 +238,7 @@ export class Gateway {
   }
 
   private async authenticate(req: IncomingMessage): Promise<Identity> {
+    if (!this.verifier) throw new Refused('unavailable', 'the gateway is still starting');
     try {
       return await this.verifier.verify(bearerToken(req.headers.authorization));
     } catch (err) {
@@ -215,12 +261,14 @@ export class Gateway {
   }
 }
 
-export function verifierFor(policy: PolicyFile): TokenVerifier {
-  const allowHttp = policy.issuers.every((i) => !i.issuer.startsWith('http:') || isLoopbackUrl(i.issuer));
-  return new TokenVerifier(
-    policy.issuers.map((i) => ({ issuer: i.issuer, audience: i.audience, groupsClaim: i.groupsClaim, jwksUri: i.jwksUri })),
-    { allowHttp },
-  );
+export function verifierFor(policy: PolicyFile, extra: IssuerConfig[] = []): TokenVerifier {
+  const issuers: IssuerConfig[] = [
+    ...policy.issuers.map((i) => ({ issuer: i.issuer, audience: i.audience, groupsClaim: i.groupsClaim, jwksUri: i.jwksUri })),
+    ...extra,
+  ];
+  // Plain-http issuers are trusted only on loopback (tests, dev mode); anywhere else tokens need TLS.
+  const allowHttp = issuers.every((i) => !i.issuer.startsWith('http:') || isLoopbackUrl(i.issuer));
+  return new TokenVerifier(issuers, { allowHttp });
 }
 
 function isLoopbackUrl(u: string): boolean {

@@ -25,6 +25,7 @@ interface ServerOptions {
   tlsKey?: string;
   logFormat: 'text' | 'json';
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  dev?: boolean;
 }
 
 export function serverCommand(): Command {
@@ -35,6 +36,7 @@ export function serverCommand(): Command {
     .option('--data-dir <dir>', `where evidence and state are kept (default: ${defaultDataDir()})`)
     .option('--tls-cert <file>', 'PEM certificate for HTTPS/WSS')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
+    .option('--dev', 'development mode: run a built-in OpenID Provider with dev identities (loopback only)')
     .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
     .addOption(new Option('--log-level <level>', 'least severe level logged').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(async (opts: ServerOptions) => runServer(opts));
@@ -46,6 +48,10 @@ async function runServer(opts: ServerOptions): Promise<void> {
     listen = parseHostPort(opts.listen);
   } catch (err) {
     throw new PhigateError(`--listen: ${(err as Error).message}`, ExitCode.Usage);
+  }
+  if (opts.dev && !isLoopbackHost(listen.host)) {
+    throw new PhigateError(`--dev refuses to listen on ${listen.host}: dev identities must never be reachable from the network`,
+      ExitCode.Usage, 'use --listen 127.0.0.1:PORT');
   }
   if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) {
     throw new PhigateError('--tls-cert and --tls-key go together', ExitCode.Usage);
@@ -70,7 +76,11 @@ async function runServer(opts: ServerOptions): Promise<void> {
     }
   }
   const log = createLogger({ format: opts.logFormat, level: opts.logLevel });
-  const gateway = new Gateway({ policy, host: listen.host, port: listen.port, tls, log });
+  const devTtl = Number(process.env['PHIGATE_DEV_ACCESS_TOKEN_TTL'] ?? '') || undefined;
+  const gateway = new Gateway({
+    policy, host: listen.host, port: listen.port, tls, log,
+    dev: opts.dev ? { stateDir: join(dataDir, 'dev-issuer'), accessTokenTtlSec: devTtl } : undefined,
+  });
   let started: { url: string };
   try {
     started = await gateway.start();
@@ -81,6 +91,10 @@ async function runServer(opts: ServerOptions): Promise<void> {
   }
   log.info('server started', { url: started.url, connections: [...policy.connections.keys()].join(','), data_dir: dataDir });
   process.stdout.write(`phigate server listening on ${started.url}\n`);
+  if (opts.dev) {
+    process.stdout.write(`dev mode: OpenID Provider at ${started.url}/oidc with identities alice, bob, carol, agent\n` +
+      `  log in with: phigate login --server ${started.url}\n`);
+  }
   await new Promise<void>((resolveStop) => {
     const stop = (signal: string): void => {
       log.info('server stopping', { signal });
@@ -89,4 +103,8 @@ async function runServer(opts: ServerOptions): Promise<void> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+}
+
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

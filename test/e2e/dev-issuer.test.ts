@@ -1,0 +1,102 @@
+// `phigate server --dev`: the built-in OpenID Provider issues tokens the gateway itself trusts,
+// through the device flow (browser step driven over HTTP), refresh tokens and client credentials.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run, type Proc } from '../support/harness.js';
+import { driveDeviceVerification } from '../support/device-browser.js';
+
+let dir: string;
+let server: Proc;
+let url: string;
+
+const form = (o: Record<string, string>): RequestInit => ({
+  method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(o),
+});
+const claimsOf = (jwt: string): Record<string, unknown> => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString());
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'phigate-dev-'));
+  writeFileSync(join(dir, 'p.yaml'), 'version: 1\nconnections:\n  ehr:\n    upstream: postgres://u@127.0.0.1:1/ehr\n    tls: disable\n    allow_groups: [engineering, ai-agents]\n');
+  server = run(['server', '--dev', '--config', join(dir, 'p.yaml'), '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data')]);
+  url = (await server.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/))[1]!;
+});
+afterAll(async () => {
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function deviceLogin(identity: string): Promise<Record<string, string>> {
+  const info = (await (await fetch(`${url}/.well-known/phigate`)).json()) as { issuer: string; client_id: string; scopes: string[] };
+  const auth = (await (await fetch(`${info.issuer}/device/auth`, form({ client_id: info.client_id, scope: info.scopes.join(' ') }))).json()) as Record<string, string>;
+  await driveDeviceVerification(auth['verification_uri_complete']!, identity);
+  return (await (await fetch(`${info.issuer}/token`, form({
+    client_id: info.client_id, grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: auth['device_code']!,
+  }))).json()) as Record<string, string>;
+}
+
+describe('phigate server --dev', () => {
+  it('advertises its issuer and CLI client at /.well-known/phigate', async () => {
+    const res = await fetch(`${url}/.well-known/phigate`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({
+      issuer: `${url}/oidc`, client_id: 'phigate-cli', audience: 'phigate',
+      scopes: expect.arrayContaining(['openid', 'offline_access']), server_version: expect.any(String),
+    });
+  });
+
+  it('device flow: picking bob yields a token the gateway accepts as bob, with a refresh token', async () => {
+    const tok = await deviceLogin('bob');
+    expect(tok['error']).toBeUndefined();
+    expect(claimsOf(tok['access_token']!)).toMatchObject({ sub: 'bob', aud: 'phigate', groups: ['privacy-officers'], iss: `${url}/oidc` });
+    const list = await fetch(`${url}/v1/connections`, { headers: { authorization: `Bearer ${tok['access_token']}` } });
+    expect(list.status).toBe(200);
+    expect(await list.json()).toEqual({ connections: [] }); // bob is no engineer
+    const refreshed = (await (await fetch(`${url}/oidc/token`, form({
+      client_id: 'phigate-cli', grant_type: 'refresh_token', refresh_token: tok['refresh_token']!,
+    }))).json()) as Record<string, string>;
+    expect(claimsOf(refreshed['access_token']!)).toMatchObject({ sub: 'bob', groups: ['privacy-officers'] });
+  });
+
+  it('device flow: alice may use ehr as a human', async () => {
+    const tok = await deviceLogin('alice');
+    const pre = await fetch(`${url}/v1/connections/ehr`, { headers: { authorization: `Bearer ${tok['access_token']}` } });
+    expect(await pre.json()).toMatchObject({ identity: { name: 'alice', kind: 'human', groups: ['engineering'] } });
+  });
+
+  it('device flow: aborting at the confirmation page denies the login', async () => {
+    const tok = await deviceLogin('abort');
+    expect(tok['error']).toBe('access_denied');
+  });
+
+  it('client credentials: dev-agent / dev-agent-secret is a service identity in ai-agents', async () => {
+    const res = await fetch(`${url}/oidc/token`, {
+      ...form({ grant_type: 'client_credentials' }),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('dev-agent:dev-agent-secret').toString('base64')}` },
+    });
+    const tok = (await res.json()) as Record<string, string>;
+    const pre = await fetch(`${url}/v1/connections/ehr`, { headers: { authorization: `Bearer ${tok['access_token']}` } });
+    expect(await pre.json()).toMatchObject({ identity: { subject: 'dev-agent', kind: 'service', groups: ['ai-agents'] } });
+    const bad = await fetch(`${url}/oidc/token`, {
+      ...form({ grant_type: 'client_credentials' }),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('dev-agent:wrong').toString('base64')}` },
+    });
+    expect(bad.status).toBe(401);
+  });
+
+  it('refuses to listen on a non-loopback address', async () => {
+    const p = run(['server', '--dev', '--config', join(dir, 'p.yaml'), '--listen', '0.0.0.0:0', '--data-dir', join(dir, 'd2')]);
+    expect((await p.exited).code).toBe(2);
+    expect(p.stderr()).toMatch(/--dev refuses to listen on 0\.0\.0\.0/);
+  });
+
+  it('without --dev and without cli_client_id, says login is unavailable', async () => {
+    const p = run(['server', '--config', join(dir, 'p.yaml'), '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'd3')]);
+    const plain = (await p.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/))[1]!;
+    const res = await fetch(`${plain}/.well-known/phigate`);
+    await p.stop();
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ error: 'login_unavailable' });
+  });
+});
