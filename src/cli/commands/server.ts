@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { loadPolicyFile } from '../../policy/file.js';
+import { loadPolicyFile, type PolicyFile } from '../../policy/file.js';
 import { PolicyFileError } from '../../policy/errors.js';
 import { Gateway } from '../../server/gateway.js';
 import { createLogger } from '../../server/log.js';
@@ -65,6 +65,12 @@ async function runServer(opts: ServerOptions): Promise<void> {
     }
     throw err;
   }
+  const unenforced = unenforcedSections(policy);
+  if (unenforced.length > 0) {
+    // Fail closed: a policy that asks for decisions this build cannot make must not look enforced.
+    throw new PhigateError(`policy ${opts.config} uses ${unenforced.join(', ')}, which this version of phigate does not enforce yet; refusing to start`,
+      ExitCode.Error, 'remove those sections, or upgrade phigate');
+  }
   const dataDir = resolve(opts.dataDir ?? defaultDataDir());
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   let tls: { cert: Buffer; key: Buffer } | undefined;
@@ -107,4 +113,13 @@ async function runServer(opts: ServerOptions): Promise<void> {
 
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Policy sections whose enforcement has not landed yet (statement rules, masking). */
+export function unenforcedSections(policy: PolicyFile): string[] {
+  const out: string[] = [];
+  if (policy.rules.length > 0) out.push('rules');
+  if (policy.default === 'block') out.push('default: block');
+  if (policy.masking !== null && policy.masking !== undefined) out.push('masking');
+  return out;
 }
