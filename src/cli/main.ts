@@ -5,6 +5,11 @@ import { serverCommand } from './commands/server.js';
 import { connectCommand } from './commands/connect.js';
 import { execCommand } from './commands/exec.js';
 import { policyCommand } from './commands/policy.js';
+import { loginCommand } from './commands/login.js';
+import { logoutCommand } from './commands/logout.js';
+import { whoamiCommand } from './commands/whoami.js';
+import { connectionsCommand } from './commands/connections.js';
+import { demoCommand } from './commands/demo.js';
 
 export { VERSION } from '../version.js';
 import { VERSION } from '../version.js';
@@ -16,7 +21,7 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .showSuggestionAfterError()
     .exitOverride();
-  for (const cmd of [serverCommand(), connectCommand(), execCommand(), policyCommand()]) {
+  for (const cmd of [serverCommand(), demoCommand(), loginCommand(), logoutCommand(), whoamiCommand(), connectionsCommand(), connectCommand(), execCommand(), policyCommand()]) {
     program.addCommand(cmd);
   }
   for (const cmd of allCommands(program)) {

@@ -1,0 +1,53 @@
+// Runs setup SQL for the demo over phigate's own upstream connector and codec (no extra client
+// library at run time): one simple-protocol query, rows returned as text, errors thrown.
+import { serialize } from 'pg-protocol';
+import { BackendFramer, ProtocolError, decodeDataRow, decodeErrorFields } from '../pg/index.js';
+import { connectUpstream, type UpstreamTarget } from '../server/upstream.js';
+
+export class SqlError extends Error {
+  constructor(message: string, readonly code: string) {
+    super(message);
+    this.name = 'SqlError';
+  }
+}
+
+export async function runSql(target: UpstreamTarget, sql: string): Promise<(string | null)[][]> {
+  const up = await connectUpstream(target, { application_name: 'phigate-demo-setup' });
+  const sock = up.socket;
+  const framer = new BackendFramer();
+  const rows: (string | null)[][] = [];
+  let failure: Error | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const onFrames = (chunk: Buffer): void => {
+        const frames = framer.push(chunk);
+        if (frames instanceof ProtocolError) return reject(frames);
+        for (const f of frames) {
+          if (f.type === 0x44) {
+            const row = decodeDataRow(f.body);
+            if (row instanceof ProtocolError) return reject(row);
+            rows.push(row.map((v) => (v === null ? null : v.toString('utf8'))));
+          } else if (f.type === 0x54) {
+            rows.length = 0; // a new result set: keep only the last one
+          } else if (f.type === 0x45) {
+            const e = decodeErrorFields(f.body);
+            failure = e instanceof ProtocolError ? e : new SqlError(e.message, e.code);
+          } else if (f.type === 0x5a) {
+            return resolve();
+          }
+        }
+      };
+      sock.on('data', onFrames);
+      sock.once('error', reject);
+      sock.once('close', () => reject(new Error('the database closed the connection')));
+      if (up.leftover.length > 0) onFrames(up.leftover);
+      sock.resume();
+      sock.write(serialize.query(sql));
+    });
+  } finally {
+    sock.removeAllListeners('close');
+    sock.end(serialize.end());
+  }
+  if (failure) throw failure;
+  return rows;
+}

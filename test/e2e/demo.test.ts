@@ -1,0 +1,37 @@
+// `phigate demo` on embedded defaults: starts, runs its tour through the real gateway, stops cleanly.
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from '../support/harness.js';
+
+describe('phigate demo', () => {
+  it('serves a synthetic EHR through the gateway, tours it, and shuts down on Ctrl-C', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'phigate-demo-'));
+    const demo = run(['demo', '--listen', '127.0.0.1:0', '--data-dir', dir]);
+    try {
+      await demo.waitFor(/Press Ctrl-C to stop the demo/, 60_000);
+      const out = demo.stdout();
+      expect(out).toMatch(/gateway +http:\/\/127\.0\.0\.1:\d+ +\(dev mode/);
+      expect(out).toMatch(/10,000 synthetic patients/);
+      // the agent's psql ran through phigate exec and saw the whole table
+      expect(out).toMatch(/^ +10000 \| 19\d\d-\d\d-\d\d$/m);
+      const url = /gateway +(http:\/\/127\.0\.0\.1:\d+)/.exec(out)![1]!;
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      demo.proc.kill('SIGINT');
+      const { code } = await demo.exited;
+      expect(code).toBe(0);
+      expect(demo.stdout()).toMatch(/stopping/);
+      await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+    } finally {
+      await demo.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a non-loopback address', async () => {
+    const demo = run(['demo', '--listen', '0.0.0.0:0']);
+    expect((await demo.exited).code).toBe(2);
+    expect(demo.stderr()).toMatch(/loopback only/);
+  });
+});
