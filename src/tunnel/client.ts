@@ -16,7 +16,8 @@ const HIGH_WATER = 4 * 1024 * 1024;
 export interface TunnelOptions {
   serverUrl: string;
   connection: string;
-  token: () => string;
+  /** Called for every stream: a stored login may renew itself in between. */
+  token: () => Promise<string>;
   label?: string;
   reason?: string;
   /** How long a new local connection keeps retrying an unreachable gateway. */
@@ -26,7 +27,7 @@ export interface TunnelOptions {
 }
 
 export async function preflight(opts: Pick<TunnelOptions, 'serverUrl' | 'connection' | 'token'>): Promise<PreflightResponse> {
-  const token = opts.token();
+  const token = await opts.token();
   let res: Response;
   try {
     res = await fetch(`${opts.serverUrl}${CONNECTIONS_PATH}/${encodeURIComponent(opts.connection)}`, {
@@ -44,15 +45,14 @@ export async function preflight(opts: Pick<TunnelOptions, 'serverUrl' | 'connect
 /** Outcome of trying to open one stream. */
 type OpenResult = { ws: WebSocket } | { refused: PhigateError } | { unreachable: Error };
 
-function openStream(opts: TunnelOptions): Promise<OpenResult> {
+async function openStream(opts: TunnelOptions): Promise<OpenResult> {
+  let token: string;
+  try {
+    token = await opts.token();
+  } catch (err) {
+    return { refused: err as PhigateError };
+  }
   return new Promise((resolve) => {
-    let token: string;
-    try {
-      token = opts.token();
-    } catch (err) {
-      resolve({ refused: err as PhigateError });
-      return;
-    }
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, [HEADER_CLIENT]: 'phigate-cli/0.1' };
     if (opts.label) headers[HEADER_SESSION_LABEL] = opts.label;
     if (opts.reason) headers[HEADER_REASON] = opts.reason;

@@ -51,7 +51,7 @@ async function pickConnection(serverUrl: string, token: string): Promise<string>
 async function runExec(command: string[], opts: ExecOptions): Promise<number> {
   const ctx = resolveContext(opts);
   const say = (line: string): void => void process.stderr.write(`${line}\n`);
-  const connection = opts.connection ?? (await pickConnection(ctx.serverUrl, ctx.token()));
+  const connection = opts.connection ?? (await pickConnection(ctx.serverUrl, await ctx.token()));
   const info = await preflight({ serverUrl: ctx.serverUrl, connection, token: ctx.token });
   const label = opts.name ?? 'exec';
   const listener = await startLocalListener({
