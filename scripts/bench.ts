@@ -1,14 +1,14 @@
 // `npm run bench`: measures phigate against a direct connection in the same run, on this machine.
 // Data path: pgbench -S (select-only) with 1 and 8 clients, direct vs through `phigate connect` →
 // `phigate server`; prints TPS, mean latency, the ratio, and the gateway's CPU per transaction.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { startTestPostgres } from '../test/support/postgres.js';
 import { startTestIdp } from '../test/support/oidc.js';
+import { run, type Proc } from '../test/support/proc.js';
 
-const BIN = resolve(import.meta.dirname, '../../bin/phigate.js');
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
 const SCALE = Number(process.env['BENCH_SCALE'] ?? 10);
@@ -49,21 +49,6 @@ function cpuMicros(pid: number): number {
   return (ticks * 1_000_000) / 100; // USER_HZ is 100 on Linux
 }
 
-function startPhigate(args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<{ proc: ChildProcess; match: RegExpMatchArray }> {
-  return new Promise((res, rej) => {
-    const proc = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    proc.stderr!.on('data', (d: Buffer) => (err += d));
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d;
-      const m = ready.exec(out);
-      if (m) res({ proc, match: m });
-    });
-    proc.once('exit', (code) => rej(new Error(`phigate ${args[0]} exited (${code}): ${err}`)));
-  });
-}
-
 function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
@@ -73,7 +58,7 @@ async function main(): Promise<void> {
   const db = await startTestPostgres();
   const idp = await startTestIdp({ identities: { alice: ['engineering'] } });
   const dir = mkdtempSync(join(tmpdir(), 'phigate-bench-'));
-  const procs: ChildProcess[] = [];
+  const procs: Proc[] = [];
   try {
     const role = db.info.roles.scram;
     const pgEnv = { PGPASSWORD: role.password, PGSSLMODE: 'disable' };
@@ -92,13 +77,13 @@ connections:
     tls: disable
     allow_groups: [engineering]
 `);
-    const server = await startPhigate(['server', '--config', policy, '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-level', 'warn'],
-      { EHR_DB_PASSWORD: role.password }, /listening on (http:\/\/[\d.]+:\d+)/);
-    procs.push(server.proc);
-    const connect = await startPhigate(['connect', 'ehr', '--server', server.match[1]!],
-      { PHIGATE_TOKEN: await idp.mint('alice') }, /Listening on 127\.0\.0\.1:(\d+)/);
-    procs.push(connect.proc);
-    const gwPort = Number(connect.match[1]);
+    const server = run(['server', '--config', policy, '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-level', 'warn'],
+      { EHR_DB_PASSWORD: role.password });
+    procs.push(server);
+    const serverUrl = (await server.waitFor(/listening on (http:\/\/[\d.]+:\d+)/))[1]!;
+    const connect = run(['connect', 'ehr', '--server', serverUrl], { PHIGATE_TOKEN: await idp.mint('alice') });
+    procs.push(connect);
+    const gwPort = Number((await connect.waitFor(/Listening on 127\.0\.0\.1:(\d+)/))[1]);
 
     const rows: string[] = [];
     const summary: Record<string, number> = {};
@@ -130,7 +115,7 @@ connections:
     for (const r of rows) process.stdout.write(`${r}\n`);
     process.stdout.write(`\nsummary ${JSON.stringify(Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, Number(v.toFixed(3))])))}\n`);
   } finally {
-    for (const p of procs) p.kill('SIGTERM');
+    await Promise.all(procs.map((p) => p.stop()));
     await idp.close();
     await db.stop();
     rmSync(dir, { recursive: true, force: true });

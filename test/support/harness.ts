@@ -1,14 +1,15 @@
 // End-to-end harness: a real `phigate server` process in front of the embedded PostgreSQL, a real
 // OpenID Provider minting tokens, and real `phigate connect` processes in front of the gateway.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { inject } from 'vitest';
 import { startTestIdp, type TestIdp } from './oidc.js';
 import type { TestPostgres } from './postgres.js';
+import { run, type Proc } from './proc.js';
 
-export const BIN = resolve(import.meta.dirname, '../../bin/phigate.js');
+export { BIN, run, type Proc } from './proc.js';
+
 
 export const IDENTITIES: Record<string, string[]> = {
   alice: ['engineering'],
@@ -16,72 +17,6 @@ export const IDENTITIES: Record<string, string[]> = {
   bob: ['privacy-officers'],
   mallory: ['marketing'],
 };
-
-export interface Proc {
-  proc: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  /** Resolves with the first stdout match of `re` (rejects if the process exits first). */
-  waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stop(signal?: NodeJS.Signals): Promise<void>;
-}
-
-export function run(args: string[], env: NodeJS.ProcessEnv = {}, opts: { cwd?: string } = {}): Proc {
-  const proc = spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, NO_COLOR: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    cwd: opts.cwd,
-  });
-  let out = '';
-  let err = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-    proc.once('exit', (code, signal) => res({ code, signal })));
-  return {
-    proc,
-    stdout: () => out,
-    stderr: () => err,
-    exited,
-    waitFor(re, timeoutMs = 15_000) {
-      return new Promise((res, rej) => {
-        const check = (): boolean => {
-          const m = re.exec(out);
-          if (m) {
-            cleanup();
-            res(m);
-            return true;
-          }
-          return false;
-        };
-        const onData = (): void => void check();
-        const timer = setTimeout(() => {
-          cleanup();
-          rej(new Error(`timed out waiting for ${re} in stdout; stdout=${out} stderr=${err}`));
-        }, timeoutMs);
-        const onExit = (): void => {
-          if (!check()) {
-            cleanup();
-            rej(new Error(`process exited before ${re}; stdout=${out} stderr=${err}`));
-          }
-        };
-        const cleanup = (): void => {
-          clearTimeout(timer);
-          proc.stdout!.off('data', onData);
-          proc.off('exit', onExit);
-        };
-        proc.stdout!.on('data', onData);
-        proc.once('exit', onExit);
-        check();
-      });
-    },
-    async stop(signal = 'SIGTERM') {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-      await exited;
-    },
-  };
-}
 
 export interface Gw {
   pg: TestPostgres;

