@@ -1,7 +1,9 @@
 // Loads and validates the policy file (SPEC.md §3): identity issuers and connections are typed here;
 // rules, default and masking are kept as validated-later sections for the policy and masking engines.
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node, type Document } from 'yaml';
+import { LineCounter, parseDocument, isSeq, isScalar, type Node, type Document } from 'yaml';
+import { Reader, describe } from './yaml-reader.js';
+import { parseRules, type Rule } from './rules.js';
 import { PolicyFileError } from './errors.js';
 
 export type TlsMode = 'disable' | 'require' | 'verify-full';
@@ -34,8 +36,8 @@ export interface PolicyFile {
   version: 1;
   issuers: IssuerPolicy[];
   connections: Map<string, ConnectionPolicy>;
-  /** Sections owned by the policy and masking engines, kept verbatim until they validate them. */
-  rules: unknown[];
+  rules: Rule[];
+  /** Owned by the masking engine, kept verbatim until it validates it. */
   default: 'allow' | 'block';
   masking: unknown;
   source: string;
@@ -47,64 +49,6 @@ const CONNECTION_KEYS = new Set([
 ]);
 const ISSUER_KEYS = new Set(['issuer', 'audience', 'groups_claim', 'jwks_uri', 'cli_client_id', 'cli_scopes']);
 const CONNECTION_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-
-/** Cursor over the YAML tree that reports errors at the offending node's line. */
-class Reader {
-  constructor(
-    private readonly file: string,
-    private readonly lines: LineCounter,
-  ) {}
-
-  fail(node: Node | null | undefined, key: string, problem: string): never {
-    const offset = node?.range?.[0];
-    const pos = offset === undefined ? undefined : this.lines.linePos(offset);
-    throw new PolicyFileError(this.file, pos?.line, pos?.col, key, problem);
-  }
-
-  map(node: Node | null | undefined, key: string, allowed: Set<string>): Map<string, Node | null> {
-    if (!isMap(node)) this.fail(node, key, `expected a mapping, got ${describe(node)}`);
-    const out = new Map<string, Node | null>();
-    for (const pair of node.items) {
-      const k = isScalar(pair.key) ? String(pair.key.value) : undefined;
-      if (k === undefined) this.fail(pair.key as Node, key, 'keys must be plain strings');
-      const path = key ? `${key}.${k}` : k;
-      if (allowed.size > 0 && !allowed.has(k)) {
-        this.fail(pair.key as Node, path, `unknown key; expected one of ${[...allowed].join(', ')}`);
-      }
-      if (out.has(k)) this.fail(pair.key as Node, path, 'duplicate key');
-      out.set(k, (pair.value as Node | null) ?? null);
-    }
-    return out;
-  }
-
-  string(node: Node | null | undefined, key: string): string {
-    if (!isScalar(node) || typeof node.value !== 'string' || node.value === '') {
-      this.fail(node, key, `expected a non-empty string, got ${describe(node)}`);
-    }
-    return node.value;
-  }
-
-  oneOf<T extends string>(node: Node | null | undefined, key: string, values: readonly T[]): T {
-    const v = isScalar(node) ? node.value : undefined;
-    if (typeof v !== 'string' || !values.includes(v as T)) {
-      this.fail(node, key, `expected one of ${values.join(', ')}, got ${describe(node)}`);
-    }
-    return v as T;
-  }
-
-  strings(node: Node | null | undefined, key: string): string[] {
-    if (!isSeq(node)) this.fail(node, key, `expected a list of strings, got ${describe(node)}`);
-    return node.items.map((item, i) => this.string(item as Node, `${key}[${i}]`));
-  }
-}
-
-function describe(node: Node | null | undefined): string {
-  if (node === null || node === undefined) return 'nothing';
-  if (isMap(node)) return 'a mapping';
-  if (isSeq(node)) return 'a list';
-  if (isScalar(node)) return node.value === null ? 'null' : JSON.stringify(node.value);
-  return 'an unsupported value';
-}
 
 export function loadPolicyFile(path: string): PolicyFile {
   let text: string;
@@ -195,15 +139,12 @@ export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
   }
   if (connections.size === 0) r.fail(connNode, 'connections', 'at least one connection is required');
 
-  const rulesNode = top.get('rules');
-  if (rulesNode !== undefined && rulesNode !== null && !isSeq(rulesNode)) {
-    r.fail(rulesNode, 'rules', `expected a list, got ${describe(rulesNode)}`);
-  }
+  const rules = parseRules(r, top.get('rules'));
   return {
     version: 1,
     issuers,
     connections,
-    rules: rulesNode ? (rulesNode.toJSON() as unknown[]) : [],
+    rules,
     default: top.has('default') ? r.oneOf(top.get('default'), 'default', ['allow', 'block'] as const) : 'allow',
     masking: top.get('masking')?.toJSON() ?? null,
     source: text,

@@ -1,0 +1,127 @@
+// Statement-level decisions: rules are evaluated first-match per statement; a query string's
+// decision is the most restrictive of its statements' (block > approve > allow). Pure.
+import type { IdentityKind, Rule, RuleAction, StatementKindName, TablePattern } from './rules.js';
+
+/** What decisions need from the classifier's output (see classify/). */
+export interface ClassifiedStatement {
+  kind: string;
+  tables: readonly { schema?: string; name: string }[];
+  writes: readonly { schema?: string; name: string }[];
+  modifiesData: boolean;
+  withoutWhere: boolean;
+  functions: readonly string[];
+  predicateColumns: readonly { table?: string; column: string }[];
+}
+
+export interface DecisionSubject {
+  name: string;
+  subject: string;
+  groups: readonly string[];
+  kind: IdentityKind;
+}
+
+export interface DecisionInput {
+  rules: readonly Rule[];
+  defaultAction: 'allow' | 'block';
+  connection: string;
+  identity: DecisionSubject;
+  /** `table.column` (lower case) of every masked column, for predicates_on_masked. */
+  maskedColumns?: ReadonlySet<string>;
+}
+
+export interface Decision {
+  action: RuleAction;
+  /** The deciding rule; absent when the default decided. */
+  rule?: string;
+  /** Why, in words fit for the client's error message and the audit record. */
+  reason: string;
+  approvers?: readonly string[];
+  timeoutMs?: number;
+  /** Index of the statement that decided (for multi-statement query strings). */
+  statementIndex?: number;
+  /** Every relation the query string touches, for approval requests and evidence. */
+  tables: string[];
+  kinds: string[];
+}
+
+const WRITE_KINDS: readonly StatementKindName[] = ['insert', 'update', 'delete', 'merge'];
+const SEVERITY: Record<RuleAction, number> = { allow: 0, approve: 1, block: 2 };
+
+export function decideStatements(statements: readonly ClassifiedStatement[], input: DecisionInput): Decision {
+  const tables = [...new Set(statements.flatMap((s) => s.tables.map(tableName)))];
+  const kinds = [...new Set(statements.map((s) => s.kind))];
+  let worst: Decision = { action: 'allow', reason: 'no statements', tables, kinds };
+  statements.forEach((st, i) => {
+    const d = decideOne(st, input);
+    if (i === 0 || SEVERITY[d.action] > SEVERITY[worst.action]) worst = { ...d, statementIndex: i, tables, kinds };
+  });
+  return worst;
+}
+
+function decideOne(st: ClassifiedStatement, input: DecisionInput): Omit<Decision, 'tables' | 'kinds'> {
+  for (const rule of input.rules) {
+    if (!matches(rule, st, input)) continue;
+    const base = { action: rule.action, rule: rule.name };
+    if (rule.action === 'block') return { ...base, reason: `blocked by rule "${rule.name}"${rule.message ? `: ${rule.message}` : ''}` };
+    if (rule.action === 'approve') {
+      return {
+        ...base, approvers: rule.approvers, timeoutMs: rule.timeoutMs,
+        reason: `rule "${rule.name}" requires approval by ${rule.approvers?.join(' or ')}${rule.message ? `: ${rule.message}` : ''}`,
+      };
+    }
+    return { ...base, reason: `allowed by rule "${rule.name}"` };
+  }
+  return input.defaultAction === 'block'
+    ? { action: 'block', reason: 'no rule allows this statement (default: block)' }
+    : { action: 'allow', reason: 'default: allow' };
+}
+
+function matches(rule: Rule, st: ClassifiedStatement, input: DecisionInput): boolean {
+  const w = rule.when;
+  if (w.connections && !w.connections.includes(input.connection)) return false;
+  if (w.groups && !w.groups.some((g) => input.identity.groups.includes(g))) return false;
+  if (w.users && !w.users.includes(input.identity.name) && !w.users.includes(input.identity.subject)) return false;
+  if (w.identityKinds && !w.identityKinds.includes(input.identity.kind)) return false;
+  if (w.statement && !kindMatches(w.statement, st)) return false;
+  if (w.tables && !st.tables.some((t) => w.tables!.some((p) => tableMatches(p, t)))) return false;
+  if (w.withoutWhere !== undefined && st.withoutWhere !== w.withoutWhere) return false;
+  if (w.functions && !st.functions.some((f) => w.functions!.some((p) => functionMatches(p, f)))) return false;
+  if (w.predicatesOnMasked !== undefined) {
+    const masked = input.maskedColumns ?? new Set<string>();
+    const onMasked = st.predicateColumns.some((c) => predicateOnMasked(c, masked));
+    if (onMasked !== w.predicatesOnMasked) return false;
+  }
+  return true;
+}
+
+function kindMatches(kinds: ReadonlySet<StatementKindName>, st: ClassifiedStatement): boolean {
+  if (kinds.has(st.kind as StatementKindName)) return true;
+  // A read that modifies data through a CTE (WITH d AS (DELETE ...) SELECT ...) counts as every
+  // write kind: the classifier does not say which, and over-matching errs on the safe side.
+  return st.modifiesData && WRITE_KINDS.some((k) => kinds.has(k));
+}
+
+/** Unqualified names in statements resolve through search_path, which is `public` unless changed. */
+export function tableMatches(p: TablePattern, t: { schema?: string; name: string }): boolean {
+  if (p.name !== '*' && p.name !== t.name) return false;
+  if (p.schema === undefined) return true;
+  return p.schema === (t.schema ?? 'public');
+}
+
+function functionMatches(pattern: string, fn: string): boolean {
+  if (pattern === fn) return true;
+  const bare = fn.slice(fn.lastIndexOf('.') + 1);
+  return !pattern.includes('.') && pattern === bare;
+}
+
+function predicateOnMasked(c: { table?: string; column: string }, masked: ReadonlySet<string>): boolean {
+  const col = c.column.toLowerCase();
+  if (c.table) return masked.has(`${c.table.toLowerCase()}.${col}`);
+  // An unqualified column could belong to any table in the statement: match by column name.
+  for (const m of masked) if (m.endsWith(`.${col}`)) return true;
+  return false;
+}
+
+export function tableName(t: { schema?: string; name: string }): string {
+  return t.schema ? `${t.schema}.${t.name}` : t.name;
+}
