@@ -152,6 +152,16 @@ describe('CredentialVault: where a login is stored', () => {
     expect(out).toEqual({ deleted: ['file'], problems: [] });
   });
 
+  it('a login kept in a keychain that cannot be reached now is exit 3 with what to do', async () => {
+    const keychain = new MemStore('keychain');
+    const vault = new CredentialVault({ home, keychain });
+    await vault.saveLogin(cred());
+    keychain.down = 'no Secret Service (no D-Bus session bus)';
+    await expect(vault.load('http://gw.test:7432', 'default')).rejects.toMatchObject({
+      exitCode: 3, message: /is in the mem keychain, which cannot be reached here \(no Secret Service/, hint: /--insecure-storage/,
+    });
+  });
+
   it('without a record in config.json finds a login in the file, else the keychain', async () => {
     const keychain = new MemStore('keychain');
     const vault = new CredentialVault({ home, keychain });

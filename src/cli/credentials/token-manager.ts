@@ -116,7 +116,13 @@ export class TokenManager {
       }
       this.renewals++;
       const next = applyTokens(cred, tokens, this.now());
-      await this.opts.vault.update(next, store);
+      try {
+        await this.opts.vault.update(next, store);
+      } catch (err) {
+        // This process can go on with the new tokens; the next command will find the old refresh
+        // token spent and ask for `phigate login`, which beats failing a running session now.
+        this.opts.debug?.(`could not store the renewed tokens in the ${store.description}: ${(err as Error).message}`);
+      }
       this.loaded = { cred: next, store };
       return next.accessToken;
     });

@@ -1,6 +1,7 @@
 // Decides where a (server, profile) credential lives: the OS keychain when one works, else the
 // plain-text file (with a warning at login), or the file silently with --insecure-storage.
 // Remembers the choice in config.json so later commands read the right store without probing.
+import { ExitCode, PhigateError } from '../errors.js';
 import { readConfig, updateConfig, type StoreKind } from './config.js';
 import { FileStore } from './file-store.js';
 import { KeychainStore } from './keychain.js';
@@ -75,7 +76,14 @@ export class CredentialVault {
     const recorded = readConfig(this.home).credentials[key]?.store;
     if (recorded) {
       const store = this.storeOf(recorded);
-      const cred = await store.load(key);
+      let cred: StoredCredential | undefined;
+      try {
+        cred = await store.load(key);
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError)) throw err;
+        throw new PhigateError(`your login to ${server} is in the ${store.description}, which cannot be reached here (${err.message})`,
+          ExitCode.NotAuthenticated, 'unlock the keychain, or run `phigate login --insecure-storage` to keep this login in a file');
+      }
       return cred ? { cred, store } : undefined;
     }
     // No record (config.json deleted or written by another tool): look in both, file first because it cannot prompt.
