@@ -1,0 +1,54 @@
+// The contract between the gateway's sessions (which hold statements) and the approval service
+// (which asks people and answers). Sessions only ever see `ApprovalRequestInput` and `Outcome`.
+
+export interface RequesterIdentity {
+  subject: string;
+  issuer: string;
+  name: string;
+  groups: readonly string[];
+  kind: 'human' | 'service' | 'agent';
+  /** exec --name label when the session is an agent's. */
+  label?: string;
+}
+
+export interface ApprovalRequestInput {
+  kind: 'statement';
+  requester: RequesterIdentity;
+  sessionId: string;
+  connection: string;
+  /** The statement with every literal redacted: no PHI ever enters an approval request. */
+  statement: string;
+  /** Fingerprint of the statement text, so "approve for this session" can release repeats. */
+  fingerprint: string;
+  rule: string;
+  reason: string;
+  tables: readonly string[];
+  approvers: readonly string[];
+  timeoutMs: number;
+}
+
+export type ApprovalScope = 'once' | 'session';
+
+export type Outcome =
+  | { approved: true; approver: string; reason?: string; scope: ApprovalScope }
+  | { approved: false; approver?: string; reason?: string; cause: 'denied' | 'timeout' | 'cancelled' | 'withdrawn' };
+
+export interface PendingApproval {
+  id: string;
+  /** Either a held statement or a just-in-time access request. */
+  input: ApprovalRequestInput;
+  createdAt: string;
+  expiresAt: string;
+}
+
+export interface ApprovalHandle {
+  id: string;
+  outcome: Promise<Outcome>;
+  /** The requester gave up (client cancelled or disconnected): resolves outcome as withdrawn. */
+  withdraw(why: string): void;
+}
+
+/** What a session needs from the approval service. */
+export interface ApprovalRequester {
+  request(input: ApprovalRequestInput): ApprovalHandle;
+}
