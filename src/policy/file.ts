@@ -32,18 +32,24 @@ export interface ConnectionPolicy {
   accessApproval?: { groups: string[]; approvers: string[]; maxDuration: string };
 }
 
+export interface ApprovalsPolicy {
+  /** Where approval requests and decisions are POSTed: JSON, with a Slack-compatible `text`. */
+  webhook?: { url: string; format: 'json' | 'slack' };
+}
+
 export interface PolicyFile {
   version: 1;
   issuers: IssuerPolicy[];
   connections: Map<string, ConnectionPolicy>;
   rules: Rule[];
+  approvals: ApprovalsPolicy;
   /** Owned by the masking engine, kept verbatim until it validates it. */
   default: 'allow' | 'block';
   masking: unknown;
   source: string;
 }
 
-const TOP_KEYS = new Set(['version', 'identity', 'connections', 'rules', 'default', 'masking']);
+const TOP_KEYS = new Set(['version', 'identity', 'connections', 'rules', 'default', 'masking', 'approvals']);
 const CONNECTION_KEYS = new Set([
   'type', 'upstream', 'password_env', 'password_file', 'tls', 'tls_ca_file', 'allow_groups', 'access_approval',
 ]);
@@ -140,11 +146,22 @@ export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
   if (connections.size === 0) r.fail(connNode, 'connections', 'at least one connection is required');
 
   const rules = parseRules(r, top.get('rules'));
+  const approvals: ApprovalsPolicy = {};
+  if (top.has('approvals')) {
+    const a = r.map(top.get('approvals'), 'approvals', new Set(['webhook']));
+    if (a.has('webhook')) {
+      const w = r.map(a.get('webhook'), 'approvals.webhook', new Set(['url', 'format']));
+      const url = r.string(w.get('url'), 'approvals.webhook.url');
+      if (!/^https?:\/\//.test(url)) r.fail(w.get('url'), 'approvals.webhook.url', 'expected an http(s) URL');
+      approvals.webhook = { url, format: w.has('format') ? r.oneOf(w.get('format'), 'approvals.webhook.format', ['json', 'slack'] as const) : 'json' };
+    }
+  }
   return {
     version: 1,
     issuers,
     connections,
     rules,
+    approvals,
     default: top.has('default') ? r.oneOf(top.get('default'), 'default', ['allow', 'block'] as const) : 'allow',
     masking: top.get('masking')?.toJSON() ?? null,
     source: text,
