@@ -45,6 +45,8 @@ export interface Decision {
 }
 
 const WRITE_KINDS: readonly StatementKindName[] = ['insert', 'update', 'delete', 'merge'];
+/** Kinds whose statement can carry a data-modifying CTE. */
+const READ_KINDS: readonly string[] = ['select', 'copy_to', 'declare'];
 const SEVERITY: Record<RuleAction, number> = { allow: 0, approve: 1, block: 2 };
 
 export function decideStatements(statements: readonly ClassifiedStatement[], input: DecisionInput): Decision {
@@ -98,7 +100,7 @@ function kindMatches(kinds: ReadonlySet<StatementKindName>, st: ClassifiedStatem
   if (kinds.has(st.kind as StatementKindName)) return true;
   // A read that modifies data through a CTE (WITH d AS (DELETE ...) SELECT ...) counts as every
   // write kind: the classifier does not say which, and over-matching errs on the safe side.
-  return st.modifiesData && WRITE_KINDS.some((k) => kinds.has(k));
+  return READ_KINDS.includes(st.kind) && st.writes.length > 0 && WRITE_KINDS.some((k) => kinds.has(k));
 }
 
 /** Unqualified names in statements resolve through search_path, which is `public` unless changed. */

@@ -95,8 +95,11 @@ describe('decisions', () => {
   });
 
   it('treats a data-modifying CTE inside a SELECT as a write', () => {
-    const d = decideStatements([st('select', ['patients'], { modifiesData: true, withoutWhere: false })], input());
+    const d = decideStatements([st('select', ['patients'], { modifiesData: true, writes: [{ name: 'patients' }] })], input());
     expect(d).toMatchObject({ action: 'approve', rule: 'phi-writes' });
+    // ... but an INSERT is not a DELETE
+    const p = parsePolicyFile(HEADER + 'rules:\n  - { name: r, when: { statement: [delete] }, action: block }\n');
+    expect(decideStatements([st('insert', ['visits'], { modifiesData: true, writes: [{ name: 'visits' }] })], input({ rules: p.rules })).action).toBe('allow');
   });
 
   it('matches bulk reads only without WHERE', () => {
