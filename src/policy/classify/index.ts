@@ -1,0 +1,191 @@
+// SQL classification for policy decisions: parse with the real PostgreSQL parser (libpg-query), describe each statement, cache by exact text.
+//
+// Pure and sans-I/O apart from loading the WASM module once (initClassifier). Everything that cannot
+// be classified with confidence comes back as { ok: false } so the caller refuses it (fail closed):
+// syntax errors, NUL characters, lone surrogates, statements nested deeper than the parser can safely
+// handle, and the short window after an internal parser fault while a fresh instance loads.
+import { nestingEstimate } from './lexer.js';
+import { ClassifierNotInitializedError, fingerprintOf, initParser, normalizedOf, parseTree, parserState } from './parser.js';
+import { redactComments, redactLiterals } from './redact.js';
+import { describe } from './describe.js';
+import { list, num, obj } from './ast.js';
+import type { Classification, Statement } from './types.js';
+
+export type { Classification, CopyInfo, PredicateColumn, Statement, StatementKind, TableRef } from './types.js';
+export { redactLiterals } from './redact.js';
+export { LIMIT_RESTRICTS_UP_TO } from './analyze.js';
+export { ClassifierNotInitializedError, parserState } from './parser.js';
+
+/**
+ * Largest nesting estimate (see nestingEstimate) accepted. The WASM parser overflowed the native stack
+ * at estimates of about 6,000 and above in measurements (nested CASE and subqueries are the cheapest
+ * shapes), so this leaves more than a 2x margin; real queries stay far below it.
+ */
+export const MAX_NESTING = 2500;
+
+/** Loads the WASM parser once. classify() throws ClassifierNotInitializedError until this has resolved. */
+export async function initClassifier(): Promise<void> {
+  await initParser();
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** An identifier/keyword or a short operator is echoed in errors; anything else may be a literal. */
+function safeToEcho(near: string): boolean {
+  return /^[A-Za-z_\u0080-\uFFFF][A-Za-z0-9_$\u0080-\uFFFF]{0,62}$/.test(near) || /^[^\w\s'"$\\]{1,3}$/.test(near);
+}
+
+/** The parser's message without any literal from the statement (PostgreSQL echoes the offending token). */
+export function sanitizeParserMessage(message: string): string {
+  const near = /^([\s\S]*?) at or near "([\s\S]*)"$/.exec(message);
+  let out: string;
+  if (near !== null) {
+    const [, head = '', token = ''] = near;
+    out = safeToEcho(token) ? `${head} at or near "${token}"` : `${head} at or near a literal (not shown)`;
+  } else {
+    out = message.replace(/"[^"]*"?|'[^']*'?/g, '(not shown)');
+  }
+  return out.length > 300 ? `${out.slice(0, 300)}...` : out;
+}
+
+interface Outcome {
+  result: Classification;
+  /** False when the refusal is transient (parser restarting), so it must not be cached. */
+  cacheable: boolean;
+}
+
+function refuse(error: string, position?: number): Classification {
+  return position === undefined ? { ok: false, error } : { ok: false, error, position };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    // Data properties only: reading the lazy getters here would compute them.
+    for (const descriptor of Object.values(Object.getOwnPropertyDescriptors(value))) {
+      if ('value' in descriptor) deepFreeze(descriptor.value);
+    }
+  }
+  return value;
+}
+
+function success(sql: string, statements: Statement[]): Classification {
+  // Computed on first use: each is another full pass of the WASM parser and most callers never read them.
+  let fingerprint: string | undefined;
+  let normalized: string | undefined;
+  const text = sql.length === 0 ? ' ' : sql;
+  return {
+    ok: true,
+    statements,
+    get fingerprint(): string {
+      if (fingerprint === undefined) {
+        const r = fingerprintOf(text);
+        fingerprint = r.ok ? r.value : '';
+      }
+      return fingerprint;
+    },
+    get normalized(): string {
+      if (normalized === undefined) {
+        const r = normalizedOf(text);
+        normalized = r.ok ? redactComments(r.value) : redactLiterals(sql);
+      }
+      return normalized;
+    },
+  };
+}
+
+function classifyOutcome(sql: string): Outcome {
+  if (parserState() === 'uninitialized') throw new ClassifierNotInitializedError();
+  if (typeof sql !== 'string') return { result: refuse('query text is not a string'), cacheable: false };
+  // PostgreSQL never sees text after a NUL (wire strings end there); the WASM parser would stop there too.
+  if (sql.includes('\0')) return { result: refuse('query text contains a NUL character'), cacheable: true };
+  if (LONE_SURROGATE.test(sql)) return { result: refuse('query text is not valid Unicode'), cacheable: true };
+
+  const depth = nestingEstimate(sql);
+  if (depth > MAX_NESTING) {
+    return {
+      result: refuse(`statement is nested too deeply to classify safely (estimated depth ${depth}, limit ${MAX_NESTING})`),
+      cacheable: true,
+    };
+  }
+  if (sql.length === 0) return { result: success(sql, []), cacheable: true };
+
+  const parsed = parseTree(sql);
+  if (!parsed.ok) {
+    if (parsed.reason === 'unavailable') return { result: refuse(parsed.message), cacheable: false };
+    return { result: refuse(sanitizeParserMessage(parsed.message), parsed.position), cacheable: true };
+  }
+
+  let statements: Statement[];
+  try {
+    let totalBytes: number | undefined;
+    statements = list(obj(parsed.value)?.stmts).map((raw) => {
+      const r = obj(raw) ?? {};
+      const start = num(r.stmt_location) ?? 0;
+      const len = num(r.stmt_len) ?? 0;
+      // stmt_len 0 means "to the end of the string".
+      const end = len > 0 ? start + len : (totalBytes ??= Buffer.byteLength(sql, 'utf8'));
+      return { ...describe(r.stmt), start, end };
+    });
+  } catch {
+    // Our own walk ran out of stack on a pathological tree; no WASM state is involved here.
+    return { result: refuse('statement is too complex to classify'), cacheable: true };
+  }
+  return { result: success(sql, statements), cacheable: true };
+}
+
+/** Classifies every statement in `sql`. Results are deeply frozen. Throws only if initClassifier() was not awaited. */
+export function classify(sql: string): Classification {
+  return deepFreeze(classifyOutcome(sql).result);
+}
+
+/** The text of one statement, from its UTF-8 byte span. */
+export function statementText(sql: string, statement: Pick<Statement, 'start' | 'end'>): string {
+  return Buffer.from(sql, 'utf8').subarray(statement.start, statement.end).toString('utf8');
+}
+
+/**
+ * LRU cache of classifications keyed by the exact query text, so a repeated statement costs a Map
+ * lookup. Transient refusals (parser restarting) are not cached; texts longer than maxTextLength are
+ * classified but not kept, so a few huge statements cannot crowd out the working set.
+ */
+export class ClassifierCache {
+  private readonly entries = new Map<string, Classification>();
+  private hits = 0;
+  private misses = 0;
+
+  constructor(
+    readonly maxEntries = 2000,
+    readonly maxTextLength = 64 * 1024,
+  ) {}
+
+  classify(sql: string): Classification {
+    const cached = this.entries.get(sql);
+    if (cached !== undefined) {
+      this.hits++;
+      this.entries.delete(sql);
+      this.entries.set(sql, cached);
+      return cached;
+    }
+    this.misses++;
+    const { result, cacheable } = classifyOutcome(sql);
+    deepFreeze(result);
+    if (cacheable && this.maxEntries > 0 && sql.length <= this.maxTextLength) {
+      this.entries.set(sql, result);
+      while (this.entries.size > this.maxEntries) {
+        const oldest = this.entries.keys().next();
+        if (oldest.done === true) break;
+        this.entries.delete(oldest.value);
+      }
+    }
+    return result;
+  }
+
+  stats(): { hits: number; misses: number; size: number } {
+    return { hits: this.hits, misses: this.misses, size: this.entries.size };
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
