@@ -30,21 +30,16 @@ describe('resolveContext', () => {
     expect(() => resolveContext({ server: 'ftp://x' }, {})).toThrow(PhigateError);
   });
 
-  it('reads the token from the file on every use, else from PHIGATE_TOKEN, else exits 3', () => {
+  it('reads the token from the file on every use, else from PHIGATE_TOKEN, else exits 3', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'phigate-ctx-'));
     const file = join(dir, 't');
     writeFileSync(file, 'one\n');
     const ctx = resolveContext({ tokenFile: file }, { PHIGATE_TOKEN: 'env' });
-    expect(ctx.token()).toBe('one');
+    expect(await ctx.token()).toBe('one');
     writeFileSync(file, 'two');
-    expect(ctx.token()).toBe('two');
-    expect(resolveContext({}, { PHIGATE_TOKEN: 'env' }).token()).toBe('env');
-    try {
-      resolveContext({}, {}).token();
-      expect.unreachable();
-    } catch (err) {
-      expect((err as PhigateError).exitCode).toBe(3);
-    }
+    expect(await ctx.token()).toBe('two');
+    expect(await resolveContext({}, { PHIGATE_TOKEN: 'env' }).token()).toBe('env');
+    await expect(resolveContext({}, { PHIGATE_HOME: dir }).token()).rejects.toMatchObject({ exitCode: 3 });
   });
 });
 
