@@ -19,6 +19,8 @@ import { resolveUpstreamTarget } from './targets.js';
 import { parseUpstreamUrl, type UpstreamTarget } from './upstream.js';
 import type { Logger } from './log.js';
 import { createDevIssuer, DEV_MOUNT, type DevIssuer } from '../auth/dev-issuer.js';
+import { ClassifierCache, initClassifier } from '../policy/classify/index.js';
+import type { ApprovalRequester } from '../approvals/types.js';
 import { VERSION } from '../version.js';
 
 /** What `phigate login` needs to know about how to obtain a token for this gateway. */
@@ -61,6 +63,8 @@ export class Gateway {
   private readonly sessions = new Set<ClientSession>();
   readonly cancels = new CancelRegistry();
   private verifier?: TokenVerifier;
+  /** Shared by all sessions: a repeated statement is classified once. */
+  readonly classifier = new ClassifierCache(5000);
   private devIssuer?: DevIssuer;
   private policy: PolicyFile;
 
@@ -77,7 +81,13 @@ export class Gateway {
     return this.sessions.size;
   }
 
+  /** The approval service sessions ask; undefined until approvals are wired, which fails holds closed. */
+  private approvalRequester(): ApprovalRequester | undefined {
+    return (this as unknown as { approvals?: ApprovalRequester }).approvals;
+  }
+
   async start(): Promise<{ url: string; port: number }> {
+    await initClassifier();
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.onRequest(req, res).catch((err: Error) => {
         this.opts.log.error('request failed', { path: req.url, error: err.message });
@@ -219,6 +229,9 @@ export class Gateway {
         cancels: this.cancels,
         log: this.opts.log,
         resolveTarget: this.opts.resolveTarget ?? ((c) => resolveUpstreamTarget(c)),
+        policy: () => this.policy,
+        classifier: this.classifier,
+        approvals: this.approvalRequester(),
         onClose: (s) => this.sessions.delete(s),
       });
       this.sessions.add(session);

@@ -6,13 +6,22 @@ import type { Socket } from 'node:net';
 import {
   FrontendParser, BackendFramer, ProtocolError, type FrontendMessage,
   authenticationOk, parameterStatus, backendKeyData, readyForQuery, errorResponse, noticeResponse, sslNo, negotiateProtocolVersion,
+  decodeErrorFieldMap, type ErrorFields,
 } from '../pg/index.js';
+import { randomBytes } from 'node:crypto';
+import { serialize } from 'pg-protocol';
+import type { ClassifierCache } from '../policy/classify/index.js';
+import type { Decision } from '../policy/decide.js';
+import { formatDuration } from '../policy/duration.js';
+import { DEFAULT_APPROVAL_TIMEOUT_MS } from '../policy/rules.js';
+import type { ApprovalHandle, ApprovalRequester, Outcome } from '../approvals/types.js';
+import { StatementGate, type Verdict } from './gate.js';
 import type { Identity } from '../auth/index.js';
-import type { ConnectionPolicy } from '../policy/file.js';
+import type { ConnectionPolicy, PolicyFile } from '../policy/file.js';
 import { connectUpstream, cancelUpstream, UpstreamError, type UpstreamSession, type UpstreamTarget } from './upstream.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import type { Logger } from './log.js';
-import { CloseCode } from '../tunnel/protocol.js';
+import { CloseCode, type ControlMessage } from '../tunnel/protocol.js';
 
 /** Startup parameters passed through to the upstream; anything else could change who we are there. */
 const FORWARDED_PARAMS = new Set([
@@ -32,8 +41,15 @@ export interface SessionOptions {
   cancels: CancelRegistry;
   log: Logger;
   resolveTarget: (conn: ConnectionPolicy) => UpstreamTarget;
+  /** The policy in force now (it may be reloaded while the session runs). */
+  policy: () => PolicyFile;
+  classifier: ClassifierCache;
+  approvals?: ApprovalRequester;
   onClose?: (session: ClientSession) => void;
 }
+
+/** A frontend message that exists on the wire (everything but a parse failure). */
+type WireMessage = Exclude<FrontendMessage, { type: 'ProtocolError' }>;
 
 type State = 'startup' | 'connecting' | 'relay' | 'closing' | 'closed';
 
@@ -48,6 +64,14 @@ export class ClientSession {
   private upstreamPaused = false;
   private clientPaused = false;
   private terminated = false;
+  private gate?: StatementGate;
+  /** The statement waiting for an approver, and the client messages that came after it. */
+  private held?: { message: WireMessage; verdict: Extract<Verdict, { action: 'approve' }>; handle?: ApprovalHandle };
+  private backlog: FrontendMessage[] = [];
+  /** Secret tokens of refused messages whose upstream error must be replaced by ours. */
+  private readonly poisons = new Map<string, ErrorFields>();
+  private cancelRequested = false;
+  private upstreamCancel?: () => Promise<void>;
   private readonly startedAt = Date.now();
   clientParams: Record<string, string> = {};
   bytesIn = 0;
@@ -188,10 +212,18 @@ export class ClientSession {
       return;
     }
     this.upstream = up.socket;
+    const { identity, label } = this.opts;
+    this.gate = new StatementGate({
+      policy: this.opts.policy,
+      classifier: this.opts.classifier,
+      connection: this.opts.connection.name,
+      identity: { name: identity.name, subject: identity.subject, groups: identity.groups, kind: label ? 'agent' : identity.kind },
+    });
+    this.upstreamCancel = () => cancelUpstream(target, up.backendKey);
     this.clientKey = this.opts.cancels.register({
       sessionId: this.id,
       subject: this.opts.identity.subject,
-      cancel: () => cancelUpstream(target, up.backendKey),
+      cancel: () => this.cancel(),
     });
     const parts: Buffer[] = [];
     if (negotiate) parts.push(negotiate);
@@ -221,50 +253,182 @@ export class ClientSession {
 
   /** `data`, when given, is the chunk the messages were parsed from (enables whole-chunk writes). */
   private relayMessages(msgs: FrontendMessage[], data: Buffer | undefined): void {
-    if (!this.upstream) return;
-    const n = msgs.length;
-    if (n === 0) return;
-    let failed: ProtocolError | undefined;
-    let end = n;
-    for (let i = 0; i < n; i++) {
+    if (!this.upstream || msgs.length === 0) return;
+    if (this.held) {
+      for (const m of msgs) this.backlog.push(m);
+      return;
+    }
+    const gate = this.gate!;
+    const out: Buffer[] = [];
+    let unchanged = true;
+    for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i]!;
+      let verdict: Verdict | undefined;
       switch (m.type) {
         case 'Query':
+          this.statements++;
+          verdict = gate.onQuery(m.sql);
+          break;
         case 'Parse':
           this.statements++;
+          verdict = gate.onParse(m.name, m.sql);
+          break;
+        case 'Bind':
+          gate.onBind(m.portal, m.statement);
+          break;
+        case 'Execute':
+          verdict = gate.onExecute(m.portal);
+          break;
+        case 'Close':
+          gate.onClose(m.kind, m.name);
+          break;
+        case 'FunctionCall':
+          verdict = {
+            action: 'block',
+            error: { severity: 'ERROR', code: '42501', message: 'phigate: the fast-path FunctionCall message is not allowed; call the function in a statement instead' },
+          };
           break;
         case 'Terminate':
           this.terminated = true;
           break;
         case 'ProtocolError':
-          failed = m.error;
-          end = i;
-          break;
+          this.writeUpstream(out, unchanged ? undefined : undefined);
+          this.opts.log.warn('client protocol error', { session: this.id, error: m.error.message });
+          this.fatal('08P01', `invalid frontend message: ${m.error.message}`, CloseCode.ProtocolError);
+          return;
       }
+      if (verdict === undefined || verdict.action === 'allow') {
+        out.push(m.raw);
+        continue;
+      }
+      unchanged = false;
+      if (verdict.action === 'block') {
+        this.opts.log.info('statement blocked', { session: this.id, rule: verdict.decision?.rule, code: verdict.error.code });
+        out.push(this.poison(m, verdict.error));
+        continue;
+      }
+      this.writeUpstream(out, undefined);
+      this.hold(m, verdict, msgs.slice(i + 1));
+      return;
     }
-    if (end > 0) this.writeUpstream(data, msgs, end);
-    if (failed) {
-      this.opts.log.warn('client protocol error', { session: this.id, error: failed.message });
-      this.fatal('08P01', `invalid frontend message: ${failed.message}`, CloseCode.ProtocolError);
+    this.writeUpstream(out, unchanged ? data : undefined);
+  }
+
+  /**
+   * Replaces a refused message by one that fails upstream at the same point (a syntax error carrying
+   * a secret token), so PostgreSQL itself aborts the transaction and skips to Sync exactly as for a
+   * real error; the upstream's error is then swapped for ours on the way back.
+   */
+  private poison(m: WireMessage, error: ErrorFields): Buffer {
+    const token = `PHIGATE_REFUSED_${randomBytes(12).toString('hex')}`;
+    this.poisons.set(token, error);
+    if (m.type === 'Parse') return serialize.parse({ name: m.name, text: token, types: [] });
+    if (m.type === 'Execute') return serialize.parse({ name: token.toLowerCase(), text: token, types: [] });
+    return serialize.query(token);
+  }
+
+  private hold(m: WireMessage, verdict: Extract<Verdict, { action: 'approve' }>, rest: FrontendMessage[]): void {
+    this.backlog = rest;
+    const approvals = this.opts.approvals;
+    const d = verdict.decision;
+    if (!approvals) {
+      this.held = { message: m, verdict };
+      this.finishHold({ approved: false, cause: 'denied', reason: 'approvals are not available on this gateway' });
+      return;
+    }
+    const { identity, label } = this.opts;
+    const handle = approvals.request({
+      kind: 'statement',
+      requester: { subject: identity.subject, issuer: identity.issuer, name: identity.name, groups: identity.groups, kind: label ? 'agent' : identity.kind, label },
+      sessionId: this.id,
+      connection: this.opts.connection.name,
+      statement: verdict.statement,
+      fingerprint: verdict.fingerprint,
+      rule: d.rule ?? '(default)',
+      reason: d.reason,
+      tables: d.tables,
+      approvers: d.approvers ?? [],
+      timeoutMs: d.timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS,
+    });
+    this.held = { message: m, verdict, handle };
+    this.ws.pause();
+    this.opts.log.info('statement held for approval', { session: this.id, approval: handle.id, rule: d.rule });
+    this.control({ type: 'notice', message: `waiting for approval ${handle.id} (rule "${d.rule}"; approvers: ${(d.approvers ?? []).join(', ')})` });
+    handle.outcome.then(
+      (o) => this.finishHold(o),
+      (err: Error) => this.finishHold({ approved: false, cause: 'denied', reason: `approval failed: ${err.message}` }),
+    );
+  }
+
+  private finishHold(o: Outcome): void {
+    const held = this.held;
+    if (!held || this.state !== 'relay') return;
+    this.held = undefined;
+    const d = held.verdict.decision;
+    const id = held.handle?.id;
+    let out: Buffer;
+    if (o.approved) {
+      if (o.scope === 'session') this.gate!.releaseForSession(held.verdict.fingerprint);
+      this.control({ type: 'notice', message: `approval ${id} granted by ${o.approver}${o.scope === 'session' ? ' for this session' : ''}` });
+      out = held.message.raw;
+    } else {
+      const error = this.refusalFor(o, d, id);
+      if (o.cause !== 'withdrawn' || this.cancelRequested) this.control({ type: 'notice', message: error.message.replace(/^phigate: /, '') });
+      out = this.poison(held.message, error);
+    }
+    this.cancelRequested = false;
+    this.opts.log.info('approval outcome', { session: this.id, approval: id, approved: o.approved, cause: o.approved ? undefined : o.cause });
+    this.writeUpstream([out], undefined);
+    const backlog = this.backlog;
+    this.backlog = [];
+    if (!this.clientPaused) this.ws.resume();
+    if (backlog.length > 0) this.relayMessages(backlog, undefined);
+  }
+
+  private refusalFor(o: Extract<Outcome, { approved: false }>, d: Decision, id: string | undefined): ErrorFields {
+    const ref = `rule "${d.rule}"${id ? `, request ${id}` : ''}`;
+    if (this.cancelRequested) return { severity: 'ERROR', code: '57014', message: 'canceling statement due to user request' };
+    switch (o.cause) {
+      case 'timeout':
+        return { severity: 'ERROR', code: '42501', message: `phigate: no approver decided within ${formatDuration(d.timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS)} (${ref}); the statement was not run` };
+      case 'denied':
+        return { severity: 'ERROR', code: '42501', message: `phigate: ${o.approver ? `denied by ${o.approver}` : 'denied'}${o.reason ? `: ${o.reason}` : ''} (${ref})` };
+      default:
+        return { severity: 'ERROR', code: '42501', message: `phigate: approval ${o.cause} (${ref})` };
     }
   }
 
-  /** Writes messages [0, end) upstream: the whole chunk when they are exactly it, else each slice. */
-  private writeUpstream(data: Buffer | undefined, msgs: FrontendMessage[], end: number): void {
+  /** CancelRequest from this session's client: a held statement is withdrawn, else the database is asked. */
+  cancel(): Promise<void> {
+    if (this.held?.handle) {
+      this.cancelRequested = true;
+      this.held.handle.withdraw('the client cancelled the statement');
+      return Promise.resolve();
+    }
+    return this.upstreamCancel ? this.upstreamCancel() : Promise.resolve();
+  }
+
+  private control(msg: ControlMessage): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  /** Writes `out` upstream; `whole`, when given, is a chunk whose bytes are exactly `out`. */
+  private writeUpstream(out: Buffer[], whole: Buffer | undefined): void {
     const up = this.upstream!;
-    const first = (msgs[0] as { raw: Buffer }).raw;
-    const last = (msgs[end - 1] as { raw: Buffer }).raw;
+    if (out.length === 0) return;
     let ok: boolean;
+    const first = out[0]!;
+    const last = out[out.length - 1]!;
     if (
-      data !== undefined && first.buffer === data.buffer && first.byteOffset === data.byteOffset &&
-      last.buffer === data.buffer && last.byteOffset + last.length === data.byteOffset + data.length
+      whole !== undefined && first.buffer === whole.buffer && first.byteOffset === whole.byteOffset &&
+      last.buffer === whole.buffer && last.byteOffset + last.length === whole.byteOffset + whole.length
     ) {
-      ok = up.write(data);
-    } else if (end === 1) {
+      ok = up.write(whole);
+    } else if (out.length === 1) {
       ok = up.write(first);
     } else {
       up.cork();
-      for (let i = 0; i < end; i++) up.write((msgs[i] as { raw: Buffer }).raw);
+      for (const b of out) up.write(b);
       up.uncork();
       ok = !up.writableNeedDrain;
     }
@@ -274,13 +438,13 @@ export class ClientSession {
       this.ws.pause();
       up.once('drain', () => {
         this.clientPaused = false;
-        if (this.state === 'relay') this.ws.resume();
+        if (this.state === 'relay' && !this.held) this.ws.resume();
       });
     }
   }
 
   private readonly onUpstreamData = (chunk: Buffer): void => {
-    const whole = this.framer.pushWhole(chunk);
+    const whole = this.poisons.size > 0 ? this.replacePoisonErrors(chunk) : this.framer.pushWhole(chunk);
     if (whole instanceof ProtocolError) {
       this.opts.log.error('upstream protocol error', { session: this.id, error: whole.message });
       this.fatal('08P01', 'phigate received an invalid message from the database', CloseCode.UpstreamFailed);
@@ -301,6 +465,28 @@ export class ClientSession {
     }
     ws.send(whole, { binary: true });
   };
+
+  /** Slow path while a refusal is in flight: look at each ErrorResponse for a poison token. */
+  private replacePoisonErrors(chunk: Buffer): Buffer | ProtocolError {
+    const frames = this.framer.push(chunk);
+    if (frames instanceof ProtocolError) return frames;
+    const out: Buffer[] = [];
+    for (const f of frames) {
+      if (f.type === 0x45 && this.poisons.size > 0) {
+        const fields = decodeErrorFieldMap(f.body);
+        const message = fields instanceof ProtocolError ? '' : (fields['M'] ?? '');
+        const token = /PHIGATE_REFUSED_[0-9a-f]{24}/i.exec(message)?.[0]?.replace(/^phigate_refused_/, 'PHIGATE_REFUSED_');
+        const ours = token === undefined ? undefined : this.poisons.get(token);
+        if (token !== undefined && ours) {
+          this.poisons.delete(token);
+          out.push(errorResponse(ours));
+          continue;
+        }
+      }
+      out.push(f.raw);
+    }
+    return out.length === 1 ? out[0]! : Buffer.concat(out);
+  }
 
   private readonly onUpstreamClose = (): void => {
     if (this.state === 'closed' || this.state === 'closing') return;
@@ -332,6 +518,8 @@ export class ClientSession {
     if (this.state === 'closed') return;
     this.state = 'closed';
     if (this.clientKey) this.opts.cancels.unregister(this.clientKey.processId, this.clientKey.secretKey);
+    this.held?.handle?.withdraw('the client disconnected');
+    this.held = undefined;
     const up = this.upstream;
     if (up && !up.destroyed) {
       up.off('close', this.onUpstreamClose);

@@ -10,7 +10,7 @@ const EXIT: Record<RefusalCode, ExitCode> = {
 };
 
 const HINT: Partial<Record<RefusalCode, string>> = {
-  unauthenticated: 'set PHIGATE_TOKEN or --token-file to a valid token for this gateway',
+  unauthenticated: 'run `phigate login`, or set PHIGATE_TOKEN / --token-file to a valid token for this gateway',
   forbidden: 'ask an administrator to add one of your groups to the connection\'s allow_groups',
   unknown_connection: 'run `phigate connections` to list what you may connect to',
 };

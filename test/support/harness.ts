@@ -32,7 +32,7 @@ export interface Gw {
   close(): Promise<void>;
 }
 
-export function policyYaml(pg: TestPostgres, idp: TestIdp, closedPort: number): string {
+export function policyYaml(pg: TestPostgres, idp: TestIdp, closedPort: number, extra = ''): string {
   return `version: 1
 identity:
   issuers:
@@ -59,16 +59,15 @@ connections:
     upstream: postgres://nobody@127.0.0.1:${closedPort}/nothing
     tls: disable
     allow_groups: [engineering]
-default: allow
-`;
+${extra || 'default: allow\n'}`;
 }
 
-export async function startGateway(opts: { port?: number } = {}): Promise<Gw> {
+export async function startGateway(opts: { port?: number; policy?: string } = {}): Promise<Gw> {
   const pg = inject('pg');
   const idp = await startTestIdp({ identities: IDENTITIES });
   const dir = mkdtempSync(join(tmpdir(), 'phigate-gw-'));
   const policyFile = join(dir, 'phigate.yaml');
-  writeFileSync(policyFile, policyYaml(pg, idp, 1));
+  writeFileSync(policyFile, policyYaml(pg, idp, 1, opts.policy));
   const serverEnv = { EHR_DB_PASSWORD: pg.roles.scram.password, EHR_MD5_PASSWORD: pg.roles.md5.password };
   let listenPort = opts.port ?? 0;
   const startServer = async (): Promise<{ server: Proc; url: string }> => {

@@ -115,11 +115,9 @@ export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-/** Policy sections whose enforcement has not landed yet (statement rules, masking). */
+/** Policy sections whose enforcement has not landed yet (masking). */
 export function unenforcedSections(policy: PolicyFile): string[] {
   const out: string[] = [];
-  if (policy.rules.length > 0) out.push('rules');
-  if (policy.default === 'block') out.push('default: block');
   if (policy.masking !== null && policy.masking !== undefined) out.push('masking');
   return out;
 }

@@ -1,0 +1,104 @@
+// Statement policy through the real gateway: blocked statements fail with 42501 naming the rule,
+// nothing blocked ever reaches the database, and clients (psql, node-postgres) stay consistent.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { startGateway, type Gw } from '../support/harness.js';
+import { pgClient, psql } from '../support/clients.js';
+
+const RULES = `rules:
+  - name: no-ddl
+    when: { statement: [drop, truncate, alter, grant, revoke] }
+    action: block
+    message: DDL is not allowed through phigate
+  - name: no-file-access
+    when: { functions: [pg_read_file, pg_ls_dir] }
+    action: block
+  - name: agents-read-only
+    when: { identity_kind: [agent], statement: [write] }
+    action: block
+    message: agents may only read
+default: allow
+`;
+
+let gw: Gw;
+let port: number;
+let admin: pg.Client;
+
+beforeAll(async () => {
+  gw = await startGateway({ policy: RULES });
+  port = (await gw.connect('ehr', await gw.token('alice'))).port;
+  admin = new pg.Client({ host: gw.pg.host, port: gw.pg.port, user: gw.pg.superuser.user, password: gw.pg.superuser.password, database: 'ehr' });
+  await admin.connect();
+  await admin.query('DROP TABLE IF EXISTS pol_t; CREATE TABLE pol_t (id int); GRANT ALL ON pol_t TO PUBLIC; INSERT INTO pol_t VALUES (1)');
+});
+afterAll(async () => {
+  await admin?.end();
+  await gw?.close();
+});
+
+const tableExists = async (): Promise<boolean> =>
+  (await admin.query("SELECT to_regclass('public.pol_t') IS NOT NULL AS e")).rows[0].e as boolean;
+
+describe('blocked statements', () => {
+  it('psql: DROP is refused with 42501 naming the rule, and the table is still there', async () => {
+    const r = await psql(port, ['-v', 'VERBOSITY=verbose', '-c', 'DROP TABLE pol_t']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/ERROR: +42501: phigate: blocked by rule "no-ddl": DDL is not allowed through phigate/);
+    expect(r.stderr).not.toMatch(/PHIGATE_REFUSED/);
+    expect(await tableExists()).toBe(true);
+  });
+
+  it('a multi-statement query with one blocked part runs no part of it', async () => {
+    const r = await psql(port, ['-c', 'INSERT INTO pol_t VALUES (2); DROP TABLE pol_t']);
+    expect(r.stderr).toMatch(/blocked by rule "no-ddl"/);
+    expect(await tableExists()).toBe(true);
+    expect((await admin.query('SELECT count(*)::int AS n FROM pol_t WHERE id = 2')).rows[0].n).toBe(0);
+  });
+
+  it('comments and string literals do not count', async () => {
+    const r = await psql(port, ['-tA', '-c', "/* DROP TABLE pol_t */ SELECT 'DROP TABLE pol_t' AS s"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe('DROP TABLE pol_t');
+  });
+
+  it('an unparseable statement is refused by phigate itself (fail closed)', async () => {
+    const r = await psql(port, ['-v', 'VERBOSITY=verbose', '-c', 'SELEC 1']);
+    expect(r.stderr).toMatch(/42601: phigate: cannot classify this statement, so it was not run: syntax error at or near "SELEC"/);
+  });
+
+  it('inside a transaction, a blocked statement aborts it as a real error would; ROLLBACK recovers', async () => {
+    const script = 'BEGIN;\nINSERT INTO pol_t VALUES (3);\nTRUNCATE pol_t;\nSELECT 1;\nROLLBACK;\nSELECT count(*) AS n FROM pol_t;\n';
+    const r = await psql(port, ['-tA', '-v', 'ON_ERROR_STOP=0', '-f', '-'], { input: script });
+    expect(r.stderr).toMatch(/blocked by rule "no-ddl"/);
+    expect(r.stderr).toMatch(/current transaction is aborted/);
+    expect(r.stdout.trim().split('\n').at(-1)).toBe('1');
+  });
+
+  it('node-postgres (extended protocol): a blocked Parse fails with 42501, the connection goes on', async () => {
+    const c = pgClient(port);
+    await c.connect();
+    try {
+      await expect(c.query('SELECT pg_read_file($1)', ['/etc/passwd'])).rejects.toMatchObject({
+        code: '42501', message: 'phigate: blocked by rule "no-file-access"',
+      });
+      await c.query('BEGIN');
+      await expect(c.query({ name: 'dropper', text: 'DROP TABLE pol_t', values: [] })).rejects.toMatchObject({ code: '42501' });
+      await expect(c.query('SELECT 1')).rejects.toMatchObject({ code: '25P02' });
+      await c.query('ROLLBACK');
+      const r = await c.query('SELECT $1::int + 1 AS v', [41]);
+      expect(r.rows[0].v).toBe(42);
+      expect(await tableExists()).toBe(true);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('agent sessions (exec --name) are decided as agents', async () => {
+    const { run } = await import('../support/harness.js');
+    const p = run(['exec', '--server', gw.url, '--name', 'claude', '--connection', 'ehr', '--', 'psql', '-X', '-c', 'INSERT INTO pol_t VALUES (9)'],
+      { PHIGATE_TOKEN: await gw.token('agent') });
+    expect((await p.exited).code).not.toBe(0);
+    expect(p.stderr()).toMatch(/blocked by rule "agents-read-only": agents may only read/);
+    expect((await admin.query('SELECT count(*)::int AS n FROM pol_t WHERE id = 9')).rows[0].n).toBe(0);
+  });
+});
