@@ -21,6 +21,8 @@ import type { Logger } from './log.js';
 import { createDevIssuer, DEV_MOUNT, type DevIssuer } from '../auth/dev-issuer.js';
 import { ClassifierCache, initClassifier } from '../policy/classify/index.js';
 import type { ApprovalRequester } from '../approvals/types.js';
+import { ApprovalService } from '../approvals/service.js';
+import { createApprovalRoutes, type ApprovalRoutes } from '../approvals/http.js';
 import { VERSION } from '../version.js';
 
 /** What `phigate login` needs to know about how to obtain a token for this gateway. */
@@ -67,9 +69,14 @@ export class Gateway {
   readonly classifier = new ClassifierCache(5000);
   private devIssuer?: DevIssuer;
   private policy: PolicyFile;
+  /** Held statements wait here for a person; sessions call `approvals.request`. */
+  readonly approvals: ApprovalService;
+  private readonly approvalRoutes: ApprovalRoutes;
 
   constructor(private readonly opts: GatewayOptions) {
     this.policy = opts.policy;
+    this.approvals = new ApprovalService({ log: opts.log, webhook: opts.policy.approvals.webhook });
+    this.approvalRoutes = createApprovalRoutes({ service: this.approvals, authenticate: (req) => this.authenticate(req), log: opts.log });
     this.wss = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false,
@@ -144,6 +151,9 @@ export class Gateway {
   async stop(): Promise<void> {
     for (const s of [...this.sessions]) s.terminate('57P01', 'terminating connection because phigate server is shutting down');
     this.wss.close();
+    // Approval streams are upgraded sockets the listener no longer tracks: end them, or close() waits.
+    this.approvalRoutes.close();
+    this.approvals.close();
     const server = this.server;
     if (!server) return;
     await new Promise<void>((resolve) => {
@@ -154,6 +164,7 @@ export class Gateway {
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (await this.approvalRoutes.handle(req, res, url)) return;
     if (this.devIssuer && (url.pathname === DEV_MOUNT || url.pathname.startsWith(`${DEV_MOUNT}/`))) {
       this.devIssuer.handle(req, res);
       return;
@@ -201,6 +212,7 @@ export class Gateway {
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (await this.approvalRoutes.upgrade(req, socket, head, url)) return;
     if (!url.pathname.startsWith(TUNNEL_PATH_PREFIX)) {
       writeRefusal(socket, 404, { error: 'unknown_connection', message: `no tunnel endpoint at ${url.pathname}` });
       return;

@@ -1,0 +1,318 @@
+// The gateway's approvals endpoints: list, look at, approve and deny requests over HTTP, and a
+// WebSocket stream that sends the viewer's list and then every change as it happens (no polling).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Identity } from '../auth/index.js';
+import type { Logger } from '../server/log.js';
+import { REFUSAL_STATUS, type RefusalCode } from '../tunnel/protocol.js';
+import {
+  APPROVALS_PATH, APPROVALS_STREAM_PATH,
+  type ApiError, type ApiErrorCode, type ApprovalListResponse, type ApprovalView, type DecisionBody, type StreamMessage,
+} from './api.js';
+import { ApprovalError, canDecide, canSee, isRequester, type ApprovalEvent, type ApprovalService } from './service.js';
+import type { ApprovalRecord } from './store.js';
+
+export interface ApprovalRoutesDeps {
+  service: ApprovalService;
+  /** The gateway's own bearer-token check; throws its refusal (code + message) when it says no. */
+  authenticate: (req: IncomingMessage) => Promise<Identity>;
+  log: Logger;
+}
+
+export interface ApprovalRoutes {
+  /** Answers `req` when its path is an approvals endpoint; false otherwise. */
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
+  /** Takes the upgrade when it is for the approvals stream; false otherwise. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): Promise<boolean>;
+  /** Ends every open stream (server shutdown). */
+  close(): void;
+}
+
+const MAX_BODY_BYTES = 16 * 1024;
+const MAX_REASON_CHARS = 1_000;
+/** A viewer this far behind is dropped; it reconnects and gets a fresh snapshot. */
+const MAX_BUFFERED_BYTES = 1024 * 1024;
+const PING_INTERVAL_MS = 30_000;
+
+const STATUS: Record<ApiErrorCode, number> = {
+  not_found: 404,
+  already_decided: 409,
+  not_an_approver: 403,
+  self_approval: 403,
+  bad_request: 400,
+  method_not_allowed: 405,
+  unauthenticated: 401,
+  unavailable: 503,
+};
+
+class HttpProblem extends Error {
+  constructor(readonly code: ApiErrorCode, message: string) {
+    super(message);
+  }
+}
+
+export function toView(r: ApprovalRecord, viewer: Identity): ApprovalView {
+  const q = r.input.requester;
+  const s = r.settlement;
+  let decision: ApprovalView['decision'] = null;
+  if (s) {
+    const o = s.outcome;
+    decision = {
+      approved: o.approved,
+      ...(o.approved ? {} : { cause: o.cause }),
+      ...(o.approver ? { approver: o.approver } : {}),
+      ...(o.reason ? { reason: o.reason } : {}),
+      ...(s.scope ? { scope: s.scope } : {}),
+      decided_at: s.at,
+    };
+  }
+  return {
+    id: r.id,
+    status: r.status,
+    kind: r.input.kind,
+    requester: { name: q.name, kind: q.kind, ...(q.label ? { label: q.label } : {}), subject: q.subject, issuer: q.issuer },
+    session_id: r.input.sessionId,
+    connection: r.input.connection,
+    statement: r.input.statement,
+    rule: r.input.rule,
+    reason: r.input.reason,
+    tables: [...r.input.tables],
+    approvers: [...r.input.approvers],
+    created_at: r.createdAt,
+    expires_at: r.expiresAt,
+    decision,
+    can_decide: canDecide(r, viewer),
+    own: isRequester(q, viewer),
+  };
+}
+
+/** The gateway's refusals carry a RefusalCode; anything else is a bug and goes to its 500 handler. */
+function asRefusal(err: unknown): { code: RefusalCode; message: string } | undefined {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (e && typeof e.code === 'string' && typeof e.message === 'string' && Object.hasOwn(REFUSAL_STATUS, e.code)) {
+    return { code: e.code as RefusalCode, message: e.message };
+  }
+  return undefined;
+}
+
+export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
+  const { service, log } = deps;
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4 * 1024 });
+  const streams = new Set<WebSocket>();
+
+  const authenticate = async (req: IncomingMessage): Promise<Identity | { code: RefusalCode; message: string }> => {
+    try {
+      return await deps.authenticate(req);
+    } catch (err) {
+      const refusal = asRefusal(err);
+      if (!refusal) throw err;
+      log.warn('access refused', { code: refusal.code, reason: refusal.message, remote: req.socket.remoteAddress, path: req.url });
+      return refusal;
+    }
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    const path = url.pathname;
+    if (path !== APPROVALS_PATH && !path.startsWith(`${APPROVALS_PATH}/`)) return false;
+    const parts = path.slice(APPROVALS_PATH.length).split('/').filter((p) => p !== '');
+    try {
+      if (parts.length === 0) {
+        allow(req, ['GET', 'HEAD']);
+        const viewer = await who(req, res);
+        if (!viewer) return true;
+        const all = ['1', 'true', 'yes'].includes(url.searchParams.get('all') ?? '');
+        const records = await service.list(viewer, { all });
+        const body: ApprovalListResponse = { approvals: records.map((r) => toView(r, viewer)), server_time: new Date().toISOString() };
+        sendJson(res, 200, body);
+        return true;
+      }
+      if (parts.length === 1 && path === APPROVALS_STREAM_PATH) {
+        throw new HttpProblem('bad_request', `${APPROVALS_STREAM_PATH} is a WebSocket endpoint; connect with an Upgrade: websocket request`);
+      }
+      const id = decodeURIComponent(parts[0] ?? '');
+      if (parts.length === 1) {
+        allow(req, ['GET', 'HEAD']);
+        const viewer = await who(req, res);
+        if (!viewer) return true;
+        sendJson(res, 200, toView(await service.get(id, viewer), viewer));
+        return true;
+      }
+      const action = parts[1];
+      if (parts.length === 2 && (action === 'approve' || action === 'deny')) {
+        allow(req, ['POST']);
+        const viewer = await who(req, res);
+        if (!viewer) return true;
+        const body = parseDecision(await readBody(req), action === 'approve');
+        try {
+          const settled = await service.decide(id, viewer, { approve: action === 'approve', ...body });
+          sendJson(res, 200, toView(settled, viewer));
+        } catch (err) {
+          if (err instanceof ApprovalError) {
+            log.warn('approval decision refused', { approval: id, approver: viewer.name, subject: viewer.subject, code: err.code });
+          }
+          throw err;
+        }
+        return true;
+      }
+      throw new HttpProblem('not_found', `no such endpoint: ${path}`);
+    } catch (err) {
+      if (err instanceof HttpProblem) {
+        sendJson(res, STATUS[err.code], { error: err.code, message: err.message } satisfies ApiError);
+        return true;
+      }
+      if (err instanceof ApprovalError) {
+        sendJson(res, STATUS[err.code], { error: err.code, message: err.message } satisfies ApiError);
+        return true;
+      }
+      throw err;
+    }
+  }
+
+  /** The authenticated viewer, or undefined after answering the refusal the way the gateway does. */
+  async function who(req: IncomingMessage, res: ServerResponse): Promise<Identity | undefined> {
+    const r = await authenticate(req);
+    if ('subject' in r) return r;
+    sendJson(res, REFUSAL_STATUS[r.code], { error: r.code, message: r.message });
+    return undefined;
+  }
+
+  async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): Promise<boolean> {
+    const path = url.pathname;
+    if (path !== APPROVALS_PATH && !path.startsWith(`${APPROVALS_PATH}/`)) return false;
+    if (path !== APPROVALS_STREAM_PATH) {
+      writeRefusal(socket, 404, { error: 'not_found', message: `no WebSocket endpoint at ${path}; use ${APPROVALS_STREAM_PATH}` });
+      return true;
+    }
+    const r = await authenticate(req);
+    if (!('subject' in r)) {
+      writeRefusal(socket, REFUSAL_STATUS[r.code], { error: r.code, message: r.message });
+      return true;
+    }
+    const viewer = r;
+    const all = ['1', 'true', 'yes'].includes(url.searchParams.get('all') ?? '');
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      streams.add(ws);
+      startStream(ws, viewer, all).catch((err: Error) => {
+        log.error('approvals stream failed', { subject: viewer.subject, error: err.message });
+        ws.close(1011, 'internal error');
+      });
+    });
+    return true;
+  }
+
+  async function startStream(ws: WebSocket, viewer: Identity, all: boolean): Promise<void> {
+    // Subscribe before reading the snapshot, so nothing that happens in between is missed; clients
+    // apply messages by id, so an event that repeats what the snapshot already shows is harmless.
+    let backlog: ApprovalEvent[] | undefined = [];
+    const send = (msg: StreamMessage): void => {
+      if (ws.readyState !== ws.OPEN) return;
+      if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+        log.warn('approvals stream too slow; dropped', { subject: viewer.subject });
+        ws.terminate();
+        return;
+      }
+      ws.send(JSON.stringify(msg));
+    };
+    const push = (e: ApprovalEvent): void => {
+      if (!canSee(e.approval, viewer)) return;
+      send({ type: e.type, approval: toView(e.approval, viewer), server_time: new Date().toISOString() });
+    };
+    const unsubscribe = service.subscribe((e) => (backlog ? backlog.push(e) : push(e)));
+    let alive = true;
+    const ping = setInterval(() => {
+      if (!alive) return void ws.terminate();
+      alive = false;
+      ws.ping();
+    }, PING_INTERVAL_MS);
+    ping.unref();
+    // The stream is only as good as the token that opened it: close when it expires; the client
+    // reconnects with a renewed one.
+    const expiresIn = viewer.expiresAt.getTime() - Date.now();
+    const expiry = setTimeout(() => ws.close(4401, 'token expired; reconnect with a fresh token'), Math.max(0, Math.min(expiresIn, 2 ** 31 - 1)));
+    expiry.unref();
+    ws.on('pong', () => (alive = true));
+    // Clients send nothing meaningful; reading keeps the socket flowing.
+    ws.on('message', () => {});
+    ws.on('error', () => ws.terminate());
+    ws.on('close', () => {
+      unsubscribe();
+      clearInterval(ping);
+      clearTimeout(expiry);
+      streams.delete(ws);
+    });
+    const records = await service.list(viewer, { all });
+    send({ type: 'snapshot', approvals: records.map((x) => toView(x, viewer)), server_time: new Date().toISOString() });
+    const pending = backlog;
+    backlog = undefined;
+    for (const e of pending) push(e);
+  }
+
+  return {
+    handle,
+    upgrade,
+    close() {
+      for (const ws of streams) ws.close(1001, 'server shutting down');
+      wss.close();
+    },
+  };
+}
+
+function allow(req: IncomingMessage, methods: string[]): void {
+  if (!methods.includes(req.method ?? 'GET')) {
+    throw new HttpProblem('method_not_allowed', `${req.method} is not supported here; use ${methods.join(' or ')}`);
+  }
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new HttpProblem('bad_request', `request body is larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseDecision(text: string, approve: boolean): DecisionBody {
+  if (text.trim() === '') return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new HttpProblem('bad_request', 'request body is not JSON; expected {"reason": "...", "scope": "once"|"session"}');
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new HttpProblem('bad_request', 'request body must be a JSON object');
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (k !== 'reason' && k !== 'scope') throw new HttpProblem('bad_request', `unknown field "${k.slice(0, 40)}"; expected reason, scope`);
+  }
+  const out: DecisionBody = {};
+  if (o['reason'] !== undefined && o['reason'] !== null) {
+    if (typeof o['reason'] !== 'string') throw new HttpProblem('bad_request', 'reason must be a string');
+    if (o['reason'].length > MAX_REASON_CHARS) throw new HttpProblem('bad_request', `reason is longer than ${MAX_REASON_CHARS} characters`);
+    out.reason = o['reason'];
+  }
+  if (o['scope'] !== undefined && o['scope'] !== null) {
+    if (o['scope'] !== 'once' && o['scope'] !== 'session') throw new HttpProblem('bad_request', 'scope must be "once" or "session"');
+    if (!approve && o['scope'] === 'session') throw new HttpProblem('bad_request', 'scope "session" only applies to approvals');
+    out.scope = o['scope'];
+  }
+  return out;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+function writeRefusal(socket: Duplex, status: number, body: { error: string; message: string }): void {
+  const text = JSON.stringify(body);
+  const reason = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? 'Error';
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
+      `Cache-Control: no-store\r\nConnection: close\r\n\r\n${text}`,
+  );
+}

@@ -1,0 +1,329 @@
+// The approval service: holds each request a session makes until an eligible person decides it, the
+// rule's timeout runs out or the requester withdraws; enforces separation of duties; tells live
+// subscribers (approver terminals, the webhook) about every change.
+import { randomInt } from 'node:crypto';
+import type { Identity } from '../auth/index.js';
+import type { Logger } from '../server/log.js';
+import { silentLogger } from '../server/log.js';
+import { MemoryApprovalStore, type ApprovalRecord, type ApprovalStore, type Settlement } from './store.js';
+import type {
+  ApprovalHandle, ApprovalRequester, ApprovalRequestInput, ApprovalScope, Outcome, RequesterIdentity,
+} from './types.js';
+import { ApprovalWebhook, type WebhookConfig } from './webhook.js';
+
+export type { ApprovalRecord, ApprovalStatus, ApprovalStore } from './store.js';
+
+/** Groups that see every request (read-only unless they are also approvers of it). */
+export const OVERSIGHT_GROUPS: readonly string[] = ['admins', 'auditors'];
+
+export type ApprovalErrorCode = 'not_found' | 'already_decided' | 'not_an_approver' | 'self_approval';
+
+/** Why a decision (or a look at a request) was refused, in one line a CLI can print as is. */
+export class ApprovalError extends Error {
+  override readonly name = 'ApprovalError';
+  constructor(
+    readonly code: ApprovalErrorCode,
+    message: string,
+    /** The request as it is now, when it exists and the caller may see it. */
+    readonly approval?: ApprovalRecord,
+  ) {
+    super(message);
+  }
+}
+
+export type ApprovalEventType = 'requested' | 'decided' | 'expired' | 'withdrawn';
+export interface ApprovalEvent {
+  type: ApprovalEventType;
+  approval: ApprovalRecord;
+}
+export type ApprovalListener = (event: ApprovalEvent) => void;
+
+export interface Decision {
+  approve: boolean;
+  reason?: string;
+  /** 'session': release this statement text for the rest of the requester's session. */
+  scope?: ApprovalScope;
+}
+
+/** Time and timers, injectable so tests run timeouts on a fake clock. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    // A pending approval must not keep a stopping server alive.
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export interface ApprovalServiceOptions {
+  store?: ApprovalStore;
+  clock?: Clock;
+  log?: Logger;
+  webhook?: WebhookConfig;
+  /** Replaces the webhook built from `webhook` (tests). */
+  webhookNotifier?: { notify(event: ApprovalEvent): void; close(): void };
+  /** How many settled requests `--all` can still show (memory store only). */
+  keepSettled?: number;
+  newId?: () => string;
+}
+
+/** Requests waiting on this replica: what to resolve and which timer to stop. */
+interface Waiter {
+  resolve(outcome: Outcome): void;
+  timer: unknown;
+  /** Settles once the request is stored, so an early timeout or withdrawal is not lost. */
+  stored: Promise<void>;
+}
+
+/** Node's timers overflow past 2^31-1 ms and fire at once; longer timeouts are clamped to it. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+const ID_ALPHABET = 'abcdefghijkmnpqrstuvwxyz23456789'; // no l/1/o/0: ids are read aloud and typed
+
+export function newApprovalId(): string {
+  let s = 'apr-';
+  for (let i = 0; i < 6; i++) s += ID_ALPHABET[randomInt(ID_ALPHABET.length)];
+  return s;
+}
+
+export class ApprovalService implements ApprovalRequester {
+  private readonly store: ApprovalStore;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly newId: () => string;
+  private readonly waiters = new Map<string, Waiter>();
+  private readonly listeners = new Set<ApprovalListener>();
+  private webhook?: { notify(event: ApprovalEvent): void; close(): void };
+  private closed = false;
+
+  constructor(opts: ApprovalServiceOptions = {}) {
+    this.store = opts.store ?? new MemoryApprovalStore(opts.keepSettled);
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.log ?? silentLogger;
+    this.newId = opts.newId ?? newApprovalId;
+    if (opts.webhookNotifier) this.webhook = opts.webhookNotifier;
+    else this.setWebhook(opts.webhook);
+  }
+
+  /** Applies a (re)loaded policy's `approvals.webhook`; undefined turns notifications off. */
+  setWebhook(config: WebhookConfig | undefined): void {
+    this.webhook?.close();
+    this.webhook = config ? new ApprovalWebhook({ ...config, log: this.log }) : undefined;
+  }
+
+  request(input: ApprovalRequestInput): ApprovalHandle {
+    let id = this.newId();
+    for (let i = 0; this.waiters.has(id) && i < 10; i++) id = this.newId();
+    const now = this.clock.now();
+    const timeoutMs = Math.max(0, Math.min(input.timeoutMs, MAX_TIMER_MS));
+    const record: ApprovalRecord = {
+      id,
+      input: { ...input, requester: { ...input.requester }, tables: [...input.tables], approvers: [...input.approvers] },
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + timeoutMs).toISOString(),
+      status: 'pending',
+    };
+    let resolveOutcome!: (o: Outcome) => void;
+    const outcome = new Promise<Outcome>((resolve) => (resolveOutcome = resolve));
+    const handle: ApprovalHandle = {
+      id,
+      outcome,
+      withdraw: (why: string) => void this.finish(id, { approved: false, cause: 'withdrawn', reason: why }, 'withdrawn'),
+    };
+    if (this.closed) {
+      resolveOutcome({ approved: false, cause: 'cancelled', reason: 'the approval service is shutting down' });
+      return handle;
+    }
+    const stored = this.store.insert(record);
+    const waiter: Waiter = {
+      resolve: resolveOutcome,
+      timer: this.clock.setTimeout(() => void this.finish(id, { approved: false, cause: 'timeout' }, 'expired'), timeoutMs),
+      stored: stored.catch(() => {}),
+    };
+    this.waiters.set(id, waiter);
+    stored.then(
+      () => {
+        this.log.info('approval requested', {
+          approval: id, requester: input.requester.name, connection: input.connection, rule: input.rule, session: input.sessionId,
+        });
+        this.emit({ type: 'requested', approval: record });
+      },
+      (err: Error) => {
+        // Nobody could ever decide a request that was not stored: refuse the statement now (fail closed).
+        this.log.error('approval request could not be stored', { approval: id, error: err.message });
+        this.clock.clearTimeout(waiter.timer);
+        this.waiters.delete(id);
+        resolveOutcome({ approved: false, cause: 'cancelled', reason: 'the approval request could not be stored' });
+      },
+    );
+    return handle;
+  }
+
+  /** Approves or denies `id` as `approver`; throws ApprovalError when they may not or it is too late. */
+  async decide(id: string, approver: Identity, decision: Decision): Promise<ApprovalRecord> {
+    const record = await this.store.get(id);
+    if (!record) throw notFound(id);
+    if (isRequester(record.input.requester, approver)) {
+      throw new ApprovalError('self_approval',
+        `${approver.name} cannot decide ${id}: it is their own request (separation of duties)`, record);
+    }
+    if (!isEligibleApprover(record, approver)) {
+      throw new ApprovalError('not_an_approver',
+        `${id} needs an approver from ${record.input.approvers.join(', ')}; ${approver.name} is in ${approver.groups.join(', ') || 'no group'}`,
+        canSee(record, approver) ? record : undefined);
+    }
+    if (record.status !== 'pending') throw alreadySettled(record);
+    const scope: ApprovalScope = decision.scope ?? 'once';
+    const reason = decision.reason?.trim() || undefined;
+    const outcome: Outcome = decision.approve
+      ? { approved: true, approver: approver.name, scope, ...(reason ? { reason } : {}) }
+      : { approved: false, approver: approver.name, cause: 'denied', ...(reason ? { reason } : {}) };
+    const settled = await this.finish(id, outcome, decision.approve ? 'approved' : 'denied', {
+      approver: { name: approver.name, subject: approver.subject, issuer: approver.issuer },
+      ...(decision.approve ? { scope } : {}),
+    });
+    if (!settled) {
+      // Someone else (or the timeout) got there between our read and our write.
+      const now = await this.store.get(id);
+      throw now ? alreadySettled(now) : notFound(id);
+    }
+    return settled;
+  }
+
+  /** One request, if `viewer` may see it. */
+  async get(id: string, viewer: Identity): Promise<ApprovalRecord> {
+    const record = await this.store.get(id);
+    if (!record) throw notFound(id);
+    if (!canSee(record, viewer)) {
+      throw new ApprovalError('not_an_approver', `${id} is not yours to see: it needs an approver from ${record.input.approvers.join(', ')}`);
+    }
+    return record;
+  }
+
+  /**
+   * What `viewer` may see: pending requests they may decide or that are their own, everything for the
+   * oversight groups; with `all`, recently settled ones too. Pending first, oldest first.
+   */
+  async list(viewer: Identity, opts: { all?: boolean } = {}): Promise<ApprovalRecord[]> {
+    const records = await this.store.list({ includeSettled: opts.all === true });
+    return records.filter((r) => canSee(r, viewer));
+  }
+
+  /** Live updates: every request, decision, expiry and withdrawal. Returns the unsubscribe function. */
+  subscribe(listener: ApprovalListener): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
+  /** Shutdown: every waiting statement is refused (cancelled), timers and the webhook stop. */
+  close(): void {
+    this.closed = true;
+    for (const [id, w] of this.waiters) {
+      this.clock.clearTimeout(w.timer);
+      w.resolve({ approved: false, cause: 'cancelled', reason: 'the gateway is shutting down' });
+      this.waiters.delete(id);
+    }
+    this.listeners.clear();
+    this.webhook?.close();
+  }
+
+  /** Settles `id` once, whoever calls first; resolves the waiting session and tells subscribers. */
+  private async finish(
+    id: string, outcome: Outcome, status: ApprovalRecord['status'], extra: Omit<Settlement, 'outcome' | 'at'> = {},
+  ): Promise<ApprovalRecord | undefined> {
+    await this.waiters.get(id)?.stored;
+    const current = await this.store.get(id);
+    if (!current || current.status !== 'pending') return undefined;
+    const settled: ApprovalRecord = {
+      ...current,
+      status,
+      settlement: { outcome, at: new Date(this.clock.now()).toISOString(), ...extra },
+    };
+    if (!(await this.store.settle(id, settled))) return undefined;
+    const waiter = this.waiters.get(id);
+    if (waiter) {
+      this.clock.clearTimeout(waiter.timer);
+      this.waiters.delete(id);
+      waiter.resolve(outcome);
+    }
+    this.log.info(`approval ${status}`, {
+      approval: id, approver: extra.approver?.name, scope: extra.scope, connection: current.input.connection, rule: current.input.rule,
+    });
+    this.emit({ type: status === 'approved' || status === 'denied' ? 'decided' : status === 'expired' ? 'expired' : 'withdrawn', approval: settled });
+    return settled;
+  }
+
+  private emit(event: ApprovalEvent): void {
+    for (const l of [...this.listeners]) {
+      try {
+        l(event);
+      } catch (err) {
+        this.log.warn('approval listener failed', { event: event.type, approval: event.approval.id, error: (err as Error).message });
+      }
+    }
+    this.webhook?.notify(event);
+  }
+}
+
+function normalizeLabel(s: string | undefined): string | undefined {
+  const t = s?.trim().toLowerCase();
+  return t ? t : undefined;
+}
+
+/**
+ * Whether `who` is (or acts for) the requester: the same subject at the same issuer, or the same
+ * human label: a person with a second login, or a service whose name is the requester's (or whose
+ * session the requester's label names). Fail closed: a look-alike is refused, not allowed.
+ */
+export function isRequester(requester: RequesterIdentity, who: Identity): boolean {
+  if (requester.subject === who.subject && requester.issuer === who.issuer) return true;
+  const theirs = new Set([requester.name, requester.label].map(normalizeLabel).filter((x): x is string => x !== undefined));
+  const mine = [who.name, who.kind === 'service' ? who.clientId : undefined].map(normalizeLabel);
+  return mine.some((l) => l !== undefined && theirs.has(l));
+}
+
+export function isEligibleApprover(record: ApprovalRecord, who: Identity): boolean {
+  return who.groups.some((g) => record.input.approvers.includes(g));
+}
+
+export function isOverseer(who: Identity): boolean {
+  return who.groups.some((g) => OVERSIGHT_GROUPS.includes(g));
+}
+
+/** May `who` approve or deny this request right now? */
+export function canDecide(record: ApprovalRecord, who: Identity): boolean {
+  return record.status === 'pending' && isEligibleApprover(record, who) && !isRequester(record.input.requester, who);
+}
+
+/** May `who` see this request: an approver of it, its requester, the one who decided it, or oversight. */
+export function canSee(record: ApprovalRecord, who: Identity): boolean {
+  if (isEligibleApprover(record, who) || isOverseer(who)) return true;
+  if (isRequester(record.input.requester, who)) return true;
+  const a = record.settlement?.approver;
+  return a !== undefined && a.subject === who.subject && a.issuer === who.issuer;
+}
+
+function notFound(id: string): ApprovalError {
+  return new ApprovalError('not_found', `no approval request ${id} (it never existed, or was settled long ago)`);
+}
+
+function alreadySettled(r: ApprovalRecord): ApprovalError {
+  const s = r.settlement;
+  const by = s?.approver ? ` by ${s.approver.name}` : '';
+  const what: Record<ApprovalRecord['status'], string> = {
+    pending: 'is still pending',
+    approved: `was already approved${by}`,
+    denied: `was already denied${by}`,
+    expired: 'timed out',
+    withdrawn: 'was withdrawn by the requester',
+  };
+  return new ApprovalError('already_decided', `${r.id} ${what[r.status]}${s ? ` at ${s.at}` : ''}`, r);
+}
