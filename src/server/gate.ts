@@ -4,7 +4,8 @@
 // Execute), so a statement prepared once and executed many times needs approval per execution
 // unless an approver released it for the whole session.
 import type { ErrorFields } from '../pg/index.js';
-import { ClassifierCache, redactLiterals, type Classification, type Statement } from '../policy/classify/index.js';
+import { redactLiterals, type Classification, type Statement } from '../policy/classify/index.js';
+import type { ShapeClassifierCache } from '../policy/shape-cache.js';
 import { decideStatements, type Decision, type DecisionSubject } from '../policy/decide.js';
 import type { PolicyFile } from '../policy/file.js';
 
@@ -22,7 +23,7 @@ const INSUFFICIENT_PRIVILEGE = '42501';
 
 export interface GateOptions {
   policy: () => PolicyFile;
-  classifier: ClassifierCache;
+  classifier: Pick<ShapeClassifierCache, 'classify'>;
   connection: string;
   identity: DecisionSubject;
   maskedColumns?: ReadonlySet<string>;
@@ -37,6 +38,12 @@ export class StatementGate {
   private readonly sqlPrepared = new Map<string, Statement>();
   /** Fingerprints an approver released for the rest of this session. */
   private readonly releasedForSession = new Set<string>();
+  /**
+   * Decisions per classification (the cache hands out one frozen object per statement shape) and
+   * policy: identity and connection are fixed for the session, so a repeat costs one lookup.
+   */
+  private decisions = new WeakMap<Classification, Decision>();
+  private decidedUnder?: PolicyFile;
 
   constructor(private readonly opts: GateOptions) {}
 
@@ -90,12 +97,22 @@ export class StatementGate {
         },
       };
     }
-    const statements = c.statements.map((s) => this.resolvePrepared(s));
     const policy = this.opts.policy();
-    const decision = decideStatements(statements, {
-      rules: policy.rules, defaultAction: policy.default, connection: this.opts.connection,
-      identity: this.opts.identity, maskedColumns: this.opts.maskedColumns,
-    });
+    if (policy !== this.decidedUnder) {
+      this.decisions = new WeakMap();
+      this.decidedUnder = policy;
+    }
+    // PREPARE/EXECUTE/DEALLOCATE change or depend on session state: never served from the cache.
+    const stateful = c.statements.some((s) => s.kind === 'prepare' || s.kind === 'execute' || s.kind === 'deallocate');
+    let decision = stateful ? undefined : this.decisions.get(c);
+    if (decision === undefined) {
+      const statements = c.statements.map((s) => this.resolvePrepared(s));
+      decision = decideStatements(statements, {
+        rules: policy.rules, defaultAction: policy.default, connection: this.opts.connection,
+        identity: this.opts.identity, maskedColumns: this.opts.maskedColumns,
+      });
+      if (!stateful) this.decisions.set(c, decision);
+    }
     if (decision.action === 'block') {
       return { action: 'block', decision, error: { severity: 'ERROR', code: INSUFFICIENT_PRIVILEGE, message: `phigate: ${decision.reason}` } };
     }

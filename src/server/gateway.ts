@@ -19,7 +19,8 @@ import { resolveUpstreamTarget } from './targets.js';
 import { parseUpstreamUrl, type UpstreamTarget } from './upstream.js';
 import type { Logger } from './log.js';
 import { createDevIssuer, DEV_MOUNT, type DevIssuer } from '../auth/dev-issuer.js';
-import { ClassifierCache, initClassifier } from '../policy/classify/index.js';
+import { initClassifier } from '../policy/classify/index.js';
+import { ShapeClassifierCache } from '../policy/shape-cache.js';
 import type { ApprovalRequester } from '../approvals/types.js';
 import { ApprovalService } from '../approvals/service.js';
 import { createApprovalRoutes, type ApprovalRoutes } from '../approvals/http.js';
@@ -66,7 +67,7 @@ export class Gateway {
   readonly cancels = new CancelRegistry();
   private verifier?: TokenVerifier;
   /** Shared by all sessions: a repeated statement is classified once. */
-  readonly classifier = new ClassifierCache(5000);
+  readonly classifier = new ShapeClassifierCache();
   private devIssuer?: DevIssuer;
   private policy: PolicyFile;
   /** Held statements wait here for a person; sessions call `approvals.request`. */

@@ -10,7 +10,7 @@ import {
 } from '../pg/index.js';
 import { randomBytes } from 'node:crypto';
 import { serialize } from 'pg-protocol';
-import type { ClassifierCache } from '../policy/classify/index.js';
+import type { ShapeClassifierCache } from '../policy/shape-cache.js';
 import type { Decision } from '../policy/decide.js';
 import { formatDuration } from '../policy/duration.js';
 import { DEFAULT_APPROVAL_TIMEOUT_MS } from '../policy/rules.js';
@@ -43,7 +43,7 @@ export interface SessionOptions {
   resolveTarget: (conn: ConnectionPolicy) => UpstreamTarget;
   /** The policy in force now (it may be reloaded while the session runs). */
   policy: () => PolicyFile;
-  classifier: ClassifierCache;
+  classifier: ShapeClassifierCache;
   approvals?: ApprovalRequester;
   onClose?: (session: ClientSession) => void;
 }
