@@ -158,7 +158,7 @@ function scan(root: unknown, visit: (o: JsonObject, inQuery: boolean) => boolean
   return false;
 }
 
-function funcName(call: JsonObject): string {
+export function funcName(call: JsonObject): string {
   const names = nameList(call.funcname);
   // SQL-syntax forms (EXTRACT, SUBSTRING ... FROM, TRIM, ...) are spelled pg_catalog.x by the parser.
   if (str(call.funcformat) === 'COERCE_SQL_SYNTAX' && names.length === 2 && names[0] === 'pg_catalog') return names[1] ?? '';
@@ -478,7 +478,8 @@ export class Analyzer {
 
     const here: Ctx = { ...inner, block };
     const predicate: Ctx = { ...here, predicate: true };
-    this.walk(sel.targetList, here);
+    // The select list of a subquery inside a predicate (`x IN (SELECT id ...)`) is compared too.
+    this.walk(sel.targetList, { ...here, predicate: ctx.predicate });
     this.walk(sel.valuesLists, here);
     this.walk(sel.whereClause, predicate);
     this.walk(sel.groupClause, predicate);

@@ -1,5 +1,5 @@
 // Turns one parsed statement node into a Statement: its kind, DDL object, COPY target, names, and the facts the Analyzer collects.
-import { Analyzer, ROOT_CTX, refOf, relationOfObject } from './analyze.js';
+import { Analyzer, ROOT_CTX, funcName, refOf, relationOfObject } from './analyze.js';
 import { flag, integerConstant, list, node, nodeOfType, obj, rangeVar, str, stringNode, type JsonObject } from './ast.js';
 import type { CopyInfo, Statement, StatementKind } from './types.js';
 
@@ -280,6 +280,13 @@ export function describe(stmt: unknown): StatementFacts {
     case 'DeallocateStmt': {
       const name = str(body.name);
       return name === undefined ? empty('deallocate') : { ...empty('deallocate'), preparedName: name };
+    }
+    case 'CallStmt': {
+      // funccall is a bare FuncCall struct (no node wrapper), so the walk would not name it.
+      const call = obj(body.funccall);
+      if (call !== undefined) a.functions.add(funcName(call));
+      a.walk(body, ctx);
+      return finish(a, 'call');
     }
     case 'DoStmt':
       // The body is an opaque string in any procedural language; nothing in it is classified.

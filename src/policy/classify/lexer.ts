@@ -10,7 +10,7 @@ export type TokenKind =
   | 'number' // 12, 1.5, .5, 1e-3, 0x1F, 1_000 (and numeric-looking junk such as 12abc)
   | 'param' // $1
   | 'word' // identifier or keyword
-  | 'qident' // "quoted identifier", U&"..."
+  | 'qident' // "quoted identifier", U&"..." (an unterminated one is reported as 'string': its text is hidden like a literal)
   | 'op' // run of operator characters
   | 'punct' // ( ) [ ] , ; : . and anything else
   | 'comment'
@@ -161,8 +161,9 @@ export function lex(sql: string, sink: TokenSink, options: LexOptions = {}): voi
       continue;
     }
     if (c === 34) {
-      i = quotedIdentEnd(sql, i);
-      sink('qident', start, i);
+      const close = quotedIdentEnd(sql, i);
+      i = close < 0 ? n : close;
+      sink(close < 0 ? 'string' : 'qident', start, i);
       continue;
     }
     if (isIdentStart(c)) {
@@ -180,8 +181,9 @@ export function lex(sql: string, sink: TokenSink, options: LexOptions = {}): voi
           i = quotedEnd(sql, i + 2, false, true);
           sink('string', start, i);
         } else {
-          i = quotedIdentEnd(sql, i + 2);
-          sink('qident', start, i);
+          const close = quotedIdentEnd(sql, i + 2);
+          i = close < 0 ? n : close;
+          sink(close < 0 ? 'string' : 'qident', start, i);
         }
         continue;
       }
@@ -236,12 +238,12 @@ export function lex(sql: string, sink: TokenSink, options: LexOptions = {}): voi
   }
 }
 
+/** Index just past the closing quote, or -1 when the identifier is never closed. */
 function quotedIdentEnd(sql: string, open: number): number {
-  const n = sql.length;
   let i = open + 1;
   for (;;) {
     const close = sql.indexOf('"', i);
-    if (close < 0) return n;
+    if (close < 0) return -1;
     if (sql.charCodeAt(close + 1) === 34) {
       i = close + 2;
       continue;

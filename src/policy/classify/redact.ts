@@ -61,9 +61,13 @@ function placeholder(sql: string, r: Range): string {
  */
 export function redactLiterals(sql: string): string {
   if (typeof sql !== 'string') return '';
-  let ranges = literalRanges(sql, {});
-  if (sql.includes('\\')) ranges = merge(ranges, literalRanges(sql, { backslashEscapes: true }));
-  return replaceRanges(sql, ranges);
+  return replaceRanges(sql, literalSpans(sql));
+}
+
+/** The spans (JS string indices) redactLiterals replaces, sorted and non-overlapping. */
+export function literalSpans(sql: string): Array<{ start: number; end: number; kind: RangeKind }> {
+  const ranges = literalRanges(sql, {});
+  return sql.includes('\\') ? merge(ranges, literalRanges(sql, { backslashEscapes: true })) : ranges;
 }
 
 /** Only the comments replaced: for text whose literals are already gone (the parser's normalized form keeps comments). */
