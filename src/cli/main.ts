@@ -10,6 +10,8 @@ import { logoutCommand } from './commands/logout.js';
 import { whoamiCommand } from './commands/whoami.js';
 import { connectionsCommand } from './commands/connections.js';
 import { demoCommand } from './commands/demo.js';
+import { approvalsCommand } from './commands/approvals.js';
+import { approveCommand } from './commands/approve.js';
 
 export { VERSION } from '../version.js';
 import { VERSION } from '../version.js';
@@ -21,7 +23,7 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .showSuggestionAfterError()
     .exitOverride();
-  for (const cmd of [serverCommand(), demoCommand(), loginCommand(), logoutCommand(), whoamiCommand(), connectionsCommand(), connectCommand(), execCommand(), policyCommand()]) {
+  for (const cmd of [serverCommand(), demoCommand(), loginCommand(), logoutCommand(), whoamiCommand(), connectionsCommand(), connectCommand(), execCommand(), policyCommand(), approvalsCommand(), approveCommand()]) {
     program.addCommand(cmd);
   }
   for (const cmd of allCommands(program)) {

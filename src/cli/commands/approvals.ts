@@ -1,0 +1,61 @@
+// `phigate approvals`: the approval requests waiting for you (held statements), as a table or JSON.
+import { Command } from 'commander';
+import { withGatewayOptions } from '../options.js';
+import { resolveContext, type GlobalOptions } from '../context.js';
+import { ApprovalsClient } from '../../approvals/client.js';
+import type { ApprovalView } from '../../approvals/api.js';
+import { formatAge, formatTimeLeft, oneLine, requesterLabel, statusText } from '../../approvals/format.js';
+
+interface ApprovalsOptions extends GlobalOptions {
+  all?: boolean;
+  json?: boolean;
+}
+
+/** The document `phigate approvals --json` prints. */
+export interface ApprovalsReport {
+  server: string;
+  server_time: string;
+  approvals: ApprovalView[];
+}
+
+export function approvalsCommand(): Command {
+  return withGatewayOptions(
+    new Command('approvals')
+      .description('list approval requests you may decide (`phigate approve ID`, or `phigate approve` for a live view)')
+      .option('--all', 'include recently decided, timed out and withdrawn requests')
+      .option('--json', 'print one JSON document'),
+  ).action(async (opts: ApprovalsOptions) => {
+    const ctx = resolveContext(opts);
+    const client = new ApprovalsClient({ serverUrl: ctx.serverUrl, token: ctx.token, source: ctx.source });
+    const res = await client.list(opts.all === true);
+    const report: ApprovalsReport = { server: ctx.serverUrl, server_time: res.server_time, approvals: res.approvals };
+    process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : renderApprovals(report, { all: opts.all === true }));
+  });
+}
+
+export function renderApprovals(r: ApprovalsReport, opts: { all?: boolean; width?: number } = {}): string {
+  if (r.approvals.length === 0) {
+    return opts.all ? `No approval requests you may see on ${r.server}.\n` : `No approval requests waiting for you on ${r.server}.\n`;
+  }
+  const now = Date.parse(r.server_time);
+  const header = ['ID', 'AGE', 'REQUESTER', 'CONNECTION', 'RULE', 'STATEMENT', 'EXPIRES IN', 'STATUS'];
+  const rows = r.approvals.map((a) => [
+    a.id,
+    formatAge(now - Date.parse(a.created_at)),
+    requesterLabel(a),
+    a.connection,
+    a.rule,
+    a.statement,
+    a.status === 'pending' ? formatTimeLeft(Date.parse(a.expires_at) - now) : '-',
+    statusText(a),
+  ]);
+  // The statement takes what the other columns leave of the terminal (at least 20 characters).
+  const width = opts.width ?? (process.stdout.columns || 120);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (i === 5 ? 0 : row[i]!.length))));
+  const others = widths.reduce((s, w, i) => (i === 5 ? s : s + w + 2), 0);
+  const stmtWidth = Math.max(20, Math.min(60, width - others - 2));
+  widths[5] = Math.max(header[5]!.length, ...rows.map((row) => oneLine(row[5]!, stmtWidth).length));
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i === 5 ? oneLine(c, stmtWidth) : c).padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
