@@ -44,6 +44,11 @@ export class BackendFramer {
   private msgLen = -1;
   private readonly hdr = Buffer.alloc(8);
   private err: ProtocolError | null = null;
+  /**
+   * Set when a ParameterStatus ('S') header went by, so pass-through callers can look at the rare
+   * setting changes without decoding every message. The caller clears it.
+   */
+  parameterStatusSeen = false;
   /** Set by `frame`/`scan` on the happy path to avoid returning tuples. */
   private tailLen = -1;
 
@@ -180,6 +185,7 @@ export class BackendFramer {
     const type = buf[at] as number;
     const shape = SHAPES[type] as number;
     if (shape === 0) return this.fail(`unknown backend message type ${hexByte(type)}`);
+    if (type === 0x53) this.parameterStatusSeen = true;
     if (avail < 5) return NEED_MORE;
     const len = buf.readInt32BE(at + 1);
     if (len < 4 || (shape > 0 && len !== shape)) return this.fail(`invalid message length ${len} for type ${describeTypeByte(type)}`);

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import {
   FrontendParser, BackendFramer, ProtocolError, type FrontendMessage,
   authenticationOk, parameterStatus, backendKeyData, readyForQuery, errorResponse, noticeResponse, sslNo, negotiateProtocolVersion,
-  decodeErrorFieldMap, type ErrorFields,
+  decodeErrorFieldMap, decodeParameterStatus, type ErrorFields,
 } from '../pg/index.js';
 import { randomBytes } from 'node:crypto';
 import { serialize } from 'pg-protocol';
@@ -209,6 +209,13 @@ export class ClientSession {
   private onUpstreamReady(up: UpstreamSession, target: UpstreamTarget, negotiate: Buffer | undefined, notices: Buffer[]): void {
     if (this.state !== 'connecting') {
       up.socket.destroy();
+      return;
+    }
+    const unsafe = unsafeSetting('standard_conforming_strings', up.parameters.get('standard_conforming_strings') ?? 'on') ??
+      unsafeSetting('client_encoding', up.parameters.get('client_encoding') ?? 'UTF8');
+    if (unsafe) {
+      up.socket.destroy();
+      this.fatal('0A000', `phigate: ${unsafe}; phigate reads statements as UTF-8 with standard_conforming_strings on`, CloseCode.UpstreamFailed);
       return;
     }
     this.upstream = up.socket;
@@ -451,6 +458,15 @@ export class ClientSession {
       return;
     }
     if (whole.length === 0) return;
+    if (this.framer.parameterStatusSeen) {
+      this.framer.parameterStatusSeen = false;
+      const problem = unsafeSettingIn(whole);
+      if (problem) {
+        this.opts.log.warn('unsafe session setting', { session: this.id, setting: problem });
+        this.fatal('0A000', `phigate: ${problem}; phigate reads statements as UTF-8 with standard_conforming_strings on, so this session is ended`, CloseCode.ProtocolError);
+        return;
+      }
+    }
     this.bytesOut += whole.length;
     const ws = this.ws;
     if (ws.bufferedAmount + whole.length > CLIENT_HIGH_WATER && !this.upstreamPaused) {
@@ -472,6 +488,15 @@ export class ClientSession {
     if (frames instanceof ProtocolError) return frames;
     const out: Buffer[] = [];
     for (const f of frames) {
+      if (f.type === 0x53) {
+        this.framer.parameterStatusSeen = false;
+        const problem = unsafeSettingIn(f.raw);
+        if (problem) {
+          this.opts.log.warn('unsafe session setting', { session: this.id, setting: problem });
+          this.fatal('0A000', `phigate: ${problem}; phigate reads statements as UTF-8 with standard_conforming_strings on, so this session is ended`, CloseCode.ProtocolError);
+          return Buffer.alloc(0);
+        }
+      }
       if (f.type === 0x45 && this.poisons.size > 0) {
         const fields = decodeErrorFieldMap(f.body);
         const message = fields instanceof ProtocolError ? '' : (fields['M'] ?? '');
@@ -540,6 +565,38 @@ export class ClientSession {
 }
 
 const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
+
+/**
+ * The gateway classifies statement text as UTF-8 with standard_conforming_strings on, as libpg-query
+ * does. If the server read the same bytes differently (backslash escapes in '...' strings, or a
+ * client encoding whose multibyte characters contain a backslash byte), a statement could be
+ * smuggled past the classifier, so such sessions are ended.
+ */
+function unsafeSetting(name: string, value: string): string | undefined {
+  if (name === 'standard_conforming_strings' && value.toLowerCase() !== 'on') return `standard_conforming_strings was set to ${value}`;
+  // Client-only encodings whose multibyte characters may contain ASCII bytes such as a backslash.
+  if (name === 'client_encoding' && /^(s(hift_)?jis|mskanji|big5|gbk|uhc|gb18030|johab|win93[26]|win950|win949|cp93[26]|cp949|cp950|tcvn)$/i.test(value.replace(/[-\s]/g, '_'))) {
+    return `client_encoding was set to ${value}`;
+  }
+  return undefined;
+}
+
+/** Checks every ParameterStatus in a buffer of whole backend messages. */
+function unsafeSettingIn(whole: Buffer): string | undefined {
+  let off = 0;
+  while (off + 5 <= whole.length) {
+    const len = whole.readInt32BE(off + 1);
+    if (whole[off] === 0x53) {
+      const p = decodeParameterStatus(whole.subarray(off + 5, off + 1 + len));
+      if (!(p instanceof ProtocolError)) {
+        const problem = unsafeSetting(p.name, p.value);
+        if (problem) return problem;
+      }
+    }
+    off += 1 + len;
+  }
+  return undefined;
+}
 
 /** Close reasons are limited to 123 bytes by the WebSocket protocol. */
 function truncateReason(s: string): string {

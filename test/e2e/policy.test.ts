@@ -102,3 +102,25 @@ describe('blocked statements', () => {
     expect((await admin.query('SELECT count(*)::int AS n FROM pol_t WHERE id = 9')).rows[0].n).toBe(0);
   });
 });
+
+describe('settings that would let a statement be read differently', () => {
+  it('ends a session that turns standard_conforming_strings off', async () => {
+    const r = await psql(port, ['-c', 'SET standard_conforming_strings = off', '-c', 'SELECT 1']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/standard_conforming_strings was set to off; phigate reads statements as UTF-8/);
+  });
+
+  it('ends a session that switches to a client encoding that is not ASCII-safe', async () => {
+    const c = pgClient(port);
+    await c.connect();
+    c.on('error', () => {});
+    await expect(c.query("SET client_encoding = 'SJIS'")).rejects.toThrow(/client_encoding was set to SJIS/);
+    await c.end().catch(() => {});
+  });
+
+  it('allows harmless encodings such as LATIN1 and SQL_ASCII', async () => {
+    const r = await psql(port, ['-tA', '-c', "SET client_encoding = 'LATIN1'", '-c', "SET client_encoding = 'SQL_ASCII'", '-c', 'SELECT 7']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim().split('\n')).toEqual(['SET', 'SET', '7']);
+  });
+});
