@@ -80,6 +80,7 @@ const CASES: Case[] = [
   { sql: 'EXPLAIN SELECT * FROM patients', kinds: ['explain'], explains: 'select', tables: ['patients'], unrestricted: [] },
   { sql: 'EXPLAIN ANALYZE CREATE TABLE t AS SELECT * FROM patients WHERE id = 1', kinds: ['create'], explains: 'create', writes: ['t'] },
   { sql: 'EXPLAIN EXECUTE p(1)', kinds: ['explain'], explains: 'execute', preparedName: 'p' },
+  { sql: 'CREATE TABLE t AS EXECUTE p(1)', kinds: ['create'], ddlObject: 'table', writes: ['t'], preparedName: 'p' },
   { sql: 'DO $$ BEGIN DELETE FROM patients; END $$', kinds: ['do'], tables: [], writes: [], modifiesData: true },
   { sql: 'DO LANGUAGE plpgsql $body$ BEGIN PERFORM pg_sleep(1); END $body$', kinds: ['do'], functions: [], modifiesData: true },
   { sql: "COPY patients TO PROGRAM 'gzip > /tmp/p.gz'", kinds: ['copy_to'], copy: { direction: 'to', target: 'program' }, tables: ['patients'], writes: [], unrestricted: ['patients'] },
@@ -89,6 +90,7 @@ const CASES: Case[] = [
   { sql: 'COPY patients TO STDOUT', kinds: ['copy_to'], copy: { direction: 'to', target: 'stdout' }, unrestricted: ['patients'] },
   { sql: 'COPY patients (id, ssn) FROM STDIN WITH (FORMAT csv)', kinds: ['copy_from'], copy: { direction: 'from', target: 'stdin' }, writes: ['patients'], modifiesData: true },
   { sql: 'COPY (SELECT * FROM patients WHERE id = 1) TO STDOUT', kinds: ['copy_to'], tables: ['patients'], writes: [], unrestricted: [] },
+  { sql: 'COPY (DELETE FROM patients RETURNING *) TO STDOUT', kinds: ['copy_to'], copy: { direction: 'to', target: 'stdout' }, writes: ['patients'], modifiesData: true, unrestricted: ['patients'] },
   { sql: 'COPY (SELECT p.ssn FROM patients p JOIN visits v ON v.pid = p.id) TO STDOUT WITH CSV', kinds: ['copy_to'], tables: ['patients', 'visits'], unrestricted: ['patients', 'visits'] },
   { sql: 'PREPARE p AS DELETE FROM patients WHERE id = $1', kinds: ['prepare'], prepares: 'delete', preparedName: 'p', tables: ['patients'], writes: ['patients'], modifiesData: true, unrestricted: [] },
   { sql: 'PREPARE q (int) AS SELECT * FROM patients', kinds: ['prepare'], prepares: 'select', preparedName: 'q', writes: [], unrestricted: ['patients'] },
@@ -584,23 +586,46 @@ describe('hostile and huge input', () => {
 
   it.each([
     ['operator chain', (n: number) => `SELECT 1${'+1'.repeat(n)}`],
+    ['function-call operands', (n: number) => `SELECT f(1)${'+f(1)'.repeat(n)}`],
+    ['OPERATOR() chain', (n: number) => `SELECT 1${' OPERATOR(pg_catalog.+) 1'.repeat(n)}`],
     ['concatenation', (n: number) => `SELECT 'a'${"||'a'".repeat(n)}`],
+    ['JSON path', (n: number) => `SELECT x${"->'a'".repeat(n)}`],
+    ['casts', (n: number) => `SELECT 1${'::int'.repeat(n)}`],
+    ['ISNULL chain', (n: number) => `SELECT x${' ISNULL'.repeat(n)}`],
+    ['IS NOT NULL chain', (n: number) => `SELECT x${' IS NOT NULL'.repeat(n)}`],
+    ['COLLATE chain', (n: number) => `SELECT x${' COLLATE "C"'.repeat(n)}`],
+    ['AT TIME ZONE chain', (n: number) => `SELECT now()${" AT TIME ZONE 'UTC'".repeat(n)}`],
+    ['subscripts', (n: number) => `SELECT a${'[1]'.repeat(n)}`],
     ['nested subqueries', (n: number) => `SELECT * FROM ${'(SELECT * FROM '.repeat(n)}t${') x'.repeat(n)}`],
     ['nested scalar subqueries', (n: number) => `SELECT ${'(SELECT '.repeat(n)}1${')'.repeat(n)}`],
+    ['nested EXISTS', (n: number) => `SELECT ${'EXISTS (SELECT '.repeat(n)}1${')'.repeat(n)}`],
     ['nested function calls', (n: number) => `SELECT ${'f('.repeat(n)}1${')'.repeat(n)}`],
+    ['nested ROW()', (n: number) => `SELECT ${'ROW('.repeat(n)}1${')'.repeat(n)}`],
     ['nested CASE', (n: number) => `SELECT ${'CASE WHEN a THEN '.repeat(n)}1${' END'.repeat(n)}`],
     ['nested parentheses', (n: number) => `SELECT ${'('.repeat(n)}1${')'.repeat(n)}`],
     ['NOT chain', (n: number) => `SELECT ${'NOT '.repeat(n)}true`],
+    ['unary minus chain', (n: number) => `SELECT ${'- '.repeat(n)}1`],
     ['nested arrays', (n: number) => `SELECT ${'ARRAY['.repeat(n)}1${']'.repeat(n)}`],
     ['AND/OR nesting', (n: number) => `SELECT ${'(a AND (b OR '.repeat(n)}c${'))'.repeat(n)}`],
     ['UNION chain', (n: number) => Array.from({ length: n }, () => 'SELECT 1').join(' UNION ')],
-  ])('deep %s: modest depth classifies, extreme depth is refused, nothing breaks', async (_label, make) => {
+    ['JOIN chain', (n: number) => `SELECT * FROM t0${Array.from({ length: n }, (_, i) => ` JOIN t${i + 1} ON true`).join('')}`],
+  ])('deep %s: the deepest statement the screen admits classifies, deeper is refused, the parser survives', async (_label, make) => {
     await initClassifier();
-    const modest = classify(make(200));
-    expect(modest.ok).toBe(true);
-    for (const n of [3000, 20_000, 60_000]) {
+    // Largest n the nesting screen admits (the estimate grows with n).
+    let lo = 1;
+    let hi = 2;
+    while (nestingEstimate(make(hi)) <= MAX_NESTING && hi < 40_000) hi *= 2;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (nestingEstimate(make(mid)) <= MAX_NESTING) lo = mid;
+      else hi = mid;
+    }
+    const deepest = classify(make(lo));
+    if (!deepest.ok) throw new Error(`admitted at n=${lo} but refused: ${deepest.error}`);
+    expect(parserState()).toBe('ready');
+    for (const n of [hi, 20_000, 60_000]) {
       const r = classify(make(n));
-      if (!r.ok) expect(r.error).toMatch(/nested too deeply|too complex|memory exhausted/);
+      if (nestingEstimate(make(n)) > MAX_NESTING) expect(r).toMatchObject({ ok: false, error: expect.stringMatching(/nested too deeply/) });
     }
     expect(parserState()).toBe('ready');
     expect(only('DELETE FROM patients WHERE id = 1')).toMatchObject({ kind: 'delete', withoutWhere: false });

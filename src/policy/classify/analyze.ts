@@ -300,19 +300,36 @@ export class Analyzer {
     return [...this.predicates.values()];
   }
 
-  walk(v: unknown, ctx: Ctx): void {
-    if (Array.isArray(v)) {
-      for (const item of v) this.walk(item, ctx);
-      return;
-    }
-    if (!isObject(v)) return;
-    const n = node(v);
-    if (n !== undefined) {
-      this.visitNode(n[0], n[1], ctx);
-    } else if (typeof v.relname === 'string') {
-      this.visitRangeVar(v, ctx);
-    } else {
-      this.walkFields(v, ctx);
+  /**
+   * Visits everything under `root`. Expressions are walked with an explicit stack rather than
+   * recursion, because operator chains nest thousands deep; only query nodes recurse (through the
+   * visit* methods), and their depth is bounded by the bracket nesting MAX_NESTING allows.
+   */
+  walk(root: unknown, ctx: Ctx): void {
+    const stack: Array<[unknown, Ctx]> = [[root, ctx]];
+    const pushFields = (o: JsonObject, c: Ctx): void => {
+      const keys = Object.keys(o);
+      for (let i = keys.length - 1; i >= 0; i--) {
+        const child = o[keys[i] as string];
+        if (typeof child === 'object' && child !== null) stack.push([child, c]);
+      }
+    };
+    while (stack.length > 0) {
+      const [v, c] = stack.pop() as [unknown, Ctx];
+      if (Array.isArray(v)) {
+        for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], c]);
+        continue;
+      }
+      if (!isObject(v)) continue;
+      const n = node(v);
+      if (n !== undefined) {
+        const descend = this.visitNode(n[0], n[1], c);
+        if (descend !== undefined) pushFields(n[1], descend);
+      } else if (typeof v.relname === 'string') {
+        this.visitRangeVar(v, c);
+      } else {
+        pushFields(v, c);
+      }
     }
   }
 
@@ -336,44 +353,43 @@ export class Analyzer {
     else this.unrestricted.add(ref);
   }
 
-  private visitNode(type: string, body: JsonObject, ctx: Ctx): void {
+  /** Handles one node; returns the context to walk its fields with, or undefined when it is done. */
+  private visitNode(type: string, body: JsonObject, ctx: Ctx): Ctx | undefined {
     switch (type) {
       case 'SelectStmt':
         this.visitSelect(body, ctx);
-        return;
+        return undefined;
       case 'InsertStmt':
         this.visitInsert(body, ctx);
-        return;
+        return undefined;
       case 'UpdateStmt':
       case 'DeleteStmt':
         this.visitUpdateDelete(body, ctx);
-        return;
+        return undefined;
       case 'MergeStmt':
         this.visitMerge(body, ctx);
-        return;
+        return undefined;
       case 'RangeVar':
         this.visitRangeVar(body, ctx);
-        return;
+        return undefined;
       case 'FuncCall':
         this.functions.add(funcName(body));
-        this.walkFields(body, ctx);
-        return;
+        return ctx;
       case 'ColumnRef':
         if (ctx.predicate) this.addPredicate(body, ctx);
-        return;
+        return undefined;
       case 'LockingClause':
         // FOR UPDATE OF x names FROM items (often aliases) that were already counted.
-        return;
+        return undefined;
       case 'ViewStmt':
       case 'CreateFunctionStmt':
       case 'RuleStmt':
       case 'CreateTrigStmt':
       case 'CreatePolicyStmt':
       case 'AlterPolicyStmt':
-        this.walkFields(body, { ...ctx, definition: true });
-        return;
+        return { ...ctx, definition: true };
       default:
-        this.walkFields(body, ctx);
+        return ctx;
     }
   }
 

@@ -254,7 +254,11 @@ export function describe(stmt: unknown): StatementFacts {
       const into = obj(body.into);
       const rel = into === undefined ? undefined : rangeVar(into.rel);
       if (rel !== undefined) a.addWrite(refOf(rel), ctx);
-      return finish(a, 'create', { ddlObject: str(body.objtype) === 'OBJECT_MATVIEW' ? 'materialized_view' : 'table' });
+      const extra: Partial<StatementFacts> = { ddlObject: str(body.objtype) === 'OBJECT_MATVIEW' ? 'materialized_view' : 'table' };
+      // CREATE TABLE t AS EXECUTE p: what it reads is the prepared statement's business.
+      const executed = str(nodeOfType(body.query, 'ExecuteStmt')?.name);
+      if (executed !== undefined) extra.preparedName = executed;
+      return finish(a, 'create', extra);
     }
     case 'VariableSetStmt':
       return describeSet(body);

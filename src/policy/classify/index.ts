@@ -156,7 +156,7 @@ export class ClassifierCache {
 
   constructor(
     readonly maxEntries = 2000,
-    readonly maxTextLength = 64 * 1024,
+    readonly maxTextLength = 16 * 1024,
   ) {}
 
   classify(sql: string): Classification {

@@ -254,7 +254,8 @@ function quotedIdentEnd(sql: string, open: number): number {
 
 /** Words that continue an expression chain, so long runs of them build a deep parse tree. */
 const CHAIN_WORDS = new Set([
-  'not', 'is', 'like', 'ilike', 'similar', 'between', 'in', 'overlaps', 'collate', 'at', 'union', 'intersect', 'except', 'join',
+  'not', 'is', 'isnull', 'notnull', 'like', 'ilike', 'similar', 'between', 'in', 'overlaps', 'collate', 'at', 'union', 'intersect',
+  'except', 'join',
 ]);
 /** Words after which the parser starts a new flat list element, as a comma does. */
 const FLAT_WORDS = new Set(['and', 'or', 'when', 'then', 'else']);
@@ -288,6 +289,9 @@ export function nestingEstimate(sql: string): number {
         chainTotal -= chains.pop() ?? 0;
         isCase.pop();
         frames--;
+        // The bracketed thing is an operand of the enclosing chain: `1 OPERATOR(+) 1 OPERATOR(+) 1 ...`
+        // nests as deeply as `1 + 1 + 1`, with every operator inside its own brackets.
+        bump = 1;
       } else if (ch === 44 || ch === 59) {
         chainTotal -= chains[top] ?? 0;
         chains[top] = 0;
@@ -304,6 +308,7 @@ export function nestingEstimate(sql: string): number {
         chainTotal -= chains.pop() ?? 0;
         isCase.pop();
         frames--;
+        bump = 1;
       } else if (FLAT_WORDS.has(word)) {
         chainTotal -= chains[top] ?? 0;
         chains[top] = 0;
@@ -312,7 +317,8 @@ export function nestingEstimate(sql: string): number {
       }
     }
     if (bump > 0) {
-      chains[top] = (chains[top] ?? 0) + bump;
+      const at = chains.length - 1;
+      chains[at] = (chains[at] ?? 0) + bump;
       chainTotal += bump;
     }
     const depth = frames * FRAME_WEIGHT + chainTotal;

@@ -45,7 +45,7 @@ export interface Statement {
   writes: TableRef[];
   /** writes is non-empty, or the statement runs opaque code (DO, CALL). */
   modifiesData: boolean;
-  /** unrestricted is non-empty: some relation is read or changed without a restricting WHERE (see README in analyze.ts). */
+  /** unrestricted is non-empty: some relation is read or changed without a restricting WHERE (exact rules at the top of analyze.ts). */
   withoutWhere: boolean;
   /** The relations behind withoutWhere. */
   unrestricted: TableRef[];
