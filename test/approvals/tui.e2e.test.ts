@@ -45,7 +45,6 @@ async function startTui(name: string, session: string, env: Record<string, strin
 const screen = (session: string, escapes = false): string => tmux('capture-pane', '-p', ...(escapes ? ['-e'] : []), '-t', session);
 
 /** An SGR sequence that sets a foreground colour (39, the reset, does not count). */
-// eslint-disable-next-line no-control-regex
 const COLOUR = /\x1b\[(?:[\d;]*;)?(?:3[0-8]|9[0-7])(?:;[\d;]*)?m/;
 
 async function waitForScreen(session: string, re: RegExp, timeoutMs = 15_000): Promise<string> {
