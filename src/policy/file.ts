@@ -40,6 +40,10 @@ export interface ApprovalsPolicy {
 export interface PolicyFile {
   version: 1;
   issuers: IssuerPolicy[];
+  /** Groups whose members may change the policy (default: admins). */
+  adminGroups: string[];
+  /** Groups whose members may read evidence (default: auditors). */
+  auditorGroups: string[];
   connections: Map<string, ConnectionPolicy>;
   rules: Rule[];
   approvals: ApprovalsPolicy;
@@ -81,9 +85,13 @@ export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
   if (!isScalar(versionNode) || versionNode.value !== 1) r.fail(versionNode, 'version', `expected 1, got ${describe(versionNode)}`);
 
   const issuers: IssuerPolicy[] = [];
+  let adminGroups = ['admins'];
+  let auditorGroups = ['auditors'];
   const identity = top.get('identity');
   if (identity !== undefined) {
-    const id = r.map(identity, 'identity', new Set(['issuers']));
+    const id = r.map(identity, 'identity', new Set(['issuers', 'admin_groups', 'auditor_groups']));
+    if (id.has('admin_groups')) adminGroups = r.strings(id.get('admin_groups'), 'identity.admin_groups');
+    if (id.has('auditor_groups')) auditorGroups = r.strings(id.get('auditor_groups'), 'identity.auditor_groups');
     const list = id.get('issuers');
     if (list !== undefined) {
       if (!isSeq(list)) r.fail(list, 'identity.issuers', `expected a list, got ${describe(list)}`);
@@ -159,6 +167,8 @@ export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
   return {
     version: 1,
     issuers,
+    adminGroups,
+    auditorGroups,
     connections,
     rules,
     approvals,
@@ -166,4 +176,11 @@ export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
     masking: top.get('masking')?.toJSON() ?? null,
     source: text,
   };
+}
+
+/** Policy sections whose enforcement has not landed yet (masking): a server refuses them (fail closed). */
+export function unenforcedSections(policy: PolicyFile): string[] {
+  const out: string[] = [];
+  if (policy.masking !== null && policy.masking !== undefined) out.push('masking');
+  return out;
 }

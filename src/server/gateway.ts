@@ -7,7 +7,11 @@ import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { WebSocketServer } from 'ws';
 import { AuthError, TokenVerifier, bearerToken, type Identity, type IssuerConfig } from '../auth/index.js';
-import type { ConnectionPolicy, PolicyFile } from '../policy/file.js';
+import { parsePolicyFile, unenforcedSections, type ConnectionPolicy, type PolicyFile } from '../policy/file.js';
+import { PolicyFileError } from '../policy/errors.js';
+import { policyVersion } from '../policy/version.js';
+import { PolicyHistory, type PolicyActivation } from '../policy/history.js';
+import { readFileSync } from 'node:fs';
 import {
   CONNECTIONS_PATH, HEADER_REASON, HEADER_SESSION_LABEL, REFUSAL_STATUS, TUNNEL_PATH_PREFIX,
   type ConnectionInfo, type PreflightResponse, type Refusal, type RefusalCode,
@@ -48,6 +52,10 @@ export interface GatewayOptions {
   maxMessageBytes?: number;
   /** Dev mode: run an OpenID Provider under /oidc and trust it (loopback only). */
   dev?: { stateDir: string; accessTokenTtlSec?: number };
+  /** Where state and evidence live; without it the policy history is kept in memory only. */
+  dataDir?: string;
+  /** The file the policy came from, for reloads and the history. */
+  policyFile?: string;
 }
 
 class Refused extends Error {
@@ -70,12 +78,19 @@ export class Gateway {
   readonly classifier = new ShapeClassifierCache();
   private devIssuer?: DevIssuer;
   private policy: PolicyFile;
+  /** SHA-256 of the canonical form of the policy in force; every decision is taken under it. */
+  policyVersion: string;
+  private readonly history?: PolicyHistory;
+  private readonly memoryHistory: PolicyActivation[] = [];
+  private extraIssuers: IssuerConfig[] = [];
   /** Held statements wait here for a person; sessions call `approvals.request`. */
   readonly approvals: ApprovalService;
   private readonly approvalRoutes: ApprovalRoutes;
 
   constructor(private readonly opts: GatewayOptions) {
     this.policy = opts.policy;
+    this.policyVersion = policyVersion(opts.policy.source);
+    this.history = opts.dataDir ? new PolicyHistory(opts.dataDir) : undefined;
     this.approvals = new ApprovalService({ log: opts.log, webhook: opts.policy.approvals.webhook });
     this.approvalRoutes = createApprovalRoutes({ service: this.approvals, authenticate: (req) => this.authenticate(req), log: opts.log });
     this.wss = new WebSocketServer({
@@ -130,8 +145,53 @@ export class Gateway {
       this.devIssuer = await createDevIssuer({ baseUrl: url, stateDir: this.opts.dev.stateDir, accessTokenTtlSec: this.opts.dev.accessTokenTtlSec });
       extra.push({ issuer: this.devIssuer.issuer, audience: this.devIssuer.audience, groupsClaim: 'groups' });
     }
+    this.extraIssuers = extra;
     this.verifier = this.opts.verifier ?? verifierFor(this.policy, extra);
+    this.recordActivation('startup', undefined);
     return { url, port };
+  }
+
+  /**
+   * Makes `text` the policy in force after validating it completely; on any problem the current
+   * policy stays and the error says why. New statements are decided under the new version at once.
+   */
+  activatePolicy(text: string, source: 'sighup' | 'api', by?: string): { version: string; changed: boolean } {
+    const file = this.opts.policyFile ?? '<policy>';
+    const next = parsePolicyFile(text, source === 'api' ? '<request body>' : file);
+    const unenforced = unenforcedSections(next);
+    if (unenforced.length > 0) {
+      throw new PolicyFileError(file, undefined, undefined, unenforced.join(', '), 'not enforced by this version of phigate; policy not activated');
+    }
+    const version = policyVersion(next.source);
+    if (version === this.policyVersion) return { version, changed: false };
+    if (!this.opts.verifier) this.verifier = verifierFor(next, this.extraIssuers);
+    this.policy = next;
+    this.policyVersion = version;
+    this.recordActivation(source, by);
+    return { version, changed: true };
+  }
+
+  /** SIGHUP: re-read the policy file; a broken file is logged and ignored. */
+  reloadPolicyFile(): void {
+    const file = this.opts.policyFile;
+    if (!file) return;
+    try {
+      const { version, changed } = this.activatePolicy(readFileSync(file, 'utf8'), 'sighup');
+      if (!changed) this.opts.log.info('policy unchanged', { version });
+    } catch (err) {
+      this.opts.log.error('policy reload rejected; the previous policy stays in force', { error: (err as Error).message, version: this.policyVersion });
+    }
+  }
+
+  policyHistory(): PolicyActivation[] {
+    return this.history ? this.history.list() : [...this.memoryHistory].reverse();
+  }
+
+  private recordActivation(source: string, by: string | undefined): void {
+    const entry: PolicyActivation = { version: this.policyVersion, activated_at: new Date().toISOString(), source, by, file: this.opts.policyFile };
+    if (this.history) this.history.record(entry, this.policy.source);
+    else this.memoryHistory.push(entry);
+    this.opts.log.info('policy activated', { version: this.policyVersion, source, by, rules: this.policy.rules.length, default: this.policy.default });
   }
 
   /** The login endpoint's answer: the dev issuer, else the first configured issuer with a CLI client. */
@@ -168,6 +228,10 @@ export class Gateway {
     if (await this.approvalRoutes.handle(req, res, url)) return;
     if (this.devIssuer && (url.pathname === DEV_MOUNT || url.pathname.startsWith(`${DEV_MOUNT}/`))) {
       this.devIssuer.handle(req, res);
+      return;
+    }
+    if (url.pathname === '/admin/policy' || url.pathname === '/v1/policy/history') {
+      await this.onPolicyRequest(req, res, url.pathname);
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -209,6 +273,39 @@ export class Gateway {
       return;
     }
     sendJson(res, 404, { error: 'not_found', message: `no such endpoint: ${url.pathname}` });
+  }
+
+  private async onPolicyRequest(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const identity = await this.authenticate(req).catch((e: unknown) => e as Refused);
+    if (identity instanceof Refused) return this.refuseHttp(req, res, identity);
+    const isAdmin = identity.groups.some((g) => this.policy.adminGroups.includes(g));
+    const isAuditor = identity.groups.some((g) => this.policy.auditorGroups.includes(g));
+    if (path === '/v1/policy/history') {
+      if (req.method !== 'GET') return sendJson(res, 405, { error: 'method_not_allowed', message: 'use GET' });
+      if (!isAdmin && !isAuditor) {
+        return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: only admins and auditors may read the policy history`, identity.subject));
+      }
+      sendJson(res, 200, { current: this.policyVersion, history: this.policyHistory() });
+      return;
+    }
+    if (req.method !== 'POST') return sendJson(res, 405, { error: 'method_not_allowed', message: 'POST the policy YAML to /admin/policy' });
+    if (!isAdmin) {
+      return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: only members of ${this.policy.adminGroups.join(', ')} may change the policy`, identity.subject));
+    }
+    let text: string;
+    try {
+      text = await readBody(req, 1024 * 1024);
+    } catch (err) {
+      return sendJson(res, 413, { error: 'too_large', message: (err as Error).message });
+    }
+    try {
+      const { version, changed } = this.activatePolicy(text, 'api', identity.name);
+      sendJson(res, 200, { version, changed });
+    } catch (err) {
+      if (!(err instanceof PolicyFileError)) throw err;
+      this.opts.log.warn('policy update rejected', { by: identity.name, error: err.message });
+      sendJson(res, 400, { error: 'invalid_policy', message: err.message });
+    }
   }
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -316,6 +413,24 @@ function headerValue(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   const s = Array.isArray(v) ? v[0] : v;
   return s === undefined ? undefined : s.slice(0, 200);
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        reject(new Error(`request body larger than ${limit} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -17,11 +17,22 @@ const HINT: Partial<Record<RefusalCode, string>> = {
 
 export function refusalError(status: number, body: string): PhigateError {
   const refusal = parseRefusal(body);
-  if (!refusal) {
-    return new PhigateError(`gateway answered HTTP ${status}${body ? `: ${body.slice(0, 200)}` : ''}`,
-      status >= 500 ? ExitCode.Unreachable : ExitCode.Error);
+  if (refusal) return new PhigateError(`gateway refused: ${refusal.message}`, EXIT[refusal.error] ?? ExitCode.Error, HINT[refusal.error]);
+  // Other API errors ({ error, message } with their own codes) keep their message; the status picks the exit code.
+  const other = parseApiError(body);
+  const exit = status === 401 ? ExitCode.NotAuthenticated : status === 403 ? ExitCode.Denied : status >= 500 ? ExitCode.Unreachable : ExitCode.Error;
+  if (other) return new PhigateError(other.message, exit);
+  return new PhigateError(`gateway answered HTTP ${status}${body ? `: ${body.slice(0, 200)}` : ''}`, exit);
+}
+
+function parseApiError(body: string): { error: string; message: string } | undefined {
+  try {
+    const v = JSON.parse(body) as { error?: unknown; message?: unknown };
+    if (typeof v.error === 'string' && typeof v.message === 'string') return { error: v.error, message: v.message };
+  } catch {
+    // not JSON
   }
-  return new PhigateError(`gateway refused: ${refusal.message}`, EXIT[refusal.error] ?? ExitCode.Error, HINT[refusal.error]);
+  return undefined;
 }
 
 export function parseRefusal(body: string): Refusal | undefined {

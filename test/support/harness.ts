@@ -16,6 +16,8 @@ export const IDENTITIES: Record<string, string[]> = {
   agent: ['ai-agents'],
   bob: ['privacy-officers'],
   mallory: ['marketing'],
+  root: ['admins'],
+  carol: ['auditors'],
 };
 
 export interface Gw {

@@ -80,7 +80,7 @@ async function runDemo(opts: DemoOptions): Promise<void> {
     const log = createLogger({ write: (line) => void logStream.write(line) });
     gateway = new Gateway({
       policy: parsePolicyFile(policyText, policyFile), host: listen.host, port: listen.port, log,
-      dev: { stateDir: join(dataDir, 'dev-issuer') },
+      dev: { stateDir: join(dataDir, 'dev-issuer') }, dataDir, policyFile,
     });
     let url: string;
     try {

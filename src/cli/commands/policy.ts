@@ -1,7 +1,17 @@
-// `phigate policy check FILE`: validates a policy file without starting a server.
-import { Command } from 'commander';
+// `phigate policy check|test|apply|history`: validate a policy file, try statements against it,
+// activate it on a running gateway, and list the versions that were in force.
+import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { classify, initClassifier } from '../../policy/classify/index.js';
+import { decideStatements, tableName } from '../../policy/decide.js';
+import type { IdentityKind } from '../../policy/rules.js';
+import type { PolicyActivation } from '../../policy/history.js';
+import { decideConnectionAccess } from '../../server/access.js';
+import { withGatewayOptions } from '../options.js';
+import { resolveContext, type GlobalOptions } from '../context.js';
+import { gatewayGet, gatewayRequest } from '../gateway-api.js';
 import { resolve } from 'node:path';
-import { loadPolicyFile } from '../../policy/file.js';
+import { loadPolicyFile, type PolicyFile } from '../../policy/file.js';
 import { PolicyFileError } from '../../policy/errors.js';
 import { policyVersion } from '../../policy/version.js';
 import { ExitCode, PhigateError } from '../errors.js';
@@ -38,5 +48,102 @@ export function policyCommand(): Command {
         throw err;
       }
     });
+  policy
+    .command('test')
+    .description('show how a policy decides a statement, and why')
+    .requiredOption('--sql <sql>', 'the statement(s) to decide')
+    .option('--file <file>', 'policy file', 'phigate.yaml')
+    .option('--as <user>', 'identity name', 'policy-test')
+    .option('--groups <groups>', 'comma-separated groups of that identity', '')
+    .addOption(new Option('--kind <kind>', 'identity kind').choices(['human', 'service', 'agent']).default('human'))
+    .option('--connection <name>', 'connection the statement is sent to (default: the first in the file)')
+    .option('--json', 'print one JSON document')
+    .action(async (opts: { sql: string; file: string; as: string; groups: string; kind: IdentityKind; connection?: string; json?: boolean }) => {
+      const p = load(opts.file);
+      const connection = opts.connection ?? p.connections.keys().next().value ?? '';
+      if (!p.connections.has(connection)) throw new PhigateError(`no connection named "${connection}" in ${opts.file}`, ExitCode.Usage);
+      await initClassifier();
+      const c = classify(opts.sql);
+      const groups = opts.groups.split(',').map((g) => g.trim()).filter(Boolean);
+      const access = decideConnectionAccess(groups, p.connections.get(connection)!);
+      const result = c.ok
+        ? decideStatements(c.statements, {
+            rules: p.rules, defaultAction: p.default, connection,
+            identity: { name: opts.as, subject: opts.as, groups, kind: opts.kind },
+          })
+        : undefined;
+      const doc = {
+        version: policyVersion(p.source),
+        connection,
+        identity: { name: opts.as, groups, kind: opts.kind },
+        connection_access: access.allowed ? 'allowed' : `refused: ${access.reason}`,
+        decision: result ? result.action : 'block',
+        rule: result?.rule ?? null,
+        reason: result ? result.reason : `cannot classify (fail closed): ${(c as { error: string }).error}`,
+        approvers: result?.approvers ?? [],
+        statements: c.ok ? c.statements.map((st) => ({
+          kind: st.kind, tables: st.tables.map(tableName), writes: st.writes.map(tableName),
+          without_where: st.withoutWhere, functions: st.functions,
+        })) : [],
+      };
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(doc)}\n`);
+        return;
+      }
+      const lines = [
+        `decision    ${doc.decision.toUpperCase()}${doc.rule ? ` (rule "${doc.rule}")` : ''}`,
+        `why         ${doc.reason}`,
+        `identity    ${opts.as} [${groups.join(', ') || 'no groups'}] (${opts.kind}) on "${connection}": connection ${doc.connection_access}`,
+        `policy      ${doc.version}`,
+        ...doc.statements.map((st, i) => `statement ${i + 1} ${st.kind}${st.tables.length ? ` on ${st.tables.join(', ')}` : ''}${st.without_where ? ' (without WHERE)' : ''}`),
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+    });
+
+  withGatewayOptions(
+    policy
+      .command('apply')
+      .description('validate FILE and make it the policy in force on the gateway (admins only)')
+      .argument('<file>', 'policy file (YAML)'),
+  ).action(async (file: string, opts: GlobalOptions) => {
+    const text = readPolicyText(file);
+    load(file); // validate locally first: the same errors, without a round trip
+    const ctx = resolveContext(opts);
+    const r = await gatewayRequest<{ version: string; changed: boolean }>(ctx, 'POST', '/admin/policy', await ctx.token(), { text, contentType: 'application/yaml' });
+    process.stdout.write(r.changed ? `activated ${r.version}\n` : `unchanged: ${r.version} is already in force\n`);
+  });
+
+  withGatewayOptions(
+    policy
+      .command('history')
+      .description('list the policy versions the gateway has activated (admins and auditors)')
+      .option('--json', 'print one JSON document'),
+  ).action(async (opts: GlobalOptions & { json?: boolean }) => {
+    const ctx = resolveContext(opts);
+    const r = await gatewayGet<{ current: string; history: PolicyActivation[] }>(ctx, '/v1/policy/history', await ctx.token());
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(r)}\n`);
+      return;
+    }
+    const rows = r.history.map((h) => `${h.activated_at}  ${h.version.slice(0, 19)}…  ${h.source.padEnd(7)}  ${h.by ?? ''}${h.version === r.current ? '  (in force)' : ''}`);
+    process.stdout.write(`ACTIVATED                 VERSION                 SOURCE   BY\n${rows.join('\n')}\n`);
+  });
   return policy;
+}
+
+function readPolicyText(file: string): string {
+  try {
+    return readFileSync(resolve(file), 'utf8');
+  } catch (err) {
+    throw new PhigateError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+}
+
+function load(file: string): PolicyFile {
+  try {
+    return loadPolicyFile(resolve(file));
+  } catch (err) {
+    if (err instanceof PolicyFileError) throw new PhigateError(err.message, ExitCode.Error);
+    throw err;
+  }
 }

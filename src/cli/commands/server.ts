@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { loadPolicyFile, type PolicyFile } from '../../policy/file.js';
+import { loadPolicyFile, unenforcedSections } from '../../policy/file.js';
 import { PolicyFileError } from '../../policy/errors.js';
 import { Gateway } from '../../server/gateway.js';
 import { createLogger } from '../../server/log.js';
@@ -84,7 +84,7 @@ async function runServer(opts: ServerOptions): Promise<void> {
   const log = createLogger({ format: opts.logFormat, level: opts.logLevel });
   const devTtl = Number(process.env['PHIGATE_DEV_ACCESS_TOKEN_TTL'] ?? '') || undefined;
   const gateway = new Gateway({
-    policy, host: listen.host, port: listen.port, tls, log,
+    policy, host: listen.host, port: listen.port, tls, log, dataDir, policyFile: resolve(opts.config),
     dev: opts.dev ? { stateDir: join(dataDir, 'dev-issuer'), accessTokenTtlSec: devTtl } : undefined,
   });
   let started: { url: string };
@@ -95,7 +95,7 @@ async function runServer(opts: ServerOptions): Promise<void> {
     throw new PhigateError(`cannot listen on ${opts.listen}: ${e.code ?? e.message}`, ExitCode.Error,
       e.code === 'EADDRINUSE' ? 'another process holds that port; pick another --listen' : undefined);
   }
-  log.info('server started', { url: started.url, connections: [...policy.connections.keys()].join(','), data_dir: dataDir });
+  log.info('server started', { url: started.url, connections: [...policy.connections.keys()].join(','), data_dir: dataDir, policy_version: gateway.policyVersion });
   process.stdout.write(`phigate server listening on ${started.url}\n`);
   if (opts.dev) {
     process.stdout.write(`dev mode: OpenID Provider at ${started.url}/oidc with identities alice, bob, carol, agent\n` +
@@ -108,16 +108,13 @@ async function runServer(opts: ServerOptions): Promise<void> {
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGHUP', () => {
+      log.info('reloading policy', { signal: 'SIGHUP', file: resolve(opts.config) });
+      gateway.reloadPolicyFile();
+    });
   });
 }
 
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-/** Policy sections whose enforcement has not landed yet (masking). */
-export function unenforcedSections(policy: PolicyFile): string[] {
-  const out: string[] = [];
-  if (policy.masking !== null && policy.masking !== undefined) out.push('masking');
-  return out;
 }
