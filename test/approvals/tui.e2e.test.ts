@@ -94,9 +94,9 @@ describe.skipIf(!hasTmux)('phigate approve (live view in a terminal)', () => {
     expect(s).toContain(`Approved ${first.id}`);
     expect(s).toContain('UPDATE visits SET note = $1 WHERE id = $2');
 
-    // d opens the prompt; esc cancels and nothing is decided.
-    tmux('send-keys', '-t', 'tui', 'd');
-    await waitForScreen('tui', new RegExp(`Reason for denying ${second.id}`));
+    // d opens the prompt, even with the reason typed right behind it; esc cancels, nothing is decided.
+    tmux('send-keys', '-t', 'tui', '-l', 'dnot now');
+    await waitForScreen('tui', new RegExp(`Reason for denying ${second.id} \\(enter to confirm, esc to cancel\\): not now`));
     tmux('send-keys', '-t', 'tui', 'Escape');
     await waitForScreen('tui', /cancelled/);
     const still = await Promise.race([second.outcome, new Promise((r) => setTimeout(() => r('pending'), 100))]);

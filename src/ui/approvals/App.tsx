@@ -34,8 +34,20 @@ export function ApprovalsApp(props: ApprovalsAppProps): React.JSX.Element {
   const [list, dispatch] = useReducer(listReducer, initialListState);
   const [selectedId, setSelectedId] = useState<string>();
   const lastIndex = useRef(0);
-  const [prompt, setPrompt] = useState<Prompt>();
-  const [busy, setBusy] = useState(false);
+  const [prompt, setPromptState] = useState<Prompt>();
+  const [busy, setBusyState] = useState(false);
+  // Keys can arrive faster than React re-renders: the input handler reads the mode from refs, so a
+  // quick `d` followed by the reason is not taken as more commands.
+  const promptRef = useRef<Prompt | undefined>(undefined);
+  const busyRef = useRef(false);
+  const setPrompt = (p: Prompt | undefined): void => {
+    promptRef.current = p;
+    setPromptState(p);
+  };
+  const setBusy = (b: boolean): void => {
+    busyRef.current = b;
+    setBusyState(b);
+  };
   const [conn, setConn] = useState<StreamState>({ state: 'connecting' });
   const [now, setNow] = useState(() => Date.now());
   const c = (color: string): string | undefined => (props.noColor ? undefined : color);
@@ -82,42 +94,66 @@ export function ApprovalsApp(props: ApprovalsAppProps): React.JSX.Element {
     ).finally(() => setBusy(false));
   };
 
+  const typeInto = (p: Prompt, input: string): void => {
+    const text = (p.text + input.replace(/[\u0000-\u001f\u007f]/g, '')).slice(0, 1000);
+    setPrompt({ ...p, text });
+  };
+
+  /** One command key in the list; true when it opened the reason prompt. */
+  const command = (ch: string): boolean | 'quit' => {
+    if (ch === 'q') return 'quit';
+    if (ch === 'k' || ch === 'j') {
+      const next = items[ch === 'k' ? Math.max(0, index - 1) : Math.min(items.length - 1, index + 1)];
+      if (next) setSelectedId(next.id);
+      return false;
+    }
+    const action: Action | undefined = ch === 'a' ? 'approve' : ch === 's' ? 'session' : ch === 'd' ? 'deny' : undefined;
+    if (!action) return false;
+    if (!selected) {
+      flash({ text: 'nothing to decide', tone: 'info' });
+      return false;
+    }
+    if (!selected.can_decide) {
+      flash({ text: `you cannot decide ${selected.id}: ${selected.own ? 'it is your own request' : `it needs an approver from ${selected.approvers.join(', ')}`}`, tone: 'error' });
+      return false;
+    }
+    setSelectedId(selected.id);
+    setPrompt({ action, id: selected.id, text: props.initialReason ?? '' });
+    return true;
+  };
+
   useInput((input, key) => {
-    if (busy) return;
-    if (prompt) {
+    if (busyRef.current) return;
+    const p = promptRef.current;
+    if (p) {
       if (key.escape) {
         setPrompt(undefined);
         flash({ text: 'cancelled', tone: 'info' });
       } else if (key.return) {
         setPrompt(undefined);
-        submit(prompt);
+        submit(p);
       } else if (key.backspace || key.delete) {
-        setPrompt({ ...prompt, text: prompt.text.slice(0, -1) });
+        setPrompt({ ...p, text: p.text.slice(0, -1) });
       } else if (input && !key.ctrl && !key.meta) {
-        const text = (prompt.text + input.replace(/[\u0000-\u001f\u007f]/g, '')).slice(0, 1000);
-        setPrompt({ ...prompt, text });
+        typeInto(p, input);
       }
       return;
     }
-    if (input === 'q' || key.escape) return exit();
-    if (key.upArrow || input === 'k') {
-      const next = items[Math.max(0, index - 1)];
-      if (next) setSelectedId(next.id);
-      return;
+    if (key.escape) return exit();
+    if (key.upArrow) return void command('k');
+    if (key.downArrow) return void command('j');
+    if (key.ctrl || key.meta) return;
+    // Several characters in one read (fast typing, paste): a command, then maybe its reason.
+    const chars = [...input];
+    for (let i = 0; i < chars.length; i++) {
+      const r = command(chars[i]!);
+      if (r === 'quit') return exit();
+      if (r === true) {
+        const rest = chars.slice(i + 1).join('');
+        if (rest && promptRef.current) typeInto(promptRef.current, rest);
+        return;
+      }
     }
-    if (key.downArrow || input === 'j') {
-      const next = items[Math.min(items.length - 1, index + 1)];
-      if (next) setSelectedId(next.id);
-      return;
-    }
-    const action: Action | undefined = input === 'a' ? 'approve' : input === 's' ? 'session' : input === 'd' ? 'deny' : undefined;
-    if (!action) return;
-    if (!selected) return flash({ text: 'nothing to decide', tone: 'info' });
-    if (!selected.can_decide) {
-      return flash({ text: `you cannot decide ${selected.id}: ${selected.own ? 'it is your own request' : `it needs an approver from ${selected.approvers.join(', ')}`}`, tone: 'error' });
-    }
-    setSelectedId(selected.id);
-    setPrompt({ action, id: selected.id, text: props.initialReason ?? '' });
   });
 
   const width = Math.max(60, stdout.columns || 100);
@@ -163,12 +199,19 @@ export function ApprovalsApp(props: ApprovalsAppProps): React.JSX.Element {
 function Row(p: { a: ApprovalView; selected: boolean; serverNow: number; width: number; color: (c: string) => string | undefined }): React.JSX.Element {
   const { a } = p;
   const left = Date.parse(a.expires_at) - p.serverNow;
-  const fixed = `${p.selected ? '>' : ' '} ${a.id}  ${oneLine(requesterLabel(a), 24).padEnd(24)}  ${oneLine(a.connection, 12).padEnd(12)}  ${oneLine(a.rule, 16).padEnd(16)}  `;
-  const tail = `  ${formatTimeLeft(left).padStart(8)}${a.can_decide ? '' : a.own ? '  yours' : '  view only'}`;
-  const stmt = oneLine(a.statement, Math.max(10, p.width - fixed.length - tail.length - 1));
+  const time = formatTimeLeft(left).padStart(8);
+  const note = a.can_decide ? '' : a.own ? '  yours' : '  view only';
+  // Narrow terminals squeeze the descriptive columns before the statement loses its last words.
+  let [wReq, wConn, wRule] = [24, 12, 16];
+  const fixed = (): number => 2 + a.id.length + 2 + wReq + 2 + wConn + 2 + wRule + 2 + 2 + time.length + note.length;
+  if (p.width - 1 - fixed() < 24) [wReq, wConn, wRule] = [16, 8, 10];
+  const stmtWidth = Math.max(0, p.width - 1 - fixed());
+  const cell = (s: string, w: number): string => oneLine(s, w).padEnd(w);
+  const text = `${p.selected ? '>' : ' '} ${a.id}  ${cell(requesterLabel(a), wReq)}  ${cell(a.connection, wConn)}  ${cell(a.rule, wRule)}  ` +
+    `${cell(a.statement, stmtWidth)}  ${time}${note}`;
   return (
-    <Text inverse={p.selected} color={left < 60_000 ? p.color('red') : undefined}>
-      {fixed}{stmt.padEnd(Math.max(10, p.width - fixed.length - tail.length - 1))}{tail}
+    <Text inverse={p.selected} color={left < 60_000 ? p.color('red') : undefined} wrap="truncate-end">
+      {text}
     </Text>
   );
 }
