@@ -25,7 +25,6 @@ import type { Logger } from './log.js';
 import { createDevIssuer, DEV_MOUNT, type DevIssuer } from '../auth/dev-issuer.js';
 import { initClassifier } from '../policy/classify/index.js';
 import { ShapeClassifierCache } from '../policy/shape-cache.js';
-import type { ApprovalRequester } from '../approvals/types.js';
 import { ApprovalService } from '../approvals/service.js';
 import { createApprovalRoutes, type ApprovalRoutes } from '../approvals/http.js';
 import { VERSION } from '../version.js';
@@ -102,11 +101,6 @@ export class Gateway {
 
   get sessionCount(): number {
     return this.sessions.size;
-  }
-
-  /** The approval service sessions ask; undefined until approvals are wired, which fails holds closed. */
-  private approvalRequester(): ApprovalRequester | undefined {
-    return (this as unknown as { approvals?: ApprovalRequester }).approvals;
   }
 
   async start(): Promise<{ url: string; port: number }> {
@@ -341,7 +335,7 @@ export class Gateway {
         resolveTarget: this.opts.resolveTarget ?? ((c) => resolveUpstreamTarget(c)),
         policy: () => this.policy,
         classifier: this.classifier,
-        approvals: this.approvalRequester(),
+        approvals: this.approvals,
         onClose: (s) => this.sessions.delete(s),
       });
       this.sessions.add(session);
