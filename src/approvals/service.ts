@@ -102,6 +102,7 @@ export class ApprovalService implements ApprovalRequester {
   private readonly waiters = new Map<string, Waiter>();
   private readonly listeners = new Set<ApprovalListener>();
   private webhook?: { notify(event: ApprovalEvent): void; close(): void };
+  private webhookConfig?: WebhookConfig;
   private closed = false;
 
   constructor(opts: ApprovalServiceOptions = {}) {
@@ -113,9 +114,15 @@ export class ApprovalService implements ApprovalRequester {
     else this.setWebhook(opts.webhook);
   }
 
-  /** Applies a (re)loaded policy's `approvals.webhook`; undefined turns notifications off. */
+  /**
+   * Applies a (re)loaded policy's `approvals.webhook`; undefined turns notifications off. The same
+   * receiver keeps its deliveries in flight; a changed one gets only new events.
+   */
   setWebhook(config: WebhookConfig | undefined): void {
+    const same = config && this.webhookConfig && config.url === this.webhookConfig.url && config.format === this.webhookConfig.format;
+    if (same || (!config && !this.webhook)) return;
     this.webhook?.close();
+    this.webhookConfig = config ? { url: config.url, format: config.format } : undefined;
     this.webhook = config ? new ApprovalWebhook({ ...config, log: this.log }) : undefined;
   }
 

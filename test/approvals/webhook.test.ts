@@ -146,3 +146,25 @@ describe('approval webhook', () => {
     service.close();
   });
 });
+
+describe('webhook on policy reload', () => {
+  it('switches receivers, keeps an unchanged one, and stops when removed', async () => {
+    const a = await receiver(ok);
+    const b = await receiver(ok);
+    const service = new ApprovalService({ log: memoryLogger(), webhook: { url: a.url, format: 'json' } });
+    service.request(heldDelete());
+    await a.received(1);
+    service.setWebhook({ url: a.url, format: 'json' });
+    service.request(heldDelete());
+    await a.received(2);
+    service.setWebhook({ url: b.url, format: 'slack' });
+    service.request(heldDelete());
+    await b.received(1);
+    expect(b.hits[0]?.body.text).toMatch(/^:hourglass: /);
+    service.setWebhook(undefined);
+    service.request(heldDelete());
+    await new Promise((r) => setTimeout(r, 50));
+    expect([a.hits.length, b.hits.length]).toEqual([2, 1]);
+    service.close();
+  });
+});
