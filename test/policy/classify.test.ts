@@ -1,7 +1,7 @@
 // SQL classification tests: a table of statements with expected kinds, relations, writes and unrestricted reads, plus huge and hostile input, redaction, cache and parser-fault recovery.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { loadModule, scanSync } from 'libpg-query';
+import { fingerprintSync, loadModule, normalizeSync, parseSync, scanSync } from 'libpg-query';
 import {
   ClassifierCache,
   ClassifierNotInitializedError,
@@ -19,7 +19,7 @@ import {
   type StatementKind,
   type TableRef,
 } from '../../src/policy/classify/index.js';
-import { parseTree, parserSettled, parserState } from '../../src/policy/classify/parser.js';
+import { fingerprintOf, normalizedOf, parseTree, parserSettled, parserState } from '../../src/policy/classify/parser.js';
 import { literalSpans } from '../../src/policy/classify/redact.js';
 import { nestingEstimate } from '../../src/policy/classify/lexer.js';
 
@@ -608,6 +608,8 @@ describe('hostile and huge input', () => {
     ['nested arrays', (n: number) => `SELECT ${'ARRAY['.repeat(n)}1${']'.repeat(n)}`],
     ['AND/OR nesting', (n: number) => `SELECT ${'(a AND (b OR '.repeat(n)}c${'))'.repeat(n)}`],
     ['UNION chain', (n: number) => Array.from({ length: n }, () => 'SELECT 1').join(' UNION ')],
+    ['nested LATERAL', (n: number) => `SELECT * FROM t0${', LATERAL (SELECT * FROM t'.repeat(n)}${')'.repeat(n)}`],
+    ['nested WITH', (n: number) => `${'WITH a AS ('.repeat(n)}SELECT 1${') SELECT * FROM a'.repeat(n)}`],
     ['JOIN chain', (n: number) => `SELECT * FROM t0${Array.from({ length: n }, (_, i) => ` JOIN t${i + 1} ON true`).join('')}`],
   ])('deep %s: the deepest statement the screen admits classifies, deeper is refused, the parser survives', async (_label, make) => {
     await initClassifier();
@@ -804,6 +806,36 @@ describe('ClassifierCache', () => {
   });
 });
 
+describe('WASM binding', () => {
+  it("gives the same trees, fingerprints, normalized text and errors as libpg-query's own API", async () => {
+    await initClassifier();
+    await loadModule();
+    const corpus = [
+      ...CASES.map((c) => c.sql).filter((sql) => sql.length > 0),
+      'SELEC 1',
+      "SELECT 'unterminated",
+      "SELECT * FROM p WHERE a = 'x' 'y'",
+      'SELECT 1; DROPP TABLE x',
+      "SELECT 'é', \"ü\" FROM t WHERE x = 'naïve' AND y = $1",
+      'CREATE TABLE t (',
+    ];
+    for (const sql of corpus) {
+      const mine = parseTree(sql);
+      let theirs: unknown;
+      try {
+        theirs = { ok: true, value: parseSync(sql) };
+      } catch (err) {
+        const e = err as Error & { sqlDetails?: { cursorPosition?: number } };
+        theirs = { ok: false, reason: 'syntax', message: e.message, position: e.sqlDetails?.cursorPosition };
+      }
+      expect(mine, sql).toEqual(theirs);
+      if (!mine.ok) continue;
+      expect(fingerprintOf(sql), sql).toEqual({ ok: true, value: fingerprintSync(sql) });
+      expect(normalizedOf(sql), sql).toEqual({ ok: true, value: normalizeSync(sql) });
+    }
+  });
+});
+
 describe('parser fault recovery', () => {
   it('replaces a WASM instance after a stack overflow and refuses until the new one is ready', async () => {
     await initClassifier();
@@ -819,5 +851,19 @@ describe('parser fault recovery', () => {
     expect(parserState()).toBe('ready');
     expect(cache.classify('SELECT * FROM patients')).toMatchObject({ ok: true, statements: [{ kind: 'select', withoutWhere: true }] });
     for (let i = 0; i < 200; i++) expect(classify(`SELECT * FROM t${i} WHERE id = ${i}`).ok).toBe(true);
+  });
+
+  it('survives many faults in a row without keeping the dropped instances', async () => {
+    await initClassifier();
+    const deep = `SELECT 1${'+1'.repeat(50_000)}`;
+    const before = process.memoryUsage().rss;
+    for (let i = 0; i < 25; i++) {
+      expect(parseTree(deep)).toMatchObject({ ok: false, reason: 'unavailable' });
+      await parserSettled();
+      expect(parserState()).toBe('ready');
+    }
+    // Each instance holds about 10 MB of WASM memory after such a statement; 25 kept alive would show.
+    expect(process.memoryUsage().rss - before).toBeLessThan(150 * 1024 * 1024);
+    expect(only('SELECT * FROM patients WHERE id = 1')).toMatchObject({ kind: 'select', withoutWhere: false });
   });
 });

@@ -9,7 +9,9 @@
 // * A base table is restricted by the block's WHERE when the WHERE "mentions" it: an AND restricts if
 //   any arm does, an OR only if every arm does, NOT if its argument does, `WHERE CURRENT OF` always
 //   does, and any other expression does if it references a column unqualified, or qualified with the
-//   table's alias (or name). Inside subqueries only qualified references count (correlation). So
+//   table's alias (or name); an unqualified column could belong to any table of the block, so it
+//   counts for all of them. Inside subqueries only qualified references count (correlation, as in
+//   `WHERE EXISTS (SELECT 1 FROM visits v WHERE v.pid = p.id)`, which restricts p). So
 //   `WHERE true`, `WHERE 1 = 1`, `WHERE $1`, `WHERE id = 1 OR true` and
 //   `WHERE EXISTS (SELECT 1 FROM other)` do not restrict. Tautologies over columns (`WHERE id = id`,
 //   `WHERE id > 0`) are not detected: this is a guard against accidents, masking is the defence.
