@@ -161,6 +161,7 @@ export class Gateway {
     if (!this.opts.verifier) this.verifier = verifierFor(next, this.extraIssuers);
     this.policy = next;
     this.policyVersion = version;
+    this.approvals.setWebhook(next.approvals.webhook);
     this.recordActivation(source, by);
     return { version, changed: true };
   }

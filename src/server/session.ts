@@ -28,6 +28,9 @@ const FORWARDED_PARAMS = new Set([
   'application_name', 'client_encoding', 'datestyle', 'timezone', 'intervalstyle', 'extra_float_digits', 'search_path',
 ]);
 
+/** Pause reading a client whose statement waits for approval once it has queued this much behind it. */
+const BACKLOG_HIGH_WATER = 16 * 1024 * 1024;
+
 /** Pause reading the upstream when this much is queued towards a slow client. */
 const CLIENT_HIGH_WATER = 4 * 1024 * 1024;
 
@@ -68,6 +71,7 @@ export class ClientSession {
   /** The statement waiting for an approver, and the client messages that came after it. */
   private held?: { message: WireMessage; verdict: Extract<Verdict, { action: 'approve' }>; handle?: ApprovalHandle };
   private backlog: FrontendMessage[] = [];
+  private backlogBytes = 0;
   /** Secret tokens of refused messages whose upstream error must be replaced by ours. */
   private readonly poisons = new Map<string, ErrorFields>();
   private cancelRequested = false;
@@ -262,7 +266,13 @@ export class ClientSession {
   private relayMessages(msgs: FrontendMessage[], data: Buffer | undefined): void {
     if (!this.upstream || msgs.length === 0) return;
     if (this.held) {
-      for (const m of msgs) this.backlog.push(m);
+      for (const m of msgs) {
+        this.backlog.push(m);
+        this.backlogBytes += m.type === 'ProtocolError' ? 0 : m.raw.length;
+      }
+      // Keep reading while a statement waits, so a client that leaves is noticed; only a client that
+      // keeps sending that much meanwhile is paused.
+      if (this.backlogBytes > BACKLOG_HIGH_WATER) this.ws.pause();
       return;
     }
     const gate = this.gate!;
@@ -358,7 +368,6 @@ export class ClientSession {
       timeoutMs: d.timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS,
     });
     this.held = { message: m, verdict, handle };
-    this.ws.pause();
     this.opts.log.info('statement held for approval', { session: this.id, approval: handle.id, rule: d.rule });
     this.control({ type: 'notice', message: `waiting for approval ${handle.id} (rule "${d.rule}"; approvers: ${(d.approvers ?? []).join(', ')})` });
     handle.outcome.then(
@@ -388,6 +397,7 @@ export class ClientSession {
     this.writeUpstream([out], undefined);
     const backlog = this.backlog;
     this.backlog = [];
+    this.backlogBytes = 0;
     if (!this.clientPaused) this.ws.resume();
     if (backlog.length > 0) this.relayMessages(backlog, undefined);
   }
