@@ -98,6 +98,8 @@ function matches(rule: Rule, st: ClassifiedStatement, input: DecisionInput): boo
 
 function kindMatches(kinds: ReadonlySet<StatementKindName>, st: ClassifiedStatement): boolean {
   if (kinds.has(st.kind as StatementKindName)) return true;
+  // A cursor is a SELECT read in pieces: DECLARE c CURSOR FOR SELECT ... must meet the SELECT rules.
+  if (st.kind === 'declare' && kinds.has('select')) return true;
   // A read that modifies data through a CTE (WITH d AS (DELETE ...) SELECT ...) counts as every
   // write kind: the classifier does not say which, and over-matching errs on the safe side.
   return READ_KINDS.includes(st.kind) && st.writes.length > 0 && WRITE_KINDS.some((k) => kinds.has(k));

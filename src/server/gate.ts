@@ -52,7 +52,13 @@ export class StatementGate {
   }
 
   onParse(name: string, sql: string): Verdict {
-    const verdict = this.judge(sql, this.opts.classifier.classify(sql));
+    const c = this.opts.classifier.classify(sql);
+    if (c.ok && c.statements.length > 1) {
+      // PostgreSQL refuses these too; refusing here keeps the gateway and the server in agreement.
+      this.statements.delete(name);
+      return { action: 'block', error: { severity: 'ERROR', code: '42601', message: 'phigate: cannot insert multiple commands into a prepared statement' } };
+    }
+    const verdict = this.judge(sql, c);
     if (verdict.action === 'block') {
       this.statements.delete(name);
       return verdict;

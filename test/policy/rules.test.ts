@@ -102,6 +102,10 @@ describe('decisions', () => {
     expect(decideStatements([st('insert', ['visits'], { modifiesData: true, writes: [{ name: 'visits' }] })], input({ rules: p.rules })).action).toBe('allow');
   });
 
+  it('treats a cursor declaration as the SELECT it reads', () => {
+    expect(decideStatements([st('declare', ['patients'], { withoutWhere: true })], input())).toMatchObject({ action: 'approve', rule: 'bulk-phi-read' });
+  });
+
   it('matches bulk reads only without WHERE', () => {
     expect(decideStatements([st('select', ['patients'], { withoutWhere: true })], input())).toMatchObject({ action: 'approve', rule: 'bulk-phi-read' });
     expect(decideStatements([st('select', ['patients'])], input())).toMatchObject({ action: 'allow', reason: 'default: allow' });
