@@ -9,7 +9,7 @@ export const APPROVALS_STREAM_PATH = '/v1/approvals/stream';
 export interface ApprovalView {
   id: string;
   status: ApprovalStatus;
-  kind: 'statement';
+  kind: 'statement' | 'access';
   requester: { name: string; kind: 'human' | 'service' | 'agent'; label?: string; subject: string; issuer: string };
   session_id: string;
   connection: string;

@@ -12,7 +12,7 @@ export interface RequesterIdentity {
 }
 
 export interface ApprovalRequestInput {
-  kind: 'statement';
+  kind: 'statement' | 'access';
   requester: RequesterIdentity;
   sessionId: string;
   connection: string;
@@ -25,6 +25,8 @@ export interface ApprovalRequestInput {
   tables: readonly string[];
   approvers: readonly string[];
   timeoutMs: number;
+  /** For kind 'access': how long the grant lasts once approved. */
+  accessDurationMs?: number;
 }
 
 export type ApprovalScope = 'once' | 'session';

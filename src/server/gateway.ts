@@ -13,10 +13,11 @@ import { policyVersion } from '../policy/version.js';
 import { PolicyHistory, type PolicyActivation } from '../policy/history.js';
 import { readFileSync } from 'node:fs';
 import {
-  CONNECTIONS_PATH, HEADER_REASON, HEADER_SESSION_LABEL, REFUSAL_STATUS, TUNNEL_PATH_PREFIX,
-  type ConnectionInfo, type PreflightResponse, type Refusal, type RefusalCode,
+  ACCESS_REQUESTS_PATH, CONNECTIONS_PATH, HEADER_REASON, HEADER_SESSION_LABEL, REFUSAL_STATUS, TUNNEL_PATH_PREFIX,
+  type AccessRequestBody, type AccessRequestView, type ConnectionInfo, type PreflightResponse, type Refusal, type RefusalCode,
 } from '../tunnel/protocol.js';
 import { decideConnectionAccess } from './access.js';
+import { AccessError, AccessGrants, type AccessGrant, type AccessRequestState } from './access-grants.js';
 import { CancelRegistry } from './cancel-registry.js';
 import { ClientSession } from './session.js';
 import { resolveUpstreamTarget } from './targets.js';
@@ -84,6 +85,8 @@ export class Gateway {
   private extraIssuers: IssuerConfig[] = [];
   /** Held statements wait here for a person; sessions call `approvals.request`. */
   readonly approvals: ApprovalService;
+  /** Just-in-time access grants (connections with access_approval). */
+  readonly access: AccessGrants;
   private readonly approvalRoutes: ApprovalRoutes;
 
   constructor(private readonly opts: GatewayOptions) {
@@ -91,6 +94,7 @@ export class Gateway {
     this.policyVersion = policyVersion(opts.policy.source);
     this.history = opts.dataDir ? new PolicyHistory(opts.dataDir) : undefined;
     this.approvals = new ApprovalService({ log: opts.log, webhook: opts.policy.approvals.webhook });
+    this.access = new AccessGrants(this.approvals, (g) => this.onAccessExpired(g));
     this.approvalRoutes = createApprovalRoutes({ service: this.approvals, authenticate: (req) => this.authenticate(req), log: opts.log });
     this.wss = new WebSocketServer({
       noServer: true,
@@ -210,6 +214,7 @@ export class Gateway {
     // Approval streams are upgraded sockets the listener no longer tracks: end them, or close() waits.
     this.approvalRoutes.close();
     this.approvals.close();
+    this.access.close();
     const server = this.server;
     if (!server) return;
     await new Promise<void>((resolve) => {
@@ -223,6 +228,10 @@ export class Gateway {
     if (await this.approvalRoutes.handle(req, res, url)) return;
     if (this.devIssuer && (url.pathname === DEV_MOUNT || url.pathname.startsWith(`${DEV_MOUNT}/`))) {
       this.devIssuer.handle(req, res);
+      return;
+    }
+    if (url.pathname === ACCESS_REQUESTS_PATH || url.pathname.startsWith(`${ACCESS_REQUESTS_PATH}/`)) {
+      await this.onAccessRequest(req, res, url);
       return;
     }
     if (url.pathname === '/admin/policy' || url.pathname === '/v1/policy/history') {
@@ -255,11 +264,18 @@ export class Gateway {
     if (url.pathname.startsWith(`${CONNECTIONS_PATH}/`)) {
       const name = decodeURIComponent(url.pathname.slice(CONNECTIONS_PATH.length + 1));
       try {
-        const { identity, connection } = await this.admit(req, name);
+        const { identity, connection } = await this.admit(req, name, false);
         const body: PreflightResponse = {
           connection: connectionInfo(connection),
           identity: { name: identity.name, subject: identity.subject, kind: identity.kind, groups: identity.groups },
         };
+        if (AccessGrants.required(identity, connection)) {
+          const grant = this.access.active(identity, connection.name);
+          body.access = {
+            required: true, approvers: connection.accessApproval?.approvers ?? [], max_duration: connection.accessApproval?.maxDuration ?? '',
+            ...(grant ? { grant: { id: grant.id, approver: grant.approver, expires_at: new Date(grant.expiresAt).toISOString() } } : {}),
+          };
+        }
         sendJson(res, 200, body);
       } catch (err) {
         if (err instanceof Refused) return this.refuseHttp(req, res, err);
@@ -344,7 +360,8 @@ export class Gateway {
   }
 
   /** Authenticates the request and checks it may use `name`; throws Refused. */
-  private async admit(req: IncomingMessage, name: string): Promise<{ identity: Identity; connection: ConnectionPolicy }> {
+  /** Authenticates and checks allow_groups; for tunnels (`needGrant`) also a just-in-time grant. */
+  private async admit(req: IncomingMessage, name: string, needGrant = true): Promise<{ identity: Identity; connection: ConnectionPolicy }> {
     const identity = await this.authenticate(req);
     const connection = this.policy.connections.get(name);
     if (!connection) {
@@ -352,7 +369,66 @@ export class Gateway {
     }
     const access = decideConnectionAccess(identity.groups, connection);
     if (!access.allowed) throw new Refused('forbidden', `${identity.name}: ${access.reason}`, identity.subject);
+    if (needGrant && AccessGrants.required(identity, connection) && !this.access.active(identity, name)) {
+      throw new Refused('access_required', `${identity.name} needs approved access to "${name}" first (approvers: ${connection.accessApproval?.approvers.join(', ')})`, identity.subject);
+    }
     return { identity, connection };
+  }
+
+  /** A grant ran out: end that identity's live sessions on the connection, saying why. */
+  private onAccessExpired(g: AccessGrant): void {
+    this.opts.log.info('access expired', { grant: g.id, subject: g.subject, connection: g.connection });
+    const at = new Date(g.expiresAt).toISOString();
+    for (const s of this.sessions) {
+      const { identity, connection } = s.opts;
+      if (identity.subject === g.subject && identity.issuer === g.issuer && connection.name === g.connection) {
+        s.terminate('57P01', `phigate: access to "${g.connection}" expired at ${at} (grant ${g.id}); request access again to continue`);
+      }
+    }
+  }
+
+  private async onAccessRequest(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const identity = await this.authenticate(req).catch((e: unknown) => e as Refused);
+    if (identity instanceof Refused) return this.refuseHttp(req, res, identity);
+    const view = (st: AccessRequestState): AccessRequestView => ({
+      id: st.id, connection: st.connection, status: st.status,
+      ...(st.status === 'approved' ? { approver: st.grant.approver, expires_at: new Date(st.grant.expiresAt).toISOString() } : {}),
+      ...(st.status === 'pending' ? { expires_at: new Date(st.expiresAt).toISOString() } : {}),
+      ...(st.status !== 'approved' && st.status !== 'pending' ? { approver: st.approver, reason: st.reason } : {}),
+    });
+    if (url.pathname === ACCESS_REQUESTS_PATH) {
+      if (req.method !== 'POST') return sendJson(res, 405, { error: 'method_not_allowed', message: 'POST an access request' });
+      let body: AccessRequestBody;
+      try {
+        body = JSON.parse(await readBody(req, 64 * 1024)) as AccessRequestBody;
+      } catch {
+        return sendJson(res, 400, { error: 'bad_request', message: 'expected JSON { connection, reason?, duration? }' });
+      }
+      const connection = typeof body.connection === 'string' ? this.policy.connections.get(body.connection) : undefined;
+      if (!connection) return this.refuseHttp(req, res, new Refused('unknown_connection', `no connection named "${String(body.connection)}"`, identity.subject));
+      const allowed = decideConnectionAccess(identity.groups, connection);
+      if (!allowed.allowed) return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: ${allowed.reason}`, identity.subject));
+      try {
+        const label = headerValue(req, HEADER_SESSION_LABEL);
+        const st = this.access.request(identity, connection, {
+          reason: typeof body.reason === 'string' ? body.reason : undefined,
+          duration: typeof body.duration === 'string' ? body.duration : undefined,
+          label,
+        });
+        this.opts.log.info('access requested', { request: st.id, subject: identity.subject, connection: connection.name, status: st.status });
+        sendJson(res, st.status === 'pending' ? 202 : 200, view(st));
+      } catch (err) {
+        if (!(err instanceof AccessError)) throw err;
+        sendJson(res, 400, { error: err.code, message: err.message });
+      }
+      return;
+    }
+    if (req.method !== 'GET') return sendJson(res, 405, { error: 'method_not_allowed', message: 'use GET' });
+    const id = decodeURIComponent(url.pathname.slice(ACCESS_REQUESTS_PATH.length + 1));
+    const wait = Math.min(Math.max(Number(url.searchParams.get('wait') ?? 0) || 0, 0), 55) * 1000;
+    const st = await this.access.state(id, identity, wait);
+    if (!st) return sendJson(res, 404, { error: 'not_found', message: `no access request ${id} of yours` });
+    sendJson(res, 200, view(st));
   }
 
   private async authenticate(req: IncomingMessage): Promise<Identity> {

@@ -20,12 +20,14 @@ export type RefusalCode =
   | 'unauthenticated' // no, bad or expired token → CLI exit 3
   | 'forbidden' // identity not allowed on this connection → CLI exit 4
   | 'unknown_connection' // → CLI exit 1
+  | 'access_required' // a just-in-time access grant is needed first → CLI exit 4
   | 'unavailable'; // server cannot decide right now (fail closed) → CLI exit 5
 
 export const REFUSAL_STATUS: Record<RefusalCode, number> = {
   unauthenticated: 401,
   forbidden: 403,
   unknown_connection: 404,
+  access_required: 403,
   unavailable: 503,
 };
 
@@ -53,6 +55,25 @@ export interface ConnectionInfo {
 export interface PreflightResponse {
   connection: ConnectionInfo;
   identity: { name: string; subject: string; kind: string; groups: string[] };
+  /** Present when the connection asks this identity for just-in-time access approval. */
+  access?: { required: true; approvers: string[]; max_duration: string; grant?: { id: string; approver: string; expires_at: string } };
+}
+
+export const ACCESS_REQUESTS_PATH = '/v1/access-requests';
+
+export interface AccessRequestBody {
+  connection: string;
+  reason?: string;
+  duration?: string;
+}
+
+export interface AccessRequestView {
+  id: string;
+  connection: string;
+  status: 'pending' | 'approved' | 'denied' | 'timeout' | 'withdrawn' | 'cancelled';
+  approver?: string;
+  reason?: string;
+  expires_at?: string;
 }
 
 export function tunnelPath(connection: string): string {

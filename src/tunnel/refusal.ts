@@ -6,6 +6,7 @@ const EXIT: Record<RefusalCode, ExitCode> = {
   unauthenticated: ExitCode.NotAuthenticated,
   forbidden: ExitCode.Denied,
   unknown_connection: ExitCode.Error,
+  access_required: ExitCode.Denied,
   unavailable: ExitCode.Unreachable,
 };
 
@@ -13,6 +14,7 @@ const HINT: Partial<Record<RefusalCode, string>> = {
   unauthenticated: 'run `phigate login`, or set PHIGATE_TOKEN / --token-file to a valid token for this gateway',
   forbidden: 'ask an administrator to add one of your groups to the connection\'s allow_groups',
   unknown_connection: 'run `phigate connections` to list what you may connect to',
+  access_required: 'request access with `phigate connect NAME --reason TEXT [--duration 30m]`',
 };
 
 export function refusalError(status: number, body: string): PhigateError {

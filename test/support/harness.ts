@@ -57,6 +57,12 @@ connections:
     upstream: postgres://${pg.roles.trust.user}@127.0.0.1:${pg.port}/${pg.database}
     tls: require
     allow_groups: [engineering]
+  ehr-jit:
+    upstream: postgres://${pg.roles.scram.user}@127.0.0.1:${pg.port}/${pg.database}
+    password_env: EHR_DB_PASSWORD
+    tls: disable
+    allow_groups: [engineering, ai-agents]
+    access_approval: { groups: [ai-agents], approvers: [privacy-officers], max_duration: 1h }
   broken:
     upstream: postgres://nobody@127.0.0.1:${closedPort}/nothing
     tls: disable

@@ -4,11 +4,13 @@ import { resolveContext, type GlobalOptions } from '../context.js';
 import { withGatewayOptions } from '../options.js';
 import { ExitCode, PhigateError } from '../errors.js';
 import { preflight } from '../../tunnel/client.js';
+import { ensureAccess } from '../../tunnel/access.js';
 import { startLocalListener } from '../../tunnel/listener.js';
 
 interface ConnectOptions extends GlobalOptions {
   port?: string;
   reason?: string;
+  duration?: string;
 }
 
 export function connectCommand(): Command {
@@ -17,6 +19,7 @@ export function connectCommand(): Command {
       .description('open a local port for CONNECTION; every client connection is tunnelled to the gateway')
       .argument('<connection>', 'connection name (see `phigate connections`)')
       .option('--port <n>', 'local port to listen on (default: a free one)')
+      .option('--duration <dur>', 'how long to request access for, when the connection needs approval (e.g. 30m)')
       .option('--reason <text>', 'why you are connecting (recorded)'),
   ).action(async (connection: string, opts: ConnectOptions) => runConnect(connection, opts));
 }
@@ -33,6 +36,7 @@ async function runConnect(connection: string, opts: ConnectOptions): Promise<voi
   const ctx = resolveContext(opts);
   const say = (line: string): void => void process.stderr.write(`${line}\n`);
   const info = await preflight({ serverUrl: ctx.serverUrl, connection, token: ctx.token });
+  await ensureAccess(info, { serverUrl: ctx.serverUrl, connection, token: ctx.token, reason: opts.reason, duration: opts.duration, say });
   const listener = await startLocalListener({
     serverUrl: ctx.serverUrl, connection, token: ctx.token, reason: opts.reason, say, port,
   });

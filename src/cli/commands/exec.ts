@@ -7,6 +7,7 @@ import { resolveContext, type GlobalOptions } from '../context.js';
 import { withGatewayOptions } from '../options.js';
 import { ExitCode, PhigateError } from '../errors.js';
 import { preflight } from '../../tunnel/client.js';
+import { ensureAccess } from '../../tunnel/access.js';
 import { startLocalListener } from '../../tunnel/listener.js';
 import { CONNECTIONS_PATH, type ConnectionInfo } from '../../tunnel/protocol.js';
 import { refusalError, unreachableError } from '../../tunnel/refusal.js';
@@ -15,6 +16,7 @@ interface ExecOptions extends GlobalOptions {
   connection?: string;
   name?: string;
   reason?: string;
+  duration?: string;
 }
 
 const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
@@ -25,6 +27,7 @@ export function execCommand(): Command {
       .description('run COMMAND with PGHOST/PGPORT/DATABASE_URL pointing at a private tunnelled port')
       .option('--connection <name>', 'connection to use (default: the only one you may use)')
       .option('--name <agent>', 'label for the sessions, e.g. the agent name')
+      .option('--duration <dur>', 'how long to request access for, when the connection needs approval (e.g. 30m)')
       .option('--reason <text>', 'why this command needs the database (recorded)')
       .argument('<command...>', 'command and arguments, after --')
       .passThroughOptions(),
@@ -54,6 +57,7 @@ async function runExec(command: string[], opts: ExecOptions): Promise<number> {
   const connection = opts.connection ?? (await pickConnection(ctx.serverUrl, await ctx.token()));
   const info = await preflight({ serverUrl: ctx.serverUrl, connection, token: ctx.token });
   const label = opts.name ?? 'exec';
+  await ensureAccess(info, { serverUrl: ctx.serverUrl, connection, token: ctx.token, reason: opts.reason, duration: opts.duration, label, say });
   const listener = await startLocalListener({
     serverUrl: ctx.serverUrl, connection, token: ctx.token, label, reason: opts.reason, say, port: 0,
   });
