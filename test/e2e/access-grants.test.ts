@@ -1,4 +1,4 @@
-// Just-in-time access: agents must have access to `ehr-jit` approved before they may tunnel to it;
+// Just-in-time access: jit-agents must have access to `ehr-jit` approved before they may tunnel to it;
 // the grant expires on time and the gateway then ends their live sessions with a clear error.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, startGateway, type Gw } from '../support/harness.js';
@@ -29,20 +29,20 @@ const decide = async (id: string, verdict: 'approve' | 'deny', reason?: string):
 
 describe('just-in-time access', () => {
   it('asks for a reason first, and says who must approve', async () => {
-    const p = run(['connect', 'ehr-jit', '--server', gw.url], { PHIGATE_TOKEN: await gw.token('agent') });
+    const p = run(['connect', 'ehr-jit', '--server', gw.url], { PHIGATE_TOKEN: await gw.token('jitbot') });
     expect((await p.exited).code).toBe(2);
     expect(p.stderr()).toMatch(/access to "ehr-jit" must be approved by privacy-officers first/);
     expect(p.stderr()).toMatch(/--reason/);
   });
 
   it('refuses a duration above max_duration', async () => {
-    const p = run(['connect', 'ehr-jit', '--server', gw.url, '--reason', 'x', '--duration', '3h'], { PHIGATE_TOKEN: await gw.token('agent') });
+    const p = run(['connect', 'ehr-jit', '--server', gw.url, '--reason', 'x', '--duration', '3h'], { PHIGATE_TOKEN: await gw.token('jitbot') });
     expect((await p.exited).code).toBe(1);
     expect(p.stderr()).toMatch(/--duration 3h exceeds the maximum of 1h/);
   });
 
   it('a denied request exits 4 with the approver and reason', async () => {
-    const p = run(['connect', 'ehr-jit', '--server', gw.url, '--reason', 'ticket 7'], { PHIGATE_TOKEN: await gw.token('agent') });
+    const p = run(['connect', 'ehr-jit', '--server', gw.url, '--reason', 'ticket 7'], { PHIGATE_TOKEN: await gw.token('jitbot') });
     const id = await pendingAccess();
     await decide(id, 'deny', 'use the replica');
     expect((await p.exited).code).toBe(4);
@@ -50,7 +50,7 @@ describe('just-in-time access', () => {
   });
 
   it('approved access opens the port; on expiry live sessions end and new ones are refused', async () => {
-    const p = run(['connect', 'ehr-jit', '--server', gw.url, '--reason', 'ticket 8', '--duration', '4s'], { PHIGATE_TOKEN: await gw.token('agent') });
+    const p = run(['connect', 'ehr-jit', '--server', gw.url, '--reason', 'ticket 8', '--duration', '4s'], { PHIGATE_TOKEN: await gw.token('jitbot') });
     const id = await pendingAccess();
     for (let i = 0; i < 50 && !p.stderr().includes('waiting for access approval'); i++) await new Promise((r) => setTimeout(r, 50));
     expect(p.stderr()).toMatch(new RegExp(`waiting for access approval ${id} \\(approvers: privacy-officers\\)`));

@@ -17,6 +17,7 @@ export const IDENTITIES: Record<string, string[]> = {
   bob: ['privacy-officers'],
   mallory: ['marketing'],
   root: ['admins'],
+  jitbot: ['jit-agents'],
   carol: ['auditors'],
 };
 
@@ -61,8 +62,8 @@ connections:
     upstream: postgres://${pg.roles.scram.user}@127.0.0.1:${pg.port}/${pg.database}
     password_env: EHR_DB_PASSWORD
     tls: disable
-    allow_groups: [engineering, ai-agents]
-    access_approval: { groups: [ai-agents], approvers: [privacy-officers], max_duration: 1h }
+    allow_groups: [engineering, jit-agents]
+    access_approval: { groups: [jit-agents], approvers: [privacy-officers], max_duration: 1h }
   broken:
     upstream: postgres://nobody@127.0.0.1:${closedPort}/nothing
     tls: disable
