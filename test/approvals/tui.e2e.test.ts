@@ -47,7 +47,7 @@ const screen = (session: string, escapes = false): string => tmux('capture-pane'
 /** An SGR sequence that sets a foreground colour (39, the reset, does not count). */
 const COLOUR = /\x1b\[(?:[\d;]*;)?(?:3[0-8]|9[0-7])(?:;[\d;]*)?m/;
 
-async function waitForScreen(session: string, re: RegExp, timeoutMs = 15_000): Promise<string> {
+async function waitForScreen(session: string, re: RegExp, timeoutMs = 40_000): Promise<string> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const s = screen(session);
