@@ -1,0 +1,234 @@
+// Pairs every backend message with the frontend message that caused it, so the masking layer knows
+// which statement and which result description a DataRow or CopyData belongs to. Pure state machine
+// over the two message streams (sans-I/O): the session feeds it what it forwards both ways.
+//
+// Why it is needed: in the extended protocol, rows arrive after Execute with no RowDescription; the
+// description came earlier from Describe (statement or portal), and the row format codes from Bind.
+// A client that never described a portal gets a Describe injected by the session (`needsDescribe`),
+// whose answer the tracker swallows.
+import type { FieldDescription } from '../pg/index.js';
+
+export interface ResultShape {
+  /** SQL of the statement that produces these rows. */
+  sql: string;
+  /** For a multi-statement simple query: which result set (0-based) of the string. */
+  resultIndex: number;
+  fields: FieldDescription[];
+}
+
+/** What the session must do with one backend message. */
+export type BackendVerdict =
+  | { kind: 'pass' }
+  /** Not for the client: the answer to a Describe the session injected. */
+  | { kind: 'swallow' }
+  | { kind: 'rowDescription'; shape: ResultShape }
+  | { kind: 'dataRow'; shape: ResultShape | undefined }
+  | { kind: 'copyOut'; sql: string; resultIndex: number; format: number; columnFormats: number[] }
+  | { kind: 'copyData'; sql: string; resultIndex: number; format: number; columnFormats: number[] };
+
+type Pending =
+  | { t: 'query'; sql: string; results: number }
+  | { t: 'parse' }
+  | { t: 'bind' }
+  | { t: 'describeS'; name: string }
+  | { t: 'describeP'; portal: string; injected: boolean }
+  | { t: 'execute'; portal: string }
+  | { t: 'close' }
+  | { t: 'sync' }
+  | { t: 'fn' };
+
+interface Statement {
+  sql: string;
+  fields?: FieldDescription[];
+}
+interface Portal {
+  statement: Statement;
+  resultFormats: number[];
+  fields?: FieldDescription[];
+}
+
+export class ResultTracker {
+  private readonly queue: Pending[] = [];
+  private readonly statements = new Map<string, Statement>();
+  private readonly portals = new Map<string, Portal>();
+  /** The result currently streaming (after 'T' in a query, or during an Execute). */
+  private current?: ResultShape;
+  private copy?: { sql: string; resultIndex: number; format: number; columnFormats: number[] };
+
+  // ---- frontend side, in the order messages are forwarded ----
+
+  query(sql: string): void {
+    this.queue.push({ t: 'query', sql, results: 0 });
+  }
+
+  parse(name: string, sql: string): void {
+    this.statements.set(name, { sql });
+    this.queue.push({ t: 'parse' });
+  }
+
+  bind(portal: string, statement: string, resultFormats: number[]): void {
+    const st = this.statements.get(statement) ?? { sql: '' };
+    this.portals.set(portal, { statement: st, resultFormats });
+    this.queue.push({ t: 'bind' });
+  }
+
+  describe(kind: 'S' | 'P', name: string, injected = false): void {
+    this.queue.push(kind === 'S' ? { t: 'describeS', name } : { t: 'describeP', portal: name, injected });
+  }
+
+  /** True when the session must inject `Describe P portal` before this Execute. */
+  needsDescribe(portal: string): boolean {
+    const p = this.portals.get(portal);
+    return p !== undefined && p.fields === undefined && p.statement.fields === undefined;
+  }
+
+  execute(portal: string): void {
+    this.queue.push({ t: 'execute', portal });
+  }
+
+  close(kind: 'S' | 'P', name: string): void {
+    if (kind === 'S') this.statements.delete(name);
+    else this.portals.delete(name);
+    this.queue.push({ t: 'close' });
+  }
+
+  sync(): void {
+    this.queue.push({ t: 'sync' });
+  }
+
+  functionCall(): void {
+    this.queue.push({ t: 'fn' });
+  }
+
+  // ---- backend side ----
+
+  backend(type: number, fields: () => FieldDescription[]): BackendVerdict {
+    // Asynchronous messages may come at any time.
+    if (type === 0x4e /* N */ || type === 0x53 /* S */ || type === 0x41 /* A */) return PASS;
+    const head = this.queue[0];
+    if (type === 0x45 /* E */) return this.onError(head);
+    if (!head) return PASS;
+    switch (head.t) {
+      case 'query':
+        return this.inQuery(head, type, fields);
+      case 'parse':
+      case 'bind':
+      case 'close':
+        if (type === 0x31 || type === 0x32 || type === 0x33) this.queue.shift();
+        return PASS;
+      case 'describeS':
+        if (type === 0x74 /* t */) return PASS;
+        if (type === 0x54 /* T */ || type === 0x6e /* n */) {
+          this.queue.shift();
+          const st = this.statements.get(head.name);
+          const f = type === 0x54 ? fields() : [];
+          if (st) st.fields = f;
+          return type === 0x54 && st ? { kind: 'rowDescription', shape: { sql: st.sql, resultIndex: 0, fields: f } } : PASS;
+        }
+        return PASS;
+      case 'describeP': {
+        if (type !== 0x54 && type !== 0x6e) return PASS;
+        this.queue.shift();
+        const p = this.portals.get(head.portal);
+        const f = type === 0x54 ? fields() : [];
+        if (p) p.fields = f;
+        if (head.injected) return SWALLOW;
+        return type === 0x54 && p ? { kind: 'rowDescription', shape: { sql: p.statement.sql, resultIndex: 0, fields: f } } : PASS;
+      }
+      case 'execute':
+        return this.inExecute(head, type);
+      case 'sync':
+        if (type === 0x5a /* Z */) {
+          this.queue.shift();
+          this.current = undefined;
+        }
+        return PASS;
+      case 'fn':
+        if (type === 0x5a) this.queue.shift();
+        return PASS;
+    }
+  }
+
+  private inQuery(head: Extract<Pending, { t: 'query' }>, type: number, fields: () => FieldDescription[]): BackendVerdict {
+    switch (type) {
+      case 0x54: // T
+        this.current = { sql: head.sql, resultIndex: head.results, fields: fields() };
+        return { kind: 'rowDescription', shape: this.current };
+      case 0x44: // D
+        return { kind: 'dataRow', shape: this.current };
+      case 0x43: // C
+      case 0x49: // I
+        head.results++;
+        this.current = undefined;
+        this.copy = undefined;
+        return PASS;
+      case 0x48: // H: CopyOutResponse
+        return this.copyOut(head.sql, head.results);
+      case 0x64: // d
+        return this.copy ? { kind: 'copyData', ...this.copy } : PASS;
+      case 0x5a: // Z
+        this.queue.shift();
+        this.current = undefined;
+        this.copy = undefined;
+        return PASS;
+      default:
+        return PASS;
+    }
+  }
+
+  private inExecute(head: Extract<Pending, { t: 'execute' }>, type: number): BackendVerdict {
+    const p = this.portals.get(head.portal);
+    switch (type) {
+      case 0x44: {
+        const f = p?.fields ?? p?.statement.fields;
+        const shape = p && f ? { sql: p.statement.sql, resultIndex: 0, fields: withFormats(f, p.resultFormats) } : undefined;
+        return { kind: 'dataRow', shape };
+      }
+      case 0x43:
+      case 0x49:
+      case 0x73: // s: PortalSuspended
+        this.queue.shift();
+        this.copy = undefined;
+        return PASS;
+      case 0x48:
+        return this.copyOut(p?.statement.sql ?? '', 0);
+      case 0x64:
+        return this.copy ? { kind: 'copyData', ...this.copy } : PASS;
+      default:
+        return PASS;
+    }
+  }
+
+  private copyOut(sql: string, resultIndex: number): BackendVerdict {
+    // The body is read by the caller; the tracker only needs to know a COPY OUT is streaming.
+    this.copy = { sql, resultIndex, format: 0, columnFormats: [] };
+    return { kind: 'copyOut', ...this.copy };
+  }
+
+  /** The session decodes CopyOutResponse and tells the tracker the formats. */
+  setCopyFormats(format: number, columnFormats: number[]): void {
+    if (this.copy) this.copy = { ...this.copy, format, columnFormats };
+  }
+
+  private onError(head: Pending | undefined): BackendVerdict {
+    this.current = undefined;
+    this.copy = undefined;
+    if (!head) return PASS;
+    if (head.t === 'query' || head.t === 'fn') {
+      // A simple query ends with ReadyForQuery after its error.
+      return PASS;
+    }
+    // Extended protocol: the server discards everything until Sync.
+    while (this.queue.length > 0 && this.queue[0]!.t !== 'sync' && this.queue[0]!.t !== 'query') this.queue.shift();
+    return PASS;
+  }
+}
+
+const PASS: BackendVerdict = { kind: 'pass' };
+const SWALLOW: BackendVerdict = { kind: 'swallow' };
+
+/** Bind's result format codes: none = all text, one = for all, else one per column. */
+function withFormats(fields: FieldDescription[], formats: number[]): FieldDescription[] {
+  if (formats.length === 0) return fields.every((f) => f.format === 0) ? fields : fields.map((f) => ({ ...f, format: 0 }));
+  return fields.map((f, i) => ({ ...f, format: formats.length === 1 ? formats[0]! : (formats[i] ?? 0) }));
+}
