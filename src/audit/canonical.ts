@@ -1,0 +1,117 @@
+// The canonical form every audit hash is computed over: RFC 8785 (JSON Canonicalization Scheme) for
+// the values audit records contain. Pure; an auditor can recompute it with any JCS implementation.
+//
+// Canonical form, precisely (so it can be reimplemented in any language):
+//   - objects: members sorted by key, comparing keys as sequences of UTF-16 code units; members
+//     whose value is undefined are absent; `{`, `:`, `,`, `}` with no whitespace anywhere;
+//   - strings: as ECMAScript JSON.stringify writes them (", \ and control characters escaped,
+//     \b \f \n \r \t short forms, other controls as \u00XX lowercase hex; everything else literal UTF-8);
+//   - numbers: ECMAScript Number-to-String (shortest round-trip form; integers without a fraction);
+//     NaN and Infinity are not allowed; audit records only ever hold safe integers;
+//   - true, false, null; arrays in order.
+// The bytes hashed are the UTF-8 encoding of that text. Each log line is exactly this text.
+import { createHash } from 'node:crypto';
+
+/** A value that can appear in an audit record (what JSON can carry, with undefined meaning absent). */
+export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [k: string]: JsonValue | undefined };
+
+export class CanonicalFormError extends Error {
+  constructor(readonly path: string, message: string) {
+    super(`cannot put ${path} in canonical form: ${message}`);
+    this.name = 'CanonicalFormError';
+  }
+}
+
+/** UTF-16 code unit order, which is what JS `<` on strings does (and what RFC 8785 specifies). */
+function byCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export function canonicalJson(value: unknown): string {
+  return write(value, '$');
+}
+
+function write(value: unknown, path: string): string {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      if (!Number.isFinite(value)) throw new CanonicalFormError(path, `${value} is not a finite number`);
+      // -0 would print as "0" and parse back as 0: the same value, so nothing to do.
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object': {
+      if (value === null) return 'null';
+      if (Array.isArray(value)) {
+        let out = '[';
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out += ',';
+          const v: unknown = value[i];
+          out += v === undefined ? 'null' : write(v, `${path}[${i}]`);
+        }
+        return `${out}]`;
+      }
+      const proto = Object.getPrototypeOf(value) as unknown;
+      if (proto !== Object.prototype && proto !== null) {
+        throw new CanonicalFormError(path, `a ${(value as object).constructor?.name ?? 'non-plain'} object is not JSON data`);
+      }
+      const o = value as Record<string, unknown>;
+      const keys = Object.keys(o).sort(byCodeUnits);
+      let out = '{';
+      let first = true;
+      for (const k of keys) {
+        const v = o[k];
+        if (v === undefined) continue;
+        if (!first) out += ',';
+        first = false;
+        out += `${JSON.stringify(k)}:${write(v, `${path}.${k}`)}`;
+      }
+      return `${out}}`;
+    }
+    default:
+      throw new CanonicalFormError(path, `a ${typeof value} is not JSON data`);
+  }
+}
+
+const HEADER_KEYS = new Set(['seq', 'at', 'prev']);
+
+/** Per key set of an event (in the order its object lists them): the merged, sorted member prefixes. */
+const shapes = new Map<string, { keys: string[]; prefixes: string[] }>();
+
+/**
+ * canonicalJson({ ...event, seq, at, prev }) without building that object: the hot path of every
+ * append. Events from one call site share a key set, so the sorted order is computed once per set.
+ */
+export function canonicalRecord(event: Readonly<Record<string, unknown>>, seq: number, at: string, prev: string): string {
+  const own = Object.keys(event);
+  const id = own.join('\u0000');
+  let shape = shapes.get(id);
+  if (!shape) {
+    const keys = [...own.filter((k) => !HEADER_KEYS.has(k)), ...HEADER_KEYS].sort(byCodeUnits);
+    shape = { keys, prefixes: keys.map((k, i) => `${i === 0 ? '' : ','}${JSON.stringify(k)}:`) };
+    // Bounded: call sites are few; a caller building key sets dynamically must not grow this forever.
+    if (shapes.size < 1000) shapes.set(id, shape);
+  }
+  let out = '{';
+  let first = true;
+  const { keys, prefixes } = shape;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const v = k === 'seq' ? seq : k === 'at' ? at : k === 'prev' ? prev : event[k];
+    if (v === undefined) continue;
+    // The stored prefix carries a comma unless it is the first key; adjust when earlier keys were absent.
+    const p = prefixes[i]!;
+    out += first && i > 0 ? p.slice(1) : p;
+    first = false;
+    out += typeof v === 'string' ? JSON.stringify(v) : write(v, `$.${k}`);
+  }
+  return `${out}}`;
+}
+
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** The `prev` of the first record of a log: there is no predecessor. */
+export const GENESIS_PREV = '0'.repeat(64);
