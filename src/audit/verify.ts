@@ -307,7 +307,7 @@ export async function verifyLog(auditDir: string, opts: VerifyOptions = {}): Pro
   const unanchored = lastCp ? Math.max(0, lastSeq - lastCp.seq) : checker.count;
   if (lastCp && unanchored > 0) warnings.push(`${unanchored} record(s) after the last checkpoint (record ${lastCp.seq}) are not signed yet`);
   // Problems in file order: the first one is where the log first fails.
-  problems.sort((a, b) => rank(a) - rank(b));
+  problems.sort((a, b) => rank(a, file) - rank(b, file));
   return {
     ok: problems.length === 0, file, records: checker.count, head: checker.last ? { seq: checker.last.seq, hash: checker.last.hash } : undefined,
     checkpoints: cp.checkpoints.length, lastCheckpoint: lastCp ? { seq: lastCp.seq, at: lastCp.at } : undefined, unanchored,
@@ -315,10 +315,10 @@ export async function verifyLog(auditDir: string, opts: VerifyOptions = {}): Pro
   };
 }
 
-/** Orders problems by where they are in the log (checkpoint and key problems after the chain's). */
-function rank(p: VerifyProblem): number {
+/** Orders problems by their line in the log; a missing key first, other files' problems last. */
+function rank(p: VerifyProblem, logFile: string): number {
   if (p.code === 'key') return -1;
-  return p.seq ?? Number.MAX_SAFE_INTEGER;
+  return p.file === logFile && p.line !== undefined ? p.line : Number.MAX_SAFE_INTEGER;
 }
 
 export function formatVerifyReport(r: VerifyReport): string {
