@@ -11,7 +11,7 @@ import { createLogger } from '../../server/log.js';
 import { startEmbeddedPostgres, type EmbeddedDb } from '../../demo/embedded-postgres.js';
 import { DEMO_PATIENTS, ehrSchemaAndData } from '../../demo/ehr-data.js';
 import { demoPolicy } from '../../demo/policy.js';
-import { runSql } from '../../demo/sql.js';
+import { runSql } from '../../server/simple-query.js';
 import { ExitCode, PhigateError } from '../errors.js';
 import { parseHostPort } from '../options.js';
 import { DEFAULT_LISTEN, defaultDataDir, isLoopbackHost } from './server.js';

@@ -1,8 +1,8 @@
-// Runs setup SQL for the demo over phigate's own upstream connector and codec (no extra client
-// library at run time): one simple-protocol query, rows returned as text, errors thrown.
+// Runs one simple-protocol query over phigate's own upstream connector and codec (no extra client
+// library at run time): demo setup and the masking catalog use it. Rows come back as text.
 import { serialize } from 'pg-protocol';
 import { BackendFramer, ProtocolError, decodeDataRow, decodeErrorFields } from '../pg/index.js';
-import { connectUpstream, type UpstreamTarget } from '../server/upstream.js';
+import { connectUpstream, type UpstreamTarget } from './upstream.js';
 
 export class SqlError extends Error {
   constructor(message: string, readonly code: string) {
