@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { startTestPostgres } from '../test/support/postgres.js';
 import { startTestIdp } from '../test/support/oidc.js';
 import { run, type Proc } from '../test/support/proc.js';
+import { benchDecisions } from './bench-decisions.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
@@ -54,6 +55,7 @@ function fmt(n: number, digits = 0): string {
 }
 
 async function main(): Promise<void> {
+  await benchDecisions();
   process.stdout.write(`phigate bench: pgbench -S, scale ${SCALE}, ${SECONDS}s per run, best of ${ROUNDS} rounds, ${process.version}\n`);
   const db = await startTestPostgres();
   const idp = await startTestIdp({ identities: { alice: ['engineering'] } });
