@@ -1,0 +1,58 @@
+// Public API of the masking core: policy section, strategies, detectors, lineage, result plans and the row path. Pure: no sockets, timers or files.
+export {
+  parseMasking,
+  parseColumnName,
+  ruleFor,
+  tableHasRules,
+  isUnmaskedReader,
+  maskedColumnKeys,
+  EMPTY_MASKING,
+  DEFAULT_PLACEHOLDER,
+  STRATEGIES,
+  BUILTIN_DETECTORS,
+  type MaskingConfig,
+  type ColumnRule,
+  type ColumnName,
+  type DetectorSpec,
+  type CustomDetector,
+  type Strategy,
+  type BuiltinDetector,
+} from './config.js';
+export { vetPattern, UnsafePatternError, REPEAT_CAP, MAX_ATTEMPT_COST } from './regex-safety.js';
+export {
+  Tokenizer,
+  redactValue,
+  partialValue,
+  partialText,
+  tokenizeValue,
+  yearOnlyValue,
+  yearOnlyText,
+  numericBinaryToText,
+  type MaskedValue,
+  type ValueType,
+} from './strategies.js';
+export { DetectorSet, npiValid } from './detectors.js';
+export { TypeKind, typeKind, detectable, OID } from './pgtypes.js';
+export {
+  lineageOf,
+  statementLineage,
+  type Catalog,
+  type ColumnSource,
+  type TableSource,
+  type OutputLineage,
+  type StatementLineage,
+} from './lineage.js';
+export {
+  planColumns,
+  copyFields,
+  detectorsFor,
+  type MaskPlan,
+  type ColumnPlan,
+  type ColumnAction,
+  type PlanOptions,
+  type ResolveAttr,
+  type ResolvedAttribute,
+  type ValueOp,
+} from './plan.js';
+export { applyToDataRow, applyToCopyLine, type CopyOptions } from './row.js';
+export { benchMaskRows, type MaskBenchResult } from './bench.js';

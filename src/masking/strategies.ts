@@ -1,0 +1,458 @@
+// Masking strategies (redact, partial, tokenize, year_only, null) over one value's bytes, always producing a value the client can still parse as the column's type.
+//
+// Each strategy takes the value as PostgreSQL sent it (text or binary format) and returns new bytes,
+// or null for SQL NULL. What each does per type, and why:
+//
+//   type                         redact          partial            tokenize                year_only
+//   text, varchar, bpchar, name, placeholder     keep_first/last,   tok_<16 hex>            the date in the text
+//   "char", unknown, user types  (***)           rest *             (HMAC-SHA256)           with month/day 01, else ***
+//   xml                          placeholder,    as text, escaped   tok_<16 hex>            as text
+//                                escaped
+//   json, jsonb                  "***"           partial of the     "tok_<16 hex>"          date in a JSON string,
+//                                                JSON string                                 else null
+//   int4                         NULL            NULL               31-bit HMAC number      YYYY kept, YYYYMMDD →
+//   int8, numeric                NULL            NULL               62-bit HMAC number      YYYY0101, else NULL
+//   int2                         NULL            NULL               NULL (too few values)   as int4
+//   uuid                         NULL            NULL               UUID from the HMAC      NULL
+//   bytea                        \x2a2a2a        NULL               \x + 32 HMAC bytes      NULL
+//   date, timestamp[tz]          NULL            NULL               NULL                    YYYY-01-01 [00:00:00]
+//   everything else (bool,       NULL            NULL               NULL                    NULL
+//   floats, arrays, records...)
+//
+// Numbers, dates and other typed values are never replaced by a made-up constant of their type:
+// a fake 0 or 1900-01-01 would be silently wrong in every aggregate; NULL is honest and parses
+// everywhere. Tokens of numbers are numbers so that joins on tokenized keys still work; they are
+// computed over the value's canonical text, so text and binary clients, and an int column and a
+// text column holding the same digits get the same HMAC input (but a differently shaped token).
+// An int4 token has 31 bits, so n distinct keys give about n^2/2^32 colliding pairs (some 230 for
+// a million keys): a join on tokenized int4 keys may match a few different keys. int8/numeric and
+// text tokens have 62 and 64 bits (no collision expected below billions of keys).
+import { createHash, type Hash } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
+import { TypeKind, acceptsAnyText } from './pgtypes.js';
+
+/** Masked bytes, or null for SQL NULL. */
+export type MaskedValue = Buffer | null;
+
+export interface ValueType {
+  kind: TypeKind;
+  /** true for binary format (RowDescription format code 1). */
+  binary: boolean;
+  /** bpchar pads with spaces; partial and tokenize look at the value without them. */
+  padded?: boolean;
+}
+
+const JSONB_VERSION = 1;
+
+// ---------------------------------------------------------------------------------------------
+// Text helpers
+
+/** Decodes as UTF-8 when the bytes are UTF-8, else one character per byte (LATIN1-like clients). */
+function decodeText(b: Buffer): { s: string; latin1: boolean } {
+  if (isUtf8(b)) return { s: b.toString('utf8'), latin1: false };
+  return { s: b.toString('latin1'), latin1: true };
+}
+
+function encodeText(s: string, latin1: boolean): Buffer {
+  return Buffer.from(s, latin1 ? 'latin1' : 'utf8');
+}
+
+function xmlEscape(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** The text bytes of a text-like value: binary jsonb carries a version byte before the text. */
+function textBytes(value: Buffer, t: ValueType): Buffer {
+  return t.binary && t.kind === TypeKind.Jsonb && value.length > 0 ? value.subarray(1) : value;
+}
+
+function jsonOut(text: string, t: ValueType): Buffer {
+  const body = Buffer.from(text, 'utf8');
+  if (!(t.binary && t.kind === TypeKind.Jsonb)) return body;
+  const out = Buffer.allocUnsafe(body.length + 1);
+  out[0] = JSONB_VERSION;
+  body.copy(out, 1);
+  return out;
+}
+
+function bpcharTrim(s: string): [string, string] {
+  let end = s.length;
+  while (end > 0 && s.charCodeAt(end - 1) === 0x20) end--;
+  return [s.slice(0, end), s.slice(end)];
+}
+
+// ---------------------------------------------------------------------------------------------
+// redact
+
+/** A compiled redact for one column type: returns the same bytes for every value. */
+export function redactor(placeholder: string, t: ValueType): () => MaskedValue {
+  let out: MaskedValue;
+  if (acceptsAnyText(t.kind)) out = Buffer.from(t.kind === TypeKind.Xml ? xmlEscape(placeholder) : placeholder, 'utf8');
+  else if (t.kind === TypeKind.Json || t.kind === TypeKind.Jsonb) out = jsonOut(JSON.stringify(placeholder), t);
+  else if (t.kind === TypeKind.Bytea) {
+    const raw = Buffer.from(placeholder, 'utf8');
+    out = t.binary ? raw : Buffer.from(`\\x${raw.toString('hex')}`, 'latin1');
+  } else out = null;
+  return () => out;
+}
+
+export function redactValue(_value: Buffer, t: ValueType, placeholder = '***'): MaskedValue {
+  return redactor(placeholder, t)();
+}
+
+// ---------------------------------------------------------------------------------------------
+// partial
+
+/**
+ * Keeps `keepFirst` leading and `keepLast` trailing characters and writes `*` for the rest, keeping
+ * `-` so identifiers keep their printed shape (`***-**-6789`). Never reveals more than half of the
+ * characters: when asked for more, the kept tail shrinks first to half, then the head.
+ */
+export function partialText(s: string, keepFirst: number, keepLast: number): string {
+  const chars = Array.from(s);
+  const n = chars.length;
+  const allowed = Math.floor(n / 2);
+  const last = Math.min(keepLast, allowed);
+  const first = Math.min(keepFirst, allowed - last);
+  let out = '';
+  for (let i = 0; i < n; i++) {
+    const ch = chars[i] as string;
+    out += i < first || i >= n - last || ch === '-' ? ch : '*';
+  }
+  return out;
+}
+
+export function partialValue(value: Buffer, t: ValueType, keepFirst: number, keepLast: number): MaskedValue {
+  if (acceptsAnyText(t.kind)) {
+    const { s, latin1 } = decodeText(value);
+    const [raw, pad] = t.padded ? bpcharTrim(s) : [s, ''];
+    const body = partialText(raw, keepFirst, keepLast);
+    return encodeText((t.kind === TypeKind.Xml ? xmlEscape(body) : body) + pad, latin1);
+  }
+  if (t.kind === TypeKind.Json || t.kind === TypeKind.Jsonb) {
+    const text = textBytes(value, t).toString('utf8');
+    let inner: string;
+    const first = text.trimStart().charCodeAt(0);
+    if (first === 0x22) {
+      try {
+        inner = partialText(String(JSON.parse(text)), keepFirst, keepLast);
+      } catch {
+        inner = '***';
+      }
+    } else if (first === 0x2d || (first >= 0x30 && first <= 0x39)) {
+      inner = partialText(text.trim(), keepFirst, keepLast);
+    } else {
+      inner = '***';
+    }
+    return jsonOut(JSON.stringify(inner), t);
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// tokenize
+
+const IPAD = 0x36;
+const OPAD = 0x5c;
+
+/**
+ * HMAC-SHA256 with the key's inner and outer states hashed once: each value then costs two
+ * hash-state copies instead of a fresh HMAC key schedule.
+ */
+export class Tokenizer {
+  private readonly inner: Hash;
+  private readonly outer: Hash;
+
+  constructor(key: Buffer) {
+    if (key.length < 16) throw new RangeError('the tokenization key must be at least 16 bytes');
+    const k = key.length > 64 ? createHash('sha256').update(key).digest() : key;
+    const block = Buffer.alloc(64);
+    k.copy(block);
+    const ipad = Buffer.allocUnsafe(64);
+    const opad = Buffer.allocUnsafe(64);
+    for (let i = 0; i < 64; i++) {
+      ipad[i] = (block[i] as number) ^ IPAD;
+      opad[i] = (block[i] as number) ^ OPAD;
+    }
+    this.inner = createHash('sha256').update(ipad);
+    this.outer = createHash('sha256').update(opad);
+  }
+
+  /** HMAC-SHA256(key, data). */
+  mac(data: Buffer | string): Buffer {
+    const innerDigest = this.inner.copy().update(data).digest();
+    return this.outer.copy().update(innerDigest).digest();
+  }
+
+  /** `tok_` and 16 hex digits (64 bits): equal inputs give equal tokens under one key. */
+  textToken(data: Buffer | string): string {
+    return `tok_${this.mac(data).toString('hex', 0, 8)}`;
+  }
+}
+
+/** Canonical text of a binary integer value, so both formats tokenize the same input. */
+function binaryIntText(value: Buffer, kind: TypeKind): string | undefined {
+  if (kind === TypeKind.Int2 && value.length === 2) return String(value.readInt16BE(0));
+  if (kind === TypeKind.Int4 && value.length === 4) return String(value.readInt32BE(0));
+  if (kind === TypeKind.Int8 && value.length === 8) return value.readBigInt64BE(0).toString();
+  return undefined;
+}
+
+/** PostgreSQL's binary numeric (ndigits, weight, sign, dscale, base-10000 digits) as its text form. */
+export function numericBinaryToText(value: Buffer): string | undefined {
+  if (value.length < 8) return undefined;
+  const ndigits = value.readUInt16BE(0);
+  const weight = value.readInt16BE(2);
+  const sign = value.readUInt16BE(4);
+  const dscale = value.readUInt16BE(6);
+  if (value.length !== 8 + 2 * ndigits) return undefined;
+  if (sign === 0xc000) return 'NaN';
+  if (sign === 0xd000) return 'Infinity';
+  if (sign === 0xf000) return '-Infinity';
+  if (sign !== 0 && sign !== 0x4000) return undefined;
+  const digits: number[] = [];
+  for (let i = 0; i < ndigits; i++) digits.push(value.readUInt16BE(8 + 2 * i));
+  let intPart = '';
+  for (let w = weight, i = 0; w >= 0; w--, i++) {
+    const d = i < digits.length ? (digits[i] as number) : 0;
+    intPart += intPart === '' ? String(d) : String(d).padStart(4, '0');
+  }
+  if (intPart === '') intPart = '0';
+  let frac = '';
+  for (let i = weight + 1; frac.length < dscale; i++) {
+    const d = i >= 0 && i < digits.length ? (digits[i] as number) : 0;
+    frac += String(d).padStart(4, '0');
+  }
+  frac = frac.slice(0, dscale);
+  const body = dscale > 0 ? `${intPart}.${frac}` : intPart;
+  return sign === 0x4000 && /[1-9]/.test(body) ? `-${body}` : body;
+}
+
+/** A non-negative integer as PostgreSQL binary numeric. */
+function numericBinary(n: bigint): Buffer {
+  const groups: number[] = [];
+  let v = n;
+  while (v > 0n) {
+    groups.unshift(Number(v % 10000n));
+    v /= 10000n;
+  }
+  const b = Buffer.alloc(8 + 2 * groups.length);
+  b.writeUInt16BE(groups.length, 0);
+  b.writeInt16BE(groups.length - 1, 2);
+  groups.forEach((g, i) => b.writeUInt16BE(g, 8 + 2 * i));
+  return b;
+}
+
+function uuidText(b: Buffer): string {
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+/** The bytes HMAC'd for a value: its canonical text form whatever the wire format. */
+function tokenInput(value: Buffer, t: ValueType): Buffer | string | undefined {
+  if (!t.binary) {
+    if (t.padded) return bpcharTrim(value.toString('latin1'))[0];
+    return value;
+  }
+  switch (t.kind) {
+    case TypeKind.Int2:
+    case TypeKind.Int4:
+    case TypeKind.Int8:
+      return binaryIntText(value, t.kind);
+    case TypeKind.Numeric:
+      return numericBinaryToText(value);
+    case TypeKind.Uuid:
+      return value.length === 16 ? uuidText(value) : undefined;
+    case TypeKind.Jsonb:
+      return value.subarray(1);
+    case TypeKind.Bytea:
+      return `\\x${value.toString('hex')}`;
+    default:
+      return t.padded ? bpcharTrim(value.toString('latin1'))[0] : value;
+  }
+}
+
+export function tokenizeValue(value: Buffer, t: ValueType, tokenizer: Tokenizer): MaskedValue {
+  const input = tokenInput(value, t);
+  if (input === undefined) return null;
+  if (acceptsAnyText(t.kind)) return Buffer.from(tokenizer.textToken(input), 'latin1');
+  switch (t.kind) {
+    case TypeKind.Json:
+    case TypeKind.Jsonb:
+      return jsonOut(`"${tokenizer.textToken(input)}"`, t);
+    case TypeKind.Int4: {
+      const n = (tokenizer.mac(input).readUInt32BE(0) & 0x7fffffff) || 1;
+      if (!t.binary) return Buffer.from(String(n), 'latin1');
+      const b = Buffer.allocUnsafe(4);
+      b.writeInt32BE(n, 0);
+      return b;
+    }
+    case TypeKind.Int8:
+    case TypeKind.Numeric: {
+      const n = tokenizer.mac(input).readBigUInt64BE(0) & 0x3fffffffffffffffn || 1n;
+      if (!t.binary) return Buffer.from(n.toString(), 'latin1');
+      if (t.kind === TypeKind.Numeric) return numericBinary(n);
+      const b = Buffer.allocUnsafe(8);
+      b.writeBigInt64BE(n, 0);
+      return b;
+    }
+    case TypeKind.Uuid: {
+      const b = Buffer.from(tokenizer.mac(input).subarray(0, 16));
+      // RFC 9562 version 8 (custom) with the RFC variant, so it is a well-formed UUID.
+      b[6] = ((b[6] as number) & 0x0f) | 0x80;
+      b[8] = ((b[8] as number) & 0x3f) | 0x80;
+      return t.binary ? b : Buffer.from(uuidText(b), 'latin1');
+    }
+    case TypeKind.Bytea: {
+      const mac = tokenizer.mac(input);
+      return t.binary ? mac : Buffer.from(`\\x${mac.toString('hex')}`, 'latin1');
+    }
+    default:
+      return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// year_only
+
+const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const PG_EPOCH_MS = Date.UTC(2000, 0, 1);
+const DAY_MS = 86_400_000;
+
+/** Jan 1 of a (proleptic Gregorian, astronomical) year as a UTC Date; years 0-99 included. */
+function jan1(year: number): Date {
+  const d = new Date(0);
+  d.setUTCFullYear(year, 0, 1);
+  return d;
+}
+
+/** The time-of-day and zone that may follow a date: digits of the time become zeros, the zone stays. */
+function zeroTime(rest: string): string | undefined {
+  if (rest === '' || rest === ' BC') return rest;
+  const m = /^([ T])(\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)(.*)$/.exec(rest);
+  if (m === null) return undefined;
+  const zone = m[3] ?? '';
+  // A zone is an offset, a name/abbreviation, optionally followed by BC.
+  if (!/^(?:\s?(?:[+-]\d{2}(?::?\d{2}){0,2}|Z|[A-Za-z][A-Za-z0-9/_+-]{0,40}))?(?: BC)?$/.test(zone)) return undefined;
+  return `${m[1]}${(m[2] as string).replace(/\d/g, '0')}${zone}`;
+}
+
+const MONTH_ABBR = /^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)$/;
+
+/**
+ * A date or timestamp in any of PostgreSQL's DateStyle outputs (ISO, SQL, German, Postgres; MDY or
+ * DMY) with month and day set to 1 and the time to midnight, keeping the shape, zone and era. Also
+ * accepts unpadded M/D/YYYY as people type it into text columns. Undefined when `s` is not one.
+ */
+export function yearOnlyText(s: string): string | undefined {
+  if (s === 'infinity' || s === '-infinity') return s;
+  let m = /^(\d{4,})-(\d{2})-(\d{2})(.*)$/.exec(s);
+  if (m !== null) {
+    const t = zeroTime(m[4] ?? '');
+    return t === undefined ? undefined : `${m[1]}-01-01${t}`;
+  }
+  m = /^(\d{1,2})([/.-])(\d{1,2})\2(\d{4,})(.*)$/.exec(s);
+  if (m !== null) {
+    const t = zeroTime(m[5] ?? '');
+    const pad = (x: string): string => (x.length === 2 ? '01' : '1');
+    return t === undefined ? undefined : `${pad(m[1] as string)}${m[2]}${pad(m[3] as string)}${m[2]}${m[4]}${t}`;
+  }
+  // Postgres style: "Thu Mar 14 10:23:45.5 1985 PST" (MDY) or "Thu 14 Mar 10:23:45 1985 PST" (DMY).
+  m = /^(Sun|Mon|Tue|Wed|Thu|Fri|Sat) (?:(\w{3}) (\d{2})|(\d{2}) (\w{3})) (\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?) (\d{4,})(.*)$/.exec(s);
+  if (m !== null) {
+    const month = m[2] ?? m[5] ?? '';
+    if (!MONTH_ABBR.test(month)) return undefined;
+    const rest = m[8] ?? '';
+    if (!/^(?: [A-Za-z0-9/_+:-]{1,40})?(?: BC)?$/.test(rest)) return undefined;
+    const written = Number(m[7]);
+    const year = / BC$/.test(rest) ? 1 - written : written;
+    const weekday = WEEKDAYS[jan1(year).getUTCDay()] as string;
+    const time = (m[6] as string).replace(/\d/g, '0');
+    const date = m[2] !== undefined ? `Jan 01` : `01 Jan`;
+    return `${weekday} ${date} ${time} ${m[7]}${rest}`;
+  }
+  return undefined;
+}
+
+function yearOnlyInt(s: string): string | undefined {
+  const t = s.trim();
+  if (/^\d{4}$/.test(t)) return t;
+  const m = /^(\d{4})(\d{2})(\d{2})$/.exec(t);
+  if (m !== null && Number(m[2]) >= 1 && Number(m[2]) <= 12 && Number(m[3]) >= 1 && Number(m[3]) <= 31) return `${m[1]}0101`;
+  return undefined;
+}
+
+function yearOnlyBinaryDate(value: Buffer): MaskedValue {
+  if (value.length !== 4) return null;
+  const days = value.readInt32BE(0);
+  if (days === 0x7fffffff || days === -0x80000000) return value;
+  const d = new Date(PG_EPOCH_MS + days * DAY_MS);
+  if (Number.isNaN(d.getTime())) return null;
+  const out = Buffer.allocUnsafe(4);
+  out.writeInt32BE(Math.round((jan1(d.getUTCFullYear()).getTime() - PG_EPOCH_MS) / DAY_MS), 0);
+  return out;
+}
+
+const INT64_MAX = 0x7fffffffffffffffn;
+const INT64_MIN = -0x8000000000000000n;
+
+function yearOnlyBinaryTimestamp(value: Buffer): MaskedValue {
+  if (value.length !== 8) return null;
+  const us = value.readBigInt64BE(0);
+  if (us === INT64_MAX || us === INT64_MIN) return value;
+  const ms = Number(us / 1000n) + PG_EPOCH_MS;
+  const d = new Date(ms);
+  if (Number.isNaN(d.getTime())) return null;
+  const out = Buffer.allocUnsafe(8);
+  out.writeBigInt64BE(BigInt(jan1(d.getUTCFullYear()).getTime() - PG_EPOCH_MS) * 1000n, 0);
+  return out;
+}
+
+export function yearOnlyValue(value: Buffer, t: ValueType, placeholder = '***'): MaskedValue {
+  switch (t.kind) {
+    case TypeKind.Date:
+      if (t.binary) return yearOnlyBinaryDate(value);
+      break;
+    case TypeKind.Timestamp:
+    case TypeKind.Timestamptz:
+      if (t.binary) return yearOnlyBinaryTimestamp(value);
+      break;
+    case TypeKind.Int2:
+    case TypeKind.Int4:
+    case TypeKind.Int8:
+    case TypeKind.Numeric: {
+      const text = t.binary ? (t.kind === TypeKind.Numeric ? numericBinaryToText(value) : binaryIntText(value, t.kind)) : value.toString('latin1');
+      const y = text === undefined ? undefined : yearOnlyInt(text);
+      if (y === undefined) return null;
+      if (!t.binary) return Buffer.from(y, 'latin1');
+      if (t.kind === TypeKind.Numeric) return numericBinary(BigInt(y));
+      const n = Number(y);
+      const b = Buffer.allocUnsafe(t.kind === TypeKind.Int2 ? 2 : t.kind === TypeKind.Int4 ? 4 : 8);
+      if (t.kind === TypeKind.Int2) {
+        if (n > 32767) return null;
+        b.writeInt16BE(n, 0);
+      } else if (t.kind === TypeKind.Int4) b.writeInt32BE(n, 0);
+      else b.writeBigInt64BE(BigInt(n), 0);
+      return b;
+    }
+    case TypeKind.Json:
+    case TypeKind.Jsonb: {
+      const text = textBytes(value, t).toString('utf8');
+      let inner: unknown;
+      try {
+        inner = JSON.parse(text);
+      } catch {
+        inner = undefined;
+      }
+      const y = typeof inner === 'string' ? yearOnlyText(inner.trim()) : undefined;
+      return jsonOut(y === undefined ? 'null' : JSON.stringify(y), t);
+    }
+    default:
+      if (!acceptsAnyText(t.kind)) return null;
+  }
+  const { s, latin1 } = decodeText(value);
+  const y = yearOnlyText(t.padded ? bpcharTrim(s)[0] : s.trim());
+  if (y !== undefined) return encodeText(y, latin1);
+  // Not a date we can read: a typed column gets NULL, a text column the placeholder (fail closed).
+  return acceptsAnyText(t.kind) ? Buffer.from(placeholder, 'utf8') : null;
+}
