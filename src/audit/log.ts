@@ -77,6 +77,7 @@ export class AuditLog {
   private fd: number;
   private cpFd?: number;
   private offset: number;
+  private lastAtMs: number;
   private cpOffset = 0;
   private nextSeq: number;
   private headHash: string;
@@ -102,7 +103,7 @@ export class AuditLog {
   private unlock?: () => void;
 
   private constructor(readonly dir: string, opts: AuditLogOptions, state: {
-    fd: number; offset: number; nextSeq: number; headHash: string; index: IndexWriter;
+    fd: number; offset: number; nextSeq: number; headHash: string; lastAtMs: number; index: IndexWriter;
   }) {
     this.file = join(dir, LOG_FILE);
     this.checkpointsFile = join(dir, CHECKPOINTS_FILE);
@@ -113,6 +114,7 @@ export class AuditLog {
     this.onError = opts.onError;
     this.fd = state.fd;
     this.offset = state.offset;
+    this.lastAtMs = state.lastAtMs;
     this.nextSeq = state.nextSeq;
     this.headHash = state.headHash;
     this.syncedSeq = state.nextSeq;
@@ -147,6 +149,7 @@ export class AuditLog {
       const index = IndexWriter.open(dir, fd, tail.end);
       const log = new AuditLog(dir, opts, {
         fd, offset: tail.end, nextSeq: tail.last ? tail.last.seq + 1 : 0, headHash: tail.last ? tail.last.hash : GENESIS_PREV, index,
+        lastAtMs: tail.last ? Date.parse(String(tail.last.at)) || 0 : 0,
       });
       log.unlock = unlock;
       let cpRepair: TailRepair | undefined;
@@ -192,7 +195,9 @@ export class AuditLog {
   /** Several records with one write (a client chunk's statements): all are written, or none. */
   appendMany(events: readonly AuditEvent[]): AppendResult[] {
     this.writable();
-    const now = Date.now();
+    // Time never goes backwards in the log (a clock step back holds it still until the clock catches
+    // up), so searches can find a time range by bisection.
+    const now = Math.max(Date.now(), this.lastAtMs);
     const at = new Date(now).toISOString();
     let seq = this.nextSeq;
     let prev = this.headHash;
@@ -221,6 +226,7 @@ export class AuditLog {
     }
     this.nextSeq = seq;
     this.headHash = prev;
+    this.lastAtMs = now;
     this.offset += buf.length;
     this.counters.appended += out.length;
     this.scheduleSync();

@@ -60,7 +60,7 @@ export class Dictionary {
         if ((kind === 'u' || kind === 'c' || kind === 's') && id === this.values[kind].length && typeof value === 'string') {
           this.values[kind].push(value);
           this.ids[kind].set(value, id);
-          good = Buffer.byteLength(text.slice(0, from));
+          good += Buffer.byteLength(line) + 1;
           continue;
         }
       } catch {
@@ -103,18 +103,32 @@ export function parseRecordLine(bytes: Buffer): Record<string, unknown> | undefi
   }
 }
 
-/**
- * How many leading entries of an index (of `count` entries whose last one is at `lastOffset` and
- * `lastLength`) still describe the log open at `logFd`: all of them, or 0 (rebuild) when the last
- * one does not point at record count-1.
- */
-export function validIndexedCount(logFd: number, logSize: number, count: number, lastOffset: number, lastLength: number): number {
-  if (count === 0) return 0;
-  if (lastOffset + lastLength > logSize || lastLength < 2) return 0;
-  const line = preadSync(logFd, lastOffset, lastLength);
-  if (line[line.length - 1] !== 10) return 0;
+/** Whether entry `seq` (at `offset`, `length` bytes with its newline) points at record seq in the log. */
+function entryPointsAtRecord(logFd: number, logSize: number, seq: number, offset: number, length: number): boolean {
+  if (offset + length > logSize || length < 2) return false;
+  const line = preadSync(logFd, offset, length);
+  if (line[line.length - 1] !== 10 || (offset > 0 && preadSync(logFd, offset - 1, 1)[0] !== 10)) return false;
   const rec = parseRecordLine(line.subarray(0, line.length - 1));
-  return rec && rec['seq'] === count - 1 ? count : 0;
+  return rec !== undefined && rec['seq'] === seq;
+}
+
+/** Entries probed when an index is opened: the last one and this many spread over the rest. */
+const PROBES = 32;
+
+/**
+ * How many entries of `idx` still describe the log open at `logFd`: all of them, or 0 (rebuild)
+ * when a probe (the last entry, and entries spread over the file) does not point at its record.
+ * Cheap enough for every open; a log edited behind its index is caught here or by the per-hit check.
+ */
+export function validIndexedCount(logFd: number, logSize: number, idx: Buffer, count: number): number {
+  if (count === 0) return 0;
+  const probes = new Set([count - 1, 0]);
+  for (let k = 1; k < PROBES; k++) probes.add(Math.floor((count * k) / PROBES));
+  for (const seq of probes) {
+    const base = seq * ENTRY_BYTES;
+    if (!entryPointsAtRecord(logFd, logSize, seq, idx.readDoubleLE(base), idx.readUInt32LE(base + 16))) return 0;
+  }
+  return count;
 }
 
 function lastEntry(idx: Buffer, count: number): { offset: number; length: number } {
@@ -171,11 +185,7 @@ export class IndexWriter {
     };
     this.fds = fds;
     const idx = readFileSync(idxFile);
-    let count = Math.floor(idx.length / ENTRY_BYTES);
-    if (count > 0) {
-      const last = lastEntry(idx, count);
-      count = validIndexedCount(logFd, logSize, count, last.offset, last.length);
-    }
+    const count = validIndexedCount(logFd, logSize, idx, Math.floor(idx.length / ENTRY_BYTES));
     if (count === 0) {
       ftruncateSync(fds.idx, 0);
       ftruncateSync(fds.dict, 0);
@@ -275,26 +285,32 @@ export interface LoadedIndex {
   tailSql: { seq: number; text: string }[];
   /** True when the index files were missing or stale and everything came from the log. */
   rebuilt: boolean;
+  /** Whether `at` never decreases with seq (the log guarantees it), so time ranges are binary searches. */
+  monotonic: boolean;
+}
+
+function isMonotonic(floats: Float64Array, count: number): boolean {
+  for (let i = 1; i < count; i++) if (floats[i * 6 + 1]! < floats[(i - 1) * 6 + 1]!) return false;
+  return true;
 }
 
 /** Loads the index of the log in `auditDir` for searching (read-only: auditors may hold a copy). */
-export function loadIndex(auditDir: string): LoadedIndex {
+export function loadIndex(auditDir: string, opts: { ignoreFiles?: boolean } = {}): LoadedIndex {
   const logFile = join(auditDir, LOG_FILE);
   const dir = join(auditDir, INDEX_DIR);
   const dict = new Dictionary();
   if (!existsSync(logFile)) {
-    return { auditDir, logFile, count: 0, words: new Uint32Array(0), floats: new Float64Array(0), dict, sql: () => Buffer.alloc(0), persisted: 0, tailSql: [], rebuilt: false };
+    return {
+      auditDir, logFile, count: 0, words: new Uint32Array(0), floats: new Float64Array(0), dict, sql: () => Buffer.alloc(0),
+      persisted: 0, tailSql: [], rebuilt: false, monotonic: true,
+    };
   }
   const logFd = openSync(logFile, 'r');
   try {
     const logSize = fstatSync(logFd).size;
     const idxFile = join(dir, 'records.idx');
-    let idx = existsSync(idxFile) ? readFileSync(idxFile) : Buffer.alloc(0);
-    let count = Math.floor(idx.length / ENTRY_BYTES);
-    if (count > 0) {
-      const last = lastEntry(idx, count);
-      count = validIndexedCount(logFd, logSize, count, last.offset, last.length);
-    }
+    let idx = existsSync(idxFile) && !opts.ignoreFiles ? readFileSync(idxFile) : Buffer.alloc(0);
+    const count = validIndexedCount(logFd, logSize, idx, Math.floor(idx.length / ENTRY_BYTES));
     if (count > 0) {
       const dictFile = join(dir, 'dict.jsonl');
       if (existsSync(dictFile)) dict.load(readFileSync(dictFile, 'utf8'));
@@ -316,10 +332,12 @@ export function loadIndex(auditDir: string): LoadedIndex {
     const sqlFile = join(dir, 'sql.txt');
     let sqlCache: Buffer | undefined;
     const persisted = count;
+    const floats = new Float64Array(ab);
     return {
-      auditDir, logFile, count: total, words: new Uint32Array(ab), floats: new Float64Array(ab), dict,
+      auditDir, logFile, count: total, words: new Uint32Array(ab), floats, dict,
       sql: () => (sqlCache ??= persisted > 0 && existsSync(sqlFile) ? readFileSync(sqlFile) : Buffer.alloc(0)),
       persisted, tailSql, rebuilt: rebuilt || (count === 0 && tail.length > 0 && !existsSync(idxFile)),
+      monotonic: isMonotonic(floats, total),
     };
   } finally {
     closeSync(logFd);
