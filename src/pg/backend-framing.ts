@@ -49,6 +49,8 @@ export class BackendFramer {
    * setting changes without decoding every message. The caller clears it.
    */
   parameterStatusSeen = false;
+  /** ReadyForQuery messages framed so far: lets a caller wait for the end of a statement cheaply. */
+  readyForQueryCount = 0;
   /** Set by `frame`/`scan` on the happy path to avoid returning tuples. */
   private tailLen = -1;
 
@@ -192,6 +194,8 @@ export class BackendFramer {
     if (len > this.maxMessageSize) {
       return this.fail(`message of ${len} bytes exceeds limit of ${this.maxMessageSize} (type ${describeTypeByte(type)})`);
     }
+    // Counted here, past the length check, because each message reaches this point exactly once.
+    if (type === 0x5a) this.readyForQueryCount++;
     return len + 1;
   }
 

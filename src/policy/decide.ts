@@ -5,6 +5,8 @@ import type { IdentityKind, Rule, RuleAction, StatementKindName, TablePattern } 
 /** What decisions need from the classifier's output (see classify/). */
 export interface ClassifiedStatement {
   kind: string;
+  /** DO and CALL: code the classifier cannot see into. */
+  opaque?: boolean;
   tables: readonly { schema?: string; name: string }[];
   writes: readonly { schema?: string; name: string }[];
   modifiesData: boolean;
@@ -61,29 +63,61 @@ export function decideStatements(statements: readonly ClassifiedStatement[], inp
 }
 
 function decideOne(st: ClassifiedStatement, input: DecisionInput): Omit<Decision, 'tables' | 'kinds'> {
+  // CALL runs a procedure the database's owners defined (like SELECT f()); DO runs the client's own code.
+  if (st.kind === 'do') return decideOpaque(input);
   for (const rule of input.rules) {
     if (!matches(rule, st, input)) continue;
-    const base = { action: rule.action, rule: rule.name };
-    if (rule.action === 'block') return { ...base, reason: `blocked by rule "${rule.name}"${rule.message ? `: ${rule.message}` : ''}` };
-    if (rule.action === 'approve') {
-      return {
-        ...base, approvers: rule.approvers, timeoutMs: rule.timeoutMs,
-        reason: `rule "${rule.name}" requires approval by ${rule.approvers?.join(' or ')}${rule.message ? `: ${rule.message}` : ''}`,
-      };
-    }
-    return { ...base, reason: `allowed by rule "${rule.name}"` };
+    return verdictOf(rule);
   }
+  return defaultVerdict(input);
+}
+
+/**
+ * A DO block (or a name so often re-prepared it could be anything) may run any statement on any
+ * table, so it meets the strictest rule that applies to this identity and connection, whatever the
+ * rules' statement, table and WHERE conditions say.
+ */
+function decideOpaque(input: DecisionInput): Omit<Decision, 'tables' | 'kinds'> {
+  let worst = defaultVerdict(input);
+  for (const rule of input.rules) {
+    if (!identityMatches(rule, input)) continue;
+    const v = verdictOf(rule);
+    if (SEVERITY[v.action] > SEVERITY[worst.action]) worst = v;
+  }
+  if (worst.action !== 'allow') worst = { ...worst, reason: `${worst.reason} (a DO block may run anything, so the strictest applicable rule decides)` };
+  return worst;
+}
+
+function verdictOf(rule: Rule): Omit<Decision, 'tables' | 'kinds'> {
+  const base = { action: rule.action, rule: rule.name };
+  if (rule.action === 'block') return { ...base, reason: `blocked by rule "${rule.name}"${rule.message ? `: ${rule.message}` : ''}` };
+  if (rule.action === 'approve') {
+    return {
+      ...base, approvers: rule.approvers, timeoutMs: rule.timeoutMs,
+      reason: `rule "${rule.name}" requires approval by ${rule.approvers?.join(' or ')}${rule.message ? `: ${rule.message}` : ''}`,
+    };
+  }
+  return { ...base, reason: `allowed by rule "${rule.name}"` };
+}
+
+function defaultVerdict(input: DecisionInput): Omit<Decision, 'tables' | 'kinds'> {
   return input.defaultAction === 'block'
     ? { action: 'block', reason: 'no rule allows this statement (default: block)' }
     : { action: 'allow', reason: 'default: allow' };
 }
 
-function matches(rule: Rule, st: ClassifiedStatement, input: DecisionInput): boolean {
+function identityMatches(rule: Rule, input: DecisionInput): boolean {
   const w = rule.when;
   if (w.connections && !w.connections.includes(input.connection)) return false;
   if (w.groups && !w.groups.some((g) => input.identity.groups.includes(g))) return false;
   if (w.users && !w.users.includes(input.identity.name) && !w.users.includes(input.identity.subject)) return false;
   if (w.identityKinds && !w.identityKinds.includes(input.identity.kind)) return false;
+  return true;
+}
+
+function matches(rule: Rule, st: ClassifiedStatement, input: DecisionInput): boolean {
+  const w = rule.when;
+  if (!identityMatches(rule, input)) return false;
   if (w.statement && !kindMatches(w.statement, st)) return false;
   if (w.tables && !st.tables.some((t) => w.tables!.some((p) => tableMatches(p, t)))) return false;
   if (w.withoutWhere !== undefined && st.withoutWhere !== w.withoutWhere) return false;
@@ -100,6 +134,8 @@ function kindMatches(kinds: ReadonlySet<StatementKindName>, st: ClassifiedStatem
   if (kinds.has(st.kind as StatementKindName)) return true;
   // A cursor is a SELECT read in pieces: DECLARE c CURSOR FOR SELECT ... must meet the SELECT rules.
   if (st.kind === 'declare' && kinds.has('select')) return true;
+  // MERGE inserts, updates and deletes: any rule about those kinds is about MERGE too.
+  if (st.kind === 'merge' && WRITE_KINDS.some((k) => k !== 'merge' && kinds.has(k))) return true;
   // A read that modifies data through a CTE (WITH d AS (DELETE ...) SELECT ...) counts as every
   // write kind: the classifier does not say which, and over-matching errs on the safe side.
   return READ_KINDS.includes(st.kind) && st.writes.length > 0 && WRITE_KINDS.some((k) => kinds.has(k));

@@ -8,17 +8,26 @@ import { ClassifierCache, type Classification } from './classify/index.js';
 
 const SHAPE_STARTS = new Set(['select', 'insert', 'update', 'delete', 'with', 'values', 'table']);
 const MAX_SHAPE_TEXT = 4096;
-const KEEP_NUMBER_AFTER = new Set(['limit', 'first', 'next']);
+/** From these words on, numbers are kept verbatim: they are row caps, which decide "without WHERE". */
+const ROW_CAP_WORDS = new Set(['limit', 'fetch']);
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** The statement's shape, or undefined when its classification might depend on a literal. */
 export function shapeKey(sql: string): string | undefined {
+  // Text the parser refuses must reach the parser: never answer it from a shape.
+  if (sql.includes('\0') || LONE_SURROGATE.test(sql)) return undefined;
   let out = '';
   let first = true;
-  let prevWord = '';
+  let keepNumbers = false;
   let cacheable = true;
   let afterSemicolon = false;
   lex(sql, (kind, start, end) => {
-    if (!cacheable || kind === 'space' || kind === 'comment') return;
+    if (!cacheable) return;
+    if ((kind === 'string' || kind === 'qident' || kind === 'comment') && !terminated(sql, kind, start, end)) {
+      cacheable = false;
+      return;
+    }
+    if (kind === 'space' || kind === 'comment') return;
     if (afterSemicolon) {
       cacheable = false; // a second statement: keep multi-statement strings on the exact path
       return;
@@ -36,12 +45,45 @@ export function shapeKey(sql: string): string | undefined {
       out += ';';
       return;
     }
+    if (kind === 'word' && ROW_CAP_WORDS.has(text.toLowerCase())) keepNumbers = true;
     if (kind === 'string') out += " '' ";
-    else if (kind === 'number') out += KEEP_NUMBER_AFTER.has(prevWord) ? ` ${text} ` : ' 0 ';
+    else if (kind === 'number') out += keepNumbers ? ` ${text} ` : ' 0 ';
     else out += ` ${text}`;
-    prevWord = kind === 'word' ? text.toLowerCase() : '';
   });
   return cacheable && !first ? out : undefined;
+}
+
+/** Did the lexer find the end of this literal, quoted identifier or comment (or run out of text)? */
+function terminated(sql: string, kind: 'string' | 'qident' | 'comment', start: number, end: number): boolean {
+  const t = sql.slice(start, end);
+  if (kind === 'comment') {
+    if (t.startsWith('--')) return true;
+    return (t.match(/\/\*/g)?.length ?? 0) === (t.match(/\*\//g)?.length ?? 0) && t.endsWith('*/');
+  }
+  if (kind === 'qident') return closes(t.slice(t.indexOf('"')), '"', false);
+  const dollar = /^\$([A-Za-z_\u0080-\uFFFF][A-Za-z0-9_\u0080-\uFFFF]*)?\$/.exec(t);
+  if (dollar) return t.length >= 2 * dollar[0].length && t.endsWith(dollar[0]);
+  const q = t.indexOf("'");
+  return q >= 0 && closes(t.slice(q), "'", /^[eE]/.test(t));
+}
+
+/** `body` starts with the quote; true when it ends with the closing quote and nothing after it. */
+function closes(body: string, quote: string, backslashEscapes: boolean): boolean {
+  for (let i = 1; i < body.length; i++) {
+    const c = body[i];
+    if (backslashEscapes && c === '\\') {
+      i++;
+      continue;
+    }
+    if (c === quote) {
+      if (body[i + 1] === quote) {
+        i++;
+        continue;
+      }
+      return i === body.length - 1;
+    }
+  }
+  return false;
 }
 
 export class ShapeClassifierCache {

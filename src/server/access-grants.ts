@@ -42,6 +42,7 @@ export class AccessGrants {
     private readonly approvals: ApprovalRequester,
     private readonly onExpire: (grant: AccessGrant) => void,
     private readonly now: () => number = Date.now,
+    private readonly onGrant: (grant: AccessGrant, requester: string, reason: string) => void = () => {},
   ) {}
 
   /** Does this identity need a grant for this connection? */
@@ -90,7 +91,7 @@ export class AccessGrants {
     this.requests.set(handle.id, entry);
     handle.outcome.then((o: Outcome) => {
       entry.state = o.approved
-        ? { status: 'approved', id: handle.id, connection: conn.name, grant: this.grant(handle.id, identity, conn.name, o.approver, wanted) }
+        ? { status: 'approved', id: handle.id, connection: conn.name, grant: this.grant(handle.id, identity, conn.name, o.approver, wanted, reason) }
         : { status: o.cause, id: handle.id, connection: conn.name, approver: o.approver, reason: o.reason };
       for (const w of entry.waiters.splice(0)) w(entry.state);
       // Settled requests stay readable for a while so a CLI that reconnects can learn the answer.
@@ -113,7 +114,7 @@ export class AccessGrants {
     });
   }
 
-  private grant(id: string, identity: Pick<Identity, 'subject' | 'issuer'>, connection: string, approver: string, durationMs: number): AccessGrant {
+  private grant(id: string, identity: Pick<Identity, 'subject' | 'issuer' | 'name'>, connection: string, approver: string, durationMs: number, reason: string): AccessGrant {
     const now = this.now();
     const g: AccessGrant = { id, subject: identity.subject, issuer: identity.issuer, connection, approver, grantedAt: now, expiresAt: now + durationMs };
     const k = key(g.subject, g.issuer, connection);
@@ -128,6 +129,7 @@ export class AccessGrants {
     }, durationMs);
     timer.unref();
     this.timers.set(k, timer);
+    this.onGrant(g, identity.name, reason);
     return g;
   }
 

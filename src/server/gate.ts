@@ -10,14 +10,9 @@ import { decideStatements, type Decision, type DecisionSubject } from '../policy
 import type { PolicyFile } from '../policy/file.js';
 
 export type Verdict =
-  | { action: 'allow'; decision?: Decision }
+  | { action: 'allow'; decision?: Decision; barrier?: boolean }
   | { action: 'block'; error: ErrorFields; decision?: Decision }
-  | { action: 'approve'; decision: Decision; statement: string; fingerprint: string };
-
-interface PreparedEntry {
-  /** What running it needs: allow, or an approval for `decision`. */
-  verdict: Verdict;
-}
+  | { action: 'approve'; decision: Decision; statement: string; fingerprint: string; barrier?: boolean };
 
 const INSUFFICIENT_PRIVILEGE = '42501';
 
@@ -30,12 +25,17 @@ export interface GateOptions {
 }
 
 export class StatementGate {
-  /** Extended-protocol prepared statements by name ('' is the unnamed one). */
-  private readonly statements = new Map<string, PreparedEntry>();
+  /**
+   * Prepared statements by name, for the protocol (Parse) and SQL (PREPARE) alike: PostgreSQL keeps
+   * them in one name space. Each name holds every statement it might stand for: a PREPARE or Parse
+   * of a taken name fails in PostgreSQL, and a DEALLOCATE or Close may fail too (in an aborted
+   * transaction), so the gate never forgets nor replaces, and running a name is decided as the
+   * strictest of its possibilities. The unnamed statement '' is replaced by every Parse, as in
+   * PostgreSQL.
+   */
+  private readonly prepared = new Map<string, Prepared[]>();
   /** Portal name → the statement it was bound from. */
   private readonly portals = new Map<string, string>();
-  /** SQL-level PREPARE name → the prepared statement's classification. */
-  private readonly sqlPrepared = new Map<string, Statement>();
   /** Fingerprints an approver released for the rest of this session. */
   private readonly releasedForSession = new Set<string>();
   /**
@@ -43,28 +43,29 @@ export class StatementGate {
    * policy: identity and connection are fixed for the session, so a repeat costs one lookup.
    */
   private decisions = new WeakMap<Classification, Decision>();
+  /** Redacted text per classification: statements of one shape redact to the same text. */
+  private readonly redactions = new WeakMap<Classification, string>();
   private decidedUnder?: PolicyFile;
+  private last?: { sql: string; c: Classification };
 
   constructor(private readonly opts: GateOptions) {}
 
   onQuery(sql: string): Verdict {
-    return this.judge(sql, this.opts.classifier.classify(sql));
+    return this.judge(sql, this.classify(sql));
   }
 
   onParse(name: string, sql: string): Verdict {
-    const c = this.opts.classifier.classify(sql);
+    const c = this.classify(sql);
+    if (name === '') this.prepared.delete('');
     if (c.ok && c.statements.length > 1) {
       // PostgreSQL refuses these too; refusing here keeps the gateway and the server in agreement.
-      this.statements.delete(name);
       return { action: 'block', error: { severity: 'ERROR', code: '42601', message: 'phigate: cannot insert multiple commands into a prepared statement' } };
     }
     const verdict = this.judge(sql, c);
-    if (verdict.action === 'block') {
-      this.statements.delete(name);
-      return verdict;
-    }
-    this.statements.set(name, { verdict });
-    // Parsing runs nothing: an approval is asked for when the statement is executed.
+    if (verdict.action === 'block' || !c.ok) return verdict;
+    const st = c.statements[0];
+    if (st) this.remember(name, { sql, statement: st, fingerprint: c.fingerprint || sql });
+    // Parsing runs nothing: an approval (or a settings barrier) applies when it is executed.
     return { action: 'allow', decision: verdict.decision };
   }
 
@@ -73,23 +74,64 @@ export class StatementGate {
   }
 
   onExecute(portal: string): Verdict {
-    const statement = this.portals.get(portal);
-    const entry = statement === undefined ? undefined : this.statements.get(statement);
-    // Unknown portal: PostgreSQL answers with its own error; nothing can run.
-    if (!entry) return { action: 'allow' };
-    const v = entry.verdict;
-    if (v.action === 'approve' && this.releasedForSession.has(v.fingerprint)) return { action: 'allow', decision: v.decision };
-    return v;
+    const name = this.portals.get(portal);
+    const options = name === undefined ? undefined : this.prepared.get(name);
+    if (!options) return unknownPrepared(name ?? portal);
+    const policy = this.currentPolicy();
+    const statements: Statement[] = [];
+    for (const o of options) {
+      const r = this.resolve(o.statement);
+      if (r === undefined) return unknownPrepared(o.statement.preparedName ?? '');
+      statements.push(...r);
+    }
+    const decision = this.decide(statements, policy);
+    return this.verdictFor(decision, options[decision.statementIndex ?? 0] ?? options[0]!, options.some((o) => mayChangeLexing(o.statement)));
   }
 
   onClose(kind: 'S' | 'P', name: string): void {
-    if (kind === 'S') this.statements.delete(name);
-    else this.portals.delete(name);
+    // Closing a statement may fail in PostgreSQL; only portals (harmless to remember) are dropped.
+    if (kind === 'P') this.portals.delete(name);
+  }
+
+  /** Classifies once per message: the session asks for the same text's redaction right after. */
+  private classify(sql: string): Classification {
+    if (this.last?.sql === sql) return this.last.c;
+    const c = this.opts.classifier.classify(sql);
+    this.last = { sql, c };
+    return c;
+  }
+
+  /** The statement as evidence may show it: every literal replaced. */
+  redact(sql: string): string {
+    const c = this.classify(sql);
+    if (!c.ok) return redactLiterals(sql);
+    let r = this.redactions.get(c);
+    if (r === undefined) {
+      r = redactLiterals(sql);
+      this.redactions.set(c, r);
+    }
+    return r;
   }
 
   /** An approver approved with scope "session": the same statement text runs without asking again. */
   releaseForSession(fingerprint: string): void {
     this.releasedForSession.add(fingerprint);
+  }
+
+  private currentPolicy(): PolicyFile {
+    const policy = this.opts.policy();
+    if (policy !== this.decidedUnder) {
+      this.decisions = new WeakMap();
+      this.decidedUnder = policy;
+    }
+    return policy;
+  }
+
+  private decide(statements: readonly Statement[], policy: PolicyFile): Decision {
+    return decideStatements(statements, {
+      rules: policy.rules, defaultAction: policy.default, connection: this.opts.connection,
+      identity: this.opts.identity, maskedColumns: this.opts.maskedColumns,
+    });
   }
 
   private judge(sql: string, c: Classification): Verdict {
@@ -103,45 +145,95 @@ export class StatementGate {
         },
       };
     }
-    const policy = this.opts.policy();
-    if (policy !== this.decidedUnder) {
-      this.decisions = new WeakMap();
-      this.decidedUnder = policy;
-    }
+    const policy = this.currentPolicy();
     // PREPARE/EXECUTE/DEALLOCATE change or depend on session state: never served from the cache.
     const stateful = c.statements.some((s) => s.kind === 'prepare' || s.kind === 'execute' || s.kind === 'deallocate');
     let decision = stateful ? undefined : this.decisions.get(c);
     if (decision === undefined) {
-      const statements = c.statements.map((s) => this.resolvePrepared(s));
-      decision = decideStatements(statements, {
-        rules: policy.rules, defaultAction: policy.default, connection: this.opts.connection,
-        identity: this.opts.identity, maskedColumns: this.opts.maskedColumns,
-      });
+      const resolved: Statement[] = [];
+      for (const s of c.statements) {
+        // In order, so `PREPARE q AS ...; EXECUTE q` finds q. A PREPARE is remembered even if the
+        // string is then refused: an extra possibility only makes later decisions stricter.
+        if (s.kind === 'prepare' && s.preparedName !== undefined) {
+          this.remember(s.preparedName, { sql, statement: { ...s, kind: s.prepares ?? 'other' }, fingerprint: c.fingerprint || sql });
+        }
+        const r = this.resolve(s);
+        if (r === undefined) return unknownPrepared(s.preparedName ?? '');
+        resolved.push(...r);
+      }
+      decision = this.decide(resolved, policy);
       if (!stateful) this.decisions.set(c, decision);
     }
+    return this.verdictFor(decision, { sql, statement: c.statements[0]!, fingerprint: c.fingerprint || sql }, c.statements.some(mayChangeLexing));
+  }
+
+  private verdictFor(decision: Decision, subject: Prepared, barrier = false): Verdict {
+    const v = this.verdictOf(decision, subject);
+    if (barrier && v.action !== 'block') v.barrier = true;
+    return v;
+  }
+
+  private verdictOf(decision: Decision, subject: Prepared): Verdict {
     if (decision.action === 'block') {
       return { action: 'block', decision, error: { severity: 'ERROR', code: INSUFFICIENT_PRIVILEGE, message: `phigate: ${decision.reason}` } };
     }
     if (decision.action === 'approve') {
-      const fingerprint = c.fingerprint || sql;
-      if (this.releasedForSession.has(fingerprint)) return { action: 'allow', decision };
-      return { action: 'approve', decision, statement: redactLiterals(sql), fingerprint };
+      if (this.releasedForSession.has(subject.fingerprint)) return { action: 'allow', decision };
+      return { action: 'approve', decision, statement: this.redact(subject.sql), fingerprint: subject.fingerprint };
     }
     return { action: 'allow', decision };
   }
 
-  /** EXECUTE name runs what PREPARE name defined: decide that, not the EXECUTE keyword. */
-  private resolvePrepared(s: Statement): Statement {
-    if (s.kind === 'prepare' && s.preparedName !== undefined) {
-      this.sqlPrepared.set(s.preparedName, { ...s, kind: s.prepares ?? 'other' });
-      return s;
-    }
-    if (s.kind === 'deallocate') {
-      if (s.preparedName === undefined) this.sqlPrepared.clear();
-      else this.sqlPrepared.delete(s.preparedName);
-      return s;
-    }
-    if (s.kind === 'execute' && s.preparedName !== undefined) return this.sqlPrepared.get(s.preparedName) ?? s;
-    return s;
+  /** EXECUTE name stands for every statement the name may hold; undefined when it holds none. */
+  private resolve(s: Statement): Statement[] | undefined {
+    if (s.kind !== 'execute') return [s];
+    const options = s.preparedName === undefined ? undefined : this.prepared.get(s.preparedName);
+    return options?.map((o) => o.statement);
   }
+
+  private remember(name: string, p: Prepared): void {
+    if (name === '') {
+      this.prepared.set('', [p]);
+      return;
+    }
+    const list = this.prepared.get(name) ?? [];
+    if (list.some((x) => x.sql === p.sql)) return;
+    list.push(p);
+    if (list.length > MAX_POSSIBILITIES) {
+      // A name re-prepared this often could stand for anything: treat it like opaque code (the
+      // strictest applicable rule decides), never by dropping a possibility.
+      this.prepared.set(name, [{ ...p, statement: { ...p.statement, kind: 'do', opaque: true } }]);
+      return;
+    }
+    this.prepared.set(name, list);
+  }
+}
+
+interface Prepared {
+  sql: string;
+  /** The statement running the name executes (for SQL PREPARE: the prepared statement's kind). */
+  statement: Statement;
+  fingerprint: string;
+}
+
+const MAX_POSSIBILITIES = 32;
+
+/** Running a prepared statement the gate has not seen decided: refuse (fail closed). */
+function unknownPrepared(name: string): Verdict {
+  return {
+    action: 'block',
+    error: { severity: 'ERROR', code: '26000', message: `phigate: prepared statement "${name}" was not prepared through phigate in this session, so it cannot be decided` },
+  };
+}
+
+/**
+ * Statements that may change how the server reads later statement text (standard_conforming_strings,
+ * client_encoding) or run code that could: the session forwards nothing after one until its
+ * ReadyForQuery, so the ParameterStatus check sees the change before any later statement is sent.
+ */
+export function mayChangeLexing(s: Statement): boolean {
+  if (s.opaque) return true;
+  if ((s.kind === 'set' || s.kind === 'reset') && (s.setting === 'standard_conforming_strings' || s.setting === 'client_encoding' || s.setting === 'all')) return true;
+  if (s.functions.some((f) => f === 'set_config' || f.endsWith('.set_config'))) return true;
+  return s.writes.some((w) => w.name === 'pg_settings');
 }

@@ -29,6 +29,10 @@ import { ShapeClassifierCache } from '../policy/shape-cache.js';
 import { ApprovalService } from '../approvals/service.js';
 import { createApprovalRoutes, type ApprovalRoutes } from '../approvals/http.js';
 import { VERSION } from '../version.js';
+import { join } from 'node:path';
+import { AuditLog } from '../audit/log.js';
+import { loadOrCreateSigningKey } from '../audit/keys.js';
+import type { AuditEvent } from '../audit/events.js';
 
 /** What `phigate login` needs to know about how to obtain a token for this gateway. */
 export interface LoginInfo {
@@ -82,6 +86,8 @@ export class Gateway {
   policyVersion: string;
   private readonly history?: PolicyHistory;
   private readonly memoryHistory: PolicyActivation[] = [];
+  /** The evidence log (with a data directory); sessions refuse statements it cannot record. */
+  audit?: AuditLog;
   private extraIssuers: IssuerConfig[] = [];
   /** Held statements wait here for a person; sessions call `approvals.request`. */
   readonly approvals: ApprovalService;
@@ -94,7 +100,10 @@ export class Gateway {
     this.policyVersion = policyVersion(opts.policy.source);
     this.history = opts.dataDir ? new PolicyHistory(opts.dataDir) : undefined;
     this.approvals = new ApprovalService({ log: opts.log, webhook: opts.policy.approvals.webhook });
-    this.access = new AccessGrants(this.approvals, (g) => this.onAccessExpired(g));
+    this.access = new AccessGrants(this.approvals, (g) => this.onAccessExpired(g), Date.now, (g, user, reason) => this.record({
+      type: 'access.granted', grant: g.id, user, connection: g.connection, until: new Date(g.expiresAt).toISOString(),
+      approval: g.id, by: g.approver, reason,
+    }));
     this.approvalRoutes = createApprovalRoutes({ service: this.approvals, authenticate: (req) => this.authenticate(req), log: opts.log });
     this.wss = new WebSocketServer({
       noServer: true,
@@ -109,6 +118,13 @@ export class Gateway {
 
   async start(): Promise<{ url: string; port: number }> {
     await initClassifier();
+    if (this.opts.dataDir && !this.audit) {
+      const log = this.opts.log;
+      this.audit = AuditLog.open(join(this.opts.dataDir, 'audit'), {
+        signingKey: loadOrCreateSigningKey(this.opts.dataDir),
+        onError: (err) => log.error('audit log failed; statements are refused until it is repaired', { error: err.message, code: err.code }),
+      });
+    }
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.onRequest(req, res).catch((err: Error) => {
         this.opts.log.error('request failed', { path: req.url, error: err.message });
@@ -145,6 +161,7 @@ export class Gateway {
     }
     this.extraIssuers = extra;
     this.verifier = this.opts.verifier ?? verifierFor(this.policy, extra);
+    this.record({ type: 'server.start', version: VERSION, pid: process.pid, listen: url, policy: this.policyVersion });
     this.recordActivation('startup', undefined);
     return { url, port };
   }
@@ -186,7 +203,18 @@ export class Gateway {
     return this.history ? this.history.list() : [...this.memoryHistory].reverse();
   }
 
+  /** Gateway-level evidence; a failure is logged (the log itself then refuses statements). */
+  record(event: AuditEvent): void {
+    if (!this.audit) return;
+    try {
+      this.audit.append(event);
+    } catch (err) {
+      this.opts.log.error('could not write audit record', { type: event.type, error: (err as Error).message });
+    }
+  }
+
   private recordActivation(source: string, by: string | undefined): void {
+    this.record({ type: 'policy.activated', policy: this.policyVersion, source, by, file: this.opts.policyFile });
     const entry: PolicyActivation = { version: this.policyVersion, activated_at: new Date().toISOString(), source, by, file: this.opts.policyFile };
     if (this.history) this.history.record(entry, this.policy.source);
     else this.memoryHistory.push(entry);
@@ -208,13 +236,17 @@ export class Gateway {
   }
 
   /** Stops accepting, ends every session with an admin-shutdown error, closes the listener. */
-  async stop(): Promise<void> {
+  async stop(reason = 'stop'): Promise<void> {
+    this.record({ type: 'server.stop', reason, sessions: this.sessions.size });
     for (const s of [...this.sessions]) s.terminate('57P01', 'terminating connection because phigate server is shutting down');
     this.wss.close();
     // Approval streams are upgraded sockets the listener no longer tracks: end them, or close() waits.
     this.approvalRoutes.close();
     this.approvals.close();
     this.access.close();
+    // Sessions end first (their session.end records), then the log closes with a final checkpoint.
+    await new Promise((r) => setImmediate(r));
+    await this.audit?.close().catch((err: Error) => this.opts.log.error('audit log close failed', { error: err.message }));
     const server = this.server;
     if (!server) return;
     await new Promise<void>((resolve) => {
@@ -351,6 +383,8 @@ export class Gateway {
         log: this.opts.log,
         resolveTarget: this.opts.resolveTarget ?? ((c) => resolveUpstreamTarget(c)),
         policy: () => this.policy,
+        policyVersion: () => this.policyVersion,
+        audit: this.audit,
         classifier: this.classifier,
         approvals: this.approvals,
         onClose: (s) => this.sessions.delete(s),
@@ -378,6 +412,7 @@ export class Gateway {
   /** A grant ran out: end that identity's live sessions on the connection, saying why. */
   private onAccessExpired(g: AccessGrant): void {
     this.opts.log.info('access expired', { grant: g.id, subject: g.subject, connection: g.connection });
+    this.record({ type: 'access.expired', grant: g.id, user: g.subject, connection: g.connection });
     const at = new Date(g.expiresAt).toISOString();
     for (const s of this.sessions) {
       const { identity, connection } = s.opts;

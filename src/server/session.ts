@@ -16,6 +16,8 @@ import { formatDuration } from '../policy/duration.js';
 import { DEFAULT_APPROVAL_TIMEOUT_MS } from '../policy/rules.js';
 import type { ApprovalHandle, ApprovalRequester, Outcome } from '../approvals/types.js';
 import { StatementGate, type Verdict } from './gate.js';
+import type { AuditLog } from '../audit/log.js';
+import type { AuditEvent, StatementDecision, StatementEvent } from '../audit/events.js';
 import type { Identity } from '../auth/index.js';
 import type { ConnectionPolicy, PolicyFile } from '../policy/file.js';
 import { connectUpstream, cancelUpstream, UpstreamError, type UpstreamSession, type UpstreamTarget } from './upstream.js';
@@ -46,6 +48,9 @@ export interface SessionOptions {
   resolveTarget: (conn: ConnectionPolicy) => UpstreamTarget;
   /** The policy in force now (it may be reloaded while the session runs). */
   policy: () => PolicyFile;
+  policyVersion: () => string;
+  /** Evidence: every statement is recorded before it is forwarded, or not forwarded at all. */
+  audit?: Pick<AuditLog, 'append' | 'appendMany'>;
   classifier: ShapeClassifierCache;
   approvals?: ApprovalRequester;
   onClose?: (session: ClientSession) => void;
@@ -75,6 +80,13 @@ export class ClientSession {
   /** Secret tokens of refused messages whose upstream error must be replaced by ours. */
   private readonly poisons = new Map<string, ErrorFields>();
   private cancelRequested = false;
+  /** Messages forwarded that will each be answered by a ReadyForQuery. */
+  private readySent = 0;
+  /** While non-zero: the ReadyForQuery count that ends the settings barrier. */
+  private barrierAt = 0;
+  private barrierAfterSync = false;
+  /** session.start was recorded, so session.end is owed. */
+  private recorded = false;
   private upstreamCancel?: () => Promise<void>;
   private readonly startedAt = Date.now();
   clientParams: Record<string, string> = {};
@@ -231,6 +243,16 @@ export class ClientSession {
       identity: { name: identity.name, subject: identity.subject, groups: identity.groups, kind: label ? 'agent' : identity.kind },
     });
     this.upstreamCancel = () => cancelUpstream(target, up.backendKey);
+    if (!this.recordEvents([{
+      type: 'session.start', session: this.id, user: identity.name, subject: identity.subject, issuer: identity.issuer,
+      kind: label ? 'agent' : identity.kind, agent: label, connection: this.opts.connection.name, client_addr: this.opts.remoteAddress,
+      application_name: this.clientParams['application_name'], client_user: this.clientParams['user'],
+      client_database: this.clientParams['database'], reason: this.opts.reason,
+    }])) {
+      up.socket.destroy();
+      return;
+    }
+    this.recorded = true;
     this.clientKey = this.opts.cancels.register({
       sessionId: this.id,
       subject: this.opts.identity.subject,
@@ -265,7 +287,7 @@ export class ClientSession {
   /** `data`, when given, is the chunk the messages were parsed from (enables whole-chunk writes). */
   private relayMessages(msgs: FrontendMessage[], data: Buffer | undefined): void {
     if (!this.upstream || msgs.length === 0) return;
-    if (this.held) {
+    if (this.held || this.barrierAt > 0) {
       for (const m of msgs) {
         this.backlog.push(m);
         this.backlogBytes += m.type === 'ProtocolError' ? 0 : m.raw.length;
@@ -277,18 +299,22 @@ export class ClientSession {
     }
     const gate = this.gate!;
     const out: Buffer[] = [];
+    const events: AuditEvent[] = [];
     let unchanged = true;
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i]!;
       let verdict: Verdict | undefined;
+      let sql: string | undefined;
       switch (m.type) {
         case 'Query':
           this.statements++;
           verdict = gate.onQuery(m.sql);
+          sql = m.sql;
           break;
         case 'Parse':
           this.statements++;
           verdict = gate.onParse(m.name, m.sql);
+          sql = m.sql;
           break;
         case 'Bind':
           gate.onBind(m.portal, m.statement);
@@ -309,26 +335,96 @@ export class ClientSession {
           this.terminated = true;
           break;
         case 'ProtocolError':
-          this.writeUpstream(out, unchanged ? undefined : undefined);
+          if (!this.recordEvents(events)) return;
+          this.writeUpstream(out, undefined);
           this.opts.log.warn('client protocol error', { session: this.id, error: m.error.message });
           this.fatal('08P01', `invalid frontend message: ${m.error.message}`, CloseCode.ProtocolError);
           return;
       }
+      if (sql !== undefined && verdict !== undefined) events.push(this.statementEvent(sql, verdict));
       if (verdict === undefined || verdict.action === 'allow') {
         out.push(m.raw);
+        if (this.afterForward(m, verdict?.barrier === true)) {
+          // A settings barrier: nothing more goes upstream until the server has answered it.
+          for (let j = i + 1; j < msgs.length; j++) this.backlog.push(msgs[j]!);
+          if (!this.recordEvents(events)) return;
+          this.writeUpstream(out, undefined);
+          return;
+        }
         continue;
       }
       unchanged = false;
       if (verdict.action === 'block') {
         this.opts.log.info('statement blocked', { session: this.id, rule: verdict.decision?.rule, code: verdict.error.code });
         out.push(this.poison(m, verdict.error));
+        this.afterForward(m, false);
         continue;
       }
+      if (!this.recordEvents(events)) return;
       this.writeUpstream(out, undefined);
       this.hold(m, verdict, msgs.slice(i + 1));
       return;
     }
+    if (!this.recordEvents(events)) return;
     this.writeUpstream(out, unchanged ? data : undefined);
+  }
+
+  /**
+   * Counts what will produce a ReadyForQuery and arms the settings barrier: after a Query that may
+   * change how statements are read, or after the Sync following such an Execute. Returns true when
+   * the barrier is now up and later messages must wait.
+   */
+  private afterForward(m: WireMessage, barrier: boolean): boolean {
+    if (barrier && m.type === 'Execute') this.barrierAfterSync = true;
+    if (m.type !== 'Query' && m.type !== 'Sync' && m.type !== 'FunctionCall') return false;
+    this.readySent++;
+    if ((barrier && m.type === 'Query') || (m.type === 'Sync' && this.barrierAfterSync)) {
+      this.barrierAfterSync = false;
+      this.barrierAt = this.readySent;
+      return true;
+    }
+    return false;
+  }
+
+  /** The server answered the barrier statement (and its settings were checked): let the rest go. */
+  private releaseBarrier(): void {
+    if (this.barrierAt === 0 || this.framer.readyForQueryCount < this.barrierAt || this.state !== 'relay') return;
+    this.barrierAt = 0;
+    if (this.held) return;
+    const backlog = this.backlog;
+    this.backlog = [];
+    this.backlogBytes = 0;
+    if (!this.clientPaused) this.ws.resume();
+    if (backlog.length > 0) this.relayMessages(backlog, undefined);
+  }
+
+  /** The evidence record of one decided statement (redacted text only). */
+  private statementEvent(sql: string, verdict: Verdict, decision?: StatementDecision, approval?: string): StatementEvent {
+    const d = verdict.decision;
+    return {
+      type: 'statement', session: this.id, user: this.opts.identity.name, connection: this.opts.connection.name,
+      sql: this.gate!.redact(sql), kinds: d?.kinds ?? [], tables: d?.tables ?? [],
+      decision: decision ?? (verdict.action === 'block' && !d ? 'error' : verdict.action),
+      rule: d?.rule, reason: verdict.action === 'block' ? verdict.error.message : d?.reason,
+      policy: this.opts.policyVersion(), approval,
+    };
+  }
+
+  /**
+   * Writes evidence before anything it describes is forwarded. When the log cannot be written the
+   * session ends (fail closed): nothing unrecorded reaches the database.
+   */
+  private recordEvents(events: AuditEvent[]): boolean {
+    const audit = this.opts.audit;
+    if (!audit || events.length === 0) return true;
+    try {
+      audit.appendMany(events);
+      return true;
+    } catch (err) {
+      this.opts.log.error('audit write failed; ending the session', { session: this.id, error: (err as Error).message });
+      this.fatal('58030', 'phigate cannot write its audit log, so no statement can run; the session is ended', CloseCode.ServerShutdown);
+      return false;
+    }
   }
 
   /**
@@ -368,6 +464,11 @@ export class ClientSession {
       timeoutMs: d.timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS,
     });
     this.held = { message: m, verdict, handle };
+    this.recordEvents([{
+      type: 'approval.requested', approval: handle.id, request: 'statement', session: this.id, user: identity.name,
+      connection: this.opts.connection.name, sql: verdict.statement, rule: d.rule ?? '(default)', tables: [...d.tables],
+      approvers: [...(d.approvers ?? [])], expires_at: new Date(Date.now() + (d.timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS)).toISOString(),
+    }]);
     this.opts.log.info('statement held for approval', { session: this.id, approval: handle.id, rule: d.rule });
     this.control({ type: 'notice', message: `waiting for approval ${handle.id} (rule "${d.rule}"; approvers: ${(d.approvers ?? []).join(', ')})` });
     handle.outcome.then(
@@ -382,6 +483,17 @@ export class ClientSession {
     this.held = undefined;
     const d = held.verdict.decision;
     const id = held.handle?.id;
+    const heldSql = 'sql' in held.message ? held.message.sql : held.verdict.statement;
+    const outcome = o.approved ? 'approved' : this.cancelRequested ? 'cancelled' : o.cause;
+    const events: AuditEvent[] = [];
+    if (id) {
+      events.push({
+        type: 'approval.decided', approval: id, session: this.id, user: this.opts.identity.name, connection: this.opts.connection.name,
+        outcome, approver: o.approver, reason: o.reason, scope: o.approved ? o.scope : undefined,
+      });
+    }
+    events.push(this.statementEvent(heldSql, held.verdict, outcome, id));
+    if (!this.recordEvents(events)) return;
     let out: Buffer;
     if (o.approved) {
       if (o.scope === 'session') this.gate!.releaseForSession(held.verdict.fingerprint);
@@ -393,8 +505,10 @@ export class ClientSession {
       out = this.poison(held.message, error);
     }
     this.cancelRequested = false;
+    const barrierUp = this.afterForward(held.message, o.approved && held.verdict.barrier === true);
     this.opts.log.info('approval outcome', { session: this.id, approval: id, approved: o.approved, cause: o.approved ? undefined : o.cause });
     this.writeUpstream([out], undefined);
+    if (barrierUp) return; // the backlog waits for the barrier's ReadyForQuery
     const backlog = this.backlog;
     this.backlog = [];
     this.backlogBytes = 0;
@@ -487,9 +601,10 @@ export class ClientSession {
         this.upstreamPaused = false;
         if (this.state === 'relay') this.upstream?.resume();
       });
-      return;
+    } else {
+      ws.send(whole, { binary: true });
     }
-    ws.send(whole, { binary: true });
+    if (this.barrierAt > 0) this.releaseBarrier();
   };
 
   /** Slow path while a refusal is in flight: look at each ErrorResponse for a poison token. */
@@ -564,6 +679,13 @@ export class ClientSession {
       up.setTimeout(5_000, () => up.destroy());
     }
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(CloseCode.Normal);
+    if (this.recorded) {
+      this.recorded = false;
+      this.recordEvents([{
+        type: 'session.end', session: this.id, user: this.opts.identity.name, connection: this.opts.connection.name,
+        duration_ms: Date.now() - this.startedAt, statements: this.statements, bytes_in: this.bytesIn, bytes_out: this.bytesOut, reason: why,
+      }]);
+    }
     if (this.clientKey || why === 'fatal') {
       this.opts.log.info('session end', {
         session: this.id, why, duration_ms: Date.now() - this.startedAt, statements: this.statements,

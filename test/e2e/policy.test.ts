@@ -124,3 +124,36 @@ describe('settings that would let a statement be read differently', () => {
     expect(r.stdout.trim().split('\n')).toEqual(['SET', 'SET', '7']);
   });
 });
+
+describe('pipelined settings changes', () => {
+  it('a statement pipelined behind SET standard_conforming_strings = off never reaches the database', async () => {
+    await admin.query('DROP TABLE IF EXISTS smuggle_t; CREATE TABLE smuggle_t (id int); GRANT ALL ON smuggle_t TO PUBLIC; INSERT INTO smuggle_t VALUES (1), (2)');
+    const { connect } = await import('node:net');
+    const sock = connect(port, '127.0.0.1');
+    let received = Buffer.alloc(0);
+    sock.on('data', (d: Buffer) => (received = Buffer.concat([received, d])));
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    const params = Buffer.from('user\0alice\0database\0ehr\0\0');
+    const startup = Buffer.alloc(8 + params.length);
+    startup.writeInt32BE(startup.length, 0);
+    startup.writeInt32BE(196608, 4);
+    params.copy(startup, 8);
+    sock.write(startup);
+    for (let i = 0; i < 100 && !received.includes(Buffer.from([0x5a, 0, 0, 0, 5])); i++) await new Promise((r) => setTimeout(r, 50));
+    const q = (sql: string): Buffer => {
+      const body = Buffer.from(`${sql}\0`);
+      const m = Buffer.alloc(5 + body.length);
+      m[0] = 0x51;
+      m.writeInt32BE(4 + body.length, 1);
+      body.copy(m, 5);
+      return m;
+    };
+    // One write: to a reader with standard_conforming_strings on, the second query is one SELECT.
+    sock.write(Buffer.concat([q('SET standard_conforming_strings = off'), q("SELECT 'x\\' , $$'; DELETE FROM smuggle_t; -- $$")]));
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
+    sock.destroy();
+    expect(received.toString('latin1')).toMatch(/standard_conforming_strings was set to off/);
+    expect((await admin.query('SELECT count(*)::int AS n FROM smuggle_t')).rows[0].n).toBe(2);
+  });
+});

@@ -3,8 +3,8 @@
 // Every row is checked four ways: classify() (kinds, tables), decideStatements (action, deciding
 // rule, approvers), StatementGate.onQuery (simple protocol) and, for single statements,
 // Parse/Bind/Execute (extended protocol). Rows that need session state (PREPARE/EXECUTE, cursors,
-// the shape cache) are scenarios at the end. Rows marked BYPASS are commented out: they read or
-// write PHI (or run DDL) but the engine allows them today; each says what would have to change.
+// the shape cache) are scenarios at the end. Rows and scenarios marked "Fixed (was a bypass)" once
+// read or wrote PHI (or ran DDL) past the policy; each note says what the engine had to change.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { classify, initClassifier } from '../../src/policy/classify/index.js';
 import { decideStatements, tableName, type DecisionSubject } from '../../src/policy/decide.js';
@@ -113,14 +113,14 @@ const TRICKY: Row[] = [
   ['EXPLAIN ANALYZE SELECT * FROM patients WHERE id = 1', S, ['patients'], ALLOW],
   ['EXPLAIN ANALYZE CREATE TABLE t AS SELECT * FROM patients', ['create'], ['patients', 't'], DDL],
   // DO runs client-supplied code the classifier cannot see.
-  // BYPASS: DO bodies are opaque, so today they fall through to `default: allow`, and with them any
+  // Fixed (was a bypass): DO bodies are opaque, so today they fall through to `default: allow`, and with them any
   // DELETE on patients or any DDL (EXECUTE 'DROP TABLE patients') they contain. decide.ts must treat
   // an opaque statement (Statement.opaque: DO) as matching every rule a statement could match (any
   // kind, any table, without WHERE), so the first rule, no-ddl, blocks it; or refuse DO outright
   // (fail closed, as for unparseable text). The expectations below assume the former.
-  // ['DO $$ BEGIN DELETE FROM patients; END $$', ['do'], [], DDL],
-  // ['DO LANGUAGE plpgsql $body$ BEGIN EXECUTE \'DROP TABLE patients\'; END $body$', ['do'], [], DDL],
-  // ['DO $$ BEGIN RAISE NOTICE \'hi\'; END $$', ['do'], [], DDL],
+  ['DO $$ BEGIN DELETE FROM patients; END $$', ['do'], [], DDL],
+  ['DO LANGUAGE plpgsql $body$ BEGIN EXECUTE \'DROP TABLE patients\'; END $body$', ['do'], [], DDL],
+  ['DO $$ BEGIN RAISE NOTICE \'hi\'; END $$', ['do'], [], DDL],
   // CALL runs a procedure the database owner defined, like `SELECT f()`: its body is governed by the
   // database's own privileges, not visible here; a policy that cares names `call` or `functions`.
   ['CALL archive_patients()', ['call'], [], ALLOW],
@@ -312,15 +312,15 @@ const WRITES: Row[] = [
   ['DELETE FROM visits USING patients p WHERE p.id = visits.patient_id', ['delete'], ['visits', 'patients'], PHI_WRITE],
   ['DELETE FROM appointments WHERE id = 1', ['delete'], ['appointments'], ALLOW],
   ['DELETE FROM appointments WHERE id IN (SELECT id FROM patients)', ['delete'], ['appointments', 'patients'], PHI_WRITE],
-  // BYPASS: MERGE inserts, updates and deletes, but phi-writes lists [insert, update, delete,
+  // Fixed (was a bypass): MERGE inserts, updates and deletes, but phi-writes lists [insert, update, delete,
   // copy_from] and not merge, so a MERGE into patients or visits falls through to `default: allow`.
   // decide.ts kindMatches must let a `merge` statement match a rule naming insert, update or delete
   // (MERGE performs those; the classifier does not say which, so match any, as for a data-modifying
   // CTE). The third row copies all of patients into another table, which INSERT ... SELECT FROM
   // patients (above) holds.
-  // ['MERGE INTO patients p USING staging s ON p.id = s.id WHEN MATCHED THEN UPDATE SET ssn = s.ssn', ['merge'], ['patients', 'staging'], PHI_WRITE],
-  // ['MERGE INTO visits v USING staging s ON v.id = s.id WHEN MATCHED THEN DELETE', ['merge'], ['visits', 'staging'], PHI_WRITE],
-  // ['MERGE INTO appointments a USING patients p ON a.pid = p.id WHEN MATCHED THEN UPDATE SET t = now()', ['merge'], ['appointments', 'patients'], PHI_WRITE],
+  ['MERGE INTO patients p USING staging s ON p.id = s.id WHEN MATCHED THEN UPDATE SET ssn = s.ssn', ['merge'], ['patients', 'staging'], PHI_WRITE],
+  ['MERGE INTO visits v USING staging s ON v.id = s.id WHEN MATCHED THEN DELETE', ['merge'], ['visits', 'staging'], PHI_WRITE],
+  ['MERGE INTO appointments a USING patients p ON a.pid = p.id WHEN MATCHED THEN UPDATE SET t = now()', ['merge'], ['appointments', 'patients'], PHI_WRITE],
   ['MERGE INTO appointments a USING staging s ON a.id = s.id WHEN MATCHED THEN DELETE', ['merge'], ['appointments', 'staging'], ALLOW],
 ];
 
@@ -542,20 +542,20 @@ describe('decision table (SPEC §3 example policy)', () => {
     }
   });
 
-  // BYPASS (fail closed only; nothing runs): the shape cache looks a text up by its lexer shape
+  // Fixed (was fail-closed only; nothing ran): the shape cache looks a text up by its lexer shape
   // before the parser sees it, so unparseable text shaped like a classified statement is served that
   // statement's classification and allowed: `SELECT 'unterminated` and `SELECT $$unterminated` after
   // `SELECT 'DROP TABLE x'` (all shape ` SELECT '' `), and `SELECT '\uD800'` (a lone surrogate
   // classify() refuses). PostgreSQL rejects the same text, so no statement runs, but SPEC §3 says
   // unparseable text is refused by phigate. shape-cache.ts must not take a shape from a text the lexer
   // found unterminated, nor from text classify() would refuse before parsing (NUL, lone surrogate).
-  // it('BYPASS: refuses unparseable text even when its shape was seen', () => {
-  //   const cache = new ShapeClassifierCache();
-  //   expectVerdict(gateFor('engineer', cache).onQuery("SELECT 'DROP TABLE x'"), ALLOW);
-  //   for (const sql of ["SELECT 'unterminated", 'SELECT "unterminated', 'SELECT $$unterminated', "SELECT '\uD800'"]) {
-  //     expectVerdict(gateFor('engineer', cache).onQuery(sql), REFUSED);
-  //   }
-  // });
+  it('refuses unparseable text even when its shape was seen', () => {
+    const cache = new ShapeClassifierCache();
+    expectVerdict(gateFor('engineer', cache).onQuery("SELECT 'DROP TABLE x'"), ALLOW);
+    for (const sql of ["SELECT 'unterminated", 'SELECT "unterminated', 'SELECT $$unterminated', "SELECT '\uD800'"]) {
+      expectVerdict(gateFor('engineer', cache).onQuery(sql), REFUSED);
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -654,77 +654,77 @@ describe('decisions that depend on session state (StatementGate)', () => {
     expect(cache.stats().shapeHits).toBe(2);
   });
 
-  // BYPASS: PostgreSQL keeps protocol-level (Parse) and SQL-level (PREPARE) prepared statements in
+  // Fixed (was a bypass): PostgreSQL keeps protocol-level (Parse) and SQL-level (PREPARE) prepared statements in
   // one namespace (checked against PostgreSQL 17: `EXECUTE s` runs a statement a client Parsed as
   // "s"), but the gate keeps two maps and resolves each message in only one of them. A statement
   // Parsed as "p" and run with a simple-protocol `EXECUTE p` falls through to kind `execute` and
   // `default: allow`. gate.ts must resolve EXECUTE p against the Parse map too (one namespace), and
   // refuse an EXECUTE of a name it does not know (fail closed; PostgreSQL would fail it anyway).
-  // it('BYPASS: decides a simple-protocol EXECUTE of a statement Parsed by name', () => {
-  //   runSteps([
-  //     { parse: 'DELETE FROM patients', name: 'p', want: PHI_WRITE },
-  //     { query: 'EXECUTE p', want: PHI_WRITE },
-  //   ]);
-  // });
+  it('decides a simple-protocol EXECUTE of a statement Parsed by name', () => {
+    runSteps([
+      { parse: 'DELETE FROM patients', name: 'p', want: PHI_WRITE },
+      { query: 'EXECUTE p', want: PHI_WRITE },
+    ]);
+  });
 
-  // BYPASS: the converse: Bind to a statement created by SQL-level PREPARE. onExecute finds no
+  // Fixed (was a bypass): the converse: Bind to a statement created by SQL-level PREPARE. onExecute finds no
   // Parse entry for "p" and allows ("PostgreSQL answers with its own error"), but PostgreSQL finds
   // the SQL-level statement and runs the DELETE. gate.ts onExecute must look the statement up in
   // sqlPrepared too, and block a portal whose statement it does not know.
-  // it('BYPASS: decides an extended-protocol Bind/Execute of a SQL-level PREPARE', () => {
-  //   runSteps([
-  //     { query: 'PREPARE p AS DELETE FROM patients', want: ALLOW },
-  //     { bind: 'p', portal: '' },
-  //     { execute: '', want: PHI_WRITE },
-  //   ]);
-  // });
+  it('decides an extended-protocol Bind/Execute of a SQL-level PREPARE', () => {
+    runSteps([
+      { query: 'PREPARE p AS DELETE FROM patients', want: ALLOW },
+      { bind: 'p', portal: '' },
+      { execute: '', want: PHI_WRITE },
+    ]);
+  });
 
-  // BYPASS: the gate records a PREPARE when it decides it, not when PostgreSQL accepts it. A second
+  // Fixed (was a bypass): the gate records a PREPARE when it decides it, not when PostgreSQL accepts it. A second
   // `PREPARE p AS SELECT 1` fails upstream (42P05 prepared statement "p" already exists, so p is still
   // the DELETE), but the gate now believes p is a SELECT and allows `EXECUTE p`, which deletes every
   // patient. gate.ts must not let a PREPARE replace an existing name (PostgreSQL never does: refuse
   // it, or keep the more restrictive entry), or update its map only once the upstream succeeded.
-  // it('BYPASS: keeps deciding EXECUTE p as the DELETE after a failed re-PREPARE of p', () => {
-  //   runSteps([
-  //     { query: 'PREPARE p AS DELETE FROM patients', want: ALLOW },
-  //     { query: 'PREPARE p AS SELECT 1', want: ALLOW }, // PostgreSQL: 42P05, p unchanged
-  //     { query: 'EXECUTE p', want: PHI_WRITE },
-  //   ]);
-  // });
+  it('keeps deciding EXECUTE p as the DELETE after a failed re-PREPARE of p', () => {
+    runSteps([
+      { query: 'PREPARE p AS DELETE FROM patients', want: ALLOW },
+      { query: 'PREPARE p AS SELECT 1', want: ALLOW }, // PostgreSQL: 42P05, p unchanged
+      { query: 'EXECUTE p', want: PHI_WRITE },
+    ]);
+  });
 
-  // BYPASS: likewise DEALLOCATE: in an aborted transaction PostgreSQL refuses it (25P02) and p
+  // Fixed (was a bypass): likewise DEALLOCATE: in an aborted transaction PostgreSQL refuses it (25P02) and p
   // survives the ROLLBACK, but the gate has already forgotten p, so `EXECUTE p` is decided as a bare
   // `execute` and allowed. The same fix as above (an EXECUTE of a name the gate does not know is
   // blocked) closes it; the row accepts either block or a hold.
-  // it('BYPASS: does not allow EXECUTE p after a DEALLOCATE p that PostgreSQL refused', () => {
-  //   const g = gateFor();
-  //   expectVerdict(g.onQuery('PREPARE p AS DELETE FROM patients'), ALLOW);
-  //   expectVerdict(g.onQuery('BEGIN'), ALLOW);
-  //   expectVerdict(g.onQuery('SELECT 1/0'), ALLOW); // the transaction is now aborted
-  //   expectVerdict(g.onQuery('DEALLOCATE p'), ALLOW); // PostgreSQL: 25P02, p survives
-  //   expectVerdict(g.onQuery('ROLLBACK'), ALLOW);
-  //   expect(g.onQuery('EXECUTE p').action).not.toBe('allow');
-  //   expect(gateFor().onQuery('EXECUTE never_prepared').action).toBe('block');
-  // });
+  it('does not allow EXECUTE p after a DEALLOCATE p that PostgreSQL refused', () => {
+    const g = gateFor();
+    expectVerdict(g.onQuery('PREPARE p AS DELETE FROM patients'), ALLOW);
+    expectVerdict(g.onQuery('BEGIN'), ALLOW);
+    expectVerdict(g.onQuery('SELECT 1/0'), ALLOW); // the transaction is now aborted
+    expectVerdict(g.onQuery('DEALLOCATE p'), ALLOW); // PostgreSQL: 25P02, p survives
+    expectVerdict(g.onQuery('ROLLBACK'), ALLOW);
+    expect(g.onQuery('EXECUTE p').action).not.toBe('allow');
+    expect(gateFor().onQuery('EXECUTE never_prepared').action).toBe('block');
+  });
 
-  // BYPASS: the shape cache keeps a number verbatim only right after LIMIT / FIRST / NEXT, so a row
+  // Fixed (was a bypass): the shape cache keeps a number verbatim only right after LIMIT / FIRST / NEXT, so a row
   // cap written `LIMIT (10)`, `LIMIT CAST(10 AS int)` or `FETCH FIRST (5) ROWS ONLY` becomes
   // `LIMIT ( 0 )` in the shape key, and a later `LIMIT (100000)` is served the restricted
   // classification of `LIMIT (10)`: a bulk read of patients allowed without approval (each alone is
   // decided right, see the table). shape-cache.ts shapeKey must keep every number after LIMIT/FIRST/
   // NEXT up to the end of the clause (or refuse a shape whose LIMIT/FETCH is not a bare number).
-  // it('BYPASS: does not serve a large parenthesised row cap from a small one', () => {
-  //   const cache = new ShapeClassifierCache();
-  //   const g = gateFor('engineer', cache);
-  //   expectVerdict(g.onQuery('SELECT * FROM patients LIMIT (10)'), ALLOW);
-  //   expectVerdict(g.onQuery('SELECT * FROM patients LIMIT (100000)'), BULK_READ);
-  //   expectVerdict(g.onQuery('SELECT * FROM patients LIMIT CAST(10 AS int)'), ALLOW);
-  //   expectVerdict(g.onQuery('SELECT * FROM patients LIMIT CAST(100000 AS int)'), BULK_READ);
-  //   expectVerdict(g.onQuery('SELECT * FROM patients FETCH FIRST (5) ROWS ONLY'), ALLOW);
-  //   expectVerdict(g.onQuery('SELECT * FROM patients FETCH FIRST (50000) ROWS ONLY'), BULK_READ);
-  // });
+  it('does not serve a large parenthesised row cap from a small one', () => {
+    const cache = new ShapeClassifierCache();
+    const g = gateFor('engineer', cache);
+    expectVerdict(g.onQuery('SELECT * FROM patients LIMIT (10)'), ALLOW);
+    expectVerdict(g.onQuery('SELECT * FROM patients LIMIT (100000)'), BULK_READ);
+    expectVerdict(g.onQuery('SELECT * FROM patients LIMIT CAST(10 AS int)'), ALLOW);
+    expectVerdict(g.onQuery('SELECT * FROM patients LIMIT CAST(100000 AS int)'), BULK_READ);
+    expectVerdict(g.onQuery('SELECT * FROM patients FETCH FIRST (5) ROWS ONLY'), ALLOW);
+    expectVerdict(g.onQuery('SELECT * FROM patients FETCH FIRST (50000) ROWS ONLY'), BULK_READ);
+  });
 
-  // BYPASS: phigate classifies text as PostgreSQL parses it with standard_conforming_strings on, and
+  // Fixed (was a bypass): phigate classifies text as PostgreSQL parses it with standard_conforming_strings on, and
   // the session ends itself when the server reports (ParameterStatus) that the setting went off. That
   // report comes too late for a client that pipelines: `SET standard_conforming_strings = off` and
   // then, in the same write, `SELECT 'x\' , $$'; DELETE FROM patients; -- $$` (one harmless SELECT
@@ -736,15 +736,19 @@ describe('decisions that depend on session state (StatementGate)', () => {
   // standard_conforming_strings or client_encoding, any set_config() call whose name is not a
   // constant other setting, and writes to pg_settings (or the session must stop forwarding after
   // such a statement until its ReadyForQuery).
-  // it('BYPASS: refuses statements that change how the server lexes later statements', () => {
-  //   for (const sql of [
-  //     'SET standard_conforming_strings = off',
-  //     'SET SESSION standard_conforming_strings TO off',
-  //     "SELECT set_config('standard_conforming_strings', 'off', false)",
-  //     "UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'",
-  //     "SET client_encoding = 'SJIS'",
-  //   ]) {
-  //     expect(gateFor().onQuery(sql).action).toBe('block');
-  //   }
-  // });
+  it('puts a barrier after statements that change how the server lexes later statements', () => {
+    for (const sql of [
+      'SET standard_conforming_strings = off',
+      'SET SESSION standard_conforming_strings TO off',
+      "SELECT set_config('standard_conforming_strings', 'off', false)",
+      "UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'",
+      "SET client_encoding = 'SJIS'",
+      'RESET ALL',
+      'DO $$ BEGIN PERFORM 1; END $$',
+    ]) {
+      const v = gateFor('officer').onQuery(sql);
+      expect(v.action === 'block' || (v as { barrier?: boolean }).barrier === true, sql).toBe(true);
+    }
+    expect((gateFor().onQuery('SET search_path = public') as { barrier?: boolean }).barrier).toBeUndefined();
+  });
 });

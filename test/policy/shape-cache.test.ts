@@ -47,3 +47,20 @@ describe('ShapeClassifierCache', () => {
     expect(c.classify("SELECT U&'\\0041' FROM t").ok).toBe(true);
   });
 });
+
+describe('shapeKey refusals', () => {
+  it('keeps every number of a row cap, however it is written', () => {
+    expect(shapeKey('SELECT * FROM patients LIMIT (10)')).not.toBe(shapeKey('SELECT * FROM patients LIMIT (100000)'));
+    expect(shapeKey('SELECT * FROM patients LIMIT CAST(10 AS int)')).not.toBe(shapeKey('SELECT * FROM patients LIMIT CAST(99999 AS int)'));
+    expect(shapeKey('SELECT * FROM patients FETCH FIRST (5) ROWS ONLY')).not.toBe(shapeKey('SELECT * FROM patients FETCH FIRST (5000) ROWS ONLY'));
+  });
+
+  it('never shapes text the parser would refuse', () => {
+    for (const bad of ["SELECT 'unterminated", 'SELECT "unterminated', 'SELECT $$unterminated', 'SELECT 1 /* open', "SELECT E'a\\'", 'SELECT \uD800 1', 'SELECT 1\0']) {
+      expect(shapeKey(bad), bad).toBeUndefined();
+    }
+    for (const good of ["SELECT 'it''s'", "SELECT E'a\\'b'", 'SELECT $t$x$t$', 'SELECT 1 /* a /* b */ c */', 'SELECT "a""b"']) {
+      expect(shapeKey(good), good).toBeDefined();
+    }
+  });
+});

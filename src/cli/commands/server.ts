@@ -104,7 +104,7 @@ async function runServer(opts: ServerOptions): Promise<void> {
   await new Promise<void>((resolveStop) => {
     const stop = (signal: string): void => {
       log.info('server stopping', { signal });
-      gateway.stop().then(resolveStop, resolveStop);
+      gateway.stop(signal).then(resolveStop, resolveStop);
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
