@@ -24,7 +24,12 @@ type Replacer = (match: string, ...groups: (string | undefined)[]) => string;
 interface Builtin {
   name: BuiltinDetector;
   regex: RegExp;
-  replace: Replacer;
+  replace: Replacer | string;
+  /** The replacement inside xml values, where angle brackets are markup. */
+  xmlReplace: Replacer | string;
+  /** Fewest ASCII digits a match contains, and whether it needs an "@": values short of that skip the regex. */
+  minDigits: number;
+  needsAt?: boolean;
 }
 
 function ssnValid(area: string, group: string, serial: string): boolean {
@@ -96,13 +101,21 @@ function replaceDate(match: string, _sep1?: string, a?: string, _sep2?: string, 
   return '<date>';
 }
 
+function builtin(name: BuiltinDetector, regex: RegExp, replace: Replacer | string, minDigits: number, needsAt = false): Builtin {
+  const xmlReplace: Replacer | string =
+    typeof replace === 'string' ? xmlSafe(replace) : (match: string, ...groups: (string | undefined)[]): string => xmlSafe(replace(match, ...groups));
+  return { name, regex, replace, xmlReplace, minDigits, needsAt };
+}
+
+// Fixed replacements are strings, not callbacks: String.prototype.replace is several times faster so.
 const BUILTINS: Record<BuiltinDetector, Builtin> = {
-  email: { name: 'email', regex: EMAIL_RE, replace: () => '<email>' },
-  us_ssn: { name: 'us_ssn', regex: SSN_RE, replace: replaceSsn as Replacer },
-  phone: { name: 'phone', regex: PHONE_RE, replace: () => '<phone>' },
-  npi: { name: 'npi', regex: NPI_RE, replace: (m) => (npiValid(m) ? '<npi>' : m) },
-  mbi: { name: 'mbi', regex: MBI_RE, replace: () => '<mbi>' },
-  date: { name: 'date', regex: DATE_RE, replace: replaceDate as Replacer },
+  email: builtin('email', EMAIL_RE, '<email>', 0, true),
+  us_ssn: builtin('us_ssn', SSN_RE, replaceSsn as Replacer, 9),
+  phone: builtin('phone', PHONE_RE, '<phone>', 10),
+  npi: builtin('npi', NPI_RE, (m) => (npiValid(m) ? '<npi>' : m), 10),
+  mbi: builtin('mbi', MBI_RE, '<mbi>', 5),
+  // "May 5, 1985" has the fewest digits of the date shapes.
+  date: builtin('date', DATE_RE, replaceDate as Replacer, 5),
 };
 
 /** Order matters: emails first so their digits are gone before the number detectors look. */
@@ -120,14 +133,18 @@ const RECORD_STRUCTURE = new Set([0x28, 0x29, 0x2c, 0x22, 0x5c]); // ( ) , " \
 export class DetectorSet {
   private readonly builtins: Builtin[];
   private readonly customs: Custom[];
-  /** Every built-in needs a digit or "@" to match; values without one skip them. */
   readonly empty: boolean;
+  /** The fewest digits any enabled digit-based built-in needs (Infinity: none enabled). */
+  private readonly minDigits: number;
+  private readonly wantsAt: boolean;
 
   constructor(specs: readonly DetectorSpec[]) {
     const names = new Set(specs.filter((s) => s.kind === 'builtin').map((s) => s.name));
     this.builtins = BUILTIN_ORDER.filter((n) => names.has(n)).map((n) => BUILTINS[n]);
     this.customs = specs.flatMap((s) => (s.kind === 'custom' ? [{ regex: new RegExp(s.source, 'g'), replacement: `<${s.name}>` }] : []));
     this.empty = this.builtins.length === 0 && this.customs.length === 0;
+    this.minDigits = Math.min(Infinity, ...this.builtins.filter((b) => b.needsAt !== true).map((b) => b.minDigits));
+    this.wantsAt = this.builtins.some((b) => b.needsAt === true);
   }
 
   /**
@@ -136,36 +153,52 @@ export class DetectorSet {
    */
   scan(value: Buffer, kind: TypeKind): Buffer | undefined {
     if (this.empty) return undefined;
-    if (this.customs.length === 0 && !mayMatchBuiltin(value)) return undefined;
+    let digits = 0;
+    let at = false;
+    for (let i = 0; i < value.length; i++) {
+      const b = value[i] as number;
+      if (b >= 0x30 && b <= 0x39) digits++;
+      else if (b === 0x40) at = true;
+    }
+    if (this.customs.length === 0 && digits < this.minDigits && !(at && this.wantsAt)) return undefined;
     const s = value.toString('latin1');
-    const out = this.scanString(s, kind);
+    const out = this.scanString(s, kind, digits, at);
     return out === s ? undefined : Buffer.from(out, 'latin1');
   }
 
   /** The same over a latin1 string (one character per byte); returns `s` itself when unchanged. */
-  scanString(s: string, kind: TypeKind): string {
+  scanString(s: string, kind: TypeKind, digits = -1, at = false): string {
     switch (kind) {
       case TypeKind.Json:
       case TypeKind.Jsonb:
         return this.scanJson(s);
       case TypeKind.TextArray:
-        return this.scanCustom(this.scanBuiltins(s, false), ARRAY_STRUCTURE, false);
+        return this.scanCustom(this.scanBuiltins(s, false, digits, at), ARRAY_STRUCTURE, false);
       case TypeKind.Record:
-        return this.scanCustom(this.scanBuiltins(s, false), RECORD_STRUCTURE, false);
+        return this.scanCustom(this.scanBuiltins(s, false, digits, at), RECORD_STRUCTURE, false);
       case TypeKind.Xml:
-        return this.scanCustom(this.scanBuiltins(s, true), undefined, true);
+        return this.scanCustom(this.scanBuiltins(s, true, digits, at), undefined, true);
       default:
-        return this.scanCustom(this.scanBuiltins(s, false), undefined, false);
+        return this.scanCustom(this.scanBuiltins(s, false, digits, at), undefined, false);
     }
   }
 
-  private scanBuiltins(s: string, xml: boolean): string {
+  /** `digits` < 0: not counted yet. Detectors whose shape needs more digits (or an "@") are skipped. */
+  private scanBuiltins(s: string, xml: boolean, digits = -1, at = false): string {
+    if (this.builtins.length === 0) return s;
+    if (digits < 0) {
+      digits = 0;
+      for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x30 && c <= 0x39) digits++;
+        else if (c === 0x40) at = true;
+      }
+    }
     let out = s;
     for (const d of this.builtins) {
-      d.regex.lastIndex = 0;
-      if (!d.regex.test(out)) continue;
-      d.regex.lastIndex = 0;
-      out = out.replace(d.regex, xml ? (...args: string[]) => xmlSafe((d.replace as (...a: string[]) => string)(...args)) : d.replace);
+      if (d.needsAt === true ? !at : digits < d.minDigits) continue;
+      const r = xml ? d.xmlReplace : d.replace;
+      out = typeof r === 'string' ? out.replace(d.regex, r) : out.replace(d.regex, r as (m: string, ...g: unknown[]) => string);
     }
     return out;
   }
@@ -292,13 +325,4 @@ function unescapeAscii(raw: string): string {
 
 function xmlSafe(s: string): string {
   return s.replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
-
-/** Cheap screen over the bytes: every built-in pattern needs an ASCII digit or "@". */
-function mayMatchBuiltin(value: Buffer): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const b = value[i] as number;
-    if ((b >= 0x30 && b <= 0x39) || b === 0x40) return true;
-  }
-  return false;
 }

@@ -603,13 +603,12 @@ class Walker {
       return leaf;
     }
     if (names !== undefined) {
-      leaf.cols = rename(
-        names.map((c) => {
-          const src: ColumnSource = { ...table, column: c };
-          return { name: c, dep: sourceDep(src), plain: src };
-        }),
-        colnames,
-      );
+      const cols = names.map((c) => {
+        const src: ColumnSource = { ...table, column: c };
+        return { name: c, dep: sourceDep(src), plain: src };
+      });
+      leaf.cols = rename(cols, colnames);
+      leaf.whole = leafWhole(cols, emptyDep());
     } else {
       leaf.base = table;
     }

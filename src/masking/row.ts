@@ -19,8 +19,10 @@ function run(op: ValueOp, value: Buffer): Buffer | null | undefined {
   }
 }
 
-// Reused across calls (the row path is synchronous): positions and replacements of changed columns.
-let changedIdx = new Int32Array(64);
+// Reused across calls (the row path is synchronous): where each changed column starts (its length
+// field), its old length, and its replacement.
+let changedPos = new Int32Array(64);
+let changedLen = new Int32Array(64);
 let changedVal: (Buffer | null)[] = [];
 
 function allNullRow(n: number): Buffer {
@@ -30,6 +32,14 @@ function allNullRow(n: number): Buffer {
   b.writeUInt16BE(n & 0xffff, 5);
   for (let i = 0; i < n; i++) b.writeInt32BE(-1, 7 + 4 * i);
   return b;
+}
+
+/** Buffer.copy crosses into C++; short runs are cheaper copied here. */
+function copyRun(src: Buffer, from: number, to: number, dst: Buffer, at: number): number {
+  const n = to - from;
+  if (n > 48) src.copy(dst, at, from, to);
+  else for (let i = 0; i < n; i++) dst[at + i] = src[from + i] as number;
+  return at + n;
 }
 
 /**
@@ -42,28 +52,34 @@ export function applyToDataRow(body: Buffer, plan: MaskPlan): Buffer | null {
   const ops = plan.ops;
   const n = ops.length;
   if (body.length < 2 || body.readUInt16BE(0) !== n) return allNullRow(n);
-  if (changedIdx.length < n) changedIdx = new Int32Array(n * 2);
+  if (changedPos.length < n) {
+    changedPos = new Int32Array(n * 2);
+    changedLen = new Int32Array(n * 2);
+  }
   let changes = 0;
   let delta = 0;
   let off = 2;
   const end = body.length;
   for (let i = 0; i < n; i++) {
     if (off + 4 > end) return allNullRow(n);
-    const len = body.readInt32BE(off);
-    off += 4;
-    if (len < 0) continue;
-    if (off + len > end) return allNullRow(n);
+    const len = ((body[off] as number) << 24) | ((body[off + 1] as number) << 16) | ((body[off + 2] as number) << 8) | (body[off + 3] as number);
+    if (len < 0) {
+      off += 4;
+      continue;
+    }
+    if (off + 4 + len > end) return allNullRow(n);
     const op = ops[i];
     if (op !== undefined) {
-      const r = run(op, body.subarray(off, off + len));
+      const r = run(op, body.subarray(off + 4, off + 4 + len));
       if (r !== undefined) {
-        changedIdx[changes] = i;
+        changedPos[changes] = off;
+        changedLen[changes] = len;
         changedVal[changes] = r;
         changes++;
         delta += (r === null ? 0 : r.length) - len;
       }
     }
-    off += len;
+    off += 4 + len;
   }
   if (off !== end) return allNullRow(n);
   if (changes === 0) return null;
@@ -71,31 +87,23 @@ export function applyToDataRow(body: Buffer, plan: MaskPlan): Buffer | null {
   const out = Buffer.allocUnsafe(5 + end + delta);
   out[0] = 0x44;
   out.writeInt32BE(4 + end + delta, 1);
-  out.writeUInt16BE(n, 5);
-  let src = 2;
-  let dst = 7;
-  let next = 0;
-  for (let i = 0; i < n; i++) {
-    const len = body.readInt32BE(src);
-    const valueLen = len < 0 ? 0 : len;
-    if (next < changes && changedIdx[next] === i) {
-      const v = changedVal[next] as Buffer | null;
-      changedVal[next] = null;
-      next++;
-      if (v === null) {
-        out.writeInt32BE(-1, dst);
-        dst += 4;
-      } else {
-        out.writeInt32BE(v.length, dst);
-        v.copy(out, dst + 4);
-        dst += 4 + v.length;
-      }
+  let src = 0;
+  let dst = 5;
+  for (let k = 0; k < changes; k++) {
+    const pos = changedPos[k] as number;
+    dst = copyRun(body, src, pos, out, dst);
+    const v = changedVal[k] as Buffer | null;
+    changedVal[k] = null;
+    if (v === null) {
+      out.writeInt32BE(-1, dst);
+      dst += 4;
     } else {
-      body.copy(out, dst, src, src + 4 + valueLen);
-      dst += 4 + valueLen;
+      out.writeInt32BE(v.length, dst);
+      dst = copyRun(v, 0, v.length, out, dst + 4);
     }
-    src += 4 + valueLen;
+    src = pos + 4 + (changedLen[k] as number);
   }
+  copyRun(body, src, end, out, dst);
   if (changedVal.length > 1024) changedVal = [];
   return out;
 }

@@ -27,9 +27,9 @@
 // An int4 token has 31 bits, so n distinct keys give about n^2/2^32 colliding pairs (some 230 for
 // a million keys): a join on tokenized int4 keys may match a few different keys. int8/numeric and
 // text tokens have 62 and 64 bits (no collision expected below billions of keys).
-import { createHash, type Hash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { TypeKind, acceptsAnyText } from './pgtypes.js';
+import { Hmac256 } from './hmac.js';
 
 /** Masked bytes, or null for SQL NULL. */
 export type MaskedValue = Buffer | null;
@@ -122,7 +122,29 @@ export function partialText(s: string, keepFirst: number, keepLast: number): str
   return out;
 }
 
+function isAscii(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) if ((b[i] as number) >= 0x80) return false;
+  return true;
+}
+
+/** partialText over ASCII bytes, without making strings (the common case on the row path). */
+function partialAscii(b: Buffer, keepFirst: number, keepLast: number, padded: boolean): Buffer {
+  let n = b.length;
+  if (padded) while (n > 0 && b[n - 1] === 0x20) n--;
+  const allowed = n >>> 1;
+  const last = Math.min(keepLast, allowed);
+  const first = Math.min(keepFirst, allowed - last);
+  const out = Buffer.allocUnsafe(b.length);
+  for (let i = 0; i < n; i++) {
+    const c = b[i] as number;
+    out[i] = i < first || i >= n - last || c === 0x2d ? c : 0x2a;
+  }
+  for (let i = n; i < b.length; i++) out[i] = 0x20;
+  return out;
+}
+
 export function partialValue(value: Buffer, t: ValueType, keepFirst: number, keepLast: number): MaskedValue {
+  if (acceptsAnyText(t.kind) && t.kind !== TypeKind.Xml && isAscii(value)) return partialAscii(value, keepFirst, keepLast, t.padded === true);
   if (acceptsAnyText(t.kind)) {
     const { s, latin1 } = decodeText(value);
     const [raw, pad] = t.padded ? bpcharTrim(s) : [s, ''];
@@ -152,41 +174,47 @@ export function partialValue(value: Buffer, t: ValueType, keepFirst: number, kee
 // ---------------------------------------------------------------------------------------------
 // tokenize
 
-const IPAD = 0x36;
-const OPAD = 0x5c;
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
 
 /**
- * HMAC-SHA256 with the key's inner and outer states hashed once: each value then costs two
- * hash-state copies instead of a fresh HMAC key schedule.
+ * Keyed HMAC-SHA256 tokens. Equal inputs give equal tokens under one key, across sessions and
+ * servers sharing the key; without the key a token reveals nothing about its input.
  */
 export class Tokenizer {
-  private readonly inner: Hash;
-  private readonly outer: Hash;
+  private readonly hmac: Hmac256;
+  private readonly words = new Int32Array(8);
 
   constructor(key: Buffer) {
     if (key.length < 16) throw new RangeError('the tokenization key must be at least 16 bytes');
-    const k = key.length > 64 ? createHash('sha256').update(key).digest() : key;
-    const block = Buffer.alloc(64);
-    k.copy(block);
-    const ipad = Buffer.allocUnsafe(64);
-    const opad = Buffer.allocUnsafe(64);
-    for (let i = 0; i < 64; i++) {
-      ipad[i] = (block[i] as number) ^ IPAD;
-      opad[i] = (block[i] as number) ^ OPAD;
-    }
-    this.inner = createHash('sha256').update(ipad);
-    this.outer = createHash('sha256').update(opad);
+    this.hmac = new Hmac256(key);
   }
 
-  /** HMAC-SHA256(key, data). */
+  private run(data: Buffer | string): Int32Array {
+    this.hmac.macWords(typeof data === 'string' ? Buffer.from(data, 'latin1') : data, this.words);
+    return this.words;
+  }
+
+  /** HMAC-SHA256(key, data); strings are taken as latin1 bytes. */
   mac(data: Buffer | string): Buffer {
-    const innerDigest = this.inner.copy().update(data).digest();
-    return this.outer.copy().update(innerDigest).digest();
+    const w = this.run(data);
+    const out = Buffer.allocUnsafe(32);
+    for (let i = 0; i < 8; i++) out.writeInt32BE(w[i] as number, i * 4);
+    return out;
   }
 
-  /** `tok_` and 16 hex digits (64 bits): equal inputs give equal tokens under one key. */
-  textToken(data: Buffer | string): string {
-    return `tok_${this.mac(data).toString('hex', 0, 8)}`;
+  /** `tok_` and the first 16 hex digits (64 bits) of the MAC, as bytes. */
+  textToken(data: Buffer | string): Buffer {
+    const w = this.run(data);
+    const out = Buffer.allocUnsafe(20);
+    out[0] = 0x74;
+    out[1] = 0x6f;
+    out[2] = 0x6b;
+    out[3] = 0x5f;
+    for (let i = 0; i < 2; i++) {
+      const word = w[i] as number;
+      for (let j = 0; j < 8; j++) out[4 + i * 8 + j] = HEX[(word >>> (28 - 4 * j)) & 0xf] as number;
+    }
+    return out;
   }
 }
 
@@ -275,11 +303,11 @@ function tokenInput(value: Buffer, t: ValueType): Buffer | string | undefined {
 export function tokenizeValue(value: Buffer, t: ValueType, tokenizer: Tokenizer): MaskedValue {
   const input = tokenInput(value, t);
   if (input === undefined) return null;
-  if (acceptsAnyText(t.kind)) return Buffer.from(tokenizer.textToken(input), 'latin1');
+  if (acceptsAnyText(t.kind)) return tokenizer.textToken(input);
   switch (t.kind) {
     case TypeKind.Json:
     case TypeKind.Jsonb:
-      return jsonOut(`"${tokenizer.textToken(input)}"`, t);
+      return jsonOut(`"${tokenizer.textToken(input).toString('latin1')}"`, t);
     case TypeKind.Int4: {
       const n = (tokenizer.mac(input).readUInt32BE(0) & 0x7fffffff) || 1;
       if (!t.binary) return Buffer.from(String(n), 'latin1');
@@ -408,7 +436,37 @@ function yearOnlyBinaryTimestamp(value: Buffer): MaskedValue {
   return out;
 }
 
+function isDigit(c: number | undefined): boolean {
+  return c !== undefined && c >= 0x30 && c <= 0x39;
+}
+
+const ZONE_TAIL = /^(?:[+-]\d{2}(?::?\d{2}){0,2})?(?: BC)?$/;
+
+/** ISO `YYYY-MM-DD[ HH:MM:SS[.ffffff]][zone][ BC]` straight on the bytes; undefined for any other shape. */
+function yearOnlyIsoBytes(b: Buffer): Buffer | undefined {
+  const n = b.length;
+  if (n < 10 || b[4] !== 0x2d || b[7] !== 0x2d) return undefined;
+  for (const i of [0, 1, 2, 3, 5, 6, 8, 9]) if (!isDigit(b[i])) return undefined;
+  let i = 10;
+  if (i < n && (b[i] === 0x20 || b[i] === 0x54) && isDigit(b[i + 1])) {
+    i++;
+    while (i < n && (isDigit(b[i]) || b[i] === 0x3a || b[i] === 0x2e)) i++;
+  }
+  if (i < n && !ZONE_TAIL.test(b.toString('latin1', i))) return undefined;
+  const out = Buffer.from(b);
+  out[5] = 0x30;
+  out[6] = 0x31;
+  out[8] = 0x30;
+  out[9] = 0x31;
+  for (let j = 11; j < i; j++) if (isDigit(out[j])) out[j] = 0x30;
+  return out;
+}
+
 export function yearOnlyValue(value: Buffer, t: ValueType, placeholder = '***'): MaskedValue {
+  if (!t.binary && (t.kind === TypeKind.Date || t.kind === TypeKind.Timestamp || t.kind === TypeKind.Timestamptz)) {
+    const fast = yearOnlyIsoBytes(value);
+    if (fast !== undefined) return fast;
+  }
   switch (t.kind) {
     case TypeKind.Date:
       if (t.binary) return yearOnlyBinaryDate(value);
