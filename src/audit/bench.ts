@@ -1,13 +1,15 @@
 // Evidence-store measurements for `npm run bench` and the tests: append cost, sustained records per
 // second with group commit (fsync) on, and search latency over a generated 1,000,000-record log.
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import type { KeyObject } from 'node:crypto';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GENESIS_PREV, canonicalRecord, sha256Hex } from './canonical.js';
+import { GENESIS_PREV, canonicalJson, canonicalRecord, sha256Hex } from './canonical.js';
+import { publicKeyPem, signCheckpoint } from './keys.js';
 import type { AuditEvent, StatementDecision } from './events.js';
-import { AuditLog } from './log.js';
+import { AuditLog, PUBLIC_KEY_FILE } from './log.js';
 import { searchAudit, type SearchFilters } from './search.js';
-import { LOG_FILE, loadIndex } from './search-index.js';
+import { CHECKPOINTS_FILE, LOG_FILE, loadIndex } from './search-index.js';
 
 const TABLES = ['patients', 'visits', 'prescriptions', 'claims', 'providers', 'labs', 'allergies', 'immunizations', 'notes', 'orders',
   'encounters', 'payers', 'devices', 'imaging', 'referrals', 'vitals', 'problems', 'procedures', 'insurance', 'audit_trail'];
@@ -57,12 +59,18 @@ export function syntheticStatement(i: number, users = 1000): AuditEvent {
  * gateway accumulates), without going through append: generating a million records takes seconds.
  * `extra(i)` may replace record i's event (to plant rare records a test then searches for).
  */
-export function generateSyntheticLog(auditDir: string, n: number, opts: { spanMs?: number; extra?: (i: number) => AuditEvent | undefined } = {}): { first: number; last: number } {
+export function generateSyntheticLog(
+  auditDir: string, n: number,
+  opts: { spanMs?: number; extra?: (i: number) => AuditEvent | undefined; signingKey?: KeyObject; checkpointEvery?: number } = {},
+): { first: number; last: number } {
   mkdirSync(auditDir, { recursive: true, mode: 0o700 });
   const span = opts.spanMs ?? 30 * 86_400_000;
   const last = Date.now();
   const first = last - span;
   const fd = openSync(join(auditDir, LOG_FILE), 'w', 0o600);
+  const key = opts.signingKey;
+  const every = opts.checkpointEvery ?? 1000;
+  const cps: string[] = [];
   try {
     let prev = GENESIS_PREV;
     let chunk: string[] = [];
@@ -70,6 +78,7 @@ export function generateSyntheticLog(auditDir: string, n: number, opts: { spanMs
       const at = new Date(first + Math.floor((span * i) / Math.max(1, n - 1))).toISOString();
       const line = canonicalRecord((opts.extra?.(i) ?? syntheticStatement(i)) as unknown as Record<string, unknown>, i, at, prev);
       prev = sha256Hex(line);
+      if (key && (i % every === every - 1 || i === n - 1)) cps.push(canonicalJson(signCheckpoint({ seq: i, hash: prev, at }, key)));
       chunk.push(line);
       if (chunk.length === 10_000) {
         writeSync(fd, `${chunk.join('\n')}\n`);
@@ -79,6 +88,10 @@ export function generateSyntheticLog(auditDir: string, n: number, opts: { spanMs
     if (chunk.length > 0) writeSync(fd, `${chunk.join('\n')}\n`);
   } finally {
     closeSync(fd);
+  }
+  if (key) {
+    writeFileSync(join(auditDir, CHECKPOINTS_FILE), cps.length ? `${cps.join('\n')}\n` : '', { mode: 0o600 });
+    writeFileSync(join(auditDir, PUBLIC_KEY_FILE), publicKeyPem(key), { mode: 0o644 });
   }
   return { first, last };
 }

@@ -182,8 +182,8 @@ export function recordMatches(rec: Record<string, unknown>, f: SearchFilters): b
   return true;
 }
 
-/** The seqs [lo, hi] a time range can hold: bisection when time never goes back in the log. */
-function seqRange(idx: LoadedIndex, since: number | undefined, until: number | undefined): [number, number] {
+/** The seqs [lo, hi] a time range can hold (bisection when time never goes back in the log); lo > hi when none. */
+export function seqRange(idx: LoadedIndex, since: number | undefined, until: number | undefined): [number, number] {
   if (!idx.monotonic) return [0, idx.count - 1];
   const at = (seq: number): number => idx.floats[seq * 6 + 1]!;
   /** First seq whose at satisfies `ok` (ok is false, then true, along the log). */
