@@ -427,6 +427,8 @@ class Walker {
       if (def !== undefined && name !== undefined) windows.set(name, def);
     }
     scope.windows = windows;
+    // Not part of any output value, but walked for the tables they read (reads) and the functions they call.
+    this.expr([sel.whereClause, sel.havingClause, sel.groupClause, sel.sortClause, sel.distinctClause, sel.limitCount, sel.limitOffset], scope, ctes);
     // SELECT INTO creates a table and returns no rows.
     if (sel.intoClause !== undefined) {
       this.targets(list(sel.targetList), scope, ctes);
@@ -489,6 +491,7 @@ class Walker {
         const right = this.fromItem(body.rarg, scope, ctes);
         const using = list(body.usingClause).map((u) => stringNode(u) ?? '');
         const join: FromNode = { kind: 'join', left, right, using, natural: flag(body.isNatural) };
+        this.expr(body.quals, scope, ctes);
         if (aliasName !== undefined) {
           const cols = rename(starColumns(join), colnames);
           scope.leaves.push({ key: aliasName, cols, whole: leafWhole(cols, fromWhole(join)) });
@@ -701,6 +704,8 @@ class Walker {
       }
     }
 
+    this.expr(body.whereClause, scope, ctes);
+    this.expr(body.joinCondition, scope, ctes);
     const returning = list(obj(body.returningClause)?.exprs ?? body.returningList);
     if (returning.length === 0) return [];
     // RETURNING sees the row as written: a column carries whatever was assigned to it.
