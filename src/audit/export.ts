@@ -67,8 +67,20 @@ export interface ExportSummary {
   unanchored: boolean;
 }
 
-/** Writes the bundle for the range to `out` (a file stream or an HTTP response). */
-export async function exportBundle(auditDir: string, out: Writable, opts: ExportOptions = {}): Promise<ExportSummary> {
+/** What an export will contain, decided before a byte is written (so its audit record can say so). */
+export interface ExportPlan {
+  auditDir: string;
+  header: BundleHeader;
+  checkpoints: ParsedCheckpoint[];
+  /** Records first..last are copied (none when first > last). */
+  first: number;
+  last: number;
+  index: LoadedIndex;
+  policiesDir?: string;
+  unanchored: boolean;
+}
+
+export function planExport(auditDir: string, opts: ExportOptions = {}): ExportPlan {
   const idx = opts.index ?? loadIndex(auditDir);
   const cpFile = join(auditDir, CHECKPOINTS_FILE);
   const { checkpoints } = existsSync(cpFile) ? parseCheckpoints(readFileSync(cpFile, 'utf8'), cpFile) : { checkpoints: [] as ParsedCheckpoint[] };
@@ -76,7 +88,7 @@ export async function exportBundle(auditDir: string, out: Writable, opts: Export
   const pem = existsSync(pubFile) ? readFileSync(pubFile, 'utf8') : undefined;
   const [lo, hi] = timeRange(idx, opts.since, opts.until);
   const inRange = lo <= hi;
-  let first = -1;
+  let first = 0;
   let last = -1;
   let anchorCp: ParsedCheckpoint | undefined;
   if (inRange) {
@@ -94,6 +106,17 @@ export async function exportBundle(auditDir: string, out: Writable, opts: Export
     ...(pem ? { public_key: pem, key: keyFingerprint(parsePublicKey(pem, pubFile)) } : {}),
     canonical: 'RFC 8785 (JCS)', hash: 'sha256',
   };
+  return { auditDir, header, checkpoints: included, first, last, index: idx, policiesDir: opts.policiesDir, unanchored: inRange && !anchorCp };
+}
+
+/** Writes the bundle for the range to `out` (a file stream or an HTTP response). */
+export async function exportBundle(auditDir: string, out: Writable, opts: ExportOptions = {}): Promise<ExportSummary> {
+  return writeBundle(planExport(auditDir, opts), out);
+}
+
+export async function writeBundle(plan: ExportPlan, out: Writable): Promise<ExportSummary> {
+  const { header, index: idx, first, last, auditDir, checkpoints: included } = plan;
+  const inRange = header.range !== null;
   await write(out, `${JSON.stringify(header)}\n`);
   for (const c of included) {
     const { line: _line, ...cp } = c;
@@ -127,7 +150,7 @@ export async function exportBundle(auditDir: string, out: Writable, opts: Export
   const missing: string[] = [];
   let policies = 0;
   for (const v of [...versions].sort()) {
-    const f = opts.policiesDir ? join(opts.policiesDir, `${v.replace(/^sha256:/, '')}.yaml`) : undefined;
+    const f = plan.policiesDir ? join(plan.policiesDir, `${v.replace(/^sha256:/, '')}.yaml`) : undefined;
     if (!f || !existsSync(f)) {
       missing.push(v);
       continue;
@@ -137,7 +160,7 @@ export async function exportBundle(auditDir: string, out: Writable, opts: Export
   }
   await write(out, `${JSON.stringify({ bundle: 'end', records: header.records?.count ?? 0, checkpoints: included.length, policies, ...(missing.length ? { missing_policies: missing } : {}) })}\n`);
   if (missing.length) header.missing_policies = missing;
-  return { header, checkpoints: included.length, policies, unanchored: inRange && !anchorCp };
+  return { header, checkpoints: included.length, policies, unanchored: plan.unanchored };
 }
 
 /** exportBundle to a file (mode 0600: the bundle names who did what). */

@@ -43,7 +43,7 @@ export function* readLinesSync(fd: number, start: number, end: number, chunkSize
 }
 
 /** Lines of `file` from `start`, reading asynchronously so a long scan leaves the event loop free. */
-export async function* readLines(file: string, start = 0, chunkSize = 256 * 1024): AsyncGenerator<Line> {
+export async function* readLines(file: string, start = 0, chunkSize = 256 * 1024, end = Infinity): AsyncGenerator<Line> {
   const fh = await open(file, 'r');
   try {
     let pos = start;
@@ -51,7 +51,9 @@ export async function* readLines(file: string, start = 0, chunkSize = 256 * 1024
     let lineStart = start;
     const buf = Buffer.allocUnsafe(chunkSize);
     for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, chunkSize, pos);
+      const want = Math.min(chunkSize, end - pos);
+      if (want <= 0) break;
+      const { bytesRead } = await fh.read(buf, 0, want, pos);
       if (bytesRead === 0) break;
       const chunk = buf.subarray(0, bytesRead);
       pos += bytesRead;

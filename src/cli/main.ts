@@ -12,6 +12,9 @@ import { connectionsCommand } from './commands/connections.js';
 import { demoCommand } from './commands/demo.js';
 import { approvalsCommand } from './commands/approvals.js';
 import { approveCommand } from './commands/approve.js';
+import { auditCommand } from './commands/audit.js';
+import { sessionsCommand } from './commands/sessions.js';
+import { replayCommand } from './commands/replay.js';
 
 export { VERSION } from '../version.js';
 import { VERSION } from '../version.js';
@@ -23,7 +26,7 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .showSuggestionAfterError()
     .exitOverride();
-  for (const cmd of [serverCommand(), demoCommand(), loginCommand(), logoutCommand(), whoamiCommand(), connectionsCommand(), connectCommand(), execCommand(), policyCommand(), approvalsCommand(), approveCommand()]) {
+  for (const cmd of [serverCommand(), demoCommand(), loginCommand(), logoutCommand(), whoamiCommand(), connectionsCommand(), connectCommand(), execCommand(), policyCommand(), approvalsCommand(), approveCommand(), sessionsCommand(), replayCommand(), auditCommand()]) {
     program.addCommand(cmd);
   }
   for (const cmd of allCommands(program)) {

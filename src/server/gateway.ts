@@ -28,6 +28,7 @@ import { initClassifier } from '../policy/classify/index.js';
 import { ShapeClassifierCache } from '../policy/shape-cache.js';
 import { ApprovalService } from '../approvals/service.js';
 import { createApprovalRoutes, type ApprovalRoutes } from '../approvals/http.js';
+import { createAuditRoutes, type AuditRoutes } from '../audit/http.js';
 import { VERSION } from '../version.js';
 import { join } from 'node:path';
 import { AuditLog } from '../audit/log.js';
@@ -94,6 +95,8 @@ export class Gateway {
   /** Just-in-time access grants (connections with access_approval). */
   readonly access: AccessGrants;
   private readonly approvalRoutes: ApprovalRoutes;
+  /** Evidence endpoints (audit search/verify/export, sessions, recordings); with a data directory. */
+  private auditRoutes?: AuditRoutes;
 
   constructor(private readonly opts: GatewayOptions) {
     this.policy = opts.policy;
@@ -123,6 +126,12 @@ export class Gateway {
       this.audit = AuditLog.open(join(this.opts.dataDir, 'audit'), {
         signingKey: loadOrCreateSigningKey(this.opts.dataDir),
         onError: (err) => log.error('audit log failed; statements are refused until it is repaired', { error: err.message, code: err.code }),
+      });
+    }
+    if (this.audit && this.opts.dataDir && !this.auditRoutes) {
+      this.auditRoutes = createAuditRoutes({
+        dataDir: this.opts.dataDir, log: this.audit, authenticate: (req) => this.authenticate(req), logger: this.opts.log,
+        isAuditor: (id) => id.groups.some((g) => this.policy.auditorGroups.includes(g) || this.policy.adminGroups.includes(g)),
       });
     }
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
@@ -258,6 +267,7 @@ export class Gateway {
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (await this.approvalRoutes.handle(req, res, url)) return;
+    if (this.auditRoutes && (await this.auditRoutes.handle(req, res, url))) return;
     if (this.devIssuer && (url.pathname === DEV_MOUNT || url.pathname.startsWith(`${DEV_MOUNT}/`))) {
       this.devIssuer.handle(req, res);
       return;

@@ -1,0 +1,273 @@
+// The gateway's evidence endpoints: audit search, verify and export, the session list, and session
+// recordings for replay. Search, export and replay are for auditors and admins only, and each one is
+// itself an audit record, written before the answer is sent: if it cannot be written, no answer.
+//
+//   GET /v1/audit/search?user=&connection=&table=&decision=&sql=&since=&until=&type=&session=&limit=
+//   GET /v1/audit/verify                      → VerifyReport (recording seals included)
+//   GET /v1/audit/export?since=&until=        → the bundle (application/x-ndjson)
+//   GET /v1/sessions?user=&connection=&since=&until=&limit=   (others than auditors: their own only)
+//   GET /v1/sessions/{id}/recording           → the recording (NDJSON), seal in X-Phigate-Seal*
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createReadStream, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Identity } from '../auth/index.js';
+import type { Logger } from '../server/log.js';
+import { REFUSAL_STATUS, type RefusalCode } from '../tunnel/protocol.js';
+import {
+  AUDIT_EXPORT_PATH, AUDIT_SEARCH_PATH, AUDIT_VERIFY_PATH, HEADER_SEAL, HEADER_SEAL_STATUS, HEADER_SESSION, SESSIONS_PATH,
+  type SealStatus, type SearchResponse, type SessionsResponse,
+} from './api.js';
+import { AuditWriteError } from './errors.js';
+import type { AuditEvent } from './events.js';
+import { planExport, writeBundle } from './export.js';
+import type { AuditLog } from './log.js';
+import { DEFAULT_LIMIT, MAX_LIMIT, listSessions, searchAudit, type SearchFilters } from './search.js';
+import { loadIndex } from './search-index.js';
+import { TimeArgumentError, parseTimeArg } from './time.js';
+import { hashFile, verifyLog } from './verify.js';
+import { recordingFileName } from '../recording/format.js';
+import { RecordingLookupError, resolveRecording } from '../recording/files.js';
+
+export interface AuditRoutesDeps {
+  /** The server's --data-dir: evidence is under audit/, recordings/ and policies/. */
+  dataDir: string;
+  log: AuditLog;
+  /** The gateway's bearer-token check; throws its refusal (code + message) when it says no. */
+  authenticate: (req: IncomingMessage) => Promise<Identity>;
+  /** Members of the policy's auditor or admin groups. */
+  isAuditor: (identity: Identity) => boolean;
+  logger?: Logger;
+}
+
+export interface AuditRoutes {
+  /** Answers `req` when its path is an evidence endpoint; false otherwise. */
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
+}
+
+export function auditDirOf(dataDir: string): string {
+  return join(dataDir, 'audit');
+}
+
+export function recordingsDirOf(dataDir: string): string {
+  return join(dataDir, 'recordings');
+}
+
+export function policiesDirOf(dataDir: string): string {
+  return join(dataDir, 'policies');
+}
+
+class HttpProblem extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+function asRefusal(err: unknown): { code: RefusalCode; message: string } | undefined {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (e && typeof e.code === 'string' && typeof e.message === 'string' && Object.hasOwn(REFUSAL_STATUS, e.code)) {
+    return { code: e.code as RefusalCode, message: e.message };
+  }
+  return undefined;
+}
+
+export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
+  const auditDir = auditDirOf(deps.dataDir);
+  const recordingsDir = recordingsDirOf(deps.dataDir);
+
+  async function who(req: IncomingMessage): Promise<Identity> {
+    try {
+      return await deps.authenticate(req);
+    } catch (err) {
+      const r = asRefusal(err);
+      if (!r) throw err;
+      deps.logger?.warn('access refused', { code: r.code, reason: r.message, remote: req.socket.remoteAddress, path: req.url });
+      throw new HttpProblem(REFUSAL_STATUS[r.code], r.code, r.message);
+    }
+  }
+
+  function requireAuditor(identity: Identity, what: string): void {
+    if (!deps.isAuditor(identity)) {
+      deps.logger?.warn('evidence access refused', { subject: identity.subject, name: identity.name, what });
+      throw new HttpProblem(403, 'forbidden', `${identity.name}: only auditors and admins (the policy's identity.auditor_groups and admin_groups) may ${what}`);
+    }
+  }
+
+  /** The evidence of an evidence access; no record, no answer. */
+  function record(event: AuditEvent): void {
+    try {
+      deps.log.append(event);
+    } catch (err) {
+      if (err instanceof AuditWriteError) throw new HttpProblem(503, 'unavailable', `the audit log cannot be written (${err.code}); refusing an access that would go unrecorded`);
+      throw err;
+    }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    const path = url.pathname;
+    const isAudit = path === AUDIT_SEARCH_PATH || path === AUDIT_VERIFY_PATH || path === AUDIT_EXPORT_PATH;
+    const isSessions = path === SESSIONS_PATH || path.startsWith(`${SESSIONS_PATH}/`);
+    if (!isAudit && !isSessions) return false;
+    try {
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpProblem(405, 'method_not_allowed', `${req.method} is not supported on ${path}; use GET`);
+      const identity = await who(req);
+      if (path === AUDIT_SEARCH_PATH) await search(identity, url, res);
+      else if (path === AUDIT_VERIFY_PATH) await verify(identity, res);
+      else if (path === AUDIT_EXPORT_PATH) await exportRange(identity, url, res);
+      else if (path === SESSIONS_PATH) sessions(identity, url, res);
+      else {
+        const parts = path.slice(SESSIONS_PATH.length + 1).split('/');
+        if (parts.length === 2 && parts[1] === 'recording') await recording(identity, decodeURIComponent(parts[0]!), res);
+        else throw new HttpProblem(404, 'not_found', `no such endpoint: ${path}`);
+      }
+    } catch (err) {
+      if (err instanceof HttpProblem) {
+        if (!res.headersSent) sendJson(res, err.status, { error: err.code, message: err.message });
+        else res.destroy();
+        return true;
+      }
+      throw err;
+    }
+    return true;
+  }
+
+  async function search(identity: Identity, url: URL, res: ServerResponse): Promise<void> {
+    requireAuditor(identity, 'search the audit log');
+    const filters = searchFilters(url);
+    deps.log.flushIndex();
+    const r = searchAudit(auditDir, filters);
+    record({ type: 'audit.search', user: identity.name, filters: describeFilters(url), results: r.records.length });
+    const body: SearchResponse = { records: r.records, more: r.more, total: r.total, elapsed_ms: Math.round(r.elapsedMs) };
+    sendJson(res, 200, body);
+  }
+
+  async function verify(identity: Identity, res: ServerResponse): Promise<void> {
+    requireAuditor(identity, 'verify the audit log');
+    // Sign the head first, so every record so far is covered, then check the files as they are.
+    await deps.log.checkpoint();
+    const report = await verifyLog(auditDir, { recordingsDir, endOffset: () => deps.log.stats().bytes });
+    sendJson(res, 200, report);
+  }
+
+  async function exportRange(identity: Identity, url: URL, res: ServerResponse): Promise<void> {
+    requireAuditor(identity, 'export the audit log');
+    const since = timeParam(url, 'since');
+    const until = timeParam(url, 'until');
+    // A checkpoint of the head: the exported range is then covered by a signature however recent.
+    await deps.log.checkpoint();
+    deps.log.flushIndex();
+    const plan = planExport(auditDir, { since, until, policiesDir: policiesDirOf(deps.dataDir), index: loadIndex(auditDir) });
+    // The export's own record is written before a byte of the bundle leaves (fail closed).
+    record({
+      type: 'audit.export', user: identity.name, records: plan.header.records?.count ?? 0,
+      ...(since !== undefined ? { since: new Date(since).toISOString() } : {}),
+      ...(until !== undefined ? { until: new Date(until).toISOString() } : {}),
+      ...(plan.header.records ? { first_seq: plan.header.records.first_seq, last_seq: plan.header.records.last_seq } : {}),
+    });
+    res.writeHead(200, {
+      'content-type': 'application/x-ndjson',
+      'content-disposition': `attachment; filename="phigate-audit-${new Date().toISOString().replace(/[:.]/g, '-')}.ndjson"`,
+      'cache-control': 'no-store',
+    });
+    const summary = await writeBundle(plan, res);
+    res.end();
+    deps.logger?.info('audit export', { by: identity.name, records: summary.header.records?.count ?? 0 });
+  }
+
+  function sessions(identity: Identity, url: URL, res: ServerResponse): void {
+    const auditor = deps.isAuditor(identity);
+    const asked = url.searchParams.get('user') ?? undefined;
+    if (!auditor && asked !== undefined && asked !== identity.name) {
+      throw new HttpProblem(403, 'forbidden', `${identity.name}: only auditors and admins may list other people's sessions`);
+    }
+    deps.log.flushIndex();
+    const r = listSessions(auditDir, {
+      user: auditor ? asked : identity.name,
+      connection: url.searchParams.get('connection') ?? undefined,
+      since: timeParam(url, 'since'), until: timeParam(url, 'until'), limit: limitParam(url),
+    });
+    const body: SessionsResponse = { sessions: r.sessions, more: r.more };
+    sendJson(res, 200, body);
+  }
+
+  async function recording(identity: Identity, idOrPrefix: string, res: ServerResponse): Promise<void> {
+    requireAuditor(identity, 'replay sessions');
+    const session = resolveSession(recordingsDir, idOrPrefix);
+    const file = join(recordingsDir, recordingFileName(session));
+    deps.log.flushIndex();
+    const end = listSessions(auditDir, { session }).sessions[0];
+    const actual = await hashFile(file);
+    const status: SealStatus = !end?.recording ? 'unsealed' : end.recording.sha256 === actual ? 'ok' : 'mismatch';
+    record({ type: 'replay', user: identity.name, session });
+    res.writeHead(200, {
+      'content-type': 'application/x-ndjson',
+      'content-length': statSync(file).size,
+      'cache-control': 'no-store',
+      [HEADER_SESSION]: session,
+      [HEADER_SEAL_STATUS]: status,
+      ...(end?.recording ? { [HEADER_SEAL]: end.recording.sha256 } : {}),
+    });
+    await new Promise<void>((resolve, reject) => {
+      createReadStream(file).on('error', reject).on('end', resolve).pipe(res);
+    });
+  }
+
+  return { handle };
+}
+
+/** A session id, or a unique prefix of one (at least 4 characters), among the recordings. */
+function resolveSession(recordingsDir: string, idOrPrefix: string): string {
+  try {
+    return resolveRecording(recordingsDir, idOrPrefix);
+  } catch (err) {
+    if (!(err instanceof RecordingLookupError)) throw err;
+    const status = err.reason === 'not_found' ? 404 : 400;
+    throw new HttpProblem(status, err.reason === 'invalid' ? 'bad_request' : err.reason, err.message);
+  }
+}
+
+function timeParam(url: URL, name: string): number | undefined {
+  const v = url.searchParams.get(name);
+  if (v === null || v === '') return undefined;
+  try {
+    return parseTimeArg(name, v);
+  } catch (err) {
+    if (err instanceof TimeArgumentError) throw new HttpProblem(400, 'bad_request', err.message);
+    throw err;
+  }
+}
+
+function limitParam(url: URL): number {
+  const v = url.searchParams.get('limit');
+  if (v === null || v === '') return DEFAULT_LIMIT;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT) throw new HttpProblem(400, 'bad_request', `limit must be an integer from 1 to ${MAX_LIMIT}`);
+  return n;
+}
+
+export function searchFilters(url: URL): SearchFilters {
+  const p = url.searchParams;
+  const str = (k: string): string | undefined => {
+    const v = p.get(k);
+    return v === null || v === '' ? undefined : v;
+  };
+  const types = str('type')?.split(',').map((s) => s.trim()).filter(Boolean);
+  return {
+    user: str('user'), connection: str('connection'), table: str('table'), decision: str('decision'), sql: str('sql'),
+    session: str('session'), since: timeParam(url, 'since'), until: timeParam(url, 'until'), limit: limitParam(url),
+    ...(types && types.length ? { types } : {}),
+  };
+}
+
+/** The filters as given (for the audit.search record). */
+function describeFilters(url: URL): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of url.searchParams) if (v !== '') out[k] = v.slice(0, 500);
+  return out;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
