@@ -12,6 +12,7 @@ import { connectionsCommand } from './commands/connections.js';
 import { demoCommand } from './commands/demo.js';
 import { approvalsCommand } from './commands/approvals.js';
 import { approveCommand } from './commands/approve.js';
+import { paint } from '../ui/style.js';
 import { auditCommand } from './commands/audit.js';
 import { sessionsCommand } from './commands/sessions.js';
 import { replayCommand } from './commands/replay.js';
@@ -51,8 +52,9 @@ export async function main(argv: string[]): Promise<number> {
       return err.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
     }
     if (err instanceof PhigateError) {
-      process.stderr.write(`phigate: ${err.message}\n`);
-      if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+      const c = paint(process.stderr);
+      process.stderr.write(`${c.red('phigate:')} ${err.message}\n`);
+      if (err.hint) process.stderr.write(`${c.dim(`hint: ${err.hint}`)}\n`);
       return err.exitCode;
     }
     throw err;

@@ -3,6 +3,8 @@
 import { ACCESS_REQUESTS_PATH, HEADER_SESSION_LABEL, type AccessRequestView, type PreflightResponse } from './protocol.js';
 import { refusalError, unreachableError } from './refusal.js';
 import { ExitCode, PhigateError } from '../cli/errors.js';
+import { startWait } from './client.js';
+import type { Progress } from '../ui/progress.js';
 
 export interface AccessOptions {
   serverUrl: string;
@@ -12,6 +14,8 @@ export interface AccessOptions {
   duration?: string;
   label?: string;
   say: (line: string) => void;
+  /** A progress line while waiting for the approver (a spinner on a terminal); default: `say`. */
+  wait?: (text: string) => Progress;
 }
 
 async function call(opts: AccessOptions, method: string, path: string, body?: unknown): Promise<AccessRequestView> {
@@ -44,9 +48,13 @@ export async function ensureAccess(info: PreflightResponse, opts: AccessOptions)
   }
   let st = await call(opts, 'POST', ACCESS_REQUESTS_PATH, { connection: opts.connection, reason: opts.reason, duration: opts.duration });
   if (st.status === 'pending') {
-    opts.say(`phigate: waiting for access approval ${st.id} (approvers: ${access.approvers.join(', ')}); an approver runs \`phigate approve ${st.id}\``);
+    const waiting = startWait(opts, `phigate: waiting for access approval ${st.id} (approvers: ${access.approvers.join(', ')}); an approver runs \`phigate approve ${st.id}\``);
+    try {
+      while (st.status === 'pending') st = await call(opts, 'GET', `${ACCESS_REQUESTS_PATH}/${encodeURIComponent(st.id)}?wait=50`);
+    } finally {
+      waiting.done();
+    }
   }
-  while (st.status === 'pending') st = await call(opts, 'GET', `${ACCESS_REQUESTS_PATH}/${encodeURIComponent(st.id)}?wait=50`);
   if (st.status === 'approved') {
     opts.say(`phigate: access to "${opts.connection}" granted by ${st.approver} until ${st.expires_at}`);
     return;

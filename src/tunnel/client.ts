@@ -9,6 +9,7 @@ import { parseRefusal, refusalError, unreachableError } from './refusal.js';
 import { wsUrl } from '../cli/context.js';
 import { FrontendParser, errorResponse, sslNo } from '../pg/index.js';
 import { PhigateError } from '../cli/errors.js';
+import type { Progress } from '../ui/progress.js';
 
 /** Queue this much towards the gateway before pausing the local client. */
 const HIGH_WATER = 4 * 1024 * 1024;
@@ -24,6 +25,15 @@ export interface TunnelOptions {
   retryForMs?: number;
   /** Where the CLI tells its user what happened (stderr). */
   say: (line: string) => void;
+  /** A progress line for a wait (a spinner on a terminal); default: the text as one `say` line. */
+  wait?: (text: string) => Progress;
+}
+
+/** Starts a wait through opts.wait, or as plain `say` lines when the caller has no progress display. */
+export function startWait(opts: Pick<TunnelOptions, 'say' | 'wait'>, text: string): Progress {
+  if (opts.wait) return opts.wait(text);
+  opts.say(text);
+  return { update: (t) => opts.say(t), done: (final) => void (final !== undefined && opts.say(final)) };
 }
 
 export async function preflight(opts: Pick<TunnelOptions, 'serverUrl' | 'connection' | 'token'>): Promise<PreflightResponse> {
@@ -101,33 +111,33 @@ export async function carryThroughTunnel(local: Socket, opts: TunnelOptions): Pr
   local.on('error', () => {});
   const deadline = Date.now() + (opts.retryForMs ?? 30_000);
   let delay = 250;
-  let warned = false;
+  let retrying: Progress | undefined;
   for (;;) {
     const r = await openStream(opts);
     if (localGone) {
+      retrying?.done();
       if ('ws' in r) r.ws.close();
       return;
     }
     if ('ws' in r) {
-      if (warned) opts.say('phigate: gateway is reachable again');
+      retrying?.done('phigate: gateway is reachable again');
       pipe(local, r.ws, opts);
       return;
     }
     if ('refused' in r) {
+      retrying?.done();
       opts.say(`phigate: ${r.refused.message}`);
       failLocal(local, '28000', r.refused.message);
       return;
     }
     if (Date.now() + delay > deadline) {
+      retrying?.done();
       const e = unreachableError(opts.serverUrl, r.unreachable);
       opts.say(`phigate: ${e.message}`);
       failLocal(local, '08001', e.message);
       return;
     }
-    if (!warned) {
-      opts.say(`phigate: gateway unreachable at ${opts.serverUrl}; retrying`);
-      warned = true;
-    }
+    retrying ??= startWait(opts, `phigate: gateway unreachable at ${opts.serverUrl}; retrying`);
     await new Promise((res) => setTimeout(res, delay));
     delay = Math.min(delay * 2, 4_000);
   }
@@ -136,6 +146,8 @@ export async function carryThroughTunnel(local: Socket, opts: TunnelOptions): Pr
 function pipe(local: Socket, ws: WebSocket, opts: TunnelOptions): void {
   let wsPaused = false;
   let localPaused = false;
+  // A held statement's "waiting for approval" line, until the gateway says or sends anything else.
+  let holding: Progress | undefined;
   local.on('data', (chunk: Buffer) => {
     if (ws.readyState !== WebSocket.OPEN) return;
     if (!localPaused && ws.bufferedAmount + chunk.length > HIGH_WATER) {
@@ -150,8 +162,10 @@ function pipe(local: Socket, ws: WebSocket, opts: TunnelOptions): void {
     ws.send(chunk, { binary: true });
   });
   ws.on('message', (data: Buffer, isBinary: boolean) => {
+    holding?.done();
+    holding = undefined;
     if (!isBinary) {
-      showControl(data, opts);
+      holding = showControl(data, opts);
       return;
     }
     if (!local.write(data) && !wsPaused) {
@@ -168,6 +182,8 @@ function pipe(local: Socket, ws: WebSocket, opts: TunnelOptions): void {
     if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
   });
   ws.on('close', (code: number, reason: Buffer) => {
+    holding?.done();
+    holding = undefined;
     if (code >= 4000 && reason.length > 0) opts.say(`phigate: ${reason.toString('utf8')}`);
     local.end();
   });
@@ -178,13 +194,19 @@ function pipe(local: Socket, ws: WebSocket, opts: TunnelOptions): void {
   local.resume();
 }
 
-function showControl(data: Buffer, opts: TunnelOptions): void {
+/** Shows a control message; a wait for approval becomes a progress line, returned to be ended. */
+function showControl(data: Buffer, opts: TunnelOptions): Progress | undefined {
+  let msg: ControlMessage;
   try {
-    const msg = JSON.parse(data.toString('utf8')) as ControlMessage;
-    if (msg.type === 'notice' || msg.type === 'error') opts.say(`phigate: ${msg.message}`);
+    msg = JSON.parse(data.toString('utf8')) as ControlMessage;
   } catch {
     // unknown control frame from a newer server: ignore
+    return undefined;
   }
+  if (msg.type !== 'notice' && msg.type !== 'error') return undefined;
+  if (msg.type === 'notice' && msg.message.startsWith('waiting for approval')) return startWait(opts, `phigate: ${msg.message}`);
+  opts.say(`phigate: ${msg.message}`);
+  return undefined;
 }
 
 /**

@@ -6,6 +6,7 @@ import { ExitCode, PhigateError } from '../errors.js';
 import { preflight } from '../../tunnel/client.js';
 import { ensureAccess } from '../../tunnel/access.js';
 import { startLocalListener } from '../../tunnel/listener.js';
+import { progress, say as uiSay, type Progress } from '../../ui/progress.js';
 
 interface ConnectOptions extends GlobalOptions {
   port?: string;
@@ -34,11 +35,12 @@ export function parsePort(s: string | undefined): number | undefined {
 async function runConnect(connection: string, opts: ConnectOptions): Promise<void> {
   const port = parsePort(opts.port);
   const ctx = resolveContext(opts);
-  const say = (line: string): void => void process.stderr.write(`${line}\n`);
+  const say = (line: string): void => uiSay(line);
+  const wait = (text: string): Progress => progress(text);
   const info = await preflight({ serverUrl: ctx.serverUrl, connection, token: ctx.token });
-  await ensureAccess(info, { serverUrl: ctx.serverUrl, connection, token: ctx.token, reason: opts.reason, duration: opts.duration, say });
+  await ensureAccess(info, { serverUrl: ctx.serverUrl, connection, token: ctx.token, reason: opts.reason, duration: opts.duration, say, wait });
   const listener = await startLocalListener({
-    serverUrl: ctx.serverUrl, connection, token: ctx.token, reason: opts.reason, say, port,
+    serverUrl: ctx.serverUrl, connection, token: ctx.token, reason: opts.reason, say, wait, port,
   });
   const db = info.connection.database || connection;
   const user = info.identity.name;

@@ -6,9 +6,10 @@ import { constants as osConstants } from 'node:os';
 import { resolveContext, type GlobalOptions } from '../context.js';
 import { withGatewayOptions } from '../options.js';
 import { ExitCode, PhigateError } from '../errors.js';
-import { preflight } from '../../tunnel/client.js';
+import { preflight, startWait } from '../../tunnel/client.js';
 import { ensureAccess } from '../../tunnel/access.js';
 import { startLocalListener } from '../../tunnel/listener.js';
+import { progress, say as uiSay, type Progress } from '../../ui/progress.js';
 import { CONNECTIONS_PATH, type ConnectionInfo } from '../../tunnel/protocol.js';
 import { refusalError, unreachableError } from '../../tunnel/refusal.js';
 
@@ -53,13 +54,15 @@ async function pickConnection(serverUrl: string, token: string): Promise<string>
 
 async function runExec(command: string[], opts: ExecOptions): Promise<number> {
   const ctx = resolveContext(opts);
-  const say = (line: string): void => void process.stderr.write(`${line}\n`);
+  const say = (line: string): void => uiSay(line);
+  // Once the child runs it may draw on the same terminal (an agent's TUI): animate only when its output is not one.
+  const wait = (text: string): Progress => (process.stdout.isTTY ? startWait({ say }, text) : progress(text));
   const connection = opts.connection ?? (await pickConnection(ctx.serverUrl, await ctx.token()));
   const info = await preflight({ serverUrl: ctx.serverUrl, connection, token: ctx.token });
   const label = opts.name ?? 'exec';
-  await ensureAccess(info, { serverUrl: ctx.serverUrl, connection, token: ctx.token, reason: opts.reason, duration: opts.duration, label, say });
+  await ensureAccess(info, { serverUrl: ctx.serverUrl, connection, token: ctx.token, reason: opts.reason, duration: opts.duration, label, say, wait: (t) => progress(t) });
   const listener = await startLocalListener({
-    serverUrl: ctx.serverUrl, connection, token: ctx.token, label, reason: opts.reason, say, port: 0,
+    serverUrl: ctx.serverUrl, connection, token: ctx.token, label, reason: opts.reason, say, wait, port: 0,
   });
   const db = info.connection.database || connection;
   const user = info.identity.name;

@@ -17,6 +17,7 @@ import { tokenIdentity, type TokenIdentity } from '../credentials/claims.js';
 import type { StoredCredential } from '../credentials/types.js';
 import { gatewayGet } from '../gateway-api.js';
 import { CONNECTIONS_PATH, type ConnectionInfo } from '../../tunnel/protocol.js';
+import { progress, say as uiSay } from '../../ui/progress.js';
 
 interface LoginOptions extends GlobalOptions {
   browser: boolean;
@@ -38,7 +39,7 @@ credentials file live), PHIGATE_CLIENT_ID / PHIGATE_CLIENT_SECRET (with --client
   ).action(async (opts: LoginOptions) => runLogin(opts));
 }
 
-const say = (line: string): void => void process.stderr.write(`${line}\n`);
+const say = (line: string): void => uiSay(line);
 
 async function runLogin(opts: LoginOptions): Promise<void> {
   if (opts.tokenFile && opts.clientCredentials) {
@@ -72,14 +73,20 @@ async function runLogin(opts: LoginOptions): Promise<void> {
     say(`To log in to ${server}, open this URL in a browser:\n\n    ${url}\n`);
     say(`and check that it shows the code:  ${auth.user_code}\n`);
     if (opts.browser && canOpenBrowser(env)) openBrowser(url, env);
-    say(`Waiting for you to finish in the browser (the code expires in ${Math.round(auth.expires_in / 60)} min)...`);
-    const { tokens } = await pollDeviceToken({
-      intervalS: auth.interval,
-      expiresInS: auth.expires_in,
-      fallbackIntervalS: pollIntervalOverride(env),
-      request: () => requestDeviceToken(config, auth.device_code, info.resource),
-      say,
-    });
+    const fallbackIntervalS = pollIntervalOverride(env);
+    const waiting = progress(`Waiting for you to finish in the browser (the code expires in ${Math.round(auth.expires_in / 60)} min)...`);
+    let tokens: Tokens;
+    try {
+      ({ tokens } = await pollDeviceToken({
+        intervalS: auth.interval,
+        expiresInS: auth.expires_in,
+        fallbackIntervalS,
+        request: () => requestDeviceToken(config, auth.device_code, info.resource),
+        say,
+      }));
+    } finally {
+      waiting.done();
+    }
     cred = credential({ server, profile, issuer: info.issuer, clientId: info.client_id, grant: 'device_code', scopes: info.scopes, resource: info.resource }, tokens, now());
   }
 
