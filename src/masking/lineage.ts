@@ -272,6 +272,9 @@ interface Ctx {
   reasons: string[];
 }
 
+/** Catalog relations whose rows contain sampled column values. */
+const STATISTICS = new Set(['pg_statistic', 'pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data']);
+
 const MAX_VIEW_DEPTH = 16;
 const MAX_RECURSIVE_ROUNDS = 12;
 
@@ -612,8 +615,19 @@ class Walker {
       });
       leaf.cols = rename(cols, colnames);
       leaf.whole = leafWhole(cols, emptyDep());
-    } else {
+    } else if (STATISTICS.has(name) && (schema === undefined || schema === 'pg_catalog')) {
+      // Planner statistics hold real column values (most_common_vals, histogram_bounds).
+      this.ctx.opaque.add(name);
+      leaf.whole = unknownDep();
+    } else if (schema === 'pg_catalog' || schema === 'information_schema' || (schema === undefined && name.startsWith('pg_'))) {
+      // A system catalog the catalog snapshot does not list: guess its columns by name, as for a table.
       leaf.base = table;
+    } else {
+      // A relation the catalog does not know (created in this session, or a stale snapshot): it may be
+      // a view over masked columns, so whatever comes from it is untraceable.
+      this.ctx.opaque.add(`relation ${schema === undefined ? name : `${schema}.${name}`}`);
+      this.ctx.reasons.push('a relation the catalog does not know');
+      leaf.whole = unknownDep();
     }
     return leaf;
   }

@@ -15,7 +15,7 @@
 /** Upper bound written in place of `*`, `+` and `{n,}`. */
 export const REPEAT_CAP = 64;
 /** Largest accepted estimate of the steps one match attempt can take. */
-export const MAX_ATTEMPT_COST = 1024;
+export const MAX_ATTEMPT_COST = 256;
 
 export class UnsafePatternError extends Error {
   constructor(readonly problem: string) {
@@ -410,8 +410,11 @@ function canBeEmpty(atom: Atom): boolean {
   return (atom.alts ?? []).some((alt) => alt.every((it) => it.min === 0 || canBeEmpty(it.atom)));
 }
 
-/** Estimated steps of one match attempt: forced repetitions add, free ones multiply. */
-function cost(alts: Item[][]): number {
+/**
+ * Estimated steps of one match attempt: forced repetitions add, free ones multiply. `atEnd`: the
+ * sequences end the pattern, so a repetition that ends one never gives characters back.
+ */
+function cost(alts: Item[][], atEnd = false): number {
   let total = 0;
   for (const items of alts) {
     let product = 1;
@@ -423,7 +426,7 @@ function cost(alts: Item[][]): number {
         sum += inner;
       } else if (width === 1) {
         product *= inner;
-      } else if (item.atom.kind === 'char' && disjoint(item.atom.first, firstSet(items, i + 1))) {
+      } else if (item.atom.kind === 'char' && ((atEnd && items.slice(i + 1).every((x) => x.atom.zeroWidth)) || disjoint(item.atom.first, firstSet(items, i + 1)))) {
         // The repetition stops at the first character outside its set, and what follows cannot start
         // with such a character, so giving characters back never helps: linear, not multiplicative.
         sum += width;
@@ -455,10 +458,10 @@ export function vetPattern(pattern: string): VettedPattern {
   }
   const alts = new PatternParser(pattern).parse();
   const source = sourceOf(alts);
-  const estimate = cost(alts);
+  const estimate = cost(alts, true);
   if (estimate > MAX_ATTEMPT_COST) {
     throw new UnsafePatternError(
-      `the pattern could backtrack too much (estimated ${estimate} steps per attempt, limit ${MAX_ATTEMPT_COST}): bound adjacent repetitions more tightly, e.g. \\d{1,12} instead of \\d+`,
+      `the pattern could backtrack too much (estimated ${estimate} steps per attempt, limit ${MAX_ATTEMPT_COST}): bound adjacent repetitions more tightly, e.g. \\d{1,12} instead of \\d+, or separate them with a character they cannot match`,
     );
   }
   let compiled: RegExp;

@@ -93,7 +93,7 @@ describe('lineage of the bypass constructions', () => {
     ['SELECT g FROM generate_series(1, 3) g', ['const']],
     ['SELECT full_name, count(*) FROM patients GROUP BY full_name', ['=patients.full_name', 'const']],
     ["SELECT id FROM patients WHERE ssn LIKE '1%' ORDER BY ssn", ['=patients.id']],
-    ['SELECT ssn FROM unknown_table', ['=unknown_table.ssn']],
+    ['SELECT relname, upper(relname) FROM pg_catalog.pg_class', ['=pg_class.relname', '~pg_class.relname']],
     ['SELECT (p).ssn FROM patients p', [ALL_PATIENTS]],
     ['SELECT ssn, $1::text FROM patients WHERE id = $2', ['=patients.ssn', 'const']],
   ])('%s', (sql, expected) => {
@@ -187,11 +187,21 @@ describe('unknown lineage fails closed', () => {
     expect(one('SELECT my_func(id) FROM patients').opaque).toEqual(['my_func']);
   });
 
-  it('cannot expand * over a table the catalog does not know', () => {
+  it('treats a relation the catalog does not know (a view created in this session?) as opaque', () => {
     const l = one('SELECT * FROM unknown_table');
     expect(l.outputs).toBeUndefined();
     expect(l.unknown).toBe(true);
     expect(l.reads).toEqual([{ table: 'unknown_table' }]);
+    expect(l.opaque).toEqual(['relation unknown_table']);
+    const named = one('SELECT ssn, p.id FROM unknown_table u JOIN patients p ON true');
+    expect(named.outputs?.map(fmt)).toEqual(['?', '=patients.id']);
+    expect(named.opaque).toEqual(['relation unknown_table']);
+  });
+
+  it('treats planner statistics, which hold sampled values, as opaque', () => {
+    const l = one("SELECT most_common_vals FROM pg_stats WHERE attname = 'ssn'");
+    expect(l.outputs?.map(fmt)).toEqual(['?']);
+    expect(l.opaque).toEqual(['pg_stats']);
   });
 
   it('guards against view cycles and broken view definitions', () => {
