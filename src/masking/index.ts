@@ -56,3 +56,4 @@ export {
 } from './plan.js';
 export { applyToDataRow, applyToCopyLine, type CopyOptions } from './row.js';
 export { benchMaskRows, type MaskBenchResult } from './bench.js';
+export { maskServerText } from './messages.js';
