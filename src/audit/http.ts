@@ -21,7 +21,7 @@ import { AuditWriteError } from './errors.js';
 import type { AuditEvent } from './events.js';
 import { planExport, writeBundle } from './export.js';
 import type { AuditLog } from './log.js';
-import { DEFAULT_LIMIT, MAX_LIMIT, listSessions, searchAudit, type SearchFilters } from './search.js';
+import { DEFAULT_LIMIT, MAX_LIMIT, findSessionEnd, listSessions, sealOf, searchAudit, type SearchFilters } from './search.js';
 import { loadIndex } from './search-index.js';
 import { TimeArgumentError, parseTimeArg } from './time.js';
 import { hashFile, verifyLog } from './verify.js';
@@ -102,6 +102,15 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     }
   }
 
+  async function checkpoint(): Promise<void> {
+    try {
+      await deps.log.checkpoint();
+    } catch (err) {
+      if (err instanceof AuditWriteError) throw new HttpProblem(503, 'unavailable', `the audit log cannot be written (${err.code}): ${err.message}`);
+      throw err;
+    }
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
     const path = url.pathname;
     const isAudit = path === AUDIT_SEARCH_PATH || path === AUDIT_VERIFY_PATH || path === AUDIT_EXPORT_PATH;
@@ -143,7 +152,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
   async function verify(identity: Identity, res: ServerResponse): Promise<void> {
     requireAuditor(identity, 'verify the audit log');
     // Sign the head first, so every record so far is covered, then check the files as they are.
-    await deps.log.checkpoint();
+    await checkpoint();
     const report = await verifyLog(auditDir, { recordingsDir, endOffset: () => deps.log.stats().bytes });
     sendJson(res, 200, report);
   }
@@ -153,7 +162,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     const since = timeParam(url, 'since');
     const until = timeParam(url, 'until');
     // A checkpoint of the head: the exported range is then covered by a signature however recent.
-    await deps.log.checkpoint();
+    await checkpoint();
     deps.log.flushIndex();
     const plan = planExport(auditDir, { since, until, policiesDir: policiesDirOf(deps.dataDir), index: loadIndex(auditDir) });
     // The export's own record is written before a byte of the bundle leaves (fail closed).
@@ -194,9 +203,9 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     const session = resolveSession(recordingsDir, idOrPrefix);
     const file = join(recordingsDir, recordingFileName(session));
     deps.log.flushIndex();
-    const end = listSessions(auditDir, { session }).sessions[0];
+    const seal = sealOf(findSessionEnd(auditDir, session));
     const actual = await hashFile(file);
-    const status: SealStatus = !end?.recording ? 'unsealed' : end.recording.sha256 === actual ? 'ok' : 'mismatch';
+    const status: SealStatus = !seal ? 'unsealed' : seal.sha256 === actual ? 'ok' : 'mismatch';
     record({ type: 'replay', user: identity.name, session });
     res.writeHead(200, {
       'content-type': 'application/x-ndjson',
@@ -204,7 +213,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
       'cache-control': 'no-store',
       [HEADER_SESSION]: session,
       [HEADER_SEAL_STATUS]: status,
-      ...(end?.recording ? { [HEADER_SEAL]: end.recording.sha256 } : {}),
+      ...(seal ? { [HEADER_SEAL]: seal.sha256 } : {}),
     });
     await new Promise<void>((resolve, reject) => {
       createReadStream(file).on('error', reject).on('end', resolve).pipe(res);

@@ -301,6 +301,17 @@ export function listSessions(
   return { sessions: [...wanted.values()], more: starts.more, elapsedMs: performance.now() - started };
 }
 
+/** The session.end record of `session`, if the log has one (it carries the recording's seal). */
+export function findSessionEnd(auditDir: string, session: string, index?: LoadedIndex): StoredRecord | undefined {
+  return searchAudit(auditDir, { session, types: ['session.end'], limit: 1 }, index).records[0];
+}
+
+/** The seal a session's session.end record holds. */
+export function sealOf(end: StoredRecord | undefined): RecordingSeal | undefined {
+  const seal = end?.['recording'] as RecordingSeal | undefined;
+  return seal && typeof seal.sha256 === 'string' && typeof seal.file === 'string' ? { sha256: seal.sha256, file: seal.file } : undefined;
+}
+
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }

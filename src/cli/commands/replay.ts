@@ -9,7 +9,7 @@ import { resolveContext, type GlobalOptions } from '../context.js';
 import { ExitCode, PhigateError } from '../errors.js';
 import { EvidenceClient } from '../../audit/client.js';
 import { HEADER_SEAL, HEADER_SEAL_STATUS, HEADER_SESSION, SESSIONS_PATH, type SealStatus } from '../../audit/api.js';
-import { listSessions } from '../../audit/search.js';
+import { findSessionEnd, sealOf } from '../../audit/search.js';
 import { hashFile } from '../../audit/verify.js';
 import { shortTime } from '../../audit/format.js';
 import { RecordingLookupError, resolveRecording } from '../../recording/files.js';
@@ -93,10 +93,10 @@ async function readLocal(dataDir: string, idOrPrefix: string): Promise<Got> {
   }
   const file = join(dirs.recordingsDir, recordingFileName(session));
   if (!existsSync(file)) throw new PhigateError(`no recording at ${file}`, ExitCode.Error);
-  const end = listSessions(dirs.auditDir, { session }).sessions[0];
+  const seal = sealOf(findSessionEnd(dirs.auditDir, session));
   const actual = await hashFile(file);
-  const status: SealStatus = !end?.recording ? 'unsealed' : end.recording.sha256 === actual ? 'ok' : 'mismatch';
-  return { session, text: readFileSync(file, 'utf8'), status, seal: end?.recording?.sha256 };
+  const status: SealStatus = !seal ? 'unsealed' : seal.sha256 === actual ? 'ok' : 'mismatch';
+  return { session, text: readFileSync(file, 'utf8'), status, seal: seal?.sha256 };
 }
 
 async function fetchRemote(opts: ReplayOptions, idOrPrefix: string): Promise<Got> {
