@@ -1,7 +1,7 @@
 // `phigate demo`: everything on embedded defaults in one command: an embedded PostgreSQL with a
-// synthetic EHR, `phigate server --dev` in front of it, and a short guided tour.
+// synthetic EHR, `phigate server --dev` in front of it with the demo policy, and a guided tour
+// (src/demo/tour.ts). It then serves until Ctrl-C, which stops everything and exits 0.
 import { Command } from 'commander';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -11,6 +11,8 @@ import { createLogger } from '../../server/log.js';
 import { startEmbeddedPostgres, type EmbeddedDb } from '../../demo/embedded-postgres.js';
 import { DEMO_PATIENTS, ehrSchemaAndData } from '../../demo/ehr-data.js';
 import { demoPolicy } from '../../demo/policy.js';
+import { runTour } from '../../demo/tour.js';
+import { outPaint } from '../../ui/style.js';
 import { runSql } from '../../server/simple-query.js';
 import { ExitCode, PhigateError } from '../errors.js';
 import { parseHostPort } from '../options.js';
@@ -46,6 +48,15 @@ async function runDemo(opts: DemoOptions): Promise<void> {
   const dataDir = resolve(opts.dataDir ?? join(defaultDataDir(), '..', 'demo'));
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const out = (s = ''): void => void process.stdout.write(`${s}\n`);
+  const c = outPaint();
+  // Ctrl-C at any point (setup, tour, serving) ends in the same clean shutdown; a second one forces.
+  const stopping = new AbortController();
+  const onSignal = (): void => {
+    if (stopping.signal.aborted) process.exit(130);
+    stopping.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 
   out('phigate demo: starting an embedded PostgreSQL with a synthetic EHR ...');
   let db: EmbeddedDb | undefined;
@@ -72,14 +83,19 @@ async function runDemo(opts: DemoOptions): Promise<void> {
     } catch (err) {
       throw new PhigateError(`could not set up the demo database: ${(err as Error).message}`);
     }
+    if (stopping.signal.aborted) {
+      out('\nphigate demo: stopping ...');
+      return;
+    }
 
     const policyFile = join(dataDir, 'phigate.yaml');
     const policyText = demoPolicy({ dbPort: db.port, dbUser: DB_USER });
     writeFileSync(policyFile, policyText, { mode: 0o600 });
+    const policy = parsePolicyFile(policyText, policyFile);
     process.env['PHIGATE_DEMO_DB_PASSWORD'] = svcPassword;
     const log = createLogger({ write: (line) => void logStream.write(line) });
     gateway = new Gateway({
-      policy: parsePolicyFile(policyText, policyFile), host: listen.host, port: listen.port, log,
+      policy, host: listen.host, port: listen.port, log,
       dev: { stateDir: join(dataDir, 'dev-issuer') }, dataDir, policyFile,
     });
     let url: string;
@@ -96,54 +112,52 @@ async function runDemo(opts: DemoOptions): Promise<void> {
     out(`  gateway   ${url}  (dev mode: identities alice, bob, carol, agent)`);
     out(`  policy    ${policyFile}`);
     out(`  log       ${logFile}`);
-    if (opts.tour) await tour(url, out);
-    out();
-    out('Try it yourself in another terminal:');
-    out(`  export PHIGATE_SERVER=${url}`);
-    out('  phigate login --no-browser          # open the link, pick alice');
-    out('  phigate connect ehr                 # then use the psql command it prints');
-    out('  phigate exec --name my-agent -- psql -c "select count(*) from visits"');
-    out();
-    out('Press Ctrl-C to stop the demo.');
-    await new Promise<void>((resolveStop) => {
-      process.once('SIGINT', () => resolveStop());
-      process.once('SIGTERM', () => resolveStop());
-    });
+    out(`  evidence  ${join(dataDir, 'audit')}`);
+    if (opts.tour && !stopping.signal.aborted) {
+      try {
+        await runTour({ url, bin: process.argv[1]!, logFile, out, signal: stopping.signal, masking: masksSomething(policy.masking) });
+      } catch (err) {
+        // The gateway works even when a tour step did not: say what failed and keep serving.
+        const e = err as PhigateError;
+        out();
+        out(c.red(`The tour stopped: ${e.message}`));
+        if (e.hint) out(c.dim(`  ${e.hint}`));
+      }
+    }
+    if (!stopping.signal.aborted) {
+      out();
+      out(c.bold('The demo keeps running. Try it yourself in another terminal:'));
+      out(`  export PHIGATE_SERVER=${url}`);
+      out('  phigate login --no-browser          # open the link, pick alice (engineer) or bob (approver)');
+      out('  phigate connections                 # what you may connect to');
+      out('  phigate connect ehr                 # then use the psql command it prints');
+      out('  phigate exec --name my-agent -- psql -c "select count(*) from visits"');
+      out('  phigate approve                     # as bob: the live view of held statements');
+      out('  phigate audit search --since 1h     # as carol: who did what');
+      out('  phigate sessions                    # then: phigate replay SESSION_ID');
+      out(`  phigate audit verify                # or offline: phigate audit verify --data-dir ${dataDir}`);
+      out('  Service identities skip the browser: PHIGATE_CLIENT_ID=dev-agent PHIGATE_CLIENT_SECRET=dev-agent-secret phigate login --client-credentials');
+      out();
+      out('Press Ctrl-C to stop the demo.');
+      await new Promise<void>((resolveStop) => {
+        if (stopping.signal.aborted) resolveStop();
+        stopping.signal.addEventListener('abort', () => resolveStop(), { once: true });
+      });
+    }
     out('\nphigate demo: stopping ...');
   } finally {
     await shutdown();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 
-/** The guided tour: an agent reads through the gateway with its own identity, never a DB password. */
-async function tour(url: string, out: (s?: string) => void): Promise<void> {
-  out();
-  out('Tour');
-  out('  1. An AI agent (service identity dev-agent, group ai-agents) runs psql through `phigate exec`.');
-  out('     It gets a private local port and PG* variables; it never sees a database password.');
-  const res = await fetch(`${url}/oidc/token`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      authorization: `Basic ${Buffer.from('dev-agent:dev-agent-secret').toString('base64')}`,
-    },
-    body: new URLSearchParams({ grant_type: 'client_credentials' }),
-  });
-  const token = ((await res.json()) as { access_token?: string }).access_token;
-  if (!token) throw new PhigateError('the dev issuer did not issue a token for dev-agent');
-  const sql = 'SELECT count(*) AS patients, min(date_of_birth) AS oldest_birth_date FROM patients';
-  out(`     $ phigate exec --name demo-agent -- psql -c '${sql}'`);
-  const code = await new Promise<number>((resolveRun) => {
-    const child = spawn(process.execPath, [process.argv[1]!, 'exec', '--server', url, '--name', 'demo-agent', '--', 'psql', '-X', '-c', sql], {
-      env: { ...process.env, PHIGATE_TOKEN: token },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const indent = (d: Buffer): string => d.toString().replace(/^(?=.)/gm, '     ');
-    child.stdout.on('data', (d: Buffer) => process.stdout.write(indent(d)));
-    child.stderr.on('data', (d: Buffer) => process.stdout.write(indent(d)));
-    child.once('error', () => resolveRun(127));
-    child.once('exit', (c) => resolveRun(c ?? 1));
-  });
-  if (code === 127) out('     (psql is not installed here; install the PostgreSQL client to see this step)');
-  out('  More of the tour arrives with statement policy, masking, approvals and the audit log.');
+/** Whether a policy's masking section (whatever shape this build parses it into) masks anything. */
+function masksSomething(masking: unknown): boolean {
+  if (masking === null || masking === undefined) return false;
+  const m = masking as { columns?: unknown; detectors?: unknown };
+  if (Array.isArray(m.columns) || Array.isArray(m.detectors)) {
+    return (Array.isArray(m.columns) && m.columns.length > 0) || (Array.isArray(m.detectors) && m.detectors.length > 0);
+  }
+  return true;
 }
