@@ -152,16 +152,21 @@ export class DetectorSet {
    * Returns the rewritten bytes, or undefined when nothing was found.
    */
   scan(value: Buffer, kind: TypeKind): Buffer | undefined {
+    return this.scanRange(value, 0, value.length, kind);
+  }
+
+  /** `scan` over buf[start, end), without making a view of it first (the row path's case). */
+  scanRange(buf: Buffer, start: number, end: number, kind: TypeKind): Buffer | undefined {
     if (this.empty) return undefined;
     let digits = 0;
     let at = false;
-    for (let i = 0; i < value.length; i++) {
-      const b = value[i] as number;
+    for (let i = start; i < end; i++) {
+      const b = buf[i] as number;
       if (b >= 0x30 && b <= 0x39) digits++;
       else if (b === 0x40) at = true;
     }
     if (this.customs.length === 0 && digits < this.minDigits && !(at && this.wantsAt)) return undefined;
-    const s = value.toString('latin1');
+    const s = buf.toString('latin1', start, end);
     const out = this.scanString(s, kind, digits, at);
     return out === s ? undefined : Buffer.from(out, 'latin1');
   }

@@ -81,9 +81,9 @@ function finish(mid: Int32Array, prefixBlocks: number, data: Uint8Array, out: In
     off += 64;
   }
   const rest = n - off;
-  BLOCK.fill(0);
-  BLOCK.set(data.subarray(off), 0);
+  for (let i = 0; i < rest; i++) BLOCK[i] = data[off + i] as number;
   BLOCK[rest] = 0x80;
+  for (let i = rest + 1; i < 64; i++) BLOCK[i] = 0;
   if (rest >= 56) {
     compress(out, BLOCK, 0);
     BLOCK.fill(0);

@@ -10,10 +10,9 @@ import { parseCsvRow, parseTextRow, writeCsvRow, writeTextRow, type CopyOptions,
 
 export type { CopyOptions } from './copy-format.js';
 
-function run(op: ValueOp, value: Buffer): Buffer | null | undefined {
+function run(op: ValueOp, buf: Buffer, start: number, end: number): Buffer | null | undefined {
   try {
-    const r = op(value);
-    return r === value ? undefined : r;
+    return op(buf, start, end);
   } catch {
     return null;
   }
@@ -37,7 +36,7 @@ function allNullRow(n: number): Buffer {
 /** Buffer.copy crosses into C++; short runs are cheaper copied here. */
 function copyRun(src: Buffer, from: number, to: number, dst: Buffer, at: number): number {
   const n = to - from;
-  if (n > 48) src.copy(dst, at, from, to);
+  if (n > 24) src.copy(dst, at, from, to);
   else for (let i = 0; i < n; i++) dst[at + i] = src[from + i] as number;
   return at + n;
 }
@@ -70,7 +69,7 @@ export function applyToDataRow(body: Buffer, plan: MaskPlan): Buffer | null {
     if (off + 4 + len > end) return allNullRow(n);
     const op = ops[i];
     if (op !== undefined) {
-      const r = run(op, body.subarray(off + 4, off + 4 + len));
+      const r = run(op, body, off + 4, off + 4 + len);
       if (r !== undefined) {
         changedPos[changes] = off;
         changedLen[changes] = len;
@@ -113,7 +112,7 @@ function maskCopyRow(row: CopyRow, plan: MaskPlan): boolean {
   row.fields.forEach((f, i) => {
     const op = plan.ops[i];
     if (op === undefined || f.value === null) return;
-    const r = run(op, f.value);
+    const r = run(op, f.value, 0, f.value.length);
     if (r === undefined) return;
     f.value = r;
     changed = true;
