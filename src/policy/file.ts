@@ -1,9 +1,10 @@
-// Loads and validates the policy file (SPEC.md §3): identity issuers and connections are typed here;
-// rules, default and masking are kept as validated-later sections for the policy and masking engines.
+// Loads and validates the policy file (SPEC.md §3): identity, connections, rules (rules.ts), masking
+// (masking/config.ts) and approvals, with errors that name the file, line and key.
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isSeq, isScalar, type Node, type Document } from 'yaml';
 import { Reader, describe } from './yaml-reader.js';
 import { parseRules, type Rule } from './rules.js';
+import { parseMasking, type MaskingConfig } from '../masking/config.js';
 import { PolicyFileError } from './errors.js';
 
 export type TlsMode = 'disable' | 'require' | 'verify-full';
@@ -47,9 +48,8 @@ export interface PolicyFile {
   connections: Map<string, ConnectionPolicy>;
   rules: Rule[];
   approvals: ApprovalsPolicy;
-  /** Owned by the masking engine, kept verbatim until it validates it. */
   default: 'allow' | 'block';
-  masking: unknown;
+  masking: MaskingConfig;
   source: string;
 }
 
@@ -173,14 +173,15 @@ export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
     rules,
     approvals,
     default: top.has('default') ? r.oneOf(top.get('default'), 'default', ['allow', 'block'] as const) : 'allow',
-    masking: top.get('masking')?.toJSON() ?? null,
+    masking: parseMasking(r, top.get('masking')),
     source: text,
   };
 }
 
-/** Policy sections whose enforcement has not landed yet (masking): a server refuses them (fail closed). */
-export function unenforcedSections(policy: PolicyFile): string[] {
-  const out: string[] = [];
-  if (policy.masking !== null && policy.masking !== undefined) out.push('masking');
-  return out;
+/**
+ * Policy sections whose enforcement has not landed in this build: a server refuses them rather than
+ * look enforced (fail closed). Everything in the policy file is enforced today.
+ */
+export function unenforcedSections(_policy: PolicyFile): string[] {
+  return [];
 }

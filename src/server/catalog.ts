@@ -10,6 +10,8 @@ export interface ColumnRef {
   schema: string;
   table: string;
   column: string;
+  /** pg_class.relkind: r table, p partitioned, f foreign, v view, m materialized view. */
+  relkind: string;
 }
 
 interface Relation {
@@ -73,7 +75,7 @@ export class CatalogSnapshot {
   resolveAttr(tableOid: number, attnum: number): ColumnRef | undefined {
     const r = this.byOid.get(tableOid);
     const column = r?.byAttnum.get(attnum);
-    return r && column !== undefined ? { schema: r.schema, table: r.name, column } : undefined;
+    return r && column !== undefined ? { schema: r.schema, table: r.name, column, relkind: r.kind } : undefined;
   }
 
   /** Does a relation of this name exist (in any schema)? */
@@ -111,6 +113,7 @@ export async function loadCatalog(target: UpstreamTarget): Promise<CatalogSnapsh
 export class CatalogCache {
   private snapshot = CatalogSnapshot.empty();
   private loading?: Promise<void>;
+  private first?: Promise<void>;
   private timer?: NodeJS.Timeout;
   private dirty = false;
 
@@ -125,11 +128,14 @@ export class CatalogCache {
     return this.snapshot;
   }
 
-  /** Loads now (startup) and then on the timer. */
-  async start(): Promise<void> {
-    await this.refresh();
-    this.timer = setInterval(() => void this.refresh(), this.refreshMs);
-    this.timer.unref();
+  /** Resolves once a first snapshot was attempted; starts loading and the refresh timer on first use. */
+  ready(): Promise<void> {
+    if (!this.first) {
+      this.first = this.refresh();
+      this.timer = setInterval(() => void this.refresh(), this.refreshMs);
+      this.timer.unref();
+    }
+    return this.first;
   }
 
   /** After DDL through the gateway: refresh soon; repeated calls coalesce. */

@@ -22,6 +22,8 @@ export interface GateOptions {
   connection: string;
   identity: DecisionSubject;
   maskedColumns?: ReadonlySet<string>;
+  /** Results are masked for this reader: statements that would copy masked columns elsewhere are refused. */
+  maskedReader?: boolean;
 }
 
 export class StatementGate {
@@ -85,7 +87,7 @@ export class StatementGate {
       statements.push(...r);
     }
     const decision = this.decide(statements, policy);
-    return this.verdictFor(decision, options[decision.statementIndex ?? 0] ?? options[0]!, options.some((o) => mayChangeLexing(o.statement)));
+    return this.verdictFor(decision, options[decision.statementIndex ?? 0] ?? options[0]!, options.some((o) => mayChangeLexing(o.statement)), statements);
   }
 
   onClose(kind: 'S' | 'P', name: string): void {
@@ -164,10 +166,21 @@ export class StatementGate {
       decision = this.decide(resolved, policy);
       if (!stateful) this.decisions.set(c, decision);
     }
-    return this.verdictFor(decision, { sql, statement: c.statements[0]!, fingerprint: c.fingerprint || sql }, c.statements.some(mayChangeLexing));
+    return this.verdictFor(decision, { sql, statement: c.statements[0]!, fingerprint: c.fingerprint || sql }, c.statements.some(mayChangeLexing), c.statements);
   }
 
-  private verdictFor(decision: Decision, subject: Prepared, barrier = false): Verdict {
+  private verdictFor(decision: Decision, subject: Prepared, barrier = false, statements: readonly Statement[] = [subject.statement]): Verdict {
+    if (this.opts.maskedReader && decision.action !== 'block') {
+      for (const st of statements) {
+        const copy = copiesMasked(st, this.opts.maskedColumns);
+        if (copy) {
+          return {
+            action: 'block', decision,
+            error: { severity: 'ERROR', code: INSUFFICIENT_PRIVILEGE, message: `phigate: ${copy}; results are masked for you, and a copy made inside the database would not be` },
+          };
+        }
+      }
+    }
     const v = this.verdictOf(decision, subject);
     if (barrier && v.action !== 'block') v.barrier = true;
     return v;
@@ -236,4 +249,27 @@ export function mayChangeLexing(s: Statement): boolean {
   if ((s.kind === 'set' || s.kind === 'reset') && (s.setting === 'standard_conforming_strings' || s.setting === 'client_encoding' || s.setting === 'all')) return true;
   if (s.functions.some((f) => f === 'set_config' || f.endsWith('.set_config'))) return true;
   return s.writes.some((w) => w.name === 'pg_settings');
+}
+
+/**
+ * A masked reader may read masked tables only through results phigate masks: a statement that
+ * copies rows of such a table into another table (CREATE TABLE AS, SELECT INTO, INSERT ... SELECT,
+ * UPDATE ... FROM) or to a server-side file or program would leave raw values readable later.
+ */
+export function copiesMasked(s: Statement, maskedColumns: ReadonlySet<string> | undefined): string | undefined {
+  if (!maskedColumns || maskedColumns.size === 0) return undefined;
+  const maskedTables = new Set([...maskedColumns].map((c) => c.slice(0, c.lastIndexOf('.'))));
+  const isMasked = (t: { name: string }): boolean => maskedTables.has(t.name.toLowerCase());
+  const same = (a: { schema?: string; name: string }, b: { schema?: string; name: string }): boolean =>
+    a.name === b.name && (a.schema ?? 'public') === (b.schema ?? 'public');
+  const read = s.tables.filter((t) => isMasked(t) && !s.writes.some((w) => same(w, t)));
+  if (read.length === 0) return undefined;
+  if (s.copy && s.copy.direction === 'to' && (s.copy.target === 'file' || s.copy.target === 'program')) {
+    return `COPY of ${read.map((t) => t.name).join(', ')} to a server-side ${s.copy.target} is not allowed`;
+  }
+  // Views define a query, not a copy: their rows are masked when read (lineage sees through them).
+  if (s.kind === 'create' && (s.ddlObject === 'view')) return undefined;
+  const targets = s.writes.filter((w) => !read.some((r) => same(r, w)));
+  if (targets.length === 0) return undefined;
+  return `copying rows of ${read.map((t) => t.name).join(', ')} into ${targets.map((t) => t.name).join(', ')} is not allowed`;
 }

@@ -4,7 +4,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { WebSocketServer } from 'ws';
 import { AuthError, TokenVerifier, bearerToken, type Identity, type IssuerConfig } from '../auth/index.js';
 import { parsePolicyFile, unenforcedSections, type ConnectionPolicy, type PolicyFile } from '../policy/file.js';
@@ -19,7 +19,10 @@ import {
 import { decideConnectionAccess } from './access.js';
 import { AccessError, AccessGrants, type AccessGrant, type AccessRequestState } from './access-grants.js';
 import { CancelRegistry } from './cancel-registry.js';
-import { ClientSession } from './session.js';
+import { ClientSession, type SessionOptions } from './session.js';
+import { CatalogCache } from './catalog.js';
+import { loadOrCreateTokenKey } from './secrets.js';
+import { isUnmaskedReader, maskedColumnKeys } from '../masking/index.js';
 import { resolveUpstreamTarget } from './targets.js';
 import { parseUpstreamUrl, type UpstreamTarget } from './upstream.js';
 import type { Logger } from './log.js';
@@ -92,6 +95,8 @@ export class Gateway {
   private extraIssuers: IssuerConfig[] = [];
   /** Held statements wait here for a person; sessions call `approvals.request`. */
   readonly approvals: ApprovalService;
+  private readonly catalogs = new Map<string, CatalogCache>();
+  private maskingKey?: Buffer;
   /** Just-in-time access grants (connections with access_approval). */
   readonly access: AccessGrants;
   private readonly approvalRoutes: ApprovalRoutes;
@@ -253,6 +258,7 @@ export class Gateway {
     this.approvalRoutes.close();
     this.approvals.close();
     this.access.close();
+    for (const c of this.catalogs.values()) c.stop();
     // Sessions end first (their session.end records), then the log closes with a final checkpoint.
     await new Promise((r) => setImmediate(r));
     await this.audit?.close().catch((err: Error) => this.opts.log.error('audit log close failed', { error: err.message }));
@@ -394,16 +400,56 @@ export class Gateway {
         resolveTarget: this.opts.resolveTarget ?? ((c) => resolveUpstreamTarget(c)),
         policy: () => this.policy,
         policyVersion: () => this.policyVersion,
+        ...this.maskingFor(identity, connection),
         audit: this.audit,
         classifier: this.classifier,
         approvals: this.approvals,
         onClose: (s) => this.sessions.delete(s),
+        onDdl: () => this.invalidateCatalog(connection.name),
       });
       this.sessions.add(session);
     });
   }
 
   /** Authenticates the request and checks it may use `name`; throws Refused. */
+  /** Masking for this reader on this connection: nothing when the policy masks nothing or the reader is unmasked. */
+  private maskingFor(identity: Identity, connection: ConnectionPolicy): Pick<SessionOptions, 'masking' | 'maskedColumns' | 'maskingReady'> {
+    const config = this.policy.masking;
+    if (config.columns.length === 0 && config.detectors.length === 0) return {};
+    const maskedColumns = maskedColumnKeys(config);
+    if (isUnmaskedReader(config, identity.groups)) return { maskedColumns };
+    let cache = this.catalogs.get(connection.name);
+    if (!cache) {
+      const resolve = this.opts.resolveTarget ?? ((c: ConnectionPolicy) => resolveUpstreamTarget(c));
+      cache = new CatalogCache(() => resolve(connection), this.opts.log, connection.name);
+      this.catalogs.set(connection.name, cache);
+    }
+    const c = cache;
+    return {
+      masking: { config, tokenKey: this.tokenKey(), catalog: () => c.current },
+      maskedColumns,
+      maskingReady: () => c.ready(),
+    };
+  }
+
+  private tokenKey(): Buffer {
+    if (!this.maskingKey) {
+      if (this.opts.dataDir) {
+        this.maskingKey = loadOrCreateTokenKey(this.opts.dataDir);
+      } else {
+        // Without a data directory tokens are stable only for this process's lifetime.
+        this.maskingKey = randomBytes(32);
+        this.opts.log.warn('masking tokens are not stable across restarts: no --data-dir for the tokenization key');
+      }
+    }
+    return this.maskingKey;
+  }
+
+  /** After DDL through any session: the catalog may have changed. */
+  invalidateCatalog(connection: string): void {
+    this.catalogs.get(connection)?.invalidate();
+  }
+
   /** Authenticates and checks allow_groups; for tunnels (`needGrant`) also a just-in-time grant. */
   private async admit(req: IncomingMessage, name: string, needGrant = true): Promise<{ identity: Identity; connection: ConnectionPolicy }> {
     const identity = await this.authenticate(req);

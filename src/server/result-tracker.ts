@@ -45,6 +45,8 @@ interface Portal {
   statement: Statement;
   resultFormats: number[];
   fields?: FieldDescription[];
+  /** Built on the first row, so every row of an Execute shares one shape (and one masking plan). */
+  shape?: ResultShape;
 }
 
 export class ResultTracker {
@@ -79,7 +81,9 @@ export class ResultTracker {
   /** True when the session must inject `Describe P portal` before this Execute. */
   needsDescribe(portal: string): boolean {
     const p = this.portals.get(portal);
-    return p !== undefined && p.fields === undefined && p.statement.fields === undefined;
+    if (p === undefined || p.fields !== undefined || p.statement.fields !== undefined) return false;
+    // A Describe of this portal is already on its way: its answer will come before the rows.
+    return !this.queue.some((q) => (q.t === 'describeP' && q.portal === portal) || (q.t === 'describeS' && this.statements.get(q.name) === p.statement));
   }
 
   execute(portal: string): void {
@@ -180,9 +184,12 @@ export class ResultTracker {
     const p = this.portals.get(head.portal);
     switch (type) {
       case 0x44: {
-        const f = p?.fields ?? p?.statement.fields;
-        const shape = p && f ? { sql: p.statement.sql, resultIndex: 0, fields: withFormats(f, p.resultFormats) } : undefined;
-        return { kind: 'dataRow', shape };
+        if (!p) return { kind: 'dataRow', shape: undefined };
+        if (!p.shape) {
+          const f = p.fields ?? p.statement.fields;
+          if (f) p.shape = { sql: p.statement.sql, resultIndex: 0, fields: withFormats(f, p.resultFormats) };
+        }
+        return { kind: 'dataRow', shape: p.shape };
       }
       case 0x43:
       case 0x49:

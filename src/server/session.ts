@@ -16,6 +16,7 @@ import { formatDuration } from '../policy/duration.js';
 import { DEFAULT_APPROVAL_TIMEOUT_MS } from '../policy/rules.js';
 import type { ApprovalHandle, ApprovalRequester, Outcome } from '../approvals/types.js';
 import { StatementGate, type Verdict } from './gate.js';
+import { MaskingLayer, UnmaskableResult, type MaskingContext } from './masking-layer.js';
 import type { AuditLog } from '../audit/log.js';
 import type { AuditEvent, StatementDecision, StatementEvent } from '../audit/events.js';
 import type { Identity } from '../auth/index.js';
@@ -53,7 +54,15 @@ export interface SessionOptions {
   audit?: Pick<AuditLog, 'append' | 'appendMany'>;
   classifier: ShapeClassifierCache;
   approvals?: ApprovalRequester;
+  /** Set when this identity may not see raw PHI on this connection (not in masking.unmasked_groups). */
+  masking?: Omit<MaskingContext, 'classify'>;
+  /** Columns the policy masks (table.column), for predicates_on_masked and copy checks. */
+  maskedColumns?: ReadonlySet<string>;
+  /** Resolves once the masking catalog has a first snapshot (the session waits for it at startup). */
+  maskingReady?: () => Promise<void>;
   onClose?: (session: ClientSession) => void;
+  /** A statement that may change the catalog (DDL) was forwarded. */
+  onDdl?: () => void;
 }
 
 /** A frontend message that exists on the wire (everything but a parse failure). */
@@ -88,6 +97,8 @@ export class ClientSession {
   /** session.start was recorded, so session.end is owed. */
   private recorded = false;
   private upstreamCancel?: () => Promise<void>;
+  /** Present when this reader's results are masked. */
+  private masking?: MaskingLayer;
   private readonly startedAt = Date.now();
   clientParams: Record<string, string> = {};
   bytesIn = 0;
@@ -211,8 +222,8 @@ export class ClientSession {
       label: this.opts.label, client_user: params['user'], client_database: params['database'],
       application_name: params['application_name'], remote: this.opts.remoteAddress,
     });
-    connectUpstream(target, forwarded).then(
-      (up) => this.onUpstreamReady(up, target, negotiate, notices),
+    Promise.all([connectUpstream(target, forwarded), this.opts.maskingReady?.()]).then(
+      ([up]) => this.onUpstreamReady(up, target, negotiate, notices),
       (err: unknown) => {
         const e = err instanceof UpstreamError ? err : new UpstreamError('protocol', '08P01', String(err));
         log.error('upstream connect failed', { session: this.id, connection: connection.name, kind: e.kind, sqlstate: e.sqlstate, error: e.message });
@@ -241,8 +252,14 @@ export class ClientSession {
       classifier: this.opts.classifier,
       connection: this.opts.connection.name,
       identity: { name: identity.name, subject: identity.subject, groups: identity.groups, kind: label ? 'agent' : identity.kind },
+      maskedColumns: this.opts.maskedColumns,
+      maskedReader: this.opts.masking !== undefined,
     });
     this.upstreamCancel = () => cancelUpstream(target, up.backendKey);
+    if (this.opts.masking) {
+      const classifier = this.opts.classifier;
+      this.masking = new MaskingLayer({ ...this.opts.masking, classify: (sql) => classifier.classify(sql) });
+    }
     if (!this.recordEvents([{
       type: 'session.start', session: this.id, user: identity.name, subject: identity.subject, issuer: identity.issuer,
       kind: label ? 'agent' : identity.kind, agent: label, connection: this.opts.connection.name, client_addr: this.opts.remoteAddress,
@@ -341,9 +358,12 @@ export class ClientSession {
           this.fatal('08P01', `invalid frontend message: ${m.error.message}`, CloseCode.ProtocolError);
           return;
       }
-      if (sql !== undefined && verdict !== undefined) events.push(this.statementEvent(sql, verdict));
+      if (sql !== undefined && verdict !== undefined) {
+        events.push(this.statementEvent(sql, verdict));
+        if (verdict.action !== 'block' && verdict.decision?.kinds.some((k) => DDL_KINDS.has(k))) this.opts.onDdl?.();
+      }
       if (verdict === undefined || verdict.action === 'allow') {
-        out.push(m.raw);
+        if (this.forward(out, m)) unchanged = false;
         if (this.afterForward(m, verdict?.barrier === true)) {
           // A settings barrier: nothing more goes upstream until the server has answered it.
           for (let j = i + 1; j < msgs.length; j++) this.backlog.push(msgs[j]!);
@@ -435,9 +455,67 @@ export class ClientSession {
   private poison(m: WireMessage, error: ErrorFields): Buffer {
     const token = `PHIGATE_REFUSED_${randomBytes(12).toString('hex')}`;
     this.poisons.set(token, error);
-    if (m.type === 'Parse') return serialize.parse({ name: m.name, text: token, types: [] });
-    if (m.type === 'Execute') return serialize.parse({ name: token.toLowerCase(), text: token, types: [] });
+    const t = this.masking?.tracker;
+    if (m.type === 'Parse') {
+      t?.parse(m.name, token);
+      return serialize.parse({ name: m.name, text: token, types: [] });
+    }
+    if (m.type === 'Execute') {
+      t?.parse(token.toLowerCase(), token);
+      return serialize.parse({ name: token.toLowerCase(), text: token, types: [] });
+    }
+    t?.query(token);
     return serialize.query(token);
+  }
+
+  /**
+   * Queues a message for the upstream and, when results are masked, tells the result tracker what
+   * the server will answer; an Execute of a portal nobody described gets a Describe first, so its
+   * rows' shape is known before they arrive.
+   */
+  private forward(out: Buffer[], m: WireMessage): boolean {
+    const layer = this.masking;
+    let injected = false;
+    if (!layer) {
+      out.push(m.raw);
+      return false;
+    }
+    const t = layer.tracker;
+    switch (m.type) {
+      case 'Query':
+        layer.noteStatements(m.sql);
+        t.query(m.sql);
+        break;
+      case 'Parse':
+        layer.noteStatements(m.sql);
+        t.parse(m.name, m.sql);
+        break;
+      case 'Bind':
+        t.bind(m.portal, m.statement, m.resultFormats);
+        break;
+      case 'Describe':
+        t.describe(m.kind, m.name);
+        break;
+      case 'Execute':
+        if (t.needsDescribe(m.portal)) {
+          t.describe('P', m.portal, true);
+          out.push(serialize.describe({ type: 'P', name: m.portal }));
+          injected = true;
+        }
+        t.execute(m.portal);
+        break;
+      case 'Close':
+        t.close(m.kind, m.name);
+        break;
+      case 'Sync':
+        t.sync();
+        break;
+      case 'FunctionCall':
+        t.functionCall();
+        break;
+    }
+    out.push(m.raw);
+    return injected;
   }
 
   private hold(m: WireMessage, verdict: Extract<Verdict, { action: 'approve' }>, rest: FrontendMessage[]): void {
@@ -498,7 +576,9 @@ export class ClientSession {
     if (o.approved) {
       if (o.scope === 'session') this.gate!.releaseForSession(held.verdict.fingerprint);
       this.control({ type: 'notice', message: `approval ${id} granted by ${o.approver}${o.scope === 'session' ? ' for this session' : ''}` });
-      out = held.message.raw;
+      const msgs: Buffer[] = [];
+      this.forward(msgs, held.message);
+      out = msgs.length === 1 ? msgs[0]! : Buffer.concat(msgs);
     } else {
       const error = this.refusalFor(o, d, id);
       if (o.cause !== 'withdrawn' || this.cancelRequested) this.control({ type: 'notice', message: error.message.replace(/^phigate: /, '') });
@@ -575,7 +655,7 @@ export class ClientSession {
   }
 
   private readonly onUpstreamData = (chunk: Buffer): void => {
-    const whole = this.poisons.size > 0 ? this.replacePoisonErrors(chunk) : this.framer.pushWhole(chunk);
+    const whole = this.masking || this.poisons.size > 0 ? this.replacePoisonErrors(chunk) : this.framer.pushWhole(chunk);
     if (whole instanceof ProtocolError) {
       this.opts.log.error('upstream protocol error', { session: this.id, error: whole.message });
       this.fatal('08P01', 'phigate received an invalid message from the database', CloseCode.UpstreamFailed);
@@ -607,12 +687,28 @@ export class ClientSession {
     if (this.barrierAt > 0) this.releaseBarrier();
   };
 
-  /** Slow path while a refusal is in flight: look at each ErrorResponse for a poison token. */
+  /**
+   * Message by message (masking on, or a refusal in flight): swap poison errors for ours, check
+   * setting changes, and let the masking layer rewrite result values.
+   */
   private replacePoisonErrors(chunk: Buffer): Buffer | ProtocolError {
     const frames = this.framer.push(chunk);
     if (frames instanceof ProtocolError) return frames;
     const out: Buffer[] = [];
+    const layer = this.masking;
     for (const f of frames) {
+      if (layer && f.type !== 0x45 && f.type !== 0x53) {
+        try {
+          layer.process([f], out);
+        } catch (err) {
+          const message = err instanceof UnmaskableResult ? err.message : `phigate cannot mask this result: ${(err as Error).message}`;
+          this.opts.log.warn('unmaskable result; ending the session', { session: this.id, error: message });
+          this.fatal('0A000', `phigate: ${message}`, CloseCode.ProtocolError);
+          return Buffer.alloc(0);
+        }
+        continue;
+      }
+      if (layer && f.type === 0x45) layer.tracker.backend(f.type, () => []);
       if (f.type === 0x53) {
         this.framer.parameterStatusSeen = false;
         const problem = unsafeSettingIn(f.raw);
@@ -697,6 +793,8 @@ export class ClientSession {
 }
 
 const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
+/** Statement kinds after which the masking catalog is refreshed. */
+const DDL_KINDS = new Set(['create', 'alter', 'drop', 'comment', 'refresh', 'do', 'call']);
 
 /**
  * The gateway classifies statement text as UTF-8 with standard_conforming_strings on, as libpg-query

@@ -27,7 +27,7 @@ describe('catalog snapshot', () => {
     const r = await c.query({ text: 'SELECT name FROM cat_t', rowMode: 'array' });
     await c.end();
     const f = r.fields[0]!;
-    expect(snap.resolveAttr(f.tableID, f.columnID)).toEqual({ schema: 'public', table: 'cat_t', column: 'name' });
+    expect(snap.resolveAttr(f.tableID, f.columnID)).toEqual({ schema: 'public', table: 'cat_t', column: 'name', relkind: 'r' });
     expect(snap.resolveAttr(0, 0)).toBeUndefined();
   });
 });

@@ -17,6 +17,7 @@ export const IDENTITIES: Record<string, string[]> = {
   bob: ['privacy-officers'],
   mallory: ['marketing'],
   root: ['admins'],
+  olivia: ['engineering', 'privacy-officers'],
   jitbot: ['jit-agents'],
   carol: ['auditors'],
 };

@@ -1,0 +1,203 @@
+// The session's masking layer: rewrites every backend message that carries result values (DataRow,
+// CopyData) for a reader who may not see raw PHI, using the result tracker to know which statement
+// and description each row belongs to, RowDescription + the catalog for plain column references,
+// and statement lineage for everything else. Pure apart from the catalog snapshot it reads.
+import {
+  ProtocolError, decodeRowDescription, type BackendFrame, type FieldDescription,
+} from '../pg/index.js';
+import {
+  applyToCopyLine, applyToDataRow, copyFields, lineageOf, planColumns, type MaskingConfig, type MaskPlan, type StatementLineage,
+} from '../masking/index.js';
+import { ResultTracker, type ResultShape } from './result-tracker.js';
+import type { CatalogSnapshot } from './catalog.js';
+import { copyRequest, type CopyRequest } from './copy-options.js';
+import type { Classification } from '../policy/classify/index.js';
+
+export interface MaskingContext {
+  config: MaskingConfig;
+  tokenKey: Buffer;
+  catalog: () => CatalogSnapshot;
+  classify: (sql: string) => Classification;
+}
+
+/** Why the session must end: a result that cannot be masked as the policy asks. */
+export class UnmaskableResult extends Error {}
+
+const TABLE_RELKINDS = new Set(['r', 'p', 'f']);
+const LINEAGE_CACHE = 500;
+
+export class MaskingLayer {
+  readonly tracker = new ResultTracker();
+  private readonly plans = new WeakMap<ResultShape, MaskPlan>();
+  private lineages = new Map<string, StatementLineage[]>();
+  private lineageSnapshot?: CatalogSnapshot;
+  private copy?: { plan: MaskPlan; request: CopyRequest; skipHeader: boolean };
+  /** Cursors and SQL-level prepared statements: FETCH and EXECUTE return rows shaped by these. */
+  private readonly deferred = new Map<string, StatementLineage>();
+  /** Masked columns seen since the last call to takeMasked (for evidence: names, never values). */
+  private masked = new Set<string>();
+
+  constructor(private readonly ctx: MaskingContext) {}
+
+  /**
+   * Returns the bytes to send for these frames: each frame's raw bytes, a rewritten message, or
+   * nothing (a swallowed answer to an injected Describe). Throws UnmaskableResult or ProtocolError.
+   */
+  process(frames: readonly BackendFrame[], out: Buffer[]): void {
+    for (const f of frames) {
+      const v = this.tracker.backend(f.type, () => decodeFields(f.body));
+      switch (v.kind) {
+        case 'swallow':
+          continue;
+        case 'rowDescription': {
+          const plan = this.planFor(v.shape);
+          if (plan.refuse) throw new UnmaskableResult(plan.refuse.message);
+          out.push(f.raw);
+          continue;
+        }
+        case 'dataRow': {
+          if (!v.shape) throw new UnmaskableResult('phigate cannot tell which result these rows belong to, so it cannot mask them');
+          const plan = this.planFor(v.shape);
+          if (plan.refuse) throw new UnmaskableResult(plan.refuse.message);
+          if (plan.passthrough) {
+            out.push(f.raw);
+            continue;
+          }
+          // applyToDataRow returns a complete DataRow message, or null when nothing changed.
+          out.push(applyToDataRow(f.body, plan) ?? f.raw);
+          continue;
+        }
+        case 'copyOut': {
+          this.startCopy(f.body, v.sql, v.resultIndex);
+          out.push(f.raw);
+          continue;
+        }
+        case 'copyData': {
+          const c = this.copy;
+          if (!c || c.plan.passthrough) {
+            out.push(f.raw);
+            continue;
+          }
+          if (c.skipHeader) {
+            c.skipHeader = false;
+            out.push(f.raw);
+            continue;
+          }
+          const line = applyToCopyLine(f.body, c.plan, c.request.format === 'csv' ? 'csv' : 'text', c.request.options);
+          out.push(line === null ? f.raw : message(0x64, line));
+          continue;
+        }
+        default:
+          out.push(f.raw);
+      }
+    }
+  }
+
+  /** Masked column names seen since the last call. */
+  takeMasked(): string[] {
+    if (this.masked.size === 0) return [];
+    const m = [...this.masked];
+    this.masked = new Set();
+    return m;
+  }
+
+  private startCopy(body: Buffer, sql: string, index: number): void {
+    const overall = body[0] ?? 0;
+    const count = body.length >= 3 ? body.readInt16BE(1) : 0;
+    const formats: number[] = [];
+    for (let i = 0; i < count && 3 + i * 2 + 2 <= body.length; i++) formats.push(body.readInt16BE(3 + i * 2));
+    this.tracker.setCopyFormats(overall, formats);
+    const request = copyRequest(sql, index) ?? { format: overall === 1 ? 'binary' : 'text', header: false, options: {} };
+    const plan = planColumns(copyFields(count), this.lineage(sql, index), (o, a) => this.ctx.catalog().resolveAttr(o, a), this.ctx.config, {
+      unmasked: false, tokenKey: this.ctx.tokenKey,
+    });
+    if ((overall === 1 || request.format === 'binary') && !plan.passthrough) {
+      throw new UnmaskableResult('COPY in binary format cannot be masked; use text or CSV format');
+    }
+    this.noteMasked(plan);
+    this.copy = { plan, request, skipHeader: request.header };
+  }
+
+  private planFor(shape: ResultShape): MaskPlan {
+    let plan = this.plans.get(shape);
+    if (plan) return plan;
+    const catalog = this.ctx.catalog();
+    const resolve = (o: number, a: number) => catalog.resolveAttr(o, a);
+    // Plain references to ordinary tables decide themselves from RowDescription; lineage (a parse of
+    // the statement) is only needed for expressions, views and anything the catalog does not know.
+    const needsLineage = shape.fields.some((f) => {
+      if (f.tableOid === 0 || f.columnAttr <= 0) return true;
+      const src = catalog.resolveAttr(f.tableOid, f.columnAttr);
+      return src === undefined || !TABLE_RELKINDS.has(src.relkind);
+    });
+    const lineage = needsLineage ? this.lineage(shape.sql, shape.resultIndex) : undefined;
+    plan = planColumns(shape.fields, lineage, resolve, this.ctx.config, { unmasked: false, tokenKey: this.ctx.tokenKey });
+    this.noteMasked(plan);
+    this.plans.set(shape, plan);
+    return plan;
+  }
+
+  private noteMasked(plan: MaskPlan): void {
+    for (const c of plan.columns) if (c.action === 'mask') for (const f of c.from ?? [c.name]) this.masked.add(f);
+  }
+
+  /**
+   * Called for every forwarded Query/Parse: DECLARE and PREPARE define what a later FETCH or EXECUTE
+   * returns, so their lineage is kept by name now (they return no rows themselves).
+   */
+  noteStatements(sql: string): void {
+    const c = this.ctx.classify(sql);
+    if (!c.ok) return;
+    c.statements.forEach((st, i) => {
+      const name = st.kind === 'declare' ? st.cursorName : st.kind === 'prepare' ? st.preparedName : undefined;
+      if (name === undefined) return;
+      const l = this.rawLineage(sql)[i];
+      this.deferred.set(`${st.kind === 'declare' ? 'c' : 'p'}:${name}`, l?.deferred ?? l ?? this.unknown());
+    });
+  }
+
+  /** Lineage that makes every non-plain column masked whenever a table with masked columns exists. */
+  private unknown(): StatementLineage {
+    const reads = this.ctx.config.columns.map((r) => ({ schema: r.schema, table: r.table }));
+    return { outputs: undefined, unknown: true, reads, opaque: ['(unknown cursor or prepared statement)'], reason: 'defined outside what phigate saw' };
+  }
+
+  private lineage(sql: string, index: number): StatementLineage | undefined {
+    const c = this.ctx.classify(sql);
+    const st = c.ok ? c.statements[index] : undefined;
+    if (st?.kind === 'fetch' || st?.kind === 'move') return st.cursorName === undefined ? this.unknown() : (this.deferred.get(`c:${st.cursorName}`) ?? this.unknown());
+    if (st?.kind === 'execute') return st.preparedName === undefined ? this.unknown() : (this.deferred.get(`p:${st.preparedName}`) ?? this.unknown());
+    const l = this.rawLineage(sql)[index];
+    // DECLARE/PREPARE: rows come later from FETCH/EXECUTE, shaped by the deferred query.
+    return l?.deferred ?? l;
+  }
+
+  private rawLineage(sql: string): StatementLineage[] {
+    const snapshot = this.ctx.catalog();
+    if (snapshot !== this.lineageSnapshot) {
+      this.lineages = new Map();
+      this.lineageSnapshot = snapshot;
+    }
+    let all = this.lineages.get(sql);
+    if (!all) {
+      all = lineageOf(sql, snapshot);
+      this.lineages.set(sql, all);
+      if (this.lineages.size > LINEAGE_CACHE) this.lineages.delete(this.lineages.keys().next().value as string);
+    }
+    return all;
+  }
+}
+
+function decodeFields(body: Buffer): FieldDescription[] {
+  const f = decodeRowDescription(body);
+  if (f instanceof ProtocolError) throw f;
+  return f;
+}
+
+function message(type: number, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = type;
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
