@@ -10,6 +10,7 @@
 //     NaN and Infinity are not allowed; audit records only ever hold safe integers;
 //   - true, false, null; arrays in order.
 // The bytes hashed are the UTF-8 encoding of that text. Each log line is exactly this text.
+import * as cryptoModule from 'node:crypto';
 import { createHash } from 'node:crypto';
 
 /** A value that can appear in an audit record (what JSON can carry, with undefined meaning absent). */
@@ -109,8 +110,11 @@ export function canonicalRecord(event: Readonly<Record<string, unknown>>, seq: n
   return `${out}}`;
 }
 
+/** crypto.hash (Node >= 20.12) skips the Hash object: a third of the cost for a short line. */
+const oneShot = (cryptoModule as { hash?: (alg: string, data: string | Uint8Array, enc: 'hex') => string }).hash;
+
 export function sha256Hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
+  return oneShot ? oneShot('sha256', data, 'hex') : createHash('sha256').update(data).digest('hex');
 }
 
 /** The `prev` of the first record of a log: there is no predecessor. */

@@ -6,7 +6,7 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { GENESIS_PREV, canonicalJson, sha256Hex } from './canonical.js';
+import { GENESIS_PREV, canonicalJson, canonicalRecord, sha256Hex } from './canonical.js';
 import { checkpointSignatureValid, keyFingerprint, parsePublicKey, type Checkpoint } from './keys.js';
 import { readLines } from './lines.js';
 import { PUBLIC_KEY_FILE } from './log.js';
@@ -113,7 +113,10 @@ export class ChainChecker {
     if (!bad) {
       let canonical: string | undefined;
       try {
-        canonical = canonicalJson(rec);
+        // The append path's serializer (key order cached per shape); the same canonical form.
+        canonical = typeof rec['at'] === 'string' && typeof rec['prev'] === 'string'
+          ? canonicalRecord(rec, s, rec['at'], rec['prev'])
+          : canonicalJson(rec);
       } catch {
         canonical = undefined;
       }
