@@ -41,12 +41,15 @@ export {
   type TableSource,
   type OutputLineage,
   type StatementLineage,
+  type WriteLineage,
 } from './lineage.js';
 export {
   planColumns,
+  maskedWrites,
   copyFields,
   detectorsFor,
   type MaskPlan,
+  type MaskedWrite,
   type ColumnPlan,
   type ColumnAction,
   type PlanOptions,

@@ -58,9 +58,22 @@ export interface OutputLineage {
   unknown: boolean;
 }
 
+/** Values a statement stores: per target column, what the stored value is computed from. */
+export interface WriteLineage {
+  table: TableSource;
+  /** One entry per column written; `name` is the target column, or `*` when any column may receive the value (MERGE, unknown column lists). */
+  columns: OutputLineage[];
+}
+
 export interface StatementLineage {
   /** One entry per result column; undefined when the result's shape could not be determined. */
   outputs: OutputLineage[] | undefined;
+  /**
+   * What INSERT, UPDATE, MERGE, CREATE TABLE AS and SELECT INTO (data-modifying CTEs included) store
+   * in which column: a masked value copied into an unmasked column would be readable later, which
+   * lineage of that later read cannot see (see maskedWrites in plan.ts).
+   */
+  writes?: WriteLineage[];
   /** outputs is undefined or some output is unknown. */
   unknown: boolean;
   /** Every table and view the statement reads, views expanded. */
@@ -138,7 +151,9 @@ function sameSource(a: ColumnSource | undefined, b: ColumnSource | undefined): b
 /**
  * Built-in functions whose result is computed only from their arguments. Anything else, including
  * every user-defined function and built-ins that run SQL given as text (query_to_xml, ts_stat,
- * cursor_to_xml, table_to_xml, dblink...), is opaque.
+ * cursor_to_xml, table_to_xml, dblink...), is opaque. So are functions that read state another
+ * statement can write (current_setting/set_config, sequences, pg_notify, large objects), because
+ * `SELECT set_config('x', ssn, false)` followed by `SELECT current_setting('x')` would launder a value.
  */
 const TRANSPARENT = new Set(
   `
@@ -180,9 +195,9 @@ const TRANSPARENT = new Set(
   row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value nth_value
   coalesce nullif greatest least num_nonnulls num_nulls
   current_user current_role session_user user current_schema current_schemas current_database current_catalog
-  current_setting version pg_backend_pid inet_client_addr inet_client_port inet_server_addr inet_server_port
+  version pg_backend_pid inet_client_addr inet_client_port inet_server_addr inet_server_port
   pg_typeof format_type pg_column_size gen_random_uuid uuidv4 uuidv7 uuid_extract_timestamp uuid_extract_version
-  nextval currval lastval setval txid_current pg_current_xact_id merge_action hashtext hashtextextended
+  txid_current pg_current_xact_id merge_action hashtext hashtextextended
   host hostmask masklen netmask network set_masklen abbrev broadcast family inet_merge inet_same_family
   lower_inc upper_inc lower_inf upper_inf isempty range_merge int4range int8range numrange daterange tsrange tstzrange
   multirange int4multirange int8multirange nummultirange datemultirange tsmultirange tstzmultirange
@@ -265,6 +280,7 @@ interface CteDef {
 
 interface Ctx {
   catalog: Catalog;
+  writes: WriteLineage[];
   reads: Map<string, TableSource>;
   opaque: Set<string>;
   /** Views being expanded (cycle guard). */
@@ -434,7 +450,9 @@ class Walker {
     this.expr([sel.whereClause, sel.havingClause, sel.groupClause, sel.sortClause, sel.distinctClause, sel.limitCount, sel.limitOffset], scope, ctes);
     // SELECT INTO creates a table and returns no rows.
     if (sel.intoClause !== undefined) {
-      this.targets(list(sel.targetList), scope, ctes);
+      const into = rangeVar(obj(sel.intoClause)?.rel);
+      const cols = this.targets(list(sel.targetList), scope, ctes);
+      if (into !== undefined) this.recordWrite(refOfRange(into), cols ?? [{ name: '*', dep: unknownDep() }]);
       return [];
     }
     return this.targets(list(sel.targetList), scope, ctes);
@@ -720,6 +738,9 @@ class Walker {
 
     this.expr(body.whereClause, scope, ctes);
     this.expr(body.joinCondition, scope, ctes);
+    const stored: Col[] = [...written].map(([name, dep]) => ({ name, dep: union(dep, everyColumn) }));
+    if (!isEmptyDep(everyColumn)) stored.push({ name: '*', dep: everyColumn });
+    this.recordWrite(refOfRange(rv), stored);
     const returning = list(obj(body.returningClause)?.exprs ?? body.returningList);
     if (returning.length === 0) return [];
     // RETURNING sees the row as written: a column carries whatever was assigned to it.
@@ -735,6 +756,12 @@ class Walker {
     const retScope: Scope = { ...scope, leaves: scope.leaves.map((l) => (l === target ? newTarget : l)), from: scope.from.map((f) => (f.leaf === target ? { kind: 'leaf', leaf: newTarget } : f)) };
     retScope.leaves.push({ ...newTarget, key: 'new' }, { ...target, key: 'old' });
     return this.targets(returning, retScope, ctes);
+  }
+
+  recordWrite(table: TableSource, cols: Col[]): void {
+    // A column assigned a constant or a parameter stores nothing from the database.
+    const columns = cols.filter((c) => !isEmptyDep(c.dep)).map(toOutput);
+    if (columns.length > 0) this.ctx.writes.push({ table, columns });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -871,6 +898,12 @@ class Walker {
     }
     return { dep: unknownDep() };
   }
+}
+
+function refOfRange(rv: JsonObject): TableSource {
+  const table = str(rv.relname) ?? '';
+  const schema = str(rv.schemaname);
+  return schema === undefined ? { table } : { schema, table };
 }
 
 function columnOf(leaf: Leaf, column: string): { dep: Dep; plain?: ColumnSource } {
@@ -1066,6 +1099,7 @@ function finish(ctx: Ctx, cols: Col[] | undefined, extra?: Partial<StatementLine
   const result: StatementLineage = {
     outputs,
     unknown: outputs === undefined || outputs.some((o) => o.unknown),
+    writes: ctx.writes,
     reads: [...ctx.reads.values()],
     opaque: [...ctx.opaque],
     ...extra,
@@ -1077,7 +1111,7 @@ function finish(ctx: Ctx, cols: Col[] | undefined, extra?: Partial<StatementLine
 }
 
 function newCtx(catalog: Catalog): Ctx {
-  return { catalog, reads: new Map(), opaque: new Set(), viewStack: [], reasons: [] };
+  return { catalog, writes: [], reads: new Map(), opaque: new Set(), viewStack: [], reasons: [] };
 }
 
 function fixedOutputs(names: string[]): Col[] {
@@ -1119,11 +1153,14 @@ export function statementLineage(stmt: unknown, catalog: Catalog): StatementLine
       case 'DeclareCursorStmt':
       case 'PrepareStmt': {
         const deferred = statementLineage(body.query, catalog);
-        return { outputs: [], unknown: false, reads: deferred.reads, opaque: deferred.opaque, deferred };
+        return { outputs: [], unknown: false, writes: [], reads: deferred.reads, opaque: deferred.opaque, deferred };
       }
-      case 'CreateTableAsStmt':
-        w.query(body.query, undefined, new Map());
+      case 'CreateTableAsStmt': {
+        const cols = w.query(body.query, undefined, new Map());
+        const into = rangeVar(obj(body.into)?.rel);
+        if (into !== undefined) w.recordWrite(refOfRange(into), cols ?? [{ name: '*', dep: unknownDep() }]);
         return finish(ctx, []);
+      }
       case 'VariableShowStmt':
         return finish(ctx, fixedOutputs(str(body.name) === 'all' ? ['name', 'setting', 'description'] : [str(body.name) ?? '']));
       case 'FetchStmt':
@@ -1150,7 +1187,7 @@ export function statementLineage(stmt: unknown, catalog: Catalog): StatementLine
 export function lineageOf(sql: string, catalog: Catalog): StatementLineage[] {
   const parsed = parseTree(sql);
   if (!parsed.ok) {
-    return [{ outputs: undefined, unknown: true, reads: [], opaque: ['(unparsed)'], reason: 'the statement could not be parsed' }];
+    return [{ outputs: undefined, unknown: true, writes: [], reads: [], opaque: ['(unparsed)'], reason: 'the statement could not be parsed' }];
   }
   return list(obj(parsed.value)?.stmts).map((raw) => statementLineage(obj(raw)?.stmt, catalog));
 }

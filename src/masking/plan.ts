@@ -252,6 +252,33 @@ export function planColumns(
   return plan;
 }
 
+export interface MaskedWrite {
+  /** schema.table.column (or table.column) of the target; `*` when any column may receive it. */
+  target: string;
+  /** The masked columns the stored value is computed from (names only). */
+  from: string[];
+}
+
+/**
+ * Target columns that a statement would fill with values computed from masked columns: a later
+ * `SELECT` of such a column is a plain read of an unmasked column, so the copy itself is the leak.
+ * Empty for unmasked readers' purposes is the caller's call; a target column that is itself masked
+ * is not listed. The session can refuse or hold statements for which this is non-empty.
+ */
+export function maskedWrites(config: MaskingConfig, lineage: StatementLineage | undefined): MaskedWrite[] {
+  if (lineage === undefined || config.columns.length === 0) return [];
+  const out: MaskedWrite[] = [];
+  for (const w of [...(lineage.writes ?? []), ...(lineage.deferred?.writes ?? [])]) {
+    for (const c of w.columns) {
+      const target = { ...(w.table.schema === undefined ? {} : { schema: w.table.schema }), table: w.table.table, column: c.name };
+      if (c.name !== '*' && ruleFor(config, target) !== undefined) continue;
+      const d = fromLineage(config, lineage, c);
+      if (d !== undefined) out.push({ target: qualified(target), from: d.from });
+    }
+  }
+  return out;
+}
+
 /** Result fields for a COPY TO, which has no RowDescription: types unknown (read as text), no table OIDs. */
 export function copyFields(count: number): FieldDescription[] {
   return Array.from({ length: count }, (_, i) => ({ name: `column${i + 1}`, tableOid: 0, columnAttr: 0, typeOid: 0, typeSize: -1, typeModifier: -1, format: 0 }));

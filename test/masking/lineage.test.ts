@@ -177,6 +177,24 @@ describe('lineage of statements that return rows other ways', () => {
   });
 });
 
+describe('write lineage', () => {
+  const writes = (sql: string): string[] =>
+    (one(sql).writes ?? []).flatMap((w) => w.columns.map((c) => `${w.table.table}.${c.name}<-${fmt(c)}`));
+
+  it('records what INSERT, UPDATE, MERGE, CREATE TABLE AS and SELECT INTO store where', () => {
+    expect(writes('INSERT INTO visits (patient_id, note) SELECT id, ssn FROM patients')).toEqual(['visits.patient_id<-~patients.id', 'visits.note<-~patients.ssn']);
+    expect(writes("UPDATE visits v SET note = upper(p.full_name), mrn = 'x' FROM patients p WHERE p.id = v.patient_id")).toEqual(['visits.note<-~patients.full_name']);
+    expect(writes('CREATE TABLE t2 AS SELECT ssn, id + 1 AS n FROM patients')).toEqual(['t2.ssn<-=patients.ssn', 't2.n<-~patients.id']);
+    expect(writes('SELECT full_name INTO TEMP t3 FROM patients')).toEqual(['t3.full_name<-=patients.full_name']);
+    expect(writes('WITH x AS (INSERT INTO visits (note) SELECT ssn FROM patients RETURNING id) SELECT * FROM x')).toEqual(['visits.note<-~patients.ssn']);
+    expect(writes('MERGE INTO visits v USING patients p ON v.patient_id = p.id WHEN MATCHED THEN UPDATE SET note = p.ssn')).toContain(`visits.*<-${ALL_PATIENTS}`);
+    expect(writes('INSERT INTO visits (note) VALUES ($1)')).toEqual([]);
+    expect(writes("UPDATE visits SET note = 'x' WHERE id = 1")).toEqual([]);
+    expect(writes("SELECT set_config('my.x', ssn, false) FROM patients")).toEqual([]);
+    expect(one("SELECT current_setting('my.x')").opaque).toEqual(['current_setting']);
+  });
+});
+
 describe('unknown lineage fails closed', () => {
   it('marks opaque functions, including built-ins that run SQL text', () => {
     for (const sql of ['SELECT my_func(id) FROM patients', "SELECT query_to_xml('select ssn from patients', true, false, '')", "SELECT * FROM ts_stat('select to_tsvector(ssn) from patients')"]) {

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { dataRow, decodeDataRow, decodeRowDescription, rowDescription, type FieldDescription } from '../../src/pg/index.js';
 import { initClassifier } from '../../src/policy/classify/index.js';
 import {
-  OID, applyToCopyLine, applyToDataRow, benchMaskRows, copyFields, lineageOf, planColumns, vetPattern,
+  OID, applyToCopyLine, applyToDataRow, benchMaskRows, copyFields, lineageOf, maskedWrites, planColumns, vetPattern,
   type Catalog, type MaskPlan, type MaskingConfig, type ResolvedAttribute, type StatementLineage,
 } from '../../src/masking/index.js';
 
@@ -174,6 +174,25 @@ describe('planning', () => {
     const declared = lineageOf('DECLARE c CURSOR FOR SELECT upper(ssn), id FROM patients', catalog)[0]?.deferred;
     const p = plan('', [field('upper'), field('id', [PATIENTS, 'id'])], { lineage: declared });
     expect(p.columns.map((c) => c.action)).toEqual(['mask', 'pass']);
+  });
+});
+
+describe('writes that would copy masked values', () => {
+  const writes = (sql: string): string[] => maskedWrites(CONFIG, lineageOf(sql, catalog)[0]).map((w) => `${w.target}<-${w.from.join(',')}`);
+
+  it('lists unmasked target columns filled from masked ones', () => {
+    expect(writes('INSERT INTO visits (note) SELECT ssn FROM patients')).toEqual(['visits.note<-patients.ssn']);
+    expect(writes('UPDATE visits v SET note = p.full_name || p.mrn FROM patients p WHERE p.id = v.id')).toEqual(['visits.note<-patients.full_name,patients.mrn']);
+    expect(writes('CREATE TABLE copy AS SELECT * FROM patients')).toEqual(['copy.mrn<-patients.mrn', 'copy.ssn<-patients.ssn', 'copy.full_name<-patients.full_name', 'copy.date_of_birth<-patients.date_of_birth']);
+    // An opaque value stored by a statement that reads a table with masked columns (the target itself here).
+    expect(writes('INSERT INTO visits (note) SELECT my_func()')).toEqual(['visits.note<-visits']);
+  });
+
+  it('lets through copies into masked columns and copies of unmasked data', () => {
+    expect(writes('INSERT INTO visits (patient_mrn) SELECT mrn FROM patients')).toEqual([]);
+    expect(writes('UPDATE patients SET full_name = upper(full_name)')).toEqual([]);
+    expect(writes('INSERT INTO visits (note) SELECT email FROM patients')).toEqual([]);
+    expect(writes("INSERT INTO visits (note) VALUES ('hello')")).toEqual([]);
   });
 });
 
