@@ -86,7 +86,8 @@ const shapes = new Map<string, { keys: string[]; prefixes: string[] }>();
  */
 export function canonicalRecord(event: Readonly<Record<string, unknown>>, seq: number, at: string, prev: string): string {
   const own = Object.keys(event);
-  const id = own.join('\u0000');
+  // Exact (no separator can collide with a key's own characters).
+  const id = JSON.stringify(own);
   let shape = shapes.get(id);
   if (!shape) {
     const keys = [...own.filter((k) => !HEADER_KEYS.has(k)), ...HEADER_KEYS].sort(byCodeUnits);

@@ -6,7 +6,8 @@ import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, statSyn
 import { join } from 'node:path';
 import { AuditLog } from '../../src/audit/log.js';
 import { AuditLockedError, AuditWriteError, AuditKeyError } from '../../src/audit/errors.js';
-import { GENESIS_PREV, canonicalJson, sha256Hex } from '../../src/audit/canonical.js';
+import { GENESIS_PREV, canonicalJson, canonicalRecord, sha256Hex } from '../../src/audit/canonical.js';
+import fc from 'fast-check';
 import { formatPublicKey, loadOrCreateSigningKey, parsePublicKey, keyFingerprint, SIGNING_KEY_FILE } from '../../src/audit/keys.js';
 import { verifyLog } from '../../src/audit/verify.js';
 import { statementEvent, tempDir } from './helpers.js';
@@ -26,6 +27,15 @@ describe('canonical form', () => {
     expect(canonicalJson({ b: 1, a: [true, null, 'x\n"'], c: undefined, é: 2, Z: { y: 1.5, x: -0 } })).toBe('{"Z":{"x":0,"y":1.5},"a":[true,null,"x\\n\\""],"b":1,"é":2}');
     expect(() => canonicalJson({ n: NaN })).toThrow(/finite/);
     expect(() => canonicalJson({ d: new Date() })).toThrow(/Date/);
+  });
+
+  it('the append path\'s serializer is exactly canonicalJson({ ...event, seq, at, prev })', () => {
+    const value = fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null), fc.constant(undefined), fc.array(fc.string(), { maxLength: 3 }),
+      fc.dictionary(fc.string(), fc.oneof(fc.string(), fc.integer()), { maxKeys: 3 }));
+    const key = fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom('seq', 'at', 'prev', 'type', 'a', 'Z', 'é', '\u0000', '__proto__x'));
+    fc.assert(fc.property(fc.dictionary(key, value, { maxKeys: 12 }), fc.nat(), fc.string(), fc.string(), (event, seq, at, prev) => {
+      expect(canonicalRecord(event, seq, at, prev)).toBe(canonicalJson({ ...event, seq, at, prev }));
+    }), { numRuns: 500 });
   });
 });
 
