@@ -203,8 +203,9 @@ describe('custom pattern vetting', () => {
       const re = new RegExp(vetted.source, 'g');
       const start = performance.now();
       for (const input of inputs) input.replace(re, '<x>');
-      // About 100k characters x at most 256 steps each: well under a second even on a loaded machine.
-      expect(performance.now() - start, p).toBeLessThan(1500);
+      // About 100k characters x at most 256 steps each: well under a second on an idle machine; the
+      // bound is loose because the test machine is shared (catastrophic backtracking would take hours).
+      expect(performance.now() - start, p).toBeLessThan(5000);
     }
   });
 });
