@@ -316,7 +316,7 @@ export async function verifyBundle(file: string, opts: { publicKey?: KeyObject }
         // next record names, so altering it still shows.
         checker ??= new ChainChecker({
           file, firstSeq: header?.records?.first_seq ?? 0, want: new Set(checkpoints.map((c) => c.seq)),
-          prev: String(parseRecordLine(bytes)?.['prev'] ?? ''), firstLine: lineNo,
+          prev: String(parseRecordLine(bytes)?.['prev'] ?? ''),
         });
         const rec = checker.check(bytes, lineNo);
         if (rec) {

@@ -65,7 +65,7 @@ export class ChainChecker {
   count = 0;
   last?: { seq: number; hash: string; at: string };
 
-  constructor(private readonly opts: { file: string; firstSeq: number; prev: string; want: ReadonlySet<number>; firstLine?: number }) {
+  constructor(private readonly opts: { file: string; firstSeq: number; prev: string; want: ReadonlySet<number> }) {
     this.expectSeq = opts.firstSeq;
     this.prevHash = opts.prev;
   }
