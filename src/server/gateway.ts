@@ -401,6 +401,7 @@ export class Gateway {
         policy: () => this.policy,
         policyVersion: () => this.policyVersion,
         ...this.maskingFor(identity, connection),
+        recordingsDir: this.opts.dataDir ? join(this.opts.dataDir, 'recordings') : undefined,
         audit: this.audit,
         classifier: this.classifier,
         approvals: this.approvals,
@@ -413,11 +414,10 @@ export class Gateway {
 
   /** Authenticates the request and checks it may use `name`; throws Refused. */
   /** Masking for this reader on this connection: nothing when the policy masks nothing or the reader is unmasked. */
-  private maskingFor(identity: Identity, connection: ConnectionPolicy): Pick<SessionOptions, 'masking' | 'maskedColumns' | 'maskingReady'> {
+  private maskingFor(identity: Identity, connection: ConnectionPolicy): Pick<SessionOptions, 'masking' | 'maskedColumns' | 'maskingReady' | 'recordingMasking'> {
     const config = this.policy.masking;
     if (config.columns.length === 0 && config.detectors.length === 0) return {};
     const maskedColumns = maskedColumnKeys(config);
-    if (isUnmaskedReader(config, identity.groups)) return { maskedColumns };
     let cache = this.catalogs.get(connection.name);
     if (!cache) {
       const resolve = this.opts.resolveTarget ?? ((c: ConnectionPolicy) => resolveUpstreamTarget(c));
@@ -425,11 +425,10 @@ export class Gateway {
       this.catalogs.set(connection.name, cache);
     }
     const c = cache;
-    return {
-      masking: { config, tokenKey: this.tokenKey(), catalog: () => c.current },
-      maskedColumns,
-      maskingReady: () => c.ready(),
-    };
+    const ctx = { config, tokenKey: this.tokenKey(), catalog: () => c.current };
+    // Unmasked readers see raw values; their recordings are masked all the same.
+    if (isUnmaskedReader(config, identity.groups)) return { maskedColumns, recordingMasking: ctx, maskingReady: () => c.ready() };
+    return { masking: ctx, maskedColumns, maskingReady: () => c.ready() };
   }
 
   private tokenKey(): Buffer {

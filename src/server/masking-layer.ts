@@ -3,12 +3,14 @@
 // and description each row belongs to, RowDescription + the catalog for plain column references,
 // and statement lineage for everything else. Pure apart from the catalog snapshot it reads.
 import {
-  ProtocolError, decodeRowDescription, type BackendFrame, type FieldDescription,
+  ProtocolError, decodeErrorFields, decodeRowDescription, errorResponse, noticeResponse,
+  type BackendFrame, type ErrorFields, type FieldDescription,
 } from '../pg/index.js';
 import {
-  applyToCopyLine, applyToDataRow, copyFields, lineageOf, planColumns, type MaskingConfig, type MaskPlan, type StatementLineage,
+  applyToCopyLine, applyToDataRow, copyFields, detectorsFor, lineageOf, maskServerText, planColumns,
+  type MaskingConfig, type MaskPlan, type StatementLineage,
 } from '../masking/index.js';
-import { ResultTracker, type ResultShape } from './result-tracker.js';
+import type { BackendVerdict, ResultShape, ResultTracker } from './result-tracker.js';
 import type { CatalogSnapshot } from './catalog.js';
 import { copyRequest, type CopyRequest } from './copy-options.js';
 import type { Classification } from '../policy/classify/index.js';
@@ -27,7 +29,6 @@ const TABLE_RELKINDS = new Set(['r', 'p', 'f']);
 const LINEAGE_CACHE = 500;
 
 export class MaskingLayer {
-  readonly tracker = new ResultTracker();
   private readonly plans = new WeakMap<ResultShape, MaskPlan>();
   private lineages = new Map<string, StatementLineage[]>();
   private lineageSnapshot?: CatalogSnapshot;
@@ -37,23 +38,25 @@ export class MaskingLayer {
   /** Masked columns seen since the last call to takeMasked (for evidence: names, never values). */
   private masked = new Set<string>();
 
-  constructor(private readonly ctx: MaskingContext) {}
+  constructor(
+    private readonly ctx: MaskingContext,
+    private readonly tracker: ResultTracker,
+  ) {}
 
   /**
-   * Returns the bytes to send for these frames: each frame's raw bytes, a rewritten message, or
-   * nothing (a swallowed answer to an injected Describe). Throws UnmaskableResult or ProtocolError.
+   * The bytes to send for one frame, given what the tracker said it is: its raw bytes, a rewritten
+   * message, or nothing (a swallowed answer to an injected Describe). Throws UnmaskableResult.
    */
-  process(frames: readonly BackendFrame[], out: Buffer[]): void {
-    for (const f of frames) {
-      const v = this.tracker.backend(f.type, () => decodeFields(f.body));
+  process(f: BackendFrame, v: BackendVerdict, out: Buffer[]): void {
+    {
       switch (v.kind) {
         case 'swallow':
-          continue;
+          return;
         case 'rowDescription': {
           const plan = this.planFor(v.shape);
           if (plan.refuse) throw new UnmaskableResult(plan.refuse.message);
           out.push(f.raw);
-          continue;
+          return;
         }
         case 'dataRow': {
           if (!v.shape) throw new UnmaskableResult('phigate cannot tell which result these rows belong to, so it cannot mask them');
@@ -61,36 +64,54 @@ export class MaskingLayer {
           if (plan.refuse) throw new UnmaskableResult(plan.refuse.message);
           if (plan.passthrough) {
             out.push(f.raw);
-            continue;
+            return;
           }
           // applyToDataRow returns a complete DataRow message, or null when nothing changed.
           out.push(applyToDataRow(f.body, plan) ?? f.raw);
-          continue;
+          return;
         }
         case 'copyOut': {
           this.startCopy(f.body, v.sql, v.resultIndex);
           out.push(f.raw);
-          continue;
+          return;
         }
         case 'copyData': {
           const c = this.copy;
           if (!c || c.plan.passthrough) {
             out.push(f.raw);
-            continue;
+            return;
           }
           if (c.skipHeader) {
             c.skipHeader = false;
             out.push(f.raw);
-            continue;
+            return;
           }
           const line = applyToCopyLine(f.body, c.plan, c.request.format === 'csv' ? 'csv' : 'text', c.request.options);
           out.push(line === null ? f.raw : message(0x64, line));
-          continue;
+          return;
         }
         default:
-          out.push(f.raw);
+          if (f.type === 0x4e) out.push(this.maskServerMessage(f.raw));
+          else if (f.type === 0x41) out.push(hideNotificationPayload(f.raw));
+          else out.push(f.raw);
       }
     }
+  }
+
+  /**
+   * ErrorResponse/NoticeResponse text can echo values (`invalid input syntax for type integer:
+   * "Ada Lovelace"`, `Key (ssn)=(...)`): masked readers get those fields with values masked.
+   */
+  maskServerMessage(raw: Buffer): Buffer {
+    const e = decodeErrorFields(raw.subarray(5));
+    if (e instanceof ProtocolError) return raw;
+    const detectors = detectorsFor(this.ctx.config);
+    const fields: ErrorFields = { ...e, message: maskServerText(e.message, detectors) };
+    if (e.detail !== undefined) fields.detail = maskServerText(e.detail, detectors);
+    if (e.hint !== undefined) fields.hint = maskServerText(e.hint, detectors);
+    if (e.where !== undefined) fields.where = maskServerText(e.where, detectors);
+    if (e.internalQuery !== undefined) fields.internalQuery = '(hidden by phigate)';
+    return raw[0] === 0x45 ? errorResponse(fields) : noticeResponse(fields);
   }
 
   /** Masked column names seen since the last call. */
@@ -188,10 +209,26 @@ export class MaskingLayer {
   }
 }
 
-function decodeFields(body: Buffer): FieldDescription[] {
+/** RowDescription fields for the tracker; a malformed one ends the session as a protocol error. */
+export function decodeFields(body: Buffer): FieldDescription[] {
   const f = decodeRowDescription(body);
   if (f instanceof ProtocolError) throw f;
   return f;
+}
+
+/** NOTIFY payloads are free text a statement chose (pg_notify(c, ssn)): masked readers get none. */
+function hideNotificationPayload(raw: Buffer): Buffer {
+  const chanStart = 9;
+  const chanEnd = raw.indexOf(0, chanStart);
+  if (chanEnd < 0 || raw.length <= chanEnd + 2) return raw;
+  const head = raw.subarray(5, chanEnd + 1);
+  const payload = Buffer.from('(payload hidden by phigate)\0');
+  const out = Buffer.allocUnsafe(5 + head.length + payload.length);
+  out[0] = 0x41;
+  out.writeInt32BE(4 + head.length + payload.length, 1);
+  head.copy(out, 5);
+  payload.copy(out, 5 + head.length);
+  return out;
 }
 
 function message(type: number, body: Buffer): Buffer {

@@ -16,7 +16,12 @@ import { formatDuration } from '../policy/duration.js';
 import { DEFAULT_APPROVAL_TIMEOUT_MS } from '../policy/rules.js';
 import type { ApprovalHandle, ApprovalRequester, Outcome } from '../approvals/types.js';
 import { StatementGate, type Verdict } from './gate.js';
-import { MaskingLayer, UnmaskableResult, type MaskingContext } from './masking-layer.js';
+import { MaskingLayer, UnmaskableResult, decodeFields, type MaskingContext } from './masking-layer.js';
+import { ResultTracker, type BackendVerdict } from './result-tracker.js';
+import { SessionRecorder } from './session-recorder.js';
+import type { BackendFrame } from '../pg/index.js';
+
+const PASS_VERDICT: BackendVerdict = { kind: 'pass' };
 import type { AuditLog } from '../audit/log.js';
 import type { AuditEvent, StatementDecision, StatementEvent } from '../audit/events.js';
 import type { Identity } from '../auth/index.js';
@@ -60,6 +65,11 @@ export interface SessionOptions {
   maskedColumns?: ReadonlySet<string>;
   /** Resolves once the masking catalog has a first snapshot (the session waits for it at startup). */
   maskingReady?: () => Promise<void>;
+  /** For readers in unmasked_groups: the masking their recording gets (they see raw values). */
+  recordingMasking?: Omit<MaskingContext, 'classify'>;
+  /** Where session recordings go; none are made without it. */
+  recordingsDir?: string;
+  recordingRowCap?: number;
   onClose?: (session: ClientSession) => void;
   /** A statement that may change the catalog (DDL) was forwarded. */
   onDdl?: () => void;
@@ -99,6 +109,11 @@ export class ClientSession {
   private upstreamCancel?: () => Promise<void>;
   /** Present when this reader's results are masked. */
   private masking?: MaskingLayer;
+  /** Pairs backend messages with statements (masking and recording need it). */
+  private tracker?: ResultTracker;
+  private recorder?: SessionRecorder;
+  /** For unmasked readers: masks what goes into the recording only. */
+  private recordMask?: MaskingLayer;
   private readonly startedAt = Date.now();
   clientParams: Record<string, string> = {};
   bytesIn = 0;
@@ -256,9 +271,26 @@ export class ClientSession {
       maskedReader: this.opts.masking !== undefined,
     });
     this.upstreamCancel = () => cancelUpstream(target, up.backendKey);
+    if (this.opts.masking || this.opts.recordingsDir) this.tracker = new ResultTracker();
+    const classifier = this.opts.classifier;
     if (this.opts.masking) {
-      const classifier = this.opts.classifier;
-      this.masking = new MaskingLayer({ ...this.opts.masking, classify: (sql) => classifier.classify(sql) });
+      this.masking = new MaskingLayer({ ...this.opts.masking, classify: (sql) => classifier.classify(sql) }, this.tracker!);
+    } else if (this.opts.recordingMasking && this.opts.recordingsDir) {
+      this.recordMask = new MaskingLayer({ ...this.opts.recordingMasking, classify: (sql) => classifier.classify(sql) }, this.tracker!);
+    }
+    if (this.opts.recordingsDir) {
+      try {
+        this.recorder = new SessionRecorder(this.opts.recordingsDir, this.id, {
+          user: identity.name, subject: identity.subject, kind: label ? 'agent' : identity.kind, agent: label,
+          connection: this.opts.connection.name, client_addr: this.opts.remoteAddress,
+          application_name: this.clientParams['application_name'], client_user: this.clientParams['user'], client_database: this.clientParams['database'],
+        }, this.opts.log, this.opts.recordingRowCap);
+      } catch (err) {
+        // No recording, no session: the evidence would be incomplete.
+        up.socket.destroy();
+        this.fatal('58030', `phigate cannot record this session: ${(err as Error).message}`, CloseCode.ServerShutdown);
+        return;
+      }
     }
     if (!this.recordEvents([{
       type: 'session.start', session: this.id, user: identity.name, subject: identity.subject, issuer: identity.issuer,
@@ -421,13 +453,15 @@ export class ClientSession {
   /** The evidence record of one decided statement (redacted text only). */
   private statementEvent(sql: string, verdict: Verdict, decision?: StatementDecision, approval?: string): StatementEvent {
     const d = verdict.decision;
-    return {
+    const ev: StatementEvent = {
       type: 'statement', session: this.id, user: this.opts.identity.name, connection: this.opts.connection.name,
       sql: this.gate!.redact(sql), kinds: d?.kinds ?? [], tables: d?.tables ?? [],
       decision: decision ?? (verdict.action === 'block' && !d ? 'error' : verdict.action),
       rule: d?.rule, reason: verdict.action === 'block' ? verdict.error.message : d?.reason,
       policy: this.opts.policyVersion(), approval,
     };
+    this.recorder?.statement({ sql: ev.sql, decision: ev.decision, rule: ev.rule, kinds: ev.kinds, tables: ev.tables });
+    return ev;
   }
 
   /**
@@ -455,7 +489,7 @@ export class ClientSession {
   private poison(m: WireMessage, error: ErrorFields): Buffer {
     const token = `PHIGATE_REFUSED_${randomBytes(12).toString('hex')}`;
     this.poisons.set(token, error);
-    const t = this.masking?.tracker;
+    const t = this.tracker;
     if (m.type === 'Parse') {
       t?.parse(m.name, token);
       return serialize.parse({ name: m.name, text: token, types: [] });
@@ -474,20 +508,19 @@ export class ClientSession {
    * rows' shape is known before they arrive.
    */
   private forward(out: Buffer[], m: WireMessage): boolean {
-    const layer = this.masking;
+    const t = this.tracker;
     let injected = false;
-    if (!layer) {
+    if (!t) {
       out.push(m.raw);
       return false;
     }
-    const t = layer.tracker;
     switch (m.type) {
       case 'Query':
-        layer.noteStatements(m.sql);
+        (this.masking ?? this.recordMask)?.noteStatements(m.sql);
         t.query(m.sql);
         break;
       case 'Parse':
-        layer.noteStatements(m.sql);
+        (this.masking ?? this.recordMask)?.noteStatements(m.sql);
         t.parse(m.name, m.sql);
         break;
       case 'Bind':
@@ -547,6 +580,7 @@ export class ClientSession {
       connection: this.opts.connection.name, sql: verdict.statement, rule: d.rule ?? '(default)', tables: [...d.tables],
       approvers: [...(d.approvers ?? [])], expires_at: new Date(Date.now() + (d.timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS)).toISOString(),
     }]);
+    this.recorder?.wait({ approval: handle.id, state: 'waiting', approvers: [...(d.approvers ?? [])], rule: d.rule });
     this.opts.log.info('statement held for approval', { session: this.id, approval: handle.id, rule: d.rule });
     this.control({ type: 'notice', message: `waiting for approval ${handle.id} (rule "${d.rule}"; approvers: ${(d.approvers ?? []).join(', ')})` });
     handle.outcome.then(
@@ -570,6 +604,7 @@ export class ClientSession {
         outcome, approver: o.approver, reason: o.reason, scope: o.approved ? o.scope : undefined,
       });
     }
+    if (id) this.recorder?.wait({ approval: id, state: outcome, approver: o.approver, reason: o.reason, rule: d.rule });
     events.push(this.statementEvent(heldSql, held.verdict, outcome, id));
     if (!this.recordEvents(events)) return;
     let out: Buffer;
@@ -655,7 +690,7 @@ export class ClientSession {
   }
 
   private readonly onUpstreamData = (chunk: Buffer): void => {
-    const whole = this.masking || this.poisons.size > 0 ? this.replacePoisonErrors(chunk) : this.framer.pushWhole(chunk);
+    const whole = this.tracker || this.poisons.size > 0 ? this.replacePoisonErrors(chunk) : this.framer.pushWhole(chunk);
     if (whole instanceof ProtocolError) {
       this.opts.log.error('upstream protocol error', { session: this.id, error: whole.message });
       this.fatal('08P01', 'phigate received an invalid message from the database', CloseCode.UpstreamFailed);
@@ -695,20 +730,8 @@ export class ClientSession {
     const frames = this.framer.push(chunk);
     if (frames instanceof ProtocolError) return frames;
     const out: Buffer[] = [];
-    const layer = this.masking;
+    const { tracker, masking: layer, recorder } = this;
     for (const f of frames) {
-      if (layer && f.type !== 0x45 && f.type !== 0x53) {
-        try {
-          layer.process([f], out);
-        } catch (err) {
-          const message = err instanceof UnmaskableResult ? err.message : `phigate cannot mask this result: ${(err as Error).message}`;
-          this.opts.log.warn('unmaskable result; ending the session', { session: this.id, error: message });
-          this.fatal('0A000', `phigate: ${message}`, CloseCode.ProtocolError);
-          return Buffer.alloc(0);
-        }
-        continue;
-      }
-      if (layer && f.type === 0x45) layer.tracker.backend(f.type, () => []);
       if (f.type === 0x53) {
         this.framer.parameterStatusSeen = false;
         const problem = unsafeSettingIn(f.raw);
@@ -717,21 +740,58 @@ export class ClientSession {
           this.fatal('0A000', `phigate: ${problem}; phigate reads statements as UTF-8 with standard_conforming_strings on, so this session is ended`, CloseCode.ProtocolError);
           return Buffer.alloc(0);
         }
+        out.push(f.raw);
+        continue;
       }
-      if (f.type === 0x45 && this.poisons.size > 0) {
-        const fields = decodeErrorFieldMap(f.body);
-        const message = fields instanceof ProtocolError ? '' : (fields['M'] ?? '');
-        const token = /PHIGATE_REFUSED_[0-9a-f]{24}/i.exec(message)?.[0]?.replace(/^phigate_refused_/, 'PHIGATE_REFUSED_');
-        const ours = token === undefined ? undefined : this.poisons.get(token);
-        if (token !== undefined && ours) {
-          this.poisons.delete(token);
-          out.push(errorResponse(ours));
-          continue;
+      let v: BackendVerdict = PASS_VERDICT;
+      try {
+        if (tracker) v = tracker.backend(f.type, () => decodeFields(f.body));
+        const before = out.length;
+        if (f.type === 0x45) {
+          const e = this.replacePoison(f);
+          out.push(layer && e === f.raw ? layer.maskServerMessage(e) : e);
         }
+        else if (layer) layer.process(f, v, out);
+        else if (v.kind !== 'swallow') out.push(f.raw);
+        if (recorder) {
+          let sent = out.length > before ? out[out.length - 1] : undefined;
+          if (this.recordMask) sent = f.type === 0x45 ? this.recordMask.maskServerMessage(sent ?? f.raw) : this.maskedForRecording(f, v);
+          recorder.frame(f, v, sent);
+        }
+      } catch (err) {
+        const message = err instanceof UnmaskableResult ? err.message : `phigate cannot process this result: ${(err as Error).message}`;
+        this.opts.log.warn('unmaskable result; ending the session', { session: this.id, error: message });
+        this.fatal('0A000', `phigate: ${message}`, CloseCode.ProtocolError);
+        return Buffer.alloc(0);
       }
-      out.push(f.raw);
     }
     return out.length === 1 ? out[0]! : Buffer.concat(out);
+  }
+
+  /**
+   * A reader in masking.unmasked_groups sees raw values, but evidence never holds them: the
+   * recording gets the message as a masked reader would have received it.
+   */
+  private maskedForRecording(f: BackendFrame, v: BackendVerdict): Buffer | undefined {
+    const tmp: Buffer[] = [];
+    try {
+      this.recordMask!.process(f, v, tmp);
+    } catch {
+      return undefined; // unmaskable for the record: the row is counted as absent, never kept raw
+    }
+    return tmp[tmp.length - 1];
+  }
+
+  /** An ErrorResponse: ours in place of a poison token's, else the server's own. */
+  private replacePoison(f: BackendFrame): Buffer {
+    if (this.poisons.size === 0) return f.raw;
+    const fields = decodeErrorFieldMap(f.body);
+    const message = fields instanceof ProtocolError ? '' : (fields['M'] ?? '');
+    const token = /PHIGATE_REFUSED_[0-9a-f]{24}/i.exec(message)?.[0]?.replace(/^phigate_refused_/, 'PHIGATE_REFUSED_');
+    const ours = token === undefined ? undefined : this.poisons.get(token);
+    if (token === undefined || !ours) return f.raw;
+    this.poisons.delete(token);
+    return errorResponse(ours);
   }
 
   private readonly onUpstreamClose = (): void => {
@@ -775,11 +835,14 @@ export class ClientSession {
       up.setTimeout(5_000, () => up.destroy());
     }
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(CloseCode.Normal);
+    const seal = this.recorder?.close(why);
+    this.recorder = undefined;
     if (this.recorded) {
       this.recorded = false;
       this.recordEvents([{
         type: 'session.end', session: this.id, user: this.opts.identity.name, connection: this.opts.connection.name,
         duration_ms: Date.now() - this.startedAt, statements: this.statements, bytes_in: this.bytesIn, bytes_out: this.bytesOut, reason: why,
+        ...(seal ? { recording: { sha256: seal.sha256, file: seal.file } } : {}),
       }]);
     }
     if (this.clientKey || why === 'fatal') {

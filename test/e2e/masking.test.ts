@@ -124,6 +124,12 @@ const BYPASS: string[] = [
   'TABLE mpatients',
   'SELECT * FROM mpatients ORDER BY id LIMIT 3',
   'SELECT lpad(ssn, 11) FROM mpatients',
+  // values echoed by the server in errors and notifications
+  'SELECT full_name::int FROM mpatients',
+  'SELECT ssn::date FROM mpatients',
+  'SELECT email::numeric FROM mpatients WHERE id = 2',
+  "LISTEN chan; SELECT pg_notify('chan', full_name) FROM mpatients WHERE id = 3",
+  "DO $$ BEGIN RAISE NOTICE 'x %', (SELECT ssn FROM mpatients WHERE id = 4); END $$",
 ];
 
 describe('masking bypass suite', () => {

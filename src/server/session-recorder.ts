@@ -1,0 +1,66 @@
+// Feeds one session's recording from what the gateway already does: statements as they are
+// decided, approval waits, and result messages as they leave for the client (so rows are recorded
+// exactly as the client saw them: masked). Values are decoded to text; binary values are noted.
+import { ProtocolError, decodeCommandComplete, decodeDataRow, decodeErrorFields, type BackendFrame } from '../pg/index.js';
+import { RecordingWriter, type RecordingSealResult, type StatementInfo, type WaitInfo } from '../recording/writer.js';
+import type { RecordingMeta } from '../recording/format.js';
+import type { BackendVerdict, ResultShape } from './result-tracker.js';
+import type { Logger } from './log.js';
+
+export class SessionRecorder {
+  private readonly writer: RecordingWriter;
+  private shape?: ResultShape;
+
+  constructor(dir: string, sessionId: string, meta: RecordingMeta, log: Logger, rowCap?: number) {
+    this.writer = RecordingWriter.open(dir, sessionId, meta, {
+      rowCap,
+      onError: (err) => log.error('session recording failed; the session continues, the seal records the failure', { session: sessionId, error: err.message }),
+    });
+  }
+
+  statement(s: StatementInfo): void {
+    this.writer.statement(s);
+  }
+
+  wait(w: WaitInfo): void {
+    this.writer.wait(w);
+  }
+
+  /** One backend message as sent to the client (`sent` is the possibly rewritten message). */
+  frame(f: BackendFrame, v: BackendVerdict, sent: Buffer | undefined): void {
+    switch (f.type) {
+      case 0x54: // RowDescription
+        if (v.kind === 'rowDescription') {
+          this.shape = v.shape;
+          this.writer.rowDescription(v.shape.fields.map((c) => ({ name: c.name, type: c.typeOid })));
+        }
+        return;
+      case 0x44: {
+        if (!sent) return;
+        const shape = v.kind === 'dataRow' ? (v.shape ?? this.shape) : this.shape;
+        const values = decodeDataRow(sent.subarray(5));
+        if (values instanceof ProtocolError) return;
+        this.writer.row(values.map((b, i) => (b === null ? null : shape?.fields[i]?.format === 1 ? `<binary ${b.length} bytes>` : b.toString('utf8'))));
+        return;
+      }
+      case 0x43: {
+        const tag = decodeCommandComplete(f.body);
+        if (!(tag instanceof ProtocolError)) this.writer.complete({ tag });
+        return;
+      }
+      case 0x45:
+      case 0x4e: {
+        const e = decodeErrorFields(sent ? sent.subarray(5) : f.body);
+        if (e instanceof ProtocolError) return;
+        const m = { severity: e.severity, code: e.code, message: e.message, detail: e.detail, hint: e.hint };
+        if (f.type === 0x45) this.writer.error(m);
+        else this.writer.notice(m);
+        return;
+      }
+    }
+  }
+
+  close(reason: string): RecordingSealResult {
+    return this.writer.close({ reason });
+  }
+}
