@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startGateway, type Gw } from '../support/harness.js';
+import { createHash } from 'node:crypto';
+import { run, startGateway, type Gw } from '../support/harness.js';
 import { psql } from '../support/clients.js';
 import { verifyLog } from '../../src/audit/verify.js';
 
@@ -11,6 +12,8 @@ const RULES = `rules:
   - name: no-ddl
     when: { statement: [drop] }
     action: block
+masking:
+  detectors: [us_ssn]
 default: allow
 `;
 
@@ -49,5 +52,24 @@ describe('audit log', () => {
     const report = await verifyLog(auditDir);
     expect(report.problems).toEqual([]);
     expect(report.ok).toBe(true);
+    // the key auditors pin is the one the log's checkpoints are signed with
+    const p = run(['server', '--print-public-key', '--data-dir', join(gw.dir, 'data')]);
+    expect((await p.exited).code).toBe(0);
+    expect(p.stdout()).toContain(readFileSync(join(auditDir, 'public-key.pem'), 'utf8').trim());
+    expect(p.stdout()).toMatch(/# fingerprint ed25519:[0-9a-f]+/);
+  });
+
+  it('seals each session recording in its session.end record; the recording shows masked rows only', async () => {
+    const text = readFileSync(join(gw.dir, 'data', 'audit', 'audit.jsonl'), 'utf8');
+    const ends = text.trim().split('\n').map((l) => JSON.parse(l) as { type: string; recording?: { sha256: string; file: string } })
+      .filter((r) => r.type === 'session.end' && r.recording);
+    expect(ends.length).toBeGreaterThan(0);
+    const rec = readFileSync(join(gw.dir, 'data', 'recordings', ends[0]!.recording!.file), 'utf8');
+    expect(createHash('sha256').update(rec).digest('hex')).toBe(ends[0]!.recording!.sha256);
+    expect(rec).toMatch(/"type":"statement"/);
+    // the statement is redacted and the row is recorded as alice saw it: with the SSN detected and masked
+    expect(rec).toContain("'<redacted>' AS ssn");
+    expect(rec).toContain('***-**-6789');
+    expect(rec).not.toContain('123-45-6789');
   });
 });

@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { loadPolicyFile, unenforcedSections } from '../../policy/file.js';
 import { PolicyFileError } from '../../policy/errors.js';
 import { Gateway } from '../../server/gateway.js';
+import { formatPublicKey } from '../../audit/keys.js';
 import { createLogger } from '../../server/log.js';
 import { ExitCode, PhigateError } from '../errors.js';
 import { parseHostPort } from '../options.js';
@@ -26,6 +27,7 @@ interface ServerOptions {
   logFormat: 'text' | 'json';
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   dev?: boolean;
+  printPublicKey?: boolean;
 }
 
 export function serverCommand(): Command {
@@ -37,12 +39,18 @@ export function serverCommand(): Command {
     .option('--tls-cert <file>', 'PEM certificate for HTTPS/WSS')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
     .option('--dev', 'development mode: run a built-in OpenID Provider with dev identities (loopback only)')
+    .option('--print-public-key', 'print the audit checkpoint public key (PEM and fingerprint) for --data-dir and exit')
     .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
     .addOption(new Option('--log-level <level>', 'least severe level logged').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(async (opts: ServerOptions) => runServer(opts));
 }
 
 async function runServer(opts: ServerOptions): Promise<void> {
+  if (opts.printPublicKey) {
+    // Auditors pin this key: `phigate audit verify --public-key FILE`.
+    process.stdout.write(formatPublicKey(resolve(opts.dataDir ?? defaultDataDir())));
+    return;
+  }
   let listen: { host: string; port: number };
   try {
     listen = parseHostPort(opts.listen);
