@@ -16,6 +16,7 @@ import { paint } from '../ui/style.js';
 import { auditCommand } from './commands/audit.js';
 import { sessionsCommand } from './commands/sessions.js';
 import { replayCommand } from './commands/replay.js';
+import { completeValuesCommand, completionCommand } from './commands/completion.js';
 
 export { VERSION } from '../version.js';
 import { VERSION } from '../version.js';
@@ -27,9 +28,10 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .showSuggestionAfterError()
     .exitOverride();
-  for (const cmd of [serverCommand(), demoCommand(), loginCommand(), logoutCommand(), whoamiCommand(), connectionsCommand(), connectCommand(), execCommand(), policyCommand(), approvalsCommand(), approveCommand(), sessionsCommand(), replayCommand(), auditCommand()]) {
+  for (const cmd of [serverCommand(), demoCommand(), loginCommand(), logoutCommand(), whoamiCommand(), connectionsCommand(), connectCommand(), execCommand(), policyCommand(), approvalsCommand(), approveCommand(), sessionsCommand(), replayCommand(), auditCommand(), completionCommand()]) {
     program.addCommand(cmd);
   }
+  program.addCommand(completeValuesCommand(), { hidden: true });
   for (const cmd of allCommands(program)) {
     cmd.exitOverride();
   }
