@@ -23,7 +23,7 @@ export interface TestPostgres {
 export { freeLoopbackPort as freePort } from '../../src/demo/embedded-postgres.js';
 import { freeLoopbackPort as freePort } from '../../src/demo/embedded-postgres.js';
 
-export async function startTestPostgres(): Promise<{ info: TestPostgres; stop: () => Promise<void> }> {
+export async function startTestPostgres(opts: { onLog?: (line: string) => void; flags?: string[] } = {}): Promise<{ info: TestPostgres; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'phigate-pg-'));
   chmodSync(dir, 0o777); // initdb runs as `postgres` when we are root
   const certDir = join(dir, 'certs');
@@ -58,8 +58,9 @@ export async function startTestPostgres(): Promise<{ info: TestPostgres; stop: (
       '-c', 'ssl=on', '-c', `ssl_cert_file=${certCopy}`, '-c', `ssl_key_file=${keyCopy}`,
       '-c', 'max_connections=400', '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off',
       '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'shared_buffers=128MB',
+      ...(opts.flags ?? []),
     ],
-    onLog: () => {},
+    onLog: opts.onLog ?? (() => {}),
     onError: () => {},
   });
   await db.initialise();
