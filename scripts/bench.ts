@@ -9,6 +9,22 @@ import { startTestPostgres } from '../test/support/postgres.js';
 import { startTestIdp } from '../test/support/oidc.js';
 import { run, type Proc } from '../test/support/proc.js';
 import { benchDecisions } from './bench-decisions.js';
+import { runAuditBench } from '../src/audit/bench.js';
+
+const MASK_ROWS = Number(process.env['BENCH_MASK_ROWS'] ?? 1_000_000);
+const BENCH_PATIENTS_SQL = `DROP TABLE IF EXISTS bench_patients;
+CREATE TABLE bench_patients AS
+SELECT g AS id, 'MRN-' || lpad((10000000 + g)::text, 8, '0') AS mrn, 'Name' || g || ' Person' AS full_name,
+       lpad((100 + g % 565)::text, 3, '0') || '-' || lpad((10 + g % 89)::text, 2, '0') || '-' || lpad((1000 + g % 8999)::text, 4, '0') AS ssn,
+       date '1940-01-01' + (g % 29000) AS date_of_birth, 'City' || (g % 100) AS city, g % 7 AS visits
+FROM generate_series(1, ${MASK_ROWS}) g;`;
+
+async function timed(f: () => Promise<{ code: number | null; stderr: string }>): Promise<number> {
+  const t = process.hrtime.bigint();
+  const r = await f();
+  if (r.code !== 0) throw new Error(`psql failed: ${r.stderr}`);
+  return Number(process.hrtime.bigint() - t) / 1e9;
+}
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
@@ -78,7 +94,16 @@ connections:
     password_env: EHR_DB_PASSWORD
     tls: disable
     allow_groups: [engineering]
+masking:
+  columns:
+    - { column: bench_patients.ssn, strategy: partial, keep_last: 4 }
+    - { column: bench_patients.mrn, strategy: tokenize }
+    - { column: bench_patients.full_name, strategy: redact }
+    - { column: bench_patients.date_of_birth, strategy: year_only }
+  detectors: [us_ssn, email]
 `);
+    const seed = await sh('psql', ['-X', '-q', '-h', db.info.host, '-p', String(db.info.port), '-U', role.user, '-d', 'ehr', '-c', BENCH_PATIENTS_SQL], pgEnv);
+    if (seed.code !== 0) throw new Error(`seeding bench_patients failed: ${seed.stderr}`);
     const server = run(['server', '--config', policy, '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-level', 'warn'],
       { EHR_DB_PASSWORD: role.password });
     procs.push(server);
@@ -115,6 +140,22 @@ connections:
     process.stdout.write('\nData path (pgbench -S, simple protocol; latency in ms; CPU in us per transaction)\n');
     process.stdout.write('clients  direct TPS  phigate TPS  ratio  direct ms  phigate ms  added ms  srv CPU  cli CPU\n');
     for (const r of rows) process.stdout.write(`${r}\n`);
+    // Masking: a 1,000,000-row SELECT * with 4 masked columns (plus detectors), rows/s direct vs phigate.
+    const selectAll = (host: string, port: number, user: string, env: NodeJS.ProcessEnv) =>
+      timed(() => sh('psql', ['-X', '-At', '-o', '/dev/null', '-h', host, '-p', String(port), '-U', user, '-d', 'ehr', '-c', 'SELECT * FROM bench_patients'], env));
+    let directS = Infinity;
+    let viaS = Infinity;
+    for (let round = 0; round < ROUNDS; round++) {
+      directS = Math.min(directS, await selectAll(db.info.host, db.info.port, role.user, pgEnv));
+      viaS = Math.min(viaS, await selectAll('127.0.0.1', gwPort, 'alice', { PGSSLMODE: 'disable' }));
+    }
+    summary['masked_rows_ratio'] = directS / viaS;
+    process.stdout.write(`\nMasking (SELECT * FROM bench_patients: ${fmt(MASK_ROWS)} rows, 4 masked columns + detectors; psql to /dev/null)\n`);
+    process.stdout.write(`  direct   ${fmt(MASK_ROWS / directS).padStart(10)} rows/s  (${directS.toFixed(2)} s)\n`);
+    process.stdout.write(`  phigate  ${fmt(MASK_ROWS / viaS).padStart(10)} rows/s  (${viaS.toFixed(2)} s)  ratio ${fmt(directS / viaS, 2)}x\n`);
+
+    process.stdout.write('\nEvidence\n');
+    await runAuditBench((l) => process.stdout.write(`  ${l}\n`), Number(process.env['BENCH_AUDIT_RECORDS'] ?? 1_000_000));
     process.stdout.write(`\nsummary ${JSON.stringify(Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, Number(v.toFixed(3))])))}\n`);
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
