@@ -1,6 +1,6 @@
 // The demo's policy file: one connection, `ehr`, to the embedded database, open to engineers and
-// agents, with the statement rules of SPEC.md §3 (DDL blocked, PHI writes and bulk PHI reads held for
-// a privacy officer). Masking joins once the gateway enforces it (see unenforcedSections).
+// agents, with the statement rules and masking of SPEC.md §3: DDL blocked, PHI writes and bulk PHI
+// reads held for a privacy officer, and SSN, MRN, names, emails and birth dates masked for everyone.
 
 /** Rule names the tour and its tests refer to. */
 export const DEMO_RULES = { ddl: 'no-ddl', writes: 'phi-writes', bulkRead: 'bulk-phi-read' } as const;
@@ -31,5 +31,14 @@ rules:                                # first match wins
     approvers: [privacy-officers]
     timeout: 15m
 default: allow
+masking:
+  columns:
+    - { column: patients.ssn, strategy: partial, keep_last: 4 }
+    - { column: patients.mrn, strategy: tokenize }
+    - { column: patients.full_name, strategy: redact }
+    - { column: patients.email, strategy: redact }
+    - { column: patients.date_of_birth, strategy: year_only }
+  detectors: [us_ssn, email, phone, { name: mrn, pattern: 'MRN-\\d{8}' }]
+  unmasked_groups: []                 # who may see raw values (empty: nobody)
 `;
 }

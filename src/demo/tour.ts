@@ -29,7 +29,7 @@ export const AGENT_USER = 'dev-agent';
 /** The visit the agent wants to delete in step 3. */
 export const DELETE_VISIT_ID = 42;
 
-const READ_SQL = "SELECT id, mrn, full_name, ssn, date_of_birth, city FROM patients WHERE state = 'IL' ORDER BY id LIMIT 5";
+const READ_SQL = "SELECT id, mrn, full_name, ssn, date_of_birth, email, city FROM patients WHERE state = 'IL' ORDER BY id LIMIT 5";
 const DROP_SQL = 'DROP TABLE visits';
 const DELETE_SQL = `DELETE FROM visits WHERE id = ${DELETE_VISIT_ID}`;
 
@@ -132,15 +132,18 @@ export async function runTour(o: TourOptions): Promise<void> {
         reject(new PhigateError(`${what} did not happen within ${Math.round(limit / 1000)} s`, 1, `the gateway log is ${o.logFile}`));
       }, limit);
     });
+    let onAbort: (() => void) | undefined;
     const aborted = new Promise<never>((_, reject) => {
-      if (o.signal.aborted) reject(new TourAborted('stopped'));
-      o.signal.addEventListener('abort', () => reject(new TourAborted('stopped')), { once: true });
+      onAbort = () => reject(new TourAborted('stopped'));
+      if (o.signal.aborted) onAbort();
+      else o.signal.addEventListener('abort', onAbort, { once: true });
     });
     aborted.catch(() => {});
     try {
       return await Promise.race([p, timeout, aborted]);
     } finally {
       clearTimeout(timer);
+      if (onAbort) o.signal.removeEventListener('abort', onAbort);
     }
   };
 
@@ -170,7 +173,7 @@ export async function runTour(o: TourOptions): Promise<void> {
     step(1, 'An agent reads patient rows',
       '`phigate exec` gives the command a private local port and PG* variables; it never sees a database password.',
       `The session is an agent session "${AGENT_NAME}" on behalf of dev-agent; --reason is recorded with it.`,
-      ...(o.masking ? ['SSN, MRN, names and birth dates come back masked by the policy.'] : []));
+      ...(o.masking ? ['The policy masks PHI on the way out: SSN, MRN, names, emails and birth dates never reach the agent.'] : []));
     showCmd(`phigate exec --name ${AGENT_NAME} --reason "tour: find patients" -- psql -X -c "${READ_SQL}"`, 'agent');
     const read = agentExec(READ_SQL, agent, ['--reason', 'tour: find patients']);
     const readCode = await bounded(read.exited, 'step 1 (the read)', read);

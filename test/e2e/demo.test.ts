@@ -6,16 +6,24 @@ import { join } from 'node:path';
 import { run } from '../support/harness.js';
 
 describe('phigate demo', () => {
-  it('serves a synthetic EHR through the gateway, tours it, and shuts down on Ctrl-C', async () => {
+  it('serves a synthetic EHR through the gateway, tours it, and shuts down on Ctrl-C', { timeout: 200_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'phigate-demo-'));
     const demo = run(['demo', '--listen', '127.0.0.1:0', '--data-dir', dir]);
     try {
-      await demo.waitFor(/Press Ctrl-C to stop the demo/, 60_000);
+      await demo.waitFor(/Press Ctrl-C to stop the demo/, 150_000);
       const out = demo.stdout();
       expect(out).toMatch(/gateway +http:\/\/127\.0\.0\.1:\d+ +\(dev mode/);
       expect(out).toMatch(/10,000 synthetic patients/);
-      // the agent's psql ran through phigate exec and saw the whole table
-      expect(out).toMatch(/^ +10000 \| 19\d\d-\d\d-\d\d$/m);
+      // the tour ran to its end: the agent's read, the blocked DROP, bob's approval, the evidence
+      expect(out).not.toMatch(/The tour stopped/);
+      expect(out).toMatch(/^ +\d+ \| tok_[0-9a-f]+ \| \*\*\* /m);
+      expect(out).toMatch(/ERROR: +phigate: blocked by rule "no-ddl"/);
+      expect(out).toMatch(/approval apr-[a-z0-9]+ granted by dev-bob/);
+      expect(out).toMatch(/^ +DELETE 1$/m);
+      expect(out).toMatch(/audit log intact/);
+      expect(out).toMatch(/Tour complete\./);
+      // no colour codes when stdout is not a terminal
+      expect(out).not.toMatch(/\x1b\[/);
       const url = /gateway +(http:\/\/127\.0\.0\.1:\d+)/.exec(out)![1]!;
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
       demo.proc.kill('SIGINT');
@@ -23,6 +31,20 @@ describe('phigate demo', () => {
       expect(code).toBe(0);
       expect(demo.stdout()).toMatch(/stopping/);
       await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+    } finally {
+      await demo.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--no-tour just serves', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'phigate-demo-'));
+    const demo = run(['demo', '--listen', '127.0.0.1:0', '--data-dir', dir, '--no-tour']);
+    try {
+      await demo.waitFor(/Press Ctrl-C to stop the demo/, 100_000);
+      expect(demo.stdout()).not.toMatch(/Tour/);
+      demo.proc.kill('SIGTERM');
+      expect((await demo.exited).code).toBe(0);
     } finally {
       await demo.stop();
       rmSync(dir, { recursive: true, force: true });
