@@ -177,11 +177,3 @@ export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
     source: text,
   };
 }
-
-/**
- * Policy sections whose enforcement has not landed in this build: a server refuses them rather than
- * look enforced (fail closed). Everything in the policy file is enforced today.
- */
-export function unenforcedSections(_policy: PolicyFile): string[] {
-  return [];
-}

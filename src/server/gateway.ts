@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { WebSocketServer } from 'ws';
 import { AuthError, TokenVerifier, bearerToken, type Identity, type IssuerConfig } from '../auth/index.js';
-import { parsePolicyFile, unenforcedSections, type ConnectionPolicy, type PolicyFile } from '../policy/file.js';
+import { parsePolicyFile, type ConnectionPolicy, type PolicyFile } from '../policy/file.js';
 import { PolicyFileError } from '../policy/errors.js';
 import { policyVersion } from '../policy/version.js';
 import { PolicyHistory, type PolicyActivation } from '../policy/history.js';
@@ -187,10 +187,6 @@ export class Gateway {
   activatePolicy(text: string, source: 'sighup' | 'api', by?: string): { version: string; changed: boolean } {
     const file = this.opts.policyFile ?? '<policy>';
     const next = parsePolicyFile(text, source === 'api' ? '<request body>' : file);
-    const unenforced = unenforcedSections(next);
-    if (unenforced.length > 0) {
-      throw new PolicyFileError(file, undefined, undefined, unenforced.join(', '), 'not enforced by this version of phigate; policy not activated');
-    }
     const version = policyVersion(next.source);
     if (version === this.policyVersion) return { version, changed: false };
     if (!this.opts.verifier) this.verifier = verifierFor(next, this.extraIssuers);

@@ -145,7 +145,8 @@ describe.skipIf(!hasTmux)('phigate replay in a terminal', () => {
     tmux('send-keys', '-t', 'pause', '+');
     await waitForScreen('pause', /×1\/2/);
     tmux('send-keys', '-t', 'pause', 'n');
-    s = await waitForScreen('pause', /Katherine Johnson/);
+    // The table is drawn in one frame, but a capture can land mid-draw: wait for its last line.
+    s = await waitForScreen('pause', new RegExp(psqlTable.at(-1)!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
     expect(containsRun(linesOf(s), psqlTable)).toBe(true);
     tmux('send-keys', '-t', 'pause', 'q');
     await waitForScreen('pause', /EXIT=0/);

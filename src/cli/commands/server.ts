@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { loadPolicyFile, unenforcedSections } from '../../policy/file.js';
+import { loadPolicyFile } from '../../policy/file.js';
 import { PolicyFileError } from '../../policy/errors.js';
 import { Gateway } from '../../server/gateway.js';
 import { formatPublicKey } from '../../audit/keys.js';
@@ -72,12 +72,6 @@ async function runServer(opts: ServerOptions): Promise<void> {
       throw new PhigateError(`invalid policy file: ${err.message}`, ExitCode.Error, 'check it with `phigate policy check FILE`');
     }
     throw err;
-  }
-  const unenforced = unenforcedSections(policy);
-  if (unenforced.length > 0) {
-    // Fail closed: a policy that asks for decisions this build cannot make must not look enforced.
-    throw new PhigateError(`policy ${opts.config} uses ${unenforced.join(', ')}, which this version of phigate does not enforce yet; refusing to start`,
-      ExitCode.Error, 'remove those sections, or upgrade phigate');
   }
   const dataDir = resolve(opts.dataDir ?? defaultDataDir());
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
