@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT, generateKeyPair } from 'jose';
+import { startTestIdp } from '../support/oidc.js';
 import { run, startGateway, type Gw } from '../support/harness.js';
 import { psql } from '../support/clients.js';
 import { freePort } from '../support/postgres.js';
@@ -38,6 +39,32 @@ describe('tunnel authentication', () => {
       return { PHIGATE_TOKEN: token };
     }, /signature/],
     ['garbage', async () => ({ PHIGATE_TOKEN: 'not-a-jwt' }), /malformed|token/],
+    ['an alg: none token', async () => {
+      const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
+      return { PHIGATE_TOKEN: `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ iss: gw.idp.issuer, aud: 'phigate', sub: 'alice', exp: now() + 300, groups: ['engineering'] })}.` };
+    }, /algorithm|alg/i],
+    ['an HS256 token signed with the issuer\'s public key', async () => {
+      const secret = new TextEncoder().encode(JSON.stringify(gw.idp.publicJwk));
+      const token = await new SignJWT({ groups: ['engineering'] }).setProtectedHeader({ alg: 'HS256', kid: gw.idp.kid })
+        .setIssuer(gw.idp.issuer).setAudience('phigate').setSubject('alice').setIssuedAt().setExpirationTime('5m').sign(secret);
+      return { PHIGATE_TOKEN: token };
+    }, /algorithm|alg|HS256/i],
+    ['a token not yet valid', async () => ({
+      PHIGATE_TOKEN: await gw.idp.signWithIssuerKey({ sub: 'alice', groups: ['engineering'], nbf: now() + 3600, exp: now() + 7200 }),
+    }), /not valid before|not yet valid|nbf/i],
+    ['a token naming another issuer', async () => ({
+      PHIGATE_TOKEN: await gw.idp.signWithIssuerKey({ sub: 'alice', groups: ['engineering'], iss: 'https://evil.example/' }),
+    }), /issuer/i],
+    ['a token with an unknown kid', async () => ({
+      PHIGATE_TOKEN: await gw.idp.signWithIssuerKey({ sub: 'alice', groups: ['engineering'] }, { kid: 'no-such-key' }),
+    }), /key|kid/i],
+    ['a valid token from a provider not in the config', async () => {
+      const other = await startTestIdp({ identities: { alice: ['engineering'] } });
+      const token = await other.mint('alice');
+      await other.close();
+      return { PHIGATE_TOKEN: token };
+    }, /issuer/i],
+    ['a truncated token', async () => ({ PHIGATE_TOKEN: (await gw.token('alice')).slice(0, -12) }), /signature|malformed|token/i],
   ];
 
   for (const [name, env, reason] of cases) {
