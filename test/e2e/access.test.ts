@@ -69,7 +69,10 @@ describe('tunnel authentication', () => {
 
   for (const [name, env, reason] of cases) {
     it(`refuses ${name} with exit code 3 and a one-line reason`, async () => {
+      const refusals = (): number => gw.server.stderr().split('\n').filter((l) => l.includes('access refused') && l.includes('code=unauthenticated')).length;
+      const before = refusals();
       const r = await connectExit(await env());
+      if (name !== 'no token at all') expect(refusals()).toBe(before + 1); // the server logged why
       expect(r.code).toBe(3);
       const lines = r.stderr.trim().split('\n');
       expect(lines[0]).toMatch(/^phigate: /);
