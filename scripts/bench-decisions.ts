@@ -4,6 +4,7 @@ import { decideStatements, type Decision, type DecisionInput } from '../src/poli
 import { parsePolicyFile } from '../src/policy/file.js';
 import { ShapeClassifierCache } from '../src/policy/shape-cache.js';
 import { StatementGate } from '../src/server/gate.js';
+import { SPEC_RULES } from '../test/support/spec-policy.js';
 
 const RUNS = 3;
 const MISS_ITERATIONS = 5_000;
@@ -15,22 +16,7 @@ const TEXTS = 4_096;
 const POLICY = parsePolicyFile(`version: 1
 connections:
   ehr: { upstream: "postgres://phigate_svc@db.internal:5432/ehr", allow_groups: [engineering] }
-rules:
-  - name: no-ddl
-    when: { statement: [drop, truncate, alter, create, grant, revoke] }
-    action: block
-    message: DDL is not allowed through phigate
-  - name: phi-writes
-    when: { statement: [insert, update, delete, copy_from], tables: [patients, visits] }
-    action: approve
-    approvers: [privacy-officers]
-    timeout: 15m
-  - name: bulk-phi-read
-    when: { statement: [select, copy_to], tables: [patients], without_where: true }
-    action: approve
-    approvers: [privacy-officers]
-default: allow
-`, 'bench-policy.yaml');
+${SPEC_RULES}`, 'bench-policy.yaml');
 
 const INPUT: DecisionInput = {
   rules: POLICY.rules,

@@ -36,9 +36,11 @@ afterAll(async () => {
 
 async function startTui(name: string, session: string, env: Record<string, string> = {}): Promise<void> {
   const token = await g.idp.mint(name);
+  // CI is unset in the pane (env -u): under CI, ink renders only its last frame and colours are
+  // switched off, but this is a real terminal.
   const vars = { PHIGATE_TOKEN: token, PHIGATE_HOME: mkdtempSync(join(tmpdir(), 'phigate-home-')), TERM: 'xterm-256color', ...env };
   // The shell keeps the pane (and the exit code) on screen after phigate ends.
-  const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} approve --server ${g.url}; echo "EXIT=$?"; sleep 60`;
+  const cmd = `env -u CI -u CONTINUOUS_INTEGRATION ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} approve --server ${g.url}; echo "EXIT=$?"; sleep 60`;
   tmux('new-session', '-d', '-s', session, '-x', '150', '-y', '40', ...Object.entries(vars).flatMap(([k, v]) => ['-e', `${k}=${v}`]), cmd);
 }
 
@@ -135,8 +137,8 @@ describe.skipIf(!hasTmux)('phigate approve (live view in a terminal)', () => {
   });
 
   it('ends with exit 3 when the gateway does not accept the token', async () => {
-    tmux('new-session', '-d', '-s', 'bad', '-x', '120', '-y', '20', '-e', 'PHIGATE_TOKEN=not-a-jwt',
-      `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} approve --server ${g.url}; echo "EXIT=$?"; sleep 60`);
+    tmux('new-session', '-d', '-s', 'bad', '-x', '120', '-y', '20', '-e', 'PHIGATE_TOKEN=not-a-jwt', 
+      `env -u CI -u CONTINUOUS_INTEGRATION ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} approve --server ${g.url}; echo "EXIT=$?"; sleep 60`);
     const s = await waitForScreen('bad', /EXIT=\d/);
     expect(s).toMatch(/EXIT=3/);
     expect(s).toMatch(/phigate: gateway refused: /);

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { serialize } from 'pg-protocol';
 import pg from 'pg';
 import { startGateway, type Gw } from '../support/harness.js';
 import { pgClient } from '../support/clients.js';
@@ -52,21 +53,11 @@ describe('load', () => {
       received += d.length;
       if (!ready && d.includes(Buffer.from([0x5a, 0, 0, 0, 5]))) ready = true;
     });
-    const params = Buffer.from('user\0alice\0database\0ehr\0\0');
-    const startup = Buffer.alloc(8 + params.length);
-    startup.writeInt32BE(startup.length, 0);
-    startup.writeInt32BE(196608, 4);
-    params.copy(startup, 8);
-    sock.write(startup);
+    sock.write(serialize.startup({ user: 'alice', database: 'ehr' }));
     for (let i = 0; i < 100 && !ready; i++) await new Promise((r) => setTimeout(r, 50));
     expect(ready).toBe(true);
     // ~1 GB: one million rows of 1,000 bytes
-    const sql = Buffer.from("SELECT repeat('x', 1000) FROM generate_series(1, 1000000)\0");
-    const q = Buffer.alloc(5 + sql.length);
-    q[0] = 0x51;
-    q.writeInt32BE(4 + sql.length, 1);
-    sql.copy(q, 5);
-    sock.write(q);
+    sock.write(serialize.query("SELECT repeat('x', 1000) FROM generate_series(1, 1000000)"));
     while (received < 8 * 1024 * 1024) await new Promise((r) => setTimeout(r, 20));
     sock.pause();
     await new Promise((r) => setTimeout(r, 4000));

@@ -2,6 +2,7 @@
 // nothing blocked ever reaches the database, and clients (psql, node-postgres) stay consistent.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
+import { serialize } from 'pg-protocol';
 import { startGateway, type Gw } from '../support/harness.js';
 import { pgClient, psql } from '../support/clients.js';
 
@@ -134,21 +135,9 @@ describe('pipelined settings changes', () => {
     sock.on('data', (d: Buffer) => (received = Buffer.concat([received, d])));
     const closed = new Promise<void>((r) => sock.once('close', () => r()));
     await new Promise<void>((r) => sock.once('connect', () => r()));
-    const params = Buffer.from('user\0alice\0database\0ehr\0\0');
-    const startup = Buffer.alloc(8 + params.length);
-    startup.writeInt32BE(startup.length, 0);
-    startup.writeInt32BE(196608, 4);
-    params.copy(startup, 8);
-    sock.write(startup);
+    sock.write(serialize.startup({ user: 'alice', database: 'ehr' }));
     for (let i = 0; i < 100 && !received.includes(Buffer.from([0x5a, 0, 0, 0, 5])); i++) await new Promise((r) => setTimeout(r, 50));
-    const q = (sql: string): Buffer => {
-      const body = Buffer.from(`${sql}\0`);
-      const m = Buffer.alloc(5 + body.length);
-      m[0] = 0x51;
-      m.writeInt32BE(4 + body.length, 1);
-      body.copy(m, 5);
-      return m;
-    };
+    const q = (sql: string): Buffer => serialize.query(sql);
     // One write: to a reader with standard_conforming_strings on, the second query is one SELECT.
     sock.write(Buffer.concat([q('SET standard_conforming_strings = off'), q("SELECT 'x\\' , $$'; DELETE FROM smuggle_t; -- $$")]));
     await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);

@@ -11,6 +11,7 @@ import { decideStatements, tableName, type DecisionSubject } from '../../src/pol
 import { parsePolicyFile } from '../../src/policy/file.js';
 import { ShapeClassifierCache } from '../../src/policy/shape-cache.js';
 import { StatementGate, type Verdict } from '../../src/server/gate.js';
+import { SPEC_RULES } from '../support/spec-policy.js';
 
 // SPEC.md §3: the example policy's `rules:` and `default:`, verbatim, for connection `ehr`.
 const POLICY = parsePolicyFile(`version: 1
@@ -21,22 +22,7 @@ connections:
     password_env: EHR_DB_PASSWORD
     tls: verify-full
     allow_groups: [engineering, ai-agents]
-rules:                                     # first match wins
-  - name: no-ddl
-    when: { statement: [drop, truncate, alter, create, grant, revoke] }
-    action: block
-    message: DDL is not allowed through phigate
-  - name: phi-writes
-    when: { statement: [insert, update, delete, copy_from], tables: [patients, visits] }
-    action: approve
-    approvers: [privacy-officers]
-    timeout: 15m
-  - name: bulk-phi-read
-    when: { statement: [select, copy_to], tables: [patients], without_where: true }
-    action: approve
-    approvers: [privacy-officers]
-default: allow                             # or block
-`, 'spec-example.yaml');
+${SPEC_RULES}`, 'spec-example.yaml');
 
 // SPEC §3 masking.columns, as the set decideStatements takes.
 const MASKED = new Set(['patients.ssn', 'patients.mrn', 'patients.full_name', 'patients.date_of_birth']);

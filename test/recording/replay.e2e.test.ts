@@ -73,8 +73,10 @@ afterAll(() => {
 });
 
 function start(name: string, args: string[], env: Record<string, string> = {}): void {
+  // CI is unset in the pane (env -u): under CI, ink renders only its last frame and colours are
+  // switched off, but this is a real terminal.
   const vars = { TERM: 'xterm-256color', PHIGATE_HOME: t.dir, ...env };
-  const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} replay ${SESSION.slice(0, 8)} --data-dir ${JSON.stringify(t.dir)} ${args.join(' ')}; echo "EXIT=$?"; sleep 60`;
+  const cmd = `env -u CI -u CONTINUOUS_INTEGRATION ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} replay ${SESSION.slice(0, 8)} --data-dir ${JSON.stringify(t.dir)} ${args.join(' ')}; echo "EXIT=$?"; sleep 60`;
   tmux('new-session', '-d', '-s', name, '-x', '160', '-y', '50', ...Object.entries(vars).flatMap(([k, v]) => ['-e', `${k}=${v}`]), cmd);
 }
 
