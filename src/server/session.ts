@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import {
   FrontendParser, BackendFramer, ProtocolError, type FrontendMessage,
   authenticationOk, parameterStatus, backendKeyData, readyForQuery, errorResponse, noticeResponse, sslNo, negotiateProtocolVersion,
-  decodeErrorFieldMap, decodeParameterStatus, type ErrorFields,
+  decodeErrorFieldMap, decodeParameterStatus, decodeCommandComplete, type ErrorFields,
 } from '../pg/index.js';
 import { randomBytes } from 'node:crypto';
 import { serialize } from 'pg-protocol';
@@ -104,6 +104,8 @@ export class ClientSession {
   /** While non-zero: the ReadyForQuery count that ends the settings barrier. */
   private barrierAt = 0;
   private barrierAfterSync = false;
+  /** The statement record awaiting its statement.result (duration, rows, masked columns). */
+  private pendingResult?: { seq: number; start: number; rows: number; tag?: string; error?: string };
   /** session.start was recorded, so session.end is owed. */
   private recorded = false;
   private upstreamCancel?: () => Promise<void>;
@@ -468,11 +470,43 @@ export class ClientSession {
    * Writes evidence before anything it describes is forwarded. When the log cannot be written the
    * session ends (fail closed): nothing unrecorded reaches the database.
    */
+  /** Completes the statement record(s) of the last batch once its ReadyForQuery arrives. */
+  private noteResult(f: BackendFrame): void {
+    const r = this.pendingResult;
+    if (!r) return;
+    if (f.type === 0x43) {
+      const tag = decodeCommandComplete(f.body);
+      if (!(tag instanceof ProtocolError)) {
+        r.tag = tag;
+        const n = /(\d+)$/.exec(tag);
+        if (n && !/^(BEGIN|COMMIT|ROLLBACK|SET|RESET)/.test(tag)) r.rows += Number(n[1]);
+      }
+    } else if (f.type === 0x45) {
+      const e = decodeErrorFieldMap(f.body);
+      if (!(e instanceof ProtocolError)) r.error ??= e['C'];
+    } else if (f.type === 0x5a) {
+      this.pendingResult = undefined;
+      const masked = (this.masking ?? this.recordMask)?.takeMasked() ?? [];
+      this.recordEvents([{
+        type: 'statement.result', session: this.id, user: this.opts.identity.name, connection: this.opts.connection.name,
+        statement: r.seq, duration_ms: Date.now() - r.start, rows: r.rows,
+        ...(r.tag ? { tag: r.tag } : {}), ...(r.error ? { error: r.error } : {}), ...(masked.length ? { masked } : {}),
+      }]);
+    }
+  }
+
   private recordEvents(events: AuditEvent[]): boolean {
     const audit = this.opts.audit;
     if (!audit || events.length === 0) return true;
     try {
-      audit.appendMany(events);
+      const results = audit.appendMany(events);
+      events.forEach((e, i) => {
+        // A statement that runs gets a statement.result record when the server has answered it.
+        if (e.type === 'statement' && (e.decision === 'allow' || e.decision === 'approved')) {
+          this.pendingResult ??= { seq: 0, start: Date.now(), rows: 0 };
+          this.pendingResult.seq = results[i]!.seq;
+        }
+      });
       return true;
     } catch (err) {
       this.opts.log.error('audit write failed; ending the session', { session: this.id, error: (err as Error).message });
@@ -753,6 +787,7 @@ export class ClientSession {
         }
         else if (layer) layer.process(f, v, out);
         else if (v.kind !== 'swallow') out.push(f.raw);
+        if (f.type === 0x43 || f.type === 0x45 || f.type === 0x5a) this.noteResult(f);
         if (recorder) {
           let sent = out.length > before ? out[out.length - 1] : undefined;
           if (this.recordMask) sent = f.type === 0x45 ? this.recordMask.maskServerMessage(sent ?? f.raw) : this.maskedForRecording(f, v);

@@ -42,6 +42,8 @@ describe('audit log', () => {
     const select = statements.find((r) => String(r['sql']).includes('AS ssn'));
     expect(select).toMatchObject({ user: 'alice', connection: 'ehr', decision: 'allow', kinds: ['select'], policy: expect.stringMatching(/^sha256:/) });
     expect(select?.['sql']).toBe("SELECT '<redacted>' AS ssn, <n> AS n");
+    const result = records.find((r) => r['type'] === 'statement.result' && r['statement'] === select?.['seq']);
+    expect(result).toMatchObject({ user: 'alice', rows: 1, tag: 'SELECT 1', duration_ms: expect.any(Number) });
     const drop = statements.find((r) => String(r['sql']).startsWith('DROP'));
     expect(drop).toMatchObject({ decision: 'block', rule: 'no-ddl', tables: ['nothing_here'] });
     const starts = records.filter((r) => r['type'] === 'session.start');

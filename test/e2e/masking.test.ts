@@ -219,6 +219,13 @@ describe('useful data still flows', () => {
 });
 
 describe('evidence carries no PHI', () => {
+  it('statement results name the masked columns (never values)', async () => {
+    await psql(port, ['-At', '-c', 'SELECT id, ssn FROM mpatients WHERE id = 5']);
+    const lines = readFileSync(join(gw.dir, 'data', 'audit', 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const result = lines.reverse().find((r) => r['type'] === 'statement.result' && Array.isArray(r['masked']));
+    expect(result?.['masked']).toEqual(['public.mpatients.ssn']);
+  });
+
   it('no raw value in the server log, the audit log or any file under the data directory', async () => {
     const found: string[] = [];
     const walk = (dir: string): void => {
