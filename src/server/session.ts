@@ -104,6 +104,8 @@ export class ClientSession {
   /** While non-zero: the ReadyForQuery count that ends the settings barrier. */
   private barrierAt = 0;
   private barrierAfterSync = false;
+  /** Records nothing waits for (statement.result), written with the next record of the session. */
+  private deferred: AuditEvent[] = [];
   /** The statement record awaiting its statement.result (duration, rows, masked columns). */
   private pendingResult?: { seq: number; start: number; rows: number; tag?: string; error?: string };
   /** session.start was recorded, so session.end is owed. */
@@ -487,16 +489,23 @@ export class ClientSession {
     } else if (f.type === 0x5a) {
       this.pendingResult = undefined;
       const masked = (this.masking ?? this.recordMask)?.takeMasked() ?? [];
-      this.recordEvents([{
+      // Nothing waits on this record: it rides along with the session's next write (one syscall
+      // instead of two per statement), or is written at session end.
+      this.deferred.push({
         type: 'statement.result', session: this.id, user: this.opts.identity.name, connection: this.opts.connection.name,
         statement: r.seq, duration_ms: Date.now() - r.start, rows: r.rows,
         ...(r.tag ? { tag: r.tag } : {}), ...(r.error ? { error: r.error } : {}), ...(masked.length ? { masked } : {}),
-      }]);
+      });
+      if (this.deferred.length >= 64) this.recordEvents([]);
     }
   }
 
   private recordEvents(events: AuditEvent[]): boolean {
     const audit = this.opts.audit;
+    if (this.deferred.length > 0) {
+      events = [...this.deferred, ...events];
+      this.deferred = [];
+    }
     if (!audit || events.length === 0) return true;
     try {
       const results = audit.appendMany(events);
