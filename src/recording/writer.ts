@@ -116,6 +116,17 @@ export class RecordingWriter {
     this.event({ type: 'columns', n: this.n, columns: columns.map((c) => (c.type === undefined ? { name: c.name } : { name: c.name, type: c.type })) });
   }
 
+  /** Whether the next row would be kept (under the per-statement cap); rows past it are only counted. */
+  keepsNextRow(): boolean {
+    return this.keptThisStatement < this.rowCap;
+  }
+
+  /** A row past the cap: counted for the true row count, its values never decoded. */
+  countRow(): void {
+    this.rowsThisStatement++;
+    this.rowsThisResult++;
+  }
+
   /** One result row, already masked; text values, null for NULL. */
   row(values: readonly (string | null)[]): void {
     this.rowsThisStatement++;

@@ -37,6 +37,11 @@ export class SessionRecorder {
         return;
       case 0x44: {
         if (!sent) return;
+        // Past the per-statement cap a row is only counted: no decoding on the hot path of big results.
+        if (!this.writer.keepsNextRow()) {
+          this.writer.countRow();
+          return;
+        }
         const shape = v.kind === 'dataRow' ? (v.shape ?? this.shape) : this.shape;
         const values = decodeDataRow(sent.subarray(5));
         if (values instanceof ProtocolError) return;

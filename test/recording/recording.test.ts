@@ -57,6 +57,20 @@ describe('RecordingWriter', () => {
     expect(() => RecordingWriter.open(t.dir, '../escape', META)).toThrow(/not a session id/);
   });
 
+  it('counts rows past the cap without their values (countRow), and keepsNextRow says when', () => {
+    const w = RecordingWriter.open(t.dir, 'sess-count', META, { rowCap: 2 });
+    w.statement({ sql: 'SELECT 1', decision: 'allow' });
+    w.rowDescription([{ name: 'n' }]);
+    for (let i = 0; i < 5; i++) {
+      if (w.keepsNextRow()) w.row([String(i)]);
+      else w.countRow();
+    }
+    w.complete({ tag: 'SELECT 5' });
+    const rec = readRecording(w.close().path);
+    expect(rec.events.filter((e) => e.type === 'row')).toHaveLength(2);
+    expect(rec.events.find((e) => e.type === 'complete')).toMatchObject({ rows: 5, recorded: 2 });
+  });
+
   it('keeps the first rows up to the cap per statement and records the true count', () => {
     const w = RecordingWriter.open(t.dir, 'sess-cap', META, { rowCap: 3 });
     w.statement({ sql: 'SELECT 1; SELECT 2', decision: 'allow' });
