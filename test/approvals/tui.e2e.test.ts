@@ -1,36 +1,23 @@
 // `phigate approve` (no ID) in a real pseudo-terminal (tmux): it lists what is waiting, shows a new
 // request without a keypress, approves with a reason, cancels a prompt with esc, and quits with q.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN } from '../support/proc.js';
+import { Tmux, hasTmux } from '../support/tmux.js';
 import { startInProcessGateway, type InProcessGateway } from './gateway.js';
 import { settle } from './support.js';
 
-/** A private tmux server: never touches anyone else's sessions. */
-const SOCKET = `phigate-test-${process.pid}`;
-const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', SOCKET, ...args], { encoding: 'utf8' });
-const hasTmux = ((): boolean => {
-  try {
-    execFileSync('tmux', ['-V']);
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const term = new Tmux('approvals');
+const tmux = (...args: string[]): string => term.run(...args);
 
 let g: InProcessGateway;
 beforeAll(async () => {
   g = await startInProcessGateway();
 });
 afterAll(async () => {
-  try {
-    tmux('kill-server');
-  } catch {
-    // already gone
-  }
+  term.kill();
   await g?.close();
 });
 
@@ -41,23 +28,15 @@ async function startTui(name: string, session: string, env: Record<string, strin
   const vars = { PHIGATE_TOKEN: token, PHIGATE_HOME: mkdtempSync(join(tmpdir(), 'phigate-home-')), TERM: 'xterm-256color', ...env };
   // The shell keeps the pane (and the exit code) on screen after phigate ends.
   const cmd = `env -u CI -u CONTINUOUS_INTEGRATION ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} approve --server ${g.url}; echo "EXIT=$?"; sleep 60`;
-  tmux('new-session', '-d', '-s', session, '-x', '150', '-y', '40', ...Object.entries(vars).flatMap(([k, v]) => ['-e', `${k}=${v}`]), cmd);
+  term.start(session, cmd, { x: 150, y: 40 }, vars);
 }
 
-const screen = (session: string, escapes = false): string => tmux('capture-pane', '-p', ...(escapes ? ['-e'] : []), '-t', session);
+const screen = (session: string, escapes = false): string => term.screen(session, { escapes });
 
 /** An SGR sequence that sets a foreground colour (39, the reset, does not count). */
 const COLOUR = /\x1b\[(?:[\d;]*;)?(?:3[0-8]|9[0-7])(?:;[\d;]*)?m/;
 
-async function waitForScreen(session: string, re: RegExp, timeoutMs = 40_000): Promise<string> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const s = screen(session);
-    if (re.test(s)) return s;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${re} on screen:\n${s}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const waitForScreen = (session: string, re: RegExp, timeoutMs = 40_000): Promise<string> => term.waitFor(session, re, { timeoutMs });
 
 // Skipped only on a developer machine without tmux; in CI a missing tmux is a failure (.ci/run installs it).
 // A missing tool is a failure, never a silent skip: .ci/run installs it.

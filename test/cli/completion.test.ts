@@ -2,7 +2,7 @@
 // without errors, complete a subcommand at a real prompt (tmux) or through fish's completion engine,
 // and fill in connection names and pending approval ids from the gateway (nothing when logged out).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -10,12 +10,12 @@ import type { Command } from 'commander';
 import { buildProgram } from '../../src/cli/main.js';
 import { completionScript, describeProgram, SHELLS } from '../../src/cli/commands/completion.js';
 import { BIN } from '../support/proc.js';
+import { Tmux, hasTool } from '../support/tmux.js';
 import { startInProcessGateway, type InProcessGateway } from '../approvals/gateway.js';
 
 const ROOT = dirname(dirname(BIN));
-const has = (cmd: string): boolean => spawnSync(cmd, [cmd === 'tmux' ? '-V' : '--version'], { stdio: 'ignore' }).status === 0;
 const SHELL_PACKAGES: Record<string, string> = { bash: 'bash', zsh: 'zsh', fish: 'fish', tmux: 'tmux' };
-const available = Object.fromEntries(Object.keys(SHELL_PACKAGES).map((s) => [s, has(s)]));
+const available = Object.fromEntries(Object.keys(SHELL_PACKAGES).map((s) => [s, hasTool(s)]));
 
 // A `phigate` on PATH, as an installed CLI would be: the scripts call it for dynamic values.
 const shimDir = mkdtempSync(join(tmpdir(), 'phigate-shim-'));
@@ -154,27 +154,12 @@ describe.skipIf(!available['fish'])('fish', () => {
 });
 
 /** A private tmux server for the interactive prompts. */
-const SOCKET = `phigate-completion-${process.pid}`;
-const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', SOCKET, ...args], { encoding: 'utf8' });
-
-async function waitForScreen(session: string, re: RegExp, timeoutMs = 30_000): Promise<string> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const s = tmux('capture-pane', '-p', '-t', session);
-    if (re.test(s)) return s;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${re} on screen:\n${s}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const term = new Tmux('completion');
+const tmux = (...args: string[]): string => term.run(...args);
+const waitForScreen = (session: string, re: RegExp, timeoutMs = 30_000): Promise<string> => term.waitFor(session, re, { timeoutMs });
 
 describe.skipIf(!available['tmux'] || !available['bash'] || !available['zsh'])('at a real prompt (tmux)', () => {
-  afterAll(() => {
-    try {
-      tmux('kill-server');
-    } catch {
-      // already gone
-    }
-  });
+  afterAll(() => term.kill());
 
   it('TAB completes a subcommand in interactive bash and zsh, with the files in completions/', async () => {
     const zdot = mkdtempSync(join(tmpdir(), 'phigate-zdot-'));

@@ -2,39 +2,24 @@
 // screen (an agent's read, the blocked DROP, the held DELETE approved by bob, the evidence), the audit
 // log verifies, and Ctrl-C stops everything with exit 0.
 import { afterAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN } from '../support/proc.js';
+import { Tmux, hasTmux, hasTool } from '../support/tmux.js';
 import { verifyLog } from '../../src/audit/verify.js';
 
-const SOCKET = `phigate-demo-${process.pid}`;
-const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', SOCKET, ...args], { encoding: 'utf8' });
-const hasTmux = spawnSync('tmux', ['-V'], { stdio: 'ignore' }).status === 0;
-const hasPsql = spawnSync('psql', ['--version'], { stdio: 'ignore' }).status === 0;
+const term = new Tmux('demo');
+const tmux = (...args: string[]): string => term.run(...args);
+const hasPsql = hasTool('psql');
 
-/** The whole pane, scrollback included, with wrapped lines joined. */
-const screen = (): string => tmux('capture-pane', '-p', '-J', '-S', '-', '-t', 'demo');
-
-async function waitForScreen(re: RegExp, timeoutMs: number): Promise<string> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const s = screen();
-    if (re.test(s)) return s;
-    if (/EXIT=\d+/.test(s) && !re.test(s)) throw new Error(`phigate demo ended before ${re}:\n${s}`);
-    if (Date.now() > until) throw new Error(`timed out waiting for ${re} on screen:\n${s}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** The whole pane, scrollback included, with wrapped lines joined; a demo that exits stops the wait. */
+const waitForScreen = (re: RegExp, timeoutMs: number): Promise<string> =>
+  term.waitFor('demo', re, { timeoutMs, pollMs: 200, history: true, stop: (s) => (/EXIT=\d+/.test(s) ? 'phigate demo ended' : undefined) });
 
 const home = mkdtempSync(join(tmpdir(), 'phigate-demo-home-'));
 afterAll(() => {
-  try {
-    tmux('kill-server');
-  } catch {
-    // already gone
-  }
+  term.kill();
   rmSync(home, { recursive: true, force: true });
 });
 
@@ -49,7 +34,7 @@ describe.skipIf(!hasTmux || !hasPsql)('phigate demo in a terminal', () => {
     // A fresh user: HOME and every phigate and XDG directory are new and empty.
     const env = { HOME: home, PHIGATE_HOME: join(home, '.config', 'phigate'), XDG_DATA_HOME: join(home, '.local', 'share'), TERM: 'xterm-256color' };
     const cmd = `cd ${JSON.stringify(home)} && ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} demo --listen 127.0.0.1:0 --data-dir ${JSON.stringify(dataDir)}; echo "EXIT=$?"; sleep 120`;
-    tmux('new-session', '-d', '-s', 'demo', '-x', '220', '-y', '50', ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]), cmd);
+    term.start('demo', cmd, { x: 220, y: 50 }, env);
 
     const s = await waitForScreen(/Press Ctrl-C to stop the demo\./, 150_000);
     expect(s).not.toMatch(/The tour stopped/);

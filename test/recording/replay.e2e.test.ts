@@ -8,18 +8,11 @@ import pg from 'pg';
 import { AuditLog } from '../../src/audit/log.js';
 import { RecordingWriter } from '../../src/recording/writer.js';
 import { BIN } from '../support/proc.js';
+import { Tmux, hasTmux } from '../support/tmux.js';
 import { tempDir } from '../audit/helpers.js';
 
-const SOCKET = `phigate-replay-test-${process.pid}`;
-const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', SOCKET, ...args], { encoding: 'utf8' });
-const hasTmux = ((): boolean => {
-  try {
-    execFileSync('tmux', ['-V']);
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const term = new Tmux('replay');
+const tmux = (...args: string[]): string => term.run(...args);
 
 const QUERY = `SELECT * FROM (VALUES (1, 'Ada Lovelace', '***-**-6789', 12.50, true), (2, 'Grace Hopper', NULL, 7.25, false),
   (10, 'Katherine Johnson', '***-**-0042', 100.00, NULL)) AS p(id, full_name, ssn, balance, active) ORDER BY id`;
@@ -77,20 +70,10 @@ function start(name: string, args: string[], env: Record<string, string> = {}): 
   // switched off, but this is a real terminal.
   const vars = { TERM: 'xterm-256color', PHIGATE_HOME: t.dir, ...env };
   const cmd = `env -u CI -u CONTINUOUS_INTEGRATION ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} replay ${SESSION.slice(0, 8)} --data-dir ${JSON.stringify(t.dir)} ${args.join(' ')}; echo "EXIT=$?"; sleep 60`;
-  tmux('new-session', '-d', '-s', name, '-x', '160', '-y', '50', ...Object.entries(vars).flatMap(([k, v]) => ['-e', `${k}=${v}`]), cmd);
+  term.start(name, cmd, { x: 160, y: 50 }, vars);
 }
 
-const screen = (name: string): string => tmux('capture-pane', '-p', '-t', name);
-
-async function waitForScreen(name: string, re: RegExp, timeoutMs = 15_000): Promise<string> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const s = screen(name);
-    if (re.test(s)) return s;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${re} on screen:\n${s}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const waitForScreen = (name: string, re: RegExp, timeoutMs = 15_000): Promise<string> => term.waitFor(name, re, { timeoutMs });
 
 /** The screen's lines, trailing spaces dropped (as psql's output above). */
 const linesOf = (s: string): string[] => s.split('\n').map((l) => l.trimEnd());
