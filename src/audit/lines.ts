@@ -15,31 +15,48 @@ export interface Line {
 
 const CHUNK = 1 << 20;
 
-/** Lines of the already-open `fd` from byte `start` up to `end` (exclusive). */
-export function* readLinesSync(fd: number, start: number, end: number, chunkSize = CHUNK): Generator<Line> {
-  let pos = start;
-  let carry: Buffer = Buffer.alloc(0);
-  let lineStart = start;
-  while (pos < end) {
-    const want = Math.min(chunkSize, end - pos);
-    // A fresh buffer per chunk: lines are slices of it and may outlive the next read.
-    const chunk = preadSync(fd, pos, want);
-    if (chunk.length === 0) break;
-    pos += chunk.length;
+/**
+ * Splits a stream of chunks into lines, carrying a partial line across chunks. `copy` is for
+ * callers that reuse the chunk's memory for the next read while a consumer may still hold a line.
+ */
+class LineSplitter {
+  private carry: Buffer = Buffer.alloc(0);
+
+  constructor(private lineStart: number) {}
+
+  *push(chunk: Buffer, copy: boolean): Generator<Line> {
     let from = 0;
     for (;;) {
       const nl = chunk.indexOf(10, from);
       if (nl === -1) break;
       const piece = chunk.subarray(from, nl);
-      const bytes = carry.length > 0 ? Buffer.concat([carry, piece]) : piece;
-      carry = Buffer.alloc(0);
-      yield { offset: lineStart, bytes, complete: true };
-      lineStart += bytes.length + 1;
+      const bytes = this.carry.length > 0 ? Buffer.concat([this.carry, piece]) : copy ? Buffer.from(piece) : piece;
+      this.carry = Buffer.alloc(0);
+      yield { offset: this.lineStart, bytes, complete: true };
+      this.lineStart += bytes.length + 1;
       from = nl + 1;
     }
-    if (from < chunk.length) carry = Buffer.concat([carry, chunk.subarray(from)]);
+    if (from < chunk.length) this.carry = Buffer.concat([this.carry, chunk.subarray(from)]);
   }
-  if (carry.length > 0) yield { offset: lineStart, bytes: carry, complete: false };
+
+  /** The torn final line, if the input did not end with a newline. */
+  *end(): Generator<Line> {
+    if (this.carry.length > 0) yield { offset: this.lineStart, bytes: this.carry, complete: false };
+  }
+}
+
+/** Lines of the already-open `fd` from byte `start` up to `end` (exclusive). */
+export function* readLinesSync(fd: number, start: number, end: number, chunkSize = CHUNK): Generator<Line> {
+  let pos = start;
+  const lines = new LineSplitter(start);
+  while (pos < end) {
+    // A fresh buffer per chunk: lines are slices of it and may outlive the next read.
+    const chunk = preadSync(fd, pos, Math.min(chunkSize, end - pos));
+    if (chunk.length === 0) break;
+    pos += chunk.length;
+    yield* lines.push(chunk, false);
+  }
+  yield* lines.end();
 }
 
 /** Lines of `file` from `start`, reading asynchronously so a long scan leaves the event loop free. */
@@ -47,31 +64,18 @@ export async function* readLines(file: string, start = 0, chunkSize = 256 * 1024
   const fh = await open(file, 'r');
   try {
     let pos = start;
-    let carry: Buffer = Buffer.alloc(0);
-    let lineStart = start;
+    const lines = new LineSplitter(start);
     const buf = Buffer.allocUnsafe(chunkSize);
     for (;;) {
       const want = Math.min(chunkSize, end - pos);
       if (want <= 0) break;
       const { bytesRead } = await fh.read(buf, 0, want, pos);
       if (bytesRead === 0) break;
-      const chunk = buf.subarray(0, bytesRead);
       pos += bytesRead;
-      let from = 0;
-      for (;;) {
-        const nl = chunk.indexOf(10, from);
-        if (nl === -1) break;
-        const piece = chunk.subarray(from, nl);
-        // Copy: `buf` is reused for the next read while the consumer may still hold the line.
-        const bytes = carry.length > 0 ? Buffer.concat([carry, piece]) : Buffer.from(piece);
-        carry = Buffer.alloc(0);
-        yield { offset: lineStart, bytes, complete: true };
-        lineStart += bytes.length + 1;
-        from = nl + 1;
-      }
-      if (from < chunk.length) carry = Buffer.concat([carry, chunk.subarray(from)]);
+      // Copy: `buf` is reused for the next read while the consumer may still hold the line.
+      yield* lines.push(buf.subarray(0, bytesRead), true);
     }
-    if (carry.length > 0) yield { offset: lineStart, bytes: carry, complete: false };
+    yield* lines.end();
   } finally {
     await fh.close();
   }
