@@ -5,7 +5,7 @@ import { withGatewayOptions } from '../options.js';
 import { resolveContext, type GlobalOptions, type TokenSource } from '../context.js';
 import { ExitCode, PhigateError } from '../errors.js';
 import { notLoggedIn, canRenew } from '../credentials/token-manager.js';
-import { tokenIdentity } from '../credentials/claims.js';
+import { tokenIdentity, type TokenIdentity } from '../credentials/claims.js';
 import { gatewayGet } from '../gateway-api.js';
 import { CONNECTIONS_PATH, type ConnectionInfo } from '../../tunnel/protocol.js';
 
@@ -17,14 +17,7 @@ interface WhoamiOptions extends GlobalOptions {
 export interface WhoamiReport {
   server: string;
   profile: string;
-  identity: {
-    name: string;
-    subject: string;
-    kind: 'human' | 'service';
-    groups: string[];
-    issuer: string;
-    clientId?: string;
-  } | null;
+  identity: Omit<TokenIdentity, 'expiresAt'> | null;
   token: {
     /** keychain / file: a stored login; env: PHIGATE_TOKEN; token-file: --token-file. */
     source: 'keychain' | 'file' | 'env' | 'token-file';
