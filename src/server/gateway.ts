@@ -17,6 +17,7 @@ import {
   type AccessRequestBody, type AccessRequestView, type ConnectionInfo, type PreflightResponse, type Refusal, type RefusalCode,
 } from '../tunnel/protocol.js';
 import { decideConnectionAccess } from './access.js';
+import { isLoopbackHost } from './loopback.js';
 import { AccessError, AccessGrants, type AccessGrant, type AccessRequestState } from './access-grants.js';
 import { CancelRegistry } from './cancel-registry.js';
 import { ClientSession, type SessionOptions } from './session.js';
@@ -547,14 +548,10 @@ export function verifierFor(policy: PolicyFile, extra: IssuerConfig[] = []): Tok
     ...extra,
   ];
   // Plain-http issuers are trusted only on loopback (tests, dev mode); anywhere else tokens need TLS.
-  const allowHttp = issuers.every((i) => !i.issuer.startsWith('http:') || isLoopbackUrl(i.issuer));
+  const allowHttp = issuers.every((i) => !i.issuer.startsWith('http:') || isLoopbackHost(new URL(i.issuer).hostname));
   return new TokenVerifier(issuers, { allowHttp });
 }
 
-function isLoopbackUrl(u: string): boolean {
-  const host = new URL(u).hostname;
-  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\./.test(host);
-}
 
 function connectionInfo(c: ConnectionPolicy): ConnectionInfo {
   let database = '';

@@ -16,7 +16,8 @@ import { outPaint } from '../../ui/style.js';
 import { runSql } from '../../server/simple-query.js';
 import { ExitCode, PhigateError } from '../errors.js';
 import { parseHostPort } from '../options.js';
-import { DEFAULT_LISTEN, defaultDataDir, isLoopbackHost } from './server.js';
+import { DEFAULT_LISTEN, defaultDataDir } from './server.js';
+import { isLoopbackHost } from '../../server/loopback.js';
 
 interface DemoOptions {
   listen: string;

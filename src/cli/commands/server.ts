@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { loadPolicyFile } from '../../policy/file.js';
 import { PolicyFileError } from '../../policy/errors.js';
 import { Gateway } from '../../server/gateway.js';
+import { isLoopbackHost } from '../../server/loopback.js';
 import { formatPublicKey } from '../../audit/keys.js';
 import { createLogger } from '../../server/log.js';
 import { ExitCode, PhigateError } from '../errors.js';
@@ -115,8 +116,4 @@ async function runServer(opts: ServerOptions): Promise<void> {
       gateway.reloadPolicyFile();
     });
   });
-}
-
-export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
