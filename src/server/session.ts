@@ -733,7 +733,7 @@ export class ClientSession {
   }
 
   private readonly onUpstreamData = (chunk: Buffer): void => {
-    const whole = this.tracker || this.poisons.size > 0 ? this.replacePoisonErrors(chunk) : this.framer.pushWhole(chunk);
+    const whole = this.tracker || this.poisons.size > 0 ? this.processFrames(chunk) : this.framer.pushWhole(chunk);
     if (whole instanceof ProtocolError) {
       this.opts.log.error('upstream protocol error', { session: this.id, error: whole.message });
       this.fatal('08P01', 'phigate received an invalid message from the database', CloseCode.UpstreamFailed);
@@ -769,7 +769,7 @@ export class ClientSession {
    * Message by message (masking on, or a refusal in flight): swap poison errors for ours, check
    * setting changes, and let the masking layer rewrite result values.
    */
-  private replacePoisonErrors(chunk: Buffer): Buffer | ProtocolError {
+  private processFrames(chunk: Buffer): Buffer | ProtocolError {
     const frames = this.framer.push(chunk);
     if (frames instanceof ProtocolError) return frames;
     const out: Buffer[] = [];
