@@ -221,8 +221,14 @@ describe('useful data still flows', () => {
 describe('evidence carries no PHI', () => {
   it('statement results name the masked columns (never values)', async () => {
     await psql(port, ['-At', '-c', 'SELECT id, ssn FROM mpatients WHERE id = 5']);
-    const lines = readFileSync(join(gw.dir, 'data', 'audit', 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    const result = lines.reverse().find((r) => r['type'] === 'statement.result' && Array.isArray(r['masked']));
+    // The result record is written with the session's next record: at the latest its session.end,
+    // which lands just after psql has gone.
+    let result: Record<string, unknown> | undefined;
+    for (let i = 0; i < 50 && !result; i++) {
+      const lines = readFileSync(join(gw.dir, 'data', 'audit', 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      result = lines.reverse().find((r) => r['type'] === 'statement.result' && Array.isArray(r['masked']) && (r['masked'] as string[]).includes('public.mpatients.ssn'));
+      if (!result) await new Promise((r) => setTimeout(r, 100));
+    }
     expect(result?.['masked']).toEqual(['public.mpatients.ssn']);
   });
 
