@@ -226,7 +226,8 @@ describe('evidence carries no PHI', () => {
     let result: Record<string, unknown> | undefined;
     for (let i = 0; i < 50 && !result; i++) {
       const lines = readFileSync(join(gw.dir, 'data', 'audit', 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-      result = lines.reverse().find((r) => r['type'] === 'statement.result' && Array.isArray(r['masked']) && (r['masked'] as string[]).includes('public.mpatients.ssn'));
+      const st = lines.find((r) => r['type'] === 'statement' && r['sql'] === 'SELECT id, ssn FROM mpatients WHERE id = <n>');
+      result = st && lines.find((r) => r['type'] === 'statement.result' && r['statement'] === st['seq']);
       if (!result) await new Promise((r) => setTimeout(r, 100));
     }
     expect(result?.['masked']).toEqual(['public.mpatients.ssn']);
