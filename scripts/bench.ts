@@ -29,6 +29,11 @@ async function timed(f: () => Promise<{ code: number | null; stderr: string }>):
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
 const SCALE = Number(process.env['BENCH_SCALE'] ?? 10);
+// BENCH_ONLY=decisions,pgbench,masking,evidence runs just those sections (all by default).
+const ONLY = new Set((process.env['BENCH_ONLY'] ?? 'decisions,pgbench,masking,evidence').split(',').map((s) => s.trim()));
+// BENCH_PROF_DIR: the gateway and the CLI write V8 CPU profiles there when they exit.
+const PROF_DIR = process.env['BENCH_PROF_DIR'];
+const nodeArgs = PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : [];
 
 interface PgbenchResult {
   tps: number;
@@ -71,7 +76,7 @@ function fmt(n: number, digits = 0): string {
 }
 
 async function main(): Promise<void> {
-  await benchDecisions();
+  if (ONLY.has('decisions')) await benchDecisions();
   process.stdout.write(`phigate bench: pgbench -S, scale ${SCALE}, ${SECONDS}s per run, best of ${ROUNDS} rounds, ${process.version}\n`);
   const db = await startTestPostgres();
   const idp = await startTestIdp({ identities: { alice: ['engineering'] } });
@@ -102,19 +107,19 @@ masking:
     - { column: bench_patients.date_of_birth, strategy: year_only }
   detectors: [us_ssn, email]
 `);
-    const seed = await sh('psql', ['-X', '-q', '-h', db.info.host, '-p', String(db.info.port), '-U', role.user, '-d', 'ehr', '-c', BENCH_PATIENTS_SQL], pgEnv);
+    const seed = !ONLY.has('masking') ? { code: 0, stderr: '' } : await sh('psql', ['-X', '-q', '-h', db.info.host, '-p', String(db.info.port), '-U', role.user, '-d', 'ehr', '-c', BENCH_PATIENTS_SQL], pgEnv);
     if (seed.code !== 0) throw new Error(`seeding bench_patients failed: ${seed.stderr}`);
     const server = run(['server', '--config', policy, '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-level', 'warn'],
-      { EHR_DB_PASSWORD: role.password });
+      { EHR_DB_PASSWORD: role.password }, { nodeArgs });
     procs.push(server);
     const serverUrl = (await server.waitFor(/listening on (http:\/\/[\d.]+:\d+)/))[1]!;
-    const connect = run(['connect', 'ehr', '--server', serverUrl], { PHIGATE_TOKEN: await idp.mint('alice') });
+    const connect = run(['connect', 'ehr', '--server', serverUrl], { PHIGATE_TOKEN: await idp.mint('alice') }, { nodeArgs });
     procs.push(connect);
     const gwPort = Number((await connect.waitFor(/Listening on 127\.0\.0\.1:(\d+)/))[1]);
 
     const rows: string[] = [];
     const summary: Record<string, number> = {};
-    for (const clients of [1, 8]) {
+    for (const clients of ONLY.has('pgbench') ? [1, 8] : []) {
       let direct: PgbenchResult | undefined;
       let via: PgbenchResult | undefined;
       let cpuServer = Infinity;
@@ -137,25 +142,37 @@ masking:
           `  ${fmt(cpuServer, 0).padStart(6)}  ${fmt(cpuClient, 0).padStart(6)}`,
       );
     }
-    process.stdout.write('\nData path (pgbench -S, simple protocol; latency in ms; CPU in us per transaction)\n');
-    process.stdout.write('clients  direct TPS  phigate TPS  ratio  direct ms  phigate ms  added ms  srv CPU  cli CPU\n');
-    for (const r of rows) process.stdout.write(`${r}\n`);
-    // Masking: a 1,000,000-row SELECT * with 4 masked columns (plus detectors), rows/s direct vs phigate.
-    const selectAll = (host: string, port: number, user: string, env: NodeJS.ProcessEnv) =>
-      timed(() => sh('psql', ['-X', '-At', '-o', '/dev/null', '-h', host, '-p', String(port), '-U', user, '-d', 'ehr', '-c', 'SELECT * FROM bench_patients'], env));
-    let directS = Infinity;
-    let viaS = Infinity;
-    for (let round = 0; round < ROUNDS; round++) {
-      directS = Math.min(directS, await selectAll(db.info.host, db.info.port, role.user, pgEnv));
-      viaS = Math.min(viaS, await selectAll('127.0.0.1', gwPort, 'alice', { PGSSLMODE: 'disable' }));
+    if (rows.length > 0) {
+      process.stdout.write('\nData path (pgbench -S, simple protocol; latency in ms; CPU in us per transaction)\n');
+      process.stdout.write('clients  direct TPS  phigate TPS  ratio  direct ms  phigate ms  added ms  srv CPU  cli CPU\n');
+      for (const r of rows) process.stdout.write(`${r}\n`);
     }
-    summary['masked_rows_ratio'] = directS / viaS;
-    process.stdout.write(`\nMasking (SELECT * FROM bench_patients: ${fmt(MASK_ROWS)} rows, 4 masked columns + detectors; psql to /dev/null)\n`);
-    process.stdout.write(`  direct   ${fmt(MASK_ROWS / directS).padStart(10)} rows/s  (${directS.toFixed(2)} s)\n`);
-    process.stdout.write(`  phigate  ${fmt(MASK_ROWS / viaS).padStart(10)} rows/s  (${viaS.toFixed(2)} s)  ratio ${fmt(directS / viaS, 2)}x\n`);
-
-    process.stdout.write('\nEvidence\n');
-    await runAuditBench((l) => process.stdout.write(`  ${l}\n`), Number(process.env['BENCH_AUDIT_RECORDS'] ?? 1_000_000));
+    if (ONLY.has('masking')) {
+      // Masking: a 1,000,000-row SELECT * with 4 masked columns (plus detectors), rows/s direct vs phigate.
+      const selectAll = (host: string, port: number, user: string, env: NodeJS.ProcessEnv) =>
+        timed(() => sh('psql', ['-X', '-At', '-o', '/dev/null', '-h', host, '-p', String(port), '-U', user, '-d', 'ehr', '-c', 'SELECT * FROM bench_patients'], env));
+      let directS = Infinity;
+      let viaS = Infinity;
+      let cpuServer = Infinity;
+      let cpuClient = Infinity;
+      for (let round = 0; round < ROUNDS; round++) {
+        directS = Math.min(directS, await selectAll(db.info.host, db.info.port, role.user, pgEnv));
+        const s0 = cpuMicros(server.proc.pid!);
+        const c0 = cpuMicros(connect.proc.pid!);
+        viaS = Math.min(viaS, await selectAll('127.0.0.1', gwPort, 'alice', { PGSSLMODE: 'disable' }));
+        cpuServer = Math.min(cpuServer, cpuMicros(server.proc.pid!) - s0);
+        cpuClient = Math.min(cpuClient, cpuMicros(connect.proc.pid!) - c0);
+      }
+      summary['masked_rows_ratio'] = directS / viaS;
+      process.stdout.write(`\nMasking (SELECT * FROM bench_patients: ${fmt(MASK_ROWS)} rows, 4 masked columns + detectors; psql to /dev/null)\n`);
+      process.stdout.write(`  direct   ${fmt(MASK_ROWS / directS).padStart(10)} rows/s  (${directS.toFixed(2)} s)\n`);
+      process.stdout.write(`  phigate  ${fmt(MASK_ROWS / viaS).padStart(10)} rows/s  (${viaS.toFixed(2)} s)  ratio ${fmt(directS / viaS, 2)}x\n`);
+      process.stdout.write(`  CPU per row: gateway ${fmt((cpuServer * 1000) / MASK_ROWS)} ns, CLI ${fmt((cpuClient * 1000) / MASK_ROWS)} ns\n`);
+    }
+    if (ONLY.has('evidence')) {
+      process.stdout.write('\nEvidence\n');
+      await runAuditBench((l) => process.stdout.write(`  ${l}\n`), Number(process.env['BENCH_AUDIT_RECORDS'] ?? 1_000_000));
+    }
     process.stdout.write(`\nsummary ${JSON.stringify(Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, Number(v.toFixed(3))])))}\n`);
   } finally {
     await Promise.all(procs.map((p) => p.stop()));

@@ -19,12 +19,19 @@ const IV = new Int32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510
 
 const W = new Int32Array(64);
 
-/** One SHA-256 compression of the 64-byte block at `block[off..]` into `state`. */
-function compress(state: Int32Array, block: Uint8Array, off: number): void {
+/** Loads the 64-byte block at `block[off..]` into W[0..15] as big-endian words. */
+function load(block: Uint8Array, off: number): void {
   for (let i = 0; i < 16; i++) {
     const j = off + i * 4;
     W[i] = ((block[j] as number) << 24) | ((block[j + 1] as number) << 16) | ((block[j + 2] as number) << 8) | (block[j + 3] as number);
   }
+}
+
+/**
+ * One SHA-256 compression of the block in W[0..15] into `state`. Working on words lets the HMAC
+ * feed the inner hash to the outer one and pad short values without a byte buffer in between.
+ */
+function compress(state: Int32Array): void {
   for (let i = 16; i < 64; i++) {
     const w15 = W[i - 15] as number;
     const w2 = W[i - 2] as number;
@@ -40,21 +47,42 @@ function compress(state: Int32Array, block: Uint8Array, off: number): void {
   let f = state[5] as number;
   let g = state[6] as number;
   let h = state[7] as number;
-  for (let i = 0; i < 64; i++) {
-    const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
-    const ch = (e & f) ^ (~e & g);
-    const t1 = (h + S1 + ch + (K[i] as number) + (W[i] as number)) | 0;
-    const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
-    const maj = (a & b) ^ (a & c) ^ (b & c);
-    const t2 = (S0 + maj) | 0;
-    h = g;
-    g = f;
-    f = e;
-    e = (d + t1) | 0;
-    d = c;
-    c = b;
-    b = a;
-    a = (t1 + t2) | 0;
+  let t = 0;
+  // Eight rounds per pass with the working variables renamed instead of shifted along (the moves
+  // were a third of each round), and every sum kept to int32 so V8 stays in integer arithmetic.
+  for (let i = 0; i < 64; i += 8) {
+    t = ((((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7))) + (g ^ (e & (f ^ g)))) | 0;
+    t = (t + ((h + (((K[i + 0] as number) + (W[i + 0] as number)) | 0)) | 0)) | 0;
+    d = (d + t) | 0;
+    h = (t + (((((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10))) + ((a & b) ^ (c & (a ^ b)))) | 0)) | 0;
+    t = ((((d >>> 6) | (d << 26)) ^ ((d >>> 11) | (d << 21)) ^ ((d >>> 25) | (d << 7))) + (f ^ (d & (e ^ f)))) | 0;
+    t = (t + ((g + (((K[i + 1] as number) + (W[i + 1] as number)) | 0)) | 0)) | 0;
+    c = (c + t) | 0;
+    g = (t + (((((h >>> 2) | (h << 30)) ^ ((h >>> 13) | (h << 19)) ^ ((h >>> 22) | (h << 10))) + ((h & a) ^ (b & (h ^ a)))) | 0)) | 0;
+    t = ((((c >>> 6) | (c << 26)) ^ ((c >>> 11) | (c << 21)) ^ ((c >>> 25) | (c << 7))) + (e ^ (c & (d ^ e)))) | 0;
+    t = (t + ((f + (((K[i + 2] as number) + (W[i + 2] as number)) | 0)) | 0)) | 0;
+    b = (b + t) | 0;
+    f = (t + (((((g >>> 2) | (g << 30)) ^ ((g >>> 13) | (g << 19)) ^ ((g >>> 22) | (g << 10))) + ((g & h) ^ (a & (g ^ h)))) | 0)) | 0;
+    t = ((((b >>> 6) | (b << 26)) ^ ((b >>> 11) | (b << 21)) ^ ((b >>> 25) | (b << 7))) + (d ^ (b & (c ^ d)))) | 0;
+    t = (t + ((e + (((K[i + 3] as number) + (W[i + 3] as number)) | 0)) | 0)) | 0;
+    a = (a + t) | 0;
+    e = (t + (((((f >>> 2) | (f << 30)) ^ ((f >>> 13) | (f << 19)) ^ ((f >>> 22) | (f << 10))) + ((f & g) ^ (h & (f ^ g)))) | 0)) | 0;
+    t = ((((a >>> 6) | (a << 26)) ^ ((a >>> 11) | (a << 21)) ^ ((a >>> 25) | (a << 7))) + (c ^ (a & (b ^ c)))) | 0;
+    t = (t + ((d + (((K[i + 4] as number) + (W[i + 4] as number)) | 0)) | 0)) | 0;
+    h = (h + t) | 0;
+    d = (t + (((((e >>> 2) | (e << 30)) ^ ((e >>> 13) | (e << 19)) ^ ((e >>> 22) | (e << 10))) + ((e & f) ^ (g & (e ^ f)))) | 0)) | 0;
+    t = ((((h >>> 6) | (h << 26)) ^ ((h >>> 11) | (h << 21)) ^ ((h >>> 25) | (h << 7))) + (b ^ (h & (a ^ b)))) | 0;
+    t = (t + ((c + (((K[i + 5] as number) + (W[i + 5] as number)) | 0)) | 0)) | 0;
+    g = (g + t) | 0;
+    c = (t + (((((d >>> 2) | (d << 30)) ^ ((d >>> 13) | (d << 19)) ^ ((d >>> 22) | (d << 10))) + ((d & e) ^ (f & (d ^ e)))) | 0)) | 0;
+    t = ((((g >>> 6) | (g << 26)) ^ ((g >>> 11) | (g << 21)) ^ ((g >>> 25) | (g << 7))) + (a ^ (g & (h ^ a)))) | 0;
+    t = (t + ((b + (((K[i + 6] as number) + (W[i + 6] as number)) | 0)) | 0)) | 0;
+    f = (f + t) | 0;
+    b = (t + (((((c >>> 2) | (c << 30)) ^ ((c >>> 13) | (c << 19)) ^ ((c >>> 22) | (c << 10))) + ((c & d) ^ (e & (c ^ d)))) | 0)) | 0;
+    t = ((((f >>> 6) | (f << 26)) ^ ((f >>> 11) | (f << 21)) ^ ((f >>> 25) | (f << 7))) + (h ^ (f & (g ^ h)))) | 0;
+    t = (t + ((a + (((K[i + 7] as number) + (W[i + 7] as number)) | 0)) | 0)) | 0;
+    e = (e + t) | 0;
+    a = (t + (((((b >>> 2) | (b << 30)) ^ ((b >>> 13) | (b << 19)) ^ ((b >>> 22) | (b << 10))) + ((b & c) ^ (d & (b ^ c)))) | 0)) | 0;
   }
   state[0] = ((state[0] as number) + a) | 0;
   state[1] = ((state[1] as number) + b) | 0;
@@ -66,8 +94,6 @@ function compress(state: Int32Array, block: Uint8Array, off: number): void {
   state[7] = ((state[7] as number) + h) | 0;
 }
 
-const BLOCK = new Uint8Array(64);
-
 /**
  * Hashes `data` on top of `mid` (the state after `prefixBlocks` 64-byte blocks) and writes the 8
  * state words of the final hash into `out`.
@@ -77,41 +103,36 @@ function finish(mid: Int32Array, prefixBlocks: number, data: Uint8Array, out: In
   const n = data.length;
   let off = 0;
   while (n - off >= 64) {
-    compress(out, data, off);
+    load(data, off);
+    compress(out);
     off += 64;
   }
   const rest = n - off;
-  for (let i = 0; i < rest; i++) BLOCK[i] = data[off + i] as number;
-  BLOCK[rest] = 0x80;
-  for (let i = rest + 1; i < 64; i++) BLOCK[i] = 0;
+  W.fill(0, 0, 16);
+  for (let i = 0; i < rest; i++) W[i >> 2] = (W[i >> 2] as number) | ((data[off + i] as number) << (24 - 8 * (i & 3)));
+  W[rest >> 2] = (W[rest >> 2] as number) | (0x80 << (24 - 8 * (rest & 3)));
   if (rest >= 56) {
-    compress(out, BLOCK, 0);
-    BLOCK.fill(0);
+    compress(out);
+    W.fill(0, 0, 16);
   }
-  // Message length in bits, big-endian in the last 8 bytes; values here stay far below 2^53 bits.
+  // Message length in bits in the last two words; values here stay far below 2^53 bits.
   const bits = (prefixBlocks * 64 + n) * 8;
-  const hi = Math.floor(bits / 0x100000000);
-  const lo = bits >>> 0;
-  BLOCK[56] = hi >>> 24;
-  BLOCK[57] = (hi >>> 16) & 0xff;
-  BLOCK[58] = (hi >>> 8) & 0xff;
-  BLOCK[59] = hi & 0xff;
-  BLOCK[60] = lo >>> 24;
-  BLOCK[61] = (lo >>> 16) & 0xff;
-  BLOCK[62] = (lo >>> 8) & 0xff;
-  BLOCK[63] = lo & 0xff;
-  compress(out, BLOCK, 0);
+  W[14] = Math.floor(bits / 0x100000000);
+  W[15] = bits | 0;
+  compress(out);
 }
 
 /** SHA-256 of a full key block from the IV. */
 function midstate(block: Uint8Array): Int32Array {
   const s = new Int32Array(IV);
-  compress(s, block, 0);
+  load(block, 0);
+  compress(s);
   return s;
 }
 
 const INNER = new Int32Array(8);
-const INNER_BYTES = new Uint8Array(32);
+// The outer hash's input is the 32-byte inner hash after one key block: its padding is constant.
+const OUTER_BITS = (64 + 32) * 8;
 
 /** HMAC-SHA256 with a fixed key. Not re-entrant (shared scratch buffers), which the synchronous row path never needs. */
 export class Hmac256 {
@@ -138,14 +159,12 @@ export class Hmac256 {
   /** Writes the MAC of `data` as 8 big-endian words into `out` (avoids allocating on the hot path). */
   macWords(data: Uint8Array, out: Int32Array): void {
     finish(this.inner, 1, data, INNER);
-    for (let i = 0; i < 8; i++) {
-      const w = INNER[i] as number;
-      INNER_BYTES[i * 4] = w >>> 24;
-      INNER_BYTES[i * 4 + 1] = (w >>> 16) & 0xff;
-      INNER_BYTES[i * 4 + 2] = (w >>> 8) & 0xff;
-      INNER_BYTES[i * 4 + 3] = w & 0xff;
-    }
-    finish(this.outer, 1, INNER_BYTES, out);
+    out.set(this.outer);
+    W.set(INNER);
+    W[8] = 0x80000000 | 0;
+    W.fill(0, 9, 15);
+    W[15] = OUTER_BITS;
+    compress(out);
   }
 
   mac(data: Uint8Array): Buffer {

@@ -29,8 +29,8 @@ function isolatedHome(): string {
   return home;
 }
 
-export function run(args: string[], env: NodeJS.ProcessEnv = {}, opts: { cwd?: string } = {}): Proc {
-  const proc = spawn(process.execPath, [BIN, ...args], {
+export function run(args: string[], env: NodeJS.ProcessEnv = {}, opts: { cwd?: string; nodeArgs?: string[] } = {}): Proc {
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), BIN, ...args], {
     // A private PHIGATE_HOME unless the test names one: tests never see a developer's stored logins.
     env: { ...process.env, NO_COLOR: '1', PHIGATE_HOME: isolatedHome(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
