@@ -57,6 +57,6 @@ export {
   type ResolvedAttribute,
   type ValueOp,
 } from './plan.js';
-export { applyToDataRow, applyToCopyLine, type CopyOptions } from './row.js';
+export { applyToDataRow, applyToCopyLine, maskDataRowInto, type CopyOptions } from './row.js';
 export { benchMaskRows, type MaskBenchResult } from './bench.js';
 export { maskServerText } from './messages.js';

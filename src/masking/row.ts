@@ -5,6 +5,7 @@
 // fails becomes NULL, and a row that does not match its plan (wrong column count, truncated) comes
 // back with every column NULL, because forwarding it could leak and dropping it would desynchronise
 // the client.
+import type { ByteSink } from '../pg/byte-sink.js';
 import type { MaskPlan, ValueOp } from './plan.js';
 import { parseCsvRow, parseTextRow, writeCsvRow, writeTextRow, type CopyOptions, type CopyRow } from './copy-format.js';
 
@@ -41,35 +42,35 @@ function copyRun(src: Buffer, from: number, to: number, dst: Buffer, at: number)
   return at + n;
 }
 
+// How many bytes longer (or shorter) the row maskColumns last looked at becomes.
+let rowDelta = 0;
+
 /**
- * Masks one DataRow. `body` is the message body (after the type byte and length). Returns null when
- * nothing changed (forward the original message), otherwise a complete DataRow message ('D',
- * length, body) to send in its place.
+ * Runs the plan over the DataRow body at buf[start, end) and leaves each changed column in the
+ * scratch arrays. Returns the number of changes (0: forward the original) with the size change in
+ * `rowDelta`, or -1 when the row does not match the plan.
  */
-export function applyToDataRow(body: Buffer, plan: MaskPlan): Buffer | null {
-  if (plan.passthrough) return null;
-  const ops = plan.ops;
+function maskColumns(buf: Buffer, start: number, end: number, ops: readonly (ValueOp | undefined)[]): number {
   const n = ops.length;
-  if (body.length < 2 || body.readUInt16BE(0) !== n) return allNullRow(n);
+  if (end - start < 2 || buf.readUInt16BE(start) !== n) return -1;
   if (changedPos.length < n) {
     changedPos = new Int32Array(n * 2);
     changedLen = new Int32Array(n * 2);
   }
   let changes = 0;
   let delta = 0;
-  let off = 2;
-  const end = body.length;
+  let off = start + 2;
   for (let i = 0; i < n; i++) {
-    if (off + 4 > end) return allNullRow(n);
-    const len = ((body[off] as number) << 24) | ((body[off + 1] as number) << 16) | ((body[off + 2] as number) << 8) | (body[off + 3] as number);
+    if (off + 4 > end) return -1;
+    const len = ((buf[off] as number) << 24) | ((buf[off + 1] as number) << 16) | ((buf[off + 2] as number) << 8) | (buf[off + 3] as number);
     if (len < 0) {
       off += 4;
       continue;
     }
-    if (off + 4 + len > end) return allNullRow(n);
+    if (off + 4 + len > end) return -1;
     const op = ops[i];
     if (op !== undefined) {
-      const r = run(op, body, off + 4, off + 4 + len);
+      const r = run(op, buf, off + 4, off + 4 + len);
       if (r !== undefined) {
         changedPos[changes] = off;
         changedLen[changes] = len;
@@ -80,17 +81,21 @@ export function applyToDataRow(body: Buffer, plan: MaskPlan): Buffer | null {
     }
     off += 4 + len;
   }
-  if (off !== end) return allNullRow(n);
-  if (changes === 0) return null;
+  if (off !== end) return -1;
+  rowDelta = delta;
+  return changes;
+}
 
-  const out = Buffer.allocUnsafe(5 + end + delta);
-  out[0] = 0x44;
-  out.writeInt32BE(4 + end + delta, 1);
-  let src = 0;
-  let dst = 5;
+/** Writes the DataRow message for the body at buf[start, end) with `changes` columns replaced, at out[at..]. */
+function writeRow(buf: Buffer, start: number, end: number, changes: number, out: Buffer, at: number): void {
+  const bodyLen = end - start + rowDelta;
+  out[at] = 0x44;
+  out.writeInt32BE(4 + bodyLen, at + 1);
+  let src = start;
+  let dst = at + 5;
   for (let k = 0; k < changes; k++) {
     const pos = changedPos[k] as number;
-    dst = copyRun(body, src, pos, out, dst);
+    dst = copyRun(buf, src, pos, out, dst);
     const v = changedVal[k] as Buffer | null;
     changedVal[k] = null;
     if (v === null) {
@@ -102,9 +107,43 @@ export function applyToDataRow(body: Buffer, plan: MaskPlan): Buffer | null {
     }
     src = pos + 4 + (changedLen[k] as number);
   }
-  copyRun(body, src, end, out, dst);
+  copyRun(buf, src, end, out, dst);
   if (changedVal.length > 1024) changedVal = [];
+}
+
+/**
+ * Masks one DataRow. `body` is the message body (after the type byte and length). Returns null when
+ * nothing changed (forward the original message), otherwise a complete DataRow message ('D',
+ * length, body) to send in its place.
+ */
+export function applyToDataRow(body: Buffer, plan: MaskPlan): Buffer | null {
+  if (plan.passthrough) return null;
+  const changes = maskColumns(body, 0, body.length, plan.ops);
+  if (changes < 0) return allNullRow(plan.ops.length);
+  if (changes === 0) return null;
+  const out = Buffer.allocUnsafe(5 + body.length + rowDelta);
+  writeRow(body, 0, body.length, changes, out, 0);
   return out;
+}
+
+/**
+ * The relay's form of applyToDataRow: masks the DataRow message at msg[start, end) (type byte
+ * included) and appends what the client gets to `sink`, the original bytes when nothing changed.
+ */
+export function maskDataRowInto(msg: Buffer, start: number, end: number, plan: MaskPlan, sink: ByteSink): void {
+  const changes = plan.passthrough ? 0 : maskColumns(msg, start + 5, end, plan.ops);
+  if (changes === 0) {
+    sink.append(msg, start, end);
+    return;
+  }
+  if (changes < 0) {
+    sink.append(allNullRow(plan.ops.length));
+    return;
+  }
+  const size = end - start + rowDelta;
+  const at = sink.reserve(size);
+  writeRow(msg, start + 5, end, changes, sink.buf, at);
+  sink.commit(size);
 }
 
 function maskCopyRow(row: CopyRow, plan: MaskPlan): boolean {

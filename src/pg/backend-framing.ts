@@ -53,6 +53,15 @@ export class BackendFramer {
   readyForQueryCount = 0;
   /** Set by `frame`/`scan` on the happy path to avoid returning tuples. */
   private tailLen = -1;
+  /** The message `next` is positioned on: type byte at buf[start], one past its last byte at end. */
+  buf: Buffer = EMPTY;
+  start = 0;
+  end = 0;
+  /** The chunk `next` walks, and how far it got. */
+  private chunk: Buffer = EMPTY;
+  private off = 0;
+  /** A message completed by the fed chunk from pending parts: `next` returns it first. */
+  private held?: Buffer;
 
   constructor(opts?: BackendFramerOptions) {
     const max = opts?.maxMessageSize;
@@ -69,34 +78,85 @@ export class BackendFramer {
     return this.partsLen;
   }
 
+  /**
+   * Frames `chunk` and returns one frame per complete message. Allocates two views and an object
+   * per message; hot paths use `feed` + `next` instead.
+   */
   push(chunk: Buffer): BackendFrame[] | ProtocolError {
-    if (this.err !== null) return this.err;
+    const e = this.feed(chunk);
+    if (e !== undefined) return e;
     const out: BackendFrame[] = [];
-    const len = chunk.length;
-    let off = 0;
-    if (this.partsLen > 0 && len > 0) {
+    let t = this.next();
+    for (; t >= 0; t = this.next()) out.push(this.current());
+    return t === FAILED ? this.failure() : out;
+  }
+
+  /**
+   * Starts framing `chunk` for `next`. The previous chunk must have been read to its end (`next`
+   * returned a negative number): a caller that stops early breaks the stream, so that is reported
+   * as an error rather than silently dropping messages.
+   */
+  feed(chunk: Buffer): ProtocolError | undefined {
+    if (this.err !== null || this.unread()) return this.err!;
+    this.chunk = chunk;
+    this.off = 0;
+    if (this.partsLen > 0 && chunk.length > 0) {
       const need = this.completePending(chunk);
       if (need === FAILED) return this.failure();
-      if (need === NEED_MORE) return out;
-      const total = this.msgLen;
-      this.parts.push(need === len ? chunk : chunk.subarray(0, need));
-      const raw = Buffer.concat(this.parts, total);
-      this.clearPending();
-      out.push({ type: raw[0] as number, body: raw.subarray(5), raw });
-      off = need;
-    }
-    while (off < len) {
-      const avail = len - off;
-      const total = this.frame(chunk, off, avail);
-      if (total === FAILED) return this.failure();
-      if (total === NEED_MORE || total > avail) {
-        this.stash(chunk, off, total);
-        break;
+      if (need === NEED_MORE) {
+        this.chunk = EMPTY;
+        return undefined;
       }
-      out.push({ type: chunk[off] as number, body: chunk.subarray(off + 5, off + total), raw: chunk.subarray(off, off + total) });
-      off += total;
+      this.parts.push(need === chunk.length ? chunk : chunk.subarray(0, need));
+      this.held = Buffer.concat(this.parts, this.msgLen);
+      this.clearPending();
+      this.off = need;
     }
-    return out;
+    return undefined;
+  }
+
+  /**
+   * Positions `buf`/`start`/`end` on the next complete message of the fed chunk and returns its type
+   * byte, without allocating. Returns -1 when the chunk is used up (an incomplete tail is kept for
+   * the next `feed`) and -2 when the stream is invalid (see `error`).
+   */
+  next(): number {
+    if (this.err !== null) return FAILED;
+    const held = this.held;
+    if (held !== undefined) {
+      this.held = undefined;
+      this.buf = held;
+      this.start = 0;
+      this.end = held.length;
+      return held[0] as number;
+    }
+    const chunk = this.chunk;
+    const off = this.off;
+    const avail = chunk.length - off;
+    if (avail <= 0) {
+      this.chunk = EMPTY;
+      this.off = 0;
+      return NEED_MORE;
+    }
+    const total = this.frame(chunk, off, avail);
+    if (total === FAILED) return FAILED;
+    if (total === NEED_MORE || total > avail) {
+      this.stash(chunk, off, total);
+      this.chunk = EMPTY;
+      this.off = 0;
+      return NEED_MORE;
+    }
+    this.buf = chunk;
+    this.start = off;
+    this.end = off + total;
+    this.off = off + total;
+    return chunk[off] as number;
+  }
+
+  /** The message `next` is positioned on, as a frame (views into the chunk, not copies). */
+  current(): BackendFrame {
+    const { buf, start, end } = this;
+    return { type: buf[start] as number, body: buf.subarray(start + 5, end), raw: start === 0 && end === buf.length ? buf : buf.subarray(start, end) };
   }
 
   /**
@@ -105,7 +165,7 @@ export class BackendFramer {
    * and an empty buffer when nothing is complete yet.
    */
   pushWhole(chunk: Buffer): Buffer | ProtocolError {
-    if (this.err !== null) return this.err;
+    if (this.err !== null || this.unread()) return this.err!;
     const len = chunk.length;
     if (this.partsLen === 0) {
       const end = this.scan(chunk, 0);
@@ -199,8 +259,16 @@ export class BackendFramer {
     return len + 1;
   }
 
+  /** True (and the framer failed) when the last fed chunk was not read to its end: feeding more would reorder the stream. */
+  private unread(): boolean {
+    if (this.off >= this.chunk.length && this.held === undefined) return false;
+    this.err = new ProtocolError('backend framer: a chunk was fed before the previous one was read to its end');
+    this.clearPending();
+    return true;
+  }
+
   /** The stored error; TypeScript cannot see that `frame` set it. */
-  private failure(): ProtocolError {
+  failure(): ProtocolError {
     return this.err ?? new ProtocolError('framer failed without an error');
   }
 

@@ -12,5 +12,6 @@ export {
   type FrontendParserOptions,
 } from './frontend.js';
 export { BackendFramer, type BackendFrame, type BackendFramerOptions } from './backend-framing.js';
+export { ByteSink } from './byte-sink.js';
 export * from './backend-messages.js';
 export * from './backend-decode.js';

@@ -45,57 +45,51 @@ export class MaskingLayer {
 
   /**
    * The bytes to send for one frame, given what the tracker said it is: its raw bytes, a rewritten
-   * message, or nothing (a swallowed answer to an injected Describe). Throws UnmaskableResult.
+   * message, or undefined (a swallowed answer to an injected Describe). Throws UnmaskableResult.
    */
-  process(f: BackendFrame, v: BackendVerdict, out: Buffer[]): void {
-    {
-      switch (v.kind) {
-        case 'swallow':
-          return;
-        case 'rowDescription': {
-          const plan = this.planFor(v.shape);
-          if (plan.refuse) throw new UnmaskableResult(plan.refuse.message);
-          out.push(f.raw);
-          return;
-        }
-        case 'dataRow': {
-          if (!v.shape) throw new UnmaskableResult('phigate cannot tell which result these rows belong to, so it cannot mask them');
-          const plan = this.planFor(v.shape);
-          if (plan.refuse) throw new UnmaskableResult(plan.refuse.message);
-          if (plan.passthrough) {
-            out.push(f.raw);
-            return;
-          }
-          // applyToDataRow returns a complete DataRow message, or null when nothing changed.
-          out.push(applyToDataRow(f.body, plan) ?? f.raw);
-          return;
-        }
-        case 'copyOut': {
-          this.startCopy(f.body, v.sql, v.resultIndex);
-          out.push(f.raw);
-          return;
-        }
-        case 'copyData': {
-          const c = this.copy;
-          if (!c || c.plan.passthrough) {
-            out.push(f.raw);
-            return;
-          }
-          if (c.skipHeader) {
-            c.skipHeader = false;
-            out.push(f.raw);
-            return;
-          }
-          const line = applyToCopyLine(f.body, c.plan, c.request.format === 'csv' ? 'csv' : 'text', c.request.options);
-          out.push(line === null ? f.raw : message(0x64, line));
-          return;
-        }
-        default:
-          if (f.type === 0x4e) out.push(this.maskServerMessage(f.raw));
-          else if (f.type === 0x41) out.push(hideNotificationPayload(f.raw));
-          else out.push(f.raw);
+  process(f: BackendFrame, v: BackendVerdict): Buffer | undefined {
+    switch (v.kind) {
+      case 'swallow':
+        return undefined;
+      case 'rowDescription': {
+        const plan = this.planFor(v.shape);
+        if (plan.refuse) throw new UnmaskableResult(plan.refuse.message);
+        return f.raw;
       }
+      case 'dataRow': {
+        const plan = this.rowPlan(v.shape);
+        // applyToDataRow returns a complete DataRow message, or null when nothing changed.
+        return plan.passthrough ? f.raw : (applyToDataRow(f.body, plan) ?? f.raw);
+      }
+      case 'copyOut':
+        this.startCopy(f.body, v.sql, v.resultIndex);
+        return f.raw;
+      case 'copyData': {
+        const c = this.copy;
+        if (!c || c.plan.passthrough) return f.raw;
+        if (c.skipHeader) {
+          c.skipHeader = false;
+          return f.raw;
+        }
+        const line = applyToCopyLine(f.body, c.plan, c.request.format === 'csv' ? 'csv' : 'text', c.request.options);
+        return line === null ? f.raw : message(0x64, line);
+      }
+      default:
+        if (f.type === 0x4e) return this.maskServerMessage(f.raw);
+        if (f.type === 0x41) return hideNotificationPayload(f.raw);
+        return f.raw;
     }
+  }
+
+  /**
+   * The plan for the rows of a result; the relay keeps it for a run of DataRows (see
+   * maskDataRowInto). Throws UnmaskableResult when the rows cannot be masked.
+   */
+  rowPlan(shape: ResultShape | undefined): MaskPlan {
+    if (!shape) throw new UnmaskableResult('phigate cannot tell which result these rows belong to, so it cannot mask them');
+    const plan = this.planFor(shape);
+    if (plan.refuse) throw new UnmaskableResult(plan.refuse.message);
+    return plan;
   }
 
   /**

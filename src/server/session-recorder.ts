@@ -26,6 +26,16 @@ export class SessionRecorder {
     this.writer.wait(w);
   }
 
+  /** False once the statement's row cap is reached: later rows are only counted (see countRow). */
+  keepsNextRow(): boolean {
+    return this.writer.keepsNextRow();
+  }
+
+  /** A DataRow past the cap: counted, not decoded. */
+  countRow(): void {
+    this.writer.countRow();
+  }
+
   /** One backend message as sent to the client (`sent` is the possibly rewritten message). */
   frame(f: BackendFrame, v: BackendVerdict, sent: Buffer | undefined): void {
     switch (f.type) {

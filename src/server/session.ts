@@ -4,7 +4,7 @@
 import type { WebSocket, RawData } from 'ws';
 import type { Socket } from 'node:net';
 import {
-  FrontendParser, BackendFramer, ProtocolError, type FrontendMessage,
+  FrontendParser, BackendFramer, ByteSink, ProtocolError, type FrontendMessage,
   authenticationOk, parameterStatus, backendKeyData, readyForQuery, errorResponse, noticeResponse, sslNo, negotiateProtocolVersion,
   decodeErrorFieldMap, decodeParameterStatus, decodeCommandComplete, type ErrorFields,
 } from '../pg/index.js';
@@ -19,9 +19,11 @@ import { StatementGate, type Verdict } from './gate.js';
 import { MaskingLayer, UnmaskableResult, decodeFields, type MaskingContext } from './masking-layer.js';
 import { ResultTracker, type BackendVerdict } from './result-tracker.js';
 import { SessionRecorder } from './session-recorder.js';
+import { maskDataRowInto, type MaskPlan } from '../masking/index.js';
 import type { BackendFrame } from '../pg/index.js';
 
 const PASS_VERDICT: BackendVerdict = { kind: 'pass' };
+const EMPTY = Buffer.alloc(0);
 import type { AuditLog } from '../audit/log.js';
 import type { AuditEvent, StatementDecision, StatementEvent } from '../audit/events.js';
 import type { Identity } from '../auth/index.js';
@@ -84,6 +86,13 @@ export class ClientSession {
   private state: State = 'startup';
   private readonly parser = new FrontendParser();
   private readonly framer = new BackendFramer();
+  /** Where processFrames collects each upstream chunk's bytes for the client. */
+  private readonly sink = new ByteSink();
+  /**
+   * Set while DataRows of one result stream: their verdict cannot change until another message
+   * arrives, so the plan is looked up once per run instead of once per row.
+   */
+  private rowRun?: { plan: MaskPlan | undefined };
   private upstream?: Socket;
   private clientKey?: { processId: number; secretKey: Buffer };
   /** Client messages that arrived before the upstream was ready (pipelining clients). */
@@ -468,10 +477,6 @@ export class ClientSession {
     return ev;
   }
 
-  /**
-   * Writes evidence before anything it describes is forwarded. When the log cannot be written the
-   * session ends (fail closed): nothing unrecorded reaches the database.
-   */
   /** Completes the statement record(s) of the last batch once its ReadyForQuery arrives. */
   private noteResult(f: BackendFrame): void {
     const r = this.pendingResult;
@@ -500,6 +505,10 @@ export class ClientSession {
     }
   }
 
+  /**
+   * Writes evidence before anything it describes is forwarded. When the log cannot be written the
+   * session ends (fail closed): nothing unrecorded reaches the database.
+   */
   private recordEvents(events: AuditEvent[]): boolean {
     const audit = this.opts.audit;
     if (this.deferred.length > 0) {
@@ -733,6 +742,8 @@ export class ClientSession {
   }
 
   private readonly onUpstreamData = (chunk: Buffer): void => {
+    // After a fatal error mid-chunk the rest is dropped; nothing more goes to the client.
+    if (this.state === 'closed') return;
     const whole = this.tracker || this.poisons.size > 0 ? this.processFrames(chunk) : this.framer.pushWhole(chunk);
     if (whole instanceof ProtocolError) {
       this.opts.log.error('upstream protocol error', { session: this.id, error: whole.message });
@@ -767,49 +778,69 @@ export class ClientSession {
 
   /**
    * Message by message (masking on, or a refusal in flight): swap poison errors for ours, check
-   * setting changes, and let the masking layer rewrite result values.
+   * setting changes, and let the masking layer rewrite result values. Returns the bytes for the
+   * client, or an empty buffer once the session was ended.
    */
   private processFrames(chunk: Buffer): Buffer | ProtocolError {
-    const frames = this.framer.push(chunk);
-    if (frames instanceof ProtocolError) return frames;
-    const out: Buffer[] = [];
-    const { tracker, masking: layer, recorder } = this;
-    for (const f of frames) {
-      if (f.type === 0x53) {
-        this.framer.parameterStatusSeen = false;
-        const problem = unsafeSettingIn(f.raw);
-        if (problem) {
-          this.opts.log.warn('unsafe session setting', { session: this.id, setting: problem });
-          this.fatal('0A000', `phigate: ${problem}; phigate reads statements as UTF-8 with standard_conforming_strings on, so this session is ended`, CloseCode.ProtocolError);
-          return Buffer.alloc(0);
+    const fr = this.framer;
+    const failed = fr.feed(chunk);
+    if (failed) return failed;
+    const sink = this.sink;
+    sink.begin(chunk.length + (chunk.length >> 3));
+    const recorder = this.recorder;
+    let t = fr.next();
+    try {
+      for (; t >= 0; t = fr.next()) {
+        const run = this.rowRun;
+        // The bulk of a big result: DataRows of one result in a row, masked straight into the output.
+        if (t === 0x44 && run !== undefined && (recorder === undefined || !recorder.keepsNextRow())) {
+          if (run.plan) maskDataRowInto(fr.buf, fr.start, fr.end, run.plan, sink);
+          else sink.append(fr.buf, fr.start, fr.end);
+          recorder?.countRow();
+          continue;
         }
-        out.push(f.raw);
-        continue;
+        if (!this.relayFrame(fr.current(), sink)) return EMPTY;
       }
-      let v: BackendVerdict = PASS_VERDICT;
-      try {
-        if (tracker) v = tracker.backend(f.type, () => decodeFields(f.body));
-        const before = out.length;
-        if (f.type === 0x45) {
-          const e = this.replacePoison(f);
-          out.push(layer && e === f.raw ? layer.maskServerMessage(e) : e);
-        }
-        else if (layer) layer.process(f, v, out);
-        else if (v.kind !== 'swallow') out.push(f.raw);
-        if (f.type === 0x43 || f.type === 0x45 || f.type === 0x5a) this.noteResult(f);
-        if (recorder) {
-          let sent = out.length > before ? out[out.length - 1] : undefined;
-          if (this.recordMask) sent = f.type === 0x45 ? this.recordMask.maskServerMessage(sent ?? f.raw) : this.maskedForRecording(f, v);
-          recorder.frame(f, v, sent);
-        }
-      } catch (err) {
-        const message = err instanceof UnmaskableResult ? err.message : `phigate cannot process this result: ${(err as Error).message}`;
-        this.opts.log.warn('unmaskable result; ending the session', { session: this.id, error: message });
-        this.fatal('0A000', `phigate: ${message}`, CloseCode.ProtocolError);
-        return Buffer.alloc(0);
-      }
+    } catch (err) {
+      const message = err instanceof UnmaskableResult ? err.message : `phigate cannot process this result: ${(err as Error).message}`;
+      this.opts.log.warn('unmaskable result; ending the session', { session: this.id, error: message });
+      this.fatal('0A000', `phigate: ${message}`, CloseCode.ProtocolError);
+      return EMPTY;
     }
-    return out.length === 1 ? out[0]! : Buffer.concat(out);
+    return t === -2 ? fr.failure() : sink.take();
+  }
+
+  /** One backend message the slow way; false when it ended the session. Throws UnmaskableResult. */
+  private relayFrame(f: BackendFrame, sink: ByteSink): boolean {
+    this.rowRun = undefined;
+    if (f.type === 0x53) {
+      this.framer.parameterStatusSeen = false;
+      const problem = unsafeSettingIn(f.raw);
+      if (problem) {
+        this.opts.log.warn('unsafe session setting', { session: this.id, setting: problem });
+        this.fatal('0A000', `phigate: ${problem}; phigate reads statements as UTF-8 with standard_conforming_strings on, so this session is ended`, CloseCode.ProtocolError);
+        return false;
+      }
+      sink.append(f.raw);
+      return true;
+    }
+    const { tracker, masking: layer, recorder } = this;
+    const v: BackendVerdict = tracker ? tracker.backend(f.type, () => decodeFields(f.body)) : PASS_VERDICT;
+    let sent: Buffer | undefined;
+    if (f.type === 0x45) {
+      const e = this.replacePoison(f);
+      sent = layer && e === f.raw ? layer.maskServerMessage(e) : e;
+    } else if (layer) sent = layer.process(f, v);
+    else if (v.kind !== 'swallow') sent = f.raw;
+    if (sent !== undefined) sink.append(sent);
+    if (f.type === 0x43 || f.type === 0x45 || f.type === 0x5a) this.noteResult(f);
+    if (recorder) {
+      if (this.recordMask) sent = f.type === 0x45 ? this.recordMask.maskServerMessage(sent ?? f.raw) : this.maskedForRecording(f, v);
+      recorder.frame(f, v, sent);
+    }
+    // DataRow does not move the tracker: the rows after this one share its verdict and plan.
+    if (v.kind === 'dataRow') this.rowRun = { plan: layer?.rowPlan(v.shape) };
+    return true;
   }
 
   /**
@@ -817,13 +848,11 @@ export class ClientSession {
    * recording gets the message as a masked reader would have received it.
    */
   private maskedForRecording(f: BackendFrame, v: BackendVerdict): Buffer | undefined {
-    const tmp: Buffer[] = [];
     try {
-      this.recordMask!.process(f, v, tmp);
+      return this.recordMask!.process(f, v);
     } catch {
       return undefined; // unmaskable for the record: the row is counted as absent, never kept raw
     }
-    return tmp[tmp.length - 1];
   }
 
   /** An ErrorResponse: ours in place of a poison token's, else the server's own. */

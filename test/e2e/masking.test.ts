@@ -15,6 +15,9 @@ const MASKING = `masking:
     - { column: mpatients.full_name, strategy: redact }
     - { column: mpatients.date_of_birth, strategy: year_only }
     - { column: mpatients.email, strategy: redact }
+    - { column: mbig.ssn, strategy: partial, keep_last: 4 }
+    - { column: mbig.mrn, strategy: tokenize }
+    - { column: mbig.full_name, strategy: redact }
   detectors: [us_ssn, email, phone, { name: mrn, pattern: 'MRN-\\d{8}' }]
   unmasked_groups: [privacy-officers]
 default: allow
@@ -32,6 +35,9 @@ const PATIENTS: Patient[] = Array.from({ length: 12 }, (_, i) => ({
 /** Raw values that must never leave the gateway for a masked reader (and forms a client could undo). */
 const RAW = PATIENTS.flatMap((p) => [p.mrn, p.name, p.ssn, p.dob, p.email, p.ssn.replace(/-/g, ''), p.name.toUpperCase(), p.name.split(' ')[0]!]);
 
+/** Rows in mbig: well past the recording's 1,000-row cap, over many upstream chunks. */
+const BIG_ROWS = 6000;
+
 let gw: Gw;
 let port: number;
 let admin: pg.Client;
@@ -40,7 +46,11 @@ beforeAll(async () => {
   gw = await startGateway({ policy: MASKING });
   admin = new pg.Client({ host: gw.pg.host, port: gw.pg.port, user: gw.pg.superuser.user, password: gw.pg.superuser.password, database: 'ehr' });
   await admin.connect();
-  await admin.query(`DROP VIEW IF EXISTS mpatients_v; DROP TABLE IF EXISTS mpatients, mclaims, mcopy;
+  await admin.query(`DROP VIEW IF EXISTS mpatients_v; DROP TABLE IF EXISTS mpatients, mclaims, mcopy, mbig;
+    CREATE TABLE mbig AS SELECT g AS id, 'MRN-' || (50000000 + g) AS mrn, 'Big' || g || ' Quarkson' AS full_name,
+      lpad((100 + g % 500)::text, 3, '0') || '-' || lpad((10 + g % 89)::text, 2, '0') || '-' || lpad((1000 + g)::text, 4, '0') AS ssn,
+      'City' || (g % 50) AS city FROM generate_series(1, ${BIG_ROWS}) g;
+    GRANT ALL ON mbig TO PUBLIC;
     CREATE TABLE mpatients (id int PRIMARY KEY, mrn text, full_name text, ssn text, date_of_birth date, email text, city text);
     CREATE TABLE mclaims (id int, mrn text, amount numeric);
     CREATE VIEW mpatients_v AS SELECT id, full_name AS who, ssn AS id_number FROM mpatients;
@@ -215,6 +225,59 @@ describe('useful data still flows', () => {
     const r = await psql(c.port, ['-At', '-c', 'SELECT ssn, full_name FROM mpatients WHERE id = 1']);
     await c.stop();
     expect(r.stdout.trim()).toBe(`${PATIENTS[0]!.ssn}|${PATIENTS[0]!.name}`);
+  });
+});
+
+describe('big results', () => {
+  // The first 1,000 rows of a statement are recorded and take the message-by-message path; later
+  // rows of the same result are masked in bulk. Slices of at most 1,000 rows give the reference.
+  const slices = async (q: (from: number, to: number) => Promise<string[]>): Promise<string[]> => {
+    const out: string[] = [];
+    for (let from = 1; from <= BIG_ROWS; from += 1000) out.push(...(await q(from, from + 999)));
+    return out;
+  };
+
+  it('rows past the recording cap are masked exactly like the first ones (psql, simple protocol)', async () => {
+    const all = await psql(port, ['-At', '-c', 'SELECT * FROM mbig ORDER BY id']);
+    const rows = all.stdout.trim().split('\n');
+    expect(rows).toHaveLength(BIG_ROWS);
+    const ref = await slices(async (a, b) => (await psql(port, ['-At', '-c', `SELECT * FROM mbig WHERE id BETWEEN ${a} AND ${b} ORDER BY id`])).stdout.trim().split('\n'));
+    expect(rows).toEqual(ref);
+    const direct = await admin.query({ text: 'SELECT id, ssn, city FROM mbig ORDER BY id', rowMode: 'array' });
+    rows.forEach((line, i) => {
+      const [id, mrn, name, ssn, city] = line.split('|');
+      const [dId, dSsn, dCity] = direct.rows[i] as [number, string, string];
+      expect([id, city]).toEqual([String(dId), dCity]);
+      expect(ssn).not.toBe(dSsn);
+      expect(ssn?.endsWith(dSsn.slice(-4))).toBe(true);
+      expect(mrn).toMatch(/^tok_[0-9a-f]{16}$/);
+      expect(name).not.toContain('Quarkson');
+    });
+  });
+
+  it('the same over the extended protocol, in text and binary format (node-postgres)', async () => {
+    const c = pgClient(port);
+    await c.connect();
+    try {
+      for (const binary of [false, true]) {
+        const q = (where: string) => c.query({ text: `SELECT id, mrn, full_name, ssn, city FROM mbig ${where} ORDER BY id`, rowMode: 'array', binary } as pg.QueryConfig)
+          .then((r) => r.rows.map((row: unknown[]) => JSON.stringify(row)));
+        const all = await q('');
+        expect(all).toHaveLength(BIG_ROWS);
+        expect(all).toEqual(await slices((a, b) => q(`WHERE id BETWEEN ${a} AND ${b}`)));
+        expect(all.filter((r) => r.includes('Quarkson') || /MRN-/.test(r))).toEqual([]);
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('a reader in unmasked_groups gets every row raw', async () => {
+    const c = await gw.connect('ehr', await gw.token('olivia'));
+    const r = await psql(c.port, ['-At', '-c', 'SELECT * FROM mbig ORDER BY id']);
+    await c.stop();
+    const direct = await admin.query({ text: 'SELECT * FROM mbig ORDER BY id', rowMode: 'array' });
+    expect(r.stdout.trim().split('\n')).toEqual(direct.rows.map((row: unknown[]) => row.join('|')));
   });
 });
 

@@ -98,6 +98,39 @@ describe('BackendFramer', () => {
     expect(f.pendingBytes).toBe(0);
   });
 
+  it('feed and next walk the same messages as push, positioned in the chunk, a joined one first', () => {
+    const row = dataRow(['hello']);
+    const msgs = [readyForQuery('I'), dataRow(['1', null]), commandComplete('SELECT 1')];
+    const f = new BackendFramer();
+    expect(f.feed(row.subarray(0, 7))).toBeUndefined();
+    expect(f.next()).toBe(-1);
+    const chunk = Buffer.concat([row.subarray(7), ...msgs, row.subarray(0, 3)]);
+    expect(f.feed(chunk)).toBeUndefined();
+    const seen: string[] = [];
+    const inChunk: boolean[] = [];
+    for (let t = f.next(); t >= 0; t = f.next()) {
+      expect(f.buf[f.start]).toBe(t);
+      seen.push(f.buf.subarray(f.start, f.end).toString('hex'));
+      inChunk.push(f.buf === chunk);
+      expect(f.current().raw.equals(f.buf.subarray(f.start, f.end))).toBe(true);
+    }
+    expect(seen).toEqual([row, ...msgs].map((m) => m.toString('hex')));
+    expect(inChunk).toEqual([false, true, true, true]);
+    expect(f.pendingBytes).toBe(3);
+    expect(frames(f.push(row.subarray(3))).map((x) => x.raw.toString('hex'))).toEqual([row.toString('hex')]);
+  });
+
+  it('fails when a chunk is fed before the previous one was read to its end, instead of reordering', () => {
+    const f = new BackendFramer();
+    expect(f.feed(Buffer.concat([readyForQuery('I'), readyForQuery('I')]))).toBeUndefined();
+    expect(f.next()).toBe(0x5a);
+    const err = f.feed(readyForQuery('T'));
+    expect(err).toBeInstanceOf(ProtocolError);
+    expect(err?.message).toMatch(/before the previous one was read to its end/);
+    expect(f.pushWhole(readyForQuery('I'))).toBe(err);
+    expect(f.next()).toBe(-2);
+  });
+
   it('reports bad streams precisely and stays failed', () => {
     const err = (chunk: Buffer, opts?: { maxMessageSize: number }): string => {
       const f = new BackendFramer(opts);
