@@ -22,7 +22,8 @@ import { DetectorSet } from './detectors.js';
 import { binaryInspectable, scanBinary } from './binary.js';
 import type { ColumnSource, OutputLineage, StatementLineage } from './lineage.js';
 import { OID, detectable, typeKind } from './pgtypes.js';
-import { Tokenizer, partialValue, redactor, tokenizeValue, yearOnlyValue, type ValueType } from './strategies.js';
+import { Tokenizer, partialInto, redactor, tokenizeInto, yearOnlyInto, type ValueType } from './strategies.js';
+import { NULL_VALUE, type ValueArena } from './arena.js';
 
 /** What RowDescription's (table OID, attribute number) resolves to through the catalog. */
 export interface ResolvedAttribute {
@@ -43,10 +44,11 @@ export interface PlanOptions {
 }
 
 /**
- * A per-value rewrite of buf[start, end): new bytes, null for SQL NULL, undefined for unchanged.
- * Taking a range rather than a view saves an allocation per value on the row path.
+ * A per-value rewrite of buf[start, end): writes the new bytes at arena.len (arena.room first) and
+ * returns their length, or returns NULL_VALUE for SQL NULL or UNCHANGED. Taking a range and
+ * writing into shared scratch space saves two allocations per value on the row path.
  */
-export type ValueOp = (buf: Buffer, start: number, end: number) => Buffer | null | undefined;
+export type ValueOp = (buf: Buffer, start: number, end: number, arena: ValueArena) => number;
 
 export type ColumnAction = 'pass' | 'detect' | 'mask';
 
@@ -172,29 +174,31 @@ function valueType(f: FieldDescription): ValueType {
   return t;
 }
 
+const nullOp: ValueOp = () => NULL_VALUE;
+
 function maskOp(rule: ColumnRule, t: ValueType, key: Buffer): ValueOp {
   switch (rule.strategy) {
     case 'null':
-      return () => null;
+      return nullOp;
     case 'redact': {
-      const r = redactor(rule.placeholder, t);
-      return () => r();
+      const r = redactor(rule.placeholder, t)();
+      return r === null ? nullOp : (_b, _s, _e, arena) => arena.put(r);
     }
     case 'partial':
-      return (b, s, e) => partialValue(b.subarray(s, e), t, rule.keepFirst, rule.keepLast);
+      return (b, s, e, arena) => partialInto(b, s, e, t, rule.keepFirst, rule.keepLast, arena);
     case 'tokenize': {
       const tok = tokenizerFor(key);
-      return (b, s, e) => tokenizeValue(b.subarray(s, e), t, tok);
+      return (b, s, e, arena) => tokenizeInto(b, s, e, t, tok, arena);
     }
     case 'year_only':
-      return (b, s, e) => yearOnlyValue(b.subarray(s, e), t, rule.placeholder);
+      return (b, s, e, arena) => yearOnlyInto(b, s, e, t, rule.placeholder, arena);
   }
 }
 
 function detectOp(detectors: DetectorSet, t: ValueType): ValueOp {
-  if (t.binary) return (b, s, e) => scanBinary(b.subarray(s, e), t.kind, detectors);
+  if (t.binary) return (b, s, e, arena) => arena.put(scanBinary(b.subarray(s, e), t.kind, detectors));
   const kind = t.kind;
-  return (b, s, e) => detectors.scanRange(b, s, e, kind);
+  return (b, s, e, arena) => arena.put(detectors.scanRange(b, s, e, kind));
 }
 
 /**
@@ -237,7 +241,7 @@ export function planColumns(
           message: `result column "${f.name}" (type OID ${f.typeOid}) was requested in binary format, which phigate cannot inspect for PHI; request text format for it`,
         };
         columns.push({ ...base, action: 'detect' });
-        ops.push(() => null);
+        ops.push(nullOp);
         return;
       }
       columns.push({ ...base, action: 'detect' });

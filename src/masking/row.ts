@@ -7,23 +7,29 @@
 // the client.
 import type { ByteSink } from '../pg/byte-sink.js';
 import type { MaskPlan, ValueOp } from './plan.js';
+import { NULL_VALUE, UNCHANGED, ValueArena } from './arena.js';
 import { parseCsvRow, parseTextRow, writeCsvRow, writeTextRow, type CopyOptions, type CopyRow } from './copy-format.js';
 
 export type { CopyOptions } from './copy-format.js';
 
-function run(op: ValueOp, buf: Buffer, start: number, end: number): Buffer | null | undefined {
+/** The op's result length, NULL_VALUE or UNCHANGED; an op that throws gives NULL (never the raw value). */
+function run(op: ValueOp, buf: Buffer, start: number, end: number): number {
+  const at = arena.len;
   try {
-    return op(buf, start, end);
+    return op(buf, start, end, arena);
   } catch {
-    return null;
+    arena.len = at;
+    return NULL_VALUE;
   }
 }
 
 // Reused across calls (the row path is synchronous): where each changed column starts (its length
-// field), its old length, and its replacement.
+// field), its old length, and where its replacement is in the arena (offset, length or NULL_VALUE).
 let changedPos = new Int32Array(64);
 let changedLen = new Int32Array(64);
-let changedVal: (Buffer | null)[] = [];
+let changedAt = new Int32Array(64);
+let changedNew = new Int32Array(64);
+const arena = new ValueArena();
 
 function allNullRow(n: number): Buffer {
   const b = Buffer.allocUnsafe(7 + 4 * n);
@@ -56,7 +62,10 @@ function maskColumns(buf: Buffer, start: number, end: number, ops: readonly (Val
   if (changedPos.length < n) {
     changedPos = new Int32Array(n * 2);
     changedLen = new Int32Array(n * 2);
+    changedAt = new Int32Array(n * 2);
+    changedNew = new Int32Array(n * 2);
   }
+  arena.len = 0;
   let changes = 0;
   let delta = 0;
   let off = start + 2;
@@ -70,13 +79,16 @@ function maskColumns(buf: Buffer, start: number, end: number, ops: readonly (Val
     if (off + 4 + len > end) return -1;
     const op = ops[i];
     if (op !== undefined) {
+      const at = arena.len;
       const r = run(op, buf, off + 4, off + 4 + len);
-      if (r !== undefined) {
+      if (r !== UNCHANGED) {
         changedPos[changes] = off;
         changedLen[changes] = len;
-        changedVal[changes] = r;
+        changedAt[changes] = at;
+        changedNew[changes] = r;
         changes++;
-        delta += (r === null ? 0 : r.length) - len;
+        if (r >= 0) arena.len = at + r;
+        delta += (r >= 0 ? r : 0) - len;
       }
     }
     off += 4 + len;
@@ -90,25 +102,29 @@ function maskColumns(buf: Buffer, start: number, end: number, ops: readonly (Val
 function writeRow(buf: Buffer, start: number, end: number, changes: number, out: Buffer, at: number): void {
   const bodyLen = end - start + rowDelta;
   out[at] = 0x44;
-  out.writeInt32BE(4 + bodyLen, at + 1);
+  const total = 4 + bodyLen;
+  out[at + 1] = total >>> 24;
+  out[at + 2] = (total >>> 16) & 0xff;
+  out[at + 3] = (total >>> 8) & 0xff;
+  out[at + 4] = total & 0xff;
   let src = start;
   let dst = at + 5;
   for (let k = 0; k < changes; k++) {
     const pos = changedPos[k] as number;
     dst = copyRun(buf, src, pos, out, dst);
-    const v = changedVal[k] as Buffer | null;
-    changedVal[k] = null;
-    if (v === null) {
-      out.writeInt32BE(-1, dst);
-      dst += 4;
-    } else {
-      out.writeInt32BE(v.length, dst);
-      dst = copyRun(v, 0, v.length, out, dst + 4);
+    const len = changedNew[k] as number;
+    out[dst] = len >>> 24;
+    out[dst + 1] = (len >>> 16) & 0xff;
+    out[dst + 2] = (len >>> 8) & 0xff;
+    out[dst + 3] = len & 0xff;
+    dst += 4;
+    if (len > 0) {
+      const at = changedAt[k] as number;
+      dst = copyRun(arena.buf, at, at + len, out, dst);
     }
     src = pos + 4 + (changedLen[k] as number);
   }
   copyRun(buf, src, end, out, dst);
-  if (changedVal.length > 1024) changedVal = [];
 }
 
 /**
@@ -151,9 +167,11 @@ function maskCopyRow(row: CopyRow, plan: MaskPlan): boolean {
   row.fields.forEach((f, i) => {
     const op = plan.ops[i];
     if (op === undefined || f.value === null) return;
+    arena.len = 0;
     const r = run(op, f.value, 0, f.value.length);
-    if (r === undefined) return;
-    f.value = r;
+    if (r === UNCHANGED) return;
+    // Copied out: the arena is reused by the next value.
+    f.value = r === NULL_VALUE ? null : Buffer.from(arena.buf.subarray(0, r));
     changed = true;
   });
   return changed;

@@ -30,6 +30,7 @@
 import { isUtf8 } from 'node:buffer';
 import { TypeKind, acceptsAnyText } from './pgtypes.js';
 import { Hmac256 } from './hmac.js';
+import type { ValueArena } from './arena.js';
 
 /** Masked bytes, or null for SQL NULL. */
 export type MaskedValue = Buffer | null;
@@ -122,29 +123,31 @@ export function partialText(s: string, keepFirst: number, keepLast: number): str
   return out;
 }
 
-function isAscii(b: Buffer): boolean {
-  for (let i = 0; i < b.length; i++) if ((b[i] as number) >= 0x80) return false;
+function isAscii(b: Buffer, start = 0, end = b.length): boolean {
+  for (let i = start; i < end; i++) if ((b[i] as number) >= 0x80) return false;
   return true;
 }
 
-/** partialText over ASCII bytes, without making strings (the common case on the row path). */
-function partialAscii(b: Buffer, keepFirst: number, keepLast: number, padded: boolean): Buffer {
-  let n = b.length;
-  if (padded) while (n > 0 && b[n - 1] === 0x20) n--;
+/** partialText over the ASCII bytes src[start, end), written at dst[at..] (same length), without making strings. */
+function partialAscii(src: Buffer, start: number, end: number, keepFirst: number, keepLast: number, padded: boolean, dst: Buffer, at: number): void {
+  let n = end - start;
+  if (padded) while (n > 0 && src[start + n - 1] === 0x20) n--;
   const allowed = n >>> 1;
   const last = Math.min(keepLast, allowed);
   const first = Math.min(keepFirst, allowed - last);
-  const out = Buffer.allocUnsafe(b.length);
   for (let i = 0; i < n; i++) {
-    const c = b[i] as number;
-    out[i] = i < first || i >= n - last || c === 0x2d ? c : 0x2a;
+    const c = src[start + i] as number;
+    dst[at + i] = i < first || i >= n - last || c === 0x2d ? c : 0x2a;
   }
-  for (let i = n; i < b.length; i++) out[i] = 0x20;
-  return out;
+  for (let i = n; i < end - start; i++) dst[at + i] = 0x20;
 }
 
 export function partialValue(value: Buffer, t: ValueType, keepFirst: number, keepLast: number): MaskedValue {
-  if (acceptsAnyText(t.kind) && t.kind !== TypeKind.Xml && isAscii(value)) return partialAscii(value, keepFirst, keepLast, t.padded === true);
+  if (acceptsAnyText(t.kind) && t.kind !== TypeKind.Xml && isAscii(value)) {
+    const out = Buffer.allocUnsafe(value.length);
+    partialAscii(value, 0, value.length, keepFirst, keepLast, t.padded === true, out, 0);
+    return out;
+  }
   if (acceptsAnyText(t.kind)) {
     const { s, latin1 } = decodeText(value);
     const [raw, pad] = t.padded ? bpcharTrim(s) : [s, ''];
@@ -171,10 +174,20 @@ export function partialValue(value: Buffer, t: ValueType, keepFirst: number, kee
   return null;
 }
 
+/** partialValue of buf[start, end) into the arena (the row path); see arena.ts for the result. */
+export function partialInto(buf: Buffer, start: number, end: number, t: ValueType, keepFirst: number, keepLast: number, arena: ValueArena): number {
+  if (acceptsAnyText(t.kind) && t.kind !== TypeKind.Xml && isAscii(buf, start, end)) {
+    partialAscii(buf, start, end, keepFirst, keepLast, t.padded === true, arena.room(end - start), arena.len);
+    return end - start;
+  }
+  return arena.put(partialValue(buf.subarray(start, end), t, keepFirst, keepLast));
+}
+
 // ---------------------------------------------------------------------------------------------
 // tokenize
 
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
+const TEXT_TOKEN_LENGTH = 20;
 
 /**
  * Keyed HMAC-SHA256 tokens. Equal inputs give equal tokens under one key, across sessions and
@@ -204,17 +217,24 @@ export class Tokenizer {
 
   /** `tok_` and the first 16 hex digits (64 bits) of the MAC, as bytes. */
   textToken(data: Buffer | string): Buffer {
-    const w = this.run(data);
-    const out = Buffer.allocUnsafe(20);
-    out[0] = 0x74;
-    out[1] = 0x6f;
-    out[2] = 0x6b;
-    out[3] = 0x5f;
+    const out = Buffer.allocUnsafe(TEXT_TOKEN_LENGTH);
+    const input = typeof data === 'string' ? Buffer.from(data, 'latin1') : data;
+    this.textTokenInto(input, 0, input.length, out, 0);
+    return out;
+  }
+
+  /** textToken of src[start, end), written at dst[at..] (TEXT_TOKEN_LENGTH bytes). */
+  textTokenInto(src: Buffer, start: number, end: number, dst: Buffer, at: number): void {
+    const w = this.words;
+    this.hmac.macRange(src, start, end, w);
+    dst[at] = 0x74;
+    dst[at + 1] = 0x6f;
+    dst[at + 2] = 0x6b;
+    dst[at + 3] = 0x5f;
     for (let i = 0; i < 2; i++) {
       const word = w[i] as number;
-      for (let j = 0; j < 8; j++) out[4 + i * 8 + j] = HEX[(word >>> (28 - 4 * j)) & 0xf] as number;
+      for (let j = 0; j < 8; j++) dst[at + 4 + i * 8 + j] = HEX[(word >>> (28 - 4 * j)) & 0xf] as number;
     }
-    return out;
   }
 }
 
@@ -340,6 +360,16 @@ export function tokenizeValue(value: Buffer, t: ValueType, tokenizer: Tokenizer)
   }
 }
 
+/** tokenizeValue of buf[start, end) into the arena (the row path); see arena.ts for the result. */
+export function tokenizeInto(buf: Buffer, start: number, end: number, t: ValueType, tokenizer: Tokenizer, arena: ValueArena): number {
+  // Text in text format is its own token input (tokenInput): no view, no copy.
+  if (!t.binary && t.padded !== true && acceptsAnyText(t.kind)) {
+    tokenizer.textTokenInto(buf, start, end, arena.room(TEXT_TOKEN_LENGTH), arena.len);
+    return TEXT_TOKEN_LENGTH;
+  }
+  return arena.put(tokenizeValue(buf.subarray(start, end), t, tokenizer));
+}
+
 // ---------------------------------------------------------------------------------------------
 // year_only
 
@@ -442,30 +472,57 @@ function isDigit(c: number | undefined): boolean {
 
 const ZONE_TAIL = /^(?:[+-]\d{2}(?::?\d{2}){0,2})?(?: BC)?$/;
 
-/** ISO `YYYY-MM-DD[ HH:MM:SS[.ffffff]][zone][ BC]` straight on the bytes; undefined for any other shape. */
-function yearOnlyIsoBytes(b: Buffer): Buffer | undefined {
-  const n = b.length;
-  if (n < 10 || b[4] !== 0x2d || b[7] !== 0x2d) return undefined;
-  for (const i of [0, 1, 2, 3, 5, 6, 8, 9]) if (!isDigit(b[i])) return undefined;
-  let i = 10;
-  if (i < n && (b[i] === 0x20 || b[i] === 0x54) && isDigit(b[i + 1])) {
+/**
+ * ISO `YYYY-MM-DD[ HH:MM:SS[.ffffff]][zone][ BC]` straight on the bytes b[start, end): returns where
+ * the time of day ends (start + 10 for a date), or -1 for any other shape.
+ */
+function isoDateTimeEnd(b: Buffer, start: number, end: number): number {
+  if (end - start < 10 || b[start + 4] !== 0x2d || b[start + 7] !== 0x2d) return -1;
+  for (const i of ISO_DIGITS) if (!isDigit(b[start + i])) return -1;
+  let i = start + 10;
+  if (i < end && (b[i] === 0x20 || b[i] === 0x54) && isDigit(b[i + 1])) {
     i++;
-    while (i < n && (isDigit(b[i]) || b[i] === 0x3a || b[i] === 0x2e)) i++;
+    while (i < end && (isDigit(b[i]) || b[i] === 0x3a || b[i] === 0x2e)) i++;
   }
-  if (i < n && !ZONE_TAIL.test(b.toString('latin1', i))) return undefined;
-  const out = Buffer.from(b);
-  out[5] = 0x30;
-  out[6] = 0x31;
-  out[8] = 0x30;
-  out[9] = 0x31;
-  for (let j = 11; j < i; j++) if (isDigit(out[j])) out[j] = 0x30;
-  return out;
+  if (i < end && !ZONE_TAIL.test(b.toString('latin1', i, end))) return -1;
+  return i;
+}
+const ISO_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9];
+
+/** Copies the ISO value src[start, end) (see isoDateTimeEnd) to dst[at..] with month/day 01 and the time 00:00:00. */
+function yearOnlyIso(src: Buffer, start: number, end: number, timeEnd: number, dst: Buffer, at: number): void {
+  for (let i = start; i < end; i++) dst[at + i - start] = src[i] as number;
+  dst[at + 5] = 0x30;
+  dst[at + 6] = 0x31;
+  dst[at + 8] = 0x30;
+  dst[at + 9] = 0x31;
+  for (let j = at + 11; j < at + (timeEnd - start); j++) if (isDigit(dst[j])) dst[j] = 0x30;
+}
+
+function isDateKind(t: ValueType): boolean {
+  return !t.binary && (t.kind === TypeKind.Date || t.kind === TypeKind.Timestamp || t.kind === TypeKind.Timestamptz);
+}
+
+/** yearOnlyValue of buf[start, end) into the arena (the row path); see arena.ts for the result. */
+export function yearOnlyInto(buf: Buffer, start: number, end: number, t: ValueType, placeholder: string, arena: ValueArena): number {
+  if (isDateKind(t)) {
+    const timeEnd = isoDateTimeEnd(buf, start, end);
+    if (timeEnd >= 0) {
+      yearOnlyIso(buf, start, end, timeEnd, arena.room(end - start), arena.len);
+      return end - start;
+    }
+  }
+  return arena.put(yearOnlyValue(buf.subarray(start, end), t, placeholder));
 }
 
 export function yearOnlyValue(value: Buffer, t: ValueType, placeholder = '***'): MaskedValue {
-  if (!t.binary && (t.kind === TypeKind.Date || t.kind === TypeKind.Timestamp || t.kind === TypeKind.Timestamptz)) {
-    const fast = yearOnlyIsoBytes(value);
-    if (fast !== undefined) return fast;
+  if (isDateKind(t)) {
+    const timeEnd = isoDateTimeEnd(value, 0, value.length);
+    if (timeEnd >= 0) {
+      const out = Buffer.allocUnsafe(value.length);
+      yearOnlyIso(value, 0, value.length, timeEnd, out, 0);
+      return out;
+    }
   }
   switch (t.kind) {
     case TypeKind.Date:

@@ -4,9 +4,11 @@ import fc from 'fast-check';
 import { createHmac } from 'node:crypto';
 import {
   Tokenizer, TypeKind, numericBinaryToText, partialText, partialValue, redactValue, tokenizeValue, yearOnlyText, yearOnlyValue,
+  partialInto, tokenizeInto, yearOnlyInto,
   type ValueType,
 } from '../../src/masking/index.js';
 import { Hmac256 } from '../../src/masking/hmac.js';
+import { NULL_VALUE, UNCHANGED, ValueArena } from '../../src/masking/arena.js';
 
 const text: ValueType = { kind: TypeKind.Text, binary: false };
 const bin = (kind: TypeKind): ValueType => ({ kind, binary: true });
@@ -131,13 +133,69 @@ describe('tokenize', () => {
     expect(tokenizeValue(b('t'), txt(TypeKind.Other), tok)).toBeNull();
   });
 
-  it('computes HMAC-SHA256 exactly as node:crypto does, for any key and length', () => {
+  it('computes HMAC-SHA256 exactly as node:crypto does, for any key and length, in WebAssembly and in JavaScript', () => {
+    expect(new Hmac256(KEY).engine).toBe('wasm');
+    expect(new Hmac256(KEY, { wasm: false }).engine).toBe('js');
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 0, maxLength: 150 }), fc.uint8Array({ minLength: 0, maxLength: 300 }), (key, data) => {
-        const ours = new Hmac256(key).mac(data);
-        return ours.equals(createHmac('sha256', key).update(data).digest());
+        const expected = createHmac('sha256', key).update(data).digest();
+        return new Hmac256(key).mac(data).equals(expected) && new Hmac256(key, { wasm: false }).mac(data).equals(expected);
       }),
       { numRuns: 300 },
+    );
+    // Values longer than one WebAssembly page go to the JavaScript path of the same instance.
+    const long = Buffer.alloc(70_000, 0x61);
+    expect(new Hmac256(KEY).mac(long).equals(createHmac('sha256', KEY).update(long).digest())).toBe(true);
+  });
+
+  it('gives the same MAC for a range of a buffer as for a copy of it, one value after another', () => {
+    const h = new Hmac256(KEY);
+    const words = new Int32Array(8);
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 130 }), { minLength: 1, maxLength: 6 }), (values) => {
+        const all = Buffer.concat(values.map((v) => Buffer.from(v)));
+        let at = 0;
+        for (const v of values) {
+          h.macRange(all, at, at + v.length, words);
+          const expected = createHmac('sha256', KEY).update(v).digest();
+          for (let i = 0; i < 8; i++) expect(words[i]).toBe(expected.readInt32BE(i * 4));
+          at += v.length;
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('the row path forms (into the value arena)', () => {
+  const types = [text, txt(TypeKind.UserDefined), bin(TypeKind.Text), { kind: TypeKind.Text, binary: false, padded: true }, txt(TypeKind.Xml), txt(TypeKind.Date),
+    txt(TypeKind.Timestamptz), txt(TypeKind.Json), txt(TypeKind.Int4), bin(TypeKind.Int4), bin(TypeKind.Date)] satisfies ValueType[];
+  const values = fc.oneof(
+    fc.string({ maxLength: 24 }).map((s) => b(s)),
+    fc.uint8Array({ maxLength: 24 }).map((u) => Buffer.from(u)),
+    fc.date({ min: new Date('0100-01-01'), max: new Date('9000-01-01'), noInvalidDate: true }).map((d) => b(d.toISOString().replace('T', ' ').replace('Z', '+00'))),
+    fc.constantFrom(b('123-45-6789'), b('MRN-12345678'), b('1985-03-14'), b('  A12  '), Buffer.from([0, 0, 0, 5])),
+  );
+  const arena = new ValueArena(8);
+  /** The arena form's result as the Buffer form reports it: bytes, null, or undefined for unchanged. */
+  const viaArena = (f: (a: ValueArena) => number): Buffer | null | undefined => {
+    arena.len = 3; // something already in the arena: the op must write at len, not at 0
+    const n = f(arena);
+    if (n === NULL_VALUE) return null;
+    if (n === UNCHANGED) return undefined;
+    return Buffer.from(arena.buf.subarray(3, 3 + n));
+  };
+
+  it('write exactly what partialValue, tokenizeValue and yearOnlyValue return, for values inside a larger buffer', () => {
+    fc.assert(
+      fc.property(values, fc.constantFrom(...types), fc.nat(4), fc.nat(4), (v, t, kf, kl) => {
+        const framed = Buffer.concat([b('xx'), v, b('yyy')]);
+        const [s, e] = [2, 2 + v.length];
+        expect(viaArena((a) => partialInto(framed, s, e, t, kf, kl, a))).toEqual(partialValue(v, t, kf, kl));
+        expect(viaArena((a) => tokenizeInto(framed, s, e, t, tok, a))).toEqual(tokenizeValue(v, t, tok));
+        expect(viaArena((a) => yearOnlyInto(framed, s, e, t, '***', a))).toEqual(yearOnlyValue(v, t, '***'));
+      }),
+      { numRuns: 500 },
     );
   });
 });

@@ -1,0 +1,40 @@
+// Scratch space for the row path's rewritten values: each value op writes its output here instead
+// of returning a new Buffer, so masking a row allocates nothing per value. The row writer copies the
+// values out before the next row reuses the space.
+
+/** What a value op returns besides a length: SQL NULL, or "forward the original bytes". */
+export const NULL_VALUE = -1;
+export const UNCHANGED = -2;
+
+export class ValueArena {
+  buf: Buffer;
+  /** End of the values written so far; an op writes at `len` and returns how many bytes it wrote. */
+  len = 0;
+
+  constructor(size = 4096) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  /** Makes room for `n` bytes at `len` and returns the buffer to write them into. */
+  room(n: number): Buffer {
+    const need = this.len + n;
+    if (need > this.buf.length) {
+      const next = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
+      this.buf.copy(next, 0, 0, this.len);
+      this.buf = next;
+    }
+    return this.buf;
+  }
+
+  /** An op's result computed as a Buffer: copied in (its length), NULL_VALUE, or UNCHANGED. */
+  put(v: Buffer | null | undefined): number {
+    if (v === null) return NULL_VALUE;
+    if (v === undefined) return UNCHANGED;
+    const n = v.length;
+    const buf = this.room(n);
+    // Buffer.copy is a native call plus a view: short values (placeholders, tokens) are cheaper by hand.
+    if (n > 32) v.copy(buf, this.len);
+    else for (let i = 0, at = this.len; i < n; i++) buf[at + i] = v[i] as number;
+    return n;
+  }
+}
