@@ -27,9 +27,20 @@ export class UnmaskableResult extends Error {}
 
 const TABLE_RELKINDS = new Set(['r', 'p', 'f']);
 const LINEAGE_CACHE = 500;
+const PLAN_CACHE = 500;
+
+/** Everything planColumns reads of a field when no lineage is involved. */
+function plainKey(fields: readonly FieldDescription[]): string {
+  let key = '';
+  for (const f of fields) key += `${f.tableOid}.${f.columnAttr}.${f.typeOid}.${f.format}.${f.name.length}:${f.name}|`;
+  return key;
+}
 
 export class MaskingLayer {
   private readonly plans = new WeakMap<ResultShape, MaskPlan>();
+  /** Plans of results made only of plain table columns, by their fields; valid for one catalog snapshot. */
+  private plainPlans = new Map<string, MaskPlan>();
+  private plainSnapshot?: CatalogSnapshot;
   private lineages = new Map<string, StatementLineage[]>();
   private lineageSnapshot?: CatalogSnapshot;
   private copy?: { plan: MaskPlan; request: CopyRequest; skipHeader: boolean };
@@ -137,6 +148,10 @@ export class MaskingLayer {
     let plan = this.plans.get(shape);
     if (plan) return plan;
     const catalog = this.ctx.catalog();
+    if (catalog !== this.plainSnapshot) {
+      this.plainPlans = new Map();
+      this.plainSnapshot = catalog;
+    }
     const resolve = (o: number, a: number) => catalog.resolveAttr(o, a);
     // Plain references to ordinary tables decide themselves from RowDescription; lineage (a parse of
     // the statement) is only needed for expressions, views and anything the catalog does not know.
@@ -145,8 +160,18 @@ export class MaskingLayer {
       const src = catalog.resolveAttr(f.tableOid, f.columnAttr);
       return src === undefined || !TABLE_RELKINDS.has(src.relkind);
     });
-    const lineage = needsLineage ? this.lineage(shape.sql, shape.resultIndex) : undefined;
-    plan = planColumns(shape.fields, lineage, resolve, this.ctx.config, { unmasked: false, tokenKey: this.ctx.tokenKey });
+    // Such a plan depends on the fields alone, so statements that differ only in literals (the
+    // usual case for an application or an agent) share it.
+    const key = needsLineage ? undefined : plainKey(shape.fields);
+    plan = key === undefined ? undefined : this.plainPlans.get(key);
+    if (!plan) {
+      const lineage = needsLineage ? this.lineage(shape.sql, shape.resultIndex) : undefined;
+      plan = planColumns(shape.fields, lineage, resolve, this.ctx.config, { unmasked: false, tokenKey: this.ctx.tokenKey });
+      if (key !== undefined) {
+        this.plainPlans.set(key, plan);
+        if (this.plainPlans.size > PLAN_CACHE) this.plainPlans.delete(this.plainPlans.keys().next().value as string);
+      }
+    }
     this.noteMasked(plan);
     this.plans.set(shape, plan);
     return plan;
