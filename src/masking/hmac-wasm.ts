@@ -2,9 +2,9 @@
 // assembled here at load time from the SHA-256 definition (no binary blob in the tree).
 //
 // Why: tokenizing a million rows is a million HMACs, two SHA-256 compressions each. WebAssembly
-// keeps the 64-word message schedule in locals (registers) instead of a typed array and has a
-// native rotate, which makes a compression about twice as fast as the JavaScript one in hmac.ts.
-// hmac.ts stays the reference and the fallback where WebAssembly is unavailable (node --jitless).
+// keeps the 64-word message schedule in locals instead of a typed array and has a native rotate:
+// an HMAC of a short value takes about 0.52 us here against 0.65-0.7 us for the unrolled JavaScript
+// in hmac.ts, which stays the fallback where WebAssembly is unavailable (node --jitless).
 //
 // Memory layout (one 64 KiB page per key):
 //   0    inner midstate (8 x i32)      32   outer midstate (8 x i32)
