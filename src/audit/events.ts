@@ -125,6 +125,10 @@ export interface StatementResultEvent {
   tag?: string;
   /** SQLSTATE when it failed. */
   error?: string;
+  /** Never ran: an earlier statement of the same pipeline failed, so the server skipped it. */
+  skipped?: boolean;
+  /** A portal executed with a row limit stopped before its end; more Executes may follow. */
+  suspended?: boolean;
   masked?: string[];
 }
 

@@ -9,10 +9,11 @@ import type { ShapeClassifierCache } from '../policy/shape-cache.js';
 import { decideStatements, type Decision, type DecisionSubject } from '../policy/decide.js';
 import type { PolicyFile } from '../policy/file.js';
 
+/** `text`, on an Execute's verdict: the prepared statement's text it runs (the possibility decided on). */
 export type Verdict =
-  | { action: 'allow'; decision?: Decision; barrier?: boolean }
-  | { action: 'block'; error: ErrorFields; decision?: Decision }
-  | { action: 'approve'; decision: Decision; statement: string; fingerprint: string; barrier?: boolean };
+  | { action: 'allow'; decision?: Decision; barrier?: boolean; text?: string }
+  | { action: 'block'; error: ErrorFields; decision?: Decision; text?: string }
+  | { action: 'approve'; decision: Decision; statement: string; fingerprint: string; barrier?: boolean; text?: string };
 
 const INSUFFICIENT_PRIVILEGE = '42501';
 
@@ -87,7 +88,10 @@ export class StatementGate {
       statements.push(...r);
     }
     const decision = this.decide(statements, policy);
-    return this.verdictFor(decision, options[decision.statementIndex ?? 0] ?? options[0]!, options.some((o) => mayChangeLexing(o.statement)), statements);
+    const subject = options[decision.statementIndex ?? 0] ?? options[0]!;
+    const v = this.verdictFor(decision, subject, options.some((o) => mayChangeLexing(o.statement)), statements);
+    v.text = subject.sql;
+    return v;
   }
 
   onClose(kind: 'S' | 'P', name: string): void {

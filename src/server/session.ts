@@ -19,6 +19,7 @@ import { StatementGate, type Verdict } from './gate.js';
 import { MaskingLayer, UnmaskableResult, decodeFields, type MaskingContext } from './masking-layer.js';
 import { ResultTracker, type BackendVerdict } from './result-tracker.js';
 import { SessionRecorder } from './session-recorder.js';
+import { StatementResults } from './statement-results.js';
 import { maskDataRowInto, type MaskPlan } from '../masking/index.js';
 import type { BackendFrame } from '../pg/index.js';
 
@@ -116,7 +117,10 @@ export class ClientSession {
   /** Records nothing waits for (statement.result), written with the next record of the session. */
   private deferred: AuditEvent[] = [];
   /** The statement record awaiting its statement.result (duration, rows, masked columns). */
-  private pendingResult?: { seq: number; start: number; rows: number; tag?: string; error?: string };
+  /** Executions on their way, each to complete its statement record with a statement.result. */
+  private readonly results = new StatementResults<StatementEvent>();
+  /** seq of each statement record once written: outcomes name the record they complete. */
+  private readonly recordSeq = new WeakMap<AuditEvent, number>();
   /** session.start was recorded, so session.end is owed. */
   private recorded = false;
   private upstreamCancel?: () => Promise<void>;
@@ -374,15 +378,17 @@ export class ClientSession {
           sql = m.sql;
           break;
         case 'Parse':
-          this.statements++;
           verdict = gate.onParse(m.name, m.sql);
-          sql = m.sql;
+          // Preparing runs nothing: a Parse is recorded only when refused; each Execute is recorded.
+          if (verdict.action === 'block') sql = m.sql;
           break;
         case 'Bind':
           gate.onBind(m.portal, m.statement);
           break;
         case 'Execute':
+          this.statements++;
           verdict = gate.onExecute(m.portal);
+          sql = verdict.text;
           break;
         case 'Close':
           gate.onClose(m.kind, m.name);
@@ -403,12 +409,15 @@ export class ClientSession {
           this.fatal('08P01', `invalid frontend message: ${m.error.message}`, CloseCode.ProtocolError);
           return;
       }
+      let ev: StatementEvent | undefined;
       if (sql !== undefined && verdict !== undefined) {
-        events.push(this.statementEvent(sql, verdict));
+        ev = this.statementEvent(sql, verdict);
+        events.push(ev);
         if (verdict.action !== 'block' && verdict.decision?.kinds.some((k) => DDL_KINDS.has(k))) this.opts.onDdl?.();
       }
       if (verdict === undefined || verdict.action === 'allow') {
         if (this.forward(out, m)) unchanged = false;
+        this.expectAnswer(m, ev);
         if (this.afterForward(m, verdict?.barrier === true)) {
           // A settings barrier: nothing more goes upstream until the server has answered it.
           for (let j = i + 1; j < msgs.length; j++) this.backlog.push(msgs[j]!);
@@ -422,6 +431,7 @@ export class ClientSession {
       if (verdict.action === 'block') {
         this.opts.log.info('statement blocked', { session: this.id, rule: verdict.decision?.rule, code: verdict.error.code });
         out.push(this.poison(m, verdict.error));
+        this.expectAnswer(m, undefined);
         this.afterForward(m, false);
         continue;
       }
@@ -477,32 +487,43 @@ export class ClientSession {
     return ev;
   }
 
-  /** Completes the statement record(s) of the last batch once its ReadyForQuery arrives. */
+  /**
+   * Notes what answer a message that just went upstream will get: a Query or an Execute finishes a
+   * statement (`ev`, its record, when it was recorded as one that runs), a Sync ends a batch.
+   */
+  private expectAnswer(m: WireMessage, ev: StatementEvent | undefined): void {
+    const runs = ev !== undefined && (ev.decision === 'allow' || ev.decision === 'approved') ? ev : undefined;
+    if (m.type === 'Query' || m.type === 'FunctionCall') this.results.query(runs);
+    else if (m.type === 'Execute') this.results.execute(runs);
+    else if (m.type === 'Sync') this.results.sync();
+  }
+
+  /** Completes statement records from the server's answers (CommandComplete, errors, ReadyForQuery...). */
   private noteResult(f: BackendFrame): void {
-    const r = this.pendingResult;
-    if (!r) return;
+    let info: { tag?: string; code?: string } | undefined;
     if (f.type === 0x43) {
       const tag = decodeCommandComplete(f.body);
-      if (!(tag instanceof ProtocolError)) {
-        r.tag = tag;
-        const n = /(\d+)$/.exec(tag);
-        if (n && !/^(BEGIN|COMMIT|ROLLBACK|SET|RESET)/.test(tag)) r.rows += Number(n[1]);
-      }
+      info = { tag: tag instanceof ProtocolError ? undefined : tag };
     } else if (f.type === 0x45) {
       const e = decodeErrorFieldMap(f.body);
-      if (!(e instanceof ProtocolError)) r.error ??= e['C'];
-    } else if (f.type === 0x5a) {
-      this.pendingResult = undefined;
-      const masked = (this.masking ?? this.recordMask)?.takeMasked() ?? [];
+      info = { code: e instanceof ProtocolError ? undefined : e['C'] };
+    }
+    const done = this.results.backend(f.type, info);
+    if (done.length === 0) return;
+    const masked = (this.masking ?? this.recordMask)?.takeMasked() ?? [];
+    for (const r of done) {
+      const seq = this.recordSeq.get(r.ref);
+      if (seq === undefined) continue;
       // Nothing waits on this record: it rides along with the session's next write (one syscall
       // instead of two per statement), or is written at session end.
       this.deferred.push({
         type: 'statement.result', session: this.id, user: this.opts.identity.name, connection: this.opts.connection.name,
-        statement: r.seq, duration_ms: Date.now() - r.start, rows: r.rows,
-        ...(r.tag ? { tag: r.tag } : {}), ...(r.error ? { error: r.error } : {}), ...(masked.length ? { masked } : {}),
+        statement: seq, duration_ms: r.durationMs, rows: r.rows,
+        ...(r.tag ? { tag: r.tag } : {}), ...(r.error ? { error: r.error } : {}), ...(r.skipped ? { skipped: true } : {}),
+        ...(r.suspended ? { suspended: true } : {}), ...(masked.length ? { masked } : {}),
       });
-      if (this.deferred.length >= 64) this.recordEvents([]);
     }
+    if (this.deferred.length >= 64) this.recordEvents([]);
   }
 
   /**
@@ -519,11 +540,8 @@ export class ClientSession {
     try {
       const results = audit.appendMany(events);
       events.forEach((e, i) => {
-        // A statement that runs gets a statement.result record when the server has answered it.
-        if (e.type === 'statement' && (e.decision === 'allow' || e.decision === 'approved')) {
-          this.pendingResult ??= { seq: 0, start: Date.now(), rows: 0 };
-          this.pendingResult.seq = results[i]!.seq;
-        }
+        // A statement that runs gets a statement.result record, naming this seq, once answered.
+        if (e.type === 'statement' && (e.decision === 'allow' || e.decision === 'approved')) this.recordSeq.set(e, results[i]!.seq);
       });
       return true;
     } catch (err) {
@@ -657,7 +675,8 @@ export class ClientSession {
       });
     }
     if (id) this.recorder?.wait({ approval: id, state: outcome, approver: o.approver, reason: o.reason, rule: d.rule });
-    events.push(this.statementEvent(heldSql, held.verdict, outcome, id));
+    const ev = this.statementEvent(heldSql, held.verdict, outcome, id);
+    events.push(ev);
     if (!this.recordEvents(events)) return;
     let out: Buffer;
     if (o.approved) {
@@ -665,11 +684,13 @@ export class ClientSession {
       this.control({ type: 'notice', message: `approval ${id} granted by ${o.approver}${o.scope === 'session' ? ' for this session' : ''}` });
       const msgs: Buffer[] = [];
       this.forward(msgs, held.message);
+      this.expectAnswer(held.message, ev);
       out = msgs.length === 1 ? msgs[0]! : Buffer.concat(msgs);
     } else {
       const error = this.refusalFor(o, d, id);
       if (o.cause !== 'withdrawn' || this.cancelRequested) this.control({ type: 'notice', message: error.message.replace(/^phigate: /, '') });
       out = this.poison(held.message, error);
+      this.expectAnswer(held.message, undefined);
     }
     this.cancelRequested = false;
     const barrierUp = this.afterForward(held.message, o.approved && held.verdict.barrier === true);
@@ -744,7 +765,9 @@ export class ClientSession {
   private readonly onUpstreamData = (chunk: Buffer): void => {
     // After a fatal error mid-chunk the rest is dropped; nothing more goes to the client.
     if (this.state === 'closed') return;
-    const whole = this.tracker || this.poisons.size > 0 ? this.processFrames(chunk) : this.framer.pushWhole(chunk);
+    // Message by message when anything needs the answers: masking, recording, refusals in flight, or
+    // statement.result records to complete.
+    const whole = this.tracker || this.poisons.size > 0 || this.opts.audit ? this.processFrames(chunk) : this.framer.pushWhole(chunk);
     if (whole instanceof ProtocolError) {
       this.opts.log.error('upstream protocol error', { session: this.id, error: whole.message });
       this.fatal('08P01', 'phigate received an invalid message from the database', CloseCode.UpstreamFailed);
@@ -833,7 +856,7 @@ export class ClientSession {
     } else if (layer) sent = layer.process(f, v);
     else if (v.kind !== 'swallow') sent = f.raw;
     if (sent !== undefined) sink.append(sent);
-    if (f.type === 0x43 || f.type === 0x45 || f.type === 0x5a) this.noteResult(f);
+    if (f.type === 0x43 || f.type === 0x45 || f.type === 0x5a || f.type === 0x49 || f.type === 0x73) this.noteResult(f);
     if (recorder) {
       if (this.recordMask) sent = f.type === 0x45 ? this.recordMask.maskServerMessage(sent ?? f.raw) : this.maskedForRecording(f, v);
       recorder.frame(f, v, sent);

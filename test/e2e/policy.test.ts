@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { serialize } from 'pg-protocol';
 import { startGateway, type Gw } from '../support/harness.js';
-import { pgClient, psql } from '../support/clients.js';
+import { pgClient, psql, rawPg } from '../support/clients.js';
 
 const RULES = `rules:
   - name: no-ddl
@@ -129,19 +129,13 @@ describe('settings that would let a statement be read differently', () => {
 describe('pipelined settings changes', () => {
   it('a statement pipelined behind SET standard_conforming_strings = off never reaches the database', async () => {
     await admin.query('DROP TABLE IF EXISTS smuggle_t; CREATE TABLE smuggle_t (id int); GRANT ALL ON smuggle_t TO PUBLIC; INSERT INTO smuggle_t VALUES (1), (2)');
-    const { connect } = await import('node:net');
-    const sock = connect(port, '127.0.0.1');
-    let received = Buffer.alloc(0);
-    sock.on('data', (d: Buffer) => (received = Buffer.concat([received, d])));
-    const closed = new Promise<void>((r) => sock.once('close', () => r()));
-    await new Promise<void>((r) => sock.once('connect', () => r()));
-    sock.write(serialize.startup({ user: 'alice', database: 'ehr' }));
-    for (let i = 0; i < 100 && !received.includes(Buffer.from([0x5a, 0, 0, 0, 5])); i++) await new Promise((r) => setTimeout(r, 50));
+    const c = await rawPg(port);
     const q = (sql: string): Buffer => serialize.query(sql);
     // One write: to a reader with standard_conforming_strings on, the second query is one SELECT.
-    sock.write(Buffer.concat([q('SET standard_conforming_strings = off'), q("SELECT 'x\\' , $$'; DELETE FROM smuggle_t; -- $$")]));
-    await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
-    sock.destroy();
+    c.send(Buffer.concat([q('SET standard_conforming_strings = off'), q("SELECT 'x\\' , $$'; DELETE FROM smuggle_t; -- $$")]));
+    await Promise.race([c.closed, new Promise((r) => setTimeout(r, 5000))]);
+    c.close();
+    const received = c.received();
     expect(received.toString('latin1')).toMatch(/standard_conforming_strings was set to off/);
     expect((await admin.query('SELECT count(*)::int AS n FROM smuggle_t')).rows[0].n).toBe(2);
   });

@@ -1,6 +1,9 @@
-// Real PostgreSQL clients for end-to-end tests: psql and pgbench processes, node-postgres clients.
+// Real PostgreSQL clients for end-to-end tests: psql and pgbench processes, node-postgres clients,
+// and a raw protocol connection for what no client library sends (pipelines, smuggling attempts).
 import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import pg from 'pg';
+import { serialize } from 'pg-protocol';
 
 export interface CmdResult {
   code: number | null;
@@ -44,4 +47,46 @@ export function psql(port: number, args: string[], opts: Parameters<typeof runCm
 
 export function pgClient(port: number, extra: Partial<pg.ClientConfig> = {}): pg.Client {
   return new pg.Client({ host: '127.0.0.1', port, user: 'alice', database: 'ehr', ...extra });
+}
+
+export interface RawPg {
+  /** Everything received since the connection was made. */
+  received(): Buffer;
+  send(bytes: Buffer): void;
+  /** Waits until `n` ReadyForQuery messages arrived after the startup's (or the connection closed). */
+  readyForQuery(n: number, timeoutMs?: number): Promise<void>;
+  closed: Promise<void>;
+  close(): void;
+}
+
+const READY_FOR_QUERY = /Z\x00\x00\x00\x05[ITE]/g;
+
+/** A connection that speaks the protocol by hand, logged in as alice once startup completed. */
+export async function rawPg(port: number): Promise<RawPg> {
+  const sock = connect(port, '127.0.0.1');
+  let received = Buffer.alloc(0);
+  sock.on('data', (d: Buffer) => (received = Buffer.concat([received, d])));
+  sock.on('error', () => {});
+  let isClosed = false;
+  const closed = new Promise<void>((r) => sock.once('close', () => {
+    isClosed = true;
+    r();
+  }));
+  await new Promise<void>((r) => sock.once('connect', () => r()));
+  const ready = (): number => received.toString('latin1').match(READY_FOR_QUERY)?.length ?? 0;
+  const waitReady = async (n: number, timeoutMs = 10_000): Promise<void> => {
+    for (let waited = 0; ready() < n && !isClosed; waited += 20) {
+      if (waited > timeoutMs) throw new Error(`timed out waiting for ${n} ReadyForQuery messages (have ${ready()})`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  sock.write(serialize.startup({ user: 'alice', database: 'ehr' }));
+  await waitReady(1);
+  return {
+    received: () => received,
+    send: (bytes) => sock.write(bytes),
+    readyForQuery: (n, timeoutMs) => waitReady(n + 1, timeoutMs),
+    closed,
+    close: () => sock.destroy(),
+  };
 }
