@@ -12,13 +12,14 @@ import { parseCsvRow, parseTextRow, writeCsvRow, writeTextRow, type CopyOptions,
 
 export type { CopyOptions } from './copy-format.js';
 
-/** The op's result length, NULL_VALUE or UNCHANGED; an op that throws gives NULL (never the raw value). */
+/**
+ * The op's result length (its bytes are at arena.len), NULL_VALUE or UNCHANGED; an op that throws
+ * gives NULL, never the raw value. Ops write past arena.len without moving it: the caller does.
+ */
 function run(op: ValueOp, buf: Buffer, start: number, end: number): number {
-  const at = arena.len;
   try {
     return op(buf, start, end, arena);
   } catch {
-    arena.len = at;
     return NULL_VALUE;
   }
 }

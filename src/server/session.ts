@@ -863,6 +863,7 @@ export class ClientSession {
     }
     // DataRow does not move the tracker: the rows after this one share its verdict and plan.
     if (v.kind === 'dataRow') this.rowRun = { plan: layer?.rowPlan(v.shape) };
+    else if (f.type === 0x44 && !tracker) this.rowRun = { plan: undefined };
     return true;
   }
 

@@ -68,7 +68,10 @@ describe('held statements on the data path', () => {
   it('denial fails the statement with 42501 naming the approver and reason; nothing ran', async () => {
     const held = psql(port, ['-v', 'VERBOSITY=verbose', '-c', 'DELETE FROM flow_t WHERE id = 1']);
     const p = await nextPending('phi-writes', seen);
-    expect(connectStderr()).toContain(`waiting for approval ${p.id} (rule "phi-writes"; approvers: privacy-officers)`);
+    // The notice travels gateway -> CLI -> stderr while the approval is already listed: wait for it.
+    const notice = `waiting for approval ${p.id} (rule "phi-writes"; approvers: privacy-officers)`;
+    for (let i = 0; i < 50 && !connectStderr().includes(notice); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(connectStderr()).toContain(notice);
     const d = await api('bob', `/v1/approvals/${p.id}/deny`, { reason: 'not during clinic hours' });
     expect(d.status).toBe(200);
     const r = await held;
