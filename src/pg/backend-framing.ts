@@ -268,7 +268,7 @@ export class BackendFramer {
   }
 
   /** The stored error; TypeScript cannot see that `frame` set it. */
-  failure(): ProtocolError {
+  private failure(): ProtocolError {
     return this.err ?? new ProtocolError('framer failed without an error');
   }
 

@@ -22,9 +22,6 @@ import { SessionRecorder } from './session-recorder.js';
 import { StatementResults } from './statement-results.js';
 import { maskDataRowInto, type MaskPlan } from '../masking/index.js';
 import type { BackendFrame } from '../pg/index.js';
-
-const PASS_VERDICT: BackendVerdict = { kind: 'pass' };
-const EMPTY = Buffer.alloc(0);
 import type { AuditLog } from '../audit/log.js';
 import type { AuditEvent, StatementDecision, StatementEvent } from '../audit/events.js';
 import type { Identity } from '../auth/index.js';
@@ -33,6 +30,9 @@ import { connectUpstream, cancelUpstream, UpstreamError, type UpstreamSession, t
 import type { CancelRegistry } from './cancel-registry.js';
 import type { Logger } from './log.js';
 import { CloseCode, type ControlMessage } from '../tunnel/protocol.js';
+
+const PASS_VERDICT: BackendVerdict = { kind: 'pass' };
+const EMPTY = Buffer.alloc(0);
 
 /** Startup parameters passed through to the upstream; anything else could change who we are there. */
 const FORWARDED_PARAMS = new Set([
@@ -116,7 +116,6 @@ export class ClientSession {
   private barrierAfterSync = false;
   /** Records nothing waits for (statement.result), written with the next record of the session. */
   private deferred: AuditEvent[] = [];
-  /** The statement record awaiting its statement.result (duration, rows, masked columns). */
   /** Executions on their way, each to complete its statement record with a statement.result. */
   private readonly results = new StatementResults<StatementEvent>();
   /** seq of each statement record once written: outcomes name the record they complete. */
@@ -811,9 +810,8 @@ export class ClientSession {
     const sink = this.sink;
     sink.begin(chunk.length + (chunk.length >> 3));
     const recorder = this.recorder;
-    let t = fr.next();
     try {
-      for (; t >= 0; t = fr.next()) {
+      for (let t = fr.next(); t >= 0; t = fr.next()) {
         const run = this.rowRun;
         // The bulk of a big result: DataRows of one result in a row, masked straight into the output.
         if (t === 0x44 && run !== undefined && (recorder === undefined || !recorder.keepsNextRow())) {
@@ -830,7 +828,8 @@ export class ClientSession {
       this.fatal('0A000', `phigate: ${message}`, CloseCode.ProtocolError);
       return EMPTY;
     }
-    return t === -2 ? fr.failure() : sink.take();
+    // next() ends with -1 when the chunk is used up, -2 (and `error` set) when the stream is invalid.
+    return fr.error ?? sink.take();
   }
 
   /** One backend message the slow way; false when it ended the session. Throws UnmaskableResult. */
