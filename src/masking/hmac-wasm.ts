@@ -6,11 +6,17 @@
 // an HMAC of a short value takes about 0.52 us here against 0.65-0.7 us for the unrolled JavaScript
 // in hmac.ts, which stays the fallback where WebAssembly is unavailable (node --jitless).
 //
+// Four values at once (hmac4): the same compression over i32x4 lanes, one value per lane, for
+// values under 56 bytes (one block): about 0.27 us per HMAC against 0.5 us one by one. The row path
+// computes the tokens of a chunk's rows ahead in batches to use it (Tokenizer.prepare).
+//
 // Memory layout (one 64 KiB page per key):
 //   0    inner midstate (8 x i32)      32   outer midstate (8 x i32)
 //   64   running state                 96   result (the MAC's 8 words)
 //   192  outer block: inner hash (big-endian) + constant padding
-//   256  the padded value, 64-byte blocks
+//   256  the padded value, 64-byte blocks (scalar hmac)
+//   LANES  4 x 64-byte blocks, one value each (hmac4); LANE_W: 16 x v128 message words;
+//   LANE_STATE, LANE_RESULT: 8 x v128 (word j of lane k at +16j+4k)
 
 /** SHA-256 round constants. */
 export const SHA256_K = [
@@ -29,9 +35,15 @@ const STATE = 64;
 const RESULT = 96;
 const OUTER_BLOCK = 192;
 const DATA = 256;
-const PAGE = 65536;
+/** Half of the 64 KiB page: scalar values below, the four-lane area above. */
+const LANES = 32768;
+const LANE_W = LANES + 256;
+const LANE_STATE = LANE_W + 256;
+const LANE_RESULT = LANE_STATE + 128;
 /** Longest value the module takes in one call; longer ones use the JavaScript HMAC. */
-export const WASM_MAX_VALUE = PAGE - DATA - 72;
+export const WASM_MAX_VALUE = LANES - DATA - 72;
+/** Longest value hmac4 takes (one padded block). */
+export const LANE_MAX_VALUE = 55;
 
 // ---- a minimal WebAssembly encoder: just the instructions this module uses ----
 
@@ -40,6 +52,10 @@ const op = {
   get: 0x20, set: 0x21, tee: 0x22, load: 0x28, store: 0x36, store8: 0x3a, const: 0x41,
   ltU: 0x49, add: 0x6a, sub: 0x6b, and: 0x71, or: 0x72, xor: 0x73, shl: 0x74, shrU: 0x76, rotl: 0x77, rotr: 0x78,
 } as const;
+/** SIMD opcodes (after the 0xfd prefix). */
+const V = { load: 0x00, store: 0x0b, shuffle: 0x0d, splat: 0x11, and: 0x4e, or: 0x50, xor: 0x51, bitselect: 0x52, shl: 0xab, shrU: 0xad, add: 0xae } as const;
+/** v128 memarg: 16-byte alignment (log2 4) and an offset. */
+const memarg16 = (offset: number): number[] => [4, ...uleb(offset)];
 /** memory.fill (bulk memory): dest, value, length. */
 const MEMORY_FILL = [0xfc, 0x0b, 0x00];
 
@@ -101,6 +117,15 @@ class Code {
   /** Pushes rotr(local, n). */
   rotr(l: number, n: number): this {
     return this.get(l).i32(n).op(op.rotr);
+  }
+  /** A SIMD instruction (0xfd prefix) with its extra immediate bytes. */
+  simd(code: number, ...imm: number[]): this {
+    this.bytes.push(0xfd, ...uleb(code), ...imm);
+    return this;
+  }
+  /** rotr of the v128 local `l`, lane by lane (SIMD has shifts, no rotate). */
+  rotr4(l: number, n: number): this {
+    return this.get(l).i32(n).simd(V.shrU).get(l).i32(32 - n).simd(V.shl).simd(V.or);
   }
   /** Byte-swaps the i32 on the stack (memory is little-endian, SHA-256 words are big-endian); uses `tmp`. */
   bswap(tmp: number): this {
@@ -182,15 +207,120 @@ function hmacBody(): number[] {
   return [...vec([[...uleb(3), 0x7f]]), ...c.bytes];
 }
 
+/** pad(ptr, n): SHA-256 padding of an n-byte (n <= 55) value at ptr after one key block: a single block. */
+function padBody(): number[] {
+  const PTR = 0;
+  const N = 1;
+  const TMP = 2;
+  const c = new Code();
+  c.get(PTR).get(N).op(op.add).i32(0x80).op(op.store8, 0, 0);
+  c.get(PTR).get(N).op(op.add).i32(1).op(op.add).i32(0).i32(59).get(N).op(op.sub, ...MEMORY_FILL);
+  c.get(PTR).get(N).i32(64).op(op.add).i32(3).op(op.shl).bswap(TMP).store(60);
+  c.op(op.end);
+  return [...vec([[1, 0x7f]]), ...c.bytes];
+}
+
+/**
+ * compress4(statePtr, wPtr): the compression of compressBody over four lanes: state and the 16
+ * message words as v128 (lane k = value k) at statePtr and wPtr.
+ */
+function compress4Body(): number[] {
+  const STATE_P = 0;
+  const W_P = 1;
+  const S = 2; // a..h
+  const T1 = 10;
+  const T2 = 11;
+  const W = 12; // w0..w63
+  const c = new Code();
+  for (let i = 0; i < 8; i++) c.get(STATE_P).simd(V.load, ...memarg16(i * 16)).set(S + i);
+  for (let i = 0; i < 16; i++) c.get(W_P).simd(V.load, ...memarg16(i * 16)).set(W + i);
+  for (let i = 16; i < 64; i++) {
+    const w15 = W + i - 15;
+    const w2 = W + i - 2;
+    c.get(W + i - 16);
+    c.rotr4(w15, 7).rotr4(w15, 18).simd(V.xor).get(w15).i32(3).simd(V.shrU).simd(V.xor).simd(V.add);
+    c.get(W + i - 7).simd(V.add);
+    c.rotr4(w2, 17).rotr4(w2, 19).simd(V.xor).get(w2).i32(10).simd(V.shrU).simd(V.xor).simd(V.add);
+    c.set(W + i);
+  }
+  for (let i = 0; i < 64; i++) {
+    const r = (k: number): number => S + ((((k - i) % 8) + 8) % 8);
+    const [a, b, cc, d, e, f, g, h] = [r(0), r(1), r(2), r(3), r(4), r(5), r(6), r(7)];
+    // t1 = h + S1(e) + ch(e, f, g) + K[i] + w[i], with ch = bitselect(f, g, e)
+    c.get(h).rotr4(e, 6).rotr4(e, 11).simd(V.xor).rotr4(e, 25).simd(V.xor).simd(V.add);
+    c.get(f).get(g).get(e).simd(V.bitselect).simd(V.add);
+    c.i32(SHA256_K[i] as number).simd(V.splat).simd(V.add).get(W + i).simd(V.add).set(T1);
+    // t2 = S0(a) + maj(a, b, c), with maj = bitselect(c, a, a ^ b)
+    c.rotr4(a, 2).rotr4(a, 13).simd(V.xor).rotr4(a, 22).simd(V.xor);
+    c.get(cc).get(a).get(a).get(b).simd(V.xor).simd(V.bitselect).simd(V.add).set(T2);
+    c.get(d).get(T1).simd(V.add).set(d);
+    c.get(T1).get(T2).simd(V.add).set(h);
+  }
+  for (let i = 0; i < 8; i++) c.get(STATE_P).get(STATE_P).simd(V.load, ...memarg16(i * 16)).get(S + i).simd(V.add).simd(V.store, ...memarg16(i * 16));
+  c.op(op.end);
+  return [...vec([[...uleb(74), 0x7b]]), ...c.bytes];
+}
+
+/**
+ * hmac4(n0, n1, n2, n3): the MACs of the four values at LANES + 64k (each under 56 bytes); the
+ * result words at LANE_RESULT, word j of value k at +16j+4k.
+ */
+function hmac4Body(): number[] {
+  const N = 0; // n0..n3: params 0..3
+  const L = 4; // four v128 temporaries
+  const c = new Code();
+  for (let k = 0; k < 4; k++) c.i32(LANES + k * 64).get(N + k).op(op.call, 2);
+  // The block words, transposed to one v128 per word and byte-swapped: words j..j+3 of the four
+  // lanes are four loads and eight shuffles.
+  const pick = (wordA: number, wordB: number): number[] => {
+    // bytes of word wordA of the first operand, then of the second, byte-swapped; same for wordB
+    const out: number[] = [];
+    for (const [w, base] of [[wordA, 0], [wordA, 16], [wordB, 0], [wordB, 16]] as const) for (let b = 3; b >= 0; b--) out.push(base + w * 4 + b);
+    return out;
+  };
+  const halves = (lo: boolean): number[] => {
+    const out: number[] = [];
+    for (const base of [0, 16]) for (let b = 0; b < 8; b++) out.push(base + (lo ? 0 : 8) + b);
+    return out;
+  };
+  for (let j = 0; j < 16; j += 4) {
+    for (let k = 0; k < 4; k++) c.i32(0).simd(V.load, ...memarg16(LANES + k * 64 + j * 4)).set(L + k);
+    // P = lanes 0,1 words j, j+1; Q = words j+2, j+3; R, S the same for lanes 2, 3
+    c.get(L).get(L + 1).simd(V.shuffle, ...pick(0, 1));
+    c.get(L + 2).get(L + 3).simd(V.shuffle, ...pick(0, 1));
+    // stack: P, R -> word j and word j+1
+    c.set(L + 2).set(L + 3); // L+2 = R, L+3 = P (L0, L1 are done with, L2 and L3 read above)
+    c.i32(0).get(L + 3).get(L + 2).simd(V.shuffle, ...halves(true)).simd(V.store, ...memarg16(LANE_W + j * 16));
+    c.i32(0).get(L + 3).get(L + 2).simd(V.shuffle, ...halves(false)).simd(V.store, ...memarg16(LANE_W + (j + 1) * 16));
+    for (let k = 0; k < 4; k++) c.i32(0).simd(V.load, ...memarg16(LANES + k * 64 + j * 4)).set(L + k);
+    c.get(L).get(L + 1).simd(V.shuffle, ...pick(2, 3));
+    c.get(L + 2).get(L + 3).simd(V.shuffle, ...pick(2, 3));
+    c.set(L + 2).set(L + 3);
+    c.i32(0).get(L + 3).get(L + 2).simd(V.shuffle, ...halves(true)).simd(V.store, ...memarg16(LANE_W + (j + 2) * 16));
+    c.i32(0).get(L + 3).get(L + 2).simd(V.shuffle, ...halves(false)).simd(V.store, ...memarg16(LANE_W + (j + 3) * 16));
+  }
+  for (let k = 0; k < 8; k++) c.i32(0).i32(0).load(INNER + k * 4).simd(V.splat).simd(V.store, ...memarg16(LANE_STATE + k * 16));
+  c.i32(LANE_STATE).i32(LANE_W).op(op.call, 3);
+  // Outer block: the inner hashes as words (no byte order to fix in registers), then constant padding.
+  for (let k = 0; k < 8; k++) c.i32(0).i32(0).simd(V.load, ...memarg16(LANE_STATE + k * 16)).simd(V.store, ...memarg16(LANE_W + k * 16));
+  const words = [0x80000000, 0, 0, 0, 0, 0, 0, (64 + 32) * 8];
+  words.forEach((w, k) => c.i32(0).i32(w).simd(V.splat).simd(V.store, ...memarg16(LANE_W + (8 + k) * 16)));
+  for (let k = 0; k < 8; k++) c.i32(0).i32(0).load(OUTER + k * 4).simd(V.splat).simd(V.store, ...memarg16(LANE_RESULT + k * 16));
+  c.i32(LANE_RESULT).i32(LANE_W).op(op.call, 3);
+  c.op(op.end);
+  return [...vec([[4, 0x7b]]), ...c.bytes];
+}
+
 function moduleBytes(): Uint8Array {
   const body = (b: number[]): number[] => [...uleb(b.length), ...b];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([[0x60, 2, 0x7f, 0x7f, 0], [0x60, 1, 0x7f, 0]])),
-    ...section(3, vec([[0], [1]])),
+    ...section(1, vec([[0x60, 2, 0x7f, 0x7f, 0], [0x60, 1, 0x7f, 0], [0x60, 4, 0x7f, 0x7f, 0x7f, 0x7f, 0]])),
+    // 0 compress, 1 hmac, 2 pad, 3 compress4, 4 hmac4
+    ...section(3, vec([[0], [1], [0], [0], [2]])),
     ...section(5, vec([[0x00, 1]])),
-    ...section(7, vec([[...name('memory'), 0x02, 0], [...name('hmac'), 0x00, 1]])),
-    ...section(10, vec([body(compressBody()), body(hmacBody())])),
+    ...section(7, vec([[...name('memory'), 0x02, 0], [...name('hmac'), 0x00, 1], [...name('hmac4'), 0x00, 4]])),
+    ...section(10, vec([body(compressBody()), body(hmacBody()), body(padBody()), body(compress4Body()), body(hmac4Body())])),
   ]);
 }
 
@@ -223,10 +353,12 @@ export class WasmHmac {
   private readonly bytes: Uint8Array;
   private readonly words: Int32Array;
   private readonly run: (n: number) => void;
+  private readonly run4: (n0: number, n1: number, n2: number, n3: number) => void;
 
   private constructor(instance: WasmInstance, inner: Int32Array, outer: Int32Array) {
     const memory = instance.exports['memory'] as { buffer: ArrayBuffer };
     this.run = instance.exports['hmac'] as (n: number) => void;
+    this.run4 = instance.exports['hmac4'] as (n0: number, n1: number, n2: number, n3: number) => void;
     this.bytes = new Uint8Array(memory.buffer);
     this.words = new Int32Array(memory.buffer);
     this.words.set(inner, INNER / 4);
@@ -254,5 +386,36 @@ export class WasmHmac {
     this.run(n);
     const w = this.words;
     for (let i = 0; i < 8; i++) out[i] = w[RESULT / 4 + i] as number;
+  }
+
+  /**
+   * The first two words (what a text token shows) of the MACs of `count` values, value i being
+   * srcs[i][starts[i], ends[i]), each at most LANE_MAX_VALUE bytes: four at a time. Writes
+   * out[2i] and out[2i + 1].
+   */
+  macFirstWords(srcs: readonly Uint8Array[], starts: Int32Array, ends: Int32Array, count: number, out: Int32Array): void {
+    const mem = this.bytes;
+    const w = this.words;
+    const n = [0, 0, 0, 0];
+    for (let i = 0; i < count; i += 4) {
+      const lanes = Math.min(4, count - i);
+      for (let k = 0; k < 4; k++) {
+        if (k >= lanes) {
+          n[k] = 0;
+          continue;
+        }
+        const src = srcs[i + k]!;
+        const start = starts[i + k] as number;
+        const len = (ends[i + k] as number) - start;
+        const at = LANES + k * 64;
+        for (let b = 0; b < len; b++) mem[at + b] = src[start + b] as number;
+        n[k] = len;
+      }
+      this.run4(n[0]!, n[1]!, n[2]!, n[3]!);
+      for (let k = 0; k < lanes; k++) {
+        out[2 * (i + k)] = w[LANE_RESULT / 4 + k] as number;
+        out[2 * (i + k) + 1] = w[LANE_RESULT / 4 + 4 + k] as number;
+      }
+    }
   }
 }

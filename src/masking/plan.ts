@@ -22,7 +22,7 @@ import { DetectorSet } from './detectors.js';
 import { binaryInspectable, scanBinary } from './binary.js';
 import type { ColumnSource, OutputLineage, StatementLineage } from './lineage.js';
 import { OID, detectable, typeKind } from './pgtypes.js';
-import { Tokenizer, partialInto, redactor, tokenizeInto, yearOnlyInto, type ValueType } from './strategies.js';
+import { Tokenizer, partialInto, redactor, tokenizeInto, tokenizesAsText, yearOnlyInto, type ValueType } from './strategies.js';
 import { NULL_VALUE, type ValueArena } from './arena.js';
 
 /** What RowDescription's (table OID, attribute number) resolves to through the catalog. */
@@ -77,6 +77,8 @@ export interface MaskPlan {
   refuse?: { column: string; message: string };
   /** Per column, the rewrite to run on non-NULL values (undefined: pass untouched). */
   ops: readonly (ValueOp | undefined)[];
+  /** Columns tokenized as text, whose tokens the row path may compute ahead in batches (Tokenizer.prepare). */
+  tokens?: { columns: readonly number[]; tokenizer: Tokenizer };
 }
 
 // Compiled per policy and per key, so that planning a result is a few map lookups.
@@ -225,6 +227,7 @@ export function planColumns(
   }
   const detectors = detectorsFor(config);
   const lineageFits = lineage?.outputs !== undefined && lineage.outputs.length === fields.length;
+  const tokenColumns: number[] = [];
   fields.forEach((f, i) => {
     const t = valueType(f);
     const base = { index: i, name: f.name, typeOid: f.typeOid, format: f.format };
@@ -232,6 +235,7 @@ export function planColumns(
     if (d !== undefined) {
       columns.push({ ...base, action: 'mask', strategy: d.rule.strategy, reason: d.reason, from: d.from });
       ops.push(maskOp(d.rule, t, opts.tokenKey));
+      if (d.rule.strategy === 'tokenize' && tokenizesAsText(t)) tokenColumns.push(i);
       return;
     }
     if (!detectors.empty && detectable(t.kind)) {
@@ -253,6 +257,7 @@ export function planColumns(
   });
   const plan: MaskPlan = { columns, passthrough: ops.every((o) => o === undefined), ops };
   if (refuse !== undefined) plan.refuse = refuse;
+  if (tokenColumns.length > 0) plan.tokens = { columns: tokenColumns, tokenizer: tokenizerFor(opts.tokenKey) };
   return plan;
 }
 

@@ -143,11 +143,57 @@ export function applyToDataRow(body: Buffer, plan: MaskPlan): Buffer | null {
   return out;
 }
 
+// The rows whose tokens were last computed ahead: which buffer, from where to where.
+let aheadBuf: Buffer | undefined;
+let aheadFrom = 0;
+let aheadEnd = 0;
+const MAX_AHEAD = 1024;
+const aheadStarts = new Int32Array(MAX_AHEAD);
+const aheadEnds = new Int32Array(MAX_AHEAD);
+
+/**
+ * Collects the text-tokenized values of the complete DataRows from msg[from] on (up to MAX_AHEAD
+ * values) and has their tokens computed in one batch, four at a time.
+ */
+function prepareTokens(msg: Buffer, from: number, tokens: NonNullable<MaskPlan['tokens']>): void {
+  const cols = tokens.columns;
+  let count = 0;
+  let off = from;
+  while (off + 7 <= msg.length && msg[off] === 0x44 && count + cols.length <= MAX_AHEAD) {
+    const end = off + 1 + msg.readInt32BE(off + 1);
+    if (end > msg.length || end < off + 7) break;
+    const n = msg.readUInt16BE(off + 5);
+    let p = off + 7;
+    let next = 0;
+    for (let i = 0; i < n && p + 4 <= end; i++) {
+      const len = msg.readInt32BE(p);
+      p += 4;
+      if (i === cols[next]) {
+        next++;
+        if (len >= 0 && p + len <= end) {
+          aheadStarts[count] = p;
+          aheadEnds[count] = p + len;
+          count++;
+        }
+        if (next === cols.length) break;
+      }
+      if (len > 0) p += len;
+    }
+    off = end;
+  }
+  aheadBuf = msg;
+  aheadFrom = from;
+  aheadEnd = off;
+  if (count > 0) tokens.tokenizer.prepare(msg, aheadStarts, aheadEnds, count);
+}
+
 /**
  * The relay's form of applyToDataRow: masks the DataRow message at msg[start, end) (type byte
  * included) and appends what the client gets to `sink`, the original bytes when nothing changed.
+ * Tokens of the rows that follow in `msg` are computed ahead in batches.
  */
 export function maskDataRowInto(msg: Buffer, start: number, end: number, plan: MaskPlan, sink: ByteSink): void {
+  if (plan.tokens !== undefined && (msg !== aheadBuf || start >= aheadEnd || start < aheadFrom)) prepareTokens(msg, start, plan.tokens);
   const changes = plan.passthrough ? 0 : maskColumns(msg, start + 5, end, plan.ops);
   if (changes === 0) {
     sink.append(msg, start, end);

@@ -187,6 +187,7 @@ export function partialInto(buf: Buffer, start: number, end: number, t: ValueTyp
 // tokenize
 
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
+const BATCH_SRCS: Uint8Array[] = [];
 const TEXT_TOKEN_LENGTH = 20;
 
 /**
@@ -196,6 +197,17 @@ const TEXT_TOKEN_LENGTH = 20;
 export class Tokenizer {
   private readonly hmac: Hmac256;
   private readonly words = new Int32Array(8);
+  /**
+   * Tokens computed ahead (`prepare`) for values at known places of one buffer, in order: the row
+   * path consumes them as it reaches those values. Matched by buffer identity and offsets, which
+   * cannot be reused while the buffer is referenced here.
+   */
+  private aheadSrc: Uint8Array | undefined;
+  private aheadStarts = new Int32Array(256);
+  private aheadEnds = new Int32Array(256);
+  private aheadWords = new Int32Array(512);
+  private aheadCount = 0;
+  private aheadNext = 0;
 
   constructor(key: Buffer) {
     if (key.length < 16) throw new RangeError('the tokenization key must be at least 16 bytes');
@@ -223,18 +235,55 @@ export class Tokenizer {
     return out;
   }
 
+  /**
+   * Computes now, in one batch, the text tokens of the values src[starts[i], ends[i]) (in increasing
+   * order of start), for textTokenInto to use when it reaches them. Replaces any earlier batch.
+   */
+  prepare(src: Uint8Array, starts: Int32Array, ends: Int32Array, count: number): void {
+    if (this.aheadStarts.length < count) {
+      this.aheadStarts = new Int32Array(count * 2);
+      this.aheadEnds = new Int32Array(count * 2);
+      this.aheadWords = new Int32Array(count * 4);
+    }
+    this.aheadStarts.set(starts.subarray(0, count));
+    this.aheadEnds.set(ends.subarray(0, count));
+    BATCH_SRCS.length = count;
+    BATCH_SRCS.fill(src);
+    this.hmac.macFirstWords(BATCH_SRCS, this.aheadStarts, this.aheadEnds, count, this.aheadWords);
+    this.aheadSrc = src;
+    this.aheadCount = count;
+    this.aheadNext = 0;
+  }
+
   /** textToken of src[start, end), written at dst[at..] (TEXT_TOKEN_LENGTH bytes). */
   textTokenInto(src: Buffer, start: number, end: number, dst: Buffer, at: number): void {
-    const w = this.words;
-    this.hmac.macRange(src, start, end, w);
+    let hi: number;
+    let lo: number;
+    if (src === this.aheadSrc && this.takeAhead(start, end)) {
+      hi = this.aheadWords[2 * (this.aheadNext - 1)] as number;
+      lo = this.aheadWords[2 * (this.aheadNext - 1) + 1] as number;
+    } else {
+      const w = this.words;
+      this.hmac.macRange(src, start, end, w);
+      hi = w[0] as number;
+      lo = w[1] as number;
+    }
     dst[at] = 0x74;
     dst[at + 1] = 0x6f;
     dst[at + 2] = 0x6b;
     dst[at + 3] = 0x5f;
-    for (let i = 0; i < 2; i++) {
-      const word = w[i] as number;
-      for (let j = 0; j < 8; j++) dst[at + 4 + i * 8 + j] = HEX[(word >>> (28 - 4 * j)) & 0xf] as number;
-    }
+    for (let j = 0; j < 8; j++) dst[at + 4 + j] = HEX[(hi >>> (28 - 4 * j)) & 0xf] as number;
+    for (let j = 0; j < 8; j++) dst[at + 12 + j] = HEX[(lo >>> (28 - 4 * j)) & 0xf] as number;
+  }
+
+  /** Moves past prepared values before `start` (never reached: NULLs, malformed rows) and takes the one at start..end. */
+  private takeAhead(start: number, end: number): boolean {
+    let i = this.aheadNext;
+    while (i < this.aheadCount && (this.aheadStarts[i] as number) < start) i++;
+    this.aheadNext = i;
+    if (i >= this.aheadCount || this.aheadStarts[i] !== start || this.aheadEnds[i] !== end) return false;
+    this.aheadNext = i + 1;
+    return true;
   }
 }
 
@@ -360,10 +409,14 @@ export function tokenizeValue(value: Buffer, t: ValueType, tokenizer: Tokenizer)
   }
 }
 
+/** Text in text format is its own token input (tokenInput): tokenized straight from the row's bytes. */
+export function tokenizesAsText(t: ValueType): boolean {
+  return !t.binary && t.padded !== true && acceptsAnyText(t.kind);
+}
+
 /** tokenizeValue of buf[start, end) into the arena (the row path); see arena.ts for the result. */
 export function tokenizeInto(buf: Buffer, start: number, end: number, t: ValueType, tokenizer: Tokenizer, arena: ValueArena): number {
-  // Text in text format is its own token input (tokenInput): no view, no copy.
-  if (!t.binary && t.padded !== true && acceptsAnyText(t.kind)) {
+  if (tokenizesAsText(t)) {
     tokenizer.textTokenInto(buf, start, end, arena.room(TEXT_TOKEN_LENGTH), arena.len);
     return TEXT_TOKEN_LENGTH;
   }
