@@ -6,7 +6,29 @@
 export const NULL_VALUE = -1;
 export const UNCHANGED = -2;
 
-export class ValueArena {
+/**
+ * Where value ops write: at `len`, after room(n), returning the length (or NULL_VALUE / UNCHANGED)
+ * without moving `len`. The row path's scratch arena, or the relay's output buffer itself.
+ */
+export interface ValueOut {
+  buf: Buffer;
+  len: number;
+  room(n: number): Buffer;
+}
+
+/** Copies v to out.buf at out.len (room made) and returns its length, or NULL_VALUE / UNCHANGED. */
+export function putValue(out: ValueOut, v: Buffer | null | undefined): number {
+  if (v === null) return NULL_VALUE;
+  if (v === undefined) return UNCHANGED;
+  const n = v.length;
+  const buf = out.room(n);
+  // Buffer.copy is a native call plus a view: short values (placeholders, tokens) are cheaper by hand.
+  if (n > 32) v.copy(buf, out.len);
+  else for (let i = 0, at = out.len; i < n; i++) buf[at + i] = v[i] as number;
+  return n;
+}
+
+export class ValueArena implements ValueOut {
   buf: Buffer;
   /** End of the values written so far; an op writes at `len` and returns how many bytes it wrote. */
   len = 0;
@@ -26,15 +48,4 @@ export class ValueArena {
     return this.buf;
   }
 
-  /** An op's result computed as a Buffer: copied in (its length), NULL_VALUE, or UNCHANGED. */
-  put(v: Buffer | null | undefined): number {
-    if (v === null) return NULL_VALUE;
-    if (v === undefined) return UNCHANGED;
-    const n = v.length;
-    const buf = this.room(n);
-    // Buffer.copy is a native call plus a view: short values (placeholders, tokens) are cheaper by hand.
-    if (n > 32) v.copy(buf, this.len);
-    else for (let i = 0, at = this.len; i < n; i++) buf[at + i] = v[i] as number;
-    return n;
-  }
 }

@@ -23,7 +23,7 @@ import { binaryInspectable, scanBinary } from './binary.js';
 import type { ColumnSource, OutputLineage, StatementLineage } from './lineage.js';
 import { OID, detectable, typeKind } from './pgtypes.js';
 import { Tokenizer, partialInto, redactor, tokenizeInto, tokenizesAsText, yearOnlyInto, type ValueType } from './strategies.js';
-import { NULL_VALUE, type ValueArena } from './arena.js';
+import { NULL_VALUE, putValue, type ValueOut } from './arena.js';
 
 /** What RowDescription's (table OID, attribute number) resolves to through the catalog. */
 export interface ResolvedAttribute {
@@ -48,7 +48,7 @@ export interface PlanOptions {
  * returns their length, or returns NULL_VALUE for SQL NULL or UNCHANGED. Taking a range and
  * writing into shared scratch space saves two allocations per value on the row path.
  */
-export type ValueOp = (buf: Buffer, start: number, end: number, arena: ValueArena) => number;
+export type ValueOp = (buf: Buffer, start: number, end: number, arena: ValueOut) => number;
 
 export type ColumnAction = 'pass' | 'detect' | 'mask';
 
@@ -77,6 +77,8 @@ export interface MaskPlan {
   refuse?: { column: string; message: string };
   /** Per column, the rewrite to run on non-NULL values (undefined: pass untouched). */
   ops: readonly (ValueOp | undefined)[];
+  /** Some column is masked with a strategy: almost every row changes (the row path writes in place). */
+  masks?: boolean;
   /** Columns tokenized as text, whose tokens the row path may compute ahead in batches (Tokenizer.prepare). */
   tokens?: { columns: readonly number[]; tokenizer: Tokenizer };
 }
@@ -184,7 +186,7 @@ function maskOp(rule: ColumnRule, t: ValueType, key: Buffer): ValueOp {
       return nullOp;
     case 'redact': {
       const r = redactor(rule.placeholder, t)();
-      return r === null ? nullOp : (_b, _s, _e, arena) => arena.put(r);
+      return r === null ? nullOp : (_b, _s, _e, arena) => putValue(arena, r);
     }
     case 'partial':
       return (b, s, e, arena) => partialInto(b, s, e, t, rule.keepFirst, rule.keepLast, arena);
@@ -198,9 +200,9 @@ function maskOp(rule: ColumnRule, t: ValueType, key: Buffer): ValueOp {
 }
 
 function detectOp(detectors: DetectorSet, t: ValueType): ValueOp {
-  if (t.binary) return (b, s, e, arena) => arena.put(scanBinary(b.subarray(s, e), t.kind, detectors));
+  if (t.binary) return (b, s, e, arena) => putValue(arena, scanBinary(b.subarray(s, e), t.kind, detectors));
   const kind = t.kind;
-  return (b, s, e, arena) => arena.put(detectors.scanRange(b, s, e, kind));
+  return (b, s, e, arena) => putValue(arena, detectors.scanRange(b, s, e, kind));
 }
 
 /**
@@ -257,6 +259,7 @@ export function planColumns(
   });
   const plan: MaskPlan = { columns, passthrough: ops.every((o) => o === undefined), ops };
   if (refuse !== undefined) plan.refuse = refuse;
+  if (columns.some((c) => c.action === 'mask')) plan.masks = true;
   if (tokenColumns.length > 0) plan.tokens = { columns: tokenColumns, tokenizer: tokenizerFor(opts.tokenKey) };
   return plan;
 }

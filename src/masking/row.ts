@@ -7,18 +7,18 @@
 // the client.
 import type { ByteSink } from '../pg/byte-sink.js';
 import type { MaskPlan, ValueOp } from './plan.js';
-import { NULL_VALUE, UNCHANGED, ValueArena } from './arena.js';
+import { NULL_VALUE, UNCHANGED, ValueArena, type ValueOut } from './arena.js';
 import { parseCsvRow, parseTextRow, writeCsvRow, writeTextRow, type CopyOptions, type CopyRow } from './copy-format.js';
 
 export type { CopyOptions } from './copy-format.js';
 
 /**
- * The op's result length (its bytes are at arena.len), NULL_VALUE or UNCHANGED; an op that throws
- * gives NULL, never the raw value. Ops write past arena.len without moving it: the caller does.
+ * The op's result length (its bytes are at out.len), NULL_VALUE or UNCHANGED; an op that throws
+ * gives NULL, never the raw value. Ops write past out.len without moving it: the caller does.
  */
-function run(op: ValueOp, buf: Buffer, start: number, end: number): number {
+function run(op: ValueOp, buf: Buffer, start: number, end: number, out: ValueOut = arena): number {
   try {
-    return op(buf, start, end, arena);
+    return op(buf, start, end, out);
   } catch {
     return NULL_VALUE;
   }
@@ -194,6 +194,10 @@ function prepareTokens(msg: Buffer, from: number, tokens: NonNullable<MaskPlan['
  */
 export function maskDataRowInto(msg: Buffer, start: number, end: number, plan: MaskPlan, sink: ByteSink): void {
   if (plan.tokens !== undefined && (msg !== aheadBuf || start >= aheadEnd || start < aheadFrom)) prepareTokens(msg, start, plan.tokens);
+  if (plan.masks) {
+    maskRowInPlace(msg, start, end, plan, sink);
+    return;
+  }
   const changes = plan.passthrough ? 0 : maskColumns(msg, start + 5, end, plan.ops);
   if (changes === 0) {
     sink.append(msg, start, end);
@@ -207,6 +211,76 @@ export function maskDataRowInto(msg: Buffer, start: number, end: number, plan: M
   const at = sink.reserve(size);
   writeRow(msg, start + 5, end, changes, sink.buf, at);
   sink.commit(size);
+}
+
+function writeLength(b: Buffer, at: number, n: number): void {
+  b[at] = n >>> 24;
+  b[at + 1] = (n >>> 16) & 0xff;
+  b[at + 2] = (n >>> 8) & 0xff;
+  b[at + 3] = n & 0xff;
+}
+
+/**
+ * maskDataRowInto for plans that rewrite columns with a strategy (nearly every row changes): one
+ * pass, each column written straight into the sink and each op writing its value in place, instead
+ * of masking into scratch space first and copying the row together after. A row that changed
+ * nothing after all is taken back and forwarded as it was.
+ */
+function maskRowInPlace(msg: Buffer, start: number, end: number, plan: MaskPlan, sink: ByteSink): void {
+  const ops = plan.ops;
+  const n = ops.length;
+  const base = sink.reserve(end - start);
+  let out = sink.buf;
+  let changed = false;
+  let ok = end - start >= 7 && msg.readUInt16BE(start + 5) === n;
+  out[base] = 0x44;
+  out[base + 5] = msg[start + 5] as number;
+  out[base + 6] = msg[start + 6] as number;
+  sink.len = base + 7;
+  let off = start + 7;
+  for (let i = 0; ok && i < n; i++) {
+    if (off + 4 > end) {
+      ok = false;
+      break;
+    }
+    const len = ((msg[off] as number) << 24) | ((msg[off + 1] as number) << 16) | ((msg[off + 2] as number) << 8) | (msg[off + 3] as number);
+    const op = ops[i];
+    if (len >= 0 && off + 4 + len > end) {
+      ok = false;
+      break;
+    }
+    if (op === undefined || len < 0) {
+      const size = 4 + Math.max(len, 0);
+      out = sink.room(size);
+      copyRun(msg, off, off + size, out, sink.len);
+      sink.len += size;
+      off += size;
+      continue;
+    }
+    out = sink.room(4);
+    const at = sink.len;
+    sink.len = at + 4;
+    const r = run(op, msg, off + 4, off + 4 + len, sink);
+    out = sink.buf;
+    if (r === UNCHANGED) {
+      out = sink.room(len);
+      copyRun(msg, off + 4, off + 4 + len, out, sink.len);
+      writeLength(out, at, len);
+      sink.len += len;
+    } else {
+      changed = true;
+      writeLength(out, at, r);
+      if (r > 0) sink.len += r;
+    }
+    off += 4 + len;
+  }
+  if (!ok || off !== end || !changed) {
+    sink.len = base;
+    if (ok && off === end) sink.append(msg, start, end);
+    else sink.append(allNullRow(n));
+    return;
+  }
+  writeLength(sink.buf, base + 1, sink.len - base - 1);
 }
 
 function maskCopyRow(row: CopyRow, plan: MaskPlan): boolean {

@@ -30,7 +30,7 @@
 import { isUtf8 } from 'node:buffer';
 import { TypeKind, acceptsAnyText } from './pgtypes.js';
 import { Hmac256 } from './hmac.js';
-import type { ValueArena } from './arena.js';
+import { putValue, type ValueOut } from './arena.js';
 
 /** Masked bytes, or null for SQL NULL. */
 export type MaskedValue = Buffer | null;
@@ -175,12 +175,12 @@ export function partialValue(value: Buffer, t: ValueType, keepFirst: number, kee
 }
 
 /** partialValue of buf[start, end) into the arena (the row path); see arena.ts for the result. */
-export function partialInto(buf: Buffer, start: number, end: number, t: ValueType, keepFirst: number, keepLast: number, arena: ValueArena): number {
+export function partialInto(buf: Buffer, start: number, end: number, t: ValueType, keepFirst: number, keepLast: number, arena: ValueOut): number {
   if (acceptsAnyText(t.kind) && t.kind !== TypeKind.Xml && isAscii(buf, start, end)) {
     partialAscii(buf, start, end, keepFirst, keepLast, t.padded === true, arena.room(end - start), arena.len);
     return end - start;
   }
-  return arena.put(partialValue(buf.subarray(start, end), t, keepFirst, keepLast));
+  return putValue(arena, partialValue(buf.subarray(start, end), t, keepFirst, keepLast));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -415,12 +415,12 @@ export function tokenizesAsText(t: ValueType): boolean {
 }
 
 /** tokenizeValue of buf[start, end) into the arena (the row path); see arena.ts for the result. */
-export function tokenizeInto(buf: Buffer, start: number, end: number, t: ValueType, tokenizer: Tokenizer, arena: ValueArena): number {
+export function tokenizeInto(buf: Buffer, start: number, end: number, t: ValueType, tokenizer: Tokenizer, arena: ValueOut): number {
   if (tokenizesAsText(t)) {
     tokenizer.textTokenInto(buf, start, end, arena.room(TEXT_TOKEN_LENGTH), arena.len);
     return TEXT_TOKEN_LENGTH;
   }
-  return arena.put(tokenizeValue(buf.subarray(start, end), t, tokenizer));
+  return putValue(arena, tokenizeValue(buf.subarray(start, end), t, tokenizer));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -557,7 +557,7 @@ function isDateKind(t: ValueType): boolean {
 }
 
 /** yearOnlyValue of buf[start, end) into the arena (the row path); see arena.ts for the result. */
-export function yearOnlyInto(buf: Buffer, start: number, end: number, t: ValueType, placeholder: string, arena: ValueArena): number {
+export function yearOnlyInto(buf: Buffer, start: number, end: number, t: ValueType, placeholder: string, arena: ValueOut): number {
   if (isDateKind(t)) {
     const timeEnd = isoDateTimeEnd(buf, start, end);
     if (timeEnd >= 0) {
@@ -565,7 +565,7 @@ export function yearOnlyInto(buf: Buffer, start: number, end: number, t: ValueTy
       return end - start;
     }
   }
-  return arena.put(yearOnlyValue(buf.subarray(start, end), t, placeholder));
+  return putValue(arena, yearOnlyValue(buf.subarray(start, end), t, placeholder));
 }
 
 export function yearOnlyValue(value: Buffer, t: ValueType, placeholder = '***'): MaskedValue {

@@ -45,6 +45,13 @@ export class ByteSink {
     return this.len;
   }
 
+  /** Room for `n` bytes at `len`; returns the buffer to write them into (ValueOut, for value ops). */
+  room(n: number): Buffer {
+    this.flushView();
+    this.ensure(n);
+    return this.buf;
+  }
+
   /** Marks `n` bytes written at the offset `reserve` returned. */
   commit(n: number): void {
     this.len += n;
