@@ -390,10 +390,10 @@ export class WasmHmac {
 
   /**
    * The first two words (what a text token shows) of the MACs of `count` values, value i being
-   * srcs[i][starts[i], ends[i]), each at most LANE_MAX_VALUE bytes: four at a time. Writes
-   * out[2i] and out[2i + 1].
+   * src[starts[i], ends[i]), each at most LANE_MAX_VALUE bytes: four at a time. Writes out[2i] and
+   * out[2i + 1].
    */
-  macFirstWords(srcs: readonly Uint8Array[], starts: Int32Array, ends: Int32Array, count: number, out: Int32Array): void {
+  macFirstWords(src: Uint8Array, starts: Int32Array, ends: Int32Array, count: number, out: Int32Array): void {
     const mem = this.bytes;
     const w = this.words;
     const n = [0, 0, 0, 0];
@@ -404,7 +404,6 @@ export class WasmHmac {
           n[k] = 0;
           continue;
         }
-        const src = srcs[i + k]!;
         const start = starts[i + k] as number;
         const len = (ends[i + k] as number) - start;
         const at = LANES + k * 64;

@@ -165,18 +165,18 @@ export class Hmac256 {
   }
 
   /**
-   * The first two words of the MACs of `count` values (value i is srcs[i][starts[i], ends[i])) into
+   * The first two words of the MACs of `count` values (value i is src[starts[i], ends[i])) into
    * out[2i], out[2i + 1]: four at a time in WebAssembly SIMD when every value is short enough.
    */
-  macFirstWords(srcs: readonly Uint8Array[], starts: Int32Array, ends: Int32Array, count: number, out: Int32Array): void {
+  macFirstWords(src: Uint8Array, starts: Int32Array, ends: Int32Array, count: number, out: Int32Array): void {
     let short = this.wasm !== null;
     for (let i = 0; short && i < count; i++) short = (ends[i] as number) - (starts[i] as number) <= LANE_MAX_VALUE;
     if (short) {
-      this.wasm!.macFirstWords(srcs, starts, ends, count, out);
+      this.wasm!.macFirstWords(src, starts, ends, count, out);
       return;
     }
     for (let i = 0; i < count; i++) {
-      this.macRange(srcs[i]!, starts[i] as number, ends[i] as number, FIRST);
+      this.macRange(src, starts[i] as number, ends[i] as number, FIRST);
       out[2 * i] = FIRST[0] as number;
       out[2 * i + 1] = FIRST[1] as number;
     }

@@ -184,7 +184,7 @@ function prepareTokens(msg: Buffer, from: number, tokens: NonNullable<MaskPlan['
   aheadBuf = msg;
   aheadFrom = from;
   aheadEnd = off;
-  if (count > 0) tokens.tokenizer.prepare(msg, aheadStarts, aheadEnds, count);
+  tokens.tokenizer.prepare(msg, aheadStarts, aheadEnds, count);
 }
 
 /**
@@ -251,19 +251,19 @@ function maskRowInPlace(msg: Buffer, start: number, end: number, plan: MaskPlan,
     }
     if (op === undefined || len < 0) {
       const size = 4 + Math.max(len, 0);
-      out = sink.room(size);
+      if (sink.len + size > out.length) out = sink.room(size);
       copyRun(msg, off, off + size, out, sink.len);
       sink.len += size;
       off += size;
       continue;
     }
-    out = sink.room(4);
+    if (sink.len + 4 > out.length) out = sink.room(4);
     const at = sink.len;
     sink.len = at + 4;
     const r = run(op, msg, off + 4, off + 4 + len, sink);
     out = sink.buf;
     if (r === UNCHANGED) {
-      out = sink.room(len);
+      if (sink.len + len > out.length) out = sink.room(len);
       copyRun(msg, off + 4, off + 4 + len, out, sink.len);
       writeLength(out, at, len);
       sink.len += len;

@@ -187,7 +187,6 @@ export function partialInto(buf: Buffer, start: number, end: number, t: ValueTyp
 // tokenize
 
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
-const BATCH_SRCS: Uint8Array[] = [];
 const TEXT_TOKEN_LENGTH = 20;
 
 /**
@@ -203,8 +202,8 @@ export class Tokenizer {
    * cannot be reused while the buffer is referenced here.
    */
   private aheadSrc: Uint8Array | undefined;
-  private aheadStarts = new Int32Array(256);
-  private aheadEnds = new Int32Array(256);
+  private aheadStarts: Int32Array = new Int32Array(0);
+  private aheadEnds: Int32Array = new Int32Array(0);
   private aheadWords = new Int32Array(512);
   private aheadCount = 0;
   private aheadNext = 0;
@@ -237,20 +236,15 @@ export class Tokenizer {
 
   /**
    * Computes now, in one batch, the text tokens of the values src[starts[i], ends[i]) (in increasing
-   * order of start), for textTokenInto to use when it reaches them. Replaces any earlier batch.
+   * order of start), for textTokenInto to use when it reaches them. Replaces any earlier batch. The
+   * arrays are kept, not copied: the caller leaves them alone until its next prepare.
    */
   prepare(src: Uint8Array, starts: Int32Array, ends: Int32Array, count: number): void {
-    if (this.aheadStarts.length < count) {
-      this.aheadStarts = new Int32Array(count * 2);
-      this.aheadEnds = new Int32Array(count * 2);
-      this.aheadWords = new Int32Array(count * 4);
-    }
-    this.aheadStarts.set(starts.subarray(0, count));
-    this.aheadEnds.set(ends.subarray(0, count));
-    BATCH_SRCS.length = count;
-    BATCH_SRCS.fill(src);
-    this.hmac.macFirstWords(BATCH_SRCS, this.aheadStarts, this.aheadEnds, count, this.aheadWords);
+    if (this.aheadWords.length < 2 * count) this.aheadWords = new Int32Array(4 * count);
+    this.hmac.macFirstWords(src, starts, ends, count, this.aheadWords);
     this.aheadSrc = src;
+    this.aheadStarts = starts;
+    this.aheadEnds = ends;
     this.aheadCount = count;
     this.aheadNext = 0;
   }
