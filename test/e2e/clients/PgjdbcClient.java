@@ -1,0 +1,95 @@
+// pgjdbc (Debian's libpostgresql-jdbc-java) through a phigate port: what a Java service does.
+// Run as a single-file program: java -cp /usr/share/java/postgresql.jar PgjdbcClient.java PORT
+// Prints one JSON object of results; the vitest suite (pgjdbc.test.ts) checks them.
+import java.sql.*;
+import java.util.*;
+
+public class PgjdbcClient {
+  public static void main(String[] args) throws Exception {
+    String url = "jdbc:postgresql://127.0.0.1:" + args[0] + "/ehr?user=alice&ApplicationName=pgjdbc-test";
+    Map<String, String> out = new LinkedHashMap<>();
+    try (Connection c = DriverManager.getConnection(url)) {
+      try (Statement s = c.createStatement()) {
+        s.execute("DROP TABLE IF EXISTS jdbc_t");
+        s.execute("CREATE TABLE jdbc_t (id int PRIMARY KEY, name text, amount numeric, at timestamptz DEFAULT now())");
+      }
+      // batch: Parse/Bind/Execute pipelined, one Sync
+      try (PreparedStatement p = c.prepareStatement("INSERT INTO jdbc_t (id, name, amount) VALUES (?, ?, ?)")) {
+        for (int i = 1; i <= 300; i++) {
+          p.setInt(1, i);
+          p.setString(2, "name-" + i);
+          p.setBigDecimal(3, new java.math.BigDecimal(i).movePointLeft(1));
+          p.addBatch();
+        }
+        int[] counts = p.executeBatch();
+        out.put("batch", String.valueOf(Arrays.stream(counts).sum()));
+      }
+      // a prepared statement run past the prepare threshold (named statement, binary transfer)
+      StringBuilder names = new StringBuilder();
+      try (PreparedStatement p = c.prepareStatement("SELECT name, amount, at FROM jdbc_t WHERE id = ?")) {
+        for (int i = 1; i <= 10; i++) {
+          p.setInt(1, i);
+          try (ResultSet r = p.executeQuery()) {
+            r.next();
+            names.append(r.getString(1)).append(i < 10 ? "," : "");
+          }
+        }
+      }
+      out.put("names", names.toString());
+      // cursor fetch: Execute with a row limit, PortalSuspended between fetches
+      c.setAutoCommit(false);
+      int fetched = 0;
+      try (Statement s = c.createStatement()) {
+        s.setFetchSize(50);
+        try (ResultSet r = s.executeQuery("SELECT id FROM jdbc_t ORDER BY id")) {
+          while (r.next()) fetched++;
+        }
+      }
+      c.commit();
+      out.put("fetched", String.valueOf(fetched));
+      // error inside a transaction, savepoint, rollback
+      Savepoint sp = c.setSavepoint();
+      try (Statement s = c.createStatement()) {
+        s.execute("SELECT 1 / 0");
+      } catch (SQLException e) {
+        out.put("error", e.getSQLState());
+        c.rollback(sp);
+      }
+      try (Statement s = c.createStatement(); ResultSet r = s.executeQuery("SELECT count(*) FROM jdbc_t")) {
+        r.next();
+        out.put("after_error", String.valueOf(r.getInt(1)));
+      }
+      c.commit();
+      c.setAutoCommit(true);
+      // catalog queries, as tools and ORMs make them
+      int tables = 0;
+      try (ResultSet r = c.getMetaData().getTables(null, "public", "jdbc_t", new String[] {"TABLE"})) {
+        while (r.next()) tables++;
+      }
+      out.put("metadata_tables", String.valueOf(tables));
+      // cancel from another thread
+      try (Statement s = c.createStatement()) {
+        Thread t = new Thread(() -> {
+          try {
+            Thread.sleep(500);
+            s.cancel();
+          } catch (Exception ignored) {
+          }
+        });
+        t.start();
+        try {
+          s.execute("SELECT pg_sleep(10)");
+        } catch (SQLException e) {
+          out.put("cancelled", e.getSQLState());
+        }
+        t.join();
+      }
+    }
+    StringBuilder json = new StringBuilder("{");
+    for (Map.Entry<String, String> e : out.entrySet()) {
+      if (json.length() > 1) json.append(',');
+      json.append('"').append(e.getKey()).append("\":\"").append(e.getValue().replace("\"", "\\\"")).append('"');
+    }
+    System.out.println(json.append('}'));
+  }
+}
