@@ -255,6 +255,18 @@ export function mayChangeLexing(s: Statement): boolean {
   return s.writes.some((w) => w.name === 'pg_settings');
 }
 
+const maskedTablesCache = new WeakMap<ReadonlySet<string>, Set<string>>();
+
+/** The tables of `schema.table.column` names; asked per statement, so kept per column set. */
+function tablesOf(columns: ReadonlySet<string>): Set<string> {
+  let t = maskedTablesCache.get(columns);
+  if (t === undefined) {
+    t = new Set([...columns].map((c) => c.slice(0, c.lastIndexOf('.'))));
+    maskedTablesCache.set(columns, t);
+  }
+  return t;
+}
+
 /**
  * A masked reader may read masked tables only through results phigate masks: a statement that
  * copies rows of such a table into another table (CREATE TABLE AS, SELECT INTO, INSERT ... SELECT,
@@ -262,7 +274,7 @@ export function mayChangeLexing(s: Statement): boolean {
  */
 export function copiesMasked(s: Statement, maskedColumns: ReadonlySet<string> | undefined): string | undefined {
   if (!maskedColumns || maskedColumns.size === 0) return undefined;
-  const maskedTables = new Set([...maskedColumns].map((c) => c.slice(0, c.lastIndexOf('.'))));
+  const maskedTables = tablesOf(maskedColumns);
   const isMasked = (t: { name: string }): boolean => maskedTables.has(t.name.toLowerCase());
   const same = (a: { schema?: string; name: string }, b: { schema?: string; name: string }): boolean =>
     a.name === b.name && (a.schema ?? 'public') === (b.schema ?? 'public');
