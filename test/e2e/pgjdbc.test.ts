@@ -1,9 +1,11 @@
 // pgjdbc (Java; Debian's libpostgresql-jdbc-java and a JDK, which .ci/run installs) through the
 // gateway: batches (pipelined executions), server-prepared statements past the prepare threshold,
-// cursor fetches (PortalSuspended), savepoints after an error, metadata queries and cancel.
+// cursor fetches (PortalSuspended), savepoints after an error, metadata queries and cancel; and a
+// masked read with binary transfer (numbers, dates and timestamps masked in binary format).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import pg from 'pg';
 import { startGateway, type Gw } from '../support/harness.js';
 import { runCmd } from '../support/clients.js';
 
@@ -13,9 +15,29 @@ const SOURCE = join(import.meta.dirname, 'clients', 'PgjdbcClient.java');
 let gw: Gw;
 let port: number;
 
+const POLICY = `masking:
+  columns:
+    - { column: jdbc_mask.ssn, strategy: partial, keep_last: 4 }
+    - { column: jdbc_mask.mrn, strategy: tokenize }
+    - { column: jdbc_mask.full_name, strategy: redact }
+    - { column: jdbc_mask.date_of_birth, strategy: year_only }
+    - { column: jdbc_mask.balance, strategy: tokenize }
+    - { column: jdbc_mask.seen, strategy: year_only }
+  detectors: [us_ssn, email]
+default: allow
+`;
+
 beforeAll(async () => {
-  gw = await startGateway({ policy: 'default: allow\n' });
+  gw = await startGateway({ policy: POLICY });
   port = (await gw.connect('ehr', await gw.token('alice'))).port;
+  const admin = new pg.Client({ host: gw.pg.host, port: gw.pg.port, user: gw.pg.superuser.user, password: gw.pg.superuser.password, database: 'ehr' });
+  await admin.connect();
+  await admin.query(`DROP TABLE IF EXISTS jdbc_mask;
+    CREATE TABLE jdbc_mask (id int, mrn text, full_name text, ssn text, date_of_birth date, email text, city text, visits int, balance numeric, seen timestamptz);
+    INSERT INTO jdbc_mask SELECT g, 'MRN-' || (70000000 + g), 'Zorro' || g || ' Quint', '123-45-' || (6780 + g), date '1980-05-17' + g,
+      'zorro' || g || '@clinic.example', 'City', g, g * 10.5, timestamptz '2024-03-04 05:06:07+00' FROM generate_series(1, 5) g;
+    GRANT ALL ON jdbc_mask TO PUBLIC`);
+  await admin.end();
 });
 afterAll(async () => gw?.close());
 
@@ -44,5 +66,31 @@ describe('pgjdbc through the gateway', () => {
     const fetches = records.filter((x) => x['type'] === 'statement' && x['sql'] === 'SELECT id FROM jdbc_t ORDER BY id').map(resultOf);
     expect(fetches.filter((f) => f?.['suspended'] === true).length).toBeGreaterThanOrEqual(5);
     expect(fetches.at(-1)).toMatchObject({ rows: 0, tag: 'SELECT 0' });
+  });
+
+  it('masks what a server-prepared statement returns in binary format, the same as in text', async () => {
+    const r = await runCmd('java', ['-cp', DRIVER, SOURCE, String(port), 'masked'], { timeoutMs: 90_000 });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const rows = JSON.parse(r.stdout) as Record<string, string>;
+    expect(Object.keys(rows)).toHaveLength(9);
+    for (const raw of ['MRN-7000000', 'Zorro', 'Quint', '123-45-678', '1980-05-', 'clinic.example', '10.5', '21.0', '03-04', '05:06']) {
+      expect(JSON.stringify(rows)).not.toContain(raw);
+    }
+    for (const id of [1, 2, 3]) {
+      const [first, ...again] = [1, 2, 3].map((run) => rows[`run${run}-${id}`]);
+      // every run alike, whatever format each run's results came in
+      expect(again).toEqual([first, first]);
+      const [, mrn, name, ssn, dob, email, city, visits, balance, seen] = first!.split('|');
+      expect(mrn).toMatch(/^tok_[0-9a-f]{16}$/);
+      expect([name, ssn, dob, email, city, visits]).toEqual(['***', `***-**-${6780 + id}`, '1980-01-01', '<email>', 'City', String(id)]);
+      expect(balance).toMatch(/^[1-9]\d*$/);
+      expect(seen).toBe('2024-01-01 00:00:00+00');
+    }
+    // The session recording notes binary values as such: the driver did switch to binary transfer.
+    const recordings = join(gw.dir, 'data', 'recordings');
+    const texts = readdirSync(recordings).map((f) => readFileSync(join(recordings, f), 'utf8')).filter((t) => t.includes('FROM jdbc_mask'));
+    expect(texts).toHaveLength(1);
+    expect(texts[0]).toMatch(/<binary \d+ bytes>/);
   });
 });

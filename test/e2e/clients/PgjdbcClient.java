@@ -1,11 +1,17 @@
 // pgjdbc (Debian's libpostgresql-jdbc-java) through a phigate port: what a Java service does.
-// Run as a single-file program: java -cp /usr/share/java/postgresql.jar PgjdbcClient.java PORT
-// Prints one JSON object of results; the vitest suite (pgjdbc.test.ts) checks them.
+// Run as a single-file program: java -cp /usr/share/java/postgresql.jar PgjdbcClient.java PORT [masked]
+// Prints one JSON object of results; the vitest suite (pgjdbc.test.ts) checks them. With `masked`,
+// reads the jdbc_mask table with server-prepared statements from the first run (binary transfer)
+// and prints each row of three runs as one string.
 import java.sql.*;
 import java.util.*;
 
 public class PgjdbcClient {
   public static void main(String[] args) throws Exception {
+    if (args.length > 1 && args[1].equals("masked")) {
+      masked(args[0]);
+      return;
+    }
     String url = "jdbc:postgresql://127.0.0.1:" + args[0] + "/ehr?user=alice&ApplicationName=pgjdbc-test";
     Map<String, String> out = new LinkedHashMap<>();
     try (Connection c = DriverManager.getConnection(url)) {
@@ -85,6 +91,30 @@ public class PgjdbcClient {
         t.join();
       }
     }
+    print(out);
+  }
+
+  static void masked(String port) throws Exception {
+    String url = "jdbc:postgresql://127.0.0.1:" + port + "/ehr?user=alice&prepareThreshold=1";
+    Map<String, String> out = new LinkedHashMap<>();
+    try (Connection c = DriverManager.getConnection(url);
+        PreparedStatement p = c.prepareStatement("SELECT * FROM jdbc_mask WHERE id <= ? ORDER BY id")) {
+      for (int run = 1; run <= 3; run++) {
+        p.setInt(1, 3);
+        try (ResultSet r = p.executeQuery()) {
+          int n = r.getMetaData().getColumnCount();
+          while (r.next()) {
+            StringBuilder row = new StringBuilder();
+            for (int i = 1; i <= n; i++) row.append(i > 1 ? "|" : "").append(r.getString(i));
+            out.put("run" + run + "-" + r.getInt(1), row.toString());
+          }
+        }
+      }
+    }
+    print(out);
+  }
+
+  static void print(Map<String, String> out) {
     StringBuilder json = new StringBuilder("{");
     for (Map.Entry<String, String> e : out.entrySet()) {
       if (json.length() > 1) json.append(',');
