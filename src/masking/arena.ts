@@ -1,6 +1,7 @@
-// Scratch space for the row path's rewritten values: each value op writes its output here instead
-// of returning a new Buffer, so masking a row allocates nothing per value. The row writer copies the
-// values out before the next row reuses the space.
+// Where the row path's value ops write: each op writes its output at a given place instead of
+// returning a new Buffer, so masking a row allocates nothing per value. The place is a scratch arena
+// the row writer copies from, or the relay's output buffer itself (ByteSink) when a row is written
+// in one pass.
 
 /** What a value op returns besides a length: SQL NULL, or "forward the original bytes". */
 export const NULL_VALUE = -1;
@@ -47,5 +48,4 @@ export class ValueArena implements ValueOut {
     }
     return this.buf;
   }
-
 }
