@@ -151,22 +151,28 @@ const MAX_AHEAD = 1024;
 const aheadStarts = new Int32Array(MAX_AHEAD);
 const aheadEnds = new Int32Array(MAX_AHEAD);
 
+/** The big-endian int32 at b[at] (callers check the bounds). */
+function int32(b: Buffer, at: number): number {
+  return ((b[at] as number) << 24) | ((b[at + 1] as number) << 16) | ((b[at + 2] as number) << 8) | (b[at + 3] as number);
+}
+
 /**
  * Collects the text-tokenized values of the complete DataRows from msg[from] on (up to MAX_AHEAD
  * values) and has their tokens computed in one batch, four at a time.
  */
 function prepareTokens(msg: Buffer, from: number, tokens: NonNullable<MaskPlan['tokens']>): void {
   const cols = tokens.columns;
+  const size = msg.length;
   let count = 0;
   let off = from;
-  while (off + 7 <= msg.length && msg[off] === 0x44 && count + cols.length <= MAX_AHEAD) {
-    const end = off + 1 + msg.readInt32BE(off + 1);
-    if (end > msg.length || end < off + 7) break;
-    const n = msg.readUInt16BE(off + 5);
+  while (off + 7 <= size && msg[off] === 0x44 && count + cols.length <= MAX_AHEAD) {
+    const end = off + 1 + int32(msg, off + 1);
+    if (end > size || end < off + 7) break;
+    const n = ((msg[off + 5] as number) << 8) | (msg[off + 6] as number);
     let p = off + 7;
     let next = 0;
     for (let i = 0; i < n && p + 4 <= end; i++) {
-      const len = msg.readInt32BE(p);
+      const len = int32(msg, p);
       p += 4;
       if (i === cols[next]) {
         next++;

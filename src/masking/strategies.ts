@@ -187,6 +187,9 @@ export function partialInto(buf: Buffer, start: number, end: number, t: ValueTyp
 // tokenize
 
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
+/** Per byte value, its two hex digits. */
+const HEX_HI = Uint8Array.from({ length: 256 }, (_, b) => HEX[b >>> 4] as number);
+const HEX_LO = Uint8Array.from({ length: 256 }, (_, b) => HEX[b & 0xf] as number);
 const TEXT_TOKEN_LENGTH = 20;
 
 /**
@@ -266,8 +269,17 @@ export class Tokenizer {
     dst[at + 1] = 0x6f;
     dst[at + 2] = 0x6b;
     dst[at + 3] = 0x5f;
-    for (let j = 0; j < 8; j++) dst[at + 4 + j] = HEX[(hi >>> (28 - 4 * j)) & 0xf] as number;
-    for (let j = 0; j < 8; j++) dst[at + 12 + j] = HEX[(lo >>> (28 - 4 * j)) & 0xf] as number;
+    // two hex digits per byte of the two words, from a table
+    for (let j = 0; j < 4; j++) {
+      const b = (hi >>> (24 - 8 * j)) & 0xff;
+      dst[at + 4 + 2 * j] = HEX_HI[b] as number;
+      dst[at + 5 + 2 * j] = HEX_LO[b] as number;
+    }
+    for (let j = 0; j < 4; j++) {
+      const b = (lo >>> (24 - 8 * j)) & 0xff;
+      dst[at + 12 + 2 * j] = HEX_HI[b] as number;
+      dst[at + 13 + 2 * j] = HEX_LO[b] as number;
+    }
   }
 
   /** Moves past prepared values before `start` (never reached: NULLs, malformed rows) and takes the one at start..end. */
