@@ -21,7 +21,8 @@ import { AuditWriteError } from './errors.js';
 import type { AuditEvent } from './events.js';
 import { planExport, writeBundle } from './export.js';
 import type { AuditLog } from './log.js';
-import { DEFAULT_LIMIT, MAX_LIMIT, findSessionEnd, listSessions, sealOf, searchAudit, type SearchFilters } from './search.js';
+import { DEFAULT_LIMIT, MAX_LIMIT, findSessionEnd, sealOf, type SearchFilters } from './search.js';
+import { SearchThread } from './search-thread.js';
 import { loadIndex } from './search-index.js';
 import { TimeArgumentError, parseTimeArg } from './time.js';
 import { hashFile, verifyLog } from './verify.js';
@@ -42,6 +43,8 @@ export interface AuditRoutesDeps {
 export interface AuditRoutes {
   /** Answers `req` when its path is an evidence endpoint; false otherwise. */
   handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
+  /** Stops the search thread. */
+  close(): Promise<void>;
 }
 
 export function auditDirOf(dataDir: string): string {
@@ -73,6 +76,7 @@ function asRefusal(err: unknown): { code: RefusalCode; message: string } | undef
 export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
   const auditDir = auditDirOf(deps.dataDir);
   const recordingsDir = recordingsDirOf(deps.dataDir);
+  const searches = new SearchThread();
 
   async function who(req: IncomingMessage): Promise<Identity> {
     try {
@@ -122,7 +126,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
       if (path === AUDIT_SEARCH_PATH) await search(identity, url, res);
       else if (path === AUDIT_VERIFY_PATH) await verify(identity, res);
       else if (path === AUDIT_EXPORT_PATH) await exportRange(identity, url, res);
-      else if (path === SESSIONS_PATH) sessions(identity, url, res);
+      else if (path === SESSIONS_PATH) await sessions(identity, url, res);
       else {
         const parts = path.slice(SESSIONS_PATH.length + 1).split('/');
         if (parts.length === 2 && parts[1] === 'recording') await recording(identity, decodeURIComponent(parts[0]!), res);
@@ -143,7 +147,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     requireAuditor(identity, 'search the audit log');
     const filters = searchFilters(url);
     deps.log.flushIndex();
-    const r = searchAudit(auditDir, filters);
+    const r = await searches.search(auditDir, filters);
     record({ type: 'audit.search', user: identity.name, filters: describeFilters(url), results: r.records.length });
     const body: SearchResponse = { records: r.records, more: r.more, total: r.total, elapsed_ms: Math.round(r.elapsedMs) };
     sendJson(res, 200, body);
@@ -182,14 +186,14 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     deps.logger?.info('audit export', { by: identity.name, records: summary.header.records?.count ?? 0 });
   }
 
-  function sessions(identity: Identity, url: URL, res: ServerResponse): void {
+  async function sessions(identity: Identity, url: URL, res: ServerResponse): Promise<void> {
     const auditor = deps.isAuditor(identity);
     const asked = url.searchParams.get('user') ?? undefined;
     if (!auditor && asked !== undefined && asked !== identity.name) {
       throw new HttpProblem(403, 'forbidden', `${identity.name}: only auditors and admins may list other people's sessions`);
     }
     deps.log.flushIndex();
-    const r = listSessions(auditDir, {
+    const r = await searches.sessions(auditDir, {
       user: auditor ? asked : identity.name,
       connection: url.searchParams.get('connection') ?? undefined,
       since: timeParam(url, 'since'), until: timeParam(url, 'until'), limit: limitParam(url),
@@ -220,7 +224,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     });
   }
 
-  return { handle };
+  return { handle, close: () => searches.close() };
 }
 
 /** A session id, or a unique prefix of one (at least 4 characters), among the recordings. */

@@ -256,6 +256,7 @@ export class Gateway {
     this.approvals.close();
     this.access.close();
     for (const c of this.catalogs.values()) c.stop();
+    await this.auditRoutes?.close();
     // Sessions end first (their session.end records), then the log closes with a final checkpoint.
     await new Promise((r) => setImmediate(r));
     await this.audit?.close().catch((err: Error) => this.opts.log.error('audit log close failed', { error: err.message }));
