@@ -101,11 +101,17 @@ export class RecordingWriter {
     return w;
   }
 
-  /** Statement number `n` of the session begins; returns n. */
-  statement(s: StatementInfo): number {
+  /**
+   * Statement number `n` of the session begins; returns n. `continues`: it fetches more rows of the
+   * previous statement's result (an Execute of the same portal again), so those rows count against
+   * the same row cap instead of starting a new one.
+   */
+  statement(s: StatementInfo, continues = false): number {
     this.n++;
-    this.rowsThisStatement = 0;
-    this.keptThisStatement = 0;
+    if (!continues) {
+      this.rowsThisStatement = 0;
+      this.keptThisStatement = 0;
+    }
     this.event({ type: 'statement', n: this.n, ...s });
     return this.n;
   }

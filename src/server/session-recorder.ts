@@ -18,8 +18,9 @@ export class SessionRecorder {
     });
   }
 
-  statement(s: StatementInfo): void {
-    this.writer.statement(s);
+  /** `continues`: more rows of the previous result (see RecordingWriter.statement). */
+  statement(s: StatementInfo, continues = false): void {
+    this.writer.statement(s, continues);
   }
 
   wait(w: WaitInfo): void {

@@ -118,6 +118,10 @@ export class ClientSession {
   private deferred: AuditEvent[] = [];
   /** Executions on their way, each to complete its statement record with a statement.result. */
   private readonly results = new StatementResults<StatementEvent>();
+  /** DDL ran since the session was last idle: the catalog is refreshed at the next idle ReadyForQuery. */
+  private ddlRan = false;
+  /** Portals executed since their Bind: a further Execute continues the same result. */
+  private readonly executedPortals = new Set<string>();
   /** seq of each statement record once written: outcomes name the record they complete. */
   private readonly recordSeq = new WeakMap<AuditEvent, number>();
   /** session.start was recorded, so session.end is owed. */
@@ -370,6 +374,7 @@ export class ClientSession {
       const m = msgs[i]!;
       let verdict: Verdict | undefined;
       let sql: string | undefined;
+      let continues = false;
       switch (m.type) {
         case 'Query':
           this.statements++;
@@ -383,14 +388,18 @@ export class ClientSession {
           break;
         case 'Bind':
           gate.onBind(m.portal, m.statement);
+          this.executedPortals.delete(m.portal);
           break;
         case 'Execute':
           this.statements++;
           verdict = gate.onExecute(m.portal);
           sql = verdict.text;
+          continues = this.executedPortals.has(m.portal);
+          this.executedPortals.add(m.portal);
           break;
         case 'Close':
           gate.onClose(m.kind, m.name);
+          if (m.kind === 'P') this.executedPortals.delete(m.name);
           break;
         case 'FunctionCall':
           verdict = {
@@ -410,9 +419,8 @@ export class ClientSession {
       }
       let ev: StatementEvent | undefined;
       if (sql !== undefined && verdict !== undefined) {
-        ev = this.statementEvent(sql, verdict);
+        ev = this.statementEvent(sql, verdict, { continues });
         events.push(ev);
-        if (verdict.action !== 'block' && verdict.decision?.kinds.some((k) => DDL_KINDS.has(k))) this.opts.onDdl?.();
       }
       if (verdict === undefined || verdict.action === 'allow') {
         if (this.forward(out, m)) unchanged = false;
@@ -473,7 +481,12 @@ export class ClientSession {
   }
 
   /** The evidence record of one decided statement (redacted text only). */
-  private statementEvent(sql: string, verdict: Verdict, decision?: StatementDecision, approval?: string): StatementEvent {
+  /**
+   * `continues`: an Execute of a portal that already ran (a cursor-style fetch of the next rows): the
+   * recording counts its rows against the same per-statement cap as the first part.
+   */
+  private statementEvent(sql: string, verdict: Verdict, extra: { decision?: StatementDecision; approval?: string; continues?: boolean } = {}): StatementEvent {
+    const { decision, approval } = extra;
     const d = verdict.decision;
     const ev: StatementEvent = {
       type: 'statement', session: this.id, user: this.opts.identity.name, connection: this.opts.connection.name,
@@ -482,7 +495,7 @@ export class ClientSession {
       rule: d?.rule, reason: verdict.action === 'block' ? verdict.error.message : d?.reason,
       policy: this.opts.policyVersion(), approval,
     };
-    this.recorder?.statement({ sql: ev.sql, decision: ev.decision, rule: ev.rule, kinds: ev.kinds, tables: ev.tables });
+    this.recorder?.statement({ sql: ev.sql, decision: ev.decision, rule: ev.rule, kinds: ev.kinds, tables: ev.tables }, extra.continues === true);
     return ev;
   }
 
@@ -508,6 +521,13 @@ export class ClientSession {
       info = { code: e instanceof ProtocolError ? undefined : e['C'] };
     }
     const done = this.results.backend(f.type, info);
+    for (const r of done) if (!r.skipped && r.ref.kinds.some((k) => DDL_KINDS.has(k))) this.ddlRan = true;
+    // The catalog masking reads changes when DDL has run and committed, not when it is decided: it
+    // is refreshed once the session is idle again (autocommit: right after the DDL; else at COMMIT).
+    if (this.ddlRan && f.type === 0x5a && f.body[0] === 0x49) {
+      this.ddlRan = false;
+      this.opts.onDdl?.();
+    }
     if (done.length === 0) return;
     const masked = (this.masking ?? this.recordMask)?.takeMasked() ?? [];
     for (const r of done) {
@@ -674,7 +694,7 @@ export class ClientSession {
       });
     }
     if (id) this.recorder?.wait({ approval: id, state: outcome, approver: o.approver, reason: o.reason, rule: d.rule });
-    const ev = this.statementEvent(heldSql, held.verdict, outcome, id);
+    const ev = this.statementEvent(heldSql, held.verdict, { decision: outcome, approval: id });
     events.push(ev);
     if (!this.recordEvents(events)) return;
     let out: Buffer;

@@ -12,10 +12,7 @@ import { runCmd } from '../support/clients.js';
 const DRIVER = '/usr/share/java/postgresql.jar';
 const SOURCE = join(import.meta.dirname, 'clients', 'PgjdbcClient.java');
 
-let gw: Gw;
-let port: number;
-
-const POLICY = `masking:
+const MASKING = `masking:
   columns:
     - { column: jdbc_mask.ssn, strategy: partial, keep_last: 4 }
     - { column: jdbc_mask.mrn, strategy: tokenize }
@@ -27,21 +24,28 @@ const POLICY = `masking:
 default: allow
 `;
 
-beforeAll(async () => {
-  gw = await startGateway({ policy: POLICY });
-  port = (await gw.connect('ehr', await gw.token('alice'))).port;
-  const admin = new pg.Client({ host: gw.pg.host, port: gw.pg.port, user: gw.pg.superuser.user, password: gw.pg.superuser.password, database: 'ehr' });
-  await admin.connect();
-  await admin.query(`DROP TABLE IF EXISTS jdbc_mask;
-    CREATE TABLE jdbc_mask (id int, mrn text, full_name text, ssn text, date_of_birth date, email text, city text, visits int, balance numeric, seen timestamptz);
-    INSERT INTO jdbc_mask SELECT g, 'MRN-' || (70000000 + g), 'Zorro' || g || ' Quint', '123-45-' || (6780 + g), date '1980-05-17' + g,
-      'zorro' || g || '@clinic.example', 'City', g, g * 10.5, timestamptz '2024-03-04 05:06:07+00' FROM generate_series(1, 5) g;
-    GRANT ALL ON jdbc_mask TO PUBLIC`);
-  await admin.end();
-});
-afterAll(async () => gw?.close());
+/** A gateway and a port on it; `masking` gets the table jdbc_mask and the policy above. */
+async function gateway(masking: boolean): Promise<{ gw: Gw; port: number }> {
+  const gw = await startGateway({ policy: masking ? MASKING : 'default: allow\n' });
+  if (masking) {
+    const admin = new pg.Client({ host: gw.pg.host, port: gw.pg.port, user: gw.pg.superuser.user, password: gw.pg.superuser.password, database: 'ehr' });
+    await admin.connect();
+    await admin.query(`DROP TABLE IF EXISTS jdbc_mask;
+      CREATE TABLE jdbc_mask (id int, mrn text, full_name text, ssn text, date_of_birth date, email text, city text, visits int, balance numeric, seen timestamptz);
+      INSERT INTO jdbc_mask SELECT g, 'MRN-' || (70000000 + g), 'Zorro' || g || ' Quint', '123-45-' || (6780 + g), date '1980-05-17' + g,
+        'zorro' || g || '@clinic.example', 'City', g, g * 10.5, timestamptz '2024-03-04 05:06:07+00' FROM generate_series(1, 5) g;
+      GRANT ALL ON jdbc_mask TO PUBLIC`);
+    await admin.end();
+  }
+  return { gw, port: (await gw.connect('ehr', await gw.token('alice'))).port };
+}
 
 describe('pgjdbc through the gateway', () => {
+  let gw: Gw;
+  let port: number;
+  beforeAll(async () => ({ gw, port } = await gateway(false)));
+  afterAll(async () => gw?.close());
+
   it('runs a Java service\'s usual work unchanged, with every execution on record', async () => {
     const r = await runCmd('java', ['-cp', DRIVER, SOURCE, String(port)], { timeoutMs: 90_000 });
     expect(r.stderr).toBe('');
@@ -50,6 +54,7 @@ describe('pgjdbc through the gateway', () => {
       batch: '300',
       names: Array.from({ length: 10 }, (_, i) => `name-${i + 1}`).join(','),
       fetched: '300',
+      big_fetch: '1500',
       error: '22012',
       after_error: '300',
       metadata_tables: '1',
@@ -66,7 +71,24 @@ describe('pgjdbc through the gateway', () => {
     const fetches = records.filter((x) => x['type'] === 'statement' && x['sql'] === 'SELECT id FROM jdbc_t ORDER BY id').map(resultOf);
     expect(fetches.filter((f) => f?.['suspended'] === true).length).toBeGreaterThanOrEqual(5);
     expect(fetches.at(-1)).toMatchObject({ rows: 0, tag: 'SELECT 0' });
+    // 1,500 rows fetched 100 at a time: the recording keeps the first 1,000 (the row cap of one
+    // statement), not every fetch's rows, and records the true count.
+    const recordings = join(gw.dir, 'data', 'recordings');
+    const rec = readdirSync(recordings).map((f) => readFileSync(join(recordings, f), 'utf8')).find((t) => t.includes('big_fetch'))!;
+    const events = rec.trim().split('\n').map((l) => JSON.parse(l) as { type: string; n?: number; sql?: string; rows?: number });
+    const fetchNs = new Set(events.filter((e) => e.type === 'statement' && e.sql?.includes('big_fetch')).map((e) => e.n));
+    expect(fetchNs.size).toBeGreaterThanOrEqual(15);
+    expect(events.filter((e) => e.type === 'row' && fetchNs.has(e.n)).length).toBe(1000);
+    expect(events.find((e) => e.type === 'complete' && fetchNs.has(e.n))).toMatchObject({ rows: 1500 });
   });
+
+});
+
+describe('pgjdbc reading masked data', () => {
+  let gw: Gw;
+  let port: number;
+  beforeAll(async () => ({ gw, port } = await gateway(true)));
+  afterAll(async () => gw?.close());
 
   it('masks what a server-prepared statement returns in binary format, the same as in text', async () => {
     const r = await runCmd('java', ['-cp', DRIVER, SOURCE, String(port), 'masked'], { timeoutMs: 90_000 });

@@ -91,6 +91,25 @@ describe('RecordingWriter', () => {
     expect(renderText(rec)).toContain('-- phigate: 3 rows of 5 rows recorded (row cap 3)');
   });
 
+  it('counts the rows of a continued portal (the next fetch of a cursor) against the same cap', () => {
+    const w = RecordingWriter.open(t.dir, 'sess-fetch', META, { rowCap: 3 });
+    w.statement({ sql: 'SELECT g FROM generate_series(<n>, <n>) g', decision: 'allow' });
+    w.rowDescription([{ name: 'g', type: 23 }]);
+    for (let i = 0; i < 2; i++) w.row([String(i)]);
+    // the client asks the same portal for more rows
+    w.statement({ sql: 'SELECT g FROM generate_series(<n>, <n>) g', decision: 'allow' }, true);
+    for (let i = 2; i < 4; i++) {
+      if (w.keepsNextRow()) w.row([String(i)]);
+      else w.countRow();
+    }
+    w.complete({ tag: 'SELECT 2' });
+    // a new statement starts its own cap
+    w.statement({ sql: 'SELECT 1', decision: 'allow' });
+    expect(w.keepsNextRow()).toBe(true);
+    const rec = readRecording(w.close().path);
+    expect(rec.events.filter((e) => e.type === 'row').map((e) => (e as { values: string[] }).values[0])).toEqual(['0', '1', '2']);
+  });
+
   it('flushes whole lines as it goes: a crash leaves a readable prefix', async () => {
     const w = RecordingWriter.open(t.dir, 'sess-crash', META, { flushBytes: 200, flushIntervalMs: 10 });
     w.statement({ sql: 'SELECT 1', decision: 'allow' });

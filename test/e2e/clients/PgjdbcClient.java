@@ -51,8 +51,16 @@ public class PgjdbcClient {
           while (r.next()) fetched++;
         }
       }
+      int big = 0;
+      try (Statement s = c.createStatement()) {
+        s.setFetchSize(100);
+        try (ResultSet r = s.executeQuery("SELECT g AS big_fetch FROM generate_series(1, 1500) g")) {
+          while (r.next()) big++;
+        }
+      }
       c.commit();
       out.put("fetched", String.valueOf(fetched));
+      out.put("big_fetch", String.valueOf(big));
       // error inside a transaction, savepoint, rollback
       Savepoint sp = c.setSavepoint();
       try (Statement s = c.createStatement()) {
