@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { startGateway, type Gw } from '../support/harness.js';
+import { auditRecords, gatewayAndPort, type Gw } from '../support/harness.js';
 import { runCmd } from '../support/clients.js';
 
 const DRIVER = '/usr/share/java/postgresql.jar';
@@ -26,7 +26,7 @@ default: allow
 
 /** A gateway and a port on it; `masking` gets the table jdbc_mask and the policy above. */
 async function gateway(masking: boolean): Promise<{ gw: Gw; port: number }> {
-  const gw = await startGateway({ policy: masking ? MASKING : 'default: allow\n' });
+  const { gw, port } = await gatewayAndPort(masking ? MASKING : undefined);
   if (masking) {
     const admin = new pg.Client({ host: gw.pg.host, port: gw.pg.port, user: gw.pg.superuser.user, password: gw.pg.superuser.password, database: 'ehr' });
     await admin.connect();
@@ -37,7 +37,7 @@ async function gateway(masking: boolean): Promise<{ gw: Gw; port: number }> {
       GRANT ALL ON jdbc_mask TO PUBLIC`);
     await admin.end();
   }
-  return { gw, port: (await gw.connect('ehr', await gw.token('alice'))).port };
+  return { gw, port };
 }
 
 describe('pgjdbc through the gateway', () => {
@@ -60,7 +60,7 @@ describe('pgjdbc through the gateway', () => {
       metadata_tables: '1',
       cancelled: '57014',
     });
-    const records = readFileSync(join(gw.dir, 'data', 'audit', 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = auditRecords(gw);
     const resultOf = (st: Record<string, unknown>) => records.find((x) => x['type'] === 'statement.result' && x['statement'] === st['seq']);
     const inserts = records.filter((x) => x['type'] === 'statement' && x['sql'] === 'INSERT INTO jdbc_t (id, name, amount) VALUES ($1, $2, $3)');
     expect(inserts).toHaveLength(300);

@@ -2,9 +2,8 @@
 // binding, executemany, automatic prepared statements, binary results, errors in transactions, COPY
 // both ways, pipeline mode and cancel, with the evidence of the pipelined statements checked too.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startGateway, type Gw } from '../support/harness.js';
+import { auditRecords, gatewayAndPort, type Gw } from '../support/harness.js';
 import { runCmd } from '../support/clients.js';
 
 // Debian's interpreter: its python3-psycopg is what CI installs (a pyenv python3 may come first on PATH).
@@ -14,10 +13,7 @@ const SCRIPT = join(import.meta.dirname, 'clients', 'psycopg_client.py');
 let gw: Gw;
 let port: number;
 
-beforeAll(async () => {
-  gw = await startGateway({ policy: 'default: allow\n' });
-  port = (await gw.connect('ehr', await gw.token('alice'))).port;
-});
+beforeAll(async () => ({ gw, port } = await gatewayAndPort()));
 afterAll(async () => gw?.close());
 
 describe('psycopg through the gateway', () => {
@@ -40,7 +36,7 @@ describe('psycopg through the gateway', () => {
     expect(out['copy_out_bytes']).toBeGreaterThan(15_000);
 
     // Every execution of the automatically prepared SELECT is on record, each with its row.
-    const records = readFileSync(join(gw.dir, 'data', 'audit', 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = auditRecords(gw);
     const resultOf = (st: Record<string, unknown>) => records.find((x) => x['type'] === 'statement.result' && x['statement'] === st['seq']);
     const byName = records.filter((x) => x['type'] === 'statement' && x['sql'] === 'SELECT name FROM py_t WHERE id = $1');
     expect(byName).toHaveLength(8);

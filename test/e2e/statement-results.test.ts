@@ -2,32 +2,23 @@
 // statement record, and pipelined statements each get their own statement.result (rows, error, or
 // skipped because an earlier one failed), as PostgreSQL itself ran them.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { serialize } from 'pg-protocol';
-import { startGateway, type Gw } from '../support/harness.js';
+import { auditRecords, gatewayAndPort, type Gw } from '../support/harness.js';
 import { pgClient, rawPg } from '../support/clients.js';
 
 let gw: Gw;
 let port: number;
 
-beforeAll(async () => {
-  gw = await startGateway({ policy: 'default: allow\n' });
-  port = (await gw.connect('ehr', await gw.token('alice'))).port;
-});
+beforeAll(async () => ({ gw, port } = await gatewayAndPort()));
 afterAll(async () => gw?.close());
 
 type Rec = Record<string, unknown>;
-
-function records(): Rec[] {
-  return readFileSync(join(gw.dir, 'data', 'audit', 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Rec);
-}
 
 /** The statement records whose SQL matches, each with its statement.result (waiting for them to be written). */
 async function withResults(match: (sql: string) => boolean, count: number): Promise<{ st: Rec; result: Rec | undefined }[]> {
   let out: { st: Rec; result: Rec | undefined }[] = [];
   for (let i = 0; i < 100; i++) {
-    const all = records();
+    const all = auditRecords(gw);
     out = all.filter((r) => r['type'] === 'statement' && match(String(r['sql'])))
       .map((st) => ({ st, result: all.find((r) => r['type'] === 'statement.result' && r['statement'] === st['seq']) }));
     if (out.length >= count && out.every((x) => x.result)) break;

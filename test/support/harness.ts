@@ -1,6 +1,6 @@
 // End-to-end harness: a real `phigate server` process in front of the embedded PostgreSQL, a real
 // OpenID Provider minting tokens, and real `phigate connect` processes in front of the gateway.
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inject } from 'vitest';
@@ -111,4 +111,15 @@ export async function startGateway(opts: { port?: number; policy?: string } = {}
     },
   };
   return gw;
+}
+
+/** A gateway with `policy` and alice's `phigate connect ehr` port on it. */
+export async function gatewayAndPort(policy?: string): Promise<{ gw: Gw; port: number }> {
+  const gw = await startGateway({ policy });
+  return { gw, port: (await gw.connect('ehr', await gw.token('alice'))).port };
+}
+
+/** The gateway's audit log as written so far, one object per record. */
+export function auditRecords(gw: Gw): Record<string, unknown>[] {
+  return readFileSync(join(gw.dir, 'data', 'audit', 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 }
