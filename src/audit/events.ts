@@ -102,6 +102,8 @@ export interface StatementEvent {
   policy: string;
   /** Approval request id of a held statement. */
   approval?: string;
+  /** An Execute of a portal that already ran: it fetches more rows of the same result (a cursor). */
+  continues?: boolean;
   /** Known when the record is written after the statement ran (blocked statements: 0). */
   duration_ms?: number;
   rows?: number;

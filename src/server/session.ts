@@ -495,6 +495,7 @@ export class ClientSession {
       rule: d?.rule, reason: verdict.action === 'block' ? verdict.error.message : d?.reason,
       policy: this.opts.policyVersion(), approval,
     };
+    if (extra.continues) ev.continues = true;
     this.recorder?.statement({ sql: ev.sql, decision: ev.decision, rule: ev.rule, kinds: ev.kinds, tables: ev.tables }, extra.continues === true);
     return ev;
   }

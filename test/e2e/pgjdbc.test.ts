@@ -68,9 +68,12 @@ describe('pgjdbc through the gateway', () => {
     const selects = records.filter((x) => x['type'] === 'statement' && x['sql'] === 'SELECT name, amount, at FROM jdbc_t WHERE id = $1');
     expect(selects.map((st) => resultOf(st)?.['rows'])).toEqual(Array.from({ length: 10 }, () => 1));
     // The cursor fetch: one Execute per fetch of 50 rows, each suspended until the last.
-    const fetches = records.filter((x) => x['type'] === 'statement' && x['sql'] === 'SELECT id FROM jdbc_t ORDER BY id').map(resultOf);
+    const fetchRecords = records.filter((x) => x['type'] === 'statement' && x['sql'] === 'SELECT id FROM jdbc_t ORDER BY id');
+    const fetches = fetchRecords.map(resultOf);
     expect(fetches.filter((f) => f?.['suspended'] === true).length).toBeGreaterThanOrEqual(5);
     expect(fetches.at(-1)).toMatchObject({ rows: 0, tag: 'SELECT 0' });
+    // the first Execute starts the result, every later one continues it
+    expect(fetchRecords.map((st) => st['continues'] === true)).toEqual(fetchRecords.map((_, i) => i > 0));
     // 1,500 rows fetched 100 at a time: the recording keeps the first 1,000 (the row cap of one
     // statement), not every fetch's rows, and records the true count.
     const recordings = join(gw.dir, 'data', 'recordings');
