@@ -523,11 +523,15 @@ export class ClientSession {
     }
     const done = this.results.backend(f.type, info);
     for (const r of done) if (!r.skipped && r.ref.kinds.some((k) => DDL_KINDS.has(k))) this.ddlRan = true;
-    // The catalog masking reads changes when DDL has run and committed, not when it is decided: it
-    // is refreshed once the session is idle again (autocommit: right after the DDL; else at COMMIT).
-    if (this.ddlRan && f.type === 0x5a && f.body[0] === 0x49) {
-      this.ddlRan = false;
-      this.opts.onDdl?.();
+    if (f.type === 0x5a && f.body[0] === 0x49) {
+      // Idle: no transaction, so no portal outlives this point.
+      this.executedPortals.clear();
+      // The catalog masking reads changes when DDL has run and committed, not when it is decided:
+      // it is refreshed once the session is idle again (autocommit: right after the DDL; else at COMMIT).
+      if (this.ddlRan) {
+        this.ddlRan = false;
+        this.opts.onDdl?.();
+      }
     }
     if (done.length === 0) return;
     const masked = (this.masking ?? this.recordMask)?.takeMasked() ?? [];
