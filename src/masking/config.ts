@@ -219,7 +219,17 @@ export function isUnmaskedReader(config: MaskingConfig, groups: readonly string[
   return config.unmaskedGroups.some((g) => groups.includes(g));
 }
 
-/** `table.column` of every masked column, lower case, as the policy's predicates_on_masked check wants it. */
-export function maskedColumnKeys(config: MaskingConfig): Set<string> {
-  return new Set(config.columns.map((r) => `${r.table}.${r.column}`.toLowerCase()));
+const columnKeys = new WeakMap<MaskingConfig, ReadonlySet<string>>();
+
+/**
+ * `table.column` of every masked column, lower case, as the policy's predicates_on_masked check wants
+ * it. One set per policy, shared by its sessions (the gate caches what it derives from it by set).
+ */
+export function maskedColumnKeys(config: MaskingConfig): ReadonlySet<string> {
+  let keys = columnKeys.get(config);
+  if (keys === undefined) {
+    keys = new Set(config.columns.map((r) => `${r.table}.${r.column}`.toLowerCase()));
+    columnKeys.set(config, keys);
+  }
+  return keys;
 }

@@ -257,7 +257,7 @@ export function mayChangeLexing(s: Statement): boolean {
 
 const maskedTablesCache = new WeakMap<ReadonlySet<string>, Set<string>>();
 
-/** The tables of `schema.table.column` names; asked per statement, so kept per column set. */
+/** The tables of `table.column` names; asked per statement, so kept per column set (one per policy). */
 function tablesOf(columns: ReadonlySet<string>): Set<string> {
   let t = maskedTablesCache.get(columns);
   if (t === undefined) {
