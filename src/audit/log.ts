@@ -65,6 +65,15 @@ interface TailRepair {
   reason: string;
 }
 
+/** Cuts what findTail found past the last good line (fsynced), saying what was cut, for the log.repaired record. */
+function cutTail(fd: number, size: number, tail: { end: number; reason?: string }): TailRepair | undefined {
+  if (tail.end >= size) return undefined;
+  const cut = preadSync(fd, tail.end, size - tail.end);
+  ftruncateSync(fd, tail.end);
+  fsyncSync(fd);
+  return { offset: tail.end, bytes: cut.length, cutSha256: sha256Hex(cut), reason: tail.reason ?? 'incomplete final line' };
+}
+
 export class AuditLog {
   readonly file: string;
   readonly checkpointsFile: string;
@@ -139,13 +148,7 @@ export class AuditLog {
       fd = openSync(file, 'r+');
       const size = fstatSync(fd).size;
       const tail = findTail(fd, size, file);
-      let repair: TailRepair | undefined;
-      if (tail.end < size) {
-        const cut = preadSync(fd, tail.end, size - tail.end);
-        repair = { offset: tail.end, bytes: cut.length, cutSha256: sha256Hex(cut), reason: tail.reason ?? 'incomplete final line' };
-        ftruncateSync(fd, tail.end);
-        fsyncSync(fd);
-      }
+      const repair = cutTail(fd, size, tail);
       const index = IndexWriter.open(dir, fd, tail.end);
       const log = new AuditLog(dir, opts, {
         fd, offset: tail.end, nextSeq: tail.last ? tail.last.seq + 1 : 0, headHash: tail.last ? tail.last.hash : GENESIS_PREV, index,
@@ -426,13 +429,7 @@ export class AuditLog {
       const c = parseRecordLike(bytes);
       return c && Number.isSafeInteger(c['seq']) && typeof c['hash'] === 'string' ? { seq: c['seq'] as number, at: c['at'] } : undefined;
     });
-    let repair: TailRepair | undefined;
-    if (tail.end < size) {
-      const cut = preadSync(fd, tail.end, size - tail.end);
-      repair = { offset: tail.end, bytes: cut.length, cutSha256: sha256Hex(cut), reason: tail.reason ?? 'incomplete final line' };
-      ftruncateSync(fd, tail.end);
-      fsyncSync(fd);
-    }
+    const repair = cutTail(fd, size, tail);
     this.cpOffset = tail.end;
     if (tail.last) {
       this.lastCheckpointSeq = tail.last.seq;
