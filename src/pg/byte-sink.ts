@@ -38,10 +38,9 @@ export class ByteSink {
     this.viewEnd = end;
   }
 
-  /** Makes room for `n` new bytes and returns where to write them. */
+  /** Makes room for `n` new bytes and returns where to write them (in `buf`). */
   reserve(n: number): number {
-    this.flushView();
-    this.ensure(n);
+    this.room(n);
     return this.len;
   }
 
