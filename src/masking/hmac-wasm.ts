@@ -267,11 +267,13 @@ function compress4Body(): number[] {
  */
 function hmac4Body(): number[] {
   const N = 0; // n0..n3: params 0..3
-  const L = 4; // four v128 temporaries
+  const L = 4; // lanes 0..3, words j..j+3 of each: locals 4..7
+  const P = 8; // two words of lanes 0 and 1
+  const R = 9; // the same two words of lanes 2 and 3
   const c = new Code();
   for (let k = 0; k < 4; k++) c.i32(LANES + k * 64).get(N + k).op(op.call, 2);
   // The block words, transposed to one v128 per word and byte-swapped: words j..j+3 of the four
-  // lanes are four loads and eight shuffles.
+  // lanes are four loads and six shuffles.
   const pick = (wordA: number, wordB: number): number[] => {
     // bytes of word wordA of the first operand, then of the second, byte-swapped; same for wordB
     const out: number[] = [];
@@ -285,19 +287,12 @@ function hmac4Body(): number[] {
   };
   for (let j = 0; j < 16; j += 4) {
     for (let k = 0; k < 4; k++) c.i32(0).simd(V.load, ...memarg16(LANES + k * 64 + j * 4)).set(L + k);
-    // P = lanes 0,1 words j, j+1; Q = words j+2, j+3; R, S the same for lanes 2, 3
-    c.get(L).get(L + 1).simd(V.shuffle, ...pick(0, 1));
-    c.get(L + 2).get(L + 3).simd(V.shuffle, ...pick(0, 1));
-    // stack: P, R -> word j and word j+1
-    c.set(L + 2).set(L + 3); // L+2 = R, L+3 = P (L0, L1 are done with, L2 and L3 read above)
-    c.i32(0).get(L + 3).get(L + 2).simd(V.shuffle, ...halves(true)).simd(V.store, ...memarg16(LANE_W + j * 16));
-    c.i32(0).get(L + 3).get(L + 2).simd(V.shuffle, ...halves(false)).simd(V.store, ...memarg16(LANE_W + (j + 1) * 16));
-    for (let k = 0; k < 4; k++) c.i32(0).simd(V.load, ...memarg16(LANES + k * 64 + j * 4)).set(L + k);
-    c.get(L).get(L + 1).simd(V.shuffle, ...pick(2, 3));
-    c.get(L + 2).get(L + 3).simd(V.shuffle, ...pick(2, 3));
-    c.set(L + 2).set(L + 3);
-    c.i32(0).get(L + 3).get(L + 2).simd(V.shuffle, ...halves(true)).simd(V.store, ...memarg16(LANE_W + (j + 2) * 16));
-    c.i32(0).get(L + 3).get(L + 2).simd(V.shuffle, ...halves(false)).simd(V.store, ...memarg16(LANE_W + (j + 3) * 16));
+    for (const w of [0, 2]) {
+      c.get(L).get(L + 1).simd(V.shuffle, ...pick(w, w + 1)).set(P);
+      c.get(L + 2).get(L + 3).simd(V.shuffle, ...pick(w, w + 1)).set(R);
+      c.i32(0).get(P).get(R).simd(V.shuffle, ...halves(true)).simd(V.store, ...memarg16(LANE_W + (j + w) * 16));
+      c.i32(0).get(P).get(R).simd(V.shuffle, ...halves(false)).simd(V.store, ...memarg16(LANE_W + (j + w + 1) * 16));
+    }
   }
   for (let k = 0; k < 8; k++) c.i32(0).i32(0).load(INNER + k * 4).simd(V.splat).simd(V.store, ...memarg16(LANE_STATE + k * 16));
   c.i32(LANE_STATE).i32(LANE_W).op(op.call, 3);
@@ -308,7 +303,7 @@ function hmac4Body(): number[] {
   for (let k = 0; k < 8; k++) c.i32(0).i32(0).load(OUTER + k * 4).simd(V.splat).simd(V.store, ...memarg16(LANE_RESULT + k * 16));
   c.i32(LANE_RESULT).i32(LANE_W).op(op.call, 3);
   c.op(op.end);
-  return [...vec([[4, 0x7b]]), ...c.bytes];
+  return [...vec([[6, 0x7b]]), ...c.bytes];
 }
 
 function moduleBytes(): Uint8Array {
