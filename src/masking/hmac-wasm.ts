@@ -56,6 +56,7 @@ const op = {
 const V = { load: 0x00, store: 0x0b, shuffle: 0x0d, splat: 0x11, and: 0x4e, or: 0x50, xor: 0x51, bitselect: 0x52, shl: 0xab, shrU: 0xad, add: 0xae } as const;
 /** v128 memarg: 16-byte alignment (log2 4) and an offset. */
 const memarg16 = (offset: number): number[] => [4, ...uleb(offset)];
+const DROP = 0x1a;
 /** memory.fill (bulk memory): dest, value, length. */
 const MEMORY_FILL = [0xfc, 0x0b, 0x00];
 
@@ -187,13 +188,7 @@ function hmacBody(): number[] {
   const TMP = 2;
   const LAST = 3; // end of the padded value
   const c = new Code();
-  // LAST = DATA + ((n + 9 + 63) >> 6) * 64
-  c.get(N).i32(72).op(op.add).i32(6).op(op.shrU).i32(6).op(op.shl).i32(DATA).op(op.add).set(LAST);
-  c.get(N).i32(0x80).op(op.store8, 0, ...uleb(DATA));
-  // zeros from just after 0x80 up to the length word: LAST - 4 - (DATA + n + 1) bytes
-  c.get(N).i32(DATA + 1).op(op.add).i32(0).get(LAST).get(N).op(op.sub).i32(DATA + 5).op(op.sub, ...MEMORY_FILL);
-  // bit length of one key block + the value, big-endian in the last 4 bytes (values stay far below 512 MiB)
-  c.get(LAST).i32(4).op(op.sub).get(N).i32(64).op(op.add).i32(3).op(op.shl).bswap(TMP).store(0);
+  c.i32(DATA).get(N).op(op.call, 2).set(LAST);
   for (let k = 0; k < 8; k++) c.i32(0).i32(0).load(INNER + k * 4).store(STATE + k * 4);
   c.i32(DATA).set(I);
   c.op(op.loop, 0x40);
@@ -207,17 +202,25 @@ function hmacBody(): number[] {
   return [...vec([[...uleb(3), 0x7f]]), ...c.bytes];
 }
 
-/** pad(ptr, n): SHA-256 padding of an n-byte (n <= 55) value at ptr after one key block: a single block. */
+/**
+ * pad(ptr, n) -> end: SHA-256 padding, in place, of the n-byte value at ptr hashed after one key
+ * block: 0x80, zeros, the bit length; returns where the padded blocks end.
+ */
 function padBody(): number[] {
   const PTR = 0;
   const N = 1;
   const TMP = 2;
+  const END = 3;
   const c = new Code();
+  // END = ptr + ((n + 9 + 63) >> 6) * 64
+  c.get(N).i32(72).op(op.add).i32(6).op(op.shrU).i32(6).op(op.shl).get(PTR).op(op.add).set(END);
   c.get(PTR).get(N).op(op.add).i32(0x80).op(op.store8, 0, 0);
-  c.get(PTR).get(N).op(op.add).i32(1).op(op.add).i32(0).i32(59).get(N).op(op.sub, ...MEMORY_FILL);
-  c.get(PTR).get(N).i32(64).op(op.add).i32(3).op(op.shl).bswap(TMP).store(60);
-  c.op(op.end);
-  return [...vec([[1, 0x7f]]), ...c.bytes];
+  // zeros from just after 0x80 up to the length word: END - 4 - (ptr + n + 1) bytes
+  c.get(PTR).get(N).op(op.add).i32(1).op(op.add).i32(0).get(END).i32(5).op(op.sub).get(PTR).op(op.sub).get(N).op(op.sub, ...MEMORY_FILL);
+  // bit length of one key block + the value, big-endian in the last 4 bytes (values stay far below 512 MiB)
+  c.get(END).i32(4).op(op.sub).get(N).i32(64).op(op.add).i32(3).op(op.shl).bswap(TMP).store(0);
+  c.get(END).op(op.end);
+  return [...vec([[2, 0x7f]]), ...c.bytes];
 }
 
 /**
@@ -271,7 +274,8 @@ function hmac4Body(): number[] {
   const P = 8; // two words of lanes 0 and 1
   const R = 9; // the same two words of lanes 2 and 3
   const c = new Code();
-  for (let k = 0; k < 4; k++) c.i32(LANES + k * 64).get(N + k).op(op.call, 2);
+  // one block each (n <= LANE_MAX_VALUE): where the padding ends is known
+  for (let k = 0; k < 4; k++) c.i32(LANES + k * 64).get(N + k).op(op.call, 2, DROP);
   // The block words, transposed to one v128 per word and byte-swapped: words j..j+3 of the four
   // lanes are four loads and six shuffles.
   const pick = (wordA: number, wordB: number): number[] => {
@@ -310,9 +314,9 @@ function moduleBytes(): Uint8Array {
   const body = (b: number[]): number[] => [...uleb(b.length), ...b];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([[0x60, 2, 0x7f, 0x7f, 0], [0x60, 1, 0x7f, 0], [0x60, 4, 0x7f, 0x7f, 0x7f, 0x7f, 0]])),
+    ...section(1, vec([[0x60, 2, 0x7f, 0x7f, 0], [0x60, 1, 0x7f, 0], [0x60, 4, 0x7f, 0x7f, 0x7f, 0x7f, 0], [0x60, 2, 0x7f, 0x7f, 1, 0x7f]])),
     // 0 compress, 1 hmac, 2 pad, 3 compress4, 4 hmac4
-    ...section(3, vec([[0], [1], [0], [0], [2]])),
+    ...section(3, vec([[0], [1], [3], [0], [2]])),
     ...section(5, vec([[0x00, 1]])),
     ...section(7, vec([[...name('memory'), 0x02, 0], [...name('hmac'), 0x00, 1], [...name('hmac4'), 0x00, 4]])),
     ...section(10, vec([body(compressBody()), body(hmacBody()), body(padBody()), body(compress4Body()), body(hmac4Body())])),
