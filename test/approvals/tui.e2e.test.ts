@@ -72,8 +72,8 @@ describe.skipIf(!hasTmux)('phigate approve (live view in a terminal)', () => {
     await waitForScreen('tui', /esc to cancel\): ticket 42/);
     tmux('send-keys', '-t', 'tui', 'Enter');
     expect(await first.outcome).toEqual({ approved: true, approver: 'bob', scope: 'once', reason: 'ticket 42' });
-    s = await waitForScreen('tui', /live · 1 waiting/);
-    expect(s).toContain(`Approved ${first.id}`);
+    // The live list can drop the row before the POST's answer comes back ("sending..."): wait for both.
+    s = await waitForScreen('tui', new RegExp(`live · 1 waiting[\\s\\S]*Approved ${first.id}`));
     expect(s).toContain('UPDATE visits SET note = $1 WHERE id = $2');
 
     // d opens the prompt, even with the reason typed right behind it; esc cancels, nothing is decided.
