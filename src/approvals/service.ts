@@ -5,7 +5,7 @@ import { randomInt } from 'node:crypto';
 import type { Identity } from '../auth/index.js';
 import type { Logger } from '../server/log.js';
 import { silentLogger } from '../server/log.js';
-import { MemoryApprovalStore, type ApprovalRecord, type ApprovalStore, type Settlement } from './store.js';
+import { MemoryApprovalStore, type ApprovalChange, type ApprovalRecord, type ApprovalStatus, type ApprovalStore, type Settlement } from './store.js';
 import type {
   ApprovalHandle, ApprovalRequester, ApprovalRequestInput, ApprovalScope, Outcome, RequesterIdentity,
 } from './types.js';
@@ -73,6 +73,8 @@ export interface ApprovalServiceOptions {
   /** How many settled requests `--all` can still show (memory store only). */
   keepSettled?: number;
   newId?: () => string;
+  /** Shared stores: how often to expire requests whose replica went away (default 30 s). */
+  sweepIntervalMs?: number;
 }
 
 /** Requests waiting on this replica: what to resolve and which timer to stop. */
@@ -104,6 +106,8 @@ export class ApprovalService implements ApprovalRequester {
   private webhook?: { notify(event: ApprovalEvent): void; close(): void };
   private webhookConfig?: WebhookConfig;
   private closed = false;
+  private unwatch?: () => void;
+  private sweepTimer?: unknown;
 
   constructor(opts: ApprovalServiceOptions = {}) {
     this.store = opts.store ?? new MemoryApprovalStore(opts.keepSettled);
@@ -112,6 +116,11 @@ export class ApprovalService implements ApprovalRequester {
     this.newId = opts.newId ?? newApprovalId;
     if (opts.webhookNotifier) this.webhook = opts.webhookNotifier;
     else this.setWebhook(opts.webhook);
+    this.unwatch = this.store.watch?.({
+      change: (c) => void this.onRemoteChange(c).catch((err: Error) => this.log.warn('approval change not applied', { approval: c.id, error: err.message })),
+      resync: () => void this.resync(),
+    });
+    if (this.store.shared) this.scheduleSweep(opts.sweepIntervalMs ?? 30_000);
   }
 
   /**
@@ -230,15 +239,25 @@ export class ApprovalService implements ApprovalRequester {
     return () => void this.listeners.delete(listener);
   }
 
-  /** Shutdown: every waiting statement is refused (cancelled), timers and the webhook stop. */
-  close(): void {
+  /**
+   * Shutdown: every waiting statement is refused (cancelled), timers and the webhook stop. In a
+   * shared store this replica's requests are withdrawn, so approvers elsewhere stop seeing them.
+   */
+  async close(): Promise<void> {
     this.closed = true;
+    this.unwatch?.();
+    this.clock.clearTimeout(this.sweepTimer);
+    const mine = [...this.waiters.keys()];
     for (const [id, w] of this.waiters) {
       this.clock.clearTimeout(w.timer);
       w.resolve({ approved: false, cause: 'cancelled', reason: 'the gateway is shutting down' });
       this.waiters.delete(id);
     }
     this.listeners.clear();
+    if (this.store.shared) {
+      const reason = 'the gateway holding the statement shut down';
+      await Promise.all(mine.map((id) => this.finish(id, { approved: false, cause: 'withdrawn', reason }, 'withdrawn').catch(() => undefined)));
+    }
     this.webhook?.close();
   }
 
@@ -248,27 +267,90 @@ export class ApprovalService implements ApprovalRequester {
   ): Promise<ApprovalRecord | undefined> {
     await this.waiters.get(id)?.stored;
     const current = await this.store.get(id);
-    if (!current || current.status !== 'pending') return undefined;
+    if (!current) return undefined;
+    if (current.status !== 'pending') {
+      // Settled elsewhere and the notification missed (or not yet here): answer the statement anyway.
+      if (current.settlement) this.release(id, current.settlement.outcome);
+      return undefined;
+    }
     const settled: ApprovalRecord = {
       ...current,
       status,
       settlement: { outcome, at: new Date(this.clock.now()).toISOString(), ...extra },
     };
-    if (!(await this.store.settle(id, settled))) return undefined;
-    const waiter = this.waiters.get(id);
-    if (waiter) {
-      this.clock.clearTimeout(waiter.timer);
-      this.waiters.delete(id);
-      waiter.resolve(outcome);
+    if (!(await this.store.settle(id, settled))) {
+      const now = await this.store.get(id);
+      if (now?.settlement) this.release(id, now.settlement.outcome);
+      return undefined;
     }
+    this.release(id, outcome);
     this.log.info(`approval ${status}`, {
       approval: id, approver: extra.approver?.name, scope: extra.scope, connection: current.input.connection, rule: current.input.rule,
     });
-    this.emit({ type: status === 'approved' || status === 'denied' ? 'decided' : status === 'expired' ? 'expired' : 'withdrawn', approval: settled });
+    this.emit({ type: eventType(status), approval: settled });
     return settled;
   }
 
-  private emit(event: ApprovalEvent): void {
+  /** Answers the statement waiting on this replica for `id`, if any. */
+  private release(id: string, outcome: Outcome): void {
+    const waiter = this.waiters.get(id);
+    if (!waiter) return;
+    this.clock.clearTimeout(waiter.timer);
+    this.waiters.delete(id);
+    waiter.resolve(outcome);
+  }
+
+  /**
+   * Another replica changed `id`: answer our statement if it was ours, and tell our subscribers.
+   * The webhook is not told: the replica that made the change did that.
+   */
+  private async onRemoteChange(change: ApprovalChange): Promise<void> {
+    if (this.closed) return;
+    const record = await this.store.get(change.id);
+    // A request settled before we read it: its own notification follows and tells the rest.
+    if (!record || (change.status === 'pending') !== (record.status === 'pending')) return;
+    if (record.settlement) this.release(record.id, record.settlement.outcome);
+    this.emit({ type: eventType(record.status), approval: record }, { webhook: false });
+  }
+
+  /** After missed notifications: statements waiting here learn of decisions taken meanwhile. */
+  private async resync(): Promise<void> {
+    for (const id of [...this.waiters.keys()]) {
+      const record = await this.store.get(id).catch(() => undefined);
+      if (record?.settlement) {
+        this.release(id, record.settlement.outcome);
+        this.emit({ type: eventType(record.status), approval: record }, { webhook: false });
+      }
+    }
+  }
+
+  /**
+   * Requests whose replica went away (crashed without withdrawing them) would stay pending forever
+   * in a shared store: expire them a little after their timeout, from whichever replica looks first.
+   */
+  async sweep(): Promise<number> {
+    const grace = 5_000;
+    const now = this.clock.now();
+    let expired = 0;
+    for (const r of await this.store.list({ includeSettled: false })) {
+      if (this.waiters.has(r.id) || Date.parse(r.expiresAt) + grace > now) continue;
+      if (await this.finish(r.id, { approved: false, cause: 'timeout' }, 'expired')) expired++;
+    }
+    await this.store.prune?.();
+    return expired;
+  }
+
+  private scheduleSweep(everyMs: number): void {
+    if (this.closed) return;
+    this.sweepTimer = this.clock.setTimeout(() => {
+      this.sweep().then(
+        (n) => n > 0 && this.log.info('expired approval requests left by another replica', { count: n }),
+        (err: Error) => this.log.warn('approval sweep failed', { error: err.message }),
+      ).finally(() => this.scheduleSweep(everyMs));
+    }, everyMs);
+  }
+
+  private emit(event: ApprovalEvent, opts: { webhook: boolean } = { webhook: true }): void {
     for (const l of [...this.listeners]) {
       try {
         l(event);
@@ -276,8 +358,13 @@ export class ApprovalService implements ApprovalRequester {
         this.log.warn('approval listener failed', { event: event.type, approval: event.approval.id, error: (err as Error).message });
       }
     }
-    this.webhook?.notify(event);
+    if (opts.webhook) this.webhook?.notify(event);
   }
+}
+
+function eventType(status: ApprovalStatus): ApprovalEventType {
+  if (status === 'pending') return 'requested';
+  return status === 'approved' || status === 'denied' ? 'decided' : status === 'expired' ? 'expired' : 'withdrawn';
 }
 
 function normalizeLabel(s: string | undefined): string | undefined {

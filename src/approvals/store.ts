@@ -1,6 +1,6 @@
-// Where approval requests live. In memory for now; the interface is asynchronous and settles with a
-// compare-and-set so that a shared store (several gateway replicas) can replace it without changing
-// the service: two approvers racing on one request must not both win.
+// Where approval requests live: in memory (one gateway) or in PostgreSQL (pg-store.ts, several
+// replicas). The interface is asynchronous and settles with a compare-and-set, so two approvers
+// racing on one request never both win, whichever store it is.
 import type { ApprovalScope, Outcome, PendingApproval } from './types.js';
 
 export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'withdrawn';
@@ -19,13 +19,32 @@ export interface Settlement {
   scope?: ApprovalScope;
 }
 
+/** Another replica inserted or settled a request (shared stores only). */
+export interface ApprovalChange {
+  id: string;
+  status: ApprovalStatus;
+}
+
+export interface ApprovalWatcher {
+  change(change: ApprovalChange): void;
+  /** Notifications may have been missed (the store reconnected): re-read what matters. */
+  resync(): void;
+}
+
 export interface ApprovalStore {
+  /** Several replicas share it: changes come from elsewhere too, and orphaned requests need sweeping. */
+  readonly shared?: boolean;
   insert(record: ApprovalRecord): Promise<void>;
   get(id: string): Promise<ApprovalRecord | undefined>;
   /** Replaces a pending request by its settled form; false when it was not pending any more. */
   settle(id: string, settled: ApprovalRecord): Promise<boolean>;
   /** Pending requests, oldest first, then (with includeSettled) the most recently settled ones. */
   list(opts: { includeSettled: boolean }): Promise<ApprovalRecord[]>;
+  /** Shared stores: changes made by other replicas. Returns the unsubscribe function. */
+  watch?(watcher: ApprovalWatcher): () => void;
+  /** Shared stores: deletes settled requests past their retention. */
+  prune?(): Promise<number>;
+  close?(): Promise<void>;
 }
 
 /** Keeps every pending request and the last `keepSettled` settled ones (for `phigate approvals --all`). */

@@ -30,7 +30,7 @@ import type { Logger } from './log.js';
 import { createDevIssuer, DEV_MOUNT, type DevIssuer } from '../auth/dev-issuer.js';
 import { initClassifier } from '../policy/classify/index.js';
 import { ShapeClassifierCache } from '../policy/shape-cache.js';
-import { ApprovalService } from '../approvals/service.js';
+import { ApprovalService, type ApprovalStore } from '../approvals/service.js';
 import { createApprovalRoutes, type ApprovalRoutes } from '../approvals/http.js';
 import { createAuditRoutes, type AuditRoutes } from '../audit/http.js';
 import { VERSION } from '../version.js';
@@ -65,6 +65,8 @@ export interface GatewayOptions {
   dataDir?: string;
   /** The file the policy came from, for reloads and the history. */
   policyFile?: string;
+  /** Where approval requests live; default in memory (this process only). Closed on stop. */
+  approvalStore?: ApprovalStore;
 }
 
 class Refused extends Error {
@@ -108,7 +110,7 @@ export class Gateway {
     this.policy = opts.policy;
     this.policyVersion = policyVersion(opts.policy.source);
     this.history = opts.dataDir ? new PolicyHistory(opts.dataDir) : undefined;
-    this.approvals = new ApprovalService({ log: opts.log, webhook: opts.policy.approvals.webhook });
+    this.approvals = new ApprovalService({ log: opts.log, webhook: opts.policy.approvals.webhook, store: opts.approvalStore });
     this.access = new AccessGrants(this.approvals, (g) => this.onAccessExpired(g), Date.now, (g, user, reason) => this.record({
       type: 'access.granted', grant: g.id, user, connection: g.connection, until: new Date(g.expiresAt).toISOString(),
       approval: g.id, by: g.approver, reason,
@@ -253,7 +255,8 @@ export class Gateway {
     this.wss.close();
     // Approval streams are upgraded sockets the listener no longer tracks: end them, or close() waits.
     this.approvalRoutes.close();
-    this.approvals.close();
+    await this.approvals.close();
+    await this.opts.approvalStore?.close?.().catch((err: Error) => this.opts.log.error('shared store close failed', { error: err.message }));
     this.access.close();
     for (const c of this.catalogs.values()) c.stop();
     await this.auditRoutes?.close();

@@ -72,16 +72,26 @@ connections:
 ${extra || 'default: allow\n'}`;
 }
 
-export async function startGateway(opts: { port?: number; policy?: string } = {}): Promise<Gw> {
+export interface GatewayOptions {
+  port?: number;
+  policy?: string;
+  /** More `phigate server` flags (e.g. --store) and environment. */
+  serverArgs?: string[];
+  serverEnv?: NodeJS.ProcessEnv;
+  /** Trust this OpenID Provider instead of starting one (replicas share one); the caller closes it. */
+  idp?: TestIdp;
+}
+
+export async function startGateway(opts: GatewayOptions = {}): Promise<Gw> {
   const pg = inject('pg');
-  const idp = await startTestIdp({ identities: IDENTITIES });
+  const idp = opts.idp ?? await startTestIdp({ identities: IDENTITIES });
   const dir = mkdtempSync(join(tmpdir(), 'phigate-gw-'));
   const policyFile = join(dir, 'phigate.yaml');
   writeFileSync(policyFile, policyYaml(pg, idp, 1, opts.policy));
-  const serverEnv = { EHR_DB_PASSWORD: pg.roles.scram.password, EHR_MD5_PASSWORD: pg.roles.md5.password };
+  const serverEnv = { EHR_DB_PASSWORD: pg.roles.scram.password, EHR_MD5_PASSWORD: pg.roles.md5.password, ...opts.serverEnv };
   let listenPort = opts.port ?? 0;
   const startServer = async (): Promise<{ server: Proc; url: string }> => {
-    const server = run(['server', '--config', policyFile, '--listen', `127.0.0.1:${listenPort}`, '--data-dir', join(dir, 'data')], serverEnv);
+    const server = run(['server', '--config', policyFile, '--listen', `127.0.0.1:${listenPort}`, '--data-dir', join(dir, 'data'), ...(opts.serverArgs ?? [])], serverEnv);
     const m = await server.waitFor(/listening on (http:\/\/127\.0\.0\.1:(\d+))/);
     listenPort = Number(m[2]);
     return { server, url: m[1]! };
@@ -106,7 +116,7 @@ export async function startGateway(opts: { port?: number; policy?: string } = {}
     async close() {
       await Promise.all(procs.map((p) => p.stop()));
       await gw.server.stop();
-      await idp.close();
+      if (!opts.idp) await idp.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -9,6 +9,7 @@ import { PolicyFileError } from '../../policy/errors.js';
 import { Gateway } from '../../server/gateway.js';
 import { isLoopbackHost } from '../../server/loopback.js';
 import { formatPublicKey } from '../../audit/keys.js';
+import { PostgresApprovalStore, redactStoreUrl } from '../../approvals/pg-store.js';
 import { createLogger } from '../../server/log.js';
 import { ExitCode, PhigateError } from '../errors.js';
 import { parseHostPort } from '../options.js';
@@ -29,6 +30,7 @@ interface ServerOptions {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   dev?: boolean;
   printPublicKey?: boolean;
+  store?: string;
 }
 
 export function serverCommand(): Command {
@@ -40,6 +42,7 @@ export function serverCommand(): Command {
     .option('--tls-cert <file>', 'PEM certificate for HTTPS/WSS')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
     .option('--dev', 'development mode: run a built-in OpenID Provider with dev identities (loopback only)')
+    .addOption(new Option('--store <url>', 'PostgreSQL shared by several replicas for approval requests (postgres://user@host/db)').env('PHIGATE_STORE_URL'))
     .option('--print-public-key', 'print the audit checkpoint public key (PEM and fingerprint) for --data-dir and exit')
     .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
     .addOption(new Option('--log-level <level>', 'least severe level logged').choices(['debug', 'info', 'warn', 'error']).default('info'))
@@ -84,21 +87,38 @@ async function runServer(opts: ServerOptions): Promise<void> {
       throw new PhigateError(`cannot read TLS material: ${(err as Error).message}`);
     }
   }
+  if (opts.store !== undefined && !/^postgres(ql)?:\/\//.test(opts.store)) {
+    throw new PhigateError(`--store must be a postgres:// URL, not "${redactStoreUrl(opts.store)}"`, ExitCode.Usage,
+      'e.g. --store postgres://phigate@db.internal/phigate (password in PGPASSWORD or ~/.pgpass)');
+  }
   const log = createLogger({ format: opts.logFormat, level: opts.logLevel });
+  let approvalStore: PostgresApprovalStore | undefined;
+  if (opts.store) {
+    try {
+      approvalStore = await PostgresApprovalStore.open(opts.store, { log });
+    } catch (err) {
+      throw new PhigateError((err as Error).message, ExitCode.Error, 'check --store / PHIGATE_STORE_URL and that the database accepts this role');
+    }
+  }
   const devTtl = Number(process.env['PHIGATE_DEV_ACCESS_TOKEN_TTL'] ?? '') || undefined;
   const gateway = new Gateway({
     policy, host: listen.host, port: listen.port, tls, log, dataDir, policyFile: resolve(opts.config),
     dev: opts.dev ? { stateDir: join(dataDir, 'dev-issuer'), accessTokenTtlSec: devTtl } : undefined,
+    approvalStore,
   });
   let started: { url: string };
   try {
     started = await gateway.start();
   } catch (err) {
+    await approvalStore?.close();
     const e = err as NodeJS.ErrnoException;
     throw new PhigateError(`cannot listen on ${opts.listen}: ${e.code ?? e.message}`, ExitCode.Error,
       e.code === 'EADDRINUSE' ? 'another process holds that port; pick another --listen' : undefined);
   }
-  log.info('server started', { url: started.url, connections: [...policy.connections.keys()].join(','), data_dir: dataDir, policy_version: gateway.policyVersion });
+  log.info('server started', {
+    url: started.url, connections: [...policy.connections.keys()].join(','), data_dir: dataDir, policy_version: gateway.policyVersion,
+    ...(opts.store ? { store: redactStoreUrl(opts.store) } : {}),
+  });
   process.stdout.write(`phigate server listening on ${started.url}\n`);
   if (opts.dev) {
     process.stdout.write(`dev mode: OpenID Provider at ${started.url}/oidc with identities alice, bob, carol, agent\n` +

@@ -1,0 +1,107 @@
+// Two `phigate server` processes sharing one PostgreSQL store (`--store`): a statement held on one
+// replica is listed and approved through the other, and runs where it waits (SPEC §6).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import pg from 'pg';
+import { run, startGateway, type Gw } from '../support/harness.js';
+import { psql } from '../support/clients.js';
+import { auditRecords } from '../support/harness.js';
+import type { ApprovalsReport } from '../../src/cli/commands/approvals.js';
+
+const RULES = `rules:
+  - name: phi-writes
+    when: { statement: [delete], tables: [rep_patients] }
+    action: approve
+    approvers: [privacy-officers]
+    timeout: 2m
+default: allow
+`;
+const DB = `phigate_replicas_${process.pid}`;
+
+let a: Gw;
+let b: Gw;
+let admin: pg.Client;
+let storeUrl: string;
+let storeEnv: NodeJS.ProcessEnv;
+
+beforeAll(async () => {
+  const info = inject('pg');
+  const root = new pg.Client({ host: '127.0.0.1', port: info.port, user: info.superuser.user, password: info.superuser.password, database: 'postgres' });
+  await root.connect();
+  await root.query(`DROP DATABASE IF EXISTS ${DB}`);
+  await root.query(`CREATE DATABASE ${DB}`);
+  await root.end();
+  // The password travels in PGPASSWORD, as an operator would keep it out of the command line.
+  storeUrl = `postgres://${encodeURIComponent(info.superuser.user)}@127.0.0.1:${info.port}/${DB}`;
+  storeEnv = { PGPASSWORD: info.superuser.password };
+  a = await startGateway({ policy: RULES, serverArgs: ['--store', storeUrl], serverEnv: storeEnv });
+  b = await startGateway({ policy: RULES, serverArgs: ['--store', storeUrl], serverEnv: storeEnv, idp: a.idp });
+  admin = new pg.Client({ host: info.host, port: info.port, user: info.superuser.user, password: info.superuser.password, database: 'ehr' });
+  await admin.connect();
+  await admin.query('DROP TABLE IF EXISTS rep_patients; CREATE TABLE rep_patients (id int, name text); GRANT ALL ON rep_patients TO PUBLIC');
+  await admin.query("INSERT INTO rep_patients VALUES (1, 'Ada'), (2, 'Grace')");
+});
+
+afterAll(async () => {
+  await admin?.query('DROP TABLE IF EXISTS rep_patients').catch(() => {});
+  await admin?.end();
+  await b?.close();
+  await a?.close();
+  await a?.idp.close();
+  const info = inject('pg');
+  const root = new pg.Client({ host: '127.0.0.1', port: info.port, user: info.superuser.user, password: info.superuser.password, database: 'postgres' });
+  await root.connect();
+  await root.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  await root.end();
+});
+
+async function cli(gw: Gw, name: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = run([...args, '--server', gw.url], { PHIGATE_TOKEN: await gw.token(name) });
+  const { code } = await p.exited;
+  return { code, stdout: p.stdout(), stderr: p.stderr() };
+}
+
+describe('replicas sharing a store', () => {
+  it('a DELETE held on replica A is listed and approved on replica B, then runs on A', async () => {
+    const { port } = await a.connect('ehr', await a.token('alice'));
+    const held = psql(port, ['-c', "DELETE FROM rep_patients WHERE name = 'Grace'"], { timeoutMs: 60_000 });
+
+    let id: string | undefined;
+    const until = Date.now() + 20_000;
+    while (!id && Date.now() < until) {
+      const r = await cli(b, 'bob', ['approvals', '--json']);
+      expect(r.code).toBe(0);
+      id = (JSON.parse(r.stdout) as ApprovalsReport).approvals.find((x) => x.rule === 'phi-writes' && x.statement.startsWith('DELETE FROM rep_patients'))?.id;
+      if (!id) await new Promise((res) => setTimeout(res, 200));
+    }
+    expect(id).toMatch(/^apr-/);
+    expect((await admin.query('SELECT count(*)::int AS n FROM rep_patients')).rows[0].n).toBe(2);
+
+    const ok = await cli(b, 'bob', ['approve', id!, '--reason', 'erasure request 9']);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    const r = await held;
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('DELETE 1');
+    expect((await admin.query('SELECT name FROM rep_patients')).rows).toEqual([{ name: 'Ada' }]);
+
+    // A, where the statement waited, records the decision; deciding again anywhere says who did.
+    const decided = auditRecords(a).find((x) => x['type'] === 'approval.decided' && x['approval'] === id);
+    expect(decided).toMatchObject({ outcome: 'approved', approver: 'bob', reason: 'erasure request 9' });
+    const again = await cli(a, 'olivia', ['approve', id!, '--deny']);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(new RegExp(`${id} was already approved by bob`));
+  });
+
+  it('a server whose store cannot be opened does not start, and says why without the password', async () => {
+    const bad = run(['server', '--config', a.policyFile, '--listen', '127.0.0.1:0', '--data-dir', `${a.dir}/other`,
+      '--store', storeUrl.replace(`/${DB}`, '/no_such_db')], { ...storeEnv });
+    const { code } = await bad.exited;
+    expect(code).toBe(1);
+    expect(bad.stderr()).toMatch(/cannot open the shared store at postgres:\/\/.*no_such_db: .*does not exist/);
+    expect(bad.stderr()).not.toContain(String(storeEnv['PGPASSWORD']));
+    const usage = run(['server', '--config', a.policyFile, '--store', 'mysql://x@y/z']);
+    expect((await usage.exited).code).toBe(2);
+    expect(usage.stderr()).toMatch(/--store must be a postgres:\/\/ URL/);
+  });
+});
