@@ -23,7 +23,9 @@ CREATE TABLE IF NOT EXISTS phigate.approvals (
   settled_at timestamptz
 );
 CREATE INDEX IF NOT EXISTS approvals_pending ON phigate.approvals (created_at) WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS approvals_settled ON phigate.approvals (settled_at DESC) WHERE status <> 'pending';`;
+CREATE INDEX IF NOT EXISTS approvals_settled ON phigate.approvals (settled_at DESC) WHERE status <> 'pending';
+CREATE INDEX IF NOT EXISTS approvals_access ON phigate.approvals ((record #>> '{input,requester,subject}'), settled_at DESC)
+  WHERE status = 'approved' AND record #>> '{input,kind}' = 'access';`;
 
 /** The shared store could not be reached or refused a query; the message never carries a password. */
 export class StoreError extends Error {
@@ -134,6 +136,15 @@ export class PostgresApprovalStore implements ApprovalStore {
       out.push(...settled.rows.map((r) => r.record as ApprovalRecord));
     }
     return out;
+  }
+
+  async latestAccess(subject: string, issuer: string, connection: string): Promise<ApprovalRecord | undefined> {
+    const r = await this.query(
+      `SELECT record FROM phigate.approvals
+       WHERE status = 'approved' AND record #>> '{input,kind}' = 'access' AND record #>> '{input,requester,subject}' = $1
+         AND record #>> '{input,requester,issuer}' = $2 AND record #>> '{input,connection}' = $3
+       ORDER BY settled_at DESC LIMIT 1`, [subject, issuer, connection]);
+    return r.rows[0]?.record as ApprovalRecord | undefined;
   }
 
   /** Deletes settled requests past the retention (the audit log keeps their evidence); returns how many. */

@@ -233,6 +233,21 @@ export class ApprovalService implements ApprovalRequester {
     return records.filter((r) => canSee(r, viewer));
   }
 
+  /** Several replicas share the store: grants and access requests must be read from it. */
+  get shared(): boolean {
+    return this.store.shared === true;
+  }
+
+  /** The request as stored, without a viewer check: for callers that check ownership themselves. */
+  lookup(id: string): Promise<ApprovalRecord | undefined> {
+    return this.store.get(id);
+  }
+
+  /** Shared stores: the newest approved access request of this identity for this connection. */
+  async latestAccessApproval(subject: string, issuer: string, connection: string): Promise<ApprovalRecord | undefined> {
+    return this.store.latestAccess?.(subject, issuer, connection);
+  }
+
   /** Live updates: every request, decision, expiry and withdrawal. Returns the unsubscribe function. */
   subscribe(listener: ApprovalListener): () => void {
     this.listeners.add(listener);

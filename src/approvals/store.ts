@@ -42,6 +42,11 @@ export interface ApprovalStore {
   list(opts: { includeSettled: boolean }): Promise<ApprovalRecord[]>;
   /** Shared stores: changes made by other replicas. Returns the unsubscribe function. */
   watch?(watcher: ApprovalWatcher): () => void;
+  /**
+   * Shared stores: the most recently approved access request of this identity for this connection
+   * (a just-in-time grant is derived from it, so every replica knows every grant).
+   */
+  latestAccess?(subject: string, issuer: string, connection: string): Promise<ApprovalRecord | undefined>;
   /** Shared stores: deletes settled requests past their retention. */
   prune?(): Promise<number>;
   close?(): Promise<void>;

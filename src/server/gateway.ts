@@ -31,6 +31,7 @@ import { createDevIssuer, DEV_MOUNT, type DevIssuer } from '../auth/dev-issuer.j
 import { initClassifier } from '../policy/classify/index.js';
 import { ShapeClassifierCache } from '../policy/shape-cache.js';
 import { ApprovalService, type ApprovalStore } from '../approvals/service.js';
+import { StoreError } from '../approvals/pg-store.js';
 import { createApprovalRoutes, type ApprovalRoutes } from '../approvals/http.js';
 import { createAuditRoutes, type AuditRoutes } from '../audit/http.js';
 import { VERSION } from '../version.js';
@@ -114,7 +115,7 @@ export class Gateway {
     this.access = new AccessGrants(this.approvals, (g) => this.onAccessExpired(g), Date.now, (g, user, reason) => this.record({
       type: 'access.granted', grant: g.id, user, connection: g.connection, until: new Date(g.expiresAt).toISOString(),
       approval: g.id, by: g.approver, reason,
-    }));
+    }), this.approvals.shared ? this.approvals : undefined);
     this.approvalRoutes = createApprovalRoutes({ service: this.approvals, authenticate: (req) => this.authenticate(req), log: opts.log });
     this.wss = new WebSocketServer({
       noServer: true,
@@ -319,7 +320,7 @@ export class Gateway {
           identity: { name: identity.name, subject: identity.subject, kind: identity.kind, groups: identity.groups },
         };
         if (AccessGrants.required(identity, connection)) {
-          const grant = this.access.active(identity, connection.name);
+          const grant = await this.activeGrant(identity, connection.name);
           body.access = {
             required: true, approvers: connection.accessApproval?.approvers ?? [], max_duration: connection.accessApproval?.maxDuration ?? '',
             ...(grant ? { grant: { id: grant.id, approver: grant.approver, expires_at: new Date(grant.expiresAt).toISOString() } } : {}),
@@ -459,10 +460,20 @@ export class Gateway {
     }
     const access = decideConnectionAccess(identity.groups, connection);
     if (!access.allowed) throw new Refused('forbidden', `${identity.name}: ${access.reason}`, identity.subject);
-    if (needGrant && AccessGrants.required(identity, connection) && !this.access.active(identity, name)) {
+    if (needGrant && AccessGrants.required(identity, connection) && !(await this.activeGrant(identity, name))) {
       throw new Refused('access_required', `${identity.name} needs approved access to "${name}" first (approvers: ${connection.accessApproval?.approvers.join(', ')})`, identity.subject);
     }
     return { identity, connection };
+  }
+
+  /** The grant in force; a shared store that cannot be read refuses the tunnel (fail closed), saying why. */
+  private async activeGrant(identity: Identity, connection: string): Promise<AccessGrant | undefined> {
+    try {
+      return await this.access.active(identity, connection);
+    } catch (err) {
+      this.opts.log.error('access grants could not be read', { connection, error: (err as Error).message });
+      throw new Refused('unavailable', `cannot check ${identity.name}'s access to "${connection}": the shared store is unavailable`, identity.subject);
+    }
   }
 
   /** A grant ran out: end that identity's live sessions on the connection, saying why. */
@@ -501,7 +512,7 @@ export class Gateway {
       if (!allowed.allowed) return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: ${allowed.reason}`, identity.subject));
       try {
         const label = headerValue(req, HEADER_SESSION_LABEL);
-        const st = this.access.request(identity, connection, {
+        const st = await this.access.request(identity, connection, {
           reason: typeof body.reason === 'string' ? body.reason : undefined,
           duration: typeof body.duration === 'string' ? body.duration : undefined,
           label,
@@ -509,6 +520,7 @@ export class Gateway {
         this.opts.log.info('access requested', { request: st.id, subject: identity.subject, connection: connection.name, status: st.status });
         sendJson(res, st.status === 'pending' ? 202 : 200, view(st));
       } catch (err) {
+        if (err instanceof StoreError) return sendJson(res, 503, { error: 'unavailable', message: `access cannot be requested now: ${err.message}` });
         if (!(err instanceof AccessError)) throw err;
         sendJson(res, 400, { error: err.code, message: err.message });
       }

@@ -93,6 +93,45 @@ describe('replicas sharing a store', () => {
     expect(again.stderr).toMatch(new RegExp(`${id} was already approved by bob`));
   });
 
+  it('just-in-time access asked on A and approved on B holds on both; each ends its own sessions on expiry', async () => {
+    const asked = run(['connect', 'ehr-jit', '--server', a.url, '--reason', 'ticket 12', '--duration', '15s'], { PHIGATE_TOKEN: await a.token('jitbot') });
+    let id: string | undefined;
+    for (let i = 0; i < 100 && !id; i++) {
+      const r = await cli(b, 'bob', ['approvals', '--json']);
+      id = (JSON.parse(r.stdout) as ApprovalsReport).approvals.find((x) => x.kind === 'access' && x.status === 'pending')?.id;
+      if (!id) await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(id).toMatch(/^apr-/);
+    // B has no tunnel for jitbot before the approval.
+    const early = run(['connect', 'ehr-jit', '--server', b.url], { PHIGATE_TOKEN: await b.token('jitbot') });
+    expect((await early.exited).code).toBe(2);
+    expect(early.stderr()).toMatch(/must be approved by privacy-officers first/);
+
+    expect((await cli(b, 'bob', ['approve', id!])).code).toBe(0);
+    const portA = Number((await asked.waitFor(/port=(\d+)/))[1]);
+    expect((await psql(portA, ['-tA', '-c', 'select 1'])).stdout.trim()).toBe('1');
+
+    // A tunnel that lands on B (a load balancer's choice) finds the grant, and B answers for the request.
+    const viaB = run(['connect', 'ehr-jit', '--server', b.url], { PHIGATE_TOKEN: await b.token('jitbot') });
+    const portB = Number((await viaB.waitFor(/port=(\d+)/))[1]);
+    expect(viaB.stderr()).toMatch(/access to "ehr-jit" granted by bob until /);
+    const st = await fetch(`${b.url}/v1/access-requests/${id}`, { headers: { authorization: `Bearer ${await b.token('jitbot')}` } });
+    expect(await st.json()).toMatchObject({ id, status: 'approved', approver: 'bob' });
+    const other = await fetch(`${b.url}/v1/access-requests/${id}`, { headers: { authorization: `Bearer ${await b.token('alice')}` } });
+    expect(other.status).toBe(404);
+
+    const longA = psql(portA, ['-c', 'select pg_sleep(45)'], { timeoutMs: 55_000 });
+    const longB = psql(portB, ['-c', 'select pg_sleep(45)'], { timeoutMs: 55_000 });
+    for (const r of await Promise.all([longA, longB])) {
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(new RegExp(`access to "ehr-jit" expired at .* \\(grant ${id}\\)`));
+    }
+    const after = await psql(portB, ['-c', 'select 1']);
+    expect(after.stderr).toMatch(/needs approved access to "ehr-jit" first/);
+    await asked.stop();
+    await viaB.stop();
+  });
+
   it('a server whose store cannot be opened does not start, and says why without the password', async () => {
     const bad = run(['server', '--config', a.policyFile, '--listen', '127.0.0.1:0', '--data-dir', `${a.dir}/other`,
       '--store', storeUrl.replace(`/${DB}`, '/no_such_db')], { ...storeEnv });
