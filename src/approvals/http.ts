@@ -10,6 +10,7 @@ import {
   APPROVALS_PATH, APPROVALS_STREAM_PATH,
   type ApiError, type ApiErrorCode, type ApprovalListResponse, type ApprovalView, type DecisionBody, type StreamMessage,
 } from './api.js';
+import { StoreError } from './pg-store.js';
 import { ApprovalError, canDecide, canSee, isRequester, type ApprovalEvent, type ApprovalService } from './service.js';
 import type { ApprovalRecord } from './store.js';
 
@@ -163,6 +164,11 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
       }
       if (err instanceof ApprovalError) {
         sendJson(res, STATUS[err.code], { error: err.code, message: err.message } satisfies ApiError);
+        return true;
+      }
+      if (err instanceof StoreError) {
+        log.error('approvals store unavailable', { path, error: err.message });
+        sendJson(res, 503, { error: 'unavailable', message: 'approval requests cannot be read or decided now: the shared store is unavailable' } satisfies ApiError);
         return true;
       }
       throw err;

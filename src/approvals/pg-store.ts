@@ -4,7 +4,8 @@
 // NOTIFY in the same statement (delivered at commit), so the replica holding the statement learns of
 // a decision taken elsewhere at once, and approver terminals on every replica see every request.
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+// Loaded in open(): most CLI commands share this module graph and never need a database client.
+import type pg from 'pg';
 import type { Logger } from '../server/log.js';
 import { silentLogger } from '../server/log.js';
 import type { ApprovalChange, ApprovalRecord, ApprovalStore, ApprovalWatcher } from './store.js';
@@ -63,6 +64,7 @@ export class PostgresApprovalStore implements ApprovalStore {
   private closed = false;
 
   private constructor(
+    private readonly driver: typeof pg,
     private readonly pool: pg.Pool,
     private readonly url: string,
     private readonly opts: Required<Pick<PostgresStoreOptions, 'keepSettled' | 'retainSettledMs' | 'reconnectMs'>> & { log: Logger },
@@ -70,10 +72,11 @@ export class PostgresApprovalStore implements ApprovalStore {
 
   /** Connects, creates the schema when missing and starts listening; throws StoreError naming the reason. */
   static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresApprovalStore> {
-    const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 10_000, application_name: 'phigate-store' });
+    const { default: driver } = await import('pg');
+    const pool = new driver.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 10_000, application_name: 'phigate-store' });
     // An idle pooled connection that drops (database restart) must not crash the server.
     pool.on('error', (err) => (opts.log ?? silentLogger).warn('shared store connection lost', { error: err.message }));
-    const store = new PostgresApprovalStore(pool, url, {
+    const store = new PostgresApprovalStore(driver, pool, url, {
       log: opts.log ?? silentLogger,
       keepSettled: opts.keepSettled ?? 100,
       retainSettledMs: opts.retainSettledMs ?? 30 * 24 * 3_600_000,
@@ -184,7 +187,7 @@ export class PostgresApprovalStore implements ApprovalStore {
 
   /** One dedicated connection for LISTEN; when it drops, reconnect and tell watchers to resync. */
   private async listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.url, application_name: 'phigate-store-listen', connectionTimeoutMillis: 10_000 });
+    const client = new this.driver.Client({ connectionString: this.url, application_name: 'phigate-store-listen', connectionTimeoutMillis: 10_000 });
     let ready = false;
     let lost = false;
     const onLost = (err?: Error): void => {

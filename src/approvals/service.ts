@@ -152,7 +152,7 @@ export class ApprovalService implements ApprovalRequester {
     const handle: ApprovalHandle = {
       id,
       outcome,
-      withdraw: (why: string) => void this.finish(id, { approved: false, cause: 'withdrawn', reason: why }, 'withdrawn'),
+      withdraw: (why: string) => this.settleSafely(id, { approved: false, cause: 'withdrawn', reason: why }, 'withdrawn'),
     };
     if (this.closed) {
       resolveOutcome({ approved: false, cause: 'cancelled', reason: 'the approval service is shutting down' });
@@ -161,7 +161,7 @@ export class ApprovalService implements ApprovalRequester {
     const stored = this.store.insert(record);
     const waiter: Waiter = {
       resolve: resolveOutcome,
-      timer: this.clock.setTimeout(() => void this.finish(id, { approved: false, cause: 'timeout' }, 'expired'), timeoutMs),
+      timer: this.clock.setTimeout(() => this.settleSafely(id, { approved: false, cause: 'timeout' }, 'expired'), timeoutMs),
       stored: stored.catch(() => {}),
     };
     this.waiters.set(id, waiter);
@@ -304,6 +304,17 @@ export class ApprovalService implements ApprovalRequester {
     });
     this.emit({ type: eventType(status), approval: settled });
     return settled;
+  }
+
+  /**
+   * A timeout or withdrawal: settle it in the store; if the store cannot be written, the statement
+   * is refused all the same (fail closed) and the request times out in the store later.
+   */
+  private settleSafely(id: string, outcome: Outcome, status: ApprovalStatus): void {
+    this.finish(id, outcome, status).catch((err: Error) => {
+      this.log.error('approval could not be settled in the store; refusing the statement', { approval: id, status, error: err.message });
+      this.release(id, outcome);
+    });
   }
 
   /** Answers the statement waiting on this replica for `id`, if any. */

@@ -43,13 +43,23 @@ async function store(opts: { reconnectMs?: number } = {}): Promise<PostgresAppro
   return s;
 }
 
-async function replica(opts: { reconnectMs?: number; sweepIntervalMs?: number } = {}): Promise<{ service: ApprovalService; events: ApprovalEvent[]; store: PostgresApprovalStore }> {
+interface Replica {
+  service: ApprovalService;
+  events: ApprovalEvent[];
+  /** What this replica's webhook was asked to deliver. */
+  hooks: string[];
+  store: PostgresApprovalStore;
+}
+
+async function replica(opts: { reconnectMs?: number; sweepIntervalMs?: number } = {}): Promise<Replica> {
   const s = await PostgresApprovalStore.open(url, opts);
-  const service = new ApprovalService({ store: s, sweepIntervalMs: opts.sweepIntervalMs ?? 3_600_000 });
+  const hooks: string[] = [];
+  const webhookNotifier = { notify: (e: ApprovalEvent) => void hooks.push(`${e.type}:${e.approval.id}`), close: () => {} };
+  const service = new ApprovalService({ store: s, sweepIntervalMs: opts.sweepIntervalMs ?? 3_600_000, webhookNotifier });
   opened.push({ close: async () => { await service.close(); await s.close(); } });
   const events: ApprovalEvent[] = [];
   service.subscribe((e) => events.push(e));
-  return { service, events, store: s };
+  return { service, events, hooks, store: s };
 }
 
 async function until<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000): Promise<T> {
@@ -151,6 +161,9 @@ describe('ApprovalService on a shared store (two replicas)', () => {
     expect(decided.status).toBe('approved');
     expect(await within(h.outcome)).toEqual({ approved: true, approver: 'bob', scope: 'once', reason: 'ticket 7' });
     await until('a to hear of the decision', () => a.events.find((e) => e.type === 'decided' && e.approval.id === h.id));
+    // The webhook hears each change once: from the replica that made it.
+    expect(a.hooks).toEqual([`requested:${h.id}`]);
+    expect(b.hooks).toEqual([`decided:${h.id}`]);
     // The other replica's approver is told who decided it, whichever replica they ask.
     const late = await a.service.decide(h.id, carol, { approve: false }).then(() => undefined, (e: unknown) => e);
     expect(late).toBeInstanceOf(ApprovalError);
@@ -188,6 +201,17 @@ describe('ApprovalService on a shared store (two replicas)', () => {
     expect(cut.rowCount).toBeGreaterThanOrEqual(2);
     await b.service.decide(h.id, bob, { approve: false, reason: 'not today' });
     expect(await within(h.outcome)).toEqual({ approved: false, approver: 'bob', cause: 'denied', reason: 'not today' });
+  });
+
+  it('when the store cannot be written, a withdrawal still refuses the statement and nothing crashes', async () => {
+    const a = await replica();
+    const h = a.service.request(heldDelete());
+    await until('the request to be stored', async () => (await a.store.get(h.id))?.status === 'pending');
+    await a.store.close();
+    h.withdraw('client went away');
+    expect(await within(h.outcome)).toEqual({ approved: false, cause: 'withdrawn', reason: 'client went away' });
+    const err = await a.service.decide(h.id, bob, { approve: true }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreError);
   });
 
   it('a replica that stops withdraws its requests; requests of a replica that vanished are expired by another', async () => {
