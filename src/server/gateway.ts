@@ -68,6 +68,8 @@ export interface GatewayOptions {
   policyFile?: string;
   /** Where approval requests live; default in memory (this process only). Closed on stop. */
   approvalStore?: ApprovalStore;
+  /** The tokenization key (`--masking-key-file`, shared by replicas); default: one under the data directory. */
+  maskingKey?: Buffer;
 }
 
 class Refused extends Error {
@@ -435,7 +437,9 @@ export class Gateway {
 
   private tokenKey(): Buffer {
     if (!this.maskingKey) {
-      if (this.opts.dataDir) {
+      if (this.opts.maskingKey) {
+        this.maskingKey = this.opts.maskingKey;
+      } else if (this.opts.dataDir) {
         this.maskingKey = loadOrCreateTokenKey(this.opts.dataDir);
       } else {
         // Without a data directory tokens are stable only for this process's lifetime.

@@ -22,8 +22,24 @@ export function loadOrCreateTokenKey(dataDir: string): Buffer {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
   }
-  if ((statSync(file).mode & 0o077) !== 0) throw new Error(`${file} is readable by others; run: chmod 600 ${file}`);
-  const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
-  if (key.length < 16) throw new Error(`${file} does not hold a key of at least 16 bytes`);
+  return readTokenKey(file);
+}
+
+/**
+ * A tokenization key the operator provides (`--masking-key-file`): replicas that share one key give
+ * equal tokens for equal values, so tokenized columns join across them. Base64, at least 16 bytes,
+ * readable by the owner only.
+ */
+export function readTokenKey(file: string): Buffer {
+  let text: string;
+  try {
+    if ((statSync(file).mode & 0o077) !== 0) throw new Error(`${file} is readable by others; run: chmod 600 ${file}`);
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new Error(e.code === 'ENOENT' ? `${file} does not exist` : e.message);
+  }
+  const key = Buffer.from(text.trim(), 'base64');
+  if (key.length < 16) throw new Error(`${file} does not hold a base64 key of at least 16 bytes (make one with: openssl rand -base64 32)`);
   return key;
 }

@@ -7,6 +7,10 @@ import { run, startGateway, type Gw } from '../support/harness.js';
 import { psql } from '../support/clients.js';
 import { auditRecords } from '../support/harness.js';
 import type { ApprovalsReport } from '../../src/cli/commands/approvals.js';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 
 const RULES = `rules:
   - name: phi-writes
@@ -15,6 +19,9 @@ const RULES = `rules:
     approvers: [privacy-officers]
     timeout: 2m
 default: allow
+masking:
+  columns:
+    - { column: rep_patients.name, strategy: tokenize }
 `;
 const DB = `phigate_replicas_${process.pid}`;
 
@@ -23,6 +30,7 @@ let b: Gw;
 let admin: pg.Client;
 let storeUrl: string;
 let storeEnv: NodeJS.ProcessEnv;
+let keyFile: string;
 
 beforeAll(async () => {
   const info = inject('pg');
@@ -34,8 +42,12 @@ beforeAll(async () => {
   // The password travels in PGPASSWORD, as an operator would keep it out of the command line.
   storeUrl = `postgres://${encodeURIComponent(info.superuser.user)}@127.0.0.1:${info.port}/${DB}`;
   storeEnv = { PGPASSWORD: info.superuser.password };
-  a = await startGateway({ policy: RULES, serverArgs: ['--store', storeUrl], serverEnv: storeEnv });
-  b = await startGateway({ policy: RULES, serverArgs: ['--store', storeUrl], serverEnv: storeEnv, idp: a.idp });
+  // One tokenization key for both, as a mounted secret would be.
+  keyFile = join(mkdtempSync(join(tmpdir(), 'phigate-key-')), 'token.key');
+  writeFileSync(keyFile, randomBytes(32).toString('base64'), { mode: 0o600 });
+  const shared = ['--store', storeUrl, '--masking-key-file', keyFile];
+  a = await startGateway({ policy: RULES, serverArgs: shared, serverEnv: storeEnv });
+  b = await startGateway({ policy: RULES, serverArgs: shared, serverEnv: storeEnv, idp: a.idp });
   admin = new pg.Client({ host: info.host, port: info.port, user: info.superuser.user, password: info.superuser.password, database: 'ehr' });
   await admin.connect();
   await admin.query('DROP TABLE IF EXISTS rep_patients; CREATE TABLE rep_patients (id int, name text); GRANT ALL ON rep_patients TO PUBLIC');
@@ -48,6 +60,7 @@ afterAll(async () => {
   await b?.close();
   await a?.close();
   await a?.idp.close();
+  if (keyFile) rmSync(dirname(keyFile), { recursive: true, force: true });
   const info = inject('pg');
   const root = new pg.Client({ host: '127.0.0.1', port: info.port, user: info.superuser.user, password: info.superuser.password, database: 'postgres' });
   await root.connect();
@@ -130,6 +143,20 @@ describe('replicas sharing a store', () => {
     expect(after.stderr).toMatch(/needs approved access to "ehr-jit" first/);
     await asked.stop();
     await viaB.stop();
+  });
+
+  it('with one --masking-key-file, tokenized values are equal on every replica', async () => {
+    const viaA = await psql((await a.connect('ehr', await a.token('alice'))).port, ['-tA', '-c', 'SELECT name FROM rep_patients WHERE id = 1']);
+    const viaB = await psql((await b.connect('ehr', await b.token('alice'))).port, ['-tA', '-c', 'SELECT name FROM rep_patients WHERE id = 1']);
+    expect(viaA.stdout.trim()).not.toContain('Ada');
+    expect(viaA.stdout.trim()).not.toBe('');
+    expect(viaB.stdout.trim()).toBe(viaA.stdout.trim());
+
+    chmodSync(keyFile, 0o644);
+    const loose = run(['server', '--config', a.policyFile, '--listen', '127.0.0.1:0', '--data-dir', `${a.dir}/loose`, '--masking-key-file', keyFile]);
+    expect((await loose.exited).code).toBe(1);
+    expect(loose.stderr()).toMatch(/cannot use --masking-key-file: .*token\.key is readable by others; run: chmod 600/);
+    chmodSync(keyFile, 0o600);
   });
 
   it('a server whose store cannot be opened does not start, and says why without the password', async () => {

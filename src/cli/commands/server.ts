@@ -11,6 +11,7 @@ import { isLoopbackHost } from '../../server/loopback.js';
 import { formatPublicKey } from '../../audit/keys.js';
 import { PostgresApprovalStore, redactStoreUrl } from '../../approvals/pg-store.js';
 import { createLogger } from '../../server/log.js';
+import { readTokenKey } from '../../server/secrets.js';
 import { ExitCode, PhigateError } from '../errors.js';
 import { parseHostPort } from '../options.js';
 
@@ -31,6 +32,7 @@ interface ServerOptions {
   dev?: boolean;
   printPublicKey?: boolean;
   store?: string;
+  maskingKeyFile?: string;
 }
 
 export function serverCommand(): Command {
@@ -43,6 +45,7 @@ export function serverCommand(): Command {
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
     .option('--dev', 'development mode: run a built-in OpenID Provider with dev identities (loopback only)')
     .addOption(new Option('--store <url>', 'PostgreSQL shared by several replicas for approval requests (postgres://user@host/db)').env('PHIGATE_STORE_URL'))
+    .addOption(new Option('--masking-key-file <file>', 'tokenization key (base64, mode 0600) shared by every replica').env('PHIGATE_MASKING_KEY_FILE'))
     .option('--print-public-key', 'print the audit checkpoint public key (PEM and fingerprint) for --data-dir and exit')
     .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
     .addOption(new Option('--log-level <level>', 'least severe level logged').choices(['debug', 'info', 'warn', 'error']).default('info'))
@@ -91,6 +94,14 @@ async function runServer(opts: ServerOptions): Promise<void> {
     throw new PhigateError(`--store must be a postgres:// URL, not "${redactStoreUrl(opts.store)}"`, ExitCode.Usage,
       'e.g. --store postgres://phigate@db.internal/phigate (password in PGPASSWORD or ~/.pgpass)');
   }
+  let maskingKey: Buffer | undefined;
+  if (opts.maskingKeyFile) {
+    try {
+      maskingKey = readTokenKey(resolve(opts.maskingKeyFile));
+    } catch (err) {
+      throw new PhigateError(`cannot use --masking-key-file: ${(err as Error).message}`, ExitCode.Error);
+    }
+  }
   const log = createLogger({ format: opts.logFormat, level: opts.logLevel });
   let approvalStore: PostgresApprovalStore | undefined;
   if (opts.store) {
@@ -105,6 +116,7 @@ async function runServer(opts: ServerOptions): Promise<void> {
     policy, host: listen.host, port: listen.port, tls, log, dataDir, policyFile: resolve(opts.config),
     dev: opts.dev ? { stateDir: join(dataDir, 'dev-issuer'), accessTokenTtlSec: devTtl } : undefined,
     approvalStore,
+    maskingKey,
   });
   let started: { url: string };
   try {
