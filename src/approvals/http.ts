@@ -10,7 +10,7 @@ import {
   APPROVALS_PATH, APPROVALS_STREAM_PATH,
   type ApiError, type ApiErrorCode, type ApprovalListResponse, type ApprovalView, type DecisionBody, type StreamMessage,
 } from './api.js';
-import { StoreError } from './pg-store.js';
+import { StoreError } from '../server/shared-db.js';
 import { ApprovalError, canDecide, canSee, isRequester, type ApprovalEvent, type ApprovalService } from './service.js';
 import type { ApprovalRecord } from './store.js';
 

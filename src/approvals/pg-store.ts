@@ -4,10 +4,7 @@
 // NOTIFY in the same statement (delivered at commit), so the replica holding the statement learns of
 // a decision taken elsewhere at once, and approver terminals on every replica see every request.
 import { randomBytes } from 'node:crypto';
-// Loaded in open(): most CLI commands share this module graph and never need a database client.
-import type pg from 'pg';
-import type { Logger } from '../server/log.js';
-import { silentLogger } from '../server/log.js';
+import type { SharedDatabase } from '../server/shared-db.js';
 import type { ApprovalChange, ApprovalRecord, ApprovalStore, ApprovalWatcher } from './store.js';
 
 /** The NOTIFY channel; payloads are small (`{origin, id, status}`), receivers read the row. */
@@ -28,80 +25,39 @@ CREATE INDEX IF NOT EXISTS approvals_settled ON phigate.approvals (settled_at DE
 CREATE INDEX IF NOT EXISTS approvals_access ON phigate.approvals ((record #>> '{input,requester,subject}'), settled_at DESC)
   WHERE status = 'approved' AND record #>> '{input,kind}' = 'access';`;
 
-/** The shared store could not be reached or refused a query; the message never carries a password. */
-export class StoreError extends Error {
-  override readonly name = 'StoreError';
-}
-
 export interface PostgresStoreOptions {
-  log?: Logger;
   /** How many settled requests `phigate approvals --all` shows (default 100). */
   keepSettled?: number;
   /** Settled requests older than this are deleted by `prune` (default 30 days). */
   retainSettledMs?: number;
-  /** First wait before reconnecting the notification listener (doubles up to 10 s). */
-  reconnectMs?: number;
-}
-
-/** `postgres://user:secret@host/db` → `postgres://user@host/db`: for messages and logs. */
-export function redactStoreUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.password = '';
-    return u.toString();
-  } catch {
-    return '<unparsable store URL>';
-  }
 }
 
 export class PostgresApprovalStore implements ApprovalStore {
   readonly shared = true;
   /** Tells this replica's own notifications apart from everyone else's. */
   readonly origin = randomBytes(8).toString('hex');
-  private listener?: pg.Client;
   private watchers = new Set<ApprovalWatcher>();
-  private reconnectTimer?: NodeJS.Timeout;
-  private closed = false;
 
   private constructor(
-    private readonly driver: typeof pg,
-    private readonly pool: pg.Pool,
-    private readonly url: string,
-    private readonly opts: Required<Pick<PostgresStoreOptions, 'keepSettled' | 'retainSettledMs' | 'reconnectMs'>> & { log: Logger },
+    private readonly db: SharedDatabase,
+    private readonly opts: Required<PostgresStoreOptions>,
   ) {}
 
-  /** Connects, creates the schema when missing and starts listening; throws StoreError naming the reason. */
-  static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresApprovalStore> {
-    const { default: driver } = await import('pg');
-    const pool = new driver.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 10_000, application_name: 'phigate-store' });
-    // An idle pooled connection that drops (database restart) must not crash the server.
-    pool.on('error', (err) => (opts.log ?? silentLogger).warn('shared store connection lost', { error: err.message }));
-    const store = new PostgresApprovalStore(driver, pool, url, {
-      log: opts.log ?? silentLogger,
-      keepSettled: opts.keepSettled ?? 100,
-      retainSettledMs: opts.retainSettledMs ?? 30 * 24 * 3_600_000,
-      reconnectMs: opts.reconnectMs ?? 500,
+  /** Creates the tables when missing and starts listening; throws StoreError naming the reason. */
+  static async open(db: SharedDatabase, opts: PostgresStoreOptions = {}): Promise<PostgresApprovalStore> {
+    const store = new PostgresApprovalStore(db, { keepSettled: opts.keepSettled ?? 100, retainSettledMs: opts.retainSettledMs ?? 30 * 24 * 3_600_000 });
+    await db.migrate(SCHEMA_SQL);
+    await db.listen(APPROVALS_CHANNEL, {
+      notify: (payload) => {
+        const change = parseChange(payload);
+        if (!change || change.origin === store.origin) return;
+        for (const w of [...store.watchers]) w.change({ id: change.id, status: change.status });
+      },
+      // Whatever happened while nobody listened: watchers re-read what they wait for.
+      resync: () => {
+        for (const w of [...store.watchers]) w.resync();
+      },
     });
-    try {
-      const client = await pool.connect();
-      try {
-        // Replicas starting together would race on CREATE ... IF NOT EXISTS (a unique violation in
-        // the catalog): one at a time.
-        await client.query('BEGIN');
-        await client.query("SELECT pg_advisory_xact_lock(hashtext('phigate.schema'))");
-        await client.query(SCHEMA_SQL);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw err;
-      } finally {
-        client.release();
-      }
-      await store.listen();
-    } catch (err) {
-      await store.close();
-      throw new StoreError(`cannot open the shared store at ${redactStoreUrl(url)}: ${(err as Error).message}`);
-    }
     return store;
   }
 
@@ -163,81 +119,17 @@ export class PostgresApprovalStore implements ApprovalStore {
     return () => void this.watchers.delete(watcher);
   }
 
+  /** The database is the caller's: it closes it (other stores share it). */
   async close(): Promise<void> {
-    this.closed = true;
-    clearTimeout(this.reconnectTimer);
     this.watchers.clear();
-    const l = this.listener;
-    this.listener = undefined;
-    await l?.end().catch(() => {});
-    await this.pool.end().catch(() => {});
   }
 
   private payload(record: ApprovalRecord): string {
     return JSON.stringify({ origin: this.origin, id: record.id, status: record.status });
   }
 
-  private async query(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
-    try {
-      return await this.pool.query(sql, params);
-    } catch (err) {
-      throw new StoreError(`shared store ${redactStoreUrl(this.url)}: ${(err as Error).message}`);
-    }
-  }
-
-  /** One dedicated connection for LISTEN; when it drops, reconnect and tell watchers to resync. */
-  private async listen(): Promise<void> {
-    const client = new this.driver.Client({ connectionString: this.url, application_name: 'phigate-store-listen', connectionTimeoutMillis: 10_000 });
-    let ready = false;
-    let lost = false;
-    const onLost = (err?: Error): void => {
-      // Before LISTEN succeeded, the caller's rejection handles the failure.
-      if (!ready || lost || this.closed) return;
-      lost = true;
-      this.listener = undefined;
-      this.opts.log.warn('shared store notifications lost; reconnecting', { error: err?.message ?? 'connection ended' });
-      client.end().catch(() => {});
-      this.scheduleReconnect(this.opts.reconnectMs);
-    };
-    client.on('error', onLost);
-    client.on('end', () => onLost());
-    client.on('notification', (n) => {
-      if (n.channel !== APPROVALS_CHANNEL || !n.payload) return;
-      const change = parseChange(n.payload);
-      if (!change || change.origin === this.origin) return;
-      for (const w of [...this.watchers]) w.change({ id: change.id, status: change.status });
-    });
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${APPROVALS_CHANNEL}`);
-    } catch (err) {
-      await client.end().catch(() => {});
-      throw err;
-    }
-    if (this.closed) {
-      await client.end().catch(() => {});
-      return;
-    }
-    ready = true;
-    this.listener = client;
-  }
-
-  private scheduleReconnect(delayMs: number): void {
-    if (this.closed) return;
-    this.reconnectTimer = setTimeout(() => {
-      this.listen().then(
-        () => {
-          this.opts.log.info('shared store notifications restored');
-          // Whatever happened while nobody listened: watchers re-read what they wait for.
-          for (const w of [...this.watchers]) w.resync();
-        },
-        (err: Error) => {
-          this.opts.log.warn('shared store still unreachable', { error: err.message });
-          this.scheduleReconnect(Math.min(delayMs * 2, 10_000));
-        },
-      );
-    }, delayMs);
-    this.reconnectTimer.unref();
+  private query(sql: string, params: unknown[] = []): ReturnType<SharedDatabase['query']> {
+    return this.db.query(sql, params);
   }
 }
 

@@ -31,7 +31,7 @@ import { createDevIssuer, DEV_MOUNT, type DevIssuer } from '../auth/dev-issuer.j
 import { initClassifier } from '../policy/classify/index.js';
 import { ShapeClassifierCache } from '../policy/shape-cache.js';
 import { ApprovalService, type ApprovalStore } from '../approvals/service.js';
-import { StoreError } from '../approvals/pg-store.js';
+import { StoreError, type SharedDatabase } from './shared-db.js';
 import { createApprovalRoutes, type ApprovalRoutes } from '../approvals/http.js';
 import { createAuditRoutes, type AuditRoutes } from '../audit/http.js';
 import { VERSION } from '../version.js';
@@ -68,6 +68,8 @@ export interface GatewayOptions {
   policyFile?: string;
   /** Where approval requests live; default in memory (this process only). Closed on stop. */
   approvalStore?: ApprovalStore;
+  /** The database replicas share (`--store`): evidence is shipped to it. Closed on stop. */
+  sharedDb?: SharedDatabase;
   /** The tokenization key (`--masking-key-file`, shared by replicas); default: one under the data directory. */
   maskingKey?: Buffer;
 }
@@ -259,13 +261,14 @@ export class Gateway {
     // Approval streams are upgraded sockets the listener no longer tracks: end them, or close() waits.
     this.approvalRoutes.close();
     await this.approvals.close();
-    await this.opts.approvalStore?.close?.().catch((err: Error) => this.opts.log.error('shared store close failed', { error: err.message }));
+    await this.opts.approvalStore?.close?.().catch((err: Error) => this.opts.log.error('approval store close failed', { error: err.message }));
     this.access.close();
     for (const c of this.catalogs.values()) c.stop();
     await this.auditRoutes?.close();
     // Sessions end first (their session.end records), then the log closes with a final checkpoint.
     await new Promise((r) => setImmediate(r));
     await this.audit?.close().catch((err: Error) => this.opts.log.error('audit log close failed', { error: err.message }));
+    await this.opts.sharedDb?.close();
     const server = this.server;
     if (!server) return;
     await new Promise<void>((resolve) => {

@@ -4,7 +4,8 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { PostgresApprovalStore, StoreError, redactStoreUrl } from '../../src/approvals/pg-store.js';
+import { PostgresApprovalStore } from '../../src/approvals/pg-store.js';
+import { SharedDatabase, StoreError, redactStoreUrl } from '../../src/server/shared-db.js';
 import { ApprovalError, ApprovalService, type ApprovalEvent } from '../../src/approvals/service.js';
 import type { ApprovalRecord } from '../../src/approvals/store.js';
 import type { Outcome } from '../../src/approvals/types.js';
@@ -37,10 +38,15 @@ afterAll(async () => {
   await admin.end();
 });
 
-async function store(opts: { reconnectMs?: number } = {}): Promise<PostgresApprovalStore> {
-  const s = await PostgresApprovalStore.open(url, opts);
-  opened.push(s);
-  return s;
+/** A replica's connection to the shared store: its own pool and LISTEN connection. */
+async function database(opts: { reconnectMs?: number } = {}): Promise<SharedDatabase> {
+  const db = await SharedDatabase.open(url, opts);
+  opened.push(db);
+  return db;
+}
+
+async function store(): Promise<PostgresApprovalStore> {
+  return PostgresApprovalStore.open(await database());
 }
 
 interface Replica {
@@ -49,17 +55,19 @@ interface Replica {
   /** What this replica's webhook was asked to deliver. */
   hooks: string[];
   store: PostgresApprovalStore;
+  db: SharedDatabase;
 }
 
 async function replica(opts: { reconnectMs?: number; sweepIntervalMs?: number } = {}): Promise<Replica> {
-  const s = await PostgresApprovalStore.open(url, opts);
+  const db = await database(opts);
+  const s = await PostgresApprovalStore.open(db);
   const hooks: string[] = [];
   const webhookNotifier = { notify: (e: ApprovalEvent) => void hooks.push(`${e.type}:${e.approval.id}`), close: () => {} };
   const service = new ApprovalService({ store: s, sweepIntervalMs: opts.sweepIntervalMs ?? 3_600_000, webhookNotifier });
   opened.push({ close: async () => { await service.close(); await s.close(); } });
   const events: ApprovalEvent[] = [];
   service.subscribe((e) => events.push(e));
-  return { service, events, hooks, store: s };
+  return { service, events, hooks, store: s, db };
 }
 
 async function until<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000): Promise<T> {
@@ -138,7 +146,7 @@ describe('PostgresApprovalStore', () => {
 
   it('refuses to open with a message naming the reason and never the password', async () => {
     const bad = url.replace(`/${DB}`, '/no_such_database');
-    const err = await PostgresApprovalStore.open(bad).then(() => undefined, (e: unknown) => e);
+    const err = await SharedDatabase.open(bad).then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(StoreError);
     const message = (err as Error).message;
     expect(message).toMatch(/cannot open the shared store at postgres:\/\/.*no_such_database: .*does not exist/);
@@ -207,7 +215,7 @@ describe('ApprovalService on a shared store (two replicas)', () => {
     const a = await replica();
     const h = a.service.request(heldDelete());
     await until('the request to be stored', async () => (await a.store.get(h.id))?.status === 'pending');
-    await a.store.close();
+    await a.db.close();
     h.withdraw('client went away');
     expect(await within(h.outcome)).toEqual({ approved: false, cause: 'withdrawn', reason: 'client went away' });
     const err = await a.service.decide(h.id, bob, { approve: true }).then(() => undefined, (e: unknown) => e);

@@ -9,7 +9,8 @@ import { PolicyFileError } from '../../policy/errors.js';
 import { Gateway } from '../../server/gateway.js';
 import { isLoopbackHost } from '../../server/loopback.js';
 import { formatPublicKey } from '../../audit/keys.js';
-import { PostgresApprovalStore, redactStoreUrl } from '../../approvals/pg-store.js';
+import { PostgresApprovalStore } from '../../approvals/pg-store.js';
+import { SharedDatabase, redactStoreUrl } from '../../server/shared-db.js';
 import { createLogger } from '../../server/log.js';
 import { readTokenKey } from '../../server/secrets.js';
 import { ExitCode, PhigateError } from '../errors.js';
@@ -104,10 +105,13 @@ async function runServer(opts: ServerOptions): Promise<void> {
   }
   const log = createLogger({ format: opts.logFormat, level: opts.logLevel });
   let approvalStore: PostgresApprovalStore | undefined;
+  let sharedDb: SharedDatabase | undefined;
   if (opts.store) {
     try {
-      approvalStore = await PostgresApprovalStore.open(opts.store, { log });
+      sharedDb = await SharedDatabase.open(opts.store, { log });
+      approvalStore = await PostgresApprovalStore.open(sharedDb);
     } catch (err) {
+      await sharedDb?.close();
       throw new PhigateError((err as Error).message, ExitCode.Error, 'check --store / PHIGATE_STORE_URL and that the database accepts this role');
     }
   }
@@ -116,6 +120,7 @@ async function runServer(opts: ServerOptions): Promise<void> {
     policy, host: listen.host, port: listen.port, tls, log, dataDir, policyFile: resolve(opts.config),
     dev: opts.dev ? { stateDir: join(dataDir, 'dev-issuer'), accessTokenTtlSec: devTtl } : undefined,
     approvalStore,
+    sharedDb,
     maskingKey,
   });
   let started: { url: string };
@@ -123,6 +128,7 @@ async function runServer(opts: ServerOptions): Promise<void> {
     started = await gateway.start();
   } catch (err) {
     await approvalStore?.close();
+    await sharedDb?.close();
     const e = err as NodeJS.ErrnoException;
     throw new PhigateError(`cannot listen on ${opts.listen}: ${e.code ?? e.message}`, ExitCode.Error,
       e.code === 'EADDRINUSE' ? 'another process holds that port; pick another --listen' : undefined);

@@ -1,0 +1,201 @@
+// The PostgreSQL database several gateway replicas share (`phigate server --store URL`, SPEC §6):
+// one pool for queries, schema creation serialized between replicas, a dedicated connection for
+// LISTEN that reconnects by itself, and errors that never carry the password. What lives in it is
+// up to its users: approval requests (approvals/pg-store.ts) and shipped evidence (audit/shipper.ts).
+// node-postgres is loaded on open: most CLI commands share this module graph and never need it.
+import type pg from 'pg';
+import type { Logger } from './log.js';
+import { silentLogger } from './log.js';
+
+/** The shared store could not be reached or refused a query; the message never carries a password. */
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+}
+
+/** `postgres://user:secret@host/db` → `postgres://user@host/db`: for messages and logs. */
+export function redactStoreUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.password = '';
+    return u.toString();
+  } catch {
+    return '<unparsable store URL>';
+  }
+}
+
+export interface SharedDatabaseOptions {
+  log?: Logger;
+  /** First wait before reconnecting a listener (doubles up to 10 s). */
+  reconnectMs?: number;
+}
+
+export interface Listener {
+  /** Called after a reconnect: notifications may have been missed meanwhile. */
+  resync(): void;
+  notify(payload: string): void;
+}
+
+export class SharedDatabase {
+  readonly log: Logger;
+  private closed = false;
+  private readonly listeners: { stop(): Promise<void> }[] = [];
+
+  private constructor(
+    private readonly driver: typeof pg,
+    private readonly pool: pg.Pool,
+    readonly url: string,
+    private readonly reconnectMs: number,
+    log: Logger,
+  ) {
+    this.log = log;
+  }
+
+  /** Connects once to prove the store is usable; throws StoreError naming the reason. */
+  static async open(url: string, opts: SharedDatabaseOptions = {}): Promise<SharedDatabase> {
+    const { default: driver } = await import('pg');
+    const log = opts.log ?? silentLogger;
+    const pool = new driver.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 10_000, application_name: 'phigate-store' });
+    // An idle pooled connection that drops (database restart) must not crash the server.
+    pool.on('error', (err) => log.warn('shared store connection lost', { error: err.message }));
+    const db = new SharedDatabase(driver, pool, url, opts.reconnectMs ?? 500, log);
+    try {
+      await pool.query('SELECT 1');
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw new StoreError(`cannot open the shared store at ${redactStoreUrl(url)}: ${(err as Error).message}`);
+    }
+    return db;
+  }
+
+  get redactedUrl(): string {
+    return redactStoreUrl(this.url);
+  }
+
+  /** Runs `sql` (idempotent DDL) while holding a lock that replicas starting together share. */
+  async migrate(sql: string): Promise<void> {
+    const client = await this.pool.connect().catch((err: Error) => {
+      throw new StoreError(`cannot open the shared store at ${this.redactedUrl}: ${err.message}`);
+    });
+    try {
+      // CREATE ... IF NOT EXISTS from two sessions at once can still fail on a catalog unique index.
+      await client.query('BEGIN');
+      await client.query("SELECT pg_advisory_xact_lock(hashtext('phigate.schema'))");
+      await client.query(sql);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw new StoreError(`cannot create phigate's tables in the shared store at ${this.redactedUrl}: ${(err as Error).message}`);
+    } finally {
+      client.release();
+    }
+  }
+
+  async query(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
+    try {
+      return await this.pool.query(sql, params);
+    } catch (err) {
+      throw new StoreError(`shared store ${this.redactedUrl}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Several statements in one transaction, on one connection. */
+  async transaction<T>(fn: (q: (sql: string, params?: unknown[]) => Promise<pg.QueryResult>) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw new StoreError(`shared store ${this.redactedUrl}: ${(err as Error).message}`);
+    }
+    try {
+      await client.query('BEGIN');
+      const out = await fn((sql, params = []) => client.query(sql, params));
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err instanceof StoreError ? err : new StoreError(`shared store ${this.redactedUrl}: ${(err as Error).message}`);
+    } finally {
+      client.release();
+    }
+  }
+
+  /**
+   * LISTENs on `channel` over a connection of its own; when it drops, reconnects (backing off up
+   * to 10 s) and calls `resync`. Resolves once listening; throws StoreError when it cannot start.
+   */
+  async listen(channel: string, listener: Listener): Promise<void> {
+    if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new TypeError(`bad channel name ${channel}`);
+    let current: pg.Client | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    const connect = async (): Promise<void> => {
+      const client = new this.driver.Client({ connectionString: this.url, application_name: 'phigate-store-listen', connectionTimeoutMillis: 10_000 });
+      let ready = false;
+      let lost = false;
+      const onLost = (err?: Error): void => {
+        // Before LISTEN succeeded, the caller's rejection handles the failure.
+        if (!ready || lost || stopped || this.closed) return;
+        lost = true;
+        current = undefined;
+        this.log.warn('shared store notifications lost; reconnecting', { channel, error: err?.message ?? 'connection ended' });
+        client.end().catch(() => {});
+        retry(this.reconnectMs);
+      };
+      client.on('error', onLost);
+      client.on('end', () => onLost());
+      client.on('notification', (n) => {
+        if (n.channel === channel && n.payload) listener.notify(n.payload);
+      });
+      try {
+        await client.connect();
+        await client.query(`LISTEN ${channel}`);
+      } catch (err) {
+        await client.end().catch(() => {});
+        throw err;
+      }
+      if (stopped || this.closed) {
+        await client.end().catch(() => {});
+        return;
+      }
+      ready = true;
+      current = client;
+    };
+    const retry = (delayMs: number): void => {
+      if (stopped || this.closed) return;
+      timer = setTimeout(() => {
+        connect().then(
+          () => {
+            this.log.info('shared store notifications restored', { channel });
+            listener.resync();
+          },
+          (err: Error) => {
+            this.log.warn('shared store still unreachable', { channel, error: err.message });
+            retry(Math.min(delayMs * 2, 10_000));
+          },
+        );
+      }, delayMs);
+      timer.unref();
+    };
+    try {
+      await connect();
+    } catch (err) {
+      throw new StoreError(`cannot listen for changes in the shared store at ${this.redactedUrl}: ${(err as Error).message}`);
+    }
+    this.listeners.push({
+      stop: async () => {
+        stopped = true;
+        clearTimeout(timer);
+        const c = current;
+        current = undefined;
+        await c?.end().catch(() => {});
+      },
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.listeners.map((l) => l.stop()));
+    await this.pool.end().catch(() => {});
+  }
+}
