@@ -21,13 +21,15 @@ import { AuditWriteError } from './errors.js';
 import type { AuditEvent } from './events.js';
 import { planExport, writeBundle } from './export.js';
 import type { AuditLog } from './log.js';
-import { DEFAULT_LIMIT, MAX_LIMIT, findSessionEnd, sealOf, type SearchFilters } from './search.js';
+import { DEFAULT_LIMIT, MAX_LIMIT, findSessionEnd, sealOf, type SearchFilters, type SearchResult } from './search.js';
 import { SearchThread } from './search-thread.js';
 import { loadIndex } from './search-index.js';
 import { TimeArgumentError, parseTimeArg } from './time.js';
 import { hashFile, verifyLog } from './verify.js';
 import { recordingFileName } from '../recording/format.js';
 import { RecordingLookupError, resolveRecording } from '../recording/files.js';
+import { StoreError } from '../server/shared-db.js';
+import { AmbiguousSession, type SharedEvidence } from './shared-evidence.js';
 
 export interface AuditRoutesDeps {
   /** The server's --data-dir: evidence is under audit/, recordings/ and policies/. */
@@ -38,6 +40,11 @@ export interface AuditRoutesDeps {
   /** Members of the policy's auditor or admin groups. */
   isAuditor: (identity: Identity) => boolean;
   logger?: Logger;
+  /**
+   * With a shared store (`--store`): search, sessions and replay answer from every replica's
+   * shipped evidence; `flush` ships this replica's newest records first.
+   */
+  shared?: { evidence: SharedEvidence; flush(): Promise<void> };
 }
 
 export interface AuditRoutes {
@@ -133,6 +140,10 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
         else throw new HttpProblem(404, 'not_found', `no such endpoint: ${path}`);
       }
     } catch (err) {
+      if (err instanceof StoreError) {
+        deps.logger?.error('shared store unavailable for evidence', { path, error: err.message });
+        err = new HttpProblem(503, 'unavailable', 'the shared store is unavailable, so evidence of every replica cannot be read now; try again, or ask each replica directly');
+      }
       if (err instanceof HttpProblem) {
         if (!res.headersSent) sendJson(res, err.status, { error: err.code, message: err.message });
         else res.destroy();
@@ -147,7 +158,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     requireAuditor(identity, 'search the audit log');
     const filters = searchFilters(url);
     deps.log.flushIndex();
-    const r = await searches.search(auditDir, filters);
+    const r = deps.shared ? await sharedSearch(filters) : await searches.search(auditDir, filters);
     record({ type: 'audit.search', user: identity.name, filters: describeFilters(url), results: r.records.length });
     const body: SearchResponse = { records: r.records, more: r.more, total: r.total, elapsed_ms: Math.round(r.elapsedMs) };
     sendJson(res, 200, body);
@@ -193,18 +204,57 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
       throw new HttpProblem(403, 'forbidden', `${identity.name}: only auditors and admins may list other people's sessions`);
     }
     deps.log.flushIndex();
-    const r = await searches.sessions(auditDir, {
+    const f = {
       user: auditor ? asked : identity.name,
       connection: url.searchParams.get('connection') ?? undefined,
       since: timeParam(url, 'since'), until: timeParam(url, 'until'), limit: limitParam(url),
-    });
+    };
+    const r = deps.shared ? await sharedSessions(f) : await searches.sessions(auditDir, f);
     const body: SessionsResponse = { sessions: r.sessions, more: r.more };
     sendJson(res, 200, body);
   }
 
+  async function sharedSearch(filters: SearchFilters): Promise<SearchResult> {
+    await deps.shared!.flush();
+    return deps.shared!.evidence.search(filters);
+  }
+
+  async function sharedSessions(f: Parameters<SharedEvidence['sessions']>[0]): ReturnType<SharedEvidence['sessions']> {
+    await deps.shared!.flush();
+    return deps.shared!.evidence.sessions(f);
+  }
+
+  /** A recording this replica does not hold, from the shared store. */
+  async function sharedRecording(identity: Identity, idOrPrefix: string, res: ServerResponse): Promise<boolean> {
+    if (!deps.shared) return false;
+    await deps.shared.flush();
+    let r;
+    try {
+      r = await deps.shared.evidence.recording(idOrPrefix);
+    } catch (err) {
+      if (err instanceof AmbiguousSession) throw new HttpProblem(400, 'ambiguous', err.message);
+      throw err;
+    }
+    if (!r) return false;
+    const status: SealStatus = !r.seal ? 'unsealed' : r.seal === r.sha256 ? 'ok' : 'mismatch';
+    record({ type: 'replay', user: identity.name, session: r.session });
+    res.writeHead(200, {
+      'content-type': 'application/x-ndjson', 'content-length': r.content.length, 'cache-control': 'no-store',
+      [HEADER_SESSION]: r.session, [HEADER_SEAL_STATUS]: status, ...(r.seal ? { [HEADER_SEAL]: r.seal } : {}),
+    });
+    res.end(r.content);
+    return true;
+  }
+
   async function recording(identity: Identity, idOrPrefix: string, res: ServerResponse): Promise<void> {
     requireAuditor(identity, 'replay sessions');
-    const session = resolveSession(recordingsDir, idOrPrefix);
+    let session: string;
+    try {
+      session = resolveSession(recordingsDir, idOrPrefix);
+    } catch (err) {
+      if (err instanceof HttpProblem && err.status === 404 && (await sharedRecording(identity, idOrPrefix, res))) return;
+      throw err;
+    }
     const file = join(recordingsDir, recordingFileName(session));
     deps.log.flushIndex();
     const seal = sealOf(findSessionEnd(auditDir, session));

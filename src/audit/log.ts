@@ -45,6 +45,8 @@ export interface AuditLogStats {
   appended: number;
   /** Records known to be on disk. */
   synced: number;
+  /** Bytes of the log known to be on disk (the end of record `synced - 1`'s line). */
+  syncedBytes: number;
   fsyncs: number;
   checkpoints: number;
   lastCheckpointSeq: number;
@@ -94,6 +96,7 @@ export class AuditLog {
 
   private syncedSeq: number;
   private syncedHash: string;
+  private syncedBytes: number;
   private syncing = false;
   private syncTimer?: NodeJS.Timeout;
   private checkpointTimer?: NodeJS.Timeout;
@@ -128,6 +131,7 @@ export class AuditLog {
     this.headHash = state.headHash;
     this.syncedSeq = state.nextSeq;
     this.syncedHash = state.headHash;
+    this.syncedBytes = state.offset;
     this.index = state.index;
     // A fresh start anchors its head at the first group commit instead of waiting N records or T ms.
     this.checkpointDue = true;
@@ -266,7 +270,7 @@ export class AuditLog {
 
   stats(): AuditLogStats {
     return {
-      records: this.nextSeq, appended: this.counters.appended, synced: this.syncedSeq, fsyncs: this.counters.fsyncs,
+      records: this.nextSeq, appended: this.counters.appended, synced: this.syncedSeq, syncedBytes: this.syncedBytes, fsyncs: this.counters.fsyncs,
       checkpoints: this.counters.checkpoints, lastCheckpointSeq: this.lastCheckpointSeq, bytes: this.offset,
     };
   }
@@ -334,6 +338,7 @@ export class AuditLog {
     if (this.syncing || this.broken) return;
     const cover = this.nextSeq;
     const hash = this.headHash;
+    const coverBytes = this.offset;
     if (cover <= this.syncedSeq) return;
     this.index.flush();
     this.syncing = true;
@@ -348,6 +353,7 @@ export class AuditLog {
       }
       this.syncedSeq = cover;
       this.syncedHash = hash;
+      this.syncedBytes = coverBytes;
       const ready = this.waiters.filter((w) => w.target <= cover);
       this.waiters = this.waiters.filter((w) => w.target > cover);
       for (const w of ready) w.resolve();

@@ -266,12 +266,7 @@ export function listSessions(
   const idx = index ?? loadIndex(auditDir);
   const starts = searchAudit(auditDir, { ...f, types: ['session.start'] }, idx);
   const wanted = new Map<string, SessionSummary>();
-  for (const r of starts.records) {
-    wanted.set(String(r['session']), {
-      session: String(r['session']), user: String(r['user']), subject: str(r['subject']), kind: str(r['kind']), agent: str(r['agent']),
-      connection: String(r['connection']), client_addr: str(r['client_addr']), application_name: str(r['application_name']), started_at: r.at,
-    });
-  }
+  for (const r of starts.records) wanted.set(String(r['session']), sessionOfStart(r));
   if (wanted.size > 0) {
     // Each session's end, by its session id; ends come after starts, so one backwards pass.
     const ids = new Set([...wanted.keys()].map((s) => idx.dict.ids.s.get(s)).filter((x): x is number => x !== undefined));
@@ -287,18 +282,31 @@ export function listSessions(
         const s = rec && wanted.get(String(rec['session']));
         if (!rec || !s || s.ended_at) continue;
         found++;
-        s.ended_at = String(rec['at']);
-        s.duration_ms = num(rec['duration_ms']);
-        s.statements = num(rec['statements']);
-        s.end_reason = str(rec['reason']);
-        const seal = rec['recording'] as RecordingSeal | undefined;
-        if (seal && typeof seal.sha256 === 'string' && typeof seal.file === 'string') s.recording = { sha256: seal.sha256, file: seal.file };
+        endSession(s, rec);
       }
     } finally {
       closeSync(fd);
     }
   }
   return { sessions: [...wanted.values()], more: starts.more, elapsedMs: performance.now() - started };
+}
+
+/** A `phigate sessions` row from a session.start record. */
+export function sessionOfStart(r: StoredRecord): SessionSummary {
+  return {
+    session: String(r['session']), user: String(r['user']), subject: str(r['subject']), kind: str(r['kind']), agent: str(r['agent']),
+    connection: String(r['connection']), client_addr: str(r['client_addr']), application_name: str(r['application_name']), started_at: r.at,
+  };
+}
+
+/** Completes a row with what the session's session.end record says. */
+export function endSession(s: SessionSummary, end: Record<string, unknown>): void {
+  s.ended_at = String(end['at']);
+  s.duration_ms = num(end['duration_ms']);
+  s.statements = num(end['statements']);
+  s.end_reason = str(end['reason']);
+  const seal = end['recording'] as RecordingSeal | undefined;
+  if (seal && typeof seal.sha256 === 'string' && typeof seal.file === 'string') s.recording = { sha256: seal.sha256, file: seal.file };
 }
 
 /** The session.end record of `session`, if the log has one (it carries the recording's seal). */

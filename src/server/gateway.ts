@@ -37,6 +37,8 @@ import { createAuditRoutes, type AuditRoutes } from '../audit/http.js';
 import { VERSION } from '../version.js';
 import { join } from 'node:path';
 import { AuditLog } from '../audit/log.js';
+import { AuditShipper } from '../audit/shipper.js';
+import { SharedEvidence } from '../audit/shared-evidence.js';
 import { loadOrCreateSigningKey } from '../audit/keys.js';
 import type { AuditEvent } from '../audit/events.js';
 
@@ -110,6 +112,8 @@ export class Gateway {
   private readonly approvalRoutes: ApprovalRoutes;
   /** Evidence endpoints (audit search/verify/export, sessions, recordings); with a data directory. */
   private auditRoutes?: AuditRoutes;
+  /** Sends the evidence to the shared store (with --store and a data directory). */
+  shipper?: AuditShipper;
 
   constructor(private readonly opts: GatewayOptions) {
     this.policy = opts.policy;
@@ -136,15 +140,24 @@ export class Gateway {
     await initClassifier();
     if (this.opts.dataDir && !this.audit) {
       const log = this.opts.log;
+      const signingKey = loadOrCreateSigningKey(this.opts.dataDir);
       this.audit = AuditLog.open(join(this.opts.dataDir, 'audit'), {
-        signingKey: loadOrCreateSigningKey(this.opts.dataDir),
+        signingKey,
         onError: (err) => log.error('audit log failed; statements are refused until it is repaired', { error: err.message, code: err.code }),
       });
+      if (this.opts.sharedDb) {
+        this.shipper = new AuditShipper({
+          db: this.opts.sharedDb, log: this.audit, signingKey, recordingsDir: join(this.opts.dataDir, 'recordings'), logger: log,
+        });
+        await this.shipper.start();
+      }
     }
     if (this.audit && this.opts.dataDir && !this.auditRoutes) {
+      const shipper = this.shipper;
       this.auditRoutes = createAuditRoutes({
         dataDir: this.opts.dataDir, log: this.audit, authenticate: (req) => this.authenticate(req), logger: this.opts.log,
         isAuditor: (id) => id.groups.some((g) => this.policy.auditorGroups.includes(g) || this.policy.adminGroups.includes(g)),
+        ...(this.opts.sharedDb && shipper ? { shared: { evidence: new SharedEvidence(this.opts.sharedDb), flush: () => shipper.flush() } } : {}),
       });
     }
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
@@ -268,6 +281,8 @@ export class Gateway {
     // Sessions end first (their session.end records), then the log closes with a final checkpoint.
     await new Promise((r) => setImmediate(r));
     await this.audit?.close().catch((err: Error) => this.opts.log.error('audit log close failed', { error: err.message }));
+    // The last records and the closing checkpoint go to the shared store too (bounded; the next start sends what is left).
+    await this.shipper?.stop();
     await this.opts.sharedDb?.close();
     const server = this.server;
     if (!server) return;

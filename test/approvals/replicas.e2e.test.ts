@@ -106,6 +106,41 @@ describe('replicas sharing a store', () => {
     expect(again.stderr).toMatch(new RegExp(`${id} was already approved by bob`));
   });
 
+  it('evidence written on A is found, listed and replayed through B', async () => {
+    // The DELETE above ran on A: B answers from what A shipped to the store (every 200 ms).
+    let found: { chain?: string; sql?: string; decision?: string; session?: string } | undefined;
+    for (let i = 0; i < 50 && !found; i++) {
+      const r = await cli(b, 'carol', ['audit', 'search', '--table', 'rep_patients', '--type', 'statement', '--json']);
+      expect(r.stderr).toBe('');
+      found = (JSON.parse(r.stdout) as { records: NonNullable<typeof found>[] }).records.find((x) => x.sql?.startsWith('DELETE FROM rep_patients'));
+      if (!found) await new Promise((res) => setTimeout(res, 200));
+    }
+    expect(found).toMatchObject({ decision: 'approved', chain: expect.stringMatching(/^ed25519:/) });
+    expect(found!.sql).not.toContain('Grace');
+    const session = found!.session!;
+    // The session's end (with its recording's seal) is shipped once psql has gone away.
+    let ended: { session: string; ended_at?: string } | undefined;
+    for (let i = 0; i < 50 && !ended?.ended_at; i++) {
+      const r = await cli(b, 'carol', ['sessions', '--user', 'alice', '--json']);
+      ended = (JSON.parse(r.stdout) as { sessions: NonNullable<typeof ended>[] }).sessions.find((x) => x.session === session);
+      if (!ended?.ended_at) await new Promise((res) => setTimeout(res, 200));
+    }
+    expect(ended?.ended_at).toBeTruthy();
+    const replay = await cli(b, 'carol', ['replay', session.slice(0, 8), '--json']);
+    expect(replay.stderr).toBe('');
+    expect(replay.code).toBe(0);
+    expect(replay.stdout).toContain('DELETE FROM rep_patients');
+    expect(replay.stdout).not.toContain('Grace');
+    // B's own records of these evidence reads are searchable through A in turn.
+    let seen = false;
+    for (let i = 0; i < 50 && !seen; i++) {
+      const r = await cli(a, 'carol', ['audit', 'search', '--type', 'replay', '--json']);
+      seen = (JSON.parse(r.stdout) as { records: { session?: string; chain?: string }[] }).records.some((x) => x.session === session && x.chain !== found!.chain);
+      if (!seen) await new Promise((res) => setTimeout(res, 200));
+    }
+    expect(seen).toBe(true);
+  });
+
   it('just-in-time access asked on A and approved on B holds on both; each ends its own sessions on expiry', async () => {
     const asked = run(['connect', 'ehr-jit', '--server', a.url, '--reason', 'ticket 12', '--duration', '15s'], { PHIGATE_TOKEN: await a.token('jitbot') });
     let id: string | undefined;

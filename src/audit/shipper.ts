@@ -1,0 +1,279 @@
+// Ships this replica's evidence to the shared store (`--store`), so that an auditor asking any
+// replica finds every replica's records, sessions and recordings (SPEC §6). The local log stays the
+// record of truth: it is written (and fsynced by group commit) before a statement is forwarded, and
+// shipping follows it asynchronously, so a slow or absent store never holds up or refuses a
+// statement. Only records already on disk are shipped: after a crash the local log can never be
+// shorter than what the store holds. Each replica's log is its own hash chain, named by the
+// fingerprint of its checkpoint key; the store keeps every chain's lines byte for byte, its signed
+// checkpoints and its public key, so the chains can be verified from the store alone.
+import { createHash, type KeyObject } from 'node:crypto';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { SharedDatabase } from '../server/shared-db.js';
+import type { Logger } from '../server/log.js';
+import { recordingFileName } from '../recording/format.js';
+import { indexFields, sqlKey } from './index-format.js';
+import { keyFingerprint, publicKeyPem } from './keys.js';
+import { preadSync } from './lines.js';
+import type { AuditLog } from './log.js';
+import { CHECKPOINTS_FILE, LOG_FILE, parseRecordLine } from './search-index.js';
+
+export const EVIDENCE_SCHEMA_SQL = `
+CREATE SCHEMA IF NOT EXISTS phigate;
+CREATE TABLE IF NOT EXISTS phigate.audit_chains (
+  chain text PRIMARY KEY,
+  public_key text NOT NULL,
+  first_seen timestamptz NOT NULL DEFAULT now(),
+  shipped_seq bigint NOT NULL DEFAULT -1,
+  shipped_bytes bigint NOT NULL DEFAULT 0,
+  checkpoint_bytes bigint NOT NULL DEFAULT 0,
+  shipped_at timestamptz
+);
+CREATE TABLE IF NOT EXISTS phigate.audit_records (
+  chain text NOT NULL,
+  seq bigint NOT NULL,
+  at timestamptz NOT NULL,
+  type text NOT NULL,
+  usr text,
+  connection text,
+  session text,
+  decision text,
+  tables jsonb,
+  sql_key text,
+  line text NOT NULL,
+  PRIMARY KEY (chain, seq)
+);
+CREATE INDEX IF NOT EXISTS audit_records_at ON phigate.audit_records (at DESC, chain, seq DESC);
+CREATE INDEX IF NOT EXISTS audit_records_session ON phigate.audit_records (session, type) WHERE session IS NOT NULL;
+CREATE INDEX IF NOT EXISTS audit_records_user ON phigate.audit_records (usr, at DESC);
+CREATE TABLE IF NOT EXISTS phigate.audit_checkpoints (
+  chain text NOT NULL,
+  seq bigint NOT NULL,
+  line text NOT NULL,
+  PRIMARY KEY (chain, seq)
+);
+CREATE TABLE IF NOT EXISTS phigate.recordings (
+  session text PRIMARY KEY,
+  chain text NOT NULL,
+  sha256 text NOT NULL,
+  content bytea NOT NULL
+);`;
+
+/** At most this much of the log per round trip. */
+const BATCH_BYTES = 1 << 20;
+
+export interface ShipperOptions {
+  db: SharedDatabase;
+  log: AuditLog;
+  signingKey: KeyObject;
+  recordingsDir: string;
+  logger: Logger;
+  /** How often to look for newly synced records (default 200 ms). */
+  intervalMs?: number;
+}
+
+export interface ShipperStats {
+  chain: string;
+  /** Last seq in the store, -1 before the first. */
+  shippedSeq: number;
+  /** Records on local disk not yet in the store. */
+  behind: number;
+  /** The last attempt failed (the store is unreachable); shipping resumes by itself. */
+  failing: boolean;
+}
+
+export class AuditShipper {
+  readonly chain: string;
+  private readonly intervalMs: number;
+  private fd?: number;
+  private pos = 0;
+  private cpPos = 0;
+  private shippedSeq = -1;
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private failing = false;
+  private stopped = false;
+
+  constructor(private readonly opts: ShipperOptions) {
+    this.chain = keyFingerprint(opts.signingKey);
+    this.intervalMs = opts.intervalMs ?? 200;
+  }
+
+  /** Creates the tables, registers this chain and starts shipping from where the store left off. */
+  async start(): Promise<void> {
+    const { db } = this.opts;
+    await db.migrate(EVIDENCE_SCHEMA_SQL);
+    await db.query(
+      'INSERT INTO phigate.audit_chains (chain, public_key) VALUES ($1, $2) ON CONFLICT (chain) DO NOTHING',
+      [this.chain, publicKeyPem(this.opts.signingKey)]);
+    const r = await db.query('SELECT shipped_seq, shipped_bytes, checkpoint_bytes FROM phigate.audit_chains WHERE chain = $1', [this.chain]);
+    const row = r.rows[0] as { shipped_seq: string; shipped_bytes: string; checkpoint_bytes: string };
+    this.fd = openSync(join(this.opts.log.dir, LOG_FILE), 'r');
+    this.shippedSeq = Number(row.shipped_seq);
+    this.pos = this.resumeAt(Number(row.shipped_bytes), this.shippedSeq);
+    this.cpPos = Number(row.checkpoint_bytes);
+    this.schedule(0);
+  }
+
+  stats(): ShipperStats {
+    return { chain: this.chain, shippedSeq: this.shippedSeq, behind: this.opts.log.stats().synced - 1 - this.shippedSeq, failing: this.failing };
+  }
+
+  /** Ships whatever is on disk now; resolves when the store has it (tests, and before stopping). */
+  async flush(): Promise<void> {
+    await this.running;
+    this.running = this.shipAll();
+    await this.running;
+  }
+
+  /** Final round (bounded), then stops. The local log keeps what could not be shipped; the next start sends it. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running?.catch(() => {});
+    await Promise.race([this.shipAll().catch(() => {}), new Promise((r) => setTimeout(r, 3_000).unref())]);
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  /**
+   * Where to continue in the local log: just past the last shipped line, when the line there is the
+   * next record. Otherwise (the data directory was restored or replaced) start over: what the store
+   * already holds is kept, and anything that disagrees shows in `phigate audit verify`.
+   */
+  private resumeAt(bytes: number, seq: number): number {
+    if (seq < 0) return 0;
+    const size = fstatSync(this.fd!).size;
+    if (bytes === size) return bytes;
+    if (bytes > 0 && bytes < size && preadSync(this.fd!, bytes - 1, 1)[0] === 10) {
+      const chunk = preadSync(this.fd!, bytes, Math.min(BATCH_BYTES, size - bytes));
+      const nl = chunk.indexOf(10);
+      const next = nl === -1 ? undefined : parseRecordLine(chunk.subarray(0, nl));
+      if (next?.['seq'] === seq + 1) return bytes;
+    }
+    this.opts.logger.warn('the shared store does not match the local audit log where shipping stopped; shipping it again from the start', { chain: this.chain });
+    return 0;
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.shipAll().then(
+        () => {
+          if (this.failing) this.opts.logger.info('evidence shipping to the shared store resumed', { chain: this.chain, shipped_seq: this.shippedSeq });
+          this.failing = false;
+          this.schedule(this.intervalMs);
+        },
+        (err: Error) => {
+          if (!this.failing) this.opts.logger.warn('evidence cannot be shipped to the shared store; the local log keeps it, retrying', { error: err.message });
+          this.failing = true;
+          this.schedule(Math.max(this.intervalMs, 5_000));
+        },
+      );
+    }, ms);
+    this.timer.unref();
+  }
+
+  private async shipAll(): Promise<void> {
+    if (this.fd === undefined) return;
+    for (;;) {
+      const end = this.opts.log.stats().syncedBytes;
+      if (end <= this.pos) break;
+      await this.shipBatch(Math.min(end, this.pos + BATCH_BYTES));
+    }
+    await this.shipCheckpoints();
+  }
+
+  private async shipBatch(end: number): Promise<void> {
+    const buf = preadSync(this.fd!, this.pos, end - this.pos);
+    const cols = { seq: [] as number[], at: [] as string[], type: [] as string[], usr: [] as (string | null)[], connection: [] as (string | null)[],
+      session: [] as (string | null)[], decision: [] as (string | null)[], tables: [] as (string | null)[], sqlKey: [] as (string | null)[], line: [] as string[] };
+    const recordings: { session: string; sha256: string; file: string }[] = [];
+    let consumed = 0;
+    let lastSeq = this.shippedSeq;
+    for (;;) {
+      const nl = buf.indexOf(10, consumed);
+      if (nl === -1) break;
+      const bytes = buf.subarray(consumed, nl);
+      consumed = nl + 1;
+      const rec = parseRecordLine(bytes);
+      if (!rec || typeof rec['seq'] !== 'number') {
+        throw new Error(`the local audit log has an unreadable line at byte ${this.pos + consumed - bytes.length - 1}; run phigate audit verify`);
+      }
+      const f = indexFields(rec);
+      cols.seq.push(rec['seq']);
+      cols.at.push(String(rec['at']));
+      cols.type.push(f.type);
+      cols.usr.push(f.user ?? null);
+      cols.connection.push(f.connection ?? null);
+      cols.session.push(f.session ?? null);
+      cols.decision.push(f.decision ?? null);
+      cols.tables.push(f.tables ? JSON.stringify(f.tables) : null);
+      cols.sqlKey.push(f.sql !== undefined ? sqlKey(f.sql) : null);
+      cols.line.push(bytes.toString('utf8'));
+      lastSeq = rec['seq'];
+      const seal = rec['recording'] as { sha256?: unknown; file?: unknown } | undefined;
+      if (rec['type'] === 'session.end' && seal && typeof seal.sha256 === 'string' && typeof rec['session'] === 'string') {
+        recordings.push({ session: rec['session'], sha256: seal.sha256, file: join(this.opts.recordingsDir, recordingFileName(rec['session'])) });
+      }
+    }
+    // A batch boundary inside a line: the rest comes with the next batch (a line longer than a batch cannot happen:
+    // records are far smaller than BATCH_BYTES).
+    if (consumed === 0) throw new Error(`an audit record longer than ${BATCH_BYTES} bytes at byte ${this.pos}`);
+    const recs = recordings.map((r) => this.readRecording(r)).filter((r): r is NonNullable<typeof r> => r !== undefined);
+    const newPos = this.pos + consumed;
+    await this.opts.db.transaction(async (q) => {
+      await q(
+        `INSERT INTO phigate.audit_records (chain, seq, at, type, usr, connection, session, decision, tables, sql_key, line)
+         SELECT $1, * FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::text[], $11::text[])
+         ON CONFLICT (chain, seq) DO NOTHING`,
+        [this.chain, cols.seq, cols.at, cols.type, cols.usr, cols.connection, cols.session, cols.decision, cols.tables, cols.sqlKey, cols.line]);
+      for (const r of recs) {
+        await q('INSERT INTO phigate.recordings (session, chain, sha256, content) VALUES ($1, $2, $3, $4) ON CONFLICT (session) DO NOTHING',
+          [r.session, this.chain, r.sha256, r.content]);
+      }
+      await q('UPDATE phigate.audit_chains SET shipped_seq = $2, shipped_bytes = $3, shipped_at = now() WHERE chain = $1', [this.chain, lastSeq, newPos]);
+    });
+    this.pos = newPos;
+    this.shippedSeq = lastSeq;
+  }
+
+  /** A sealed recording as its seal says; one whose bytes no longer match is left for verify to report. */
+  private readRecording(r: { session: string; sha256: string; file: string }): { session: string; sha256: string; content: Buffer } | undefined {
+    if (!existsSync(r.file)) return undefined;
+    const content = readFileSync(r.file);
+    if (createHash('sha256').update(content).digest('hex') !== r.sha256) {
+      this.opts.logger.warn('a recording does not match its seal; not shipped', { session: r.session });
+      return undefined;
+    }
+    return { session: r.session, sha256: r.sha256, content };
+  }
+
+  /** Signed checkpoints: small and append-only, shipped after the records they cover. */
+  private async shipCheckpoints(): Promise<void> {
+    const file = join(this.opts.log.dir, CHECKPOINTS_FILE);
+    if (!existsSync(file)) return;
+    const text = readFileSync(file);
+    if (text.length <= this.cpPos) return;
+    const end = text.lastIndexOf(10) + 1;
+    if (end <= this.cpPos) return;
+    const lines = text.subarray(this.cpPos, end).toString('utf8').split('\n').filter((l) => l !== '');
+    const seqs: number[] = [];
+    const kept: string[] = [];
+    for (const l of lines) {
+      const seq = (JSON.parse(l) as { seq?: unknown }).seq;
+      // Only checkpoints of records already in the store: verify there must find what they sign.
+      if (typeof seq !== 'number' || seq > this.shippedSeq) break;
+      seqs.push(seq);
+      kept.push(l);
+    }
+    if (kept.length === 0) return;
+    const consumed = kept.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
+    await this.opts.db.transaction(async (q) => {
+      await q(`INSERT INTO phigate.audit_checkpoints (chain, seq, line) SELECT $1, * FROM unnest($2::bigint[], $3::text[]) ON CONFLICT (chain, seq) DO NOTHING`,
+        [this.chain, seqs, kept]);
+      await q('UPDATE phigate.audit_chains SET checkpoint_bytes = $2 WHERE chain = $1', [this.chain, this.cpPos + consumed]);
+    });
+    this.cpPos += consumed;
+  }
+}

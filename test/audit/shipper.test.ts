@@ -1,0 +1,161 @@
+// Evidence shipped to the shared store (`--store`): two replicas' logs (two data directories, two
+// checkpoint keys) shipped to one real PostgreSQL, then searched there. The store's answers must be
+// the local logs' answers, merged newest first; only records already on disk are shipped; shipping
+// resumes where it stopped; sealed recordings go along with their session's end.
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { AuditLog } from '../../src/audit/log.js';
+import { searchAudit, listSessions, type SearchFilters } from '../../src/audit/search.js';
+import { SharedEvidence } from '../../src/audit/shared-evidence.js';
+import { AuditShipper } from '../../src/audit/shipper.js';
+import { keyFingerprint } from '../../src/audit/keys.js';
+import { SharedDatabase } from '../../src/server/shared-db.js';
+import { silentLogger } from '../../src/server/log.js';
+import { recordingFileName } from '../../src/recording/format.js';
+import { statementEvent, tempDir } from './helpers.js';
+
+const DB = `phigate_evidence_${process.pid}`;
+let url: string;
+let admin: pg.Client;
+let db: SharedDatabase;
+
+beforeAll(async () => {
+  const info = inject('pg');
+  const base = `postgres://${encodeURIComponent(info.superuser.user)}:${encodeURIComponent(info.superuser.password)}@127.0.0.1:${info.port}`;
+  admin = new pg.Client({ connectionString: `${base}/postgres` });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${DB}`);
+  await admin.query(`CREATE DATABASE ${DB}`);
+  url = `${base}/${DB}`;
+  db = await SharedDatabase.open(url);
+});
+
+afterAll(async () => {
+  await db?.close();
+  await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  await admin.end();
+});
+
+interface Replica {
+  dir: string;
+  log: AuditLog;
+  shipper: AuditShipper;
+  key: ReturnType<typeof generateKeyPairSync>['privateKey'];
+  cleanup(): Promise<void>;
+}
+
+async function replica(opts: { syncIntervalMs?: number; dir?: string; key?: Replica['key'] } = {}): Promise<Replica> {
+  const t = opts.dir ? { dir: opts.dir, cleanup: () => {} } : tempDir('phigate-ship-');
+  const key = opts.key ?? generateKeyPairSync('ed25519').privateKey;
+  mkdirSync(join(t.dir, 'recordings'), { recursive: true });
+  const log = AuditLog.open(join(t.dir, 'audit'), { signingKey: key, syncIntervalMs: opts.syncIntervalMs ?? 5 });
+  const shipper = new AuditShipper({ db, log, signingKey: key, recordingsDir: join(t.dir, 'recordings'), logger: silentLogger, intervalMs: 60_000 });
+  await shipper.start();
+  return {
+    dir: t.dir, log, shipper, key,
+    async cleanup() {
+      await log.close();
+      await shipper.stop();
+      t.cleanup();
+    },
+  };
+}
+
+async function storeLines(chain: string): Promise<string[]> {
+  const r = await db.query('SELECT line FROM phigate.audit_records WHERE chain = $1 ORDER BY seq', [chain]);
+  return (r.rows as { line: string }[]).map((x) => x.line);
+}
+
+function localLines(dir: string): string[] {
+  return readFileSync(join(dir, 'audit', 'audit.jsonl'), 'utf8').trim().split('\n');
+}
+
+describe('AuditShipper', () => {
+  it('ships the log byte for byte, only what is on disk, and resumes where it stopped', async () => {
+    const a = await replica({ syncIntervalMs: 60_000 });
+    const chain = keyFingerprint(a.key);
+    for (let i = 0; i < 20; i++) a.log.append(statementEvent(i));
+    // Written but not yet fsynced: not shipped (a crash could still lose it locally).
+    await a.shipper.flush();
+    expect(await storeLines(chain)).toEqual([]);
+    await a.log.checkpoint();
+    await a.shipper.flush();
+    expect(await storeLines(chain)).toEqual(localLines(a.dir));
+    const cps = await db.query('SELECT seq FROM phigate.audit_checkpoints WHERE chain = $1', [chain]);
+    expect(cps.rows.map((r: { seq: string }) => Number(r.seq))).toContain(19);
+    const key = await db.query('SELECT public_key FROM phigate.audit_chains WHERE chain = $1', [chain]);
+    expect(key.rows[0].public_key).toMatch(/BEGIN PUBLIC KEY/);
+
+    // A restart (new log and shipper on the same directory) continues without sending anything twice.
+    await a.log.close();
+    await a.shipper.stop();
+    const again = await replica({ dir: a.dir, key: a.key });
+    for (let i = 20; i < 30; i++) again.log.append(statementEvent(i));
+    await again.log.checkpoint();
+    await again.shipper.flush();
+    expect(await storeLines(chain)).toEqual(localLines(a.dir));
+    expect(again.shipper.stats()).toMatchObject({ chain, behind: 0, failing: false });
+    await again.cleanup();
+  });
+});
+
+describe('SharedEvidence', () => {
+  it('answers like the local logs, merged newest first across replicas; sessions and recordings from any replica', async () => {
+    await db.query('TRUNCATE phigate.audit_records, phigate.audit_chains, phigate.audit_checkpoints, phigate.recordings');
+    const a = await replica();
+    const b = await replica();
+    const events = (r: Replica, base: number, session: string, user: string): void => {
+      r.log.append({ type: 'session.start', session, user, subject: `${user}-sub`, issuer: 'https://idp', kind: 'human', connection: 'ehr', client_addr: '127.0.0.1', application_name: 'psql' });
+      for (let i = 0; i < 40; i++) r.log.append(statementEvent(base + i, { session, user }));
+      const recording = `{"type":"header","session":"${session}"}\n`;
+      writeFileSync(join(r.dir, 'recordings', recordingFileName(session)), recording);
+      r.log.append({ type: 'session.end', session, user, connection: 'ehr', duration_ms: 5, statements: 40, bytes_in: 1, bytes_out: 2,
+        recording: { sha256: createHash('sha256').update(recording).digest('hex'), file: recordingFileName(session) } });
+    };
+    events(a, 0, '11111111-0000-4000-8000-000000000001', 'alice');
+    // Enough records that selective searches read the store in several pages.
+    for (let i = 0; i < 1200; i++) b.log.append(statementEvent(1000 + i));
+    events(b, 100, '22222222-0000-4000-8000-000000000002', 'bob');
+    await new Promise((r) => setTimeout(r, 5));
+    events(a, 200, '33333333-0000-4000-8000-000000000003', 'alice');
+    for (const r of [a, b]) {
+      await r.log.checkpoint();
+      r.log.flushIndex();
+      await r.shipper.flush();
+    }
+    const shared = new SharedEvidence(db);
+    const filters: SearchFilters[] = [
+      {}, { user: 'alice' }, { user: 'bob', limit: 5 }, { table: 'patients' }, { decision: 'block' }, { sql: 'JOIN VISITS' },
+      { types: ['session.start', 'session.end'] }, { connection: 'billing', table: 'claims' }, { session: '22222222-0000-4000-8000-000000000002' },
+      { limit: 1000 }, { table: 'labs', decision: 'denied', limit: 300 }, { user: 'heidi', sql: 'delete', limit: 10_000 },
+    ];
+    for (const f of filters) {
+      const got = await shared.search(f);
+      const local = [...searchAudit(join(a.dir, 'audit'), { ...f, limit: 10_000 }).records.map((r) => ({ ...r, chain: keyFingerprint(a.key) })),
+        ...searchAudit(join(b.dir, 'audit'), { ...f, limit: 10_000 }).records.map((r) => ({ ...r, chain: keyFingerprint(b.key) }))]
+        .sort((x, y) => (x.at < y.at ? 1 : x.at > y.at ? -1 : x.chain < y.chain ? 1 : x.chain > y.chain ? -1 : y.seq - x.seq));
+      const limit = f.limit ?? 100;
+      expect(got.records.map((r) => `${r.chain}/${r.seq}`), JSON.stringify(f)).toEqual(local.slice(0, limit).map((r) => `${r.chain}/${r.seq}`));
+      expect(got.more, JSON.stringify(f)).toBe(local.length > limit);
+    }
+    expect(await shared.total()).toBe(a.log.stats().records + b.log.stats().records);
+
+    const s = await shared.sessions({});
+    expect(s.sessions.map((x) => x.session)).toEqual([
+      '33333333-0000-4000-8000-000000000003', '22222222-0000-4000-8000-000000000002', '11111111-0000-4000-8000-000000000001']);
+    const localA = listSessions(join(a.dir, 'audit'), {}).sessions;
+    expect(s.sessions.filter((x) => x.user === 'alice')).toEqual(localA);
+
+    const rec = await shared.recording('2222');
+    expect(rec).toMatchObject({ session: '22222222-0000-4000-8000-000000000002', chain: keyFingerprint(b.key) });
+    expect(rec!.seal).toBe(rec!.sha256);
+    expect(rec!.content.toString()).toContain('"header"');
+    expect(await shared.recording('9999')).toBeUndefined();
+    await a.cleanup();
+    await b.cleanup();
+  });
+});
