@@ -30,6 +30,7 @@ import { recordingFileName } from '../recording/format.js';
 import { RecordingLookupError, resolveRecording } from '../recording/files.js';
 import { StoreError } from '../server/shared-db.js';
 import { AmbiguousSession, type SharedEvidence } from './shared-evidence.js';
+import type { ChainReport } from './shared-verify.js';
 
 export interface AuditRoutesDeps {
   /** The server's --data-dir: evidence is under audit/, recordings/ and policies/. */
@@ -44,7 +45,7 @@ export interface AuditRoutesDeps {
    * With a shared store (`--store`): search, sessions and replay answer from every replica's
    * shipped evidence; `flush` ships this replica's newest records first.
    */
-  shared?: { evidence: SharedEvidence; flush(): Promise<void> };
+  shared?: { evidence: SharedEvidence; flush(): Promise<void>; verify(): Promise<ChainReport[]> };
 }
 
 export interface AuditRoutes {
@@ -169,6 +170,13 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     // Sign the head first, so every record so far is covered, then check the files as they are.
     await checkpoint();
     const report = await verifyLog(auditDir, { recordingsDir, endOffset: () => deps.log.stats().bytes });
+    if (deps.shared) {
+      // The checkpoint just signed goes to the store too, so this replica's chain there is anchored to its head.
+      await deps.shared.flush();
+      report.replicas = await deps.shared.verify();
+      for (const c of report.replicas) report.problems.push(...c.problems);
+      report.ok = report.ok && report.replicas.every((c) => c.ok);
+    }
     sendJson(res, 200, report);
   }
 

@@ -11,6 +11,7 @@ import { checkpointSignatureValid, keyFingerprint, parsePublicKey, type Checkpoi
 import { readLines } from './lines.js';
 import { PUBLIC_KEY_FILE } from './log.js';
 import { CHECKPOINTS_FILE, LOG_FILE } from './search-index.js';
+import type { ChainReport } from './shared-verify.js';
 
 export interface VerifyProblem {
   /** chain | canonical | seq | prev | format | torn | checkpoint | signature | truncated | recording | key */
@@ -35,6 +36,8 @@ export interface VerifyReport {
   /** Fingerprint of the key checkpoints were checked with. */
   key?: string;
   recordings?: { checked: number; failed: number };
+  /** With a shared store: every replica's chain as the store holds it (their problems are in `problems` too). */
+  replicas?: ChainReport[];
   problems: VerifyProblem[];
   warnings: string[];
   elapsedMs: number;
@@ -340,6 +343,14 @@ export function formatVerifyReport(r: VerifyReport): string {
   } else {
     lines.push(`audit log NOT intact: ${r.problems.length}${r.problems.length >= MAX_PROBLEMS ? '+' : ''} problem(s); first: ${r.problems[0]?.message ?? ''}`);
     for (const p of r.problems.slice(1, 10)) lines.push(`  also: ${p.message}`);
+  }
+  if (r.replicas) {
+    lines.push(`  shared store  ${r.replicas.length} replica chain(s)`);
+    for (const c of r.replicas) {
+      const what = `${c.records} records, ${c.checkpoints} checkpoints, ${c.recordings.checked} recordings`;
+      lines.push(`    ${c.chain}${c.own ? ' (this replica)' : ''}  ${what}: ${c.ok ? 'intact' : `NOT intact: ${c.problems[0]?.message ?? ''}`}`);
+      for (const w of c.warnings) lines.push(`      warning: ${w}`);
+    }
   }
   for (const w of r.warnings) lines.push(`  warning: ${w}`);
   return `${lines.join('\n')}\n`;

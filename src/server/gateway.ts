@@ -4,7 +4,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createPublicKey, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import { WebSocketServer } from 'ws';
 import { AuthError, TokenVerifier, bearerToken, type Identity, type IssuerConfig } from '../auth/index.js';
 import { parsePolicyFile, type ConnectionPolicy, type PolicyFile } from '../policy/file.js';
@@ -33,12 +33,13 @@ import { ShapeClassifierCache } from '../policy/shape-cache.js';
 import { ApprovalService, type ApprovalStore } from '../approvals/service.js';
 import { StoreError, type SharedDatabase } from './shared-db.js';
 import { createApprovalRoutes, type ApprovalRoutes } from '../approvals/http.js';
-import { createAuditRoutes, type AuditRoutes } from '../audit/http.js';
+import { createAuditRoutes, type AuditRoutes, type AuditRoutesDeps } from '../audit/http.js';
 import { VERSION } from '../version.js';
 import { join } from 'node:path';
 import { AuditLog } from '../audit/log.js';
 import { AuditShipper } from '../audit/shipper.js';
 import { SharedEvidence } from '../audit/shared-evidence.js';
+import { verifySharedChains } from '../audit/shared-verify.js';
 import { loadOrCreateSigningKey } from '../audit/keys.js';
 import type { AuditEvent } from '../audit/events.js';
 
@@ -112,6 +113,8 @@ export class Gateway {
   private readonly approvalRoutes: ApprovalRoutes;
   /** Evidence endpoints (audit search/verify/export, sessions, recordings); with a data directory. */
   private auditRoutes?: AuditRoutes;
+  /** The audit checkpoint key (with a data directory); names this replica's chain in the shared store. */
+  private signingKey?: KeyObject;
   /** Sends the evidence to the shared store (with --store and a data directory). */
   shipper?: AuditShipper;
 
@@ -141,6 +144,7 @@ export class Gateway {
     if (this.opts.dataDir && !this.audit) {
       const log = this.opts.log;
       const signingKey = loadOrCreateSigningKey(this.opts.dataDir);
+      this.signingKey = signingKey;
       this.audit = AuditLog.open(join(this.opts.dataDir, 'audit'), {
         signingKey,
         onError: (err) => log.error('audit log failed; statements are refused until it is repaired', { error: err.message, code: err.code }),
@@ -157,7 +161,7 @@ export class Gateway {
       this.auditRoutes = createAuditRoutes({
         dataDir: this.opts.dataDir, log: this.audit, authenticate: (req) => this.authenticate(req), logger: this.opts.log,
         isAuditor: (id) => id.groups.some((g) => this.policy.auditorGroups.includes(g) || this.policy.adminGroups.includes(g)),
-        ...(this.opts.sharedDb && shipper ? { shared: { evidence: new SharedEvidence(this.opts.sharedDb), flush: () => shipper.flush() } } : {}),
+        ...(this.opts.sharedDb && shipper ? { shared: this.sharedEvidence(this.opts.sharedDb, shipper) } : {}),
       });
     }
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
@@ -313,7 +317,9 @@ export class Gateway {
       return;
     }
     if (url.pathname === '/healthz') {
-      sendJson(res, 200, { status: 'ok', sessions: this.sessions.size });
+      // A store outage does not make a replica unhealthy (statements still run and are recorded
+      // locally); the shipping state is here for monitoring.
+      sendJson(res, 200, { status: 'ok', sessions: this.sessions.size, ...(this.shipper ? { evidence_shipping: this.shipper.stats() } : {}) });
       return;
     }
     if (url.pathname === '/.well-known/phigate') {
@@ -486,6 +492,16 @@ export class Gateway {
       throw new Refused('access_required', `${identity.name} needs approved access to "${name}" first (approvers: ${connection.accessApproval?.approvers.join(', ')})`, identity.subject);
     }
     return { identity, connection };
+  }
+
+  /** What the evidence endpoints read from the shared store: every replica's chain. */
+  private sharedEvidence(db: SharedDatabase, shipper: AuditShipper): NonNullable<AuditRoutesDeps['shared']> {
+    const publicKey = createPublicKey(this.signingKey!);
+    return {
+      evidence: new SharedEvidence(db),
+      flush: () => shipper.flush(),
+      verify: () => verifySharedChains(db, { chain: shipper.chain, publicKey }),
+    };
   }
 
   /** The grant in force; a shared store that cannot be read refuses the tunnel (fail closed), saying why. */

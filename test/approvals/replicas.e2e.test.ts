@@ -108,21 +108,23 @@ describe('replicas sharing a store', () => {
 
   it('evidence written on A is found, listed and replayed through B', async () => {
     // The DELETE above ran on A: B answers from what A shipped to the store (every 200 ms).
-    let found: { chain?: string; sql?: string; decision?: string; session?: string } | undefined;
+    type Found = { chain?: string; sql?: string; decision?: string; session?: string };
+    let found: Found | undefined;
     for (let i = 0; i < 50 && !found; i++) {
       const r = await cli(b, 'carol', ['audit', 'search', '--table', 'rep_patients', '--type', 'statement', '--json']);
       expect(r.stderr).toBe('');
-      found = (JSON.parse(r.stdout) as { records: NonNullable<typeof found>[] }).records.find((x) => x.sql?.startsWith('DELETE FROM rep_patients'));
+      found = (JSON.parse(r.stdout) as { records: Found[] }).records.find((x) => x.sql?.startsWith('DELETE FROM rep_patients'));
       if (!found) await new Promise((res) => setTimeout(res, 200));
     }
     expect(found).toMatchObject({ decision: 'approved', chain: expect.stringMatching(/^ed25519:/) });
     expect(found!.sql).not.toContain('Grace');
     const session = found!.session!;
     // The session's end (with its recording's seal) is shipped once psql has gone away.
-    let ended: { session: string; ended_at?: string } | undefined;
+    type Ended = { session: string; ended_at?: string };
+    let ended: Ended | undefined;
     for (let i = 0; i < 50 && !ended?.ended_at; i++) {
       const r = await cli(b, 'carol', ['sessions', '--user', 'alice', '--json']);
-      ended = (JSON.parse(r.stdout) as { sessions: NonNullable<typeof ended>[] }).sessions.find((x) => x.session === session);
+      ended = (JSON.parse(r.stdout) as { sessions: Ended[] }).sessions.find((x) => x.session === session);
       if (!ended?.ended_at) await new Promise((res) => setTimeout(res, 200));
     }
     expect(ended?.ended_at).toBeTruthy();
@@ -139,6 +141,19 @@ describe('replicas sharing a store', () => {
       if (!seen) await new Promise((res) => setTimeout(res, 200));
     }
     expect(seen).toBe(true);
+
+    const verified = await cli(b, 'carol', ['audit', 'verify', '--json']);
+    expect(verified.code).toBe(0);
+    const report = JSON.parse(verified.stdout) as { ok: boolean; replicas: { chain: string; own: boolean; ok: boolean; records: number }[] };
+    expect(report.ok).toBe(true);
+    expect(report.replicas).toHaveLength(2);
+    expect(report.replicas.every((c) => c.ok && c.records > 0)).toBe(true);
+    expect(report.replicas.find((c) => !c.own)?.chain).toBe(found!.chain);
+    const text = await cli(b, 'carol', ['audit', 'verify']);
+    expect(text.stdout).toMatch(/shared store {2}2 replica chain\(s\)/);
+    expect(text.stdout).toMatch(/\(this replica\) .*: intact/);
+    const health = await (await fetch(`${a.url}/healthz`)).json() as { evidence_shipping?: { chain: string; failing: boolean } };
+    expect(health.evidence_shipping).toMatchObject({ chain: found!.chain, failing: false });
   });
 
   it('just-in-time access asked on A and approved on B holds on both; each ends its own sessions on expiry', async () => {

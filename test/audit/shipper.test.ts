@@ -2,7 +2,7 @@
 // checkpoint keys) shipped to one real PostgreSQL, then searched there. The store's answers must be
 // the local logs' answers, merged newest first; only records already on disk are shipped; shipping
 // resumes where it stopped; sealed recordings go along with their session's end.
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -11,6 +11,7 @@ import { inject } from 'vitest';
 import { AuditLog } from '../../src/audit/log.js';
 import { searchAudit, listSessions, type SearchFilters } from '../../src/audit/search.js';
 import { SharedEvidence } from '../../src/audit/shared-evidence.js';
+import { verifySharedChains } from '../../src/audit/shared-verify.js';
 import { AuditShipper } from '../../src/audit/shipper.js';
 import { keyFingerprint } from '../../src/audit/keys.js';
 import { SharedDatabase } from '../../src/server/shared-db.js';
@@ -155,6 +156,52 @@ describe('SharedEvidence', () => {
     expect(rec!.seal).toBe(rec!.sha256);
     expect(rec!.content.toString()).toContain('"header"');
     expect(await shared.recording('9999')).toBeUndefined();
+    await a.cleanup();
+    await b.cleanup();
+  });
+});
+
+describe('verifySharedChains', () => {
+  it('finds every chain intact, then each kind of tampering in the store', async () => {
+    await db.query('TRUNCATE phigate.audit_records, phigate.audit_chains, phigate.audit_checkpoints, phigate.recordings');
+    const a = await replica();
+    const b = await replica();
+    const session = '44444444-0000-4000-8000-000000000004';
+    for (let i = 0; i < 30; i++) a.log.append(statementEvent(i));
+    const recording = `{"type":"header","session":"${session}"}\n`;
+    writeFileSync(join(a.dir, 'recordings', recordingFileName(session)), recording);
+    a.log.append({ type: 'session.end', session, user: 'alice', connection: 'ehr', duration_ms: 5, statements: 0, bytes_in: 1, bytes_out: 2,
+      recording: { sha256: createHash('sha256').update(recording).digest('hex'), file: recordingFileName(session) } });
+    for (let i = 0; i < 12; i++) b.log.append(statementEvent(100 + i));
+    for (const r of [a, b]) {
+      await r.log.checkpoint();
+      await r.shipper.flush();
+    }
+    const chainA = keyFingerprint(a.key);
+    const chainB = keyFingerprint(b.key);
+    const own = { chain: chainA, publicKey: createPublicKey(a.key) };
+    const clean = await verifySharedChains(db, own);
+    expect(clean.map((c) => [c.chain, c.own, c.ok, c.records, c.unanchored])).toEqual(
+      [[chainA, true, true, 31, 0], [chainB, false, true, 12, 0]].sort((x, y) => String(x[0]).localeCompare(String(y[0]))));
+    expect(clean.find((c) => c.chain === chainA)!.recordings).toEqual({ checked: 1, failed: 0 });
+
+    const codes = async (chain: string): Promise<string[]> => (await verifySharedChains(db, own)).find((c) => c.chain === chain)!.problems.map((p) => p.code);
+    // A value rewritten in place.
+    const orig = (await db.query('SELECT line FROM phigate.audit_records WHERE chain = $1 AND seq = 5', [chainB])).rows[0].line as string;
+    await db.query('UPDATE phigate.audit_records SET line = $3 WHERE chain = $1 AND seq = $2', [chainB, 5, orig.replace(/"user":"[a-z]+"/, '"user":"mallory"')]);
+    expect(await codes(chainB)).toContain('prev');
+    await db.query('UPDATE phigate.audit_records SET line = $3 WHERE chain = $1 AND seq = $2', [chainB, 5, orig]);
+    expect(await codes(chainB)).toEqual([]);
+    // The newest records removed.
+    await db.query('DELETE FROM phigate.audit_records WHERE chain = $1 AND seq >= 10', [chainB]);
+    expect(await codes(chainB)).toContain('truncated');
+    // A replaced public key (to re-sign a rewritten chain) and a swapped recording.
+    const other = createPublicKey(generateKeyPairSync('ed25519').privateKey).export({ format: 'pem', type: 'spki' }).toString();
+    await db.query('UPDATE phigate.audit_chains SET public_key = $2 WHERE chain = $1', [chainA, other]);
+    await db.query('UPDATE phigate.recordings SET content = $2 WHERE session = $1', [session, Buffer.from('{"type":"header"}\n')]);
+    const aCodes = await codes(chainA);
+    expect(aCodes).toContain('key');
+    expect(aCodes).toContain('recording');
     await a.cleanup();
     await b.cleanup();
   });

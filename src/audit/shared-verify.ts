@@ -1,0 +1,119 @@
+// `phigate audit verify` for the evidence replicas shipped to the shared store: every chain there is
+// checked as a local log is (ChainChecker and checkCheckpoints: links, canonical form, Ed25519
+// checkpoint signatures, truncation) plus its sealed recordings. A chain's public key in the store
+// must hash to the chain's name, and this replica's own chain must carry this replica's key, so a
+// key swapped in the store (to re-sign a rewritten chain) shows. Other replicas' keys are reported
+// by fingerprint for auditors to pin.
+import { createHash, type KeyObject } from 'node:crypto';
+import type { SharedDatabase } from '../server/shared-db.js';
+import { GENESIS_PREV } from './canonical.js';
+import { keyFingerprint, parsePublicKey } from './keys.js';
+import { ChainChecker, checkCheckpoints, type ParsedCheckpoint, type VerifyProblem } from './verify.js';
+
+/** Rows per round trip while walking a chain. */
+const PAGE = 5000;
+
+export interface ChainReport {
+  /** The chain's name: the fingerprint of the replica's checkpoint key. */
+  chain: string;
+  /** This replica's own chain. */
+  own: boolean;
+  ok: boolean;
+  records: number;
+  head?: { seq: number; hash: string };
+  checkpoints: number;
+  lastCheckpoint?: { seq: number; at: string };
+  unanchored: number;
+  recordings: { checked: number; failed: number };
+  /** When the replica last shipped (ISO), for spotting one that stopped. */
+  shippedAt?: string;
+  problems: VerifyProblem[];
+  warnings: string[];
+}
+
+export async function verifySharedChains(db: SharedDatabase, own?: { chain: string; publicKey: KeyObject }): Promise<ChainReport[]> {
+  const chains = (await db.query('SELECT chain, public_key, shipped_seq, shipped_at FROM phigate.audit_chains ORDER BY chain')).rows as
+    { chain: string; public_key: string; shipped_seq: string; shipped_at: Date | null }[];
+  const out: ChainReport[] = [];
+  for (const c of chains) out.push(await verifyChain(db, c, own));
+  return out;
+}
+
+async function verifyChain(
+  db: SharedDatabase, c: { chain: string; public_key: string; shipped_seq: string; shipped_at: Date | null }, own?: { chain: string; publicKey: KeyObject },
+): Promise<ChainReport> {
+  const file = `store:${c.chain}`;
+  const cpFile = `store:${c.chain}:checkpoints`;
+  const problems: VerifyProblem[] = [];
+  const warnings: string[] = [];
+  const isOwn = own?.chain === c.chain;
+  let key: KeyObject | undefined;
+  try {
+    key = parsePublicKey(c.public_key, file);
+    const fp = keyFingerprint(key);
+    if (fp !== c.chain) {
+      problems.push({ code: 'key', file, message: `the store's public key for chain ${c.chain} is ${fp}: it was replaced` });
+      key = undefined;
+    }
+  } catch (err) {
+    problems.push({ code: 'key', file, message: `the store's public key for chain ${c.chain} is unreadable: ${(err as Error).message}` });
+  }
+  if (isOwn && key && keyFingerprint(own.publicKey) !== keyFingerprint(key)) {
+    problems.push({ code: 'key', file, message: `chain ${c.chain} in the store does not carry this replica's key` });
+  }
+
+  const cps: ParsedCheckpoint[] = [];
+  const cpRows = (await db.query('SELECT seq, line FROM phigate.audit_checkpoints WHERE chain = $1 ORDER BY seq', [c.chain])).rows as { seq: string; line: string }[];
+  cpRows.forEach((r, i) => {
+    try {
+      const p = JSON.parse(r.line) as ParsedCheckpoint;
+      if (!Number.isSafeInteger(p.seq) || typeof p.hash !== 'string' || typeof p.at !== 'string' || typeof p.sig !== 'string' || p.seq !== Number(r.seq)) throw new Error('fields');
+      cps.push({ seq: p.seq, hash: p.hash, at: p.at, key: String(p.key ?? ''), sig: p.sig, line: i + 1 });
+    } catch {
+      problems.push({ code: 'checkpoint', file: cpFile, line: i + 1, seq: Number(r.seq), message: `checkpoint of record ${r.seq} in the store (chain ${c.chain}): not a checkpoint (altered)` });
+    }
+  });
+
+  const checker = new ChainChecker({ file, firstSeq: 0, prev: GENESIS_PREV, want: new Set(cps.map((x) => x.seq)) });
+  for (let after = -1; ;) {
+    const rows = (await db.query(
+      `SELECT seq, line FROM phigate.audit_records WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT ${PAGE}`, [c.chain, after])).rows as { seq: string; line: string }[];
+    for (const r of rows) checker.check(Buffer.from(r.line, 'utf8'), Number(r.seq) + 1);
+    if (rows.length < PAGE) break;
+    after = Number(rows[rows.length - 1]!.seq);
+  }
+  problems.push(...checker.problems);
+  const lastSeq = checker.last?.seq ?? -1;
+  const shipped = Number(c.shipped_seq);
+  if (shipped > lastSeq) {
+    problems.push({ code: 'truncated', file, seq: lastSeq + 1, message: `chain ${c.chain} was shipped up to record ${shipped}, but the store ends at record ${lastSeq}: records were removed` });
+  }
+  if (key) {
+    problems.push(...checkCheckpoints(cps, key, checker.hashes, { firstSeq: 0, lastSeq, file, lineOf: (s) => s + 1 }, cpFile));
+  }
+  if (cps.length === 0 && checker.count > 0) warnings.push(`chain ${c.chain}: no signed checkpoints in the store yet`);
+
+  const recordings = { checked: 0, failed: 0 };
+  for (const seal of checker.seals) {
+    recordings.checked++;
+    const r = (await db.query('SELECT content FROM phigate.recordings WHERE session = $1', [seal.session])).rows as { content: Buffer }[];
+    const actual = r[0] ? createHash('sha256').update(r[0].content).digest('hex') : undefined;
+    if (actual !== seal.sha256) {
+      recordings.failed++;
+      problems.push({
+        code: 'recording', file, seq: seal.seq,
+        message: actual === undefined
+          ? `recording of session ${seal.session} (sealed in record ${seal.seq} of chain ${c.chain}) is not in the store`
+          : `recording of session ${seal.session} in the store does not match its seal in record ${seal.seq} of chain ${c.chain} (altered)`,
+      });
+    }
+  }
+  const lastCp = cps.at(-1);
+  const unanchored = lastCp ? Math.max(0, lastSeq - lastCp.seq) : checker.count;
+  return {
+    chain: c.chain, own: isOwn, ok: problems.length === 0, records: checker.count,
+    ...(checker.last ? { head: { seq: checker.last.seq, hash: checker.last.hash } } : {}),
+    checkpoints: cps.length, ...(lastCp ? { lastCheckpoint: { seq: lastCp.seq, at: lastCp.at } } : {}), unanchored, recordings,
+    ...(c.shipped_at ? { shippedAt: c.shipped_at.toISOString() } : {}), problems, warnings,
+  };
+}
