@@ -101,6 +101,10 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
   const { service, log } = deps;
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4 * 1024 });
   const streams = new Set<WebSocket>();
+  // Updates from other replicas may have been missed: viewers reconnect (clients do by themselves) and get a fresh snapshot.
+  service.onResync(() => {
+    for (const ws of streams) ws.close(4409, 'updates may have been missed; reconnect for a fresh list');
+  });
 
   const authenticate = async (req: IncomingMessage): Promise<Identity | { code: RefusalCode; message: string }> => {
     try {

@@ -103,6 +103,7 @@ export class ApprovalService implements ApprovalRequester {
   private readonly newId: () => string;
   private readonly waiters = new Map<string, Waiter>();
   private readonly listeners = new Set<ApprovalListener>();
+  private readonly resyncListeners = new Set<() => void>();
   private webhook?: { notify(event: ApprovalEvent): void; close(): void };
   private webhookConfig?: WebhookConfig;
   private closed = false;
@@ -255,6 +256,15 @@ export class ApprovalService implements ApprovalRequester {
   }
 
   /**
+   * Shared stores: called after changes may have been missed (the store's notifications were cut);
+   * live views should start over from a fresh list. Returns the unsubscribe function.
+   */
+  onResync(listener: () => void): () => void {
+    this.resyncListeners.add(listener);
+    return () => void this.resyncListeners.delete(listener);
+  }
+
+  /**
    * Shutdown: every waiting statement is refused (cancelled), timers and the webhook stop. In a
    * shared store this replica's requests are withdrawn, so approvers elsewhere stop seeing them.
    */
@@ -341,6 +351,7 @@ export class ApprovalService implements ApprovalRequester {
 
   /** After missed notifications: statements waiting here learn of decisions taken meanwhile. */
   private async resync(): Promise<void> {
+    for (const l of [...this.resyncListeners]) l();
     for (const id of [...this.waiters.keys()]) {
       const record = await this.store.get(id).catch(() => undefined);
       if (record?.settlement) {

@@ -201,6 +201,8 @@ describe('ApprovalService on a shared store (two replicas)', () => {
     // a reconnects after a second: the decision below lands while nobody on a listens.
     const a = await replica({ reconnectMs: 1_000 });
     const b = await replica();
+    let resyncs = 0;
+    a.service.onResync(() => resyncs++);
     const h = a.service.request(heldDelete());
     await until('b to hear of the request', () => b.events.some((e) => e.approval.id === h.id));
     // Cut a's notification connection, decide meanwhile; a reconnects and re-reads what it waits for.
@@ -209,6 +211,8 @@ describe('ApprovalService on a shared store (two replicas)', () => {
     expect(cut.rowCount).toBeGreaterThanOrEqual(2);
     await b.service.decide(h.id, bob, { approve: false, reason: 'not today' });
     expect(await within(h.outcome)).toEqual({ approved: false, approver: 'bob', cause: 'denied', reason: 'not today' });
+    // Live views on a are told to start over from a fresh list.
+    expect(resyncs).toBe(1);
   });
 
   it('when the store cannot be written, a withdrawal still refuses the statement and nothing crashes', async () => {
