@@ -40,6 +40,7 @@ import { AuditLog } from '../audit/log.js';
 import { AuditShipper } from '../audit/shipper.js';
 import { SharedEvidence } from '../audit/shared-evidence.js';
 import { verifySharedChains } from '../audit/shared-verify.js';
+import { PolicyBroadcast, type PublishedPolicy } from '../policy/shared-policy.js';
 import { loadOrCreateSigningKey } from '../audit/keys.js';
 import type { AuditEvent } from '../audit/events.js';
 
@@ -115,6 +116,8 @@ export class Gateway {
   private auditRoutes?: AuditRoutes;
   /** The audit checkpoint key (with a data directory); names this replica's chain in the shared store. */
   private signingKey?: KeyObject;
+  /** Shares `policy apply` with the other replicas (with --store). */
+  private policyBroadcast?: PolicyBroadcast;
   /** Sends the evidence to the shared store (with --store and a data directory). */
   shipper?: AuditShipper;
 
@@ -202,6 +205,9 @@ export class Gateway {
     this.verifier = this.opts.verifier ?? verifierFor(this.policy, extra);
     this.record({ type: 'server.start', version: VERSION, pid: process.pid, listen: url, policy: this.policyVersion });
     this.recordActivation('startup', undefined);
+    if (this.opts.sharedDb && !this.policyBroadcast) {
+      this.policyBroadcast = await PolicyBroadcast.open(this.opts.sharedDb, (p) => this.applyPublished(p));
+    }
     return { url, port };
   }
 
@@ -209,9 +215,9 @@ export class Gateway {
    * Makes `text` the policy in force after validating it completely; on any problem the current
    * policy stays and the error says why. New statements are decided under the new version at once.
    */
-  activatePolicy(text: string, source: 'sighup' | 'api', by?: string): { version: string; changed: boolean } {
+  activatePolicy(text: string, source: 'sighup' | 'api' | 'replica', by?: string): { version: string; changed: boolean } {
     const file = this.opts.policyFile ?? '<policy>';
-    const next = parsePolicyFile(text, source === 'api' ? '<request body>' : file);
+    const next = parsePolicyFile(text, source === 'api' ? '<request body>' : source === 'replica' ? '<policy applied on another replica>' : file);
     const version = policyVersion(next.source);
     if (version === this.policyVersion) return { version, changed: false };
     if (!this.opts.verifier) this.verifier = verifierFor(next, this.extraIssuers);
@@ -386,8 +392,20 @@ export class Gateway {
       return sendJson(res, 413, { error: 'too_large', message: (err as Error).message });
     }
     try {
+      if (this.policyBroadcast) {
+        // Valid here first, then published (so every replica gets it), then in force here. If it
+        // cannot be published, nothing changes anywhere.
+        const next = parsePolicyFile(text, '<request body>');
+        try {
+          await this.policyBroadcast.publish(policyVersion(next.source), text, identity.name);
+        } catch (err) {
+          if (!(err instanceof StoreError)) throw err;
+          this.opts.log.error('policy not published to the other replicas; not applied', { by: identity.name, error: err.message });
+          return sendJson(res, 503, { error: 'unavailable', message: 'the policy cannot be shared with the other replicas (the shared store is unavailable); nothing was changed' });
+        }
+      }
       const { version, changed } = this.activatePolicy(text, 'api', identity.name);
-      sendJson(res, 200, { version, changed });
+      sendJson(res, 200, { version, changed, ...(this.policyBroadcast ? { replicas: 'published' } : {}) });
     } catch (err) {
       if (!(err instanceof PolicyFileError)) throw err;
       this.opts.log.warn('policy update rejected', { by: identity.name, error: err.message });
@@ -492,6 +510,17 @@ export class Gateway {
       throw new Refused('access_required', `${identity.name} needs approved access to "${name}" first (approvers: ${connection.accessApproval?.approvers.join(', ')})`, identity.subject);
     }
     return { identity, connection };
+  }
+
+  /** A policy an admin applied on another replica: in force here too, unless it is invalid here. */
+  private applyPublished(p: PublishedPolicy): void {
+    try {
+      const { changed } = this.activatePolicy(p.text, 'replica', p.by);
+      if (!changed) this.opts.log.debug('policy from another replica already in force', { version: p.version });
+    } catch (err) {
+      if (!(err instanceof PolicyFileError)) throw err;
+      this.opts.log.error('a policy applied on another replica is invalid here; the current one stays', { version: p.version, by: p.by, error: err.message });
+    }
   }
 
   /** What the evidence endpoints read from the shared store: every replica's chain. */

@@ -8,7 +8,7 @@ import { psql } from '../support/clients.js';
 import { auditRecords } from '../support/harness.js';
 import type { ApprovalsReport } from '../../src/cli/commands/approvals.js';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -207,6 +207,41 @@ describe('replicas sharing a store', () => {
     expect((await loose.exited).code).toBe(1);
     expect(loose.stderr()).toMatch(/cannot use --masking-key-file: .*token\.key is readable by others; run: chmod 600/);
     chmodSync(keyFile, 0o600);
+  });
+
+  it('policy apply on A is in force on B at once; applying the old one through B restores both', async () => {
+    const original = readFileSync(a.policyFile, 'utf8');
+    const blocking = join(a.dir, 'no-reads.yaml');
+    writeFileSync(blocking, original.replace('rules:\n', 'rules:\n  - name: no-reads\n    when: { statement: [select], tables: [rep_patients] }\n    action: block\n'));
+    const portB = (await b.connect('ehr', await b.token('alice'))).port;
+    const read = async (port: number): Promise<string> => {
+      const r = await psql(port, ['-tA', '-c', 'SELECT count(*) FROM rep_patients']);
+      return r.code === 0 ? r.stdout.trim() : r.stderr;
+    };
+    expect(await read(portB)).toMatch(/^\d+$/);
+    const applied = await cli(a, 'root', ['policy', 'apply', blocking]);
+    expect(applied.stderr).toBe('');
+    expect(applied.stdout).toMatch(/^activated sha256:[0-9a-f]{64} \(published to every replica\)$/m);
+    let onB = '';
+    for (let i = 0; i < 50 && !/no-reads/.test(onB); i++) {
+      onB = await read(portB);
+      if (!/no-reads/.test(onB)) await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(onB).toMatch(/no-reads/);
+    const history = JSON.parse((await cli(b, 'root', ['policy', 'history', '--json'])).stdout) as { history: { source: string; by?: string }[] };
+    expect(history.history[0]).toMatchObject({ source: 'replica', by: 'root' });
+
+    const back = join(a.dir, 'original.yaml');
+    writeFileSync(back, original);
+    expect((await cli(b, 'root', ['policy', 'apply', back])).code).toBe(0);
+    const portA = (await a.connect('ehr', await a.token('alice'))).port;
+    let onA = '';
+    for (let i = 0; i < 50 && !/^\d+$/.test(onA); i++) {
+      onA = await read(portA);
+      if (!/^\d+$/.test(onA)) await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(onA).toMatch(/^\d+$/);
+    expect(await read(portB)).toMatch(/^\d+$/);
   });
 
   it('a server whose store cannot be opened does not start, and says why without the password', async () => {

@@ -109,8 +109,9 @@ export function policyCommand(): Command {
     const text = readPolicyText(file);
     load(file); // validate locally first: the same errors, without a round trip
     const ctx = resolveContext(opts);
-    const r = await gatewayRequest<{ version: string; changed: boolean }>(ctx, 'POST', '/admin/policy', await ctx.token(), { text, contentType: 'application/yaml' });
-    process.stdout.write(r.changed ? `activated ${r.version}\n` : `unchanged: ${r.version} is already in force\n`);
+    const r = await gatewayRequest<{ version: string; changed: boolean; replicas?: 'published' }>(ctx, 'POST', '/admin/policy', await ctx.token(), { text, contentType: 'application/yaml' });
+    const fleet = r.replicas === 'published' ? ' (published to every replica)' : '';
+    process.stdout.write(r.changed ? `activated ${r.version}${fleet}\n` : `unchanged: ${r.version} is already in force${fleet}\n`);
   });
 
   withGatewayOptions(
