@@ -8,27 +8,20 @@ import { createHash, type KeyObject } from 'node:crypto';
 import type { SharedDatabase } from '../server/shared-db.js';
 import { GENESIS_PREV } from './canonical.js';
 import { keyFingerprint, parsePublicKey } from './keys.js';
-import { ChainChecker, checkCheckpoints, type ParsedCheckpoint, type VerifyProblem } from './verify.js';
+import { ChainChecker, checkCheckpoints, type ParsedCheckpoint, type VerifyProblem, type VerifyReport } from './verify.js';
 
 /** Rows per round trip while walking a chain. */
 const PAGE = 5000;
 
-export interface ChainReport {
+/** What verifyLog reports of a log file, for one chain in the store. */
+export interface ChainReport extends Pick<VerifyReport, 'ok' | 'records' | 'head' | 'checkpoints' | 'lastCheckpoint' | 'unanchored' | 'problems' | 'warnings'> {
   /** The chain's name: the fingerprint of the replica's checkpoint key. */
   chain: string;
   /** This replica's own chain. */
   own: boolean;
-  ok: boolean;
-  records: number;
-  head?: { seq: number; hash: string };
-  checkpoints: number;
-  lastCheckpoint?: { seq: number; at: string };
-  unanchored: number;
   recordings: { checked: number; failed: number };
   /** When the replica last shipped (ISO), for spotting one that stopped. */
   shippedAt?: string;
-  problems: VerifyProblem[];
-  warnings: string[];
 }
 
 export async function verifySharedChains(db: SharedDatabase, own?: { chain: string; publicKey: KeyObject }): Promise<ChainReport[]> {

@@ -3,7 +3,7 @@
 // it, and `phigate approve ID` as bob lets it run.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { run, startGateway, type Gw } from '../support/harness.js';
+import { gatewayCli, startGateway, type Gw } from '../support/harness.js';
 import { psql } from '../support/clients.js';
 import type { ApprovalsReport } from '../../src/cli/commands/approvals.js';
 
@@ -32,11 +32,7 @@ afterAll(async () => {
   await gw?.close();
 });
 
-async function cli(name: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const p = run([...args, '--server', gw.url], { PHIGATE_TOKEN: await gw.token(name) });
-  const { code } = await p.exited;
-  return { code, stdout: p.stdout(), stderr: p.stderr() };
-}
+const cli = (name: string, args: string[]): ReturnType<typeof gatewayCli> => gatewayCli(gw, name, args);
 
 describe('a held statement through psql', () => {
   it('waits for bob, who sees it redacted and approves it with the CLI; then it runs', async () => {

@@ -10,33 +10,27 @@ import { ApprovalError, ApprovalService, type ApprovalEvent } from '../../src/ap
 import type { ApprovalRecord } from '../../src/approvals/store.js';
 import type { Outcome } from '../../src/approvals/types.js';
 import { heldDelete, who } from './support.js';
+import { scratchDatabase, type ScratchDatabase } from '../support/postgres.js';
 
 const bob = who('bob', ['privacy-officers']);
 const carol = who('carol', ['privacy-officers']);
 const DB = `phigate_store_${process.pid}`;
 
+let scratch: ScratchDatabase;
 let url: string;
 let admin: pg.Client;
 const opened: { close(): Promise<void> }[] = [];
 
 beforeAll(async () => {
-  const info = inject('pg');
-  const base = `postgres://${encodeURIComponent(info.superuser.user)}:${encodeURIComponent(info.superuser.password)}@127.0.0.1:${info.port}`;
-  admin = new pg.Client({ connectionString: `${base}/postgres` });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${DB}`);
-  await admin.query(`CREATE DATABASE ${DB}`);
-  url = `${base}/${DB}`;
+  scratch = await scratchDatabase(inject('pg'), DB);
+  ({ url, admin } = scratch);
 });
 
 afterEach(async () => {
   for (const o of opened.splice(0).reverse()) await o.close();
 });
 
-afterAll(async () => {
-  await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  await admin.end();
-});
+afterAll(async () => scratch?.drop());
 
 /** A replica's connection to the shared store: its own pool and LISTEN connection. */
 async function database(opts: { reconnectMs?: number } = {}): Promise<SharedDatabase> {

@@ -3,9 +3,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import pg from 'pg';
-import { run, startGateway, type Gw } from '../support/harness.js';
+import { gatewayCli, run, startGateway, type Gw } from '../support/harness.js';
 import { psql } from '../support/clients.js';
 import { auditRecords } from '../support/harness.js';
+import { scratchDatabase, type ScratchDatabase } from '../support/postgres.js';
 import type { ApprovalsReport } from '../../src/cli/commands/approvals.js';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,20 +29,17 @@ const DB = `phigate_replicas_${process.pid}`;
 let a: Gw;
 let b: Gw;
 let admin: pg.Client;
+let scratch: ScratchDatabase;
 let storeUrl: string;
 let storeEnv: NodeJS.ProcessEnv;
 let keyFile: string;
 
 beforeAll(async () => {
   const info = inject('pg');
-  const root = new pg.Client({ host: '127.0.0.1', port: info.port, user: info.superuser.user, password: info.superuser.password, database: 'postgres' });
-  await root.connect();
-  await root.query(`DROP DATABASE IF EXISTS ${DB}`);
-  await root.query(`CREATE DATABASE ${DB}`);
-  await root.end();
+  scratch = await scratchDatabase(info, DB);
   // The password travels in PGPASSWORD, as an operator would keep it out of the command line.
-  storeUrl = `postgres://${encodeURIComponent(info.superuser.user)}@127.0.0.1:${info.port}/${DB}`;
-  storeEnv = { PGPASSWORD: info.superuser.password };
+  storeUrl = scratch.urlWithoutPassword;
+  storeEnv = { PGPASSWORD: scratch.password };
   // One tokenization key for both, as a mounted secret would be.
   keyFile = join(mkdtempSync(join(tmpdir(), 'phigate-key-')), 'token.key');
   writeFileSync(keyFile, randomBytes(32).toString('base64'), { mode: 0o600 });
@@ -61,18 +59,10 @@ afterAll(async () => {
   await a?.close();
   await a?.idp.close();
   if (keyFile) rmSync(dirname(keyFile), { recursive: true, force: true });
-  const info = inject('pg');
-  const root = new pg.Client({ host: '127.0.0.1', port: info.port, user: info.superuser.user, password: info.superuser.password, database: 'postgres' });
-  await root.connect();
-  await root.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  await root.end();
+  await scratch?.drop();
 });
 
-async function cli(gw: Gw, name: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const p = run([...args, '--server', gw.url], { PHIGATE_TOKEN: await gw.token(name) });
-  const { code } = await p.exited;
-  return { code, stdout: p.stdout(), stderr: p.stderr() };
-}
+const cli = gatewayCli;
 
 describe('replicas sharing a store', () => {
   it('a DELETE held on replica A is listed and approved on replica B, then runs on A', async () => {

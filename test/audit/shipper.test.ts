@@ -5,7 +5,6 @@
 import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { AuditLog } from '../../src/audit/log.js';
@@ -18,27 +17,20 @@ import { SharedDatabase } from '../../src/server/shared-db.js';
 import { silentLogger } from '../../src/server/log.js';
 import { recordingFileName } from '../../src/recording/format.js';
 import { statementEvent, tempDir } from './helpers.js';
+import { scratchDatabase, type ScratchDatabase } from '../support/postgres.js';
 
 const DB = `phigate_evidence_${process.pid}`;
-let url: string;
-let admin: pg.Client;
+let scratch: ScratchDatabase;
 let db: SharedDatabase;
 
 beforeAll(async () => {
-  const info = inject('pg');
-  const base = `postgres://${encodeURIComponent(info.superuser.user)}:${encodeURIComponent(info.superuser.password)}@127.0.0.1:${info.port}`;
-  admin = new pg.Client({ connectionString: `${base}/postgres` });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${DB}`);
-  await admin.query(`CREATE DATABASE ${DB}`);
-  url = `${base}/${DB}`;
-  db = await SharedDatabase.open(url);
+  scratch = await scratchDatabase(inject('pg'), DB);
+  db = await SharedDatabase.open(scratch.url);
 });
 
 afterAll(async () => {
   await db?.close();
-  await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  await admin.end();
+  await scratch?.drop();
 });
 
 interface Replica {
@@ -73,6 +65,14 @@ async function storeLines(chain: string): Promise<string[]> {
 
 function localLines(dir: string): string[] {
   return readFileSync(join(dir, 'audit', 'audit.jsonl'), 'utf8').trim().split('\n');
+}
+
+/** Writes a session's recording and appends its session.end record sealing it, as a session does when it ends. */
+function endSealed(r: Replica, session: string, user: string, statements: number): void {
+  const recording = `{"type":"header","session":"${session}"}\n`;
+  writeFileSync(join(r.dir, 'recordings', recordingFileName(session)), recording);
+  r.log.append({ type: 'session.end', session, user, connection: 'ehr', duration_ms: 5, statements, bytes_in: 1, bytes_out: 2,
+    recording: { sha256: createHash('sha256').update(recording).digest('hex'), file: recordingFileName(session) } });
 }
 
 describe('AuditShipper', () => {
@@ -112,10 +112,7 @@ describe('SharedEvidence', () => {
     const events = (r: Replica, base: number, session: string, user: string): void => {
       r.log.append({ type: 'session.start', session, user, subject: `${user}-sub`, issuer: 'https://idp', kind: 'human', connection: 'ehr', client_addr: '127.0.0.1', application_name: 'psql' });
       for (let i = 0; i < 40; i++) r.log.append(statementEvent(base + i, { session, user }));
-      const recording = `{"type":"header","session":"${session}"}\n`;
-      writeFileSync(join(r.dir, 'recordings', recordingFileName(session)), recording);
-      r.log.append({ type: 'session.end', session, user, connection: 'ehr', duration_ms: 5, statements: 40, bytes_in: 1, bytes_out: 2,
-        recording: { sha256: createHash('sha256').update(recording).digest('hex'), file: recordingFileName(session) } });
+      endSealed(r, session, user, 40);
     };
     events(a, 0, '11111111-0000-4000-8000-000000000001', 'alice');
     // Enough records that selective searches read the store in several pages.
@@ -168,10 +165,7 @@ describe('verifySharedChains', () => {
     const b = await replica();
     const session = '44444444-0000-4000-8000-000000000004';
     for (let i = 0; i < 30; i++) a.log.append(statementEvent(i));
-    const recording = `{"type":"header","session":"${session}"}\n`;
-    writeFileSync(join(a.dir, 'recordings', recordingFileName(session)), recording);
-    a.log.append({ type: 'session.end', session, user: 'alice', connection: 'ehr', duration_ms: 5, statements: 0, bytes_in: 1, bytes_out: 2,
-      recording: { sha256: createHash('sha256').update(recording).digest('hex'), file: recordingFileName(session) } });
+    endSealed(a, session, 'alice', 0);
     for (let i = 0; i < 12; i++) b.log.append(statementEvent(100 + i));
     for (const r of [a, b]) {
       await r.log.checkpoint();

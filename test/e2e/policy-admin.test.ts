@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, startGateway, type Gw } from '../support/harness.js';
+import { gatewayCli, run, startGateway, type Gw } from '../support/harness.js';
 import { psql } from '../support/clients.js';
 
 const BLOCK_DROP = `rules:
@@ -30,11 +30,7 @@ beforeAll(async () => {
 });
 afterAll(async () => gw?.close());
 
-const cli = async (args: string[], who: string): Promise<{ code: number | null; stdout: string; stderr: string }> => {
-  const p = run([...args, '--server', gw.url], { PHIGATE_TOKEN: await gw.token(who) });
-  const { code } = await p.exited;
-  return { code, stdout: p.stdout(), stderr: p.stderr() };
-};
+const cli = (args: string[], who: string): ReturnType<typeof gatewayCli> => gatewayCli(gw, who, args);
 const dropVerdict = async (): Promise<string> => {
   const r = await psql(port, ['-c', 'DROP TABLE IF EXISTS never_there']);
   return /blocked by rule "no-ddl"/.test(r.stderr) ? 'blocked' : r.code === 0 ? 'allowed' : `error: ${r.stderr}`;

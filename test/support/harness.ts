@@ -133,3 +133,10 @@ export async function gatewayAndPort(policy?: string): Promise<{ gw: Gw; port: n
 export function auditRecords(gw: Gw): Record<string, unknown>[] {
   return readFileSync(join(gw.dir, 'data', 'audit', 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 }
+
+/** Runs `phigate ARGS --server <gw>` as identity `who` (a workload token) and waits for it. */
+export async function gatewayCli(gw: Gw, who: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = run([...args, '--server', gw.url], { PHIGATE_TOKEN: await gw.token(who) });
+  const { code } = await p.exited;
+  return { code, stdout: p.stdout(), stderr: p.stderr() };
+}

@@ -104,3 +104,34 @@ export async function startTestPostgres(opts: { onLog?: (line: string) => void; 
     },
   };
 }
+
+/** An empty database of its own on the test PostgreSQL, for a test file (shared-store tests). */
+export interface ScratchDatabase {
+  /** postgres:// URL with the superuser's password in it. */
+  url: string;
+  /** The same without the password (give PGPASSWORD = password). */
+  urlWithoutPassword: string;
+  password: string;
+  /** A superuser client on the `postgres` database (to terminate backends, inspect, ...). */
+  admin: pg.Client;
+  drop(): Promise<void>;
+}
+
+export async function scratchDatabase(info: TestPostgres, name: string): Promise<ScratchDatabase> {
+  const { user, password } = info.superuser;
+  const host = `127.0.0.1:${info.port}`;
+  const admin = new pg.Client({ host: '127.0.0.1', port: info.port, user, password, database: 'postgres' });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${name}`);
+  return {
+    url: `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${host}/${name}`,
+    urlWithoutPassword: `postgres://${encodeURIComponent(user)}@${host}/${name}`,
+    password,
+    admin,
+    async drop() {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    },
+  };
+}
