@@ -31,6 +31,9 @@ const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
 const SCALE = Number(process.env['BENCH_SCALE'] ?? 10);
 // BENCH_ONLY=decisions,pgbench,masking,evidence runs just those sections (all by default).
 const ONLY = new Set((process.env['BENCH_ONLY'] ?? 'decisions,pgbench,masking,evidence').split(',').map((s) => s.trim()));
+// BENCH_STORE=1: the gateway runs with --store (a database on the same PostgreSQL), so evidence
+// shipping is part of what is measured.
+const STORE = process.env['BENCH_STORE'] === '1';
 // BENCH_PROF_DIR: the gateway and the CLI write V8 CPU profiles there when they exit.
 const PROF_DIR = process.env['BENCH_PROF_DIR'];
 const nodeArgs = PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : [];
@@ -109,7 +112,16 @@ masking:
 `);
     const seed = !ONLY.has('masking') ? { code: 0, stderr: '' } : await sh('psql', ['-X', '-q', '-h', db.info.host, '-p', String(db.info.port), '-U', role.user, '-d', 'ehr', '-c', BENCH_PATIENTS_SQL], pgEnv);
     if (seed.code !== 0) throw new Error(`seeding bench_patients failed: ${seed.stderr}`);
-    const server = run(['server', '--config', policy, '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-level', 'warn'],
+    const storeArgs: string[] = [];
+    if (STORE) {
+      const su = db.info.superuser;
+      const made = await sh('psql', ['-X', '-q', '-h', db.info.host, '-p', String(db.info.port), '-U', su.user, '-d', 'postgres', '-c', 'CREATE DATABASE phigate_bench_store'],
+        { PGPASSWORD: su.password, PGSSLMODE: 'disable' });
+      if (made.code !== 0) throw new Error(`creating the store database failed: ${made.stderr}`);
+      storeArgs.push('--store', `postgres://${encodeURIComponent(su.user)}:${encodeURIComponent(su.password)}@${db.info.host}:${db.info.port}/phigate_bench_store`);
+      process.stdout.write('  (gateway with --store: evidence shipped to PostgreSQL)\n');
+    }
+    const server = run(['server', '--config', policy, '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-level', 'warn', ...storeArgs],
       { EHR_DB_PASSWORD: role.password }, { nodeArgs });
     procs.push(server);
     const serverUrl = (await server.waitFor(/listening on (http:\/\/[\d.]+:\d+)/))[1]!;
