@@ -23,6 +23,17 @@ export function redactStoreUrl(url: string): string {
   }
 }
 
+/**
+ * The layout of the `phigate` schema this version creates and reads. A store set up by a newer
+ * phigate (a higher number) is refused rather than misread; a lower one is upgraded by `migrate`.
+ */
+export const STORE_SCHEMA_VERSION = 1;
+
+const META_SQL = `
+CREATE SCHEMA IF NOT EXISTS phigate;
+CREATE TABLE IF NOT EXISTS phigate.meta (key text PRIMARY KEY, value text NOT NULL);
+INSERT INTO phigate.meta (key, value) VALUES ('schema_version', '${STORE_SCHEMA_VERSION}') ON CONFLICT (key) DO NOTHING;`;
+
 export interface SharedDatabaseOptions {
   log?: Logger;
   /** First wait before reconnecting a listener (doubles up to 10 s). */
@@ -63,6 +74,17 @@ export class SharedDatabase {
     } catch (err) {
       await pool.end().catch(() => {});
       throw new StoreError(`cannot open the shared store at ${redactStoreUrl(url)}: ${(err as Error).message}`);
+    }
+    try {
+      await db.migrate(META_SQL);
+      const r = await db.query("SELECT value FROM phigate.meta WHERE key = 'schema_version'");
+      const found = Number((r.rows[0] as { value: string } | undefined)?.value);
+      if (found > STORE_SCHEMA_VERSION) {
+        throw new StoreError(`the shared store at ${db.redactedUrl} was set up by a newer phigate (schema ${found}; this one knows up to ${STORE_SCHEMA_VERSION}): upgrade this replica`);
+      }
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw err;
     }
     return db;
   }

@@ -138,6 +138,18 @@ describe('PostgresApprovalStore', () => {
     expect(seenByB).not.toContain('apr-ntfy01:approved');
   });
 
+  it('refuses a store set up by a newer phigate instead of misreading it', async () => {
+    const direct = await database();
+    await direct.query("UPDATE phigate.meta SET value = '99' WHERE key = 'schema_version'");
+    try {
+      const err = await SharedDatabase.open(url).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(StoreError);
+      expect((err as Error).message).toMatch(/set up by a newer phigate \(schema 99; this one knows up to 1\): upgrade this replica/);
+    } finally {
+      await direct.query("UPDATE phigate.meta SET value = '1' WHERE key = 'schema_version'");
+    }
+  });
+
   it('refuses to open with a message naming the reason and never the password', async () => {
     const bad = url.replace(`/${DB}`, '/no_such_database');
     const err = await SharedDatabase.open(bad).then(() => undefined, (e: unknown) => e);
