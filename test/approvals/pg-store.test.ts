@@ -150,6 +150,15 @@ describe('PostgresApprovalStore', () => {
     }
   });
 
+  it('connects over TLS with the server certificate verified (sslmode=verify-full)', async () => {
+    const info = inject('pg');
+    const tls = `${url.replace('@127.0.0.1:', '@localhost:')}?sslmode=verify-full&sslrootcert=${encodeURIComponent(info.caCert)}`;
+    const db = await SharedDatabase.open(tls);
+    opened.push(db);
+    const r = await db.query('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+    expect(r.rows[0]).toEqual({ ssl: true });
+  });
+
   it('refuses to open with a message naming the reason and never the password', async () => {
     const bad = url.replace(`/${DB}`, '/no_such_database');
     const err = await SharedDatabase.open(bad).then(() => undefined, (e: unknown) => e);
