@@ -104,6 +104,34 @@ describe('AuditShipper', () => {
   });
 });
 
+describe('AuditShipper when the store goes away', () => {
+  it('keeps the records locally, says it is failing, and catches up when the store is back', async () => {
+    const a = await replica();
+    const chain = keyFingerprint(a.key);
+    const live = new AuditShipper({ db: await SharedDatabase.open(scratch.url), log: a.log, signingKey: a.key, recordingsDir: join(a.dir, 'recordings'), logger: silentLogger, intervalMs: 50 });
+    await live.start();
+    const gate = async (allow: boolean): Promise<void> => {
+      await scratch.admin.query(`ALTER DATABASE ${DB} ALLOW_CONNECTIONS ${allow}`);
+      if (!allow) await scratch.admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [DB]);
+    };
+    try {
+      await gate(false);
+      for (let i = 0; i < 10; i++) a.log.append(statementEvent(i));
+      await a.log.checkpoint();
+      for (let i = 0; i < 100 && !live.stats().failing; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(live.stats()).toMatchObject({ failing: true, behind: 10 });
+    } finally {
+      await gate(true);
+    }
+    // Retries every 5 s while failing; the next round ships everything.
+    for (let i = 0; i < 200 && live.stats().failing; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(live.stats()).toMatchObject({ failing: false, behind: 0 });
+    expect((await db.query('SELECT count(*)::int AS n FROM phigate.audit_records WHERE chain = $1', [chain])).rows[0].n).toBe(10);
+    await live.stop();
+    await a.cleanup();
+  });
+});
+
 describe('SharedEvidence', () => {
   it('answers like the local logs, merged newest first across replicas; sessions and recordings from any replica', async () => {
     await db.query('TRUNCATE phigate.audit_records, phigate.audit_chains, phigate.audit_checkpoints, phigate.recordings');
