@@ -737,7 +737,8 @@ export class ClientSession {
       case 'denied':
         return { severity: 'ERROR', code: '42501', message: `phigate: ${o.approver ? `denied by ${o.approver}` : 'denied'}${o.reason ? `: ${o.reason}` : ''} (${ref})` };
       default:
-        return { severity: 'ERROR', code: '42501', message: `phigate: approval ${o.cause} (${ref})` };
+        // Cancelled or withdrawn by the gateway (shutting down, the shared store unavailable): say why.
+        return { severity: 'ERROR', code: '42501', message: `phigate: approval ${o.cause}${o.reason ? `: ${o.reason}` : ''} (${ref})` };
     }
   }
 

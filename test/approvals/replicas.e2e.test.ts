@@ -246,3 +246,32 @@ describe('replicas sharing a store', () => {
     expect(usage.stderr()).toMatch(/--store must be a postgres:\/\/ URL/);
   });
 });
+
+describe('when the shared store is unreachable', () => {
+  it('statements needing an approval are refused, others run; evidence reads answer 503; all recover', async () => {
+    const gate = async (allow: boolean): Promise<void> => {
+      await scratch.admin.query(`ALTER DATABASE ${DB} ALLOW_CONNECTIONS ${allow}`);
+      if (!allow) await scratch.admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [DB]);
+    };
+    const { port } = await a.connect('ehr', await a.token('alice'));
+    await gate(false);
+    try {
+      const held = await psql(port, ['-c', 'DELETE FROM rep_patients WHERE id = 1'], { timeoutMs: 30_000 });
+      expect(held.code).not.toBe(0);
+      expect(held.stderr).toMatch(/could not be stored/);
+      expect((await psql(port, ['-tA', '-c', 'SELECT 1'])).stdout.trim()).toBe('1');
+      const search = await cli(b, 'carol', ['audit', 'search', '--limit', '1']);
+      expect(search.code).not.toBe(0);
+      expect(search.stderr).toMatch(/shared store is unavailable/);
+      expect((await fetch(`${a.url}/healthz`)).status).toBe(200);
+    } finally {
+      await gate(true);
+    }
+    let ok = false;
+    for (let i = 0; i < 100 && !ok; i++) {
+      ok = (await cli(b, 'carol', ['audit', 'search', '--limit', '1'])).code === 0;
+      if (!ok) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(ok).toBe(true);
+  });
+});
