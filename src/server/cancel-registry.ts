@@ -6,6 +6,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 export interface CancelTarget {
   sessionId: string;
   subject: string;
+  issuer: string;
   cancel: () => Promise<void>;
 }
 

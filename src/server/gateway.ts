@@ -41,6 +41,7 @@ import { AuditShipper } from '../audit/shipper.js';
 import { SharedEvidence } from '../audit/shared-evidence.js';
 import { verifySharedChains } from '../audit/shared-verify.js';
 import { PolicyBroadcast, type PublishedPolicy } from '../policy/shared-policy.js';
+import { CancelRelay, type RemoteCancel } from './shared-cancel.js';
 import { loadOrCreateSigningKey } from '../audit/keys.js';
 import type { AuditEvent } from '../audit/events.js';
 
@@ -116,6 +117,8 @@ export class Gateway {
   private auditRoutes?: AuditRoutes;
   /** The audit checkpoint key (with a data directory); names this replica's chain in the shared store. */
   private signingKey?: KeyObject;
+  /** Passes CancelRequests for other replicas' keys on (with --store). */
+  private cancelRelay?: CancelRelay;
   /** Shares `policy apply` with the other replicas (with --store). */
   private policyBroadcast?: PolicyBroadcast;
   /** Sends the evidence to the shared store (with --store and a data directory). */
@@ -207,6 +210,7 @@ export class Gateway {
     this.recordActivation('startup', undefined);
     if (this.opts.sharedDb && !this.policyBroadcast) {
       this.policyBroadcast = await PolicyBroadcast.open(this.opts.sharedDb, (p) => this.applyPublished(p));
+      this.cancelRelay = await CancelRelay.open(this.opts.sharedDb, (c) => this.onRemoteCancel(c));
     }
     return { url, port };
   }
@@ -442,6 +446,7 @@ export class Gateway {
         reason: headerValue(req, HEADER_REASON),
         remoteAddress: req.socket.remoteAddress,
         cancels: this.cancels,
+        ...(this.cancelRelay ? { forwardCancel: (c: RemoteCancel) => this.cancelRelay!.forward(c) } : {}),
         log: this.opts.log,
         resolveTarget: this.opts.resolveTarget ?? ((c) => resolveUpstreamTarget(c)),
         policy: () => this.policy,
@@ -510,6 +515,18 @@ export class Gateway {
       throw new Refused('access_required', `${identity.name} needs approved access to "${name}" first (approvers: ${connection.accessApproval?.approvers.join(', ')})`, identity.subject);
     }
     return { identity, connection };
+  }
+
+  /** Another replica received a CancelRequest for a key this one issued: same checks as a local one. */
+  private onRemoteCancel(c: RemoteCancel): void {
+    const target = this.cancels.lookup(c.processId, c.secretKey);
+    if (!target) return; // another replica's key, or a session that has ended
+    if (target.subject !== c.subject || target.issuer !== c.issuer) {
+      this.opts.log.warn('cancel request refused: key belongs to another identity', { subject: c.subject, target: target.sessionId, via: 'replica' });
+      return;
+    }
+    this.opts.log.info('cancel request', { session: target.sessionId, subject: c.subject, via: 'replica' });
+    target.cancel().catch((err: Error) => this.opts.log.warn('cancel request failed', { session: target.sessionId, error: err.message }));
   }
 
   /** A policy an admin applied on another replica: in force here too, unless it is invalid here. */

@@ -28,6 +28,7 @@ import type { Identity } from '../auth/index.js';
 import type { ConnectionPolicy, PolicyFile } from '../policy/file.js';
 import { connectUpstream, cancelUpstream, UpstreamError, type UpstreamSession, type UpstreamTarget } from './upstream.js';
 import type { CancelRegistry } from './cancel-registry.js';
+import type { RemoteCancel } from './shared-cancel.js';
 import type { Logger } from './log.js';
 import { CloseCode, type ControlMessage } from '../tunnel/protocol.js';
 
@@ -53,6 +54,8 @@ export interface SessionOptions {
   reason?: string;
   remoteAddress?: string;
   cancels: CancelRegistry;
+  /** With a shared store: a key this replica did not issue is passed on to the others. */
+  forwardCancel?: (c: RemoteCancel) => Promise<void>;
   log: Logger;
   resolveTarget: (conn: ConnectionPolicy) => UpstreamTarget;
   /** The policy in force now (it may be reloaded while the session runs). */
@@ -206,9 +209,13 @@ export class ClientSession {
   private onCancelRequest(processId: number, secretKey: Buffer): void {
     const { log, identity } = this.opts;
     const target = this.opts.cancels.lookup(processId, secretKey);
-    if (!target) {
+    if (!target && this.opts.forwardCancel) {
+      log.info('cancel request for a key of another replica; passed on', { subject: identity.subject });
+      this.opts.forwardCancel({ processId, secretKey, subject: identity.subject, issuer: identity.issuer })
+        .catch((err: Error) => log.warn('cancel request could not be passed on', { error: err.message }));
+    } else if (!target) {
       log.warn('cancel request for unknown backend key', { subject: identity.subject });
-    } else if (target.subject !== identity.subject) {
+    } else if (target.subject !== identity.subject || target.issuer !== identity.issuer) {
       log.warn('cancel request refused: key belongs to another identity', { subject: identity.subject, target: target.sessionId });
     } else {
       log.info('cancel request', { session: target.sessionId, subject: identity.subject });
@@ -325,6 +332,7 @@ export class ClientSession {
     this.clientKey = this.opts.cancels.register({
       sessionId: this.id,
       subject: this.opts.identity.subject,
+      issuer: this.opts.identity.issuer,
       cancel: () => this.cancel(),
     });
     const parts: Buffer[] = [];

@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import pg from 'pg';
 import { gatewayCli, run, startGateway, type Gw } from '../support/harness.js';
-import { psql } from '../support/clients.js';
+import { pgClient, psql } from '../support/clients.js';
+import { connect } from 'node:net';
 import { auditRecords } from '../support/harness.js';
 import { scratchDatabase, type ScratchDatabase } from '../support/postgres.js';
 import type { ApprovalsReport } from '../../src/cli/commands/approvals.js';
@@ -232,6 +233,28 @@ describe('replicas sharing a store', () => {
     }
     expect(onA).toMatch(/^\d+$/);
     expect(await read(portB)).toMatch(/^\d+$/);
+  });
+
+  it("psql's cancel reaches the statement when its tunnel lands on the other replica", async () => {
+    const client = pgClient((await a.connect('ehr', await a.token('alice'))).port);
+    await client.connect();
+    const key = client as unknown as { processID: number; secretKey: number };
+    const portB = (await b.connect('ehr', await b.token('alice'))).port;
+    const sleeping = client.query('SELECT pg_sleep(30)').then(() => undefined, (e: { code?: string }) => e);
+    await new Promise((r) => setTimeout(r, 500));
+    // What psql sends on Ctrl-C: a CancelRequest with the key it got, on a new connection (here through B).
+    const cancel = Buffer.alloc(16);
+    cancel.writeInt32BE(16, 0);
+    cancel.writeInt32BE(80877102, 4);
+    cancel.writeInt32BE(key.processID, 8);
+    cancel.writeInt32BE(key.secretKey, 12);
+    await new Promise<void>((resolve, reject) => {
+      const sock = connect(portB, '127.0.0.1', () => sock.write(cancel));
+      sock.on('close', () => resolve()).on('error', reject);
+    });
+    const err = await sleeping;
+    expect(err).toMatchObject({ code: '57014' });
+    await client.end();
   });
 
   it('a server whose store cannot be opened does not start, and says why without the password', async () => {
