@@ -90,7 +90,8 @@ export class AuditShipper {
   private cpPos = 0;
   private shippedSeq = -1;
   private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
+  /** Rounds run one at a time (the timer's and flush's), each from where the last one stopped. */
+  private queue: Promise<void> = Promise.resolve();
   private failing = false;
   private stopped = false;
 
@@ -121,17 +122,14 @@ export class AuditShipper {
 
   /** Ships whatever is on disk now; resolves when the store has it (tests, and before stopping). */
   async flush(): Promise<void> {
-    await this.running;
-    this.running = this.shipAll();
-    await this.running;
+    await this.ship();
   }
 
   /** Final round (bounded), then stops. The local log keeps what could not be shipped; the next start sends it. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    await this.running?.catch(() => {});
-    await Promise.race([this.shipAll().catch(() => {}), new Promise((r) => setTimeout(r, 3_000).unref())]);
+    await Promise.race([this.ship().catch(() => {}), new Promise((r) => setTimeout(r, 3_000).unref())]);
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
   }
@@ -158,7 +156,7 @@ export class AuditShipper {
   private schedule(ms: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
-      this.running = this.shipAll().then(
+      this.ship().then(
         () => {
           if (this.failing) this.opts.logger.info('evidence shipping to the shared store resumed', { chain: this.chain, shipped_seq: this.shippedSeq });
           this.failing = false;
@@ -172,6 +170,12 @@ export class AuditShipper {
       );
     }, ms);
     this.timer.unref();
+  }
+
+  private ship(): Promise<void> {
+    const round = this.queue.then(() => this.shipAll());
+    this.queue = round.catch(() => {});
+    return round;
   }
 
   private async shipAll(): Promise<void> {
