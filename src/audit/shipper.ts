@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS phigate.audit_records (
   line text NOT NULL,
   PRIMARY KEY (chain, seq)
 );
-CREATE INDEX IF NOT EXISTS audit_records_at ON phigate.audit_records (at DESC, chain, seq DESC);
+CREATE INDEX IF NOT EXISTS audit_records_at ON phigate.audit_records (at DESC, chain DESC, seq DESC);
 CREATE INDEX IF NOT EXISTS audit_records_session ON phigate.audit_records (session, type) WHERE session IS NOT NULL;
 CREATE INDEX IF NOT EXISTS audit_records_user ON phigate.audit_records (usr, at DESC);
 CREATE TABLE IF NOT EXISTS phigate.audit_checkpoints (
