@@ -282,8 +282,10 @@ export class Gateway {
 
   /** Stops accepting, ends every session with an admin-shutdown error, closes the listener. */
   async stop(reason = 'stop'): Promise<void> {
-    this.record({ type: 'server.stop', reason, sessions: this.sessions.size });
+    // Sessions still open end first (each writes its session.end), so server.stop is the log's last word.
+    const live = this.sessions.size;
     for (const s of [...this.sessions]) s.terminate('57P01', 'terminating connection because phigate server is shutting down');
+    this.record({ type: 'server.stop', reason, sessions: live });
     this.wss.close();
     // Approval streams are upgraded sockets the listener no longer tracks: end them, or close() waits.
     this.approvalRoutes.close();

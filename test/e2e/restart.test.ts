@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { run, startGateway, type Gw } from '../support/harness.js';
+import { auditRecords, run, startGateway, type Gw } from '../support/harness.js';
 import { psql } from '../support/clients.js';
 import { makeTestCerts } from '../support/certs.js';
 
@@ -38,6 +38,11 @@ describe('server restart', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/phigate server is shutting down/);
     await c.stop();
+    // The session the stop ended is recorded before server.stop, which names how many it ended.
+    const records = auditRecords(gw);
+    const stop = records.findLastIndex((x) => x['type'] === 'server.stop');
+    expect(records[stop]).toMatchObject({ sessions: 1 });
+    expect(records[stop - 1]).toMatchObject({ type: 'session.end' });
   });
 });
 
