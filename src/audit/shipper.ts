@@ -7,7 +7,7 @@
 // fingerprint of its checkpoint key; the store keeps every chain's lines byte for byte, its signed
 // checkpoints and its public key, so the chains can be verified from the store alone.
 import { createHash, type KeyObject } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SharedDatabase } from '../server/shared-db.js';
 import type { Logger } from '../server/log.js';
@@ -253,11 +253,19 @@ export class AuditShipper {
   private async shipCheckpoints(): Promise<void> {
     const file = join(this.opts.log.dir, CHECKPOINTS_FILE);
     if (!existsSync(file)) return;
-    const text = readFileSync(file);
-    if (text.length <= this.cpPos) return;
-    const end = text.lastIndexOf(10) + 1;
-    if (end <= this.cpPos) return;
-    const lines = text.subarray(this.cpPos, end).toString('utf8').split('\n').filter((l) => l !== '');
+    // Only what was appended since the last round: the file grows for as long as the server runs.
+    const size = statSync(file).size;
+    if (size <= this.cpPos) return;
+    const fd = openSync(file, 'r');
+    let tail: Buffer;
+    try {
+      tail = preadSync(fd, this.cpPos, size - this.cpPos);
+    } finally {
+      closeSync(fd);
+    }
+    const end = tail.lastIndexOf(10) + 1;
+    if (end === 0) return;
+    const lines = tail.subarray(0, end).toString('utf8').split('\n').filter((l) => l !== '');
     const seqs: number[] = [];
     const kept: string[] = [];
     for (const l of lines) {

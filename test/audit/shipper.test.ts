@@ -100,6 +100,10 @@ describe('AuditShipper', () => {
     await again.shipper.flush();
     expect(await storeLines(chain)).toEqual(localLines(a.dir));
     expect(again.shipper.stats()).toMatchObject({ chain, behind: 0, failing: false });
+    // Checkpoints too, each once, read from where the last round stopped.
+    const localCps = readFileSync(join(a.dir, 'audit', 'checkpoints.jsonl'), 'utf8').trim().split('\n');
+    const storeCps = await db.query('SELECT line FROM phigate.audit_checkpoints WHERE chain = $1 ORDER BY seq', [chain]);
+    expect(storeCps.rows.map((r: { line: string }) => r.line)).toEqual(localCps);
     await again.cleanup();
   });
 });
