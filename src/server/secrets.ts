@@ -25,15 +25,23 @@ export function loadOrCreateTokenKey(dataDir: string): Buffer {
   return readTokenKey(file);
 }
 
+/** The widest permissions a key file may have: 0600, or 0640 when root owns it and the server is not root. */
+export function widestKeyMode(fileUid: number, processUid: number): number {
+  return fileUid === 0 && processUid !== 0 ? 0o640 : 0o600;
+}
+
 /**
  * A tokenization key the operator provides (`--masking-key-file`): replicas that share one key give
- * equal tokens for equal values, so tokenized columns join across them. Base64, at least 16 bytes,
- * readable by the owner only.
+ * equal tokens for equal values, so tokenized columns join across them. Base64, at least 16 bytes.
+ * Permissions as PostgreSQL wants its ssl_key_file: 0600 or less, or, when root owns the file and
+ * the server runs as another user (a Kubernetes secret volume with fsGroup), 0640 or less.
  */
 export function readTokenKey(file: string): Buffer {
   let text: string;
   try {
-    if ((statSync(file).mode & 0o077) !== 0) throw new Error(`${file} is readable by others; run: chmod 600 ${file}`);
+    const st = statSync(file);
+    const widest = widestKeyMode(st.uid, process.getuid?.() ?? st.uid);
+    if ((st.mode & 0o777 & ~widest) !== 0) throw new Error(`${file} is readable by others; run: chmod ${widest.toString(8)} ${file}`);
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
