@@ -45,7 +45,7 @@ export function serverCommand(): Command {
     .option('--tls-cert <file>', 'PEM certificate for HTTPS/WSS')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
     .option('--dev', 'development mode: run a built-in OpenID Provider with dev identities (loopback only)')
-    .addOption(new Option('--store <url>', 'PostgreSQL shared by several replicas for approval requests (postgres://user@host/db)').env('PHIGATE_STORE_URL'))
+    .addOption(new Option('--store <url>', 'PostgreSQL that replicas share for approvals, grants, policy changes and evidence (postgres://user@host/db)').env('PHIGATE_STORE_URL'))
     .addOption(new Option('--masking-key-file <file>', 'tokenization key (base64, mode 0600) shared by every replica').env('PHIGATE_MASKING_KEY_FILE'))
     .option('--print-public-key', 'print the audit checkpoint public key (PEM and fingerprint) for --data-dir and exit')
     .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
