@@ -67,6 +67,12 @@ function localLines(dir: string): string[] {
   return readFileSync(join(dir, 'audit', 'audit.jsonl'), 'utf8').trim().split('\n');
 }
 
+/** Two fresh replicas, and a store holding nothing else (earlier tests shipped to it too). */
+async function twoReplicasOnAnEmptyStore(): Promise<[Replica, Replica]> {
+  await db.query('TRUNCATE phigate.audit_records, phigate.audit_chains, phigate.audit_checkpoints, phigate.recordings');
+  return [await replica(), await replica()];
+}
+
 /** Writes a session's recording and appends its session.end record sealing it, as a session does when it ends. */
 function endSealed(r: Replica, session: string, user: string, statements: number): void {
   const recording = `{"type":"header","session":"${session}"}\n`;
@@ -138,9 +144,7 @@ describe('AuditShipper when the store goes away', () => {
 
 describe('SharedEvidence', () => {
   it('answers like the local logs, merged newest first across replicas; sessions and recordings from any replica', async () => {
-    await db.query('TRUNCATE phigate.audit_records, phigate.audit_chains, phigate.audit_checkpoints, phigate.recordings');
-    const a = await replica();
-    const b = await replica();
+    const [a, b] = await twoReplicasOnAnEmptyStore();
     const events = (r: Replica, base: number, session: string, user: string): void => {
       r.log.append({ type: 'session.start', session, user, subject: `${user}-sub`, issuer: 'https://idp', kind: 'human', connection: 'ehr', client_addr: '127.0.0.1', application_name: 'psql' });
       for (let i = 0; i < 40; i++) r.log.append(statementEvent(base + i, { session, user }));
@@ -192,9 +196,7 @@ describe('SharedEvidence', () => {
 
 describe('verifySharedChains', () => {
   it('finds every chain intact, then each kind of tampering in the store', async () => {
-    await db.query('TRUNCATE phigate.audit_records, phigate.audit_chains, phigate.audit_checkpoints, phigate.recordings');
-    const a = await replica();
-    const b = await replica();
+    const [a, b] = await twoReplicasOnAnEmptyStore();
     const session = '44444444-0000-4000-8000-000000000004';
     for (let i = 0; i < 30; i++) a.log.append(statementEvent(i));
     endSealed(a, session, 'alice', 0);
