@@ -67,16 +67,23 @@ export interface ExportSummary {
   unanchored: boolean;
 }
 
+/** Where a bundle's records and policy texts come from: a local log, or a chain in the shared store. */
+export interface BundleSource {
+  /** Record lines first..last, byte for byte with their newlines, in slices. */
+  lines(first: number, last: number): AsyncIterable<Buffer>;
+  /** The policy version of the last policy.activated record before `seq`. */
+  policyInForceBefore(seq: number): Promise<string | undefined>;
+  policyText(version: string): Promise<string | undefined>;
+}
+
 /** What an export will contain, decided before a byte is written (so its audit record can say so). */
 export interface ExportPlan {
-  auditDir: string;
   header: BundleHeader;
   checkpoints: ParsedCheckpoint[];
   /** Records first..last are copied (none when first > last). */
   first: number;
   last: number;
-  index: LoadedIndex;
-  policiesDir?: string;
+  source: BundleSource;
   unanchored: boolean;
 }
 
@@ -106,7 +113,37 @@ export function planExport(auditDir: string, opts: ExportOptions = {}): ExportPl
     ...(pem ? { public_key: pem, key: keyFingerprint(parsePublicKey(pem, pubFile)) } : {}),
     canonical: 'RFC 8785 (JCS)', hash: 'sha256',
   };
-  return { auditDir, header, checkpoints: included, first, last, index: idx, policiesDir: opts.policiesDir, unanchored: inRange && !anchorCp };
+  return { header, checkpoints: included, first, last, source: localSource(auditDir, idx, opts.policiesDir), unanchored: inRange && !anchorCp };
+}
+
+/** A local log through its index: lines copied in slices of up to 4 MiB. */
+function localSource(auditDir: string, idx: LoadedIndex, policiesDir: string | undefined): BundleSource {
+  return {
+    async *lines(first, last) {
+      const fd = openSync(join(auditDir, LOG_FILE), 'r');
+      try {
+        let seq = first;
+        while (seq <= last) {
+          const start = idx.floats[seq * 6]!;
+          let end = start;
+          let k = seq;
+          while (k <= last && end - start < 4 << 20) {
+            end = idx.floats[k * 6]! + idx.words[k * ENTRY_WORDS + 4]!;
+            k++;
+          }
+          yield preadSync(fd, start, end - start);
+          seq = k;
+        }
+      } finally {
+        closeSync(fd);
+      }
+    },
+    policyInForceBefore: async (seq) => policyInForceBefore(idx, seq),
+    async policyText(version) {
+      const f = policiesDir ? join(policiesDir, `${version.replace(/^sha256:/, '')}.yaml`) : undefined;
+      return f && existsSync(f) ? readFileSync(f, 'utf8') : undefined;
+    },
+  };
 }
 
 /** Writes the bundle for the range to `out` (a file stream or an HTTP response). */
@@ -115,7 +152,7 @@ export async function exportBundle(auditDir: string, out: Writable, opts: Export
 }
 
 export async function writeBundle(plan: ExportPlan, out: Writable): Promise<ExportSummary> {
-  const { header, index: idx, first, last, auditDir, checkpoints: included } = plan;
+  const { header, first, last, source, checkpoints: included } = plan;
   const inRange = header.range !== null;
   await write(out, `${JSON.stringify(header)}\n`);
   for (const c of included) {
@@ -124,39 +161,24 @@ export async function writeBundle(plan: ExportPlan, out: Writable): Promise<Expo
   }
   const versions = new Set<string>();
   if (inRange) {
-    const inForce = policyInForceBefore(idx, first);
+    const inForce = await source.policyInForceBefore(first);
     if (inForce) versions.add(inForce);
-    const fd = openSync(join(auditDir, LOG_FILE), 'r');
-    try {
-      // Copied in slices of up to 4 MiB, byte for byte: the hashes are over these bytes.
-      let seq = first;
-      while (seq <= last) {
-        const start = idx.floats[seq * 6]!;
-        let end = start;
-        let k = seq;
-        while (k <= last && end - start < 4 << 20) {
-          end = idx.floats[k * 6]! + idx.words[k * ENTRY_WORDS + 4]!;
-          k++;
-        }
-        const chunk = preadSync(fd, start, end - start);
-        collectPolicies(chunk, versions);
-        await write(out, chunk);
-        seq = k;
-      }
-    } finally {
-      closeSync(fd);
+    // Byte for byte: the hashes are over these bytes.
+    for await (const chunk of source.lines(first, last)) {
+      collectPolicies(chunk, versions);
+      await write(out, chunk);
     }
   }
   const missing: string[] = [];
   let policies = 0;
   for (const v of [...versions].sort()) {
-    const f = plan.policiesDir ? join(plan.policiesDir, `${v.replace(/^sha256:/, '')}.yaml`) : undefined;
-    if (!f || !existsSync(f)) {
+    const text = await source.policyText(v);
+    if (text === undefined) {
       missing.push(v);
       continue;
     }
     policies++;
-    await write(out, `${JSON.stringify({ bundle: 'policy', version: v, text: readFileSync(f, 'utf8') })}\n`);
+    await write(out, `${JSON.stringify({ bundle: 'policy', version: v, text })}\n`);
   }
   await write(out, `${JSON.stringify({ bundle: 'end', records: header.records?.count ?? 0, checkpoints: included.length, policies, ...(missing.length ? { missing_policies: missing } : {}) })}\n`);
   if (missing.length) header.missing_policies = missing;
