@@ -196,6 +196,8 @@ export interface AuditExportEvent {
   records: number;
   first_seq?: number;
   last_seq?: number;
+  /** The chain exported, when it was another replica's (from the shared store). */
+  replica?: string;
 }
 
 export interface ReplayEvent {

@@ -94,26 +94,38 @@ export function planExport(auditDir: string, opts: ExportOptions = {}): ExportPl
   const pubFile = join(auditDir, PUBLIC_KEY_FILE);
   const pem = existsSync(pubFile) ? readFileSync(pubFile, 'utf8') : undefined;
   const [lo, hi] = timeRange(idx, opts.since, opts.until);
-  const inRange = lo <= hi;
+  const plan = planFromRange({ lo, hi, count: idx.count, checkpoints, since: opts.since, until: opts.until, pem, pemSource: pubFile });
+  return { ...plan, source: localSource(auditDir, idx, opts.policiesDir) };
+}
+
+/**
+ * The bundle's extent for records lo..hi of a chain of `count` records: from the record before the
+ * range (its time shows nothing was left out at the start) to the first checkpoint at or after hi
+ * (a signature covers every record of the range), with the checkpoints in between.
+ */
+export function planFromRange(r: {
+  lo: number; hi: number; count: number; checkpoints: ParsedCheckpoint[]; since?: number; until?: number; pem?: string; pemSource: string;
+}): Omit<ExportPlan, 'source'> {
+  const inRange = r.lo <= r.hi;
   let first = 0;
   let last = -1;
   let anchorCp: ParsedCheckpoint | undefined;
   if (inRange) {
-    first = Math.max(0, lo - 1);
-    anchorCp = checkpoints.find((c) => c.seq >= hi && c.seq < idx.count);
-    last = anchorCp ? anchorCp.seq : idx.count - 1;
+    first = Math.max(0, r.lo - 1);
+    anchorCp = r.checkpoints.find((c) => c.seq >= r.hi && c.seq < r.count);
+    last = anchorCp ? anchorCp.seq : r.count - 1;
   }
-  const included = inRange ? checkpoints.filter((c) => c.seq >= first && c.seq <= last) : [];
+  const included = inRange ? r.checkpoints.filter((c) => c.seq >= first && c.seq <= last) : [];
   const header: BundleHeader = {
     bundle: 'header', format: BUNDLE_FORMAT, version: BUNDLE_VERSION, created_at: new Date().toISOString(),
-    ...(opts.since !== undefined ? { since: new Date(opts.since).toISOString() } : {}),
-    ...(opts.until !== undefined ? { until: new Date(opts.until).toISOString() } : {}),
-    range: inRange ? { first_seq: lo, last_seq: hi } : null,
+    ...(r.since !== undefined ? { since: new Date(r.since).toISOString() } : {}),
+    ...(r.until !== undefined ? { until: new Date(r.until).toISOString() } : {}),
+    range: inRange ? { first_seq: r.lo, last_seq: r.hi } : null,
     records: inRange ? { first_seq: first, last_seq: last, count: last - first + 1 } : null,
-    ...(pem ? { public_key: pem, key: keyFingerprint(parsePublicKey(pem, pubFile)) } : {}),
+    ...(r.pem ? { public_key: r.pem, key: keyFingerprint(parsePublicKey(r.pem, r.pemSource)) } : {}),
     canonical: 'RFC 8785 (JCS)', hash: 'sha256',
   };
-  return { header, checkpoints: included, first, last, source: localSource(auditDir, idx, opts.policiesDir), unanchored: inRange && !anchorCp };
+  return { header, checkpoints: included, first, last, unanchored: inRange && !anchorCp };
 }
 
 /** A local log through its index: lines copied in slices of up to 4 MiB. */

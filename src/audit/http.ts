@@ -19,7 +19,7 @@ import {
 } from './api.js';
 import { AuditWriteError } from './errors.js';
 import type { AuditEvent } from './events.js';
-import { planExport, writeBundle } from './export.js';
+import { planExport, writeBundle, type ExportPlan } from './export.js';
 import type { AuditLog } from './log.js';
 import { DEFAULT_LIMIT, MAX_LIMIT, findSessionEnd, sealOf, type SearchFilters, type SearchResult } from './search.js';
 import { SearchThread } from './search-thread.js';
@@ -45,7 +45,14 @@ export interface AuditRoutesDeps {
    * With a shared store (`--store`): search, sessions and replay answer from every replica's
    * shipped evidence; `flush` ships this replica's newest records first.
    */
-  shared?: { evidence: SharedEvidence; flush(): Promise<void>; verify(): Promise<ChainReport[]> };
+  shared?: {
+    /** This replica's chain (its checkpoint key's fingerprint). */
+    chain: string;
+    evidence: SharedEvidence;
+    flush(): Promise<void>;
+    verify(): Promise<ChainReport[]>;
+    exportPlan(chain: string, range: { since?: number; until?: number }): Promise<ExportPlan | undefined>;
+  };
 }
 
 export interface AuditRoutes {
@@ -184,13 +191,26 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     requireAuditor(identity, 'export the audit log');
     const since = timeParam(url, 'since');
     const until = timeParam(url, 'until');
+    const replica = url.searchParams.get('replica') || undefined;
     // A checkpoint of the head: the exported range is then covered by a signature however recent.
     await checkpoint();
     deps.log.flushIndex();
-    const plan = planExport(auditDir, { since, until, policiesDir: policiesDirOf(deps.dataDir), index: loadIndex(auditDir) });
+    let plan: ExportPlan;
+    const other = replica !== undefined && deps.shared !== undefined && replica !== deps.shared.chain;
+    if (other) {
+      await deps.shared!.flush();
+      const p = await deps.shared!.exportPlan(replica, { since, until });
+      if (!p) throw new HttpProblem(404, 'not_found', `no replica chain ${replica} in the shared store (phigate audit verify lists them)`);
+      plan = p;
+    } else {
+      plan = planExport(auditDir, { since, until, policiesDir: policiesDirOf(deps.dataDir), index: loadIndex(auditDir) });
+      if (replica !== undefined && plan.header.key !== replica) {
+        throw new HttpProblem(404, 'not_found', `this gateway's chain is ${plan.header.key ?? 'unsigned'}, and it has no shared store to find ${replica} in`);
+      }
+    }
     // The export's own record is written before a byte of the bundle leaves (fail closed).
     record({
-      type: 'audit.export', user: identity.name, records: plan.header.records?.count ?? 0,
+      type: 'audit.export', user: identity.name, records: plan.header.records?.count ?? 0, ...(other ? { replica } : {}),
       ...(since !== undefined ? { since: new Date(since).toISOString() } : {}),
       ...(until !== undefined ? { until: new Date(until).toISOString() } : {}),
       ...(plan.header.records ? { first_seq: plan.header.records.first_seq, last_seq: plan.header.records.last_seq } : {}),

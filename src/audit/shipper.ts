@@ -7,7 +7,7 @@
 // fingerprint of its checkpoint key; the store keeps every chain's lines byte for byte, its signed
 // checkpoints and its public key, so the chains can be verified from the store alone.
 import { createHash, type KeyObject } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SharedDatabase } from '../server/shared-db.js';
 import type { Logger } from '../server/log.js';
@@ -52,6 +52,10 @@ CREATE TABLE IF NOT EXISTS phigate.audit_checkpoints (
   line text NOT NULL,
   PRIMARY KEY (chain, seq)
 );
+CREATE TABLE IF NOT EXISTS phigate.policies (
+  version text PRIMARY KEY,
+  text text NOT NULL
+);
 CREATE TABLE IF NOT EXISTS phigate.recordings (
   session text PRIMARY KEY,
   chain text NOT NULL,
@@ -67,6 +71,8 @@ export interface ShipperOptions {
   log: AuditLog;
   signingKey: KeyObject;
   recordingsDir: string;
+  /** Texts of the policy versions the records name (`<data-dir>/policies`), for exports from the store. */
+  policiesDir?: string;
   logger: Logger;
   /** How often to look for newly synced records (default 200 ms). */
   intervalMs?: number;
@@ -93,6 +99,8 @@ export class AuditShipper {
   /** Rounds run one at a time (the timer's and flush's), each from where the last one stopped. */
   private queue: Promise<void> = Promise.resolve();
   private failing = false;
+  /** Policy texts known to be in the store. */
+  private readonly shippedPolicies = new Set<string>();
   private stopped = false;
 
   constructor(private readonly opts: ShipperOptions) {
@@ -186,6 +194,20 @@ export class AuditShipper {
       await this.shipBatch(Math.min(end, this.pos + BATCH_BYTES));
     }
     await this.shipCheckpoints();
+    await this.shipPolicies();
+  }
+
+  /** Each policy text once (few, small; the file name is the version's hash). */
+  private async shipPolicies(): Promise<void> {
+    const dir = this.opts.policiesDir;
+    if (!dir || !existsSync(dir)) return;
+    for (const name of readdirSync(dir)) {
+      const m = /^([0-9a-f]{64})\.yaml$/.exec(name);
+      if (!m || this.shippedPolicies.has(m[1]!)) continue;
+      await this.opts.db.query('INSERT INTO phigate.policies (version, text) VALUES ($1, $2) ON CONFLICT (version) DO NOTHING',
+        [`sha256:${m[1]}`, readFileSync(join(dir, name), 'utf8')]);
+      this.shippedPolicies.add(m[1]!);
+    }
   }
 
   private async shipBatch(end: number): Promise<void> {

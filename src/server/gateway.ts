@@ -33,13 +33,14 @@ import { ShapeClassifierCache } from '../policy/shape-cache.js';
 import { ApprovalService, type ApprovalStore } from '../approvals/service.js';
 import { StoreError, type SharedDatabase } from './shared-db.js';
 import { createApprovalRoutes, type ApprovalRoutes } from '../approvals/http.js';
-import { createAuditRoutes, type AuditRoutes, type AuditRoutesDeps } from '../audit/http.js';
+import { createAuditRoutes, policiesDirOf, type AuditRoutes, type AuditRoutesDeps } from '../audit/http.js';
 import { VERSION } from '../version.js';
 import { join } from 'node:path';
 import { AuditLog } from '../audit/log.js';
 import { AuditShipper } from '../audit/shipper.js';
 import { SharedEvidence } from '../audit/shared-evidence.js';
 import { verifySharedChains } from '../audit/shared-verify.js';
+import { planSharedExport } from '../audit/shared-export.js';
 import { PolicyBroadcast, type PublishedPolicy } from '../policy/shared-policy.js';
 import { CancelRelay, type RemoteCancel } from './shared-cancel.js';
 import { loadOrCreateSigningKey } from '../audit/keys.js';
@@ -157,7 +158,8 @@ export class Gateway {
       });
       if (this.opts.sharedDb) {
         this.shipper = new AuditShipper({
-          db: this.opts.sharedDb, log: this.audit, signingKey, recordingsDir: join(this.opts.dataDir, 'recordings'), logger: log,
+          db: this.opts.sharedDb, log: this.audit, signingKey, recordingsDir: join(this.opts.dataDir, 'recordings'),
+          policiesDir: policiesDirOf(this.opts.dataDir), logger: log,
         });
         await this.shipper.start();
       }
@@ -546,9 +548,11 @@ export class Gateway {
   private sharedEvidence(db: SharedDatabase, shipper: AuditShipper): NonNullable<AuditRoutesDeps['shared']> {
     const publicKey = createPublicKey(this.signingKey!);
     return {
+      chain: shipper.chain,
       evidence: new SharedEvidence(db),
       flush: () => shipper.flush(),
       verify: () => verifySharedChains(db, { chain: shipper.chain, publicKey }),
+      exportPlan: (chain, range) => planSharedExport(db, chain, range),
     };
   }
 

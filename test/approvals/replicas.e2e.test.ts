@@ -143,6 +143,17 @@ describe('replicas sharing a store', () => {
     const text = await cli(b, 'carol', ['audit', 'verify']);
     expect(text.stdout).toMatch(/shared store {2}2 replica chain\(s\)/);
     expect(text.stdout).toMatch(/\(this replica\) .*: intact/);
+    // A's chain exported through B: the same bundle A would give, verifying offline.
+    const bundle = join(b.dir, 'replica-a.ndjson');
+    const exported = await cli(b, 'carol', ['audit', 'export', '--replica', found!.chain!, '--out', bundle]);
+    expect(exported.code).toBe(0);
+    const checked = await cli(b, 'carol', ['audit', 'verify', '--bundle', bundle, '--json']);
+    expect(checked.code).toBe(0);
+    expect(JSON.parse(checked.stdout)).toMatchObject({ ok: true, key: found!.chain });
+    expect(readFileSync(bundle, 'utf8')).toContain('DELETE FROM rep_patients');
+    const nowhere = await cli(b, 'carol', ['audit', 'export', '--replica', 'ed25519:0000000000000000']);
+    expect(nowhere.code).not.toBe(0);
+    expect(nowhere.stderr).toMatch(/no replica chain ed25519:0000000000000000 in the shared store/);
     const health = await (await fetch(`${a.url}/healthz`)).json() as { evidence_shipping?: { chain: string; failing: boolean } };
     expect(health.evidence_shipping).toMatchObject({ chain: found!.chain, failing: false });
   });

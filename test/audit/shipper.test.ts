@@ -3,7 +3,7 @@
 // the local logs' answers, merged newest first; only records already on disk are shipped; shipping
 // resumes where it stopped; sealed recordings go along with their session's end.
 import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
@@ -11,6 +11,9 @@ import { AuditLog } from '../../src/audit/log.js';
 import { searchAudit, listSessions, type SearchFilters } from '../../src/audit/search.js';
 import { SharedEvidence } from '../../src/audit/shared-evidence.js';
 import { verifySharedChains } from '../../src/audit/shared-verify.js';
+import { planSharedExport } from '../../src/audit/shared-export.js';
+import { exportBundleToFile, verifyBundle, writeBundle } from '../../src/audit/export.js';
+import { policyVersion } from '../../src/policy/version.js';
 import { AuditShipper } from '../../src/audit/shipper.js';
 import { keyFingerprint } from '../../src/audit/keys.js';
 import { SharedDatabase } from '../../src/server/shared-db.js';
@@ -45,8 +48,11 @@ async function replica(opts: { syncIntervalMs?: number; dir?: string; key?: Repl
   const t = opts.dir ? { dir: opts.dir, cleanup: () => {} } : tempDir('phigate-ship-');
   const key = opts.key ?? generateKeyPairSync('ed25519').privateKey;
   mkdirSync(join(t.dir, 'recordings'), { recursive: true });
+  mkdirSync(join(t.dir, 'policies'), { recursive: true });
   const log = AuditLog.open(join(t.dir, 'audit'), { signingKey: key, syncIntervalMs: opts.syncIntervalMs ?? 5 });
-  const shipper = new AuditShipper({ db, log, signingKey: key, recordingsDir: join(t.dir, 'recordings'), logger: silentLogger, intervalMs: 60_000 });
+  const shipper = new AuditShipper({
+    db, log, signingKey: key, recordingsDir: join(t.dir, 'recordings'), policiesDir: join(t.dir, 'policies'), logger: silentLogger, intervalMs: 60_000,
+  });
   await shipper.start();
   return {
     dir: t.dir, log, shipper, key,
@@ -230,6 +236,45 @@ describe('verifySharedChains', () => {
     const aCodes = await codes(chainA);
     expect(aCodes).toContain('key');
     expect(aCodes).toContain('recording');
+    await a.cleanup();
+    await b.cleanup();
+  });
+});
+
+describe('planSharedExport', () => {
+  it("gives the same bundle from the store as the replica's own export, which verifies offline with its key", async () => {
+    const [a, b] = await twoReplicasOnAnEmptyStore();
+    const policyText = 'version: 1\n# the policy in force\nconnections: {}\n';
+    const version = policyVersion(policyText);
+    writeFileSync(join(b.dir, 'policies', `${version.slice('sha256:'.length)}.yaml`), policyText);
+    b.log.append({ type: 'policy.activated', policy: version, source: 'startup' });
+    // More than one page of the store (5,000 lines) before the cut.
+    for (let i = 0; i < 5100; i++) b.log.append(statementEvent(i, { policy: version }));
+    for (let i = 0; i < 10; i++) a.log.append(statementEvent(5000 + i));
+    const cut = Date.now();
+    await new Promise((r) => setTimeout(r, 5));
+    for (let i = 5100; i < 5200; i++) b.log.append(statementEvent(i, { policy: version }));
+    for (const r of [a, b]) {
+      await r.log.checkpoint();
+      r.log.flushIndex();
+      await r.shipper.flush();
+    }
+    const chainB = keyFingerprint(b.key);
+    for (const range of [{}, { until: cut }, { since: cut }]) {
+      const fromStore = join(b.dir, 'store.ndjson');
+      const out = createWriteStream(fromStore);
+      await writeBundle((await planSharedExport(db, chainB, range))!, out);
+      await new Promise<void>((r) => out.end(() => r()));
+      const local = join(b.dir, 'local.ndjson');
+      await exportBundleToFile(join(b.dir, 'audit'), local, { ...range, policiesDir: join(b.dir, 'policies') });
+      const body = (f: string): string[] => readFileSync(f, 'utf8').trim().split('\n').slice(1);
+      expect(body(fromStore), JSON.stringify(range)).toEqual(body(local));
+      const report = await verifyBundle(fromStore, { publicKey: createPublicKey(b.key) });
+      expect(report.problems, JSON.stringify(range)).toEqual([]);
+      expect(report.ok).toBe(true);
+      expect(report.policies).toBe(1);
+    }
+    expect(await planSharedExport(db, 'ed25519:0000000000000000')).toBeUndefined();
     await a.cleanup();
     await b.cleanup();
   });

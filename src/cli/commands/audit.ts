@@ -160,11 +160,13 @@ export function auditCommand(): Command {
       .option('--since <dur|iso>', 'from this time (ISO 8601) or this long ago (24h, 7d)')
       .option('--until <iso>', 'up to this time')
       .option('--out <file>', 'bundle file (default: standard output)')
+      .option('--replica <chain>', 'export another replica\'s chain from the shared store (its key fingerprint, as `audit verify` lists them)')
       .addOption(offlineOption()),
-  ).action(async (opts: GlobalOptions & { since?: string; until?: string; out?: string; dataDir?: string }) => {
+  ).action(async (opts: GlobalOptions & { since?: string; until?: string; out?: string; dataDir?: string; replica?: string }) => {
     const since = timeOption('since', opts.since);
     const until = timeOption('until', opts.until);
     if (since !== undefined && until !== undefined && since > until) throw new PhigateError('--since is after --until', ExitCode.Usage);
+    if (opts.dataDir && opts.replica) throw new PhigateError('--replica asks a gateway with a shared store; it does not go with --data-dir', ExitCode.Usage);
     if (opts.dataDir) {
       const dirs = evidenceDirs(opts.dataDir);
       const s = opts.out
@@ -178,6 +180,7 @@ export function auditCommand(): Command {
       const q = new URLSearchParams();
       if (opts.since) q.set('since', new Date(since!).toISOString());
       if (opts.until) q.set('until', new Date(until!).toISOString());
+      if (opts.replica) q.set('replica', opts.replica);
       await new EvidenceClient({ serverUrl: ctx.serverUrl, token: ctx.token, source: ctx.source, timeoutMs: 600_000 }).download(`${AUDIT_EXPORT_PATH}?${q}`, opts.out);
       if (opts.out) process.stderr.write(`exported to ${opts.out}\n`);
     }
