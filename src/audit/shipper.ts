@@ -244,12 +244,13 @@ export class AuditShipper {
     const recs = recordings.map((r) => this.readRecording(r)).filter((r): r is NonNullable<typeof r> => r !== undefined);
     const newPos = this.pos + consumed;
     await this.opts.db.transaction(async (q) => {
-      await q(
+      const inserted = await q(
         `INSERT INTO phigate.audit_records (chain, seq, at, type, usr, connection, session, decision, tables, sql_key, line)
          SELECT $1, (r->>0)::bigint, (r->>1)::timestamptz, r->>2, r->>3, r->>4, r->>5, r->>6, (r->>7)::jsonb, r->>8, r->>9
          FROM json_array_elements($2::json) AS r
          ON CONFLICT (chain, seq) DO NOTHING`,
         [this.chain, JSON.stringify(rows)]);
+      if ((inserted.rowCount ?? 0) < rows.length) await this.checkSameRecords(q, rows);
       for (const r of recs) {
         await q('INSERT INTO phigate.recordings (session, chain, sha256, content) VALUES ($1, $2, $3, $4) ON CONFLICT (session) DO NOTHING',
           [r.session, this.chain, r.sha256, r.content]);
@@ -258,6 +259,24 @@ export class AuditShipper {
     });
     this.pos = newPos;
     this.shippedSeq = lastSeq;
+  }
+
+  /**
+   * Records the store already had (shipping again from the start, after a restart that could not
+   * resume) must be the very same lines. Different ones mean this log is not the one shipped before
+   * (a data directory restored from an older copy): nothing is shipped over the store's copy, and
+   * shipping stops here, saying why, rather than dropping this log's records silently.
+   */
+  private async checkSameRecords(q: (sql: string, params?: unknown[]) => Promise<{ rows: unknown[] }>, rows: (string | number | null)[][]): Promise<void> {
+    const mine = new Map(rows.map((r) => [Number(r[0]), r[9]]));
+    const existing = (await q('SELECT seq, line FROM phigate.audit_records WHERE chain = $1 AND seq = ANY($2::bigint[])', [this.chain, [...mine.keys()]])).rows as
+      { seq: string; line: string }[];
+    const differ = existing.filter((e) => mine.get(Number(e.seq)) !== e.line).map((e) => Number(e.seq)).sort((x, y) => x - y);
+    if (differ.length > 0) {
+      throw new Error(`the shared store holds other records for chain ${this.chain} (from record ${differ[0]}) than this replica's audit log: ` +
+        'was its data directory restored from an older copy? The store keeps its records; give this replica a fresh data directory (a new chain) ' +
+        'after saving this one, and compare both with phigate audit verify');
+    }
   }
 
   /** A sealed recording as its seal says; one whose bytes no longer match is left for verify to report. */

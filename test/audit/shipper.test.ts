@@ -3,7 +3,7 @@
 // the local logs' answers, merged newest first; only records already on disk are shipped; shipping
 // resumes where it stopped; sealed recordings go along with their session's end.
 import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
@@ -117,6 +117,40 @@ describe('AuditShipper', () => {
     const storeCps = await db.query('SELECT line FROM phigate.audit_checkpoints WHERE chain = $1 ORDER BY seq', [chain]);
     expect(storeCps.rows.map((r: { line: string }) => r.line)).toEqual(localCps);
     await again.cleanup();
+  });
+});
+
+describe('AuditShipper after a data directory was restored from an older copy', () => {
+  it('ships nothing over what the store holds and says why, instead of dropping records', async () => {
+    const a = await replica();
+    const chain = keyFingerprint(a.key);
+    for (let i = 0; i < 10; i++) a.log.append(statementEvent(i));
+    await a.log.checkpoint();
+    const older = readFileSync(join(a.dir, 'audit', 'audit.jsonl'));
+    for (let i = 10; i < 20; i++) a.log.append(statementEvent(i));
+    await a.log.checkpoint();
+    await a.shipper.flush();
+    await a.log.close();
+    await a.shipper.stop();
+    // The backup with 10 records comes back; the replica goes on writing from record 10.
+    rmSync(join(a.dir, 'audit'), { recursive: true, force: true });
+    mkdirSync(join(a.dir, 'audit'));
+    writeFileSync(join(a.dir, 'audit', 'audit.jsonl'), older);
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (msg: string, f?: Record<string, unknown>) => void warnings.push(`${msg} ${JSON.stringify(f ?? {})}`) };
+    const log = AuditLog.open(join(a.dir, 'audit'), { signingKey: a.key, syncIntervalMs: 5 });
+    for (let i = 100; i < 105; i++) log.append(statementEvent(i));
+    await log.checkpoint();
+    const shipper = new AuditShipper({ db, log, signingKey: a.key, recordingsDir: join(a.dir, 'recordings'), logger, intervalMs: 60_000 });
+    await shipper.start();
+    await expect(shipper.flush()).rejects.toThrow(/holds other records for chain .* \(from record 10\) than this replica's audit log: was its data directory restored/);
+    // The store still has the first history, untouched.
+    const stored = await db.query('SELECT count(*)::int AS n FROM phigate.audit_records WHERE chain = $1', [chain]);
+    expect(stored.rows[0].n).toBe(20);
+    expect(warnings.join('\n')).toMatch(/does not match the local audit log where shipping stopped/);
+    await log.close();
+    await shipper.stop();
+    await a.cleanup().catch(() => {});
   });
 });
 
