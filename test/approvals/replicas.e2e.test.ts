@@ -6,6 +6,7 @@ import pg from 'pg';
 import { gatewayCli, run, startGateway, type Gw } from '../support/harness.js';
 import { pgClient, psql } from '../support/clients.js';
 import { connect } from 'node:net';
+import { WebSocket } from 'ws';
 import { auditRecords } from '../support/harness.js';
 import { scratchDatabase, type ScratchDatabase } from '../support/postgres.js';
 import type { ApprovalsReport } from '../../src/cli/commands/approvals.js';
@@ -266,6 +267,16 @@ describe('replicas sharing a store', () => {
     const err = await sleeping;
     expect(err).toMatchObject({ code: '57014' });
     await client.end();
+  });
+
+  it("an approver's live view is told to start over when its replica may have missed updates", async () => {
+    const ws = new WebSocket(`${b.url.replace('http', 'ws')}/v1/approvals/stream`, { headers: { authorization: `Bearer ${await b.token('bob')}` } });
+    const first = new Promise<string>((resolve) => ws.once('message', (d) => resolve(String(d))));
+    expect(JSON.parse(await first)).toMatchObject({ type: 'snapshot' });
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: String(reason) })));
+    // Cut the replicas' notification connections: on reconnecting they re-read, and views start over.
+    await scratch.admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'phigate-store-listen'", [DB]);
+    expect(await closed).toEqual({ code: 4409, reason: 'updates may have been missed; reconnect for a fresh list' });
   });
 
   it('a server whose store cannot be opened does not start, and says why without the password', async () => {
