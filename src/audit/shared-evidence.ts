@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { SharedDatabase } from '../server/shared-db.js';
 import type { StoredRecord } from './events.js';
-import { sqlKey } from './index-format.js';
+import { sqlKey, tableKey } from './index-format.js';
 import { parseRecordLine } from './search-index.js';
 import {
   DEFAULT_LIMIT, MAX_LIMIT, endSession, recordMatches, sessionOfStart,
@@ -46,12 +46,13 @@ export class SharedEvidence {
            AND ($3::text IS NULL OR usr = $3) AND ($4::text IS NULL OR connection = $4) AND ($5::text IS NULL OR session = $5)
            AND ($6::text[] IS NULL OR type = ANY($6)) AND ($7::text IS NULL OR decision = $7)
            AND ($8::text IS NULL OR strpos(sql_key, $8) > 0)
+           AND ($12::text IS NULL OR table_keys @> ARRAY[$12::text])
            AND ($9::timestamptz IS NULL OR (at, chain, seq) < ($9, $10::text, $11::bigint))
          ORDER BY at DESC, chain DESC, seq DESC LIMIT ${PAGE}`,
         [
           iso(f.since), iso(f.until), f.user ?? null, f.connection ?? null, f.session ?? null,
           f.types && f.types.length > 0 ? [...f.types] : null, f.decision ?? null, f.sql ? sqlKey(f.sql) : null,
-          after?.at ?? null, after?.chain ?? null, after?.seq ?? null,
+          after?.at ?? null, after?.chain ?? null, after?.seq ?? null, f.table !== undefined ? tableKey(f.table) : null,
         ],
       )).rows as { chain: string; seq: string; at: Date; line: string }[];
       for (const row of rows) {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { SharedDatabase } from '../server/shared-db.js';
 import type { Logger } from '../server/log.js';
 import { recordingFileName } from '../recording/format.js';
-import { indexFields, sqlKey } from './index-format.js';
+import { indexFields, sqlKey, tableKey } from './index-format.js';
 import { keyFingerprint, publicKeyPem } from './keys.js';
 import { preadSync } from './lines.js';
 import type { AuditLog } from './log.js';
@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS phigate.audit_records (
   session text,
   decision text,
   tables jsonb,
+  table_keys text[],
   sql_key text,
   line text NOT NULL,
   PRIMARY KEY (chain, seq)
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS phigate.audit_records (
 CREATE INDEX IF NOT EXISTS audit_records_at ON phigate.audit_records (at DESC, chain DESC, seq DESC);
 CREATE INDEX IF NOT EXISTS audit_records_session ON phigate.audit_records (session, type) WHERE session IS NOT NULL;
 CREATE INDEX IF NOT EXISTS audit_records_user ON phigate.audit_records (usr, at DESC);
+CREATE INDEX IF NOT EXISTS audit_records_tables ON phigate.audit_records USING gin (table_keys);
 CREATE TABLE IF NOT EXISTS phigate.audit_checkpoints (
   chain text NOT NULL,
   seq bigint NOT NULL,
@@ -231,6 +233,8 @@ export class AuditShipper {
       rows.push([
         rec['seq'], String(rec['at']), f.type, f.user ?? null, f.connection ?? null, f.session ?? null, f.decision ?? null,
         f.tables ? JSON.stringify(f.tables) : null, f.sql !== undefined ? sqlKey(f.sql) : null, bytes.toString('utf8'),
+        // Unqualified lower-case names: what a table filter narrows on (the record still decides).
+        f.tables ? JSON.stringify([...new Set(f.tables.map(tableKey))]) : null,
       ]);
       lastSeq = rec['seq'];
       const seal = rec['recording'] as { sha256?: unknown; file?: unknown } | undefined;
@@ -245,8 +249,9 @@ export class AuditShipper {
     const newPos = this.pos + consumed;
     await this.opts.db.transaction(async (q) => {
       const inserted = await q(
-        `INSERT INTO phigate.audit_records (chain, seq, at, type, usr, connection, session, decision, tables, sql_key, line)
-         SELECT $1, (r->>0)::bigint, (r->>1)::timestamptz, r->>2, r->>3, r->>4, r->>5, r->>6, (r->>7)::jsonb, r->>8, r->>9
+        `INSERT INTO phigate.audit_records (chain, seq, at, type, usr, connection, session, decision, tables, sql_key, line, table_keys)
+         SELECT $1, (r->>0)::bigint, (r->>1)::timestamptz, r->>2, r->>3, r->>4, r->>5, r->>6, (r->>7)::jsonb, r->>8, r->>9,
+           (SELECT array_agg(k) FROM json_array_elements_text((r->>10)::json) AS k)
          FROM json_array_elements($2::json) AS r
          ON CONFLICT (chain, seq) DO NOTHING`,
         [this.chain, JSON.stringify(rows)]);

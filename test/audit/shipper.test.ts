@@ -206,6 +206,7 @@ describe('SharedEvidence', () => {
       {}, { user: 'alice' }, { user: 'bob', limit: 5 }, { table: 'patients' }, { decision: 'block' }, { sql: 'JOIN VISITS' },
       { types: ['session.start', 'session.end'] }, { connection: 'billing', table: 'claims' }, { session: '22222222-0000-4000-8000-000000000002' },
       { limit: 1000 }, { table: 'labs', decision: 'denied', limit: 300 }, { user: 'heidi', sql: 'delete', limit: 10_000 },
+      { table: 'PUBLIC.Labs', limit: 10_000 }, { table: 'other.labs' }, { table: 'nowhere' },
     ];
     for (const f of filters) {
       const got = await shared.search(f);
