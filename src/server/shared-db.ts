@@ -49,7 +49,11 @@ export interface Listener {
 export class SharedDatabase {
   readonly log: Logger;
   private closed = false;
-  private readonly listeners: { stop(): Promise<void> }[] = [];
+  /** Every channel listened to, over one connection. */
+  private readonly channels = new Map<string, Listener>();
+  private listenClient?: pg.Client;
+  private listenTimer?: NodeJS.Timeout;
+  private listenQueue: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly driver: typeof pg,
@@ -142,82 +146,86 @@ export class SharedDatabase {
   }
 
   /**
-   * LISTENs on `channel` over a connection of its own; when it drops, reconnects (backing off up
-   * to 10 s) and calls `resync`. Resolves once listening; throws StoreError when it cannot start.
+   * LISTENs on `channel`. One connection carries every channel of this store; when it drops, it is
+   * reconnected (backing off up to 10 s), every channel is listened to again and every listener's
+   * `resync` is called. Resolves once listening; throws StoreError when it cannot.
    */
   async listen(channel: string, listener: Listener): Promise<void> {
     if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new TypeError(`bad channel name ${channel}`);
-    let current: pg.Client | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    let stopped = false;
-    const connect = async (): Promise<void> => {
-      const client = new this.driver.Client({ connectionString: this.url, application_name: 'phigate-store-listen', connectionTimeoutMillis: 10_000 });
-      let ready = false;
-      let lost = false;
-      const onLost = (err?: Error): void => {
-        // Before LISTEN succeeded, the caller's rejection handles the failure.
-        if (!ready || lost || stopped || this.closed) return;
-        lost = true;
-        current = undefined;
-        this.log.warn('shared store notifications lost; reconnecting', { channel, error: err?.message ?? 'connection ended' });
-        client.end().catch(() => {});
-        retry(this.reconnectMs);
-      };
-      client.on('error', onLost);
-      client.on('end', () => onLost());
-      client.on('notification', (n) => {
-        if (n.channel === channel && n.payload) listener.notify(n.payload);
-      });
+    if (this.channels.has(channel)) throw new TypeError(`channel ${channel} already has a listener`);
+    // One at a time, so two first callers do not open two connections.
+    const done = this.listenQueue.then(async () => {
+      this.channels.set(channel, listener);
       try {
-        await client.connect();
-        await client.query(`LISTEN ${channel}`);
+        if (this.listenClient) await this.listenClient.query(`LISTEN ${channel}`);
+        else await this.connectListener();
       } catch (err) {
-        await client.end().catch(() => {});
-        throw err;
+        this.channels.delete(channel);
+        throw new StoreError(`cannot listen for changes in the shared store at ${this.redactedUrl}: ${(err as Error).message}`);
       }
-      if (stopped || this.closed) {
-        await client.end().catch(() => {});
-        return;
-      }
-      ready = true;
-      current = client;
-    };
-    const retry = (delayMs: number): void => {
-      if (stopped || this.closed) return;
-      timer = setTimeout(() => {
-        connect().then(
-          () => {
-            this.log.info('shared store notifications restored', { channel });
-            listener.resync();
-          },
-          (err: Error) => {
-            this.log.warn('shared store still unreachable', { channel, error: err.message });
-            retry(Math.min(delayMs * 2, 10_000));
-          },
-        );
-      }, delayMs);
-      timer.unref();
-    };
-    try {
-      await connect();
-    } catch (err) {
-      throw new StoreError(`cannot listen for changes in the shared store at ${this.redactedUrl}: ${(err as Error).message}`);
-    }
-    this.listeners.push({
-      stop: async () => {
-        stopped = true;
-        clearTimeout(timer);
-        const c = current;
-        current = undefined;
-        await c?.end().catch(() => {});
-      },
     });
+    this.listenQueue = done.catch(() => {});
+    return done;
+  }
+
+  private async connectListener(): Promise<void> {
+    const client = new this.driver.Client({ connectionString: this.url, application_name: 'phigate-store-listen', connectionTimeoutMillis: 10_000 });
+    let ready = false;
+    let lost = false;
+    const onLost = (err?: Error): void => {
+      // Before LISTEN succeeded, the caller's rejection handles the failure.
+      if (!ready || lost || this.closed) return;
+      lost = true;
+      this.listenClient = undefined;
+      this.log.warn('shared store notifications lost; reconnecting', { error: err?.message ?? 'connection ended' });
+      client.end().catch(() => {});
+      this.retryListener(this.reconnectMs);
+    };
+    client.on('error', onLost);
+    client.on('end', () => onLost());
+    client.on('notification', (n) => {
+      const l = this.channels.get(n.channel);
+      if (l && n.payload) l.notify(n.payload);
+    });
+    try {
+      await client.connect();
+      for (const channel of this.channels.keys()) await client.query(`LISTEN ${channel}`);
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    }
+    if (this.closed) {
+      await client.end().catch(() => {});
+      return;
+    }
+    ready = true;
+    this.listenClient = client;
+  }
+
+  private retryListener(delayMs: number): void {
+    if (this.closed) return;
+    this.listenTimer = setTimeout(() => {
+      this.connectListener().then(
+        () => {
+          this.log.info('shared store notifications restored', { channels: [...this.channels.keys()].join(',') });
+          for (const l of [...this.channels.values()]) l.resync();
+        },
+        (err: Error) => {
+          this.log.warn('shared store still unreachable', { error: err.message });
+          this.retryListener(Math.min(delayMs * 2, 10_000));
+        },
+      );
+    }, delayMs);
+    this.listenTimer.unref();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all(this.listeners.map((l) => l.stop()));
+    clearTimeout(this.listenTimer);
+    const c = this.listenClient;
+    this.listenClient = undefined;
+    await c?.end().catch(() => {});
     await this.pool.end().catch(() => {});
   }
 }
