@@ -2,9 +2,9 @@
 // search`, `phigate sessions` and `phigate replay` asked of any replica answer for all of them. The
 // store's columns only narrow the candidates; every record is confirmed by `recordMatches` on its
 // own line, exactly as a search of the local log is, so both give the same answers.
-import { createHash } from 'node:crypto';
 import type { SharedDatabase } from '../server/shared-db.js';
 import type { StoredRecord } from './events.js';
+import { sha256Hex } from './canonical.js';
 import { sqlKey, tableKey } from './index-format.js';
 import { parseRecordLine } from './search-index.js';
 import {
@@ -114,7 +114,7 @@ export class SharedEvidence {
     const seal = (endRec?.['recording'] as { sha256?: unknown } | undefined)?.sha256;
     return {
       session: row.session, chain: row.chain, content: row.content,
-      sha256: createHash('sha256').update(row.content).digest('hex'), ...(typeof seal === 'string' ? { seal } : {}),
+      sha256: sha256Hex(row.content), ...(typeof seal === 'string' ? { seal } : {}),
     };
   }
 }

@@ -4,9 +4,9 @@
 // must hash to the chain's name, and this replica's own chain must carry this replica's key, so a
 // key swapped in the store (to re-sign a rewritten chain) shows. Other replicas' keys are reported
 // by fingerprint for auditors to pin.
-import { createHash, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import type { SharedDatabase } from '../server/shared-db.js';
-import { GENESIS_PREV } from './canonical.js';
+import { GENESIS_PREV, sha256Hex } from './canonical.js';
 import { keyFingerprint, parsePublicKey } from './keys.js';
 import { ChainChecker, checkCheckpoints, type ParsedCheckpoint, type VerifyProblem, type VerifyReport } from './verify.js';
 
@@ -90,7 +90,7 @@ async function verifyChain(
   for (const seal of checker.seals) {
     recordings.checked++;
     const r = (await db.query('SELECT content FROM phigate.recordings WHERE session = $1', [seal.session])).rows as { content: Buffer }[];
-    const actual = r[0] ? createHash('sha256').update(r[0].content).digest('hex') : undefined;
+    const actual = r[0] ? sha256Hex(r[0].content) : undefined;
     if (actual !== seal.sha256) {
       recordings.failed++;
       problems.push({

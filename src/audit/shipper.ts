@@ -6,7 +6,8 @@
 // shorter than what the store holds. Each replica's log is its own hash chain, named by the
 // fingerprint of its checkpoint key; the store keeps every chain's lines byte for byte, its signed
 // checkpoints and its public key, so the chains can be verified from the store alone.
-import { createHash, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { sha256Hex } from './canonical.js';
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SharedDatabase } from '../server/shared-db.js';
@@ -288,7 +289,7 @@ export class AuditShipper {
   private readRecording(r: { session: string; sha256: string; file: string }): { session: string; sha256: string; content: Buffer } | undefined {
     if (!existsSync(r.file)) return undefined;
     const content = readFileSync(r.file);
-    if (createHash('sha256').update(content).digest('hex') !== r.sha256) {
+    if (sha256Hex(content) !== r.sha256) {
       this.opts.logger.warn('a recording does not match its seal; not shipped', { session: r.session });
       return undefined;
     }
