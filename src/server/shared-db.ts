@@ -99,21 +99,11 @@ export class SharedDatabase {
 
   /** Runs `sql` (idempotent DDL) while holding a lock that replicas starting together share. */
   async migrate(sql: string): Promise<void> {
-    const client = await this.pool.connect().catch((err: Error) => {
-      throw new StoreError(`cannot open the shared store at ${this.redactedUrl}: ${err.message}`);
-    });
-    try {
+    await this.transaction(async (q) => {
       // CREATE ... IF NOT EXISTS from two sessions at once can still fail on a catalog unique index.
-      await client.query('BEGIN');
-      await client.query("SELECT pg_advisory_xact_lock(hashtext('phigate.schema'))");
-      await client.query(sql);
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw new StoreError(`cannot create phigate's tables in the shared store at ${this.redactedUrl}: ${(err as Error).message}`);
-    } finally {
-      client.release();
-    }
+      await q("SELECT pg_advisory_xact_lock(hashtext('phigate.schema'))");
+      await q(sql);
+    }, `cannot create phigate's tables in the shared store at ${this.redactedUrl}`);
   }
 
   async query(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
@@ -124,13 +114,15 @@ export class SharedDatabase {
     }
   }
 
-  /** Several statements in one transaction, on one connection. */
-  async transaction<T>(fn: (q: (sql: string, params?: unknown[]) => Promise<pg.QueryResult>) => Promise<T>): Promise<T> {
+  /** Several statements in one transaction, on one connection; a failure is a StoreError saying `what` failed. */
+  async transaction<T>(
+    fn: (q: (sql: string, params?: unknown[]) => Promise<pg.QueryResult>) => Promise<T>, what = `shared store ${this.redactedUrl}`,
+  ): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
     } catch (err) {
-      throw new StoreError(`shared store ${this.redactedUrl}: ${(err as Error).message}`);
+      throw new StoreError(`${what}: ${(err as Error).message}`);
     }
     try {
       await client.query('BEGIN');
@@ -139,7 +131,7 @@ export class SharedDatabase {
       return out;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
-      throw err instanceof StoreError ? err : new StoreError(`shared store ${this.redactedUrl}: ${(err as Error).message}`);
+      throw err instanceof StoreError ? err : new StoreError(`${what}: ${(err as Error).message}`);
     } finally {
       client.release();
     }
