@@ -3,7 +3,6 @@
 // when two approvers on two replicas race, exactly one wins. Every insert and settlement sends a
 // NOTIFY in the same statement (delivered at commit), so the replica holding the statement learns of
 // a decision taken elsewhere at once, and approver terminals on every replica see every request.
-import { randomBytes } from 'node:crypto';
 import type { SharedDatabase } from '../server/shared-db.js';
 import type { ApprovalChange, ApprovalRecord, ApprovalStore, ApprovalWatcher } from './store.js';
 
@@ -34,8 +33,6 @@ export interface PostgresStoreOptions {
 
 export class PostgresApprovalStore implements ApprovalStore {
   readonly shared = true;
-  /** Tells this replica's own notifications apart from everyone else's. */
-  readonly origin = randomBytes(8).toString('hex');
   private watchers = new Set<ApprovalWatcher>();
 
   private constructor(
@@ -50,8 +47,8 @@ export class PostgresApprovalStore implements ApprovalStore {
     await db.listen(APPROVALS_CHANNEL, {
       notify: (payload) => {
         const change = parseChange(payload);
-        if (!change || change.origin === store.origin) return;
-        for (const w of [...store.watchers]) w.change({ id: change.id, status: change.status });
+        if (!change) return;
+        for (const w of [...store.watchers]) w.change(change);
       },
       // Whatever happened while nobody listened: watchers re-read what they wait for.
       resync: () => {
@@ -125,7 +122,7 @@ export class PostgresApprovalStore implements ApprovalStore {
   }
 
   private payload(record: ApprovalRecord): string {
-    return JSON.stringify({ origin: this.origin, id: record.id, status: record.status });
+    return this.db.payload({ id: record.id, status: record.status });
   }
 
   private query(sql: string, params: unknown[] = []): ReturnType<SharedDatabase['query']> {
@@ -133,14 +130,9 @@ export class PostgresApprovalStore implements ApprovalStore {
   }
 }
 
-function parseChange(payload: string): (ApprovalChange & { origin: string }) | undefined {
-  try {
-    const p = JSON.parse(payload) as Record<string, unknown>;
-    const { origin, id, status } = p;
-    if (typeof origin !== 'string' || typeof id !== 'string' || typeof status !== 'string') return undefined;
-    if (!['pending', 'approved', 'denied', 'expired', 'withdrawn'].includes(status)) return undefined;
-    return { origin, id, status: status as ApprovalChange['status'] };
-  } catch {
-    return undefined;
-  }
+function parseChange(p: Record<string, unknown>): ApprovalChange | undefined {
+  const { id, status } = p;
+  if (typeof id !== 'string' || typeof status !== 'string') return undefined;
+  if (!['pending', 'approved', 'denied', 'expired', 'withdrawn'].includes(status)) return undefined;
+  return { id, status: status as ApprovalChange['status'] };
 }

@@ -4,7 +4,6 @@
 // start is still its own policy file (a restart returns a replica to its file, as without a store);
 // SIGHUP reloads stay local too. A published policy another replica cannot validate is refused
 // there, logged, and the old one stays: fail closed, never a half-applied policy.
-import { randomBytes } from 'node:crypto';
 import type { SharedDatabase } from '../server/shared-db.js';
 
 export const POLICY_CHANNEL = 'phigate_policy';
@@ -28,8 +27,6 @@ export interface PublishedPolicy {
 }
 
 export class PolicyBroadcast {
-  /** Tells this replica's own publications apart. */
-  readonly origin = randomBytes(8).toString('hex');
   /** The newest publication this replica has applied or seen. */
   private seen = 0;
   /** Catch-ups run one after another, so an older policy is never applied after a newer one. */
@@ -54,9 +51,7 @@ export class PolicyBroadcast {
       );
     };
     await db.listen(POLICY_CHANNEL, {
-      notify: (payload) => {
-        if (payloadOrigin(payload) !== b.origin) catchUp();
-      },
+      notify: catchUp,
       resync: catchUp,
     });
     return b;
@@ -67,25 +62,16 @@ export class PolicyBroadcast {
     const r = await this.db.query(
       `WITH i AS (INSERT INTO phigate.policy_activations (version, text, applied_by, origin) VALUES ($1, $2, $3, $4) RETURNING id)
        SELECT id, pg_notify('${POLICY_CHANNEL}', json_build_object('origin', $4::text, 'id', id)::text) FROM i`,
-      [version, text, by ?? null, this.origin]);
+      [version, text, by ?? null, this.db.origin]);
     this.seen = Math.max(this.seen, Number((r.rows[0] as { id: string }).id));
   }
 
   /** Publications by other replicas since the last one seen, oldest first. */
   private async newer(): Promise<PublishedPolicy[]> {
     const r = await this.db.query(
-      'SELECT id, version, text, applied_by FROM phigate.policy_activations WHERE id > $1 AND origin <> $2 ORDER BY id', [this.seen, this.origin]);
+      'SELECT id, version, text, applied_by FROM phigate.policy_activations WHERE id > $1 AND origin <> $2 ORDER BY id', [this.seen, this.db.origin]);
     const rows = r.rows as { id: string; version: string; text: string; applied_by: string | null }[];
     if (rows.length > 0) this.seen = Number(rows[rows.length - 1]!.id);
     return rows.map((x) => ({ id: Number(x.id), version: x.version, text: x.text, ...(x.applied_by ? { by: x.applied_by } : {}) }));
-  }
-}
-
-function payloadOrigin(payload: string): string | undefined {
-  try {
-    const o = (JSON.parse(payload) as { origin?: unknown }).origin;
-    return typeof o === 'string' ? o : undefined;
-  } catch {
-    return undefined;
   }
 }

@@ -3,7 +3,6 @@
 // passes it on through the shared store (NOTIFY, no table: nothing is kept), and the replica that
 // issued the key cancels, after the same identity check as a local cancel. The payload carries only
 // what the client already holds (its phigate-issued key) and who asked.
-import { randomBytes } from 'node:crypto';
 import type { SharedDatabase } from './shared-db.js';
 
 export const CANCEL_CHANNEL = 'phigate_cancel';
@@ -16,8 +15,6 @@ export interface RemoteCancel {
 }
 
 export class CancelRelay {
-  private readonly origin = randomBytes(8).toString('hex');
-
   private constructor(private readonly db: SharedDatabase) {}
 
   /** Listens for cancels other replicas pass on; `onCancel` gets each one (the caller checks the key). */
@@ -26,7 +23,7 @@ export class CancelRelay {
     await db.listen(CANCEL_CHANNEL, {
       notify: (payload) => {
         const c = parse(payload);
-        if (c && c.origin !== relay.origin) onCancel(c);
+        if (c) onCancel(c);
       },
       // A cancel missed while reconnecting is lost, as a CancelRequest PostgreSQL cannot match is.
       resync: () => {},
@@ -35,18 +32,13 @@ export class CancelRelay {
   }
 
   async forward(c: RemoteCancel): Promise<void> {
-    const payload = JSON.stringify({ origin: this.origin, pid: c.processId, key: c.secretKey.toString('hex'), subject: c.subject, issuer: c.issuer });
+    const payload = this.db.payload({ pid: c.processId, key: c.secretKey.toString('hex'), subject: c.subject, issuer: c.issuer });
     await this.db.query(`SELECT pg_notify('${CANCEL_CHANNEL}', $1)`, [payload]);
   }
 }
 
-function parse(payload: string): (RemoteCancel & { origin: string }) | undefined {
-  try {
-    const p = JSON.parse(payload) as Record<string, unknown>;
-    if (typeof p['origin'] !== 'string' || !Number.isSafeInteger(p['pid']) || typeof p['key'] !== 'string' || !/^[0-9a-f]{8}$/.test(p['key'])
-      || typeof p['subject'] !== 'string' || typeof p['issuer'] !== 'string') return undefined;
-    return { origin: p['origin'], processId: p['pid'] as number, secretKey: Buffer.from(p['key'], 'hex'), subject: p['subject'], issuer: p['issuer'] };
-  } catch {
-    return undefined;
-  }
+function parse(p: Record<string, unknown>): RemoteCancel | undefined {
+  if (!Number.isSafeInteger(p['pid']) || typeof p['key'] !== 'string' || !/^[0-9a-f]{8}$/.test(p['key'])
+    || typeof p['subject'] !== 'string' || typeof p['issuer'] !== 'string') return undefined;
+  return { processId: p['pid'] as number, secretKey: Buffer.from(p['key'], 'hex'), subject: p['subject'], issuer: p['issuer'] };
 }

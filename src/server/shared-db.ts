@@ -3,6 +3,7 @@
 // LISTEN that reconnects by itself, and errors that never carry the password. What lives in it is
 // up to its users: approval requests (approvals/pg-store.ts) and shipped evidence (audit/shipper.ts).
 // node-postgres is loaded on open: most CLI commands share this module graph and never need it.
+import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from './log.js';
 import { silentLogger } from './log.js';
@@ -43,11 +44,17 @@ export interface SharedDatabaseOptions {
 export interface Listener {
   /** Called after a reconnect: notifications may have been missed meanwhile. */
   resync(): void;
-  notify(payload: string): void;
+  /** A notification another replica sent (a JSON object; this replica's own are not delivered). */
+  notify(payload: Record<string, unknown>): void;
 }
 
 export class SharedDatabase {
   readonly log: Logger;
+  /**
+   * Names this replica in the notifications it sends (`payload(...)`), so that its listeners hear
+   * only the other replicas: whatever it changed itself, it has already acted on.
+   */
+  readonly origin = randomBytes(8).toString('hex');
   private closed = false;
   /** Every channel listened to, over one connection. */
   private readonly channels = new Map<string, Listener>();
@@ -177,7 +184,8 @@ export class SharedDatabase {
     client.on('end', () => onLost());
     client.on('notification', (n) => {
       const l = this.channels.get(n.channel);
-      if (l && n.payload) l.notify(n.payload);
+      const payload = l && n.payload ? parseObject(n.payload) : undefined;
+      if (payload && payload['origin'] !== this.origin) l!.notify(payload);
     });
     try {
       await client.connect();
@@ -211,6 +219,11 @@ export class SharedDatabase {
     this.listenTimer.unref();
   }
 
+  /** A notification's text: `fields` and this replica's origin, as JSON. */
+  payload(fields: Record<string, unknown>): string {
+    return JSON.stringify({ origin: this.origin, ...fields });
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -219,5 +232,14 @@ export class SharedDatabase {
     this.listenClient = undefined;
     await c?.end().catch(() => {});
     await this.pool.end().catch(() => {});
+  }
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const v = JSON.parse(text) as unknown;
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
   }
 }
