@@ -2,6 +2,7 @@
 // CancelRequest arriving on a new tunnel stream reaches the right PostgreSQL backend. Clients never
 // see upstream process ids or secrets.
 import { randomBytes, randomInt } from 'node:crypto';
+import type { LogFields, Logger } from './log.js';
 
 export interface CancelTarget {
   sessionId: string;
@@ -27,6 +28,23 @@ export class CancelRegistry {
 
   lookup(processId: number, secretKey: Buffer): CancelTarget | undefined {
     return this.byKey.get(CancelRegistry.key(processId, secretKey));
+  }
+
+  /**
+   * A CancelRequest for a key from `who` (through this replica or passed on by another): cancels
+   * the key's session's statement when `who` is that session's identity. 'unknown' when this
+   * registry did not issue the key (nothing is logged then: the caller knows what that means).
+   */
+  cancel(processId: number, secretKey: Buffer, who: { subject: string; issuer: string }, log: Logger, fields: LogFields = {}): 'unknown' | 'refused' | 'sent' {
+    const target = this.lookup(processId, secretKey);
+    if (!target) return 'unknown';
+    if (target.subject !== who.subject || target.issuer !== who.issuer) {
+      log.warn('cancel request refused: key belongs to another identity', { subject: who.subject, target: target.sessionId, ...fields });
+      return 'refused';
+    }
+    log.info('cancel request', { session: target.sessionId, subject: who.subject, ...fields });
+    target.cancel().catch((err: Error) => log.warn('cancel request failed', { session: target.sessionId, error: err.message }));
+    return 'sent';
   }
 
   unregister(processId: number, secretKey: Buffer): void {

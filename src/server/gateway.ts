@@ -212,7 +212,8 @@ export class Gateway {
     this.recordActivation('startup', undefined);
     if (this.opts.sharedDb && !this.policyBroadcast) {
       this.policyBroadcast = await PolicyBroadcast.open(this.opts.sharedDb, (p) => this.applyPublished(p));
-      this.cancelRelay = await CancelRelay.open(this.opts.sharedDb, (c) => this.onRemoteCancel(c));
+      // Another replica's CancelRequest: same check as a local one; a key this replica did not issue is another's.
+      this.cancelRelay = await CancelRelay.open(this.opts.sharedDb, (c) => void this.cancels.cancel(c.processId, c.secretKey, c, this.opts.log, { via: 'replica' }));
     }
     return { url, port };
   }
@@ -519,18 +520,6 @@ export class Gateway {
       throw new Refused('access_required', `${identity.name} needs approved access to "${name}" first (approvers: ${connection.accessApproval?.approvers.join(', ')})`, identity.subject);
     }
     return { identity, connection };
-  }
-
-  /** Another replica received a CancelRequest for a key this one issued: same checks as a local one. */
-  private onRemoteCancel(c: RemoteCancel): void {
-    const target = this.cancels.lookup(c.processId, c.secretKey);
-    if (!target) return; // another replica's key, or a session that has ended
-    if (target.subject !== c.subject || target.issuer !== c.issuer) {
-      this.opts.log.warn('cancel request refused: key belongs to another identity', { subject: c.subject, target: target.sessionId, via: 'replica' });
-      return;
-    }
-    this.opts.log.info('cancel request', { session: target.sessionId, subject: c.subject, via: 'replica' });
-    target.cancel().catch((err: Error) => this.opts.log.warn('cancel request failed', { session: target.sessionId, error: err.message }));
   }
 
   /** A policy an admin applied on another replica: in force here too, unless it is invalid here. */

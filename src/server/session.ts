@@ -208,18 +208,14 @@ export class ClientSession {
 
   private onCancelRequest(processId: number, secretKey: Buffer): void {
     const { log, identity } = this.opts;
-    const target = this.opts.cancels.lookup(processId, secretKey);
-    if (!target && this.opts.forwardCancel) {
+    // Sent or refused (and logged) when this replica issued the key; else maybe another replica did.
+    const outcome = this.opts.cancels.cancel(processId, secretKey, identity, log);
+    if (outcome === 'unknown' && this.opts.forwardCancel) {
       log.info('cancel request for a key of another replica; passed on', { subject: identity.subject });
       this.opts.forwardCancel({ processId, secretKey, subject: identity.subject, issuer: identity.issuer })
         .catch((err: Error) => log.warn('cancel request could not be passed on', { error: err.message }));
-    } else if (!target) {
+    } else if (outcome === 'unknown') {
       log.warn('cancel request for unknown backend key', { subject: identity.subject });
-    } else if (target.subject !== identity.subject || target.issuer !== identity.issuer) {
-      log.warn('cancel request refused: key belongs to another identity', { subject: identity.subject, target: target.sessionId });
-    } else {
-      log.info('cancel request', { session: target.sessionId, subject: identity.subject });
-      target.cancel().catch((err: Error) => log.warn('cancel request failed', { session: target.sessionId, error: err.message }));
     }
     // PostgreSQL answers a CancelRequest with nothing but a closed connection.
     this.state = 'closing';
