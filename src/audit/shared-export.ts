@@ -5,10 +5,7 @@
 import type { SharedDatabase } from '../server/shared-db.js';
 import { planFromRange, type BundleSource, type ExportPlan } from './export.js';
 import { parseRecordLine } from './search-index.js';
-import type { ParsedCheckpoint } from './verify.js';
-
-/** Record lines per round trip while writing a bundle. */
-const PAGE = 5000;
+import { storedCheckpoints, storedRecords } from './stored-chain.js';
 
 /** The plan for `chain`'s records in [since, until]; undefined when the store has no such chain. */
 export async function planSharedExport(db: SharedDatabase, chain: string, opts: { since?: number; until?: number } = {}): Promise<ExportPlan | undefined> {
@@ -21,9 +18,8 @@ export async function planSharedExport(db: SharedDatabase, chain: string, opts: 
      FROM phigate.audit_records
      WHERE chain = $1 AND ($2::timestamptz IS NULL OR at >= $2) AND ($3::timestamptz IS NULL OR at <= $3)`,
     [chain, iso(opts.since), iso(opts.until)])).rows[0] as { last: string; lo: string | null; hi: string | null };
-  const cpRows = (await db.query('SELECT line FROM phigate.audit_checkpoints WHERE chain = $1 ORDER BY seq', [chain])).rows as { line: string }[];
-  // What the store holds was checked when shipped; verify --bundle checks it again, signatures included.
-  const checkpoints: ParsedCheckpoint[] = cpRows.map((row, i) => ({ ...(JSON.parse(row.line) as Omit<ParsedCheckpoint, 'line'>), line: i + 1 }));
+  // Malformed ones are left out, as from a local checkpoints file; verify --bundle checks signatures.
+  const { checkpoints } = await storedCheckpoints(db, chain, `store:${chain}:checkpoints`);
   const plan = planFromRange({
     lo: r.lo === null ? 0 : Number(r.lo), hi: r.hi === null ? -1 : Number(r.hi), count: Number(r.last) + 1, checkpoints,
     since: opts.since, until: opts.until, pem: c.public_key, pemSource: `store:${chain}`,
@@ -34,12 +30,7 @@ export async function planSharedExport(db: SharedDatabase, chain: string, opts: 
 function storeSource(db: SharedDatabase, chain: string): BundleSource {
   return {
     async *lines(first, last) {
-      for (let from = first; from <= last; from += PAGE) {
-        const rows = (await db.query(
-          'SELECT line FROM phigate.audit_records WHERE chain = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq',
-          [chain, from, Math.min(last, from + PAGE - 1)])).rows as { line: string }[];
-        if (rows.length > 0) yield Buffer.from(`${rows.map((x) => x.line).join('\n')}\n`, 'utf8');
-      }
+      for await (const rows of storedRecords(db, chain, first, last)) yield Buffer.from(`${rows.map((x) => x.line).join('\n')}\n`, 'utf8');
     },
     async policyInForceBefore(seq) {
       const row = (await db.query(

@@ -8,10 +8,9 @@ import type { KeyObject } from 'node:crypto';
 import type { SharedDatabase } from '../server/shared-db.js';
 import { GENESIS_PREV, sha256Hex } from './canonical.js';
 import { keyFingerprint, parsePublicKey } from './keys.js';
-import { ChainChecker, checkCheckpoints, type ParsedCheckpoint, type VerifyProblem, type VerifyReport } from './verify.js';
+import { storedCheckpoints, storedRecords } from './stored-chain.js';
+import { ChainChecker, checkCheckpoints, type VerifyProblem, type VerifyReport } from './verify.js';
 
-/** Rows per round trip while walking a chain. */
-const PAGE = 5000;
 
 /** What verifyLog reports of a log file, for one chain in the store. */
 export interface ChainReport extends Pick<VerifyReport, 'ok' | 'records' | 'head' | 'checkpoints' | 'lastCheckpoint' | 'unanchored' | 'problems' | 'warnings'> {
@@ -55,25 +54,11 @@ async function verifyChain(
     problems.push({ code: 'key', file, message: `chain ${c.chain} in the store does not carry this replica's key` });
   }
 
-  const cps: ParsedCheckpoint[] = [];
-  const cpRows = (await db.query('SELECT seq, line FROM phigate.audit_checkpoints WHERE chain = $1 ORDER BY seq', [c.chain])).rows as { seq: string; line: string }[];
-  cpRows.forEach((r, i) => {
-    try {
-      const p = JSON.parse(r.line) as ParsedCheckpoint;
-      if (!Number.isSafeInteger(p.seq) || typeof p.hash !== 'string' || typeof p.at !== 'string' || typeof p.sig !== 'string' || p.seq !== Number(r.seq)) throw new Error('fields');
-      cps.push({ seq: p.seq, hash: p.hash, at: p.at, key: String(p.key ?? ''), sig: p.sig, line: i + 1 });
-    } catch {
-      problems.push({ code: 'checkpoint', file: cpFile, line: i + 1, seq: Number(r.seq), message: `checkpoint of record ${r.seq} in the store (chain ${c.chain}): not a checkpoint (altered)` });
-    }
-  });
-
+  const { checkpoints: cps, problems: cpProblems } = await storedCheckpoints(db, c.chain, cpFile);
+  problems.push(...cpProblems);
   const checker = new ChainChecker({ file, firstSeq: 0, prev: GENESIS_PREV, want: new Set(cps.map((x) => x.seq)) });
-  for (let after = -1; ;) {
-    const rows = (await db.query(
-      `SELECT seq, line FROM phigate.audit_records WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT ${PAGE}`, [c.chain, after])).rows as { seq: string; line: string }[];
-    for (const r of rows) checker.check(Buffer.from(r.line, 'utf8'), Number(r.seq) + 1);
-    if (rows.length < PAGE) break;
-    after = Number(rows[rows.length - 1]!.seq);
+  for await (const rows of storedRecords(db, c.chain)) {
+    for (const r of rows) checker.check(Buffer.from(r.line, 'utf8'), r.seq + 1);
   }
   problems.push(...checker.problems);
   const lastSeq = checker.last?.seq ?? -1;
