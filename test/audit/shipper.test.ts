@@ -79,6 +79,15 @@ async function twoReplicasOnAnEmptyStore(): Promise<[Replica, Replica]> {
   return [await replica(), await replica()];
 }
 
+/** What a running replica does on its own: sync and sign its log (indexed for local searches), then ship it. */
+async function signAndShip(...replicas: Replica[]): Promise<void> {
+  for (const r of replicas) {
+    await r.log.checkpoint();
+    r.log.flushIndex();
+    await r.shipper.flush();
+  }
+}
+
 /** Writes a session's recording and appends its session.end record sealing it, as a session does when it ends. */
 function endSealed(r: Replica, session: string, user: string, statements: number): void {
   const recording = `{"type":"header","session":"${session}"}\n`;
@@ -196,11 +205,7 @@ describe('SharedEvidence', () => {
     events(b, 100, '22222222-0000-4000-8000-000000000002', 'bob');
     await new Promise((r) => setTimeout(r, 5));
     events(a, 200, '33333333-0000-4000-8000-000000000003', 'alice');
-    for (const r of [a, b]) {
-      await r.log.checkpoint();
-      r.log.flushIndex();
-      await r.shipper.flush();
-    }
+    await signAndShip(a, b);
     const shared = new SharedEvidence(db);
     const filters: SearchFilters[] = [
       {}, { user: 'alice' }, { user: 'bob', limit: 5 }, { table: 'patients' }, { decision: 'block' }, { sql: 'JOIN VISITS' },
@@ -242,10 +247,7 @@ describe('verifySharedChains', () => {
     for (let i = 0; i < 30; i++) a.log.append(statementEvent(i));
     endSealed(a, session, 'alice', 0);
     for (let i = 0; i < 12; i++) b.log.append(statementEvent(100 + i));
-    for (const r of [a, b]) {
-      await r.log.checkpoint();
-      await r.shipper.flush();
-    }
+    await signAndShip(a, b);
     const chainA = keyFingerprint(a.key);
     const chainB = keyFingerprint(b.key);
     const own = { chain: chainA, publicKey: createPublicKey(a.key) };
@@ -289,11 +291,7 @@ describe('planSharedExport', () => {
     const cut = Date.now();
     await new Promise((r) => setTimeout(r, 5));
     for (let i = 5100; i < 5200; i++) b.log.append(statementEvent(i, { policy: version }));
-    for (const r of [a, b]) {
-      await r.log.checkpoint();
-      r.log.flushIndex();
-      await r.shipper.flush();
-    }
+    await signAndShip(a, b);
     const chainB = keyFingerprint(b.key);
     for (const range of [{}, { until: cut }, { since: cut }]) {
       const fromStore = join(b.dir, 'store.ndjson');
