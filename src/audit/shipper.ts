@@ -104,6 +104,8 @@ export class AuditShipper {
   private failing = false;
   /** Policy texts known to be in the store. */
   private readonly shippedPolicies = new Set<string>();
+  /** The policies directory is read at start and after a policy.activated record, not every round. */
+  private policiesDue = true;
   private stopped = false;
 
   constructor(private readonly opts: ShipperOptions) {
@@ -203,7 +205,7 @@ export class AuditShipper {
   /** Each policy text once (few, small; the file name is the version's hash). */
   private async shipPolicies(): Promise<void> {
     const dir = this.opts.policiesDir;
-    if (!dir || !existsSync(dir)) return;
+    if (!this.policiesDue || !dir || !existsSync(dir)) return;
     for (const name of readdirSync(dir)) {
       const m = /^([0-9a-f]{64})\.yaml$/.exec(name);
       if (!m || this.shippedPolicies.has(m[1]!)) continue;
@@ -211,6 +213,7 @@ export class AuditShipper {
         [`sha256:${m[1]}`, readFileSync(join(dir, name), 'utf8')]);
       this.shippedPolicies.add(m[1]!);
     }
+    this.policiesDue = false;
   }
 
   private async shipBatch(end: number): Promise<void> {
@@ -238,6 +241,8 @@ export class AuditShipper {
         f.tables ? JSON.stringify([...new Set(f.tables.map(tableKey))]) : null,
       ]);
       lastSeq = rec['seq'];
+      // Its policy text is in the policies directory by now (written when the record was).
+      if (rec['type'] === 'policy.activated') this.policiesDue = true;
       const seal = rec['recording'] as { sha256?: unknown; file?: unknown } | undefined;
       if (rec['type'] === 'session.end' && seal && typeof seal.sha256 === 'string' && typeof rec['session'] === 'string') {
         recordings.push({ session: rec['session'], sha256: seal.sha256, file: join(this.opts.recordingsDir, recordingFileName(rec['session'])) });

@@ -281,6 +281,8 @@ describe('verifySharedChains', () => {
 describe('planSharedExport', () => {
   it("gives the same bundle from the store as the replica's own export, which verifies offline with its key", async () => {
     const [a, b] = await twoReplicasOnAnEmptyStore();
+    // A round before the policy exists: its text must go along with its policy.activated record later.
+    await b.shipper.flush();
     const policyText = 'version: 1\n# the policy in force\nconnections: {}\n';
     const version = policyVersion(policyText);
     writeFileSync(join(b.dir, 'policies', `${version.slice('sha256:'.length)}.yaml`), policyText);
