@@ -1,10 +1,13 @@
-// The masking catalog of one connection: which relations exist, their columns, view definitions and
-// table OIDs, read over a control connection with the connection's own credentials. Lookups on the
+// The masking catalog of one connection: relations with their columns and types, view definitions,
+// inheritance, rewrite rules and triggers, and the functions and operators defined outside
+// pg_catalog, read over a control connection with the connection's own credentials. Lookups on the
 // hot path are synchronous against the last snapshot; the snapshot is refreshed on a timer and
-// after DDL, so a statement never waits for the catalog.
-import { runSql } from './simple-query.js';
+// after DDL, so a statement never waits for the catalog unless it names something the snapshot
+// does not know (see CatalogCache.refreshAfter).
+import { runSqlSets } from './simple-query.js';
 import type { UpstreamTarget } from './upstream.js';
 import type { Logger } from './log.js';
+import type { SourceColumnType } from '../masking/source/types.js';
 
 export interface ColumnRef {
   schema: string;
@@ -14,42 +17,111 @@ export interface ColumnRef {
   relkind: string;
 }
 
-interface Relation {
+export interface CatalogColumn {
+  name: string;
+  attnum: number;
+  type: SourceColumnType;
+}
+
+export interface Relation {
   oid: number;
   schema: string;
   name: string;
+  /** pg_class.relkind: r table, p partitioned, f foreign, v view, m materialized view. */
   kind: string;
   columns: string[];
+  /** Columns with their types, in attribute order (dropped ones left out). */
+  typedColumns: CatalogColumn[];
   /** attnum → column name (attnums have gaps where columns were dropped). */
   byAttnum: Map<number, string>;
+  /** A view's (or materialized view's) defining query, every name schema-qualified. */
   viewSql?: string;
+  /** Direct parents: inheritance parents and the partitioned table of a partition. */
+  parents: number[];
+  /** Relations that the relation's rewrite rules (other than a view's own _RETURN) read or write. */
+  ruleTargets: number[];
+  /** INSTEAD OF triggers run code phigate cannot see. */
+  insteadTriggers: boolean;
+  /** A relation of pg_catalog or information_schema. */
+  system: boolean;
 }
 
+export interface CatalogFunction {
+  schema: string;
+  name: string;
+  /** pg_proc.prokind: f function, p procedure, a aggregate, w window. */
+  kind: string;
+  /** pg_proc.provolatile: i immutable, s stable, v volatile. */
+  volatility: string;
+  language: string;
+}
+
+export interface CatalogOperator {
+  schema: string;
+  name: string;
+  /** The implementing function, schema-qualified, and its language. */
+  fn: string;
+  language: string;
+}
+
+const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema']);
+
+/**
+ * One round trip on one connection. search_path is emptied first so that pg_get_viewdef qualifies
+ * every name: a view's text then means the same relations whatever a client session's search_path.
+ */
 const SNAPSHOT_SQL = `
-SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname
+SET search_path = '';
+SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname, a.atttypid, a.atttypmod,
+  pg_catalog.format_type(a.atttypid, a.atttypmod)
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-ORDER BY c.oid, a.attnum`;
-
-const VIEWS_SQL = `
+WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND n.nspname NOT LIKE 'pg_toast%'
+ORDER BY c.oid, a.attnum;
+SELECT t.oid, t.typbasetype, t.typtypmod FROM pg_catalog.pg_type t WHERE t.typtype = 'd';
 SELECT c.oid, pg_catalog.pg_get_viewdef(c.oid)
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
+WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema');
+SELECT i.inhrelid, i.inhparent FROM pg_catalog.pg_inherits i;
+SELECT DISTINCT r.ev_class, d.refobjid
+FROM pg_catalog.pg_rewrite r
+JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
+  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> r.ev_class
+WHERE r.rulename <> '_RETURN';
+SELECT DISTINCT t.tgrelid FROM pg_catalog.pg_trigger t WHERE (t.tgtype & 64) <> 0;
+SELECT n.nspname, p.proname, p.prokind, p.provolatile, l.lanname
+FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema');
+SELECT n.nspname, o.oprname, pn.nspname || '.' || p.proname, l.lanname
+FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`;
 
 export class CatalogSnapshot {
   private readonly byOid = new Map<number, Relation>();
   private readonly byName = new Map<string, Relation[]>();
+  /** Names (lower case as stored) of every function, procedure and aggregate outside the system schemas. */
+  readonly userFunctionNames: ReadonlySet<string>;
+  /** Operator symbols that some user-defined operator implements with a function in SQL or a PL. */
+  readonly untrustedOperators: ReadonlySet<string>;
 
-  constructor(relations: Relation[], readonly takenAt: number) {
+  constructor(
+    relations: Relation[],
+    readonly takenAt: number,
+    readonly functions: readonly CatalogFunction[] = [],
+    readonly operators: readonly CatalogOperator[] = [],
+  ) {
     for (const r of relations) {
       this.byOid.set(r.oid, r);
       const list = this.byName.get(r.name) ?? [];
       list.push(r);
       this.byName.set(r.name, list);
     }
+    this.userFunctionNames = new Set(functions.map((f) => f.name));
+    this.untrustedOperators = new Set(operators.filter((o) => o.language !== 'c' && o.language !== 'internal').map((o) => o.name));
   }
 
   static empty(): CatalogSnapshot {
@@ -61,7 +133,8 @@ export class CatalogSnapshot {
     const list = this.byName.get(name);
     if (!list) return undefined;
     if (schema !== undefined) return list.find((r) => r.schema === schema);
-    return list.find((r) => r.schema.startsWith('pg_temp')) ?? list.find((r) => r.schema === 'public') ?? (list.length === 1 ? list[0] : undefined);
+    const user = list.filter((r) => !r.system);
+    return user.find((r) => r.schema.startsWith('pg_temp')) ?? user.find((r) => r.schema === 'public') ?? (user.length === 1 ? user[0] : undefined);
   }
 
   columns(schema: string | undefined, table: string): string[] | undefined {
@@ -74,6 +147,8 @@ export class CatalogSnapshot {
 
   resolveAttr(tableOid: number, attnum: number): ColumnRef | undefined {
     const r = this.byOid.get(tableOid);
+    // System relations were never resolved here: output masking decides their columns by lineage.
+    if (r?.system) return undefined;
     const column = r?.byAttnum.get(attnum);
     return r && column !== undefined ? { schema: r.schema, table: r.name, column, relkind: r.kind } : undefined;
   }
@@ -83,30 +158,99 @@ export class CatalogSnapshot {
     return this.find(schema, name) !== undefined;
   }
 
+  /** Every relation of this name, in any schema (system ones included). */
+  relationsNamed(name: string): readonly Relation[] {
+    return this.byName.get(name) ?? [];
+  }
+
+  relation(oid: number): Relation | undefined {
+    return this.byOid.get(oid);
+  }
+
+  /** The relation and all its inheritance/partition ancestors, nearest first. */
+  lineage(oid: number): Relation[] {
+    const out: Relation[] = [];
+    const seen = new Set<number>();
+    const queue = [oid];
+    while (queue.length > 0) {
+      const id = queue.shift()!;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const r = this.byOid.get(id);
+      if (!r) continue;
+      out.push(r);
+      queue.push(...r.parents);
+    }
+    return out;
+  }
+
   get size(): number {
     return this.byOid.size;
   }
 }
 
-export async function loadCatalog(target: UpstreamTarget): Promise<CatalogSnapshot> {
-  const rows = await runSql(target, SNAPSHOT_SQL);
-  const views = await runSql(target, VIEWS_SQL);
+function resolveDomain(oid: number, typmod: number, sql: string, domains: Map<number, [number, number]>, names: Map<string, string>): SourceColumnType {
+  let base = oid;
+  let baseTypmod = typmod;
+  for (let depth = 0; depth < 16; depth++) {
+    const d = domains.get(base);
+    if (!d) break;
+    [base, baseTypmod] = d;
+  }
+  const baseSql = base === oid ? sql : (names.get(`${base}/${baseTypmod}`) ?? '');
+  return { oid, typmod, sql, baseOid: base, baseTypmod, baseSql };
+}
+
+/** `takenAt`: when the reading started (what it shows is at least that recent). */
+export async function loadCatalog(target: UpstreamTarget, takenAt = Date.now()): Promise<CatalogSnapshot> {
+  const sets = await runSqlSets(target, SNAPSHOT_SQL, 'phigate-catalog');
+  const [rows = [], domainRows = [], views = [], inherits = [], rules = [], insteadOf = [], fns = [], ops = []] = sets;
+  const domains = new Map<number, [number, number]>();
+  for (const [oid, base, typmod] of domainRows) domains.set(Number(oid), [Number(base), Number(typmod)]);
+  // format_type of every (type, typmod) seen, so a domain's base type can be named without a query.
+  const typeNames = new Map<string, string>();
+  for (const r of rows) typeNames.set(`${r[6]}/${r[7]}`, r[8] ?? '');
+  const missingBases = new Set<string>();
+  for (const [base, typmod] of domains.values()) if (!typeNames.has(`${base}/${typmod}`)) missingBases.add(`${base}/${typmod}`);
+  if (missingBases.size > 0) {
+    const pairs = [...missingBases].map((k) => k.split('/').map(Number) as [number, number]);
+    const named = await runSqlSets(target,
+      `SELECT t.o, t.m, pg_catalog.format_type(t.o::pg_catalog.oid, t.m) FROM (VALUES ${pairs.map(([o, m]) => `(${o}, ${m})`).join(', ')}) AS t(o, m)`,
+      'phigate-catalog');
+    for (const [o, m, name] of named[0] ?? []) typeNames.set(`${o}/${m}`, name ?? '');
+  }
   const rels = new Map<number, Relation>();
-  for (const [oid, schema, name, kind, attnum, attname] of rows) {
+  for (const [oid, schema, name, kind, attnum, attname, typoid, typmod, typname] of rows) {
     const id = Number(oid);
     let r = rels.get(id);
     if (!r) {
-      r = { oid: id, schema: schema ?? '', name: name ?? '', kind: kind ?? '', columns: [], byAttnum: new Map() };
+      const s = schema ?? '';
+      r = {
+        oid: id, schema: s, name: name ?? '', kind: kind ?? '', columns: [], typedColumns: [], byAttnum: new Map(),
+        parents: [], ruleTargets: [], insteadTriggers: false, system: SYSTEM_SCHEMAS.has(s),
+      };
       rels.set(id, r);
     }
-    r.columns.push(attname ?? '');
-    r.byAttnum.set(Number(attnum), attname ?? '');
+    const col = attname ?? '';
+    r.columns.push(col);
+    r.byAttnum.set(Number(attnum), col);
+    r.typedColumns.push({ name: col, attnum: Number(attnum), type: resolveDomain(Number(typoid), Number(typmod), typname ?? '', domains, typeNames) });
   }
   for (const [oid, def] of views) {
     const r = rels.get(Number(oid));
-    if (r && def) r.viewSql = def;
+    if (r && def) r.viewSql = def.trim().replace(/;$/, '');
   }
-  return new CatalogSnapshot([...rels.values()], Date.now());
+  for (const [child, parent] of inherits) rels.get(Number(child))?.parents.push(Number(parent));
+  for (const [rel, target] of rules) rels.get(Number(rel))?.ruleTargets.push(Number(target));
+  for (const [rel] of insteadOf) {
+    const r = rels.get(Number(rel));
+    if (r) r.insteadTriggers = true;
+  }
+  const functions = fns.map(([schema, name, kind, volatility, language]) => ({
+    schema: schema ?? '', name: name ?? '', kind: kind ?? 'f', volatility: volatility ?? 'v', language: language ?? '',
+  }));
+  const operators = ops.map(([schema, name, fn, language]) => ({ schema: schema ?? '', name: name ?? '', fn: fn ?? '', language: language ?? '' }));
+  return new CatalogSnapshot([...rels.values()], takenAt, functions, operators);
 }
 
 /** Keeps one connection's snapshot fresh; `current` never blocks. */
@@ -147,11 +291,27 @@ export class CatalogCache {
     void this.refresh();
   }
 
+  /**
+   * Resolves with a snapshot whose reading started at or after `since` (ms since the epoch): a
+   * statement that names a relation the snapshot does not know waits for one taken after it arrived.
+   */
+  async refreshAfter(since: number): Promise<CatalogSnapshot> {
+    for (let attempt = 0; attempt < 3 && this.snapshot.takenAt < since; attempt++) {
+      if (this.loading) {
+        await this.loading;
+        continue;
+      }
+      await this.refresh();
+    }
+    return this.snapshot;
+  }
+
   refresh(): Promise<void> {
     if (this.loading) return this.loading;
     this.loading = (async () => {
+      const started = Date.now();
       try {
-        this.snapshot = await loadCatalog(this.target());
+        this.snapshot = await loadCatalog(this.target(), started);
       } catch (err) {
         this.log.warn('catalog refresh failed; keeping the previous snapshot', { connection: this.connection, error: (err as Error).message });
       } finally {

@@ -12,10 +12,17 @@ export class SqlError extends Error {
 }
 
 export async function runSql(target: UpstreamTarget, sql: string): Promise<(string | null)[][]> {
-  const up = await connectUpstream(target, { application_name: 'phigate-demo-setup' });
+  const sets = await runSqlSets(target, sql);
+  return sets[sets.length - 1] ?? [];
+}
+
+/** Like runSql, for a string of several statements: the rows of every result set, in order. */
+export async function runSqlSets(target: UpstreamTarget, sql: string, applicationName = 'phigate-demo-setup'): Promise<(string | null)[][][]> {
+  const up = await connectUpstream(target, { application_name: applicationName });
   const sock = up.socket;
   const framer = new BackendFramer();
-  const rows: (string | null)[][] = [];
+  const sets: (string | null)[][][] = [];
+  let rows: (string | null)[][] = [];
   let failure: Error | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
@@ -28,7 +35,8 @@ export async function runSql(target: UpstreamTarget, sql: string): Promise<(stri
             if (row instanceof ProtocolError) return reject(row);
             rows.push(row.map((v) => (v === null ? null : v.toString('utf8'))));
           } else if (f.type === 0x54) {
-            rows.length = 0; // a new result set: keep only the last one
+            rows = [];
+            sets.push(rows);
           } else if (f.type === 0x45) {
             const e = decodeErrorFields(f.body);
             failure = e instanceof ProtocolError ? e : new SqlError(e.message, e.code);
@@ -49,5 +57,5 @@ export async function runSql(target: UpstreamTarget, sql: string): Promise<(stri
     sock.end(serialize.end());
   }
   if (failure) throw failure;
-  return rows;
+  return sets;
 }
