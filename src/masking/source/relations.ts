@@ -1,0 +1,220 @@
+// What the source rewrite does with one relation for a masked reader: nothing, wrap it (masked or
+// hidden columns computed in a subquery), expand it (a view that reads masked data: its definition,
+// rewritten in turn), or refuse it. Decided per relation OID and cached per catalog snapshot.
+import type { CatalogSnapshot, Relation } from '../../server/catalog.js';
+import { ruleFor, type ColumnRule, type MaskingConfig } from '../config.js';
+import { lineageOf } from '../lineage.js';
+import type { SourceColumnType } from './types.js';
+import { quoteIdent } from './text.js';
+import { parseTree } from '../../policy/classify/parser.js';
+
+/** Computes masked values in SQL (expressions.ts); injected so the rewrite can be tested alone. */
+export interface ColumnMasker {
+  mask(rule: ColumnRule, column: string, type: SourceColumnType): { sql: string };
+  redact(type: SourceColumnType): { sql: string };
+}
+
+/** How masked readers may see a relation of pg_catalog or information_schema (catalog-relations.ts). */
+export type SystemTreatment =
+  | { kind: 'allow' }
+  | { kind: 'hide'; columns: readonly string[] }
+  | { kind: 'refuse'; reason: string };
+
+/** undefined: not a relation the system treatment knows of (an ordinary user relation). */
+export type SystemTreatmentFn = (schema: string, name: string, system: boolean) => SystemTreatment | undefined;
+
+export interface MaskedColumn {
+  column: string;
+  /** `rule` for a column the policy names (through an ancestor too), `derived` for a materialized view column computed from one, `hidden` for a catalog column. */
+  how: 'rule' | 'derived' | 'hidden';
+  strategy?: string;
+}
+
+export type Treatment =
+  | { kind: 'none' }
+  | {
+      kind: 'wrap';
+      rel: Relation;
+      /** The subquery's select list: one item per column, in attribute order. */
+      items: string;
+      masked: MaskedColumn[];
+      /** A view that also reads masked data: the wrapper reads its expanded definition. */
+      expand?: boolean;
+    }
+  | { kind: 'expand'; rel: Relation }
+  | { kind: 'refuse'; message: string };
+
+const NONE: Treatment = { kind: 'none' };
+
+/** Pseudo-types cannot be cast to: a hidden column of one becomes a NULL of a real type. */
+function nullOf(type: SourceColumnType): string {
+  const t = type.sql === 'anyarray' ? 'text[]' : type.sql === 'anyelement' || type.sql === 'anyenum' ? 'text' : type.sql;
+  return `NULL::${t}`;
+}
+
+export class RelationTreatments {
+  private readonly treatments = new Map<number, Treatment>();
+  private readonly reaching = new Map<number, boolean>();
+
+  constructor(
+    readonly catalog: CatalogSnapshot,
+    private readonly config: MaskingConfig,
+    private readonly masker: ColumnMasker,
+    private readonly system: SystemTreatmentFn,
+  ) {}
+
+  /** The rule masking `column` of `rel`, looking up inheritance and partition ancestors too. */
+  ruleOf(rel: Relation, column: string): ColumnRule | undefined {
+    for (const a of this.catalog.lineage(rel.oid)) {
+      const r = ruleFor(this.config, { schema: a.schema, table: a.name, column });
+      if (r !== undefined) return r;
+    }
+    return undefined;
+  }
+
+  treat(rel: Relation): Treatment {
+    let t = this.treatments.get(rel.oid);
+    if (t === undefined) {
+      this.treatments.set(rel.oid, NONE); // a cycle (cannot happen in PostgreSQL) reads as no treatment
+      t = this.compute(rel);
+      this.treatments.set(rel.oid, t);
+    }
+    return t;
+  }
+
+  /** Column names of `rel` whose values a masked reader may not compute on (write targets). */
+  maskedColumnsOf(rel: Relation): Set<string> {
+    const out = new Set<string>();
+    for (const c of rel.columns) if (this.ruleOf(rel, c) !== undefined) out.add(c);
+    if ((rel.kind === 'v' || rel.kind === 'm') && rel.viewSql !== undefined && this.reachesMasked(rel)) {
+      for (const m of this.derivedColumns(rel)) out.add(m.column);
+    }
+    return out;
+  }
+
+  private compute(rel: Relation): Treatment {
+    const sys = this.system(rel.schema, rel.name, rel.system);
+    if (sys !== undefined) {
+      if (sys.kind === 'allow') return NONE;
+      if (sys.kind === 'refuse') return { kind: 'refuse', message: sys.reason };
+      const hidden = new Set(sys.columns);
+      const masked: MaskedColumn[] = [];
+      const items = rel.typedColumns.map((c) => {
+        if (!hidden.has(c.name)) return quoteIdent(c.name);
+        masked.push({ column: c.name, how: 'hidden' });
+        return `${nullOf(c.type)} AS ${quoteIdent(c.name)}`;
+      });
+      return masked.length === 0 ? NONE : { kind: 'wrap', rel, items: items.join(', '), masked };
+    }
+    if (rel.system) return NONE;
+    const masked: MaskedColumn[] = [];
+    const own = rel.typedColumns.map((c) => {
+      const rule = this.ruleOf(rel, c.name);
+      if (rule === undefined) return quoteIdent(c.name);
+      masked.push({ column: c.name, how: 'rule', strategy: rule.strategy });
+      return `${this.masker.mask(rule, quoteIdent(c.name), c.type).sql} AS ${quoteIdent(c.name)}`;
+    });
+    if (rel.kind === 'v' && rel.viewSql !== undefined && this.reachesMasked(rel)) {
+      return masked.length === 0 ? { kind: 'expand', rel } : { kind: 'wrap', rel, items: own.join(', '), masked, expand: true };
+    }
+    if (rel.kind === 'm' && rel.viewSql !== undefined && this.reachesMasked(rel)) {
+      // A materialized view holds rows computed from raw values: its columns are masked by where
+      // they come from (a plain copy of a masked column keeps that column's strategy).
+      const derived = new Map(this.derivedColumns(rel).map((d) => [d.column, d]));
+      const items = rel.typedColumns.map((c, i) => {
+        if (masked.some((m) => m.column === c.name)) return own[i]!;
+        const d = derived.get(c.name);
+        if (d === undefined) return quoteIdent(c.name);
+        masked.push(d);
+        const rule = d.rule;
+        const expr = rule !== undefined ? this.masker.mask(rule, quoteIdent(c.name), c.type).sql : this.masker.redact(c.type).sql;
+        return `${expr} AS ${quoteIdent(c.name)}`;
+      });
+      return { kind: 'wrap', rel, items: items.join(', '), masked };
+    }
+    return masked.length === 0 ? NONE : { kind: 'wrap', rel, items: own.join(', '), masked };
+  }
+
+  /** Columns of a view or materialized view computed from masked columns, by their lineage. */
+  private derivedColumns(rel: Relation): (MaskedColumn & { rule?: ColumnRule })[] {
+    const lineage = lineageOf(rel.viewSql ?? '', this.catalog)[0];
+    const out: (MaskedColumn & { rule?: ColumnRule })[] = [];
+    rel.columns.forEach((column, i) => {
+      const o = lineage?.outputs?.[i];
+      if (o === undefined || o.unknown) {
+        out.push({ column, how: 'derived', strategy: 'redact' });
+        return;
+      }
+      const rules = o.sources.map((s) => this.ruleForSource(s)).filter((r): r is ColumnRule => r !== undefined);
+      const tables = o.tables.some((t) => this.anyMasked(t.schema, t.table));
+      if (rules.length === 0 && !tables) return;
+      const plainRule = o.plain !== undefined ? this.ruleForSource(o.plain) : undefined;
+      if (plainRule !== undefined && rules.every((r) => r === plainRule) && !tables) out.push({ column, how: 'derived', strategy: plainRule.strategy, rule: plainRule });
+      else out.push({ column, how: 'derived', strategy: 'redact' });
+    });
+    return out;
+  }
+
+  private ruleForSource(s: { schema?: string; table: string; column: string }): ColumnRule | undefined {
+    const rels = this.catalog.relationsNamed(s.table).filter((r) => s.schema === undefined || r.schema === s.schema);
+    for (const r of rels) {
+      const rule = this.ruleOf(r, s.column);
+      if (rule !== undefined) return rule;
+    }
+    return ruleFor(this.config, s);
+  }
+
+  private anyMasked(schema: string | undefined, table: string): boolean {
+    return this.catalog.relationsNamed(table).some((r) => (schema === undefined || r.schema === schema) && this.treat(r).kind !== 'none');
+  }
+
+  /** Does a view's definition read (through views too) any relation that needs treatment? */
+  reachesMasked(rel: Relation): boolean {
+    const known = this.reaching.get(rel.oid);
+    if (known !== undefined) return known;
+    this.reaching.set(rel.oid, false);
+    let reaches = false;
+    const refs = rangeVarsOf(rel.viewSql ?? '');
+    // A definition phigate cannot parse is treated as reading masked data: expanding it then fails closed.
+    if (refs === undefined) {
+      this.reaching.set(rel.oid, true);
+      return true;
+    }
+    for (const ref of refs) {
+      // View texts are read with an empty search_path, so names are qualified (CTE names are not).
+      const cands = this.catalog.relationsNamed(ref.name).filter((r) => (ref.schema === undefined ? !r.system || r.schema === 'pg_catalog' : r.schema === ref.schema));
+      if (cands.some((r) => r.oid !== rel.oid && this.treat(r).kind !== 'none')) {
+        reaches = true;
+        break;
+      }
+    }
+    this.reaching.set(rel.oid, reaches);
+    return reaches;
+  }
+}
+
+/** Every RangeVar of a statement text, wherever it is (no scoping: an over-approximation); undefined when it does not parse. */
+export function rangeVarsOf(sql: string): { schema?: string; name: string }[] | undefined {
+  const out: { schema?: string; name: string }[] = [];
+  const parsed = parseTree(sql);
+  if (!parsed.ok) return undefined;
+  const tree = parsed.value;
+  const stack: unknown[] = [tree];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (Array.isArray(v)) {
+      for (const x of v) stack.push(x);
+      continue;
+    }
+    if (typeof v !== 'object' || v === null) continue;
+    const o = v as Record<string, unknown>;
+    const rv = o.RangeVar as Record<string, unknown> | undefined;
+    if (rv !== undefined && typeof rv.relname === 'string') {
+      out.push({ ...(typeof rv.schemaname === 'string' ? { schema: rv.schemaname } : {}), name: rv.relname });
+    } else if (typeof o.relname === 'string' && 'relpersistence' in o) {
+      out.push({ ...(typeof o.schemaname === 'string' ? { schema: o.schemaname } : {}), name: o.relname });
+    }
+    for (const k in o) stack.push(o[k]);
+  }
+  return out;
+}

@@ -1,0 +1,684 @@
+// Masking at the source: rewrites a masked reader's statement text so that PostgreSQL never computes
+// on a raw masked value. Every reference to a relation that needs treatment (relations.ts) is
+// replaced, in the text, by a subquery over the same name whose masked columns are computed as their
+// masked values; views that read masked data are replaced by their rewritten definition. Predicates,
+// joins, grouping, ordering, functions, error texts and server state then only see masked values.
+//
+// The parse tree (libpg-query) finds the references; the edits are spliced into the original text,
+// so everything else (formatting, literals, comments) reaches the server as the client wrote it.
+// The result is checked by parsing it again: every relation reference that needs treatment must be
+// one the rewrite generated, else the statement is refused (fail closed).
+//
+// What the text cannot show is refused rather than rewritten: writes whose WHERE/RETURNING/SET would
+// compute on the target's raw masked columns, DDL naming a masked relation (a view, index, rule,
+// constraint or copy of it would compute on raw values later), MERGE into a masked relation, and a
+// name that several relations with different masking could stand for.
+import { flag, isObject, list, node, obj, rangeVar, str, stringNode, type JsonObject } from '../../policy/classify/ast.js';
+import { parseTree } from '../../policy/classify/parser.js';
+import { sanitizeParserMessage } from '../../policy/classify/index.js';
+import type { Relation } from '../../server/catalog.js';
+import { RelationTreatments, type MaskedColumn, type Treatment } from './relations.js';
+import {
+  Offsets, closingParen, dottedNameEnd, isPunct, isWord, qualifiedName, quoteIdent, tokenAt, tokensOf, type Token,
+} from './text.js';
+
+export interface Refusal {
+  code: string;
+  message: string;
+}
+
+/** A replaced span of the original text, in string indexes of the original and of the result. */
+export interface TextEdit {
+  from: number;
+  to: number;
+  text: string;
+}
+
+export interface RewriteResult {
+  sql: string;
+  edits: TextEdit[];
+  /** Relations replaced, as schema.name. */
+  relations: string[];
+  /** Columns computed at the source, as schema.table.column:strategy (names only). */
+  columns: string[];
+}
+
+export type RewriteOutcome =
+  | { kind: 'unchanged' }
+  | ({ kind: 'rewritten' } & RewriteResult)
+  | ({ kind: 'refused' } & Refusal)
+  | { kind: 'unknown'; names: string[] };
+
+/** A further check of each statement tree (functions and operators the rewrite cannot see into). */
+export type TreeCheck = (stmt: unknown) => Refusal | undefined;
+
+export interface RewriteOptions {
+  /** Relations the catalog does not know are left alone (the snapshot is newer than the statement). */
+  allowUnknown?: boolean;
+}
+
+const PRIVILEGE = '42501';
+
+class RewriteRefused extends Error {
+  constructor(readonly refusal: Refusal) {
+    super(refusal.message);
+  }
+}
+
+/** Utility statements that may name a masked relation: they read nothing a masked reader sees. */
+const HARMLESS_UTILITY = new Set([
+  'TransactionStmt', 'VariableSetStmt', 'VariableShowStmt', 'DiscardStmt', 'ListenStmt', 'UnlistenStmt', 'NotifyStmt',
+  'FetchStmt', 'ClosePortalStmt', 'DeallocateStmt', 'CheckPointStmt', 'LockStmt', 'VacuumStmt', 'TruncateStmt', 'DropStmt',
+  'ConstraintsSetStmt', 'LoadStmt',
+]);
+
+interface Scope {
+  names: ReadonlySet<string>;
+  up?: Scope;
+}
+
+function inScope(scope: Scope | undefined, name: string): boolean {
+  for (let s = scope; s !== undefined; s = s.up) if (s.names.has(name)) return true;
+  return false;
+}
+
+interface RvRef {
+  catalogname?: string;
+  schemaname?: string;
+  relname: string;
+  alias?: string;
+  inh: boolean;
+  location: number;
+}
+
+function rvRef(rv: JsonObject): RvRef {
+  const alias = str(obj(rv.alias)?.aliasname);
+  return {
+    ...(typeof rv.catalogname === 'string' ? { catalogname: rv.catalogname } : {}),
+    ...(typeof rv.schemaname === 'string' ? { schemaname: rv.schemaname } : {}),
+    relname: str(rv.relname) ?? '',
+    ...(alias !== undefined ? { alias } : {}),
+    inh: flag(rv.inh),
+    location: typeof rv.location === 'number' ? rv.location : -1,
+  };
+}
+
+/** An edit under construction: [from, to) of the original, replaced by `text`; `raw` are offsets inside `text` of names left raw on purpose. */
+interface Edit extends TextEdit {
+  raw: number[];
+}
+
+/** Rewrites one statement text (all its statements) against one catalog snapshot and policy. */
+export class StatementRewrite {
+  private readonly offsets: Offsets;
+  private readonly tokens: Token[];
+  private readonly edits: Edit[] = [];
+  /** Original string indexes of references left as written on purpose (CTE names, write targets, harmless utility). */
+  private readonly keptRaw: number[] = [];
+  private readonly unknown = new Set<string>();
+  private readonly relations = new Set<string>();
+  private readonly columns = new Set<string>();
+  /** Schema-qualified column references (schema.table.column): fixed up when their table lost its schema to an alias. */
+  private readonly qualifiedColumns: { location: number; fields: string[] }[] = [];
+  /** Rewritten references without an alias: the subquery is named after the relation alone. */
+  private readonly unaliased: { schema?: string; name: string }[] = [];
+
+  constructor(
+    private readonly sql: string,
+    private readonly treatments: RelationTreatments,
+    private readonly rewriter: SourceRewriter,
+    private readonly check: TreeCheck | undefined,
+    private readonly opts: RewriteOptions,
+    private readonly depth: number,
+  ) {
+    this.offsets = new Offsets(sql);
+    this.tokens = tokensOf(sql);
+  }
+
+  run(): RewriteOutcome {
+    const parsed = parseTree(this.sql);
+    if (!parsed.ok) {
+      return { kind: 'refused', code: '42601', message: `phigate: cannot parse this statement, so it was not run: ${sanitizeParserMessage(parsed.message)}` };
+    }
+    try {
+      for (const raw of list(obj(parsed.value)?.stmts)) this.topLevel(obj(raw)?.stmt);
+    } catch (err) {
+      if (err instanceof RewriteRefused) return { kind: 'refused', ...err.refusal };
+      if (err instanceof RangeError) return { kind: 'refused', code: '54001', message: 'phigate: this statement is too complex to rewrite for masking, so it was not run' };
+      throw err;
+    }
+    if (this.unknown.size > 0 && !this.opts.allowUnknown) return { kind: 'unknown', names: [...this.unknown] };
+    if (this.edits.length === 0) return { kind: 'unchanged' };
+    this.fixQualifiedColumns();
+    const built = this.build();
+    const problem = this.rewriter.verify(built.sql, built.raw);
+    if (problem !== undefined) return { kind: 'refused', ...problem };
+    return { kind: 'rewritten', sql: built.sql, edits: built.edits, relations: [...this.relations], columns: [...this.columns] };
+  }
+
+  /** The rewritten text of a view's definition, with the offsets of names it leaves raw. */
+  expansion(): { sql: string; raw: number[] } | Refusal {
+    const outcome = this.run();
+    if (outcome.kind === 'refused') return outcome;
+    if (outcome.kind === 'unknown') return { code: PRIVILEGE, message: `phigate: a view reads relations phigate does not know (${outcome.names.join(', ')})` };
+    if (outcome.kind === 'unchanged') return { sql: this.sql, raw: this.keptRaw.slice() };
+    const built = this.build();
+    return { sql: built.sql, raw: built.raw };
+  }
+
+  private refuse(message: string, code = PRIVILEGE): never {
+    throw new RewriteRefused({ code, message: `phigate: ${message}` });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Statements
+
+  private topLevel(stmt: unknown): void {
+    const n = node(stmt);
+    if (n === undefined) return;
+    const [type, body] = n;
+    const problem = this.check?.(stmt);
+    if (problem !== undefined) throw new RewriteRefused(problem);
+    switch (type) {
+      case 'SelectStmt':
+      case 'InsertStmt':
+      case 'UpdateStmt':
+      case 'DeleteStmt':
+      case 'MergeStmt':
+      case 'CallStmt':
+      case 'ExecuteStmt':
+        this.visit(stmt, undefined);
+        return;
+      case 'CopyStmt':
+        this.copy(body);
+        return;
+      case 'ExplainStmt':
+      case 'DeclareCursorStmt':
+      case 'PrepareStmt':
+        this.topLevel(body.query);
+        return;
+      default:
+        if (HARMLESS_UTILITY.has(type)) {
+          this.keepRawRelations(body);
+          return;
+        }
+        this.utility(type, body);
+    }
+  }
+
+  /** DDL and other utility statements: refused when they name a relation that needs treatment. */
+  private utility(type: string, body: JsonObject): void {
+    for (const { rv } of allRangeVars(body)) {
+      const ref = rvRef(rv);
+      const needing = this.candidates(ref).filter((r) => this.treatments.treat(r).kind !== 'none');
+      if (needing.length > 0) {
+        const what = type.replace(/Stmt$/, '').replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase();
+        this.refuse(`${what} naming ${displayName(needing[0]!)} is not allowed for readers who see masked values: it would compute on raw values that phigate cannot rewrite`);
+      }
+    }
+  }
+
+  private keepRawRelations(body: JsonObject): void {
+    for (const { rv } of allRangeVars(body)) if (typeof rv.location === 'number' && rv.location >= 0) this.keptRaw.push(this.offsets.index(rv.location));
+  }
+
+  private copy(body: JsonObject): void {
+    if (body.query !== undefined) {
+      this.topLevel(body.query);
+      return;
+    }
+    const rv = rangeVar(body.relation);
+    if (rv === undefined) return;
+    if (flag(body.is_from)) {
+      // COPY FROM writes rows the client sends; it reads no stored value.
+      this.keptRaw.push(this.offsets.index(rvRef(rv).location));
+      return;
+    }
+    const columns = list(body.attlist).map((a) => stringNode(a) ?? '');
+    this.readRef(rvRef(rv), undefined, { copyColumns: columns });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The tree walk: reads are rewritten, write targets checked, CTE names scoped.
+
+  private visit(v: unknown, scope: Scope | undefined): void {
+    if (Array.isArray(v)) {
+      for (const x of v) this.visit(x, scope);
+      return;
+    }
+    if (!isObject(v)) return;
+    const n = node(v);
+    if (n === undefined) {
+      const rv = rangeVar(v);
+      if (rv !== undefined && 'relpersistence' in rv) {
+        this.readRef(rvRef(rv), scope, {});
+        return;
+      }
+      for (const k in v) this.visit(v[k], scope);
+      return;
+    }
+    const [type, body] = n;
+    switch (type) {
+      case 'RangeVar':
+        this.readRef(rvRef(body), scope, {});
+        return;
+      case 'RangeTableSample': {
+        const rv = rangeVar(body.relation);
+        if (rv !== undefined) this.readRef(rvRef(rv), scope, { sample: body });
+        else this.visit(body.relation, scope);
+        this.visit(body.args, scope);
+        this.visit(body.repeatable, scope);
+        return;
+      }
+      case 'SelectStmt': {
+        const inner = this.withScope(body.withClause, scope);
+        const tableForm = isTableForm(body);
+        for (const k in body) {
+          if (k === 'withClause' || k === 'intoClause') continue;
+          if (k === 'fromClause' && tableForm !== undefined) {
+            this.readRef(rvRef(tableForm), inner, { tableForm: true });
+            continue;
+          }
+          this.visit(body[k], inner);
+        }
+        return;
+      }
+      case 'InsertStmt':
+      case 'UpdateStmt':
+      case 'DeleteStmt':
+      case 'MergeStmt': {
+        const inner = this.withScope(body.withClause, scope);
+        const target = rangeVar(body.relation);
+        if (target !== undefined) this.writeTarget(type, rvRef(target), body);
+        for (const k in body) {
+          if (k === 'withClause' || k === 'relation') continue;
+          this.visit(body[k], inner);
+        }
+        return;
+      }
+      case 'ColumnRef': {
+        const fields = list(body.fields).map((f) => stringNode(f));
+        if (fields.length >= 3 && fields.every((f) => f !== undefined) && typeof body.location === 'number') {
+          this.qualifiedColumns.push({ location: body.location, fields: fields as string[] });
+        }
+        return;
+      }
+      case 'IntoClause':
+        return;
+      case 'LockingClause':
+        // FOR UPDATE OF names FROM items (aliases), not relations.
+        for (const { rv } of allRangeVars(body)) if (typeof rv.location === 'number') this.keptRaw.push(this.offsets.index(rv.location));
+        return;
+      case 'CreateTableAsStmt':
+      case 'ViewStmt':
+        // Inside EXPLAIN or elsewhere: as at the top.
+        this.utility(type, body);
+        return;
+      default:
+        for (const k in body) this.visit(body[k], scope);
+    }
+  }
+
+  /** CTE names visible to a statement with this WITH clause; its CTE bodies are walked here. */
+  private withScope(withClause: unknown, scope: Scope | undefined): Scope | undefined {
+    const w = obj(node(withClause)?.[1] ?? withClause);
+    if (w === undefined) return scope;
+    const ctes = list(w.ctes).map((c) => obj(node(c)?.[1])).filter((c): c is JsonObject => c !== undefined);
+    if (ctes.length === 0) return scope;
+    const recursive = flag(w.recursive);
+    const names: string[] = [];
+    ctes.forEach((cte) => {
+      const name = str(cte.ctename) ?? '';
+      // A CTE body sees the earlier CTEs (and itself, with RECURSIVE). Seeing fewer names than
+      // PostgreSQL does only ever rewrites a CTE reference as if it were a table: safe.
+      const visible = recursive ? [...names, name] : [...names];
+      this.visit(cte.ctequery, visible.length > 0 ? { names: new Set(visible), up: scope } : scope);
+      names.push(name);
+    });
+    return { names: new Set(names), up: scope };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Relations
+
+  private candidates(ref: RvRef): Relation[] {
+    const cat = this.treatments.catalog;
+    const all = cat.relationsNamed(ref.relname);
+    if (ref.schemaname === undefined) return [...all];
+    if (ref.schemaname === 'pg_temp') return all.filter((r) => r.schema.startsWith('pg_temp_'));
+    return all.filter((r) => r.schema === ref.schemaname);
+  }
+
+  /** One treatment for a name: the same for every relation it may stand for, or refused as ambiguous. */
+  private treatmentOf(ref: RvRef): { treatment: Treatment; rel?: Relation } {
+    const cands = this.candidates(ref);
+    if (cands.length === 0) {
+      this.unknown.add(ref.schemaname === undefined ? ref.relname : `${ref.schemaname}.${ref.relname}`);
+      return { treatment: { kind: 'none' } };
+    }
+    const needing = cands.map((rel) => ({ rel, treatment: this.treatments.treat(rel) })).filter((c) => c.treatment.kind !== 'none');
+    if (needing.length === 0) return { treatment: { kind: 'none' } };
+    const refused = needing.find((c) => c.treatment.kind === 'refuse');
+    if (refused !== undefined) return refused;
+    const first = needing[0]!;
+    // Several candidates that need treatment: only identical wrappers (same columns, same masks)
+    // may share one rewrite whose inner name PostgreSQL then resolves itself.
+    for (const c of needing.slice(1)) {
+      const a = first.treatment;
+      const b = c.treatment;
+      const same = a.kind === 'wrap' && b.kind === 'wrap' && !a.expand && !b.expand && a.items === b.items;
+      if (!same) {
+        this.refuse(`"${ref.relname}" may stand for ${needing.map((x) => displayName(x.rel)).join(' or ')}, which are masked differently; write the schema-qualified name`);
+      }
+    }
+    return first;
+  }
+
+  private readRef(ref: RvRef, scope: Scope | undefined, ctx: { tableForm?: boolean; sample?: JsonObject; copyColumns?: string[] }): void {
+    if (ref.location < 0) this.refuse('cannot locate a relation in this statement to mask it, so it was not run');
+    const start = this.offsets.index(ref.location);
+    if (ref.schemaname === undefined && ref.catalogname === undefined && inScope(scope, ref.relname)) {
+      this.keptRaw.push(start);
+      return;
+    }
+    const { treatment, rel } = this.treatmentOf(ref);
+    if (treatment.kind === 'none') return;
+    if (treatment.kind === 'refuse') this.refuse(treatment.message);
+    this.relations.add(displayName(rel!));
+    if (treatment.kind === 'wrap') for (const m of treatment.masked) this.columns.add(columnTag(rel!, m));
+
+    const sql = this.sql;
+    const toks = this.tokens;
+    const ti = tokenAt(toks, start);
+    const nameEnd = ti < 0 ? -1 : dottedNameEnd(sql, toks, ti);
+    if (nameEnd < 0) this.refuse('cannot locate a relation in this statement to mask it, so it was not run');
+    let first = ti;
+    let last = nameEnd; // exclusive token index
+    let only = '';
+    if (!ref.inh) {
+      if (isWord(sql, toks[ti - 1], 'only')) first = ti - 1;
+      else if (isPunct(sql, toks[ti - 1], '(') && isWord(sql, toks[ti - 2], 'only') && isPunct(sql, toks[nameEnd], ')')) {
+        first = ti - 2;
+        last = nameEnd + 1;
+      } else this.refuse('cannot tell how this statement names a relation (ONLY), so it was not run');
+      only = 'ONLY ';
+    } else if (isPunct(sql, toks[nameEnd], '*')) {
+      last = nameEnd + 1;
+    }
+    const innerName = `${only}${qualifiedName([ref.catalogname, ref.schemaname, ref.relname])}`;
+    const alias = ref.alias === undefined ? ` AS ${quoteIdent(ref.relname)}` : '';
+    if (ref.alias === undefined) this.unaliased.push({ ...(ref.schemaname !== undefined ? { schema: ref.schemaname } : {}), name: ref.relname });
+
+    let from = toks[first]!.start;
+    let to = toks[last - 1]!.end;
+    let suffix = '';
+    if (ctx.sample !== undefined) {
+      // TABLESAMPLE applies to a table, not to a subquery: it moves inside, the alias stays outside.
+      // The node's location is its method's name, right after the TABLESAMPLE keyword.
+      const method = tokenAt(toks, this.offsets.index(typeof ctx.sample.location === 'number' ? ctx.sample.location : -1));
+      const sampleAt = isWord(sql, toks[method - 1], 'tablesample') ? method - 1 : -1;
+      const open = sampleAt < 0 ? -1 : toks.findIndex((t, i) => i > sampleAt && isPunct(sql, t, '('));
+      let close = open < 0 ? -1 : closingParen(sql, toks, open);
+      if (close >= 0 && isWord(sql, toks[close + 1], 'repeatable')) close = closingParen(sql, toks, close + 2);
+      if (sampleAt < 0 || close < 0) this.refuse('cannot tell how this statement samples a masked table, so it was not run');
+      suffix = ` ${sql.slice(toks[sampleAt]!.start, toks[close]!.end)}`;
+      const aliasText = sql.slice(to, toks[sampleAt]!.start).trim();
+      to = toks[close]!.end;
+      const body = this.subquery(treatment, rel!, innerName, suffix);
+      this.edits.push({ from, to, text: `${body.text} ${aliasText || alias.trim()}`, raw: body.raw });
+      return;
+    }
+    const body = this.subquery(treatment, rel!, innerName, suffix);
+    if (ctx.tableForm) {
+      if (!isWord(sql, toks[first - 1], 'table')) this.refuse('cannot tell how this statement names a relation (TABLE), so it was not run');
+      from = toks[first - 1]!.start;
+      const head = 'SELECT * FROM ';
+      this.edits.push({ from, to, text: `${head}${body.text}${alias}`, raw: body.raw.map((r) => r + head.length) });
+      return;
+    }
+    if (ctx.copyColumns !== undefined) {
+      if (isPunct(sql, toks[last], '(')) {
+        const close = closingParen(sql, toks, last);
+        if (close < 0) this.refuse('cannot tell which columns this COPY reads, so it was not run');
+        to = toks[close]!.end;
+      }
+      const cols = ctx.copyColumns.length > 0 ? ctx.copyColumns.map(quoteIdent).join(', ') : '*';
+      const head = `(SELECT ${cols} FROM `;
+      this.edits.push({ from, to, text: `${head}${body.text}${alias})`, raw: body.raw.map((r) => r + head.length) });
+      return;
+    }
+    this.edits.push({ from, to, text: `${body.text}${alias}`, raw: body.raw });
+  }
+
+  /** The subquery standing for a relation, and the offsets inside it of the names it reads raw. */
+  private subquery(t: Treatment, rel: Relation, innerName: string, suffix: string): { text: string; raw: number[] } {
+    if (t.kind === 'expand' || (t.kind === 'wrap' && t.expand)) {
+      const ex = this.rewriter.expand(rel, this.depth);
+      if ('code' in ex) throw new RewriteRefused(ex);
+      if (suffix !== '') this.refuse(`TABLESAMPLE of the view ${displayName(rel)} is not supported for readers who see masked values`);
+      const viewText = `(${ex.sql})`;
+      if (t.kind === 'expand') return { text: viewText, raw: ex.raw.map((r) => r + 1) };
+      const head = `(SELECT ${t.items} FROM `;
+      return { text: `${head}${viewText} AS ${quoteIdent(rel.name)})`, raw: ex.raw.map((r) => r + head.length + 1) };
+    }
+    if (t.kind !== 'wrap') this.refuse('internal error: no subquery for this relation');
+    const head = `(SELECT ${t.items} FROM `;
+    return { text: `${head}${innerName}${suffix})`, raw: [head.length + (innerName.startsWith('ONLY ') ? 5 : 0)] };
+  }
+
+  /**
+   * A write to a relation with masked columns: its own rows are not replaced (they are what is
+   * written), so its masked columns may not be read by WHERE, RETURNING, SET values or ON CONFLICT,
+   * where the database would compare or return raw values.
+   */
+  private writeTarget(type: string, ref: RvRef, body: JsonObject): void {
+    if (ref.location >= 0) this.keptRaw.push(this.offsets.index(ref.location));
+    const cands = this.candidates(ref);
+    const masked = new Set<string>();
+    let rel: Relation | undefined;
+    for (const c of cands) {
+      for (const m of this.treatments.maskedColumnsOf(c)) masked.add(m);
+      const t = this.treatments.treat(c);
+      if (t.kind === 'refuse') this.refuse(t.message);
+      if (masked.size > 0) rel ??= c;
+    }
+    if (masked.size === 0 || rel === undefined) return;
+    const name = displayName(rel);
+    if (type === 'MergeStmt') this.refuse(`MERGE into ${name} is not allowed for readers who see masked values: its conditions would compare raw values; use UPDATE, INSERT or DELETE`);
+    // RETURNING (PostgreSQL 18) may also name the target's rows as OLD/NEW or aliases of those.
+    const returning = obj(node(body.returningClause)?.[1] ?? body.returningClause);
+    const qualifiers = new Set([ref.alias ?? ref.relname, 'old', 'new']);
+    for (const o of list(returning?.options)) {
+      const name = str(obj(node(o)?.[1])?.value);
+      if (name !== undefined) qualifiers.add(name);
+    }
+    const clauses: [string, unknown][] = [['WHERE', body.whereClause], ['RETURNING', returning?.exprs ?? body.returningList]];
+    if (type === 'UpdateStmt') clauses.push(['SET', list(body.targetList).map((t) => obj(node(t)?.[1])?.val)]);
+    const conflict = obj(node(body.onConflictClause)?.[1] ?? body.onConflictClause);
+    if (conflict !== undefined) {
+      clauses.push(['ON CONFLICT', conflict.whereClause]);
+      clauses.push(['ON CONFLICT', list(conflict.targetList).map((t) => obj(node(t)?.[1])?.val)]);
+    }
+    for (const [clause, tree] of clauses) {
+      const hit = maskedReference(tree, masked, qualifiers);
+      if (hit !== undefined) {
+        this.refuse(`${clause} of this ${type.replace(/Stmt$/, '').toUpperCase()} on ${name} reads ${hit === '*' ? 'its whole rows' : `its masked column ${hit}`}: you see masked values, and the database would use raw ones; refer to unmasked columns only`);
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Output
+
+  /** `schema.table.column` references to a table whose subquery is now named by the table alone. */
+  private fixQualifiedColumns(): void {
+    for (const c of this.qualifiedColumns) {
+      const n = c.fields.length;
+      const schema = c.fields[n - 3]!;
+      const table = c.fields[n - 2]!;
+      if (!this.unaliased.some((u) => u.schema === schema && u.name === table)) continue;
+      const start = this.offsets.index(c.location);
+      const ti = tokenAt(this.tokens, start);
+      // Tokens: [catalog .] schema . table . column → drop everything before `table`.
+      const drop = 2 * (n - 2);
+      const tableTok = this.tokens[ti + drop];
+      if (ti < 0 || tableTok === undefined) this.refuse('cannot locate a qualified column reference to rewrite it, so the statement was not run');
+      this.edits.push({ from: start, to: tableTok.start, text: '', raw: [] });
+    }
+  }
+
+  /** Applies the edits; `raw` lists every result offset of a relation reference left raw on purpose. */
+  private build(): { sql: string; edits: TextEdit[]; raw: number[] } {
+    const edits = [...this.edits].sort((a, b) => a.from - b.from);
+    for (let i = 1; i < edits.length; i++) {
+      if (edits[i]!.from < edits[i - 1]!.to) this.refuse('internal error: overlapping rewrites of one statement');
+    }
+    const kept = [...this.keptRaw].sort((a, b) => a - b);
+    let out = '';
+    let at = 0;
+    let k = 0;
+    const raw: number[] = [];
+    const result: TextEdit[] = [];
+    for (const e of edits) {
+      while (k < kept.length && kept[k]! < e.from) raw.push(kept[k++]! - at + out.length);
+      while (k < kept.length && kept[k]! < e.to) k++;
+      out += this.sql.slice(at, e.from);
+      result.push({ from: e.from, to: e.to, text: e.text });
+      for (const r of e.raw) raw.push(out.length + r);
+      out += e.text;
+      at = e.to;
+    }
+    while (k < kept.length) raw.push(kept[k++]! - at + out.length);
+    out += this.sql.slice(at);
+    return { sql: out, edits: result, raw };
+  }
+}
+
+/** Rewrites statements for one catalog snapshot and policy; verifies its own output. */
+export class SourceRewriter {
+  private readonly expansions = new Map<number, { sql: string; raw: number[] } | Refusal>();
+
+  constructor(
+    readonly treatments: RelationTreatments,
+    private readonly check?: TreeCheck,
+  ) {}
+
+  rewrite(sql: string, opts: RewriteOptions = {}): RewriteOutcome {
+    return new StatementRewrite(sql, this.treatments, this, this.check, opts, 0).run();
+  }
+
+  /** A view's definition, rewritten, for views that read masked data. */
+  expand(rel: Relation, depth: number): { sql: string; raw: number[] } | Refusal {
+    const cached = this.expansions.get(rel.oid);
+    if (cached !== undefined) return cached;
+    let result: { sql: string; raw: number[] } | Refusal;
+    if (depth >= 16 || rel.viewSql === undefined) {
+      result = { code: PRIVILEGE, message: `phigate: the view ${displayName(rel)} is nested too deeply to rewrite for masking` };
+    } else {
+      result = new StatementRewrite(rel.viewSql, this.treatments, this, this.check, { allowUnknown: true }, depth + 1).expansion();
+    }
+    this.expansions.set(rel.oid, result);
+    return result;
+  }
+
+  /**
+   * Parses the rewritten text and checks that every relation reference needing treatment is one
+   * the rewrite left raw on purpose (inside its own subqueries, CTE names, write targets).
+   */
+  verify(sql: string, raw: readonly number[]): Refusal | undefined {
+    const parsed = parseTree(sql);
+    const failed: Refusal = { code: 'XX000', message: 'phigate: could not verify its masking rewrite of this statement, so it was not run (please report this)' };
+    if (!parsed.ok) return failed;
+    const offsets = new Offsets(sql);
+    const allowed = new Set(raw);
+    for (const { rv } of allRangeVars(parsed.value)) {
+      const location = typeof rv.location === 'number' ? offsets.index(rv.location) : -1;
+      if (allowed.has(location)) continue;
+      const ref = rvRef(rv);
+      const cands = this.treatments.catalog.relationsNamed(ref.relname)
+        .filter((r) => ref.schemaname === undefined || r.schema === ref.schemaname || (ref.schemaname === 'pg_temp' && r.schema.startsWith('pg_temp_')));
+      // A name no relation has (yet) needs no treatment; unknown reads were settled before this.
+      if (cands.some((r) => this.treatments.treat(r).kind !== 'none')) return failed;
+    }
+    return undefined;
+  }
+}
+
+function displayName(rel: Relation): string {
+  return `${rel.schema}.${rel.name}`;
+}
+
+function columnTag(rel: Relation, m: MaskedColumn): string {
+  return `${rel.schema}.${rel.name}.${m.column}:${m.how === 'hidden' ? 'hidden' : (m.strategy ?? 'redact')}`;
+}
+
+/** `TABLE name`: a SELECT of everything from one relation that the text did not write as SELECT. */
+function isTableForm(sel: JsonObject): JsonObject | undefined {
+  const from = list(sel.fromClause);
+  const targets = list(sel.targetList);
+  if (from.length !== 1 || targets.length !== 1) return undefined;
+  const rv = rangeVar(from[0]);
+  const target = obj(node(targets[0])?.[1]);
+  const ref = obj(node(target?.val)?.[1]);
+  if (rv === undefined || ref === undefined || target?.location !== -1) return undefined;
+  return ref.location === -1 || ref.location === undefined ? rv : undefined;
+}
+
+/** Every RangeVar anywhere under `tree`, wrapped or not. */
+function allRangeVars(tree: unknown): { rv: JsonObject }[] {
+  const out: { rv: JsonObject }[] = [];
+  const stack: unknown[] = [tree];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (Array.isArray(v)) {
+      for (const x of v) stack.push(x);
+      continue;
+    }
+    if (!isObject(v)) continue;
+    const wrapped = obj(v.RangeVar);
+    if (wrapped !== undefined && typeof wrapped.relname === 'string') {
+      out.push({ rv: wrapped });
+      continue;
+    }
+    if (typeof v.relname === 'string' && 'relpersistence' in v) {
+      out.push({ rv: v });
+      continue;
+    }
+    for (const k in v) stack.push(v[k]);
+  }
+  return out;
+}
+
+/**
+ * The first masked column of the write target that an expression reads (`*` for whole rows):
+ * unqualified names (they may mean the target), names qualified by the target's alias, `t.*`, `*`,
+ * and a bare alias (a whole-row reference). Other relations' columns of the same name count too:
+ * refusing them is the safe side of a name the walk cannot resolve.
+ */
+function maskedReference(tree: unknown, masked: ReadonlySet<string>, qualifiers: ReadonlySet<string>): string | undefined {
+  const stack: unknown[] = [tree];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (Array.isArray(v)) {
+      for (const x of v) stack.push(x);
+      continue;
+    }
+    if (!isObject(v)) continue;
+    const ref = obj(v.ColumnRef);
+    if (ref !== undefined) {
+      const fields = list(ref.fields);
+      const lastIsStar = fields.length > 0 && obj(fields[fields.length - 1])?.A_Star !== undefined;
+      const names = fields.map((f) => stringNode(f));
+      if (lastIsStar) {
+        if (fields.length === 1 || qualifiers.has(names[fields.length - 2] ?? '')) return '*';
+        continue;
+      }
+      const col = names[names.length - 1];
+      if (names.length === 1 && col !== undefined && qualifiers.has(col) && !masked.has(col)) return '*';
+      if (col !== undefined && masked.has(col) && (names.length === 1 || qualifiers.has(names[names.length - 2] ?? ''))) return col;
+      continue;
+    }
+    for (const k in v) stack.push(v[k]);
+  }
+  return undefined;
+}
