@@ -108,6 +108,12 @@ export interface StatementEvent {
   duration_ms?: number;
   rows?: number;
   masked?: string[];
+  /**
+   * Masking at the source: the statement was rewritten before it reached the database, these
+   * relations replaced by subqueries and these columns (schema.table.column:strategy) computed as
+   * their masked values. Names only, never values.
+   */
+  rewritten?: { relations: string[]; columns: string[] };
 }
 
 /**

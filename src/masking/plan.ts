@@ -41,6 +41,12 @@ export interface PlanOptions {
   unmasked: boolean;
   /** The server's tokenization key (at least 16 bytes), from its secret store. */
   tokenKey: Buffer;
+  /**
+   * The statement was rewritten at the source (masking/source): values computed from masked
+   * columns are masked values already, so lineage decides nothing; a raw column that still arrives
+   * named by RowDescription (a reference the rewrite did not replace) is masked by its rule.
+   */
+  sourceMasked?: boolean;
 }
 
 /**
@@ -153,6 +159,7 @@ function decide(
   lineageFits: boolean,
   resolveAttr: ResolveAttr,
   config: MaskingConfig,
+  sourceMasked = false,
 ): Decision | undefined {
   if (f.tableOid !== 0 && f.columnAttr > 0) {
     const src = resolveAttr(f.tableOid, f.columnAttr);
@@ -162,6 +169,7 @@ function decide(
       if (src.relkind !== undefined && TABLE_RELKINDS.has(src.relkind)) return undefined;
     }
   }
+  if (sourceMasked) return undefined;
   if (lineage !== undefined && lineageFits) {
     const out = lineage.outputs?.[i];
     if (out !== undefined) return fromLineage(config, lineage, out);
@@ -233,7 +241,7 @@ export function planColumns(
   fields.forEach((f, i) => {
     const t = valueType(f);
     const base = { index: i, name: f.name, typeOid: f.typeOid, format: f.format };
-    const d = config.columns.length === 0 ? undefined : decide(f, i, lineage, lineageFits, resolveAttr, config);
+    const d = config.columns.length === 0 ? undefined : decide(f, i, lineage, lineageFits, resolveAttr, config, opts.sourceMasked === true);
     if (d !== undefined) {
       columns.push({ ...base, action: 'mask', strategy: d.rule.strategy, reason: d.reason, from: d.from });
       ops.push(maskOp(d.rule, t, opts.tokenKey));

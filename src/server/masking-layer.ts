@@ -14,13 +14,24 @@ import type { BackendVerdict, ResultShape, ResultTracker } from './result-tracke
 import type { CatalogSnapshot } from './catalog.js';
 import { copyRequest, type CopyRequest } from './copy-options.js';
 import type { Classification } from '../policy/classify/index.js';
+import { UNCHANGED, putValue } from '../masking/arena.js';
+import type { ValueOp } from '../masking/plan.js';
 
 export interface MaskingContext {
   config: MaskingConfig;
   tokenKey: Buffer;
   catalog: () => CatalogSnapshot;
   classify: (sql: string) => Classification;
+  /**
+   * Masking at the source is on: the tokenization key's SQL form travels in rewritten statements,
+   * so these strings are scrubbed from anything that could echo statement text (EXPLAIN, errors).
+   */
+  secrets?: readonly string[];
 }
+
+const SCRUBBED = '(phigate key)';
+/** Statements remembered as rewritten at the source (their results are already masked). */
+const SOURCE_MASKED_KEPT = 1000;
 
 /** Why the session must end: a result that cannot be masked as the policy asks. */
 export class UnmaskableResult extends Error {}
@@ -48,11 +59,35 @@ export class MaskingLayer {
   private readonly deferred = new Map<string, StatementLineage>();
   /** Masked columns seen since the last call to takeMasked (for evidence: names, never values). */
   private masked = new Set<string>();
+  /** Statement texts rewritten at the source, and cursors/prepared statements defined by one. */
+  private readonly sourceMasked = new Map<string, true>();
+  private readonly deferredSource = new Set<string>();
+  private readonly secretPattern?: RegExp;
 
   constructor(
     private readonly ctx: MaskingContext,
     private readonly tracker: ResultTracker,
-  ) {}
+  ) {
+    const secrets = (ctx.secrets ?? []).filter((x) => x.length > 0);
+    if (secrets.length > 0) this.secretPattern = new RegExp(secrets.map((x) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'gi');
+  }
+
+  /** Replaces the tokenization key's SQL form wherever text could have echoed a rewritten statement. */
+  scrub(text: string): string {
+    if (this.secretPattern === undefined) return text;
+    this.secretPattern.lastIndex = 0;
+    return this.secretPattern.test(text) ? text.replace(this.secretPattern, SCRUBBED) : text;
+  }
+
+  /** A statement the session rewrote at the source: its results carry masked values already. */
+  private isSourceMasked(sql: string, index: number): boolean {
+    if (this.sourceMasked.has(sql)) return true;
+    const c = this.ctx.classify(sql);
+    const st = c.ok ? c.statements[index] : undefined;
+    if (st?.kind === 'fetch' || st?.kind === 'move') return st.cursorName !== undefined && this.deferredSource.has(`c:${st.cursorName}`);
+    if (st?.kind === 'execute') return st.preparedName !== undefined && this.deferredSource.has(`p:${st.preparedName}`);
+    return false;
+  }
 
   /**
    * The bytes to send for one frame, given what the tracker said it is: its raw bytes, a rewritten
@@ -86,7 +121,7 @@ export class MaskingLayer {
         return line === null ? f.raw : message(0x64, line);
       }
       default:
-        if (f.type === 0x4e) return this.maskServerMessage(f.raw);
+        if (f.type === 0x4e) return this.secretPattern !== undefined && this.serverLogLine(f.raw) ? undefined : this.maskServerMessage(f.raw);
         if (f.type === 0x41) return hideNotificationPayload(f.raw);
         return f.raw;
     }
@@ -107,16 +142,27 @@ export class MaskingLayer {
    * ErrorResponse/NoticeResponse text can echo values (`invalid input syntax for type integer:
    * "Ada Lovelace"`, `Key (ssn)=(...)`): masked readers get those fields with values masked.
    */
-  maskServerMessage(raw: Buffer): Buffer {
+  maskServerMessage(raw: Buffer, position?: (p: number) => number): Buffer {
     const e = decodeErrorFields(raw.subarray(5));
     if (e instanceof ProtocolError) return raw;
     const detectors = detectorsFor(this.ctx.config);
-    const fields: ErrorFields = { ...e, message: maskServerText(e.message, detectors) };
-    if (e.detail !== undefined) fields.detail = maskServerText(e.detail, detectors);
-    if (e.hint !== undefined) fields.hint = maskServerText(e.hint, detectors);
-    if (e.where !== undefined) fields.where = maskServerText(e.where, detectors);
+    const text = (t: string): string => maskServerText(this.scrub(t), detectors);
+    const fields: ErrorFields = { ...e, message: text(e.message) };
+    if (e.detail !== undefined) fields.detail = text(e.detail);
+    if (e.hint !== undefined) fields.hint = text(e.hint);
+    if (e.where !== undefined) fields.where = text(e.where);
     if (e.internalQuery !== undefined) fields.internalQuery = '(hidden by phigate)';
+    if (e.position !== undefined && position !== undefined) fields.position = position(e.position);
     return raw[0] === 0x45 ? errorResponse(fields) : noticeResponse(fields);
+  }
+
+  /**
+   * Server log lines sent to the client (client_min_messages = log or debug): they can quote the
+   * rewritten statement (debug_print_*, auto_explain), so masked readers get none.
+   */
+  private serverLogLine(raw: Buffer): boolean {
+    const e = decodeErrorFields(raw.subarray(5));
+    return !(e instanceof ProtocolError) && /^(LOG|DEBUG\d?)$/.test(e.severity);
   }
 
   /** Masked column names seen since the last call. */
@@ -135,7 +181,7 @@ export class MaskingLayer {
     this.tracker.setCopyFormats(overall, formats);
     const request = copyRequest(sql, index) ?? { format: overall === 1 ? 'binary' : 'text', header: false, options: {} };
     const plan = planColumns(copyFields(count), this.lineage(sql, index), (o, a) => this.ctx.catalog().resolveAttr(o, a), this.ctx.config, {
-      unmasked: false, tokenKey: this.ctx.tokenKey,
+      unmasked: false, tokenKey: this.ctx.tokenKey, sourceMasked: this.isSourceMasked(sql, index),
     });
     if ((overall === 1 || request.format === 'binary') && !plan.passthrough) {
       throw new UnmaskableResult('COPY in binary format cannot be masked; use text or CSV format');
@@ -162,11 +208,13 @@ export class MaskingLayer {
     });
     // Such a plan depends on the fields alone, so statements that differ only in literals (the
     // usual case for an application or an agent) share it.
-    const key = needsLineage ? undefined : plainKey(shape.fields);
+    const sourceMasked = this.isSourceMasked(shape.sql, shape.resultIndex);
+    const key = needsLineage || sourceMasked ? undefined : plainKey(shape.fields);
     plan = key === undefined ? undefined : this.plainPlans.get(key);
     if (!plan) {
-      const lineage = needsLineage ? this.lineage(shape.sql, shape.resultIndex) : undefined;
-      plan = planColumns(shape.fields, lineage, resolve, this.ctx.config, { unmasked: false, tokenKey: this.ctx.tokenKey });
+      const lineage = needsLineage && !sourceMasked ? this.lineage(shape.sql, shape.resultIndex) : undefined;
+      plan = planColumns(shape.fields, lineage, resolve, this.ctx.config, { unmasked: false, tokenKey: this.ctx.tokenKey, sourceMasked });
+      if (sourceMasked && this.secretPattern !== undefined && this.explains(shape.sql, shape.resultIndex)) plan = this.scrubbing(plan);
       if (key !== undefined) {
         this.plainPlans.set(key, plan);
         if (this.plainPlans.size > PLAN_CACHE) this.plainPlans.delete(this.plainPlans.keys().next().value as string);
@@ -185,15 +233,46 @@ export class MaskingLayer {
    * Called for every forwarded Query/Parse: DECLARE and PREPARE define what a later FETCH or EXECUTE
    * returns, so their lineage is kept by name now (they return no rows themselves).
    */
-  noteStatements(sql: string): void {
+  noteStatements(sql: string, sourceMasked = false): void {
+    if (sourceMasked) {
+      this.sourceMasked.delete(sql);
+      this.sourceMasked.set(sql, true);
+      if (this.sourceMasked.size > SOURCE_MASKED_KEPT) this.sourceMasked.delete(this.sourceMasked.keys().next().value as string);
+    }
     const c = this.ctx.classify(sql);
     if (!c.ok) return;
     c.statements.forEach((st, i) => {
       const name = st.kind === 'declare' ? st.cursorName : st.kind === 'prepare' ? st.preparedName : undefined;
       if (name === undefined) return;
+      const key = `${st.kind === 'declare' ? 'c' : 'p'}:${name}`;
+      if (sourceMasked) this.deferredSource.add(key);
+      else this.deferredSource.delete(key);
       const l = this.rawLineage(sql)[i];
-      this.deferred.set(`${st.kind === 'declare' ? 'c' : 'p'}:${name}`, l?.deferred ?? l ?? this.unknown());
+      this.deferred.set(key, l?.deferred ?? l ?? this.unknown());
     });
+  }
+
+  /** Is result `index` of `sql` an EXPLAIN (whose plan text shows the rewritten statement)? */
+  private explains(sql: string, index: number): boolean {
+    const c = this.ctx.classify(sql);
+    const st = c.ok ? c.statements[index] : undefined;
+    return st === undefined || st.kind === 'explain' || st.explains !== undefined || st.kind === 'execute' || st.kind === 'fetch';
+  }
+
+  /** The plan with every text value scrubbed of the key's SQL form first. */
+  private scrubbing(plan: MaskPlan): MaskPlan {
+    const ops = plan.columns.map((c, i): ValueOp | undefined => {
+      const inner = plan.ops[i];
+      if (c.action === 'mask') return inner;
+      return (b, s, e, arena) => {
+        const text = b.toString('utf8', s, e);
+        const clean = this.scrub(text);
+        if (clean === text) return inner === undefined ? UNCHANGED : inner(b, s, e, arena);
+        const buf = Buffer.from(clean, 'utf8');
+        return inner === undefined ? putValue(arena, buf) : inner(buf, 0, buf.length, arena);
+      };
+    });
+    return { ...plan, ops, passthrough: false, tokens: undefined };
   }
 
   /** Lineage that makes every non-plain column masked whenever a table with masked columns exists. */

@@ -28,7 +28,7 @@ export type BackendVerdict =
 
 type Pending =
   | { t: 'query'; sql: string; results: number }
-  | { t: 'parse' }
+  | { t: 'parse'; sql: string }
   | { t: 'bind' }
   | { t: 'describeS'; name: string }
   | { t: 'describeP'; portal: string; injected: boolean }
@@ -65,7 +65,7 @@ export class ResultTracker {
 
   parse(name: string, sql: string): void {
     this.statements.set(name, { sql });
-    this.queue.push({ t: 'parse' });
+    this.queue.push({ t: 'parse', sql });
   }
 
   bind(portal: string, statement: string, resultFormats: number[]): void {
@@ -102,6 +102,15 @@ export class ResultTracker {
 
   functionCall(): void {
     this.queue.push({ t: 'fn' });
+  }
+
+  /** The SQL text the next backend message answers (a Query, a Parse, the statement an Execute runs): where an error's position points. */
+  pendingSql(): string | undefined {
+    const head = this.queue[0];
+    if (head === undefined) return undefined;
+    if (head.t === 'query' || head.t === 'parse') return head.sql;
+    if (head.t === 'execute') return this.portals.get(head.portal)?.statement.sql;
+    return undefined;
   }
 
   // ---- backend side ----

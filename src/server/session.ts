@@ -31,6 +31,8 @@ import type { CancelRegistry } from './cancel-registry.js';
 import type { RemoteCancel } from './shared-cancel.js';
 import type { Logger } from './log.js';
 import { CloseCode, type ControlMessage } from '../tunnel/protocol.js';
+import { originalPosition } from '../masking/source/masker.js';
+import type { RewriteOutcome, TextEdit } from '../masking/source/rewrite.js';
 
 const PASS_VERDICT: BackendVerdict = { kind: 'pass' };
 const EMPTY = Buffer.alloc(0);
@@ -45,6 +47,17 @@ const BACKLOG_HIGH_WATER = 16 * 1024 * 1024;
 
 /** Pause reading the upstream when this much is queued towards a slow client. */
 const CLIENT_HIGH_WATER = 4 * 1024 * 1024;
+
+/** Masking at the source for a masked reader (masking/source): the gateway's per-connection rewrite. */
+export interface SourceMaskingHandle {
+  /** The statement as it must reach the database; `allowUnknown` once the catalog is newer than the statement. */
+  rewrite(sql: string, allowUnknown: boolean): RewriteOutcome;
+  /** Resolves true once the catalog snapshot was read at or after `since` (ms), false when it could not be. */
+  refresh(since: number): Promise<boolean>;
+}
+
+/** How many rewritten statement texts a session remembers (error positions, Execute evidence). */
+const REWRITES_KEPT = 256;
 
 export interface SessionOptions {
   id: string;
@@ -71,6 +84,8 @@ export interface SessionOptions {
   maskedColumns?: ReadonlySet<string>;
   /** Resolves once the masking catalog has a first snapshot (the session waits for it at startup). */
   maskingReady?: () => Promise<void>;
+  /** Set with `masking` when the policy masks columns: statements are rewritten at the source. */
+  source?: SourceMaskingHandle;
   /** For readers in unmasked_groups: the masking their recording gets (they see raw values). */
   recordingMasking?: Omit<MaskingContext, 'classify'>;
   /** Where session recordings go; none are made without it. */
@@ -138,6 +153,15 @@ export class ClientSession {
   /** For unmasked readers: masks what goes into the recording only. */
   private recordMask?: MaskingLayer;
   private readonly startedAt = Date.now();
+  /** Masking at the source: the rewrite decided for each Query/Parse message, and when each arrived. */
+  private readonly rewrites = new WeakMap<WireMessage, RewriteOutcome>();
+  private readonly arrivals = new WeakMap<WireMessage, number>();
+  /** Messages that waited for a fresh catalog once: relations still unknown then do not exist. */
+  private readonly waited = new WeakSet<WireMessage>();
+  /** Waiting for a catalog snapshot newer than a statement that names an unknown relation. */
+  private catalogWait = false;
+  /** Rewritten texts by original text (newest last): error positions and Execute evidence. */
+  private readonly rewritten = new Map<string, { edits: TextEdit[]; relations: string[]; columns: string[] }>();
   clientParams: Record<string, string> = {};
   bytesIn = 0;
   bytesOut = 0;
@@ -354,13 +378,18 @@ export class ClientSession {
   }
 
   private relayToUpstream(data: Buffer): void {
-    this.relayMessages(this.parser.push(data), data);
+    const msgs = this.parser.push(data);
+    if (this.opts.source) {
+      const now = Date.now();
+      for (const m of msgs) if (m.type === 'Query' || m.type === 'Parse') this.arrivals.set(m, now);
+    }
+    this.relayMessages(msgs, data);
   }
 
   /** `data`, when given, is the chunk the messages were parsed from (enables whole-chunk writes). */
   private relayMessages(msgs: FrontendMessage[], data: Buffer | undefined): void {
     if (!this.upstream || msgs.length === 0) return;
-    if (this.held || this.barrierAt > 0) {
+    if (this.held || this.barrierAt > 0 || this.catalogWait) {
       for (const m of msgs) {
         this.backlog.push(m);
         this.backlogBytes += m.type === 'ProtocolError' ? 0 : m.raw.length;
@@ -376,17 +405,30 @@ export class ClientSession {
     let unchanged = true;
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i]!;
+      if (this.opts.source && (m.type === 'Query' || m.type === 'Parse') && !this.rewrites.has(m)) {
+        const rw = this.opts.source.rewrite(m.sql, this.waited.has(m));
+        if (rw.kind === 'unknown') {
+          // A relation the catalog does not know (yet): it may be a view over masked data made a
+          // moment ago. Nothing from here on goes upstream until a newer snapshot has been read.
+          if (!this.recordEvents(events)) return;
+          this.writeUpstream(out, undefined);
+          this.waitForCatalog(m, msgs.slice(i));
+          return;
+        }
+        this.rewrites.set(m, rw);
+        if (rw.kind === 'rewritten') unchanged = false;
+      }
       let verdict: Verdict | undefined;
       let sql: string | undefined;
       let continues = false;
       switch (m.type) {
         case 'Query':
           this.statements++;
-          verdict = gate.onQuery(m.sql);
+          verdict = this.atSource(m, gate.onQuery(m.sql));
           sql = m.sql;
           break;
         case 'Parse':
-          verdict = gate.onParse(m.name, m.sql);
+          verdict = this.atSource(m, gate.onParse(m.name, m.sql));
           // Preparing runs nothing: a Parse is recorded only when refused; each Execute is recorded.
           if (verdict.action === 'block') sql = m.sql;
           break;
@@ -423,7 +465,7 @@ export class ClientSession {
       }
       let ev: StatementEvent | undefined;
       if (sql !== undefined && verdict !== undefined) {
-        ev = this.statementEvent(sql, verdict, { continues });
+        ev = this.statementEvent(sql, verdict, { continues, rewritten: this.rewriteInfo(m, sql) });
         events.push(ev);
       }
       if (verdict === undefined || verdict.action === 'allow') {
@@ -484,12 +526,77 @@ export class ClientSession {
     if (backlog.length > 0) this.relayMessages(backlog, undefined);
   }
 
+  /**
+   * Masking at the source refuses what it cannot rewrite safely: the statement is blocked with the
+   * rewrite's reason (the policy's own block, if any, is kept).
+   */
+  private atSource(m: WireMessage, verdict: Verdict): Verdict {
+    const rw = this.rewrites.get(m);
+    if (rw?.kind !== 'refused' || verdict.action === 'block') return verdict;
+    this.opts.log.info('statement refused by masking at the source', { session: this.id, code: rw.code });
+    return { action: 'block', decision: verdict.decision, error: { severity: 'ERROR', code: rw.code, message: rw.message }, text: verdict.text };
+  }
+
+  /** What the evidence says of a rewrite: the relations replaced and the columns masked at the source. */
+  private rewriteInfo(m: WireMessage, sql: string): { relations: string[]; columns: string[] } | undefined {
+    const rw = this.rewrites.get(m);
+    if (rw?.kind === 'rewritten') {
+      this.rewritten.delete(sql);
+      this.rewritten.set(sql, { edits: rw.edits, relations: rw.relations, columns: rw.columns });
+      if (this.rewritten.size > REWRITES_KEPT) this.rewritten.delete(this.rewritten.keys().next().value as string);
+      return { relations: rw.relations, columns: rw.columns };
+    }
+    if (m.type === 'Execute') {
+      const r = this.rewritten.get(sql);
+      return r === undefined ? undefined : { relations: r.relations, columns: r.columns };
+    }
+    return undefined;
+  }
+
+  /** The bytes that go upstream for a message: the rewritten statement for a masked reader. */
+  private wireBytes(m: WireMessage): Buffer {
+    const rw = this.rewrites.get(m);
+    if (rw?.kind !== 'rewritten') return m.raw;
+    if (m.type === 'Query') return serialize.query(rw.sql);
+    if (m.type === 'Parse') return serialize.parse({ name: m.name, text: rw.sql, types: m.paramTypes });
+    return m.raw;
+  }
+
+  /** Holds `rest` (starting with `m`) until the catalog has been read after `m` arrived, then goes on. */
+  private waitForCatalog(m: WireMessage, rest: FrontendMessage[]): void {
+    this.catalogWait = true;
+    this.backlog = [...rest, ...this.backlog];
+    for (const b of rest) this.backlogBytes += b.type === 'ProtocolError' ? 0 : b.raw.length;
+    const since = this.arrivals.get(m) ?? Date.now();
+    const resume = (fresh: boolean): void => {
+      if (fresh) this.waited.add(m);
+      else {
+        this.rewrites.set(m, {
+          kind: 'refused', code: '58000',
+          message: 'phigate: this statement names a relation phigate could not look up in the database catalog (the catalog could not be read), so it was not run; try again',
+        });
+      }
+      this.catalogWait = false;
+      if (this.state !== 'relay') return;
+      if (this.held || this.barrierAt > 0) return;
+      const backlog = this.backlog;
+      this.backlog = [];
+      this.backlogBytes = 0;
+      if (!this.clientPaused) this.ws.resume();
+      if (backlog.length > 0) this.relayMessages(backlog, undefined);
+    };
+    this.opts.source!.refresh(since).then(resume, () => resume(false));
+  }
+
   /** The evidence record of one decided statement (redacted text only). */
   /**
    * `continues`: an Execute of a portal that already ran (a cursor-style fetch of the next rows): the
    * recording counts its rows against the same per-statement cap as the first part.
    */
-  private statementEvent(sql: string, verdict: Verdict, extra: { decision?: StatementDecision; approval?: string; continues?: boolean } = {}): StatementEvent {
+  private statementEvent(
+    sql: string, verdict: Verdict,
+    extra: { decision?: StatementDecision; approval?: string; continues?: boolean; rewritten?: { relations: string[]; columns: string[] } } = {},
+  ): StatementEvent {
     const { decision, approval } = extra;
     const d = verdict.decision;
     const ev: StatementEvent = {
@@ -500,6 +607,7 @@ export class ClientSession {
       policy: this.opts.policyVersion(), approval,
     };
     if (extra.continues) ev.continues = true;
+    if (extra.rewritten && ev.decision !== 'block' && ev.decision !== 'error') ev.rewritten = extra.rewritten;
     this.recorder?.statement({ sql: ev.sql, decision: ev.decision, rule: ev.rule, kinds: ev.kinds, tables: ev.tables }, extra.continues === true);
     return ev;
   }
@@ -609,16 +717,16 @@ export class ClientSession {
     const t = this.tracker;
     let injected = false;
     if (!t) {
-      out.push(m.raw);
+      out.push(this.wireBytes(m));
       return false;
     }
     switch (m.type) {
       case 'Query':
-        (this.masking ?? this.recordMask)?.noteStatements(m.sql);
+        (this.masking ?? this.recordMask)?.noteStatements(m.sql, this.rewrites.get(m)?.kind === 'rewritten');
         t.query(m.sql);
         break;
       case 'Parse':
-        (this.masking ?? this.recordMask)?.noteStatements(m.sql);
+        (this.masking ?? this.recordMask)?.noteStatements(m.sql, this.rewrites.get(m)?.kind === 'rewritten');
         t.parse(m.name, m.sql);
         break;
       case 'Bind':
@@ -645,7 +753,7 @@ export class ClientSession {
         t.functionCall();
         break;
     }
-    out.push(m.raw);
+    out.push(this.wireBytes(m));
     return injected;
   }
 
@@ -703,7 +811,7 @@ export class ClientSession {
       });
     }
     if (id) this.recorder?.wait({ approval: id, state: outcome, approver: o.approver, reason: o.reason, rule: d.rule });
-    const ev = this.statementEvent(heldSql, held.verdict, { decision: outcome, approval: id });
+    const ev = this.statementEvent(heldSql, held.verdict, { decision: outcome, approval: id, rewritten: this.rewriteInfo(held.message, heldSql) });
     events.push(ev);
     if (!this.recordEvents(events)) return;
     let out: Buffer;
@@ -877,11 +985,15 @@ export class ClientSession {
       return true;
     }
     const { tracker, masking: layer, recorder } = this;
+    // Which statement an error answers, before the tracker moves past it: positions in a rewritten
+    // statement are mapped back to the text the client sent.
+    const answered = f.type === 0x45 && this.rewritten.size > 0 ? tracker?.pendingSql() : undefined;
     const v: BackendVerdict = tracker ? tracker.backend(f.type, () => decodeFields(f.body)) : PASS_VERDICT;
     let sent: Buffer | undefined;
     if (f.type === 0x45) {
       const e = this.replacePoison(f);
-      sent = layer && e === f.raw ? layer.maskServerMessage(e) : e;
+      const edits = answered === undefined ? undefined : this.rewritten.get(answered)?.edits;
+      sent = layer && e === f.raw ? layer.maskServerMessage(e, edits && ((p) => originalPosition(edits, p))) : e;
     } else if (layer) sent = layer.process(f, v);
     else if (v.kind !== 'swallow') sent = f.raw;
     if (sent !== undefined) sink.append(sent);
