@@ -163,7 +163,7 @@ function replay(plan: ShapePlan, sql: string): RewriteOutcome | undefined {
  * the client's text: positions inside a replaced span point at the span's start.
  */
 export function originalPosition(edits: readonly TextEdit[], position: number): number {
-  let p = position - 1;
+  const p = position - 1;
   let delta = 0;
   for (const e of edits) {
     const newFrom = e.from + delta;
