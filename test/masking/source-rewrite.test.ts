@@ -204,3 +204,40 @@ describe('source rewrite: what it refuses', () => {
     }
   });
 });
+
+describe('source masking cache', () => {
+  it('replays a shape\'s rewrite on texts that differ in literals, exactly as a fresh rewrite', async () => {
+    const { SourceMasking } = await import('../../src/masking/source/masker.js');
+    const sm = new SourceMasking({ config, masker, system });
+    const texts = [
+      "SELECT p.full_name, v.note FROM rw_patients p JOIN rw_visits v ON v.patient_id = p.id WHERE p.id = 1 AND v.note <> 'a'",
+      "SELECT p.full_name, v.note FROM rw_patients p JOIN rw_visits v ON v.patient_id = p.id WHERE p.id = 22222 AND v.note <> 'a much longer literal é ü'",
+      'SELECT p.full_name, v.note FROM rw_patients p JOIN rw_visits v ON v.patient_id = p.id WHERE p.id = 3 AND v.note <> $$x$$',
+      "SELECT * FROM ONLY rw_patients WHERE ssn = 'a'",
+      "SELECT * FROM ONLY rw_patients WHERE ssn = 'bbbbbbbb'",
+      'SELECT public.rw_patients.ssn FROM public.rw_patients WHERE id = 1',
+      'SELECT public.rw_patients.ssn FROM public.rw_patients WHERE id = 12345',
+    ];
+    for (const sql of texts) expect(sm.rewrite(sql, snap)).toEqual(rewriter.rewrite(sql));
+    expect(sm.hits).toBe(4);
+    expect(sm.misses).toBe(3);
+    // Refusals are per shape too.
+    expect(sm.rewrite("DELETE FROM rw_patients WHERE ssn = 'x'", snap).kind).toBe('refused');
+    expect(sm.rewrite("DELETE FROM rw_patients WHERE ssn = 'yyyyy'", snap).kind).toBe('refused');
+    expect(sm.hits).toBe(5);
+  });
+
+  it('maps an error position in the rewritten text back to the client\'s text', async () => {
+    const { originalPosition } = await import('../../src/masking/source/masker.js');
+    const sql = 'SELECT nope FROM rw_patients WHERE id = 1';
+    const r = rewriter.rewrite(sql);
+    if (r.kind !== 'rewritten') throw new Error('expected a rewrite');
+    const err = await admin.query(r.sql).catch((e: { position?: string }) => e);
+    const pos = Number((err as { position?: string }).position);
+    expect(originalPosition(r.edits, pos)).toBe(sql.indexOf('nope') + 1);
+    const tail = r.sql.indexOf('WHERE id') + 1;
+    expect(originalPosition(r.edits, tail)).toBe(sql.indexOf('WHERE id') + 1);
+    // Inside the replaced span: the start of what the client wrote there.
+    expect(originalPosition(r.edits, r.sql.indexOf('(SELECT') + 5)).toBe(sql.indexOf('rw_patients') + 1);
+  });
+});
