@@ -1,7 +1,9 @@
 // The allow-list of built-in functions and the catalog relation treatments, checked against the real PostgreSQL of the test run.
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import pg from 'pg';
-import { ALLOWED_FUNCTIONS, ALLOWED_GROUPS, DENIED_FUNCTIONS, DENIED_GROUPS } from '../../src/masking/source/allowed-functions.js';
+import {
+  ALLOWED_FUNCTIONS, ALLOWED_GROUPS, DENIED_BY_ATTRIBUTE, DENIED_FUNCTIONS, DENIED_GROUPS, SUPPORT_GROUP,
+} from '../../src/masking/source/allowed-functions.js';
 import { CATALOG_RELATIONS, EXTENSION_RELATIONS, catalogTreatment } from '../../src/masking/source/catalog-relations.js';
 import {
   UNTRUSTED_OPERATORS_SQL, USER_FUNCTIONS_SQL, unseenReason, type UnseenContext,
@@ -25,8 +27,8 @@ afterAll(async () => {
   await scratch?.drop();
 });
 
-async function column(sql: string): Promise<string[]> {
-  const r = await db.query<{ name: string }>(sql);
+async function column(sql: string, params: unknown[] = []): Promise<string[]> {
+  const r = await db.query<{ name: string }>(sql, params);
   return r.rows.map((row) => row.name);
 }
 
@@ -70,6 +72,17 @@ describe('built-in function lists', () => {
              'table_am_handler'::regtype, 'tsm_handler'::regtype))`);
     expect(machinery.length).toBeGreaterThan(400);
     expect(machinery.filter((n) => ALLOWED_FUNCTIONS.has(n))).toEqual([]);
+  });
+
+  it('leave out of attribute-notation checks only functions that take no ordinary argument', async () => {
+    const support = DENIED_GROUPS.find((g) => g.group === SUPPORT_GROUP)?.names ?? [];
+    expect(support.length).toBeGreaterThan(400);
+    const callable = await column(`SELECT DISTINCT proname AS name FROM pg_proc
+      WHERE pronamespace = 'pg_catalog'::regnamespace AND proname = ANY ($1::text[])
+        AND pronargs > 0 AND NOT ('internal'::regtype = ANY (proargtypes::oid[]))`, [support]);
+    expect(callable).toEqual([]);
+    expect(DENIED_BY_ATTRIBUTE.size).toBe(DENIED_FUNCTIONS.size - support.length);
+    expect(DENIED_BY_ATTRIBUTE.has('lo_get')).toBe(true);
   });
 
   it('allow SQL-language built-ins only when they read no relation, or only catalog relations open to masked readers', async () => {
@@ -193,6 +206,14 @@ describe('the unseen checker over a real database', () => {
     expect(reason("SELECT masked_initials('Ada')")).toContain('masked_initials');
     expect(reason('SELECT 1 === 1')).toContain('operator ===');
     expect(reason('SELECT 1 ##= 1, 1 OPERATOR(public.##=) 2')).toBeUndefined();
+  });
+
+  it('refuses attribute notation, which the server does resolve as a call', async () => {
+    const r = await db.query<{ a: string; b: string }>("SELECT (1).get_ssn AS a, ('x'::text).md5 AS b");
+    expect(r.rows[0]).toEqual({ a: '123-45-6789', b: '9dd4e461268c8034f5c8564e155c67a6' });
+    expect(reason('SELECT (1).get_ssn')).toContain('user-defined function get_ssn');
+    expect(reason("SELECT ('x'::text).md5")).toBeUndefined();
+    expect(reason('SELECT (1::oid).lo_get')).toContain('lo_get');
   });
 
   it('refuses the settings that make the server echo statement text, which it does', async () => {

@@ -64,6 +64,10 @@ const ALLOWED: Array<[string, UnseenContext?]> = [
   ['SELECT a === b FROM t', { ...CTX, untrustedOperators: new Set() }],
   ['DROP FUNCTION get_ssn(int)'],
   ["COMMENT ON FUNCTION get_ssn(int) IS 'reads ssn'"],
+  ['SELECT p.ssn, p.full_name, (p.address).city, public.patients.id, p.* FROM patients p'],
+  ['SELECT p.to_jsonb, p.mask_name FROM patients p'],
+  // system is the TABLESAMPLE handler: it takes internal, so t.system can only be a column.
+  ['SELECT t.system FROM t TABLESAMPLE SYSTEM (10)'],
 ];
 
 /** [statement, text the message must contain (naming the function, operator or statement)]. */
@@ -138,6 +142,16 @@ const REFUSED: Array<[string, string, UnseenContext?]> = [
   ['SELECT not_defined_anywhere(1)', "function not_defined_anywhere is not allowed for readers who see masked values: it is neither on phigate's list"],
   ['SELECT "LOWER"(ssn) FROM patients', 'function LOWER'],
   ['SELECT "Upper"(ssn) FROM patients', "function Upper is not allowed for readers who see masked values: it is neither on phigate's list"],
+  ['SELECT (1::oid).lo_get', 'function lo_get (called as .lo_get) is not allowed for readers who see masked values: large objects'],
+  ["SELECT ('postgresql.conf'::text).pg_read_file", 'function pg_read_file (called as .pg_read_file) is not allowed'],
+  ["SELECT ('select ssn from patients'::text).ts_stat", 'function ts_stat (called as .ts_stat) is not allowed'],
+  ['SELECT p.get_ssn FROM patients p', '.get_ssn is not allowed for readers who see masked values: it may call the user-defined function get_ssn'],
+  ['SELECT public.patients.get_ssn FROM patients', '.get_ssn is not allowed'],
+  ['SELECT (p.id).get_ssn FROM patients p', '.get_ssn is not allowed'],
+  ['SELECT (p.*).get_ssn FROM patients p', '.get_ssn is not allowed'],
+  ['SELECT (p.address).city.get_ssn FROM patients p', '.get_ssn is not allowed'],
+  ['SELECT * FROM patients p WHERE p.get_ssn LIKE $1', '.get_ssn is not allowed'],
+  ['SELECT p.safe_fmt FROM patients p', '.safe_fmt is not allowed'],
   ['DO $$ BEGIN PERFORM 1; END $$', 'a DO block is not allowed for readers who see masked values'],
   ["CREATE FUNCTION f2() RETURNS int LANGUAGE sql AS 'select 1'", 'CREATE FUNCTION is not allowed'],
   ["CREATE OR REPLACE PROCEDURE p() LANGUAGE sql AS 'select 1'", 'CREATE OR REPLACE PROCEDURE is not allowed'],

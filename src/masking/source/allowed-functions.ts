@@ -619,17 +619,19 @@ export const DENIED_GROUPS: readonly DeniedGroup[] = [
   },
   {
     group: 'machinery',
-    note: 'Event-trigger, extension-script and FDW-validator functions.',
-    reason: 'it is event-trigger, extension or foreign-data-wrapper machinery, not called from client SQL',
+    note: 'Event-trigger and extension-script functions, language and FDW validators, input functions of pseudo-types.',
+    reason: 'it is event-trigger, extension, language or foreign-data-wrapper machinery, not called from client SQL',
     names: words(`
-      pg_ddl_command_in pg_ddl_command_out pg_ddl_command_send pg_event_trigger_ddl_commands
-      pg_event_trigger_dropped_objects pg_event_trigger_table_rewrite_oid pg_event_trigger_table_rewrite_reason
-      pg_extension_config_dump postgresql_fdw_validator
+      event_trigger_in fdw_handler_in fmgr_c_validator fmgr_internal_validator fmgr_sql_validator
+      index_am_handler_in internal_in language_handler_in pg_ddl_command_in pg_ddl_command_out pg_ddl_command_send
+      pg_event_trigger_ddl_commands pg_event_trigger_dropped_objects pg_event_trigger_table_rewrite_oid
+      pg_event_trigger_table_rewrite_reason pg_extension_config_dump plpgsql_validator postgresql_fdw_validator
+      table_am_handler_in trigger_in tsm_handler_in
     `),
   },
   {
     group: 'support',
-    note: 'Functions that take or return internal (selectivity estimators, index support, aggregate state with internal state, planner support, encoding conversions, text-search parsers and templates, typanalyze, subscripting handlers) and trigger, handler and language functions.',
+    note: 'Functions that take internal arguments or none (selectivity estimators, index support, aggregate state functions with internal state, planner support, encoding conversions, text-search parsers and templates, typanalyze, subscripting handlers, triggers, handlers). Having no ordinary argument, they cannot be reached through attribute notation either (the tests check it).',
     reason: 'it is internal machinery (planner, index, aggregate, trigger, encoding conversion or language support), not called from client SQL',
     names: words(`
       RI_FKey_cascade_del RI_FKey_cascade_upd RI_FKey_check_ins RI_FKey_check_upd RI_FKey_noaction_del
@@ -658,8 +660,7 @@ export const DENIED_GROUPS: readonly DeniedGroup[] = [
       domain_recv dsimple_init dsimple_lexize dsnowball_init dsnowball_lexize dsynonym_init dsynonym_lexize
       elem_contained_by_range_support enum_recv eqjoinsel eqsel euc_cn_to_mic euc_cn_to_utf8
       euc_jis_2004_to_shift_jis_2004 euc_jis_2004_to_utf8 euc_jp_to_mic euc_jp_to_sjis euc_jp_to_utf8 euc_kr_to_mic
-      euc_kr_to_utf8 euc_tw_to_big5 euc_tw_to_mic euc_tw_to_utf8 event_trigger_in fdw_handler_in float4recv
-      float8recv fmgr_c_validator fmgr_internal_validator fmgr_sql_validator gb18030_to_utf8 gbk_to_utf8
+      euc_kr_to_utf8 euc_tw_to_big5 euc_tw_to_mic euc_tw_to_utf8 float4recv float8recv gb18030_to_utf8 gbk_to_utf8
       generate_series_int4_support generate_series_int8_support gin_cmp_prefix gin_consistent_jsonb
       gin_consistent_jsonb_path gin_extract_jsonb gin_extract_jsonb_path gin_extract_jsonb_query
       gin_extract_jsonb_query_path gin_extract_tsquery gin_extract_tsvector gin_triconsistent_jsonb
@@ -672,62 +673,62 @@ export const DENIED_GROUPS: readonly DeniedGroup[] = [
       gtsvector_compress gtsvector_consistent gtsvector_decompress gtsvector_options gtsvector_penalty
       gtsvector_picksplit gtsvector_same gtsvector_union hashhandler hashvarlena hashvarlenaextended
       heap_tableam_handler iclikejoinsel iclikesel icnlikejoinsel icnlikesel icregexeqjoinsel icregexeqsel
-      icregexnejoinsel icregexnesel index_am_handler_in inet_gist_compress inet_gist_consistent inet_gist_fetch
-      inet_gist_penalty inet_gist_picksplit inet_gist_same inet_gist_union inet_recv inet_spg_choose inet_spg_config
+      icregexnejoinsel icregexnesel inet_gist_compress inet_gist_consistent inet_gist_fetch inet_gist_penalty
+      inet_gist_picksplit inet_gist_same inet_gist_union inet_recv inet_spg_choose inet_spg_config
       inet_spg_inner_consistent inet_spg_leaf_consistent inet_spg_picksplit int2_accum int2_accum_inv int2recv
       int2vectorrecv int4_accum int4_accum_inv int4recv int8_accum int8_accum_inv int8_avg_accum int8_avg_accum_inv
-      int8_avg_combine int8_avg_deserialize int8_avg_serialize int8inc_support int8recv internal_in internal_out
-      interval_avg interval_avg_accum interval_avg_accum_inv interval_avg_combine interval_avg_deserialize
-      interval_avg_serialize interval_recv interval_sum interval_support iso8859_1_to_utf8 iso8859_to_utf8
-      iso_to_koi8r iso_to_mic iso_to_win1251 iso_to_win866 johab_to_utf8 json_agg_finalfn json_agg_strict_transfn
-      json_agg_transfn json_object_agg_finalfn json_object_agg_strict_transfn json_object_agg_transfn
+      int8_avg_combine int8_avg_deserialize int8_avg_serialize int8inc_support int8recv internal_out interval_avg
+      interval_avg_accum interval_avg_accum_inv interval_avg_combine interval_avg_deserialize interval_avg_serialize
+      interval_recv interval_sum interval_support iso8859_1_to_utf8 iso8859_to_utf8 iso_to_koi8r iso_to_mic
+      iso_to_win1251 iso_to_win866 johab_to_utf8 json_agg_finalfn json_agg_strict_transfn json_agg_transfn
+      json_object_agg_finalfn json_object_agg_strict_transfn json_object_agg_transfn
       json_object_agg_unique_strict_transfn json_object_agg_unique_transfn json_recv jsonb_agg_finalfn
       jsonb_agg_strict_transfn jsonb_agg_transfn jsonb_object_agg_finalfn jsonb_object_agg_strict_transfn
       jsonb_object_agg_transfn jsonb_object_agg_unique_strict_transfn jsonb_object_agg_unique_transfn jsonb_recv
       jsonb_subscript_handler jsonpath_recv koi8r_to_iso koi8r_to_mic koi8r_to_utf8 koi8r_to_win1251 koi8r_to_win866
-      koi8u_to_utf8 language_handler_in latin1_to_mic latin2_to_mic latin2_to_win1250 latin3_to_mic latin4_to_mic
-      likejoinsel likesel line_recv lseg_recv macaddr8_recv macaddr_recv macaddr_sortsupport matchingjoinsel
-      matchingsel mic_to_big5 mic_to_euc_cn mic_to_euc_jp mic_to_euc_kr mic_to_euc_tw mic_to_iso mic_to_koi8r
-      mic_to_latin1 mic_to_latin2 mic_to_latin3 mic_to_latin4 mic_to_sjis mic_to_win1250 mic_to_win1251
-      mic_to_win866 mode_final multirange_agg_finalfn multirange_agg_transfn multirange_gist_compress
-      multirange_gist_consistent multirange_recv multirange_typanalyze multirangesel namerecv neqjoinsel neqsel
-      network_sortsupport network_subset_support networkjoinsel networksel nlikejoinsel nlikesel numeric_accum
-      numeric_accum_inv numeric_avg numeric_avg_accum numeric_avg_combine numeric_avg_deserialize
-      numeric_avg_serialize numeric_combine numeric_deserialize numeric_poly_avg numeric_poly_combine
-      numeric_poly_deserialize numeric_poly_serialize numeric_poly_stddev_pop numeric_poly_stddev_samp
-      numeric_poly_sum numeric_poly_var_pop numeric_poly_var_samp numeric_recv numeric_serialize numeric_sortsupport
-      numeric_stddev_pop numeric_stddev_samp numeric_sum numeric_support numeric_var_pop numeric_var_samp oidrecv
-      oidvectorrecv ordered_set_transition ordered_set_transition_multi path_recv percent_rank_final
-      percentile_cont_float8_final percentile_cont_float8_multi_final percentile_cont_interval_final
-      percentile_cont_interval_multi_final percentile_disc_final percentile_disc_multi_final pg_ddl_command_recv
-      pg_dependencies_recv pg_lsn_recv pg_mcv_list_recv pg_ndistinct_recv pg_node_tree_recv pg_snapshot_recv
-      plpgsql_call_handler plpgsql_inline_handler plpgsql_validator point_recv poly_recv positionjoinsel positionsel
-      prefixjoinsel prefixsel prsd_end prsd_headline prsd_lextype prsd_nexttoken prsd_start range_agg_finalfn
-      range_agg_transfn range_contains_elem_support range_gist_consistent range_gist_penalty range_gist_picksplit
-      range_gist_same range_gist_union range_recv range_typanalyze rangesel rank_final raw_array_subscript_handler
-      record_recv regclassrecv regcollationrecv regconfigrecv regdictionaryrecv regexeqjoinsel regexeqsel
-      regexnejoinsel regexnesel regnamespacerecv regoperatorrecv regoperrecv regprocedurerecv regprocrecv
-      regrolerecv regtyperecv scalargejoinsel scalargesel scalargtjoinsel scalargtsel scalarlejoinsel scalarlesel
-      scalarltjoinsel scalarltsel shift_jis_2004_to_euc_jis_2004 shift_jis_2004_to_utf8 sjis_to_euc_jp sjis_to_mic
-      sjis_to_utf8 spg_bbox_quad_config spg_box_quad_choose spg_box_quad_config spg_box_quad_inner_consistent
+      koi8u_to_utf8 latin1_to_mic latin2_to_mic latin2_to_win1250 latin3_to_mic latin4_to_mic likejoinsel likesel
+      line_recv lseg_recv macaddr8_recv macaddr_recv macaddr_sortsupport matchingjoinsel matchingsel mic_to_big5
+      mic_to_euc_cn mic_to_euc_jp mic_to_euc_kr mic_to_euc_tw mic_to_iso mic_to_koi8r mic_to_latin1 mic_to_latin2
+      mic_to_latin3 mic_to_latin4 mic_to_sjis mic_to_win1250 mic_to_win1251 mic_to_win866 mode_final
+      multirange_agg_finalfn multirange_agg_transfn multirange_gist_compress multirange_gist_consistent
+      multirange_recv multirange_typanalyze multirangesel namerecv neqjoinsel neqsel network_sortsupport
+      network_subset_support networkjoinsel networksel nlikejoinsel nlikesel numeric_accum numeric_accum_inv
+      numeric_avg numeric_avg_accum numeric_avg_combine numeric_avg_deserialize numeric_avg_serialize
+      numeric_combine numeric_deserialize numeric_poly_avg numeric_poly_combine numeric_poly_deserialize
+      numeric_poly_serialize numeric_poly_stddev_pop numeric_poly_stddev_samp numeric_poly_sum numeric_poly_var_pop
+      numeric_poly_var_samp numeric_recv numeric_serialize numeric_sortsupport numeric_stddev_pop
+      numeric_stddev_samp numeric_sum numeric_support numeric_var_pop numeric_var_samp oidrecv oidvectorrecv
+      ordered_set_transition ordered_set_transition_multi path_recv percent_rank_final percentile_cont_float8_final
+      percentile_cont_float8_multi_final percentile_cont_interval_final percentile_cont_interval_multi_final
+      percentile_disc_final percentile_disc_multi_final pg_ddl_command_recv pg_dependencies_recv pg_lsn_recv
+      pg_mcv_list_recv pg_ndistinct_recv pg_node_tree_recv pg_snapshot_recv plpgsql_call_handler
+      plpgsql_inline_handler point_recv poly_recv positionjoinsel positionsel prefixjoinsel prefixsel prsd_end
+      prsd_headline prsd_lextype prsd_nexttoken prsd_start range_agg_finalfn range_agg_transfn
+      range_contains_elem_support range_gist_consistent range_gist_penalty range_gist_picksplit range_gist_same
+      range_gist_union range_recv range_typanalyze rangesel rank_final raw_array_subscript_handler record_recv
+      regclassrecv regcollationrecv regconfigrecv regdictionaryrecv regexeqjoinsel regexeqsel regexnejoinsel
+      regexnesel regnamespacerecv regoperatorrecv regoperrecv regprocedurerecv regprocrecv regrolerecv regtyperecv
+      scalargejoinsel scalargesel scalargtjoinsel scalargtsel scalarlejoinsel scalarlesel scalarltjoinsel
+      scalarltsel shift_jis_2004_to_euc_jis_2004 shift_jis_2004_to_utf8 sjis_to_euc_jp sjis_to_mic sjis_to_utf8
+      spg_bbox_quad_config spg_box_quad_choose spg_box_quad_config spg_box_quad_inner_consistent
       spg_box_quad_leaf_consistent spg_box_quad_picksplit spg_kd_choose spg_kd_config spg_kd_inner_consistent
       spg_kd_picksplit spg_quad_choose spg_quad_config spg_quad_inner_consistent spg_quad_leaf_consistent
       spg_quad_picksplit spg_range_quad_choose spg_range_quad_config spg_range_quad_inner_consistent
       spg_range_quad_leaf_consistent spg_range_quad_picksplit spg_text_choose spg_text_config
       spg_text_inner_consistent spg_text_leaf_consistent spg_text_picksplit spghandler string_agg_combine
       string_agg_deserialize string_agg_finalfn string_agg_serialize string_agg_transfn
-      suppress_redundant_updates_trigger system table_am_handler_in text_starts_with_support texticlike_support
-      texticregexeq_support textlike_support textrecv textregexeq_support thesaurus_init thesaurus_lexize tidrecv
-      time_recv time_support timestamp_recv timestamp_sortsupport timestamp_support timestamptz_recv timetz_recv
-      trigger_in ts_typanalyze tsm_handler_in tsmatchjoinsel tsmatchsel tsqueryrecv tsvector_update_trigger
-      tsvector_update_trigger_column tsvectorrecv txid_snapshot_recv uhc_to_utf8 unique_key_recheck unknownrecv
-      utf8_to_big5 utf8_to_euc_cn utf8_to_euc_jis_2004 utf8_to_euc_jp utf8_to_euc_kr utf8_to_euc_tw utf8_to_gb18030
-      utf8_to_gbk utf8_to_iso8859 utf8_to_iso8859_1 utf8_to_johab utf8_to_koi8r utf8_to_koi8u utf8_to_shift_jis_2004
-      utf8_to_sjis utf8_to_uhc utf8_to_win uuid_recv uuid_sortsupport varbit_recv varbit_support varchar_support
-      varcharrecv void_recv win1250_to_latin2 win1250_to_mic win1251_to_iso win1251_to_koi8r win1251_to_mic
-      win1251_to_win866 win866_to_iso win866_to_koi8r win866_to_mic win866_to_win1251 win_to_utf8
-      window_cume_dist_support window_dense_rank_support window_ntile_support window_percent_rank_support
-      window_rank_support window_row_number_support xid8recv xidrecv xml_recv
+      suppress_redundant_updates_trigger system text_starts_with_support texticlike_support texticregexeq_support
+      textlike_support textrecv textregexeq_support thesaurus_init thesaurus_lexize tidrecv time_recv time_support
+      timestamp_recv timestamp_sortsupport timestamp_support timestamptz_recv timetz_recv ts_typanalyze
+      tsmatchjoinsel tsmatchsel tsqueryrecv tsvector_update_trigger tsvector_update_trigger_column tsvectorrecv
+      txid_snapshot_recv uhc_to_utf8 unique_key_recheck unknownrecv utf8_to_big5 utf8_to_euc_cn utf8_to_euc_jis_2004
+      utf8_to_euc_jp utf8_to_euc_kr utf8_to_euc_tw utf8_to_gb18030 utf8_to_gbk utf8_to_iso8859 utf8_to_iso8859_1
+      utf8_to_johab utf8_to_koi8r utf8_to_koi8u utf8_to_shift_jis_2004 utf8_to_sjis utf8_to_uhc utf8_to_win
+      uuid_recv uuid_sortsupport varbit_recv varbit_support varchar_support varcharrecv void_recv win1250_to_latin2
+      win1250_to_mic win1251_to_iso win1251_to_koi8r win1251_to_mic win1251_to_win866 win866_to_iso win866_to_koi8r
+      win866_to_mic win866_to_win1251 win_to_utf8 window_cume_dist_support window_dense_rank_support
+      window_ntile_support window_percent_rank_support window_rank_support window_row_number_support xid8recv
+      xidrecv xml_recv
     `),
   },
 ];
@@ -755,3 +756,18 @@ export const ALLOWED_FUNCTIONS: ReadonlySet<string> = buildAllowed();
 
 /** Reviewed pg_catalog names that masked readers may not call → the reason (see DeniedGroup.reason). */
 export const DENIED_FUNCTIONS: ReadonlyMap<string, string> = buildDenied(ALLOWED_FUNCTIONS);
+
+/** The denied group whose functions take only internal arguments or none (checked by the tests). */
+export const SUPPORT_GROUP = 'support';
+
+function buildAttributeCallable(): ReadonlySet<string> {
+  const out = new Set<string>();
+  for (const g of DENIED_GROUPS) if (g.group !== SUPPORT_GROUP) for (const n of g.names) out.add(n);
+  return out;
+}
+
+/**
+ * Denied names that take an ordinary argument. PostgreSQL reads `t.f` and `(x).f` as f(t) and f(x)
+ * when there is no such column or field (attribute notation), so these are refused there too.
+ */
+export const DENIED_BY_ATTRIBUTE: ReadonlySet<string> = buildAttributeCallable();

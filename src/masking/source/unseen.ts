@@ -10,6 +10,11 @@
 //   a built-in must be on the allow-list (allowed-functions.ts), unqualified only when no
 //   user-defined function of that name could be chosen by the search_path; anything else must be
 //   listed under functions in the policy;
+// - every name that attribute notation could turn into a call: PostgreSQL reads `t.f`, `s.t.f` and
+//   `(x).f` as f(t) / f(x) when t or x has no column or field f, so `(1::oid).lo_get` calls lo_get and
+//   `p.get_ssn` calls get_ssn(p). Such a name is refused when it is a denied built-in that takes an
+//   ordinary argument or a user-defined function the policy does not list unqualified (a column that
+//   happens to share that name is refused with it: phigate cannot tell them apart without the catalog);
 // - every operator written or implied by name (A_Expr, OPERATOR(schema.op), ANY/ALL sublinks,
 //   ORDER BY ... USING, BETWEEN, IN, LIKE, NULLIF, IS DISTINCT FROM, CASE x WHEN, JOIN USING,
 //   exclusion constraints) whose symbol has a SQL or procedural definition outside pg_catalog;
@@ -20,8 +25,8 @@
 // without a name (ORDER BY, GROUP BY, DISTINCT, set operations, index scans use the type's default
 // operator class; assignment and implicit casts), and code that runs because of the table rather than
 // the statement (triggers, rules, policies, defaults, domain checks, views' bodies).
-import { flag, list, nameList, node, obj, str, type JsonObject } from '../../policy/classify/ast.js';
-import { ALLOWED_FUNCTIONS, DENIED_FUNCTIONS } from './allowed-functions.js';
+import { flag, list, nameList, node, obj, str, stringNode, type JsonObject } from '../../policy/classify/ast.js';
+import { ALLOWED_FUNCTIONS, DENIED_BY_ATTRIBUTE, DENIED_FUNCTIONS } from './allowed-functions.js';
 
 export interface UnseenContext {
   /** Names (lower-case, unqualified) of every function, procedure and aggregate outside pg_catalog and information_schema in the database. */
@@ -99,6 +104,17 @@ export function functionReason(names: readonly string[], ctx: UnseenContext): Re
   }
   if (ctx.allowedUserFunctions.has(name)) return undefined;
   return shadowed ? userRefusal(name) : builtinRefusal(name, name);
+}
+
+/** A name after a dot (`t.name`, `(x).name`) that PostgreSQL may resolve as a call of name(t), or why not. */
+function attributeReason(name: string, ctx: UnseenContext): Refusal | undefined {
+  if (DENIED_BY_ATTRIBUTE.has(name)) {
+    return refusal(`function ${name} (called as .${name}) ${FOR_MASKED}: ${DENIED_FUNCTIONS.get(name) ?? 'it is denied'}`);
+  }
+  if (!ctx.userFunctions.has(name.toLowerCase()) || ctx.allowedUserFunctions.has(name)) return undefined;
+  return refusal(
+    `.${name} ${FOR_MASKED}: it may call the user-defined function ${name}, which is not listed under functions in the policy (phigate cannot see what it reads); if ${name} is a column, select it from a subquery or under another name`,
+  );
 }
 
 // --- operators ---------------------------------------------------------------------------------
@@ -295,6 +311,21 @@ function nodeReason(type: string, body: JsonObject, ctx: UnseenContext): Refusal
       const call = obj(body.funccall);
       return call === undefined ? refusal(`a CALL without a procedure ${FOR_MASKED}`) : callReason(call, ctx);
     }
+    case 'ColumnRef': {
+      // a.b, s.t.b, db.s.t.b: the last name may be a function of the row (a single name never is).
+      const fields = list(body.fields);
+      if (fields.length < 2) return undefined;
+      const last = stringNode(fields[fields.length - 1]);
+      return last === undefined ? undefined : attributeReason(last, ctx);
+    }
+    case 'A_Indirection':
+      // (x).f.g: every field name may be a function of what precedes it.
+      for (const item of list(body.indirection)) {
+        const name = stringNode(item);
+        const r = name === undefined ? undefined : attributeReason(name, ctx);
+        if (r !== undefined) return r;
+      }
+      return undefined;
     case 'A_Expr':
       return aExprReason(body, ctx);
     case 'SubLink':
