@@ -400,27 +400,36 @@ function listOf(v: unknown): unknown[] {
   return n !== undefined && n[0] === 'List' ? list(n[1].items) : [];
 }
 
+/** Node types that hold no expression: the walk does not descend into them. */
+const LEAVES = new Set(['String', 'Integer', 'Float', 'Boolean', 'BitString', 'A_Const', 'ParamRef', 'A_Star', 'SQLValueFunction']);
+
 function walk(v: unknown, ctx: UnseenContext): Refusal | undefined {
   if (Array.isArray(v)) {
     for (const item of v) {
+      if (typeof item !== 'object' || item === null) continue;
       const r = walk(item, ctx);
       if (r !== undefined) return r;
     }
     return undefined;
   }
-  if (typeof v !== 'object' || v === null) return undefined;
-  const n = node(v);
-  if (n !== undefined) {
-    const r = nodeReason(n[0], n[1], ctx);
-    if (r !== undefined) return r;
-    // String nodes are leaves; everything else may hold expressions anywhere.
-    return n[0] === 'String' ? undefined : walkFields(n[1], ctx);
+  const o = v as JsonObject;
+  const keys = Object.keys(o);
+  // A node wrapper has exactly one key, the upper-case type name (see ast.ts `node`).
+  if (keys.length === 1) {
+    const type = keys[0]!;
+    const code = type.charCodeAt(0);
+    const body = o[type];
+    if (code >= 65 && code <= 90 && typeof body === 'object' && body !== null && !Array.isArray(body)) {
+      const r = nodeReason(type, body, ctx);
+      if (r !== undefined || LEAVES.has(type)) return r;
+      return walkFields(body, ctx);
+    }
   }
-  return walkFields(v as JsonObject, ctx);
+  return walkFields(o, ctx, keys);
 }
 
-function walkFields(o: JsonObject, ctx: UnseenContext): Refusal | undefined {
-  for (const key in o) {
+function walkFields(o: JsonObject, ctx: UnseenContext, keys: string[] = Object.keys(o)): Refusal | undefined {
+  for (const key of keys) {
     const value = o[key];
     if (typeof value !== 'object' || value === null) continue;
     const r = walk(value, ctx);
