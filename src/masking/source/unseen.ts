@@ -328,8 +328,12 @@ function nodeReason(type: string, body: JsonObject, ctx: UnseenContext): Refusal
       return undefined;
     case 'A_Expr':
       return aExprReason(body, ctx);
-    case 'SubLink':
-      return operatorReason(nameList(body.operName), ctx);
+    case 'SubLink': {
+      // x IN (SELECT ...) is an ANY sublink without operName; PostgreSQL then looks up = by name.
+      const names = nameList(body.operName);
+      if (names.length > 0) return operatorReason(names, ctx);
+      return str(body.subLinkType) === 'ANY_SUBLINK' ? operatorReason(['='], ctx, 'IN (SELECT ...)') : undefined;
+    }
     case 'SortBy':
       return operatorReason(nameList(body.useOp), ctx);
     case 'CaseExpr':
