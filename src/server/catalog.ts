@@ -54,6 +54,8 @@ export interface CatalogFunction {
   /** pg_proc.provolatile: i immutable, s stable, v volatile. */
   volatility: string;
   language: string;
+  /** Installed by an extension (CREATE EXTENSION), not written by a user. */
+  extension: boolean;
 }
 
 export interface CatalogOperator {
@@ -90,7 +92,8 @@ JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.r
   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> r.ev_class
 WHERE r.rulename <> '_RETURN';
 SELECT DISTINCT t.tgrelid FROM pg_catalog.pg_trigger t WHERE (t.tgtype & 64) <> 0;
-SELECT n.nspname, p.proname, p.prokind, p.provolatile, l.lanname
+SELECT n.nspname, p.proname, p.prokind, p.provolatile, l.lanname,
+  EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = p.oid AND d.deptype = 'e')
 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 JOIN pg_catalog.pg_language l ON l.oid = p.prolang
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema');
@@ -103,7 +106,11 @@ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`;
 export class CatalogSnapshot {
   private readonly byOid = new Map<number, Relation>();
   private readonly byName = new Map<string, Relation[]>();
-  /** Names (lower case as stored) of every function, procedure and aggregate outside the system schemas. */
+  /**
+   * Names of the functions, procedures and aggregates outside the system schemas that an unqualified
+   * call could resolve to instead of a built-in and whose body phigate cannot vouch for: all but an
+   * extension's compiled (C) functions, such as citext's max() or replace().
+   */
   readonly userFunctionNames: ReadonlySet<string>;
   /** Operator symbols that some user-defined operator implements with a function in SQL or a PL. */
   readonly untrustedOperators: ReadonlySet<string>;
@@ -120,7 +127,7 @@ export class CatalogSnapshot {
       list.push(r);
       this.byName.set(r.name, list);
     }
-    this.userFunctionNames = new Set(functions.map((f) => f.name));
+    this.userFunctionNames = new Set(functions.filter((f) => !(f.extension && (f.language === 'c' || f.language === 'internal'))).map((f) => f.name));
     this.untrustedOperators = new Set(operators.filter((o) => o.language !== 'c' && o.language !== 'internal').map((o) => o.name));
   }
 
@@ -246,8 +253,8 @@ export async function loadCatalog(target: UpstreamTarget, takenAt = Date.now()):
     const r = rels.get(Number(rel));
     if (r) r.insteadTriggers = true;
   }
-  const functions = fns.map(([schema, name, kind, volatility, language]) => ({
-    schema: schema ?? '', name: name ?? '', kind: kind ?? 'f', volatility: volatility ?? 'v', language: language ?? '',
+  const functions = fns.map(([schema, name, kind, volatility, language, extension]) => ({
+    schema: schema ?? '', name: name ?? '', kind: kind ?? 'f', volatility: volatility ?? 'v', language: language ?? '', extension: extension === 't',
   }));
   const operators = ops.map(([schema, name, fn, language]) => ({ schema: schema ?? '', name: name ?? '', fn: fn ?? '', language: language ?? '' }));
   return new CatalogSnapshot([...rels.values()], takenAt, functions, operators);

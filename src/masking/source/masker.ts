@@ -96,10 +96,8 @@ export class SourceMasking {
   private rewriterFor(snapshot: CatalogSnapshot): SourceRewriter {
     if (snapshot !== this.snapshot || this.rewriter === undefined) {
       this.snapshot = snapshot;
-      this.rewriter = new SourceRewriter(
-        new RelationTreatments(snapshot, this.opts.config, this.opts.masker, this.opts.system),
-        this.opts.check?.(snapshot),
-      );
+      const check = this.opts.check?.(snapshot);
+      this.rewriter = new SourceRewriter(new RelationTreatments(snapshot, this.opts.config, this.opts.masker, this.opts.system, check), check);
       this.exact = new Lru(CACHE_SIZE);
       this.shapes = new Lru(CACHE_SIZE);
     }

@@ -7,6 +7,7 @@ import { lineageOf } from '../lineage.js';
 import type { SourceColumnType } from './types.js';
 import { quoteIdent } from './text.js';
 import { parseTree } from '../../policy/classify/parser.js';
+import { list, obj } from '../../policy/classify/ast.js';
 
 /** Computes masked values in SQL (expressions.ts); injected so the rewrite can be tested alone. */
 export interface ColumnMasker {
@@ -46,6 +47,10 @@ export type Treatment =
 
 const NONE: Treatment = { kind: 'none' };
 
+export function refusedRelation(schema: string, name: string, reason: string): string {
+  return `reading ${schema}.${name} is not allowed for readers who see masked values: ${reason}`;
+}
+
 /** Pseudo-types cannot be cast to: a hidden column of one becomes a NULL of a real type. */
 function nullOf(type: SourceColumnType): string {
   const t = type.sql === 'anyarray' ? 'text[]' : type.sql === 'anyelement' || type.sql === 'anyenum' ? 'text' : type.sql;
@@ -60,7 +65,9 @@ export class RelationTreatments {
     readonly catalog: CatalogSnapshot,
     private readonly config: MaskingConfig,
     private readonly masker: ColumnMasker,
-    private readonly system: SystemTreatmentFn,
+    readonly system: SystemTreatmentFn,
+    /** The statement check (functions, operators): a view whose body fails it is expanded, so the check refuses it there. */
+    private readonly check?: (stmt: unknown) => unknown,
   ) {}
 
   /** The rule masking `column` of `rel`, looking up inheritance and partition ancestors too. */
@@ -96,7 +103,7 @@ export class RelationTreatments {
     const sys = this.system(rel.schema, rel.name, rel.system);
     if (sys !== undefined) {
       if (sys.kind === 'allow') return NONE;
-      if (sys.kind === 'refuse') return { kind: 'refuse', message: sys.reason };
+      if (sys.kind === 'refuse') return { kind: 'refuse', message: refusedRelation(rel.schema, rel.name, sys.reason) };
       const hidden = new Set(sys.columns);
       const masked: MaskedColumn[] = [];
       const items = rel.typedColumns.map((c) => {
@@ -174,9 +181,12 @@ export class RelationTreatments {
     if (known !== undefined) return known;
     this.reaching.set(rel.oid, false);
     let reaches = false;
-    const refs = rangeVarsOf(rel.viewSql ?? '');
-    // A definition phigate cannot parse is treated as reading masked data: expanding it then fails closed.
-    if (refs === undefined) {
+    const parsed = parseTree(rel.viewSql ?? '');
+    const refs = parsed.ok ? rangeVarsOf(parsed.value) : undefined;
+    // A definition phigate cannot parse, or that calls what the check refuses (a function that runs
+    // SQL text), is treated as reading masked data: expanding it then fails closed.
+    const stmts = parsed.ok ? list(obj(parsed.value)?.stmts).map((r) => obj(r)?.stmt) : [];
+    if (refs === undefined || (this.check !== undefined && stmts.some((st) => this.check!(st) !== undefined))) {
       this.reaching.set(rel.oid, true);
       return true;
     }
@@ -193,12 +203,9 @@ export class RelationTreatments {
   }
 }
 
-/** Every RangeVar of a statement text, wherever it is (no scoping: an over-approximation); undefined when it does not parse. */
-export function rangeVarsOf(sql: string): { schema?: string; name: string }[] | undefined {
+/** Every RangeVar of a parse tree, wherever it is (no scoping: an over-approximation). */
+export function rangeVarsOf(tree: unknown): { schema?: string; name: string }[] {
   const out: { schema?: string; name: string }[] = [];
-  const parsed = parseTree(sql);
-  if (!parsed.ok) return undefined;
-  const tree = parsed.value;
   const stack: unknown[] = [tree];
   while (stack.length > 0) {
     const v = stack.pop();

@@ -17,7 +17,7 @@ import { flag, isObject, list, node, obj, rangeVar, str, stringNode, type JsonOb
 import { parseTree } from '../../policy/classify/parser.js';
 import { sanitizeParserMessage } from '../../policy/classify/index.js';
 import type { Relation } from '../../server/catalog.js';
-import { RelationTreatments, type MaskedColumn, type Treatment } from './relations.js';
+import { RelationTreatments, refusedRelation, type MaskedColumn, type Treatment } from './relations.js';
 import {
   Offsets, closingParen, dottedNameEnd, isPunct, isWord, qualifiedName, quoteIdent, tokenAt, tokensOf, type Token,
 } from './text.js';
@@ -352,6 +352,11 @@ export class StatementRewrite {
   /** One treatment for a name: the same for every relation it may stand for, or refused as ambiguous. */
   private treatmentOf(ref: RvRef): { treatment: Treatment; rel?: Relation } {
     const cands = this.candidates(ref);
+    if (cands.length === 0 && ref.schemaname !== undefined) {
+      // Not in the snapshot but in a system schema (pg_toast, a newer catalog relation): its own treatment.
+      const sys = this.treatments.system(ref.schemaname, ref.relname, true);
+      if (sys?.kind === 'refuse') this.refuse(refusedRelation(ref.schemaname, ref.relname, sys.reason));
+    }
     if (cands.length === 0) {
       this.unknown.add(ref.schemaname === undefined ? ref.relname : `${ref.schemaname}.${ref.relname}`);
       return { treatment: { kind: 'none' } };
