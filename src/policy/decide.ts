@@ -13,6 +13,8 @@ export interface ClassifiedStatement extends BaselineFacts {
    * trigger, a relation the catalog does not know): the strictest applicable rule decides, as for DO.
    */
   opaqueReason?: string;
+  /** The statement reaches a rewrite rule, whose actions may be any kind of write (reach.ts). */
+  writesAnyKind?: boolean;
   tables: readonly { schema?: string; name: string }[];
   writes: readonly { schema?: string; name: string }[];
   modifiesData: boolean;
@@ -147,6 +149,8 @@ function kindMatches(kinds: ReadonlySet<StatementKindName>, st: ClassifiedStatem
   if (kinds.has(st.kind as StatementKindName)) return true;
   // A cursor is a SELECT read in pieces: DECLARE c CURSOR FOR SELECT ... must meet the SELECT rules.
   if (st.kind === 'declare' && kinds.has('select')) return true;
+  // A rewrite rule the write reaches (ON INSERT ... DO ALSO DELETE ...) may run any kind of write.
+  if (st.writesAnyKind && WRITE_KINDS.some((k) => kinds.has(k))) return true;
   // MERGE inserts, updates and deletes: any rule about those kinds is about MERGE too.
   if (st.kind === 'merge' && WRITE_KINDS.some((k) => k !== 'merge' && kinds.has(k))) return true;
   // A read that modifies data through a CTE (WITH d AS (DELETE ...) SELECT ...) counts as every

@@ -49,6 +49,8 @@ export interface ReachCatalog {
 export type ReachedStatement = Statement & {
   /** Set when the statement may write any table: the strictest applicable rule decides (decide.ts). */
   opaqueReason?: string;
+  /** A rewrite rule reached: its actions may insert, update or delete whatever the statement's kind. */
+  writesAnyKind?: boolean;
 };
 
 /** Statement kinds whose writes are row changes (DDL writes change definitions, not rows). */
@@ -216,7 +218,7 @@ export function reachOf(st: Statement, catalog: ReachCatalog, opts: ReachOptions
   if (writesRows) for (const t of st.writes) w.write(t);
   for (const fn of [...st.functions, ...w.viewFunctions]) w.call(fn);
   if (writesRows && opts.session?.saturated) w.opaque('this session defined more relations than phigate follows');
-  if (w.reads.length === 0 && w.writes.length === 0 && w.viewFunctions.length === 0 && w.reason === undefined) return st;
+  if (w.reads.length === 0 && w.writes.length === 0 && w.viewFunctions.length === 0 && w.reason === undefined && !w.anyKind) return st;
   const out: ReachedStatement = {
     ...st,
     tables: dedupe([...st.tables, ...w.writes, ...w.reads]),
@@ -225,6 +227,7 @@ export function reachOf(st: Statement, catalog: ReachCatalog, opts: ReachOptions
   };
   if (w.writes.length > 0) out.modifiesData = true;
   if (w.reason !== undefined) out.opaqueReason = w.reason;
+  if (w.anyKind) out.writesAnyKind = true;
   return out;
 }
 
@@ -243,6 +246,8 @@ class Walker {
   readonly writes: TableRef[] = [];
   readonly viewFunctions: string[] = [];
   reason?: string;
+  /** A rewrite rule was followed (see ReachedStatement.writesAnyKind). */
+  anyKind = false;
   private readonly readSeen = new Set<number>();
   private readonly writeSeen = new Set<number>();
   private readonly linkSeen = new Set<string>();
@@ -295,6 +300,7 @@ class Walker {
     this.linkSeen.add(key);
     for (const link of session.linksFor(ref)) {
       if (link.instead) this.opaque(`an INSTEAD OF trigger this session created on ${link.relation.name} runs code phigate cannot see`);
+      if (link.rule) this.anyKind = true;
       for (const t of link.reaches) {
         this.writes.push(t);
         this.write(t);
@@ -310,6 +316,7 @@ class Walker {
     for (const a of this.catalog.lineage(r.oid)) if (a.oid !== r.oid) this.writeRelation(a, true);
     for (const c of this.catalog.children(r.oid)) this.writeRelation(c, true);
     for (const oid of r.ruleTargets) {
+      this.anyKind = true;
       const t = this.catalog.relation(oid);
       if (t !== undefined) this.writeRelation(t, true);
     }

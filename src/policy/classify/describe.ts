@@ -386,7 +386,7 @@ function linksOf(type: string, body: JsonObject): RelationLink[] {
       return view === undefined ? [] : [{ relation: refOf(view), reaches: relationsUnder(body.query) }];
     }
     case 'RuleStmt':
-      return rel === undefined ? [] : [{ relation: refOf(rel), reaches: relationsUnder(body.actions, body.whereClause) }];
+      return rel === undefined ? [] : [{ relation: refOf(rel), reaches: relationsUnder(body.actions, body.whereClause), rule: true }];
     case 'CreateTrigStmt':
       // tgtype bit 64: INSTEAD OF. Other triggers are not followed (see docs/policy.md).
       return rel === undefined || ((num(body.timing) ?? 0) & 64) === 0 ? [] : [{ relation: refOf(rel), reaches: [], instead: true }];

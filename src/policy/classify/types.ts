@@ -39,6 +39,8 @@ export interface RelationLink {
   relation: TableRef;
   reaches: TableRef[];
   instead?: true;
+  /** A rewrite rule: its actions may be any kind of write, whatever the statement's kind. */
+  rule?: true;
 }
 
 export interface Statement {
