@@ -57,6 +57,8 @@ export class StatementGate {
   /** Redacted text per classification: statements of one shape redact to the same text. */
   private readonly redactions = new WeakMap<Classification, string>();
   private decidedUnder?: { policy: PolicyFile; snapshot: CatalogSnapshot | undefined; definitions: number };
+  /** Statements with what they reach added, under the snapshot, policy and definitions of decidedUnder (Execute decides per message). */
+  private reached = new WeakMap<Statement, Statement>();
   /** This session's DDL that the catalog snapshot may not show yet (see SessionDefinitions). */
   private readonly definitions = new SessionDefinitions();
   private last?: { sql: string; c: Classification };
@@ -141,6 +143,7 @@ export class StatementGate {
     const u = this.decidedUnder;
     if (u === undefined || u.policy !== policy || u.snapshot !== snapshot || u.definitions !== this.definitions.version) {
       this.decisions = new WeakMap();
+      this.reached = new WeakMap();
       this.decidedUnder = { policy, snapshot, definitions: this.definitions.version };
     }
     return policy;
@@ -154,7 +157,14 @@ export class StatementGate {
       let learnt = false;
       for (const s of statements) learnt = this.definitions.record(s) || learnt;
       if (learnt) this.currentPolicy();
-      decided = statements.map((s) => reachOf(s, snapshot, { functions: policy.functions, session: this.definitions }));
+      decided = statements.map((s) => {
+        let r = this.reached.get(s);
+        if (r === undefined) {
+          r = reachOf(s, snapshot, { functions: policy.functions, session: this.definitions });
+          this.reached.set(s, r);
+        }
+        return r;
+      });
     }
     return decideStatements(decided, {
       rules: policy.rules, defaultAction: policy.default, connection: this.opts.connection,
