@@ -8,7 +8,7 @@
 // docs/operator.md asks for an upstream role that holds none of these (the server warns at start).
 import type { Node } from 'yaml';
 import type { Reader } from './yaml-reader.js';
-import type { CopyInfo } from './classify/index.js';
+import { classify, type CopyInfo } from './classify/index.js';
 
 export const SERVER_CAPABILITIES = ['files', 'programs', 'alter_system', 'extensions', 'roles', 'remote'] as const;
 export type ServerCapability = (typeof SERVER_CAPABILITIES)[number];
@@ -30,6 +30,7 @@ export interface BaselineFacts {
   setting?: string;
   toDefault?: true;
   setConfigNames?: readonly (string | null)[];
+  sqlTexts?: readonly (string | null)[];
 }
 
 export interface BaselineRefusal {
@@ -57,72 +58,82 @@ function bare(fn: string): string {
   return fn.slice(fn.lastIndexOf('.') + 1);
 }
 
-/** The first capability the statement needs and the baseline withholds, with what it would do. */
-export function baselineNeeds(st: BaselineFacts): { capability: ServerCapability; what: string } | undefined {
+export interface BaselineNeed {
+  capability: ServerCapability;
+  /** What the statement would do, in words fit for the client's error message. */
+  what: string;
+}
+
+/** The first capability the statement needs that the baseline withholds, with what it would do. */
+export function baselineNeeds(st: BaselineFacts): BaselineNeed | undefined {
+  return allNeeds(st, 0)[0];
+}
+
+/** SQL text inside SQL text (query_to_xml('select query_to_xml(...)')) is followed this deep. */
+const MAX_TEXT_DEPTH = 4;
+
+/** Every capability the statement needs, most specific first. */
+function allNeeds(st: BaselineFacts, depth: number): BaselineNeed[] {
+  const out: BaselineNeed[] = [];
+  const need = (capability: ServerCapability, what: string): void => void out.push({ capability, what });
   const { kind, ddlObject } = st;
   const defines = kind === 'create' || kind === 'alter';
-  if (st.copy?.target === 'program') return { capability: 'programs', what: `COPY ${st.copy.direction === 'to' ? 'TO' : 'FROM'} PROGRAM runs a program on the database server` };
+  if (st.copy?.target === 'program') need('programs', `COPY ${st.copy.direction === 'to' ? 'TO' : 'FROM'} PROGRAM runs a program on the database server`);
   if (st.language !== undefined && !TRUSTED_LANGUAGES.has(st.language) && (kind === 'do' || (kind === 'create' && (ddlObject === 'function' || ddlObject === 'procedure')))) {
-    return { capability: 'programs', what: `${kind === 'do' ? 'a DO block' : `CREATE ${(ddlObject ?? 'function').toUpperCase()}`} in language ${st.language} (not a trusted language) runs code as the database server's operating-system user` };
+    need('programs', `${kind === 'do' ? 'a DO block' : `CREATE ${(ddlObject ?? 'function').toUpperCase()}`} in language ${st.language} (not a trusted language) runs code as the database server's operating-system user`);
   }
-  if (st.copy?.target === 'file') return { capability: 'files', what: `COPY ${st.copy.direction === 'to' ? 'TO' : 'FROM'} a file ${st.copy.direction === 'to' ? 'writes' : 'reads'} a file on the database server` };
+  if (st.copy?.target === 'file') need('files', `COPY ${st.copy.direction === 'to' ? 'TO' : 'FROM'} a file ${st.copy.direction === 'to' ? 'writes' : 'reads'} a file on the database server`);
   for (const fn of st.functions) {
     const name = bare(fn);
-    if (FILE_FUNCTIONS.has(name) || name.startsWith('pg_ls_')) return { capability: 'files', what: `${name}() reaches files on the database server` };
+    if (FILE_FUNCTIONS.has(name) || name.startsWith('pg_ls_')) need('files', `${name}() reaches files on the database server`);
   }
-  if (kind === 'alter' && ddlObject === 'system') return { capability: 'alter_system', what: "ALTER SYSTEM rewrites the database server's configuration" };
-  if (defines && ddlObject === 'extension') return { capability: 'extensions', what: `${kind.toUpperCase()} EXTENSION installs code into the database` };
-  if (kind === 'create' && ddlObject === 'language') return { capability: 'extensions', what: 'CREATE LANGUAGE installs a procedural language into the database' };
-  if (kind === 'load') return { capability: 'extensions', what: 'LOAD loads a shared library into the database server' };
+  if (kind === 'alter' && ddlObject === 'system') need('alter_system', "ALTER SYSTEM rewrites the database server's configuration");
+  if (defines && ddlObject === 'extension') need('extensions', `${kind.toUpperCase()} EXTENSION installs code into the database`);
+  if (kind === 'create' && ddlObject === 'language') need('extensions', 'CREATE LANGUAGE installs a procedural language into the database');
+  if (kind === 'load') need('extensions', 'LOAD loads a shared library into the database server');
   if ((kind === 'set_role' || kind === 'set_session_authorization') && !st.toDefault) {
-    return { capability: 'roles', what: `${kind === 'set_role' ? 'SET ROLE' : 'SET SESSION AUTHORIZATION'} changes the database role the session acts as` };
+    need('roles', `${kind === 'set_role' ? 'SET ROLE' : 'SET SESSION AUTHORIZATION'} changes the database role the session acts as`);
   }
   for (const name of st.setConfigNames ?? []) {
-    if (name === null) return { capability: 'roles', what: 'set_config() with a setting name that is not a literal cannot be decided (it could change the role)' };
-    if (ROLE_SETTINGS.has(name)) return { capability: 'roles', what: `set_config('${name}', ...) changes the database role the session acts as` };
+    if (name === null) need('roles', 'set_config() with a setting name that is not a literal cannot be decided (it could change the role)');
+    else if (ROLE_SETTINGS.has(name)) need('roles', `set_config('${name}', ...) changes the database role the session acts as`);
   }
   if (kind === 'alter' && (ddlObject === 'role' || ddlObject === 'database') && st.setting !== undefined && ROLE_SETTINGS.has(st.setting) && !st.toDefault) {
-    return { capability: 'roles', what: `ALTER ${ddlObject.toUpperCase()} ... SET ${st.setting} changes the database role later sessions act as` };
+    need('roles', `ALTER ${ddlObject.toUpperCase()} ... SET ${st.setting} changes the database role later sessions act as`);
   }
   for (const fn of st.functions) {
-    if (bare(fn).startsWith('dblink')) return { capability: 'remote', what: `${bare(fn)}() connects from the database server to another server` };
+    if (bare(fn).startsWith('dblink')) need('remote', `${bare(fn)}() connects from the database server to another server`);
   }
   if (defines && (ddlObject === 'server' || ddlObject === 'user_mapping' || ddlObject === 'subscription')) {
-    return { capability: 'remote', what: `${kind.toUpperCase()} ${ddlObject.replace('_', ' ').toUpperCase()} sets up connections from the database server to another server` };
+    need('remote', `${kind.toUpperCase()} ${ddlObject.replace('_', ' ').toUpperCase()} sets up connections from the database server to another server`);
   }
-  return undefined;
+  for (const text of st.sqlTexts ?? []) out.push(...textNeeds(text, depth));
+  return out;
+}
+
+/**
+ * SQL given as text to a function that runs it (query_to_xml, ts_stat, ...) is read like a
+ * statement when it is a literal; anything else cannot be decided, so it needs the widest capability.
+ */
+function textNeeds(text: string | null, depth: number): BaselineNeed[] {
+  const undecidable: BaselineNeed = {
+    capability: 'programs',
+    what: 'a function that runs SQL given as text (query_to_xml, ts_stat, ...) was given text phigate cannot read as a statement, so what it runs cannot be decided',
+  };
+  if (text === null || depth >= MAX_TEXT_DEPTH) return [undecidable];
+  const c = classify(text);
+  if (!c.ok) return [undecidable];
+  return c.statements.flatMap((inner) => allNeeds(inner, depth + 1)).map((n) => ({ ...n, what: `in SQL text run by a function, ${n.what}` }));
 }
 
 /** Why the baseline refuses this statement for a member of `groups`, or undefined when it does not. */
 export function baselineRefusal(st: BaselineFacts, groups: readonly string[], access: ServerAccess = NO_SERVER_ACCESS): BaselineRefusal | undefined {
-  const need = baselineNeeds(st);
+  const need = allNeeds(st, 0).find((n) => !access[n.capability].some((g) => groups.includes(g)));
   if (need === undefined) return undefined;
-  const lifted = access[need.capability];
-  if (lifted.some((g) => groups.includes(g))) {
-    // Lifted for this capability; another capability the statement needs may still be withheld.
-    return baselineRefusal({ ...st, ...without(st, need.capability) }, groups, access);
-  }
   return {
     capability: need.capability,
     reason: `${need.what}; the server-access baseline allows it only for groups listed under server_access.${need.capability} in the policy`,
   };
-}
-
-/** The statement's facts with those that need `capability` taken out (so the next need shows). */
-function without(st: BaselineFacts, capability: ServerCapability): Partial<BaselineFacts> {
-  switch (capability) {
-    case 'programs':
-      return { copy: st.copy?.target === 'program' ? undefined : st.copy, language: undefined };
-    case 'files':
-      return { copy: st.copy?.target === 'file' ? undefined : st.copy, functions: st.functions.filter((f) => !FILE_FUNCTIONS.has(bare(f)) && !bare(f).startsWith('pg_ls_')) };
-    case 'roles':
-      return { setConfigNames: [], setting: undefined, toDefault: true };
-    case 'remote':
-      return { functions: st.functions.filter((f) => !bare(f).startsWith('dblink')), ddlObject: undefined };
-    case 'alter_system':
-    case 'extensions':
-      return { ddlObject: undefined, kind: st.kind === 'load' ? 'other' : st.kind };
-  }
 }
 
 /** The `server_access:` section: capability → groups. */

@@ -87,6 +87,19 @@ const ROWS: [string, string][] = [
   ["CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS 'BEGIN RETURN 1; END'", '-'],
   ['CREATE FUNCTION f() RETURNS int RETURN 1', '-'],
   ["SELECT pg_read_file_x('a'), my_pg_ls()", '-'],
+  // SQL given as text to a function that runs it is read as a statement; text that is not a literal cannot be decided.
+  ["SELECT query_to_xml('select pg_read_file(''/etc/passwd'')', true, false, '')", 'files'],
+  ["SELECT pg_catalog.query_to_xml('copy (select 1) to program ''id''', true, false, '')", 'programs'],
+  ["SELECT query_to_xml_and_xmlschema('set role postgres', true, false, '')", 'roles'],
+  ["SELECT query_to_xml('select query_to_xml(''select 1 from pg_ls_dir(''''.'''')'', true, false, '''')', true, false, '')", 'files'],
+  ["SELECT query_to_xml($1, true, false, '')", 'programs'],
+  ["SELECT query_to_xml('select ' || 'pg_read_file(''x'')', true, false, '')", 'programs'],
+  ["SELECT query_to_xml('not sql at all', true, false, '')", 'programs'],
+  ["SELECT query_to_xml('select id from visits', true, false, '')", '-'],
+  ["SELECT * FROM ts_stat('SELECT to_tsvector(name) FROM patients')", '-'],
+  ["SELECT * FROM ts_stat($1)", 'programs'],
+  ["SELECT ts_rewrite('a'::tsquery, 'SELECT pg_read_file(''x'')::tsquery, ''b''::tsquery')", 'files'],
+  ["SELECT ts_rewrite('a'::tsquery, 'a'::tsquery, 'b'::tsquery)", '-'],
 ];
 
 describe('what the baseline withholds', () => {

@@ -160,6 +160,11 @@ function scan(root: unknown, visit: (o: JsonObject, inQuery: boolean) => boolean
   return false;
 }
 
+/** Functions that run SQL given as text, and which argument holds it. */
+const SQL_TEXT_ARGUMENT: Record<string, number> = {
+  query_to_xml: 0, query_to_xmlschema: 0, query_to_xml_and_xmlschema: 0, ts_stat: 0, ts_rewrite: 1,
+};
+
 /** A string literal, looking through casts (`'role'::text`); undefined for anything else. */
 export function stringConstant(v: unknown): string | undefined {
   const cast = nodeOfType(v, 'TypeCast');
@@ -305,6 +310,8 @@ export class Analyzer {
   readonly functions = new Set<string>();
   /** First argument of each set_config() call (see Statement.setConfigNames). */
   readonly setConfigNames: (string | null)[] = [];
+  /** SQL text given to functions that run it (see Statement.sqlTexts). */
+  readonly sqlTexts: (string | null)[] = [];
   private readonly predicates = new Map<string, PredicateColumn>();
   /** While a SELECT CTE body is walked, its unrestricted tables are held here instead. */
   private sink: TableRef[] | undefined;
@@ -390,6 +397,12 @@ export class Analyzer {
         const name = funcName(body);
         this.functions.add(name);
         if (name === 'set_config' || name.endsWith('.set_config')) this.setConfigNames.push(stringConstant(list(body.args)[0])?.toLowerCase() ?? null);
+        const sqlArg = SQL_TEXT_ARGUMENT[name.slice(name.lastIndexOf('.') + 1)];
+        if (sqlArg !== undefined) {
+          const args = list(body.args);
+          // ts_rewrite(query, target, substitute) takes no SQL; its two-argument form does.
+          if (!(name.endsWith('ts_rewrite') && args.length !== 2)) this.sqlTexts.push(args.some((a) => nodeOfType(a, 'NamedArgExpr') !== undefined) ? null : (stringConstant(args[sqlArg]) ?? null));
+        }
         return ctx;
       }
       case 'ColumnRef':

@@ -205,6 +205,7 @@ function finish(a: Analyzer, kind: StatementKind, extra: Partial<StatementFacts>
   };
   if (opaque) facts.opaque = true;
   if (a.setConfigNames.length > 0) facts.setConfigNames = [...a.setConfigNames];
+  if (a.sqlTexts.length > 0) facts.sqlTexts = [...a.sqlTexts];
   return facts;
 }
 

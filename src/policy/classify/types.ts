@@ -82,6 +82,8 @@ export interface Statement {
   language?: string;
   /** First argument of every set_config() call: the setting name in lower case, or null when it is not a literal. */
   setConfigNames?: (string | null)[];
+  /** SQL text given to functions that run it (query_to_xml, ts_stat, ...): the literal, or null when it is not one. */
+  sqlTexts?: (string | null)[];
   /**
    * CREATE FUNCTION/PROCEDURE, or ALTER FUNCTION ... VOLATILE: the routine's name as written
    * (`f` or `s.f`) and whether it is (now) volatile.
