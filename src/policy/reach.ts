@@ -6,8 +6,9 @@
 //   descendants (a write to a parent reaches them), and to what its DO ALSO/INSTEAD rules name;
 // - a read of a view (or materialized view) also reads the relations its query names, and a read
 //   of a partition reads its parent's rows; the view's function calls count as the statement's;
-// - a call of a volatile user-defined function or procedure may write anything, unless the policy
-//   declares it read_only; so may a write to a relation the snapshot does not know.
+// - a call of a volatile user-defined function or procedure (in SQL or a procedural language) may
+//   write anything, unless the policy declares it read_only; so may a write to a relation the
+//   snapshot does not know.
 // Anything that "may write anything" sets opaqueReason: decide.ts then lets the strictest rule that
 // applies to the identity decide, as for a DO block. Pure apart from parsing view texts (memoized).
 import { classify, type RelationLink, type Statement, type TableRef } from './classify/index.js';
@@ -34,6 +35,7 @@ export interface ReachFunction {
   kind: string;
   /** pg_proc.provolatile: i immutable, s stable, v volatile. */
   volatility: string;
+  language: string;
 }
 
 /** The part of CatalogSnapshot this module reads (it satisfies the interface structurally). */
@@ -312,6 +314,8 @@ class Walker {
     if (this.writeSeen.has(r.oid)) return;
     this.writeSeen.add(r.oid);
     if (add) this.writes.push(refOf(r));
+    // System catalogs' views (pg_settings) are not read into the snapshot; the baseline judges them.
+    if (r.system) return;
     if (add) this.followLinks(refOf(r));
     for (const a of this.catalog.lineage(r.oid)) if (a.oid !== r.oid) this.writeRelation(a, true);
     for (const c of this.catalog.children(r.oid)) this.writeRelation(c, true);
@@ -342,6 +346,9 @@ class Walker {
     for (const f of functionsNamed(this.catalog, name)) {
       if (schema !== undefined && f.schema !== schema) continue;
       if (f.volatility !== 'v') continue;
+      // C and internal functions (extensions such as pgcrypto or uuid-ossp, aggregates) only a
+      // superuser can create, which the baseline refuses through phigate: not the reader's code.
+      if (f.language === 'c' || f.language === 'internal') continue;
       if (functionEntries(this.opts.functions, f.schema, f.name).some((e) => e.readOnly)) continue;
       this.opaque(`${f.kind === 'p' ? 'procedure' : 'function'} ${f.schema}.${f.name} is volatile and its body is invisible to phigate, so it may write any table (declare it under functions: with read_only: true if it does not)`);
       return;

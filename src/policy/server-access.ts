@@ -31,6 +31,7 @@ export interface BaselineFacts {
   toDefault?: true;
   setConfigNames?: readonly (string | null)[];
   sqlTexts?: readonly (string | null)[];
+  writes?: readonly { schema?: string; name: string }[];
 }
 
 export interface BaselineRefusal {
@@ -97,6 +98,9 @@ function allNeeds(st: BaselineFacts, depth: number): BaselineNeed[] {
   for (const name of st.setConfigNames ?? []) {
     if (name === null) need('roles', 'set_config() with a setting name that is not a literal cannot be decided (it could change the role)');
     else if (ROLE_SETTINGS.has(name)) need('roles', `set_config('${name}', ...) changes the database role the session acts as`);
+  }
+  if (st.writes?.some((w) => w.name === 'pg_settings' && (w.schema === undefined || w.schema === 'pg_catalog'))) {
+    need('roles', 'a write to pg_settings runs set_config() for every row it changes, so it could change the role');
   }
   if (kind === 'alter' && (ddlObject === 'role' || ddlObject === 'database') && st.setting !== undefined && ROLE_SETTINGS.has(st.setting) && !st.toDefault) {
     need('roles', `ALTER ${ddlObject.toUpperCase()} ... SET ${st.setting} changes the database role later sessions act as`);
