@@ -1,12 +1,20 @@
 // Statement-level decisions: rules are evaluated first-match per statement; a query string's
 // decision is the most restrictive of its statements' (block > approve > allow). Pure.
 import type { IdentityKind, Rule, RuleAction, StatementKindName, TablePattern } from './rules.js';
+import { baselineRefusal, type BaselineFacts, type ServerAccess } from './server-access.js';
 
-/** What decisions need from the classifier's output (see classify/). */
-export interface ClassifiedStatement {
+/** What decisions need from the classifier's output (see classify/), and reach.ts's additions. */
+export interface ClassifiedStatement extends BaselineFacts {
   kind: string;
   /** DO and CALL: code the classifier cannot see into. */
   opaque?: boolean;
+  /**
+   * The statement may write any table (reach.ts: a volatile user-defined function, an INSTEAD OF
+   * trigger, a relation the catalog does not know): the strictest applicable rule decides, as for DO.
+   */
+  opaqueReason?: string;
+  /** The statement reaches a rewrite rule, whose actions may be any kind of write (reach.ts). */
+  writesAnyKind?: boolean;
   tables: readonly { schema?: string; name: string }[];
   writes: readonly { schema?: string; name: string }[];
   modifiesData: boolean;
@@ -29,6 +37,8 @@ export interface DecisionInput {
   identity: DecisionSubject;
   /** `table.column` (lower case) of every masked column, for predicates_on_masked. */
   maskedColumns?: ReadonlySet<string>;
+  /** Lifts of the server-access baseline (policy `server_access:`); absent: lifted for nobody. */
+  serverAccess?: ServerAccess;
 }
 
 export interface Decision {
@@ -63,8 +73,13 @@ export function decideStatements(statements: readonly ClassifiedStatement[], inp
 }
 
 function decideOne(st: ClassifiedStatement, input: DecisionInput): Omit<Decision, 'tables' | 'kinds'> {
-  // CALL runs a procedure the database's owners defined (like SELECT f()); DO runs the client's own code.
-  if (st.kind === 'do') return decideOpaque(input);
+  // The baseline comes before every rule: no rule can allow what it withholds, only server_access can.
+  const refused = baselineRefusal(st, input.identity.groups, input.serverAccess);
+  if (refused) return { action: 'block', rule: `server_access.${refused.capability}`, reason: refused.reason };
+  // CALL runs a procedure the database's owners defined (like SELECT f()); DO runs the client's own
+  // code. A CALL of a volatile procedure the policy does not declare read-only arrives opaque (reach.ts).
+  if (st.kind === 'do') return decideOpaque(input, 'a DO block may run anything');
+  if (st.opaqueReason !== undefined) return decideOpaque(input, st.opaqueReason);
   for (const rule of input.rules) {
     if (!matches(rule, st, input)) continue;
     return verdictOf(rule);
@@ -73,18 +88,18 @@ function decideOne(st: ClassifiedStatement, input: DecisionInput): Omit<Decision
 }
 
 /**
- * A DO block (or a name so often re-prepared it could be anything) may run any statement on any
- * table, so it meets the strictest rule that applies to this identity and connection, whatever the
- * rules' statement, table and WHERE conditions say.
+ * A DO block (or a name so often re-prepared it could be anything, or a statement that reaches code
+ * phigate cannot see) may run any statement on any table, so it meets the strictest rule that
+ * applies to this identity and connection, whatever the rules' statement, table and WHERE conditions say.
  */
-function decideOpaque(input: DecisionInput): Omit<Decision, 'tables' | 'kinds'> {
+function decideOpaque(input: DecisionInput, why: string): Omit<Decision, 'tables' | 'kinds'> {
   let worst = defaultVerdict(input);
   for (const rule of input.rules) {
     if (!identityMatches(rule, input)) continue;
     const v = verdictOf(rule);
     if (SEVERITY[v.action] > SEVERITY[worst.action]) worst = v;
   }
-  if (worst.action !== 'allow') worst = { ...worst, reason: `${worst.reason} (a DO block may run anything, so the strictest applicable rule decides)` };
+  if (worst.action !== 'allow') worst = { ...worst, reason: `${worst.reason} (${why}, so the strictest applicable rule decides)` };
   return worst;
 }
 
@@ -134,6 +149,8 @@ function kindMatches(kinds: ReadonlySet<StatementKindName>, st: ClassifiedStatem
   if (kinds.has(st.kind as StatementKindName)) return true;
   // A cursor is a SELECT read in pieces: DECLARE c CURSOR FOR SELECT ... must meet the SELECT rules.
   if (st.kind === 'declare' && kinds.has('select')) return true;
+  // A rewrite rule the write reaches (ON INSERT ... DO ALSO DELETE ...) may run any kind of write.
+  if (st.writesAnyKind && WRITE_KINDS.some((k) => kinds.has(k))) return true;
   // MERGE inserts, updates and deletes: any rule about those kinds is about MERGE too.
   if (st.kind === 'merge' && WRITE_KINDS.some((k) => k !== 'merge' && kinds.has(k))) return true;
   // A read that modifies data through a CTE (WITH d AS (DELETE ...) SELECT ...) counts as every

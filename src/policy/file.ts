@@ -1,11 +1,14 @@
 // Loads and validates the policy file (SPEC.md §3): identity, connections, rules (rules.ts), masking
-// (masking/config.ts) and approvals, with errors that name the file, line and key.
+// (masking/config.ts), approvals, server_access (server-access.ts) and functions (functions.ts), with
+// errors that name the file, line and key.
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isSeq, isScalar, type Node, type Document } from 'yaml';
 import { Reader, describe } from './yaml-reader.js';
 import { parseRules, type Rule } from './rules.js';
 import { parseMasking, type MaskingConfig } from '../masking/config.js';
 import { PolicyFileError } from './errors.js';
+import { parseServerAccess, type ServerAccess } from './server-access.js';
+import { parseFunctions, type FunctionPolicy } from './functions.js';
 
 export type TlsMode = 'disable' | 'require' | 'verify-full';
 
@@ -50,10 +53,14 @@ export interface PolicyFile {
   approvals: ApprovalsPolicy;
   default: 'allow' | 'block';
   masking: MaskingConfig;
+  /** The server-access baseline's lifts (server-access.ts): capability → groups; nobody by default. */
+  serverAccess: ServerAccess;
+  /** What the operator declares about user-defined functions (functions.ts). */
+  functions: readonly FunctionPolicy[];
   source: string;
 }
 
-const TOP_KEYS = new Set(['version', 'identity', 'connections', 'rules', 'default', 'masking', 'approvals']);
+const TOP_KEYS = new Set(['version', 'identity', 'connections', 'rules', 'default', 'masking', 'approvals', 'server_access', 'functions']);
 const CONNECTION_KEYS = new Set([
   'type', 'upstream', 'password_env', 'password_file', 'tls', 'tls_ca_file', 'allow_groups', 'access_approval',
 ]);
@@ -174,6 +181,8 @@ export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
     approvals,
     default: top.has('default') ? r.oneOf(top.get('default'), 'default', ['allow', 'block'] as const) : 'allow',
     masking: parseMasking(r, top.get('masking')),
+    serverAccess: parseServerAccess(r, top.get('server_access')),
+    functions: parseFunctions(r, top.get('functions')),
     source: text,
   };
 }

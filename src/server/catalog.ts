@@ -106,6 +106,8 @@ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`;
 export class CatalogSnapshot {
   private readonly byOid = new Map<number, Relation>();
   private readonly byName = new Map<string, Relation[]>();
+  /** Direct inheritance children and partitions, by parent OID. */
+  private readonly childrenOf = new Map<number, Relation[]>();
   /**
    * Names of the functions, procedures and aggregates outside the system schemas that an unqualified
    * call could resolve to instead of a built-in and whose body phigate cannot vouch for: all but an
@@ -126,6 +128,13 @@ export class CatalogSnapshot {
       const list = this.byName.get(r.name) ?? [];
       list.push(r);
       this.byName.set(r.name, list);
+    }
+    for (const r of relations) {
+      for (const p of r.parents) {
+        const kids = this.childrenOf.get(p) ?? [];
+        kids.push(r);
+        this.childrenOf.set(p, kids);
+      }
     }
     this.userFunctionNames = new Set(functions.filter((f) => !(f.extension && (f.language === 'c' || f.language === 'internal'))).map((f) => f.name));
     this.untrustedOperators = new Set(operators.filter((o) => o.language !== 'c' && o.language !== 'internal').map((o) => o.name));
@@ -189,6 +198,11 @@ export class CatalogSnapshot {
       queue.push(...r.parents);
     }
     return out;
+  }
+
+  /** Direct inheritance children and partitions of a relation. */
+  children(oid: number): readonly Relation[] {
+    return this.childrenOf.get(oid) ?? [];
   }
 
   get size(): number {

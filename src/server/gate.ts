@@ -8,6 +8,8 @@ import { redactLiterals, type Classification, type Statement } from '../policy/c
 import type { ShapeClassifierCache } from '../policy/shape-cache.js';
 import { decideStatements, type Decision, type DecisionSubject } from '../policy/decide.js';
 import type { PolicyFile } from '../policy/file.js';
+import { reachOf, SessionDefinitions } from '../policy/reach.js';
+import type { CatalogSnapshot } from './catalog.js';
 
 /** `text`, on an Execute's verdict: the prepared statement's text it runs (the possibility decided on). */
 export type Verdict =
@@ -25,6 +27,12 @@ export interface GateOptions {
   maskedColumns?: ReadonlySet<string>;
   /** Results are masked for this reader: statements that would copy masked columns elsewhere are refused. */
   maskedReader?: boolean;
+  /**
+   * The connection's catalog snapshot, for what writes (and reads) reach through views, rules,
+   * triggers, partitions and volatile functions (policy/reach.ts). Absent or undefined: statements
+   * are decided on the names they contain only.
+   */
+  catalog?: () => CatalogSnapshot | undefined;
 }
 
 export class StatementGate {
@@ -48,7 +56,11 @@ export class StatementGate {
   private decisions = new WeakMap<Classification, Decision>();
   /** Redacted text per classification: statements of one shape redact to the same text. */
   private readonly redactions = new WeakMap<Classification, string>();
-  private decidedUnder?: PolicyFile;
+  private decidedUnder?: { policy: PolicyFile; snapshot: CatalogSnapshot | undefined; definitions: number };
+  /** Statements with what they reach added, under the snapshot, policy and definitions of decidedUnder (Execute decides per message). */
+  private reached = new WeakMap<Statement, Statement>();
+  /** This session's DDL that the catalog snapshot may not show yet (see SessionDefinitions). */
+  private readonly definitions = new SessionDefinitions();
   private last?: { sql: string; c: Classification };
 
   constructor(private readonly opts: GateOptions) {}
@@ -124,19 +136,39 @@ export class StatementGate {
     this.releasedForSession.add(fingerprint);
   }
 
+  /** The policy in force; cached decisions are dropped when it, the catalog snapshot or this session's definitions change. */
   private currentPolicy(): PolicyFile {
     const policy = this.opts.policy();
-    if (policy !== this.decidedUnder) {
+    const snapshot = this.opts.catalog?.();
+    const u = this.decidedUnder;
+    if (u === undefined || u.policy !== policy || u.snapshot !== snapshot || u.definitions !== this.definitions.version) {
       this.decisions = new WeakMap();
-      this.decidedUnder = policy;
+      this.reached = new WeakMap();
+      this.decidedUnder = { policy, snapshot, definitions: this.definitions.version };
     }
     return policy;
   }
 
   private decide(statements: readonly Statement[], policy: PolicyFile): Decision {
-    return decideStatements(statements, {
+    const snapshot = this.opts.catalog?.();
+    let decided: readonly Statement[] = statements;
+    if (snapshot !== undefined) {
+      // Definitions first: `CREATE VIEW v ...; UPDATE v ...` must see v's reach.
+      let learnt = false;
+      for (const s of statements) learnt = this.definitions.record(s) || learnt;
+      if (learnt) this.currentPolicy();
+      decided = statements.map((s) => {
+        let r = this.reached.get(s);
+        if (r === undefined) {
+          r = reachOf(s, snapshot, { functions: policy.functions, session: this.definitions });
+          this.reached.set(s, r);
+        }
+        return r;
+      });
+    }
+    return decideStatements(decided, {
       rules: policy.rules, defaultAction: policy.default, connection: this.opts.connection,
-      identity: this.opts.identity, maskedColumns: this.opts.maskedColumns,
+      identity: this.opts.identity, maskedColumns: this.opts.maskedColumns, serverAccess: policy.serverAccess,
     });
   }
 

@@ -22,6 +22,7 @@ import { AccessError, AccessGrants, type AccessGrant, type AccessRequestState } 
 import { CancelRegistry } from './cancel-registry.js';
 import { ClientSession, type SessionOptions } from './session.js';
 import { CatalogCache } from './catalog.js';
+import { checkUpstreamPrivileges, privilegeWarning } from './upstream-privileges.js';
 import { loadOrCreateTokenKey } from './secrets.js';
 import { isUnmaskedReader, maskedColumnKeys } from '../masking/index.js';
 import { resolveUpstreamTarget } from './targets.js';
@@ -110,6 +111,9 @@ export class Gateway {
   /** Held statements wait here for a person; sessions call `approvals.request`. */
   readonly approvals: ApprovalService;
   private readonly catalogs = new Map<string, CatalogCache>();
+  /** Connections whose upstream role was checked (or is being checked) for server-access privileges. */
+  private readonly roleChecks = new Set<string>();
+  private stopped = false;
   private maskingKey?: Buffer;
   /** Just-in-time access grants (connections with access_approval). */
   readonly access: AccessGrants;
@@ -209,6 +213,7 @@ export class Gateway {
     this.extraIssuers = extra;
     this.verifier = this.opts.verifier ?? verifierFor(this.policy, extra);
     this.record({ type: 'server.start', version: VERSION, pid: process.pid, listen: url, policy: this.policyVersion });
+    this.checkUpstreamRoles();
     this.recordActivation('startup', undefined);
     if (this.opts.sharedDb && !this.policyBroadcast) {
       this.policyBroadcast = await PolicyBroadcast.open(this.opts.sharedDb, (p) => this.applyPublished(p));
@@ -286,6 +291,7 @@ export class Gateway {
   /** Stops accepting, ends every session with an admin-shutdown error, closes the listener. */
   async stop(reason = 'stop'): Promise<void> {
     // Sessions still open end first (each writes its session.end), so server.stop is the log's last word.
+    this.stopped = true;
     const live = this.sessions.size;
     for (const s of [...this.sessions]) s.terminate('57P01', 'terminating connection because phigate server is shutting down');
     this.record({ type: 'server.stop', reason, sessions: live });
@@ -468,23 +474,56 @@ export class Gateway {
     });
   }
 
-  /** Authenticates the request and checks it may use `name`; throws Refused. */
-  /** Masking for this reader on this connection: nothing when the policy masks nothing or the reader is unmasked. */
-  private maskingFor(identity: Identity, connection: ConnectionPolicy): Pick<SessionOptions, 'masking' | 'maskedColumns' | 'maskingReady' | 'recordingMasking'> {
-    const config = this.policy.masking;
-    if (config.columns.length === 0 && config.detectors.length === 0) return {};
-    const maskedColumns = maskedColumnKeys(config);
+  /** The catalog of a connection (created on first use); its first load also checks the upstream role. */
+  private catalogFor(connection: ConnectionPolicy): CatalogCache {
     let cache = this.catalogs.get(connection.name);
     if (!cache) {
       const resolve = this.opts.resolveTarget ?? ((c: ConnectionPolicy) => resolveUpstreamTarget(c));
       cache = new CatalogCache(() => resolve(connection), this.opts.log, connection.name);
       this.catalogs.set(connection.name, cache);
+      void cache.ready().then(() => this.checkUpstreamRole(connection));
     }
-    const c = cache;
+    return cache;
+  }
+
+  /**
+   * Masking for this reader on this connection (nothing when the policy masks nothing or the reader
+   * is unmasked), and the catalog every session's gate reads (what writes reach through views,
+   * rules, triggers, partitions and functions), which the session waits for at startup.
+   */
+  private maskingFor(identity: Identity, connection: ConnectionPolicy): Pick<SessionOptions, 'masking' | 'maskedColumns' | 'maskingReady' | 'recordingMasking' | 'catalog'> {
+    const c = this.catalogFor(connection);
+    const base = { maskingReady: () => c.ready(), catalog: () => c.current };
+    const config = this.policy.masking;
+    if (config.columns.length === 0 && config.detectors.length === 0) return base;
+    const maskedColumns = maskedColumnKeys(config);
     const ctx = { config, tokenKey: this.tokenKey(), catalog: () => c.current };
     // Unmasked readers see raw values; their recordings are masked all the same.
-    if (isUnmaskedReader(config, identity.groups)) return { maskedColumns, recordingMasking: ctx, maskingReady: () => c.ready() };
-    return { masking: ctx, maskedColumns, maskingReady: () => c.ready() };
+    if (isUnmaskedReader(config, identity.groups)) return { ...base, maskedColumns, recordingMasking: ctx };
+    return { ...base, masking: ctx, maskedColumns };
+  }
+
+  /** Checks every connection's upstream role (at start); a connection that cannot be reached is checked when its catalog first loads. */
+  private checkUpstreamRoles(): void {
+    for (const connection of this.policy.connections.values()) void this.checkUpstreamRole(connection);
+  }
+
+  /** Logs one warning per connection whose upstream role can reach the server's files or programs. */
+  private async checkUpstreamRole(connection: ConnectionPolicy): Promise<void> {
+    const name = connection.name;
+    if (this.roleChecks.has(name) || this.stopped) return;
+    this.roleChecks.add(name);
+    try {
+      const resolve = this.opts.resolveTarget ?? ((c: ConnectionPolicy) => resolveUpstreamTarget(c));
+      const p = await checkUpstreamPrivileges(resolve(connection));
+      const warning = privilegeWarning(name, p);
+      if (warning) this.opts.log.warn(warning.message, warning.fields);
+      else this.opts.log.info('upstream role holds no server-access privileges', { connection: name, role: p.role });
+    } catch (err) {
+      // Not reachable now (or misconfigured): checked again when the connection's catalog first loads.
+      this.roleChecks.delete(name);
+      this.opts.log.debug('could not check the upstream role', { connection: name, error: (err as Error).message });
+    }
   }
 
   private tokenKey(): Buffer {

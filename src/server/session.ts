@@ -30,6 +30,7 @@ import { connectUpstream, cancelUpstream, UpstreamError, type UpstreamSession, t
 import type { CancelRegistry } from './cancel-registry.js';
 import type { RemoteCancel } from './shared-cancel.js';
 import type { Logger } from './log.js';
+import type { CatalogSnapshot } from './catalog.js';
 import { CloseCode, type ControlMessage } from '../tunnel/protocol.js';
 import { originalPosition } from '../masking/source/masker.js';
 import type { RewriteOutcome, TextEdit } from '../masking/source/rewrite.js';
@@ -86,6 +87,8 @@ export interface SessionOptions {
   maskingReady?: () => Promise<void>;
   /** Set with `masking` when the policy masks columns: statements are rewritten at the source. */
   source?: SourceMaskingHandle;
+  /** The connection's catalog snapshot, for what statements reach (the gate's GateOptions.catalog). */
+  catalog?: () => CatalogSnapshot | undefined;
   /** For readers in unmasked_groups: the masking their recording gets (they see raw values). */
   recordingMasking?: Omit<MaskingContext, 'classify'>;
   /** Where session recordings go; none are made without it. */
@@ -316,6 +319,7 @@ export class ClientSession {
       identity: { name: identity.name, subject: identity.subject, groups: identity.groups, kind: label ? 'agent' : identity.kind },
       maskedColumns: this.opts.maskedColumns,
       maskedReader: this.opts.masking !== undefined,
+      catalog: this.opts.catalog,
     });
     this.upstreamCancel = () => cancelUpstream(target, up.backendKey);
     if (this.opts.masking || this.opts.recordingsDir) this.tracker = new ResultTracker();

@@ -192,10 +192,13 @@ describe('masking bypass suite', () => {
 
   it('statements that would copy masked rows elsewhere are refused', async () => {
     for (const sql of ['CREATE TEMP TABLE mcopy AS SELECT * FROM mpatients', 'SELECT ssn INTO TEMP mcopy2 FROM mpatients',
-      'INSERT INTO mclaims (id, mrn) SELECT id, ssn FROM mpatients', "COPY mpatients TO '/tmp/phigate-leak.csv'"]) {
+      'INSERT INTO mclaims (id, mrn) SELECT id, ssn FROM mpatients']) {
       const r = await psql(port, ['-c', sql]);
       expect(r.stderr, sql).toMatch(/results are masked for you, and a copy made inside the database would not be/);
     }
+    // A server-side file is refused for everyone, masked or not, by the server-access baseline.
+    const file = await psql(port, ['-c', "COPY mpatients TO '/tmp/phigate-leak.csv'"]);
+    expect(file.stderr).toMatch(/COPY TO a file writes a file on the database server; the server-access baseline allows it only for groups listed under server_access\.files/);
   });
 });
 

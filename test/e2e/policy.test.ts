@@ -79,8 +79,9 @@ describe('blocked statements', () => {
     const c = pgClient(port);
     await c.connect();
     try {
+      // pg_read_file is withheld by the server-access baseline before the rule is consulted.
       await expect(c.query('SELECT pg_read_file($1)', ['/etc/passwd'])).rejects.toMatchObject({
-        code: '42501', message: 'phigate: blocked by rule "no-file-access"',
+        code: '42501', message: 'phigate: pg_read_file() reaches files on the database server; the server-access baseline allows it only for groups listed under server_access.files in the policy',
       });
       await c.query('BEGIN');
       await expect(c.query({ name: 'dropper', text: 'DROP TABLE pol_t', values: [] })).rejects.toMatchObject({ code: '42501' });

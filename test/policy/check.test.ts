@@ -42,4 +42,25 @@ describe('phigate policy check', () => {
     expect((await p.exited).code).toBe(1);
     expect(p.stderr()).toMatch(/bad\.yaml:6:10: default: expected one of allow, block, got "maybe"/);
   });
+
+  it('lists who the server-access baseline is lifted for and the declared functions; policy test applies the lifts', async () => {
+    const file = join(dir, 'access.yaml');
+    writeFileSync(file, `${POLICY}server_access:\n  files: [dba]\nfunctions:\n  - { name: public.normalize_phone, read_only: true }\n`);
+    const json = run(['policy', 'check', file, '--json']);
+    expect((await json.exited).code).toBe(0);
+    expect(JSON.parse(json.stdout())).toMatchObject({
+      server_access: { files: ['dba'], programs: [], alter_system: [], extensions: [], roles: [], remote: [] },
+      functions: [{ name: 'public.normalize_phone', read_only: true, masked_readers: false }],
+    });
+    const text = run(['policy', 'check', file]);
+    expect((await text.exited).code).toBe(0);
+    expect(text.stdout()).toMatch(/server +baseline on for everyone; lifted for files: dba\n +functions +public\.normalize_phone \(read_only\)/);
+    const sql = "SELECT pg_read_file('/etc/passwd')";
+    const refused = run(['policy', 'test', '--file', file, '--sql', sql, '--groups', 'engineering', '--json']);
+    expect((await refused.exited).code).toBe(0);
+    expect(JSON.parse(refused.stdout())).toMatchObject({ decision: 'block', rule: 'server_access.files' });
+    const lifted = run(['policy', 'test', '--file', file, '--sql', sql, '--groups', 'dba', '--json']);
+    expect((await lifted.exited).code).toBe(0);
+    expect(JSON.parse(lifted.stdout())).toMatchObject({ decision: 'allow', rule: null });
+  });
 });

@@ -48,6 +48,8 @@ const DDL: Expect = { action: 'block', rule: 'no-ddl' };
 const PHI_WRITE: Expect = { action: 'approve', rule: 'phi-writes' };
 const BULK_READ: Expect = { action: 'approve', rule: 'bulk-phi-read' };
 const REFUSED: Expect = { action: 'block', refused: true };
+/** Withheld by the server-access baseline (SPEC §4) before any rule: only `server_access:` lifts it. */
+const BASELINE = (capability: string): Expect => ({ action: 'block', rule: `server_access.${capability}` });
 
 /** [sql, kinds (one per statement), tables (as the classifier names them, de-duplicated), decision, identity]. */
 type Row = readonly [sql: string, kinds: readonly string[], tables: readonly string[], expect: Expect, who?: Who];
@@ -112,16 +114,17 @@ const TRICKY: Row[] = [
   ['CALL archive_patients()', ['call'], [], ALLOW],
   ['CALL public.purge(30)', ['call'], [], ALLOW],
   // COPY: TO reads the whole table whatever the destination; FROM writes it.
-  ["COPY patients TO PROGRAM 'gzip > /tmp/p.gz'", ['copy_to'], ['patients'], BULK_READ],
+  // Server programs and files are withheld from everyone by the baseline, whatever the rules say.
+  ["COPY patients TO PROGRAM 'gzip > /tmp/p.gz'", ['copy_to'], ['patients'], BASELINE('programs')],
   ['COPY patients TO STDOUT', ['copy_to'], ['patients'], BULK_READ],
   ['COPY patients (id, ssn) TO STDOUT WITH (FORMAT csv)', ['copy_to'], ['patients'], BULK_READ],
-  ["COPY public.patients TO '/tmp/patients.csv'", ['copy_to'], ['public.patients'], BULK_READ],
+  ["COPY public.patients TO '/tmp/patients.csv'", ['copy_to'], ['public.patients'], BASELINE('files')],
   ['COPY (SELECT * FROM patients) TO STDOUT', ['copy_to'], ['patients'], BULK_READ],
   ['COPY (SELECT * FROM patients WHERE id = 1) TO STDOUT', ['copy_to'], ['patients'], ALLOW],
   ['COPY (DELETE FROM patients WHERE id = 2 RETURNING *) TO STDOUT', ['copy_to'], ['patients'], PHI_WRITE],
   ['COPY (UPDATE patients SET ssn = NULL RETURNING id) TO STDOUT', ['copy_to'], ['patients'], PHI_WRITE],
   ['COPY patients FROM STDIN', ['copy_from'], ['patients'], PHI_WRITE],
-  ["COPY patients FROM PROGRAM 'cat /tmp/x'", ['copy_from'], ['patients'], PHI_WRITE],
+  ["COPY patients FROM PROGRAM 'cat /tmp/x'", ['copy_from'], ['patients'], BASELINE('programs')],
   ['COPY visits FROM STDIN WITH (FORMAT csv)', ['copy_from'], ['visits'], PHI_WRITE],
   // PREPARE runs nothing (EXECUTE is decided as the prepared statement: see the session scenarios).
   ['PREPARE p AS DELETE FROM patients', ['prepare'], ['patients'], ALLOW],
@@ -134,11 +137,15 @@ const TRICKY: Row[] = [
   ['SELECT * INTO TEMP t FROM patients', ['create'], ['patients', 't'], DDL],
   ['CREATE TEMPORARY TABLE t (id int)', ['create'], ['t'], DDL],
   ['CREATE UNLOGGED TABLE t AS SELECT 1', ['create'], ['t'], DDL],
-  // SET ROLE changes the upstream privileges, not who phigate decides for: every later statement is
-  // still decided for the same identity. The example policy names no privilege kinds, so allow.
-  ['SET ROLE admin', ['set_role'], [], ALLOW],
-  ['SET SESSION AUTHORIZATION bob', ['set_session_authorization'], [], ALLOW],
+  // SET ROLE changes the upstream privileges (not who phigate decides for): withheld by the baseline.
+  // Returning to the login role (RESET ROLE, SET ROLE NONE, ... DEFAULT) is harmless.
+  ['SET ROLE admin', ['set_role'], [], BASELINE('roles')],
+  ['SET SESSION AUTHORIZATION bob', ['set_session_authorization'], [], BASELINE('roles')],
+  ["SELECT set_config('role', 'admin', false)", ['select'], [], BASELINE('roles')],
+  ['SELECT set_config($1, $2, false)', ['select'], [], BASELINE('roles')],
   ['RESET ROLE', ['reset'], [], ALLOW],
+  ['SET ROLE NONE', ['set_role'], [], ALLOW],
+  ['SET SESSION AUTHORIZATION DEFAULT', ['set_session_authorization'], [], ALLOW],
 ];
 
 // Quoted and schema-qualified names: unquoted names fold to lower case; `patients` in the policy has
@@ -326,11 +333,11 @@ const DDL_ROWS: Row[] = [
   ['ALTER TABLE patients ADD COLUMN x int', ['alter'], ['patients'], DDL],
   ['ALTER TABLE patients RENAME TO p2', ['alter'], ['patients'], DDL],
   ['ALTER ROLE bob SUPERUSER', ['alter'], [], DDL],
-  ["ALTER SYSTEM SET log_statement = 'none'", ['alter'], [], DDL],
+  ["ALTER SYSTEM SET log_statement = 'none'", ['alter'], [], BASELINE('alter_system')],
   ['CREATE TABLE x (id int)', ['create'], ['x'], DDL],
   ['CREATE INDEX i ON patients (ssn)', ['create'], ['patients'], DDL],
   ["CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql", ['create'], [], DDL],
-  ['CREATE EXTENSION dblink', ['create'], [], DDL],
+  ['CREATE EXTENSION dblink', ['create'], [], BASELINE('extensions')],
   ['CREATE ROLE r LOGIN', ['create'], [], DDL],
   ['CREATE SCHEMA s', ['create'], [], DDL],
   ['CREATE VIEW v AS SELECT * FROM patients', ['create'], ['v', 'patients'], DDL],
@@ -460,7 +467,9 @@ function expectVerdict(v: Verdict, want: Expect): void {
   expect(v.decision?.rule).toBe(want.rule);
   if (v.action === 'block') {
     expect(v.error.code).toBe('42501');
-    expect(v.error.message).toContain(`"${want.rule}"`);
+    // The baseline's message names the capability and how the policy lifts it; rules are quoted by name.
+    if (want.rule?.startsWith('server_access.')) expect(v.error.message).toMatch(new RegExp(`baseline allows it only for groups listed under ${want.rule} in the policy$`));
+    else expect(v.error.message).toContain(`"${want.rule}"`);
   }
   if (v.action === 'approve') expect(v.decision.approvers).toEqual(['privacy-officers']);
 }

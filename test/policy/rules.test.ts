@@ -117,7 +117,10 @@ describe('decisions', () => {
   });
 
   it('matches functions with or without their schema', () => {
-    expect(decideStatements([st('select', [], { functions: ['pg_catalog.pg_read_file'] })], input())).toMatchObject({ action: 'block', rule: 'no-file-access' });
+    // pg_read_file is withheld by the server-access baseline before any rule; lifted, the rule decides.
+    const lifted = { files: ['engineering'], programs: [], alter_system: [], extensions: [], roles: [], remote: [] };
+    expect(decideStatements([st('select', [], { functions: ['pg_catalog.pg_read_file'] })], input())).toMatchObject({ action: 'block', rule: 'server_access.files' });
+    expect(decideStatements([st('select', [], { functions: ['pg_catalog.pg_read_file'] })], input({ serverAccess: lifted }))).toMatchObject({ action: 'block', rule: 'no-file-access' });
   });
 
   it('applies identity conditions and predicates on masked columns', () => {

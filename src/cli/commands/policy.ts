@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { classify, initClassifier } from '../../policy/classify/index.js';
 import { decideStatements, tableName } from '../../policy/decide.js';
+import { SERVER_CAPABILITIES } from '../../policy/server-access.js';
 import type { IdentityKind } from '../../policy/rules.js';
 import type { PolicyActivation } from '../../policy/history.js';
 import { decideConnectionAccess } from '../../server/access.js';
@@ -34,14 +35,21 @@ export function policyCommand(): Command {
           issuers: p.issuers.map((i) => i.issuer),
           rules: p.rules.length,
           default: p.default,
+          // Who the server-access baseline is lifted for, per capability (empty: nobody).
+          server_access: Object.fromEntries(SERVER_CAPABILITIES.map((c) => [c, [...p.serverAccess[c]]])),
+          functions: p.functions.map((f) => ({ name: f.schema ? `${f.schema}.${f.name}` : f.name, read_only: f.readOnly, masked_readers: f.maskedReaders })),
         };
         if (opts.json) {
           process.stdout.write(`${JSON.stringify(result)}\n`);
           return;
         }
+        const lifted = SERVER_CAPABILITIES.filter((c) => p.serverAccess[c].length > 0).map((c) => `${c}: ${p.serverAccess[c].join(', ')}`);
+        const declared = result.functions.map((f) => `${f.name} (${[f.read_only ? 'read_only' : '', f.masked_readers ? 'masked_readers' : ''].filter(Boolean).join(', ')})`);
         process.stdout.write(
           `${file}: valid\n  version     ${result.version}\n  connections ${result.connections.join(', ')}\n` +
-            `  issuers     ${result.issuers.join(', ') || '(none)'}\n  rules       ${result.rules} (default: ${result.default})\n`,
+            `  issuers     ${result.issuers.join(', ') || '(none)'}\n  rules       ${result.rules} (default: ${result.default})\n` +
+            `  server      baseline on for everyone${lifted.length ? `; lifted for ${lifted.join('; ')}` : ''}\n` +
+            (declared.length ? `  functions   ${declared.join(', ')}\n` : ''),
         );
       } catch (err) {
         if (err instanceof PolicyFileError) throw new PhigateError(err.message, ExitCode.Error);
@@ -70,6 +78,7 @@ export function policyCommand(): Command {
         ? decideStatements(c.statements, {
             rules: p.rules, defaultAction: p.default, connection,
             identity: { name: opts.as, subject: opts.as, groups, kind: opts.kind },
+            serverAccess: p.serverAccess,
           })
         : undefined;
       const doc = {

@@ -160,6 +160,21 @@ function scan(root: unknown, visit: (o: JsonObject, inQuery: boolean) => boolean
   return false;
 }
 
+/** Functions that run SQL given as text, and which argument holds it. */
+const SQL_TEXT_ARGUMENT: Record<string, number> = {
+  query_to_xml: 0, query_to_xmlschema: 0, query_to_xml_and_xmlschema: 0, ts_stat: 0, ts_rewrite: 1,
+};
+
+/** A string literal, looking through casts (`'role'::text`); undefined for anything else. */
+export function stringConstant(v: unknown): string | undefined {
+  const cast = nodeOfType(v, 'TypeCast');
+  if (cast !== undefined) return stringConstant(cast.arg);
+  const c = nodeOfType(v, 'A_Const');
+  if (c === undefined || flag(c.isnull)) return undefined;
+  const sval = obj(c.sval);
+  return sval === undefined ? undefined : (str(sval.sval) ?? '');
+}
+
 export function funcName(call: JsonObject): string {
   const names = nameList(call.funcname);
   // SQL-syntax forms (EXTRACT, SUBSTRING ... FROM, TRIM, ...) are spelled pg_catalog.x by the parser.
@@ -293,6 +308,10 @@ export class Analyzer {
   readonly writes = new RefSet();
   readonly unrestricted = new RefSet();
   readonly functions = new Set<string>();
+  /** First argument of each set_config() call (see Statement.setConfigNames). */
+  readonly setConfigNames: (string | null)[] = [];
+  /** SQL text given to functions that run it (see Statement.sqlTexts). */
+  readonly sqlTexts: (string | null)[] = [];
   private readonly predicates = new Map<string, PredicateColumn>();
   /** While a SELECT CTE body is walked, its unrestricted tables are held here instead. */
   private sink: TableRef[] | undefined;
@@ -374,9 +393,18 @@ export class Analyzer {
       case 'RangeVar':
         this.visitRangeVar(body, ctx);
         return undefined;
-      case 'FuncCall':
-        this.functions.add(funcName(body));
+      case 'FuncCall': {
+        const name = funcName(body);
+        this.functions.add(name);
+        if (name === 'set_config' || name.endsWith('.set_config')) this.setConfigNames.push(stringConstant(list(body.args)[0])?.toLowerCase() ?? null);
+        const sqlArg = SQL_TEXT_ARGUMENT[name.slice(name.lastIndexOf('.') + 1)];
+        if (sqlArg !== undefined) {
+          const args = list(body.args);
+          // ts_rewrite(query, target, substitute) takes no SQL; its two-argument form does.
+          if (!(name.endsWith('ts_rewrite') && args.length !== 2)) this.sqlTexts.push(args.some((a) => nodeOfType(a, 'NamedArgExpr') !== undefined) ? null : (stringConstant(args[sqlArg]) ?? null));
+        }
         return ctx;
+      }
       case 'ColumnRef':
         if (ctx.predicate) this.addPredicate(body, ctx);
         return undefined;

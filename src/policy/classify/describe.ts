@@ -1,7 +1,7 @@
 // Turns one parsed statement node into a Statement: its kind, DDL object, COPY target, names, and the facts the Analyzer collects.
-import { Analyzer, ROOT_CTX, funcName, refOf, relationOfObject } from './analyze.js';
-import { flag, integerConstant, list, node, nodeOfType, obj, rangeVar, str, stringNode, type JsonObject } from './ast.js';
-import type { CopyInfo, Statement, StatementKind } from './types.js';
+import { Analyzer, ROOT_CTX, funcName, refOf, relationOfObject, stringConstant } from './analyze.js';
+import { flag, integerConstant, list, nameList, node, nodeOfType, num, obj, rangeVar, str, stringNode, type JsonObject } from './ast.js';
+import type { CopyInfo, RelationLink, Statement, StatementKind, TableRef } from './types.js';
 
 export type StatementFacts = Omit<Statement, 'start' | 'end'>;
 
@@ -204,6 +204,8 @@ function finish(a: Analyzer, kind: StatementKind, extra: Partial<StatementFacts>
     ...extra,
   };
   if (opaque) facts.opaque = true;
+  if (a.setConfigNames.length > 0) facts.setConfigNames = [...a.setConfigNames];
+  if (a.sqlTexts.length > 0) facts.sqlTexts = [...a.sqlTexts];
   return facts;
 }
 
@@ -294,7 +296,7 @@ export function describe(stmt: unknown): StatementFacts {
     }
     case 'DoStmt':
       // The body is an opaque string in any procedural language; nothing in it is classified.
-      return finish(a, 'do');
+      return finish(a, 'do', { language: languageOf(body.args) ?? 'plpgsql' });
     case 'VacuumStmt':
       a.walk(body, ctx);
       return finish(a, flag(body.is_vacuumcmd) ? 'vacuum' : 'analyze');
@@ -332,9 +334,86 @@ function describeSet(body: JsonObject): StatementFacts {
   const name = (str(body.name) ?? '').toLowerCase();
   if (setKind === 'VAR_RESET_ALL') return { ...empty('reset'), setting: 'all' };
   if (setKind === 'VAR_RESET') return { ...empty('reset'), setting: name };
-  if (name === 'role') return { ...empty('set_role'), setting: name };
-  if (name === 'session_authorization') return { ...empty('set_session_authorization'), setting: name };
-  return { ...empty('set'), setting: name };
+  const facts: StatementFacts = name === 'role' ? { ...empty('set_role'), setting: name }
+    : name === 'session_authorization' ? { ...empty('set_session_authorization'), setting: name }
+    : { ...empty('set'), setting: name };
+  if (setsDefault(body)) facts.toDefault = true;
+  return facts;
+}
+
+/**
+ * SET x TO DEFAULT, SET SESSION AUTHORIZATION DEFAULT and SET ROLE NONE (PostgreSQL compares
+ * 'none' case-sensitively) only return to what the session logged in with.
+ */
+function setsDefault(set: JsonObject): boolean {
+  const kind = str(set.kind);
+  if (kind === 'VAR_RESET' || kind === 'VAR_RESET_ALL' || kind === 'VAR_SET_DEFAULT') return true;
+  const args = list(set.args);
+  return str(set.name) === 'role' && kind === 'VAR_SET_VALUE' && args.length === 1 && stringConstant(args[0]) === 'none';
+}
+
+/** The `language` option of a DO block or CREATE FUNCTION (lower case), if given. */
+function languageOf(options: unknown): string | undefined {
+  for (const option of list(options)) {
+    const def = nodeOfType(option, 'DefElem');
+    if (def !== undefined && str(def.defname) === 'language') return stringNode(def.arg)?.toLowerCase();
+  }
+  return undefined;
+}
+
+/** The volatility options of a CREATE/ALTER FUNCTION, lower case. */
+function volatilities(options: unknown): string[] {
+  const out: string[] = [];
+  for (const option of list(options)) {
+    const def = nodeOfType(option, 'DefElem');
+    if (def !== undefined && str(def.defname) === 'volatility') out.push((stringNode(def.arg) ?? 'volatile').toLowerCase());
+  }
+  return out;
+}
+
+/** Relations named anywhere under `tree` (a view's query, a rule's actions), without NEW/OLD. */
+function relationsUnder(...trees: unknown[]): TableRef[] {
+  const a = new Analyzer();
+  for (const t of trees) a.walk(t, ROOT_CTX);
+  return a.tables.values().filter((t) => t.schema !== undefined || (t.name !== 'new' && t.name !== 'old'));
+}
+
+/** What writing a relation reaches after this DDL runs (see RelationLink). */
+function linksOf(type: string, body: JsonObject): RelationLink[] {
+  const rel = rangeVar(body.relation);
+  switch (type) {
+    case 'ViewStmt': {
+      const view = rangeVar(body.view);
+      return view === undefined ? [] : [{ relation: refOf(view), reaches: relationsUnder(body.query) }];
+    }
+    case 'RuleStmt':
+      return rel === undefined ? [] : [{ relation: refOf(rel), reaches: relationsUnder(body.actions, body.whereClause), rule: true }];
+    case 'CreateTrigStmt':
+      // tgtype bit 64: INSTEAD OF. Other triggers are not followed (see docs/policy.md).
+      return rel === undefined || ((num(body.timing) ?? 0) & 64) === 0 ? [] : [{ relation: refOf(rel), reaches: [], instead: true }];
+    case 'CreateStmt': {
+      const parents = list(body.inhRelations).map(rangeVar).filter((r): r is JsonObject => r !== undefined).map(refOf);
+      return rel === undefined || parents.length === 0 ? [] : [{ relation: refOf(rel), reaches: parents }];
+    }
+    case 'AlterTableStmt': {
+      if (rel === undefined) return [];
+      const out: RelationLink[] = [];
+      for (const c of list(body.cmds)) {
+        const cmd = nodeOfType(c, 'AlterTableCmd');
+        const subtype = str(cmd?.subtype);
+        if (subtype === 'AT_AttachPartition') {
+          const part = rangeVar(nodeOfType(cmd?.def, 'PartitionCmd')?.name);
+          if (part !== undefined) out.push({ relation: refOf(part), reaches: [refOf(rel)] });
+        } else if (subtype === 'AT_AddInherit') {
+          const parent = rangeVar(cmd?.def);
+          if (parent !== undefined) out.push({ relation: refOf(rel), reaches: [refOf(parent)] });
+        }
+      }
+      return out;
+    }
+    default:
+      return [];
+  }
 }
 
 /** DDL relation targets whose rows or definition change (added to writes). */
@@ -426,5 +505,20 @@ function describeGeneric(a: Analyzer, type: string, body: JsonObject): Statement
     const ddl = ddlObjectOf(type, body);
     if (ddl !== undefined) extra.ddlObject = ddl;
   }
+  if (type === 'CreateFunctionStmt') {
+    extra.language = languageOf(body.options) ?? 'sql';
+    // Volatile unless declared otherwise, as PostgreSQL defaults it.
+    const v = volatilities(body.options);
+    extra.routine = { name: nameList(body.funcname).join('.'), volatile: v.length === 0 || v.includes('volatile') };
+  } else if (type === 'AlterFunctionStmt' && volatilities(body.actions).includes('volatile')) {
+    extra.routine = { name: nameList(obj(body.func)?.objname).join('.'), volatile: true };
+  }
+  const set = type === 'AlterRoleSetStmt' || type === 'AlterDatabaseSetStmt' ? obj(body.setstmt) : undefined;
+  if (set !== undefined) {
+    extra.setting = (str(set.name) ?? 'all').toLowerCase();
+    if (setsDefault(set)) extra.toDefault = true;
+  }
+  const links = linksOf(type, body);
+  if (links.length > 0) extra.defines = links;
   return finish(a, kind, extra);
 }

@@ -11,7 +11,7 @@ import { describe } from './describe.js';
 import { list, num, obj } from './ast.js';
 import type { Classification, Statement } from './types.js';
 
-export type { Classification, CopyInfo, PredicateColumn, Statement, StatementKind, TableRef } from './types.js';
+export type { Classification, CopyInfo, PredicateColumn, RelationLink, Statement, StatementKind, TableRef } from './types.js';
 export { redactLiterals } from './redact.js';
 export { LIMIT_RESTRICTS_UP_TO } from './analyze.js';
 export { ClassifierNotInitializedError, parserState } from './parser.js';

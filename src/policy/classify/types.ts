@@ -30,6 +30,19 @@ export interface CopyInfo {
   target: 'stdout' | 'stdin' | 'file' | 'program';
 }
 
+/**
+ * What a DDL statement makes a relation reach when it is written: a view's query, a rule's actions,
+ * the parent named by INHERITS / PARTITION OF / ATTACH PARTITION, or (`instead`) an INSTEAD OF
+ * trigger's invisible code. The gate uses it until the catalog snapshot shows the change.
+ */
+export interface RelationLink {
+  relation: TableRef;
+  reaches: TableRef[];
+  instead?: true;
+  /** A rewrite rule: its actions may be any kind of write, whatever the statement's kind. */
+  rule?: true;
+}
+
 export interface Statement {
   /** EXPLAIN (without ANALYZE) of X is 'explain'; EXPLAIN ANALYZE X runs X and has X's kind. */
   kind: StatementKind;
@@ -59,10 +72,25 @@ export interface Statement {
   preparedName?: string;
   /** Cursor name for declare/fetch/move/close (absent for CLOSE ALL). */
   cursorName?: string;
-  /** Parameter name for set/reset/show (lower case; 'all' for RESET ALL / SHOW ALL). */
+  /** Parameter name for set/reset/show (lower case; 'all' for RESET ALL / SHOW ALL), and for ALTER ROLE/DATABASE ... SET/RESET. */
   setting?: string;
   /** DO and CALL run code whose body is not visible to the classifier. */
   opaque?: boolean;
+  /** set_role / set_session_authorization that only return to the login role (RESET-like: NONE, DEFAULT). */
+  toDefault?: true;
+  /** Language of a DO block or CREATE FUNCTION/PROCEDURE, lower case (DO defaults to plpgsql, functions to sql). */
+  language?: string;
+  /** First argument of every set_config() call: the setting name in lower case, or null when it is not a literal. */
+  setConfigNames?: (string | null)[];
+  /** SQL text given to functions that run it (query_to_xml, ts_stat, ...): the literal, or null when it is not one. */
+  sqlTexts?: (string | null)[];
+  /**
+   * CREATE FUNCTION/PROCEDURE, or ALTER FUNCTION ... VOLATILE: the routine's name as written
+   * (`f` or `s.f`) and whether it is (now) volatile.
+   */
+  routine?: { name: string; volatile: boolean };
+  /** Links a DDL statement creates between relations (see RelationLink). */
+  defines?: RelationLink[];
   /** UTF-8 byte span of this statement in the query text (as the parser reports it; no trailing ';'). */
   start: number;
   end: number;
