@@ -14,7 +14,7 @@ const target = { host: info.host, port: info.port, user: info.superuser.user, pa
 /** A stand-in for the strategies: a recognisable constant per strategy, of the column's type where it can be. */
 const masker: ColumnMasker = {
   mask: (rule, column, type) => ({ sql: `(CASE WHEN ${column} IS NULL THEN NULL ELSE ${type.baseSql === 'date' ? "'1900-01-01'::date" : `'<${rule.strategy}>'::text`} END)` }),
-  redact: (type) => ({ sql: type.baseSql === 'text' ? "'***'::text" : `NULL::${type.sql}` }),
+  redact: (type, _column) => ({ sql: type.baseSql === 'text' ? "'***'::text" : `NULL::${type.sql}` }),
 };
 
 const system: SystemTreatmentFn = (schema, name, isSystem) => {

@@ -12,7 +12,8 @@ import { list, obj } from '../../policy/classify/ast.js';
 /** Computes masked values in SQL (expressions.ts); injected so the rewrite can be tested alone. */
 export interface ColumnMasker {
   mask(rule: ColumnRule, column: string, type: SourceColumnType): { sql: string };
-  redact(type: SourceColumnType): { sql: string };
+  /** Full redaction of a value derived from masked columns (`column` keeps its NULLs NULL). */
+  redact(type: SourceColumnType, column: string): { sql: string };
 }
 
 /** How masked readers may see a relation of pg_catalog or information_schema (catalog-relations.ts). */
@@ -134,7 +135,7 @@ export class RelationTreatments {
         if (d === undefined) return quoteIdent(c.name);
         masked.push(d);
         const rule = d.rule;
-        const expr = rule !== undefined ? this.masker.mask(rule, quoteIdent(c.name), c.type).sql : this.masker.redact(c.type).sql;
+        const expr = rule !== undefined ? this.masker.mask(rule, quoteIdent(c.name), c.type).sql : this.masker.redact(c.type, quoteIdent(c.name)).sql;
         return `${expr} AS ${quoteIdent(c.name)}`;
       });
       return { kind: 'wrap', rel, items: items.join(', '), masked };
