@@ -114,6 +114,13 @@ function caseWhen(whens: readonly (readonly [string, string])[], otherwise?: str
 
 const isNull = (x: string): string => `(${x} IS NULL)`;
 
+/**
+ * Text in the "C" collation, for regex matches and substring searches only (their results carry no
+ * collation): under a nondeterministic collation they raise an error, and under any other a locale
+ * could change what a regex class or an equality means. Values keep the column's collation.
+ */
+const inC = (x: string): string => `(${x} COLLATE pg_catalog."C")`;
+
 /** NULL stays NULL for strategies that write a constant. */
 function unlessNull(nullTest: string, value: string): string {
   return caseWhen([[nullTest, 'NULL']], value);
@@ -276,18 +283,41 @@ export function redactExpression(type: SourceColumnType, column?: string): Maske
 // ---------------------------------------------------------------------------------------------
 // partial
 
-/** partialText (strategies.ts) in SQL: characters are code points in PostgreSQL as in Array.from. */
+/**
+ * Every character but `-` as `*`. translate() maps each character of `x` found in the second
+ * argument to the one at the same place in the third: `-` comes first, so it maps to itself, and
+ * every other character of `x` is in `x` itself, so it maps to a `*`. (A regexp_replace of `[^-]`
+ * costs close to a microsecond per character in PostgreSQL; this is one call.)
+ */
+function starsKeepingDashes(x: string, atLeast: string): string {
+  return fn('translate', x, op(lit('-'), '||', x), op(lit('-'), '||', fn('repeat', lit('*'), atLeast)));
+}
+
+/**
+ * partialText (strategies.ts) in SQL: characters are code points in PostgreSQL as in Array.from.
+ * `s` is referenced several times, so it should be cheap to evaluate (a column or a cast of one).
+ */
 function partialSql(s: string, keepFirst: number, keepLast: number): string {
   const n = fn('char_length', s);
+  const head = (k: string): string[] => (keepFirst === 0 ? [] : [fn('left', s, k)]);
+  const tail = (k: string): string[] => (keepLast === 0 ? [] : [fn('right', s, k)]);
+  const concat = (parts: string[]): string => parts.reduce((a, b) => op(a, '||', b));
+  // Long enough to keep all that is asked (keep_first + keep_last <= half): constant positions.
+  const kept = keepFirst + keepLast;
+  let middle = s;
+  if (keepFirst !== 0) middle = fn('right', middle, String(-keepFirst));
+  if (keepLast !== 0) middle = fn('left', middle, String(-keepLast));
+  const fast = caseWhen(
+    [[op(fn('strpos', inC(s), lit('-')), '=', '0'), concat([...head(String(keepFirst)), fn('repeat', lit('*'), op(n, '-', String(kept))), ...tail(String(keepLast))])]],
+    concat([...head(String(keepFirst)), starsKeepingDashes(middle, n), ...tail(String(keepLast))]),
+  );
+  // Shorter: the kept tail shrinks first to half the characters, then the head.
   const half = op(n, '/', '2');
   const last = keepLast === 0 ? '0' : `LEAST(${keepLast}, ${half})`;
   const first = keepFirst === 0 ? '0' : `LEAST(${keepFirst}, ${op(half, '-', last)})`;
-  const middle = fn('substr', s, op(first, '+', '1'), op(op(n, '-', first), '-', last));
-  // `[^-]` also matches newlines: PostgreSQL regexes are not newline-sensitive by default.
-  let out = fn('regexp_replace', middle, lit('[^-]'), lit('*'), lit('g'));
-  if (keepFirst !== 0) out = op(fn('left', s, first), '||', out);
-  if (keepLast !== 0) out = op(out, '||', fn('right', s, last));
-  return out;
+  const shortMiddle = fn('substr', s, op(first, '+', '1'), op(op(n, '-', first), '-', last));
+  const short = concat([...head(first), starsKeepingDashes(shortMiddle, n), ...tail(last)]);
+  return caseWhen([[op(n, '>=', String(2 * kept)), fast]], short);
 }
 
 /** JSON whitespace, which is all that can surround a valid json value. */
@@ -306,13 +336,13 @@ function jsonString(c: Column, text: string): string {
   if (c.kind === TypeKind.Jsonb) return fn('jsonb_extract_path_text', c.base, `VARIADIC ${cast("'{}'", 'pg_catalog.text[]')}`);
   // Differs from output masking: a NUL or lone surrogate escape in a json (not jsonb) string reads
   // as U+FFFD, where JSON.parse keeps the character; it only shows when partial keeps it.
-  const clean = cast(fn('regexp_replace', text, lit(JSON_UNEXTRACTABLE), lit('\\1\\\\ufffd'), lit('g')), 'pg_catalog.json');
+  const clean = cast(fn('regexp_replace', inC(text), lit(JSON_UNEXTRACTABLE), lit('\\1\\\\ufffd'), lit('g')), 'pg_catalog.json');
   return fn('json_extract_path_text', clean, `VARIADIC ${cast("'{}'", 'pg_catalog.text[]')}`);
 }
 
 function jsonIs(c: Column, text: string, what: 'string' | 'number'): string {
-  if (c.kind === TypeKind.Jsonb) return op(fn('jsonb_typeof', c.base), '=', lit(what));
-  return op(text, '~', lit(what === 'string' ? '^[ \t\n\r]*"' : '^[ \t\n\r]*[-0-9]'));
+  if (c.kind === TypeKind.Jsonb) return op(inC(fn('jsonb_typeof', c.base)), '=', lit(what));
+  return op(inC(text), '~', lit(what === 'string' ? '^[ \t\n\r]*"' : '^[ \t\n\r]*[-0-9]'));
 }
 
 function toJson(c: Column, text: string): string {
@@ -421,35 +451,54 @@ const JS_WHITESPACE = [0x9, 0xa, 0xb, 0xc, 0xd, 0x20, 0xa0, 0x1680, 0x2000, 0x20
 const JS_INLINE_SPACE = JS_WHITESPACE.filter((c) => c !== 0xa && c !== 0xd && c !== 0x2028 && c !== 0x2029);
 const inlineSpace = `[${JS_INLINE_SPACE.map((c) => `\\u${c.toString(16).padStart(4, '0')}`).join('')}]`;
 
-// yearOnlyText's shapes as PostgreSQL regexes ([0-9], not \d, which may match other digits there).
+// yearOnlyText's shapes as PostgreSQL regexes ([0-9], not \d, which may match other digits
+// there). No capture groups or back references: those make PostgreSQL's regex engine backtrack,
+// several microseconds a value, where these run as a DFA.
 const TIME = '[ T][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\\.[0-9]{1,6})?)?';
 const ZONE = `(?:${inlineSpace}?(?:[+-][0-9]{2}(?::?[0-9]{2}){0,2}|Z|[A-Za-z][A-Za-z0-9/_+-]{0,40}))?`;
 const REST = `(?:${TIME}${ZONE})?(?: BC)?$`;
 const ISO = `^[0-9]{4,}-[0-9]{2}-[0-9]{2}${REST}`;
-const MDY = `^[0-9]{1,2}([/.-])[0-9]{1,2}\\1[0-9]{4,}${REST}`;
-/**
- * The digits of the time of day of a validated value: the run of [0-9:.] after the date and the
- * separator (a zone never starts with one of those, so the run ends where the zone starts).
- */
-const ISO_TIME_DIGIT = '(?<=^[0-9]{4,}-[0-9]{2}-[0-9]{2}[ T][0-9:.]*)[0-9]';
-/** Month, day and time digits of a validated M/D/YYYY value (all become 0, then 1 for month and day). */
-const MDY_ZERO_DIGIT = '(?<=^[0-9]?)[0-9](?=[0-9]?[/.-])|(?<=^[0-9]{1,2}[/.-][0-9]?)[0-9](?=[0-9]?[/.-])|(?<=^[0-9]{1,2}[/.-][0-9]{1,2}[/.-][0-9]{4,}[ T][0-9:.]*)[0-9]';
+const MDY = `^[0-9]{1,2}(?:/[0-9]{1,2}/|\\.[0-9]{1,2}\\.|-[0-9]{1,2}-)[0-9]{4,}${REST}`;
+/** The shapes most dates in text columns have, with a cheap rewrite (the general one costs more). */
+const COMMON = '^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}(?: [0-9]{2}:[0-9]{2}:[0-9]{2})?|[0-9]{2}/[0-9]{2}/[0-9]{4})$';
 
 /**
  * yearOnlyText in SQL over a trimmed text `u`: ISO `YYYY-MM-DD[ time][zone][ BC]`, `M/D/YYYY` (also
- * with `.` or `-`), `infinity`; anything else gives `otherwise`.
+ * with `.` or `-`), `infinity`; anything else gives `otherwise`. `s` is the untrimmed text, tried
+ * first against the common shapes (which trimming would not change).
+ *
+ * A validated value is [date][separator time][zone][ BC], where the date is digits and `-/.`, the
+ * time digits and `:.`, and the zone never starts with one of those. With every digit written 0
+ * (the shape), ltrim of the date characters leaves the rest, and ltrim of the time characters after
+ * the separator leaves the zone: so the lengths of the three parts come from trims, not regexes.
  *
  * Differs from output masking: the Postgres DateStyle shape in a text ("Thu Mar 14 10:23:45 1985")
  * gives `otherwise` (the placeholder, or JSON null), where output masking rewrites it; stricter.
  */
-function yearOnlyTextSql(u: string, otherwise: string): string {
-  const iso = fn('regexp_replace', fn('regexp_replace', u, lit(ISO_TIME_DIGIT), lit('0'), lit('g')), lit('^([0-9]{4,})-[0-9]{2}-[0-9]{2}'), lit('\\1-01-01'));
-  const mdy = fn('regexp_replace', fn('regexp_replace', u, lit(MDY_ZERO_DIGIT), lit('0'), lit('g')), lit('^(0?)0([/.-])(0?)0'), lit('\\11\\2\\31'));
+function yearOnlyTextSql(s: string, u: string, otherwise: string): string {
+  const common = caseWhen(
+    [[op(fn('ascii', fn('substr', s, '3', '1')), '=', '47'), op(lit('01/01/'), '||', fn('right', s, '4'))]],
+    op(fn('left', s, '4'), '||', fn('substr', lit('-01-01 00:00:00'), '1', op(fn('char_length', s), '-', '4'))),
+  );
+  const shape = fn('translate', u, lit('123456789'), lit('000000000'));
+  const rest = fn('ltrim', shape, lit('0/.-'));
+  const zoneLength = fn('char_length', fn('ltrim', fn('substr', rest, '2'), lit('0:.')));
+  const dateLength = op(fn('char_length', u), '-', fn('char_length', rest));
+  const timeAndZone = op(fn('left', rest, op(fn('char_length', rest), '-', zoneLength)), '||', fn('right', u, zoneLength));
+  const isoDate = op(fn('left', u, op(dateLength, '-', '6')), '||', lit('-01-01'));
+  // M/D/ of the shape (`00/0/`) with each field's last 0 made 1 (`01/1/`), then the year as written.
+  const mdPrefix = fn('rtrim', fn('left', shape, dateLength), lit('0'));
+  const prefixLength = fn('char_length', mdPrefix);
+  const monthLength = op(prefixLength, '-', fn('char_length', fn('ltrim', mdPrefix, lit('0'))));
+  const dayLength = op(op(prefixLength, '-', monthLength), '-', '2');
+  const md = [fn('right', lit('01'), monthLength), fn('substr', mdPrefix, op(monthLength, '+', '1'), '1'), fn('right', lit('01'), dayLength), fn('right', mdPrefix, '1')].reduce((a, b) => op(a, '||', b));
+  const mdyDate = op(md, '||', fn('substr', u, op(prefixLength, '+', '1'), op(dateLength, '-', prefixLength)));
   return caseWhen(
     [
-      [op(u, '~', lit(ISO)), iso],
-      [op(u, '~', lit(MDY)), mdy],
-      [`(${op(u, '=', lit('infinity'))} OR ${op(u, '=', lit('-infinity'))})`, u],
+      [op(inC(s), '~', lit(COMMON)), common],
+      [op(inC(u), '~', lit(ISO)), op(isoDate, '||', timeAndZone)],
+      [op(inC(u), '~', lit(MDY)), op(mdyDate, '||', timeAndZone)],
+      [op(inC(u), '~', lit('^-?infinity$')), u],
     ],
     otherwise,
   );
@@ -466,7 +515,7 @@ function yearOnly(c: Column, placeholder: string): MaskedExpression {
     const s = textOf(c);
     // yearOnlyValue trims a bpchar's padding only (textOf did), other text as JavaScript's trim().
     const u = c.baseOid === OID.bpchar ? s : jsTrim(s);
-    const out = unlessNull(isNull(s), yearOnlyTextSql(u, lit(placeholder)));
+    const out = unlessNull(isNull(s), yearOnlyTextSql(s, u, lit(placeholder)));
     // A date keeps the (trimmed) value's length, so only the placeholder may not fit the type.
     return textResult(c, out, { maxChars: Array.from(placeholder).length, maxBytes: Buffer.byteLength(placeholder) });
   }
@@ -476,7 +525,8 @@ function yearOnly(c: Column, placeholder: string): MaskedExpression {
     case TypeKind.Jsonb: {
       const text = cast(c.ref, 'pg_catalog.text');
       const jsonNull = cast(lit('null'), c.kind === TypeKind.Json ? 'pg_catalog.json' : 'pg_catalog.jsonb');
-      const inner = toJson(c, yearOnlyTextSql(jsTrim(jsonString(c, text)), cast('NULL', 'pg_catalog.text')));
+      const str = jsonString(c, text);
+      const inner = toJson(c, yearOnlyTextSql(str, jsTrim(str), cast('NULL', 'pg_catalog.text')));
       return same(c, unlessNull(nullTest(c), caseWhen([[jsonIs(c, text, 'string'), `COALESCE(${inner}, ${jsonNull})`]], jsonNull)));
     }
     case TypeKind.Int2:
