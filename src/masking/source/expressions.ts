@@ -80,9 +80,20 @@ export function sqlTokenKey(key: Buffer): SqlTokenKey {
 // ---------------------------------------------------------------------------------------------
 // SQL building blocks (always parenthesised, always qualified)
 
-/** A typed text literal (standard_conforming_strings is always on: only quotes need doubling). */
+/**
+ * A typed text literal. One with a backslash is written as an E'' string, which reads the same
+ * whatever standard_conforming_strings is (a session could turn it off; a plain '\x..' would then
+ * change meaning).
+ */
 function lit(s: string): string {
-  return `'${s.replace(/'/g, "''")}'::pg_catalog.text`;
+  if (!s.includes('\\')) return `'${s.replace(/'/g, "''")}'::pg_catalog.text`;
+  return `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'::pg_catalog.text`;
+}
+
+/** A typed bytea literal (hex format, as an E'' string: see lit). */
+function byteaLit(b: Buffer | string): string {
+  const hex = typeof b === 'string' ? b : b.toString('hex');
+  return `E'\\\\x${hex}'::pg_catalog.bytea`;
 }
 
 /** A typed text literal written with E'' escapes for characters not to put raw into statement text. */
@@ -97,6 +108,12 @@ function fn(name: string, ...args: string[]): string {
 function op(a: string, o: string, b: string): string {
   return `(${a} OPERATOR(pg_catalog.${o}) ${b})`;
 }
+
+// The functions behind text || and int4 arithmetic, called directly where the types are known: an
+// operator costs PostgreSQL's parse analysis more than a function call, and every statement that
+// reads a masked table parses these expressions (about a microsecond per node).
+const cat = (a: string, b: string): string => fn('textcat', a, b);
+const int4 = (name: 'pl' | 'mi' | 'div' | 'eq' | 'ge', a: string, b: string): string => fn(`int4${name}`, a, b);
 
 function cast(x: string, type: string): string {
   return `CAST(${x} AS ${type})`;
@@ -120,6 +137,9 @@ const isNull = (x: string): string => `(${x} IS NULL)`;
  * could change what a regex class or an equality means. Values keep the column's collation.
  */
 const inC = (x: string): string => `(${x} COLLATE pg_catalog."C")`;
+
+/** x ~ pattern (textregexeq is the function behind ~), in the "C" collation. */
+const matches = (x: string, pattern: string): string => fn('textregexeq', inC(x), pattern);
 
 /** NULL stays NULL for strategies that write a constant. */
 function unlessNull(nullTest: string, value: string): string {
@@ -201,7 +221,7 @@ function typedNull(c: Column): MaskedExpression {
 
 /** Whether the column's value is NULL: `IS NULL` on a composite is true when all its fields are NULL. */
 function nullTest(c: Column): string {
-  return c.userDefined ? op(fn('num_nulls', c.ref), '=', '1') : isNull(c.ref);
+  return c.userDefined ? int4('eq', fn('num_nulls', c.ref), '1') : isNull(c.ref);
 }
 
 /** The value's text output as SQL text (bpchar without its trailing spaces, as tokenInput trims them). */
@@ -265,7 +285,7 @@ function redact(c: Column, placeholder: string, keepNull = true): MaskedExpressi
     return same(c, constant(cast(lit(JSON.stringify(placeholder)), type)));
   }
   if (c.kind === TypeKind.Bytea) {
-    return same(c, constant(cast(`'\\x${Buffer.from(placeholder, 'utf8').toString('hex')}'`, 'pg_catalog.bytea')));
+    return same(c, constant(byteaLit(Buffer.from(placeholder, 'utf8'))));
   }
   return typedNull(c);
 }
@@ -287,37 +307,41 @@ export function redactExpression(type: SourceColumnType, column?: string): Maske
  * Every character but `-` as `*`. translate() maps each character of `x` found in the second
  * argument to the one at the same place in the third: `-` comes first, so it maps to itself, and
  * every other character of `x` is in `x` itself, so it maps to a `*`. (A regexp_replace of `[^-]`
- * costs close to a microsecond per character in PostgreSQL; this is one call.)
+ * costs close to a microsecond per character in PostgreSQL; this is one call, quadratic in the
+ * length but on short values.) `atLeast` is at least the length of `x`.
  */
 function starsKeepingDashes(x: string, atLeast: string): string {
-  return fn('translate', x, op(lit('-'), '||', x), op(lit('-'), '||', fn('repeat', lit('*'), atLeast)));
+  return fn('translate', x, cat(lit('-'), x), cat(lit('-'), fn('repeat', lit('*'), atLeast)));
 }
 
 /**
  * partialText (strategies.ts) in SQL: characters are code points in PostgreSQL as in Array.from.
- * `s` is referenced several times, so it should be cheap to evaluate (a column or a cast of one).
+ * Kept: last = min(keep_last, ⌊n/2⌋), first = min(keep_first, ⌊n/2⌋ - last). A value without `-`
+ * is the kept characters padded with `*` (lpad/rpad); one with `-` masks the middle with translate().
+ * `s` appears several times, so it should be cheap (a column or a cast of one).
  */
 function partialSql(s: string, keepFirst: number, keepLast: number): string {
   const n = fn('char_length', s);
-  const head = (k: string): string[] => (keepFirst === 0 ? [] : [fn('left', s, k)]);
-  const tail = (k: string): string[] => (keepLast === 0 ? [] : [fn('right', s, k)]);
-  const concat = (parts: string[]): string => parts.reduce((a, b) => op(a, '||', b));
-  // Long enough to keep all that is asked (keep_first + keep_last <= half): constant positions.
-  const kept = keepFirst + keepLast;
-  let middle = s;
-  if (keepFirst !== 0) middle = fn('right', middle, String(-keepFirst));
-  if (keepLast !== 0) middle = fn('left', middle, String(-keepLast));
-  const fast = caseWhen(
-    [[op(fn('strpos', inC(s), lit('-')), '=', '0'), concat([...head(String(keepFirst)), fn('repeat', lit('*'), op(n, '-', String(kept))), ...tail(String(keepLast))])]],
-    concat([...head(String(keepFirst)), starsKeepingDashes(middle, n), ...tail(String(keepLast))]),
-  );
-  // Shorter: the kept tail shrinks first to half the characters, then the head.
-  const half = op(n, '/', '2');
-  const last = keepLast === 0 ? '0' : `LEAST(${keepLast}, ${half})`;
-  const first = keepFirst === 0 ? '0' : `LEAST(${keepFirst}, ${op(half, '-', last)})`;
-  const shortMiddle = fn('substr', s, op(first, '+', '1'), op(op(n, '-', first), '-', last));
-  const short = concat([...head(first), starsKeepingDashes(shortMiddle, n), ...tail(last)]);
-  return caseWhen([[op(n, '>=', String(2 * kept)), fast]], short);
+  const half = int4('div', n, '2');
+  const last = fn('int4smaller', String(keepLast), half);
+  const first = keepLast === 0 ? fn('int4smaller', String(keepFirst), half) : fn('int4smaller', String(keepFirst), fn('int4larger', int4('mi', half, String(keepLast)), '0'));
+  let plain: string;
+  let dashed: string;
+  if (keepFirst === 0 && keepLast === 0) {
+    plain = fn('repeat', lit('*'), n);
+    dashed = starsKeepingDashes(s, n);
+  } else if (keepFirst === 0) {
+    plain = fn('lpad', fn('right', s, last), n, lit('*'));
+    dashed = cat(starsKeepingDashes(fn('left', s, int4('mi', n, last)), n), fn('right', s, last));
+  } else if (keepLast === 0) {
+    plain = fn('rpad', fn('left', s, first), n, lit('*'));
+    dashed = cat(fn('left', s, first), starsKeepingDashes(fn('substr', s, int4('pl', first, '1')), n));
+  } else {
+    plain = cat(fn('left', s, first), fn('lpad', fn('right', s, last), int4('mi', n, first), lit('*')));
+    const middle = fn('substr', s, int4('pl', first, '1'), int4('mi', int4('mi', n, first), last));
+    dashed = cat(cat(fn('left', s, first), starsKeepingDashes(middle, n)), fn('right', s, last));
+  }
+  return caseWhen([[int4('eq', fn('strpos', inC(s), lit('-')), '0'), plain]], dashed);
 }
 
 /** JSON whitespace, which is all that can surround a valid json value. */
@@ -341,8 +365,8 @@ function jsonString(c: Column, text: string): string {
 }
 
 function jsonIs(c: Column, text: string, what: 'string' | 'number'): string {
-  if (c.kind === TypeKind.Jsonb) return op(inC(fn('jsonb_typeof', c.base)), '=', lit(what));
-  return op(inC(text), '~', lit(what === 'string' ? '^[ \t\n\r]*"' : '^[ \t\n\r]*[-0-9]'));
+  if (c.kind === TypeKind.Jsonb) return fn('texteq', inC(fn('jsonb_typeof', c.base)), lit(what));
+  return matches(text, lit(what === 'string' ? '^[ \t\n\r]*"' : '^[ \t\n\r]*[-0-9]'));
 }
 
 function toJson(c: Column, text: string): string {
@@ -357,7 +381,7 @@ function partial(c: Column, keepFirst: number, keepLast: number): MaskedExpressi
     // bpchar: partial of the value without its trailing spaces, then the spaces back. A bpchar(n)
     // pads itself back by the cast; an unbounded bpchar keeps the spaces it was stored with.
     if (c.baseOid === OID.bpchar && c.length === undefined) {
-      out = op(out, '||', fn('repeat', lit(' '), op(fn('octet_length', c.base), '-', fn('octet_length', s))));
+      out = cat(out, fn('repeat', lit(' '), int4('mi', fn('octet_length', c.base), fn('octet_length', s))));
     }
     return textResult(c, out, { same: true });
   }
@@ -379,9 +403,9 @@ function partial(c: Column, keepFirst: number, keepLast: number): MaskedExpressi
 // tokenize
 
 function hmacSql(bytes: string, key: SqlTokenKey): string {
-  const ipad = cast(`'\\x${key.ipadHex}'`, 'pg_catalog.bytea');
-  const opad = cast(`'\\x${key.opadHex}'`, 'pg_catalog.bytea');
-  return fn('sha256', op(opad, '||', fn('sha256', op(ipad, '||', bytes))));
+  const ipad = byteaLit(key.ipadHex);
+  const opad = byteaLit(key.opadHex);
+  return fn('sha256', fn('byteacat', opad, fn('sha256', fn('byteacat', ipad, bytes))));
 }
 
 /** The UTF-8 bytes of a text (tokenInput hashes the bytes of the text output). */
@@ -391,7 +415,7 @@ function utf8(text: string): string {
 
 /** The first `bytes` bytes of a MAC as a hex literal for a bit(8 * bytes) cast. */
 function macBits(mac: string, bytes: number): string {
-  return cast(op(lit('x'), '||', fn('encode', fn('substr', mac, '1', String(bytes)), lit('hex'))), `pg_catalog.bit(${bytes * 8})`);
+  return cast(cat(lit('x'), fn('encode', fn('substr', mac, '1', String(bytes)), lit('hex'))), `pg_catalog.bit(${bytes * 8})`);
 }
 
 /** RFC 9562 version 8 and variant bits over the first 16 MAC bytes: byte 6 high nibble 8, byte 8 top bits 10. */
@@ -431,7 +455,7 @@ function tokenize(c: Column, key: SqlTokenKey): MaskedExpression {
     }
     case TypeKind.Bytea: {
       // tokenInput of bytea is its hex text output (`\x...`), whatever bytea_output is.
-      return same(c, hmacSql(utf8(op(lit('\\x'), '||', fn('encode', c.base, lit('hex')))), key));
+      return same(c, hmacSql(utf8(cat(lit('\\x'), fn('encode', c.base, lit('hex')))), key));
     }
     default:
       return typedNull(c);
@@ -439,7 +463,7 @@ function tokenize(c: Column, key: SqlTokenKey): MaskedExpression {
 }
 
 function textToken(mac: string): string {
-  return op(lit('tok_'), '||', fn('encode', fn('substr', mac, '1', '8'), lit('hex')));
+  return cat(lit('tok_'), fn('encode', fn('substr', mac, '1', '8'), lit('hex')));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -451,54 +475,50 @@ const JS_WHITESPACE = [0x9, 0xa, 0xb, 0xc, 0xd, 0x20, 0xa0, 0x1680, 0x2000, 0x20
 const JS_INLINE_SPACE = JS_WHITESPACE.filter((c) => c !== 0xa && c !== 0xd && c !== 0x2028 && c !== 0x2029);
 const inlineSpace = `[${JS_INLINE_SPACE.map((c) => `\\u${c.toString(16).padStart(4, '0')}`).join('')}]`;
 
-// yearOnlyText's shapes as PostgreSQL regexes ([0-9], not \d, which may match other digits
-// there). No capture groups or back references: those make PostgreSQL's regex engine backtrack,
-// several microseconds a value, where these run as a DFA.
+// yearOnlyText's shapes as PostgreSQL regexes ([0-9], not \d, which may match other digits there).
 const TIME = '[ T][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\\.[0-9]{1,6})?)?';
 const ZONE = `(?:${inlineSpace}?(?:[+-][0-9]{2}(?::?[0-9]{2}){0,2}|Z|[A-Za-z][A-Za-z0-9/_+-]{0,40}))?`;
 const REST = `(?:${TIME}${ZONE})?(?: BC)?$`;
 const ISO = `^[0-9]{4,}-[0-9]{2}-[0-9]{2}${REST}`;
+// No back reference for "the same separator": that would make the match backtrack.
 const MDY = `^[0-9]{1,2}(?:/[0-9]{1,2}/|\\.[0-9]{1,2}\\.|-[0-9]{1,2}-)[0-9]{4,}${REST}`;
-/** The shapes most dates in text columns have, with a cheap rewrite (the general one costs more). */
-const COMMON = '^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}(?: [0-9]{2}:[0-9]{2}:[0-9]{2})?|[0-9]{2}/[0-9]{2}/[0-9]{4})$';
+/** The shapes most dates in text columns have, each rewritten by one overlay(). */
+const ISO_DATE = '^[0-9]{4}-[0-9]{2}-[0-9]{2}$';
+const MDY_DATE = '^[0-9]{2}/[0-9]{2}/[0-9]{4}$';
+/**
+ * The digits of the time of day of a validated value: the run of [0-9:.] after the date and the
+ * separator (a zone never starts with one of those, so the run ends where the zone starts).
+ */
+const TIME_DIGIT = '(?<=^[0-9./-]{6,}[ T][0-9:.]*)[0-9]';
+/** Month and day digits of a validated M/D/YYYY value (all become 0, then each field's last 1). */
+const MD_DIGIT = '(?<=^[0-9]?)[0-9](?=[0-9]?[/.-])|(?<=^[0-9]{1,2}[/.-][0-9]?)[0-9](?=[0-9]?[/.-])';
 
 /**
- * yearOnlyText in SQL over a trimmed text `u`: ISO `YYYY-MM-DD[ time][zone][ BC]`, `M/D/YYYY` (also
- * with `.` or `-`), `infinity`; anything else gives `otherwise`. `s` is the untrimmed text, tried
- * first against the common shapes (which trimming would not change).
- *
- * A validated value is [date][separator time][zone][ BC], where the date is digits and `-/.`, the
- * time digits and `:.`, and the zone never starts with one of those. With every digit written 0
- * (the shape), ltrim of the date characters leaves the rest, and ltrim of the time characters after
- * the separator leaves the zone: so the lengths of the three parts come from trims, not regexes.
+ * yearOnlyText in SQL: ISO `YYYY-MM-DD[ time][zone][ BC]`, `M/D/YYYY` (also with `.` or `-`),
+ * `infinity`; anything else gives `otherwise`. `s` is the value, `u` the value trimmed as
+ * yearOnlyValue trims it; the two commonest shapes are tried on `s` (which trimming would not
+ * change) and rewritten by position. The others by regexes, which cost several microseconds a value
+ * (capture groups and lookbehinds make PostgreSQL backtrack) but keep the SQL small: every
+ * statement that reads the table parses it.
  *
  * Differs from output masking: the Postgres DateStyle shape in a text ("Thu Mar 14 10:23:45 1985")
  * gives `otherwise` (the placeholder, or JSON null), where output masking rewrites it; stricter.
  */
 function yearOnlyTextSql(s: string, u: string, otherwise: string): string {
-  const common = caseWhen(
-    [[op(fn('ascii', fn('substr', s, '3', '1')), '=', '47'), op(lit('01/01/'), '||', fn('right', s, '4'))]],
-    op(fn('left', s, '4'), '||', fn('substr', lit('-01-01 00:00:00'), '1', op(fn('char_length', s), '-', '4'))),
-  );
-  const shape = fn('translate', u, lit('123456789'), lit('000000000'));
-  const rest = fn('ltrim', shape, lit('0/.-'));
-  const zoneLength = fn('char_length', fn('ltrim', fn('substr', rest, '2'), lit('0:.')));
-  const dateLength = op(fn('char_length', u), '-', fn('char_length', rest));
-  const timeAndZone = op(fn('left', rest, op(fn('char_length', rest), '-', zoneLength)), '||', fn('right', u, zoneLength));
-  const isoDate = op(fn('left', u, op(dateLength, '-', '6')), '||', lit('-01-01'));
-  // M/D/ of the shape (`00/0/`) with each field's last 0 made 1 (`01/1/`), then the year as written.
-  const mdPrefix = fn('rtrim', fn('left', shape, dateLength), lit('0'));
-  const prefixLength = fn('char_length', mdPrefix);
-  const monthLength = op(prefixLength, '-', fn('char_length', fn('ltrim', mdPrefix, lit('0'))));
-  const dayLength = op(op(prefixLength, '-', monthLength), '-', '2');
-  const md = [fn('right', lit('01'), monthLength), fn('substr', mdPrefix, op(monthLength, '+', '1'), '1'), fn('right', lit('01'), dayLength), fn('right', mdPrefix, '1')].reduce((a, b) => op(a, '||', b));
-  const mdyDate = op(md, '||', fn('substr', u, op(prefixLength, '+', '1'), op(dateLength, '-', prefixLength)));
+  // regexp_replace compiles its pattern under the input's collation, which must not be a
+  // nondeterministic one: textout/textin give the text the default collation.
+  const plain = fn('textin', fn('textout', u));
+  const zeroTime = (x: string): string => fn('regexp_replace', x, lit(TIME_DIGIT), lit('0'), lit('g'));
+  const iso = fn('regexp_replace', zeroTime(plain), lit('^([0-9]{4,})-[0-9]{2}-[0-9]{2}'), lit('\\1-01-01'));
+  const zeroMd = fn('regexp_replace', zeroTime(plain), lit(MD_DIGIT), lit('0'), lit('g'));
+  const mdy = fn('regexp_replace', zeroMd, lit('^(0?)0([/.-])(0?)0'), lit('\\11\\2\\31'));
   return caseWhen(
     [
-      [op(inC(s), '~', lit(COMMON)), common],
-      [op(inC(u), '~', lit(ISO)), op(isoDate, '||', timeAndZone)],
-      [op(inC(u), '~', lit(MDY)), op(mdyDate, '||', timeAndZone)],
-      [op(inC(u), '~', lit('^-?infinity$')), u],
+      [matches(s, lit(ISO_DATE)), fn('overlay', s, lit('01-01'), '6', '5')],
+      [matches(s, lit(MDY_DATE)), fn('overlay', s, lit('01/01'), '1', '5')],
+      [matches(u, lit(ISO)), iso],
+      [matches(u, lit(MDY)), mdy],
+      [matches(u, lit('^-?infinity$')), u],
     ],
     otherwise,
   );
