@@ -12,15 +12,42 @@ const MAX_SHAPE_TEXT = 4096;
 const ROW_CAP_WORDS = new Set(['limit', 'fetch']);
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/** A statement's shape key and where its tokens (spaces and comments left out) start and end. */
+export interface Shape {
+  /** undefined when the classification might depend on a literal (see shapeKey). */
+  key: string | undefined;
+  /** Token boundaries (string indexes), filled only when `key` is defined. */
+  starts: number[];
+  ends: number[];
+}
+
+const NO_SHAPE: Shape = { key: undefined, starts: [], ends: [] };
+/** The classifier and the source rewrite ask for the same text in a row: one lexer pass serves both. */
+let lastShape: { sql: string; shape: Shape } | undefined;
+
 /** The statement's shape, or undefined when its classification might depend on a literal. */
 export function shapeKey(sql: string): string | undefined {
+  return shapeOf(sql).key;
+}
+
+/** shapeKey with the token boundaries it lexed (the source rewrite replays its edits on them). */
+export function shapeOf(sql: string): Shape {
+  if (lastShape?.sql === sql) return lastShape.shape;
+  const shape = computeShape(sql);
+  lastShape = { sql, shape };
+  return shape;
+}
+
+function computeShape(sql: string): Shape {
   // Text the parser refuses must reach the parser: never answer it from a shape.
-  if (sql.includes('\0') || LONE_SURROGATE.test(sql)) return undefined;
+  if (sql.includes('\0') || LONE_SURROGATE.test(sql)) return NO_SHAPE;
   let out = '';
   let first = true;
   let keepNumbers = false;
   let cacheable = true;
   let afterSemicolon = false;
+  const starts: number[] = [];
+  const ends: number[] = [];
   lex(sql, (kind, start, end) => {
     if (!cacheable) return;
     if ((kind === 'string' || kind === 'qident' || kind === 'comment') && !terminated(sql, kind, start, end)) {
@@ -28,6 +55,8 @@ export function shapeKey(sql: string): string | undefined {
       return;
     }
     if (kind === 'space' || kind === 'comment') return;
+    starts.push(start);
+    ends.push(end);
     if (afterSemicolon) {
       cacheable = false; // a second statement: keep multi-statement strings on the exact path
       return;
@@ -50,7 +79,7 @@ export function shapeKey(sql: string): string | undefined {
     else if (kind === 'number') out += keepNumbers ? ` ${text} ` : ' 0 ';
     else out += ` ${text}`;
   });
-  return cacheable && !first ? out : undefined;
+  return cacheable && !first ? { key: out, starts, ends } : NO_SHAPE;
 }
 
 /** Did the lexer find the end of this literal, quoted identifier or comment (or run out of text)? */

@@ -20,7 +20,8 @@ import { decideConnectionAccess } from './access.js';
 import { isLoopbackHost } from './loopback.js';
 import { AccessError, AccessGrants, type AccessGrant, type AccessRequestState } from './access-grants.js';
 import { CancelRegistry } from './cancel-registry.js';
-import { ClientSession, type SessionOptions } from './session.js';
+import { ClientSession, type SessionOptions, type SourceMaskingHandle } from './session.js';
+import { createSourceMasking, type SourceMaskingSetup } from '../masking/source/index.js';
 import { CatalogCache } from './catalog.js';
 import { checkUpstreamPrivileges, privilegeWarning } from './upstream-privileges.js';
 import { loadOrCreateTokenKey } from './secrets.js';
@@ -111,6 +112,7 @@ export class Gateway {
   /** Held statements wait here for a person; sessions call `approvals.request`. */
   readonly approvals: ApprovalService;
   private readonly catalogs = new Map<string, CatalogCache>();
+  private readonly sourceMaskings = new Map<string, { policy: PolicyFile; setup: SourceMaskingSetup }>();
   /** Connections whose upstream role was checked (or is being checked) for server-access privileges. */
   private readonly roleChecks = new Set<string>();
   private stopped = false;
@@ -491,7 +493,9 @@ export class Gateway {
    * is unmasked), and the catalog every session's gate reads (what writes reach through views,
    * rules, triggers, partitions and functions), which the session waits for at startup.
    */
-  private maskingFor(identity: Identity, connection: ConnectionPolicy): Pick<SessionOptions, 'masking' | 'maskedColumns' | 'maskingReady' | 'recordingMasking' | 'catalog'> {
+  private maskingFor(
+    identity: Identity, connection: ConnectionPolicy,
+  ): Pick<SessionOptions, 'masking' | 'maskedColumns' | 'maskingReady' | 'recordingMasking' | 'catalog' | 'source'> {
     const c = this.catalogFor(connection);
     const base = { maskingReady: () => c.ready(), catalog: () => c.current };
     const config = this.policy.masking;
@@ -500,7 +504,29 @@ export class Gateway {
     const ctx = { config, tokenKey: this.tokenKey(), catalog: () => c.current };
     // Unmasked readers see raw values; their recordings are masked all the same.
     if (isUnmaskedReader(config, identity.groups)) return { ...base, maskedColumns, recordingMasking: ctx };
-    return { ...base, masking: ctx, maskedColumns };
+    const setup = this.sourceMaskingFor(connection.name);
+    if (setup === undefined) return { ...base, masking: ctx, maskedColumns };
+    const source: SourceMaskingHandle = {
+      rewrite: (sql, allowUnknown) => setup.masking.rewrite(sql, c.current, { allowUnknown }),
+      refresh: async (since) => (await c.refreshAfter(since)).takenAt >= since,
+    };
+    return { ...base, masking: { ...ctx, secrets: setup.secrets }, maskedColumns, source };
+  }
+
+  /**
+   * Masking at the source for a connection under the policy in force (one per policy: its caches
+   * hold rewrites of that policy's masking); none when the policy masks no column.
+   */
+  private sourceMaskingFor(connection: string): SourceMaskingSetup | undefined {
+    const policy = this.policy;
+    if (policy.masking.columns.length === 0) return undefined;
+    let entry = this.sourceMaskings.get(connection);
+    if (entry === undefined || entry.policy !== policy) {
+      const allowed = new Set(policy.functions.filter((f) => f.maskedReaders).map((f) => (f.schema === undefined ? f.name : `${f.schema}.${f.name}`)));
+      entry = { policy, setup: createSourceMasking(policy.masking, this.tokenKey(), allowed) };
+      this.sourceMaskings.set(connection, entry);
+    }
+    return entry.setup;
   }
 
   /** Checks every connection's upstream role (at start); a connection that cannot be reached is checked when its catalog first loads. */

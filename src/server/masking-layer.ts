@@ -269,7 +269,9 @@ export class MaskingLayer {
         const clean = this.scrub(text);
         if (clean === text) return inner === undefined ? UNCHANGED : inner(b, s, e, arena);
         const buf = Buffer.from(clean, 'utf8');
-        return inner === undefined ? putValue(arena, buf) : inner(buf, 0, buf.length, arena);
+        const r = inner === undefined ? UNCHANGED : inner(buf, 0, buf.length, arena);
+        // UNCHANGED from the inner op means "the scrubbed text as it is", never the original bytes.
+        return r === UNCHANGED ? putValue(arena, buf) : r;
       };
     });
     return { ...plan, ops, passthrough: false, tokens: undefined };

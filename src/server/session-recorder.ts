@@ -7,6 +7,9 @@ import type { RecordingMeta } from '../recording/format.js';
 import type { BackendVerdict, ResultShape } from './result-tracker.js';
 import type { Logger } from './log.js';
 
+/** A single-quoted SQL literal as plans print constants ('it''s'::text). */
+const QUOTED_LITERAL = /'(?:[^']|'')*'/g;
+
 export class SessionRecorder {
   private readonly writer: RecordingWriter;
   private shape?: ResultShape;
@@ -56,7 +59,15 @@ export class SessionRecorder {
         const shape = v.kind === 'dataRow' ? (v.shape ?? this.shape) : this.shape;
         const values = decodeDataRow(sent.subarray(5));
         if (values instanceof ProtocolError) return;
-        this.writer.row(values.map((b, i) => (b === null ? null : shape?.fields[i]?.format === 1 ? `<binary ${b.length} bytes>` : b.toString('utf8'))));
+        // A plan quotes the statement's literals (a guessed name in a Filter line): evidence never
+        // holds literals, so they are replaced as in the statement text.
+        const plan = shape?.fields.length === 1 && shape.fields[0]?.name === 'QUERY PLAN';
+        this.writer.row(values.map((b, i) => {
+          if (b === null) return null;
+          if (shape?.fields[i]?.format === 1) return `<binary ${b.length} bytes>`;
+          const text = b.toString('utf8');
+          return plan ? text.replace(QUOTED_LITERAL, "'?'") : text;
+        }));
         return;
       }
       case 0x43: {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { startGateway, type Gw } from '../support/harness.js';
+import { auditRecords, startGateway, type Gw } from '../support/harness.js';
 import { pgClient, psql } from '../support/clients.js';
 
 const MASKING = `masking:
@@ -164,13 +164,17 @@ describe('masking bypass suite', () => {
     }
   });
 
-  it('cursors with FETCH, and RETURNING on UPDATE', async () => {
+  it('cursors with FETCH, and RETURNING on UPDATE (masked columns of the target: refused)', async () => {
     const r = await psql(port, ['-At', '-f', '-'], {
       input: 'BEGIN;\nDECLARE c CURSOR FOR SELECT upper(full_name), reverse(ssn) FROM mpatients;\nFETCH 5 FROM c;\nFETCH ALL FROM c;\nCOMMIT;\n' +
+        'UPDATE mpatients SET city = city WHERE id < 4 RETURNING id, city;\n' +
         'UPDATE mpatients SET city = city WHERE id < 4 RETURNING ssn, full_name, lower(email);\n',
     });
     expect(leaks(r.stdout + r.stderr)).toEqual([]);
-    expect(r.stdout).toMatch(/UPDATE 3/);
+    expect(r.stdout).toMatch(/^\*\*\*\|/m);
+    // The target's own rows are not rewritten: RETURNING its masked columns would return raw values.
+    expect(r.stderr).toMatch(/RETURNING of this UPDATE on public\.mpatients reads its masked column ssn/);
+    expect(r.stdout).toMatch(/^1\|City1$/m);
   });
 
   it('node-postgres: prepared statements, text and binary results', async () => {
@@ -321,7 +325,13 @@ describe('evidence carries no PHI', () => {
       result = st && lines.find((r) => r['type'] === 'statement.result' && r['statement'] === st['seq']);
       if (!result) await new Promise((r) => setTimeout(r, 100));
     }
-    expect(result?.['masked']).toEqual(['public.mpatients.ssn']);
+    // Masked at the source: the statement record says how, the rows needed no output masking.
+    const st = auditRecords(gw).find((r) => r['type'] === 'statement' && r['sql'] === 'SELECT id, ssn FROM mpatients WHERE id = <n>');
+    expect(st?.['rewritten']).toEqual({
+      relations: ['public.mpatients'],
+      columns: expect.arrayContaining(['public.mpatients.ssn:partial', 'public.mpatients.mrn:tokenize', 'public.mpatients.full_name:redact']),
+    });
+    expect(result?.['masked']).toBeUndefined();
   });
 
   it('no raw value in the server log, the audit log or any file under the data directory', async () => {

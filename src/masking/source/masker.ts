@@ -5,10 +5,9 @@
 // replacement texts carry no literal of the statement.
 import type { CatalogSnapshot } from '../../server/catalog.js';
 import type { MaskingConfig } from '../config.js';
-import { shapeKey } from '../../policy/shape-cache.js';
+import { shapeOf, type Shape } from '../../policy/shape-cache.js';
 import { RelationTreatments, type ColumnMasker, type SystemTreatmentFn } from './relations.js';
 import { SourceRewriter, type RewriteOptions, type RewriteOutcome, type TextEdit, type TreeCheck } from './rewrite.js';
-import { tokensOf, type Token } from './text.js';
 
 const MAX_SHAPE_TEXT = 4096;
 const CACHE_SIZE = 2000;
@@ -63,11 +62,12 @@ export class SourceMasking {
   /** The statement as it must reach the database for a masked reader, or why it may not. */
   rewrite(sql: string, snapshot: CatalogSnapshot, options: RewriteOptions = {}): RewriteOutcome {
     const rewriter = this.rewriterFor(snapshot);
-    const key = sql.length <= MAX_SHAPE_TEXT ? shapeKey(sql) : undefined;
-    if (key !== undefined) {
+    const shape = sql.length <= MAX_SHAPE_TEXT ? shapeOf(sql) : undefined;
+    const key = shape?.key;
+    if (shape !== undefined && key !== undefined) {
       const plan = this.shapes.get(key);
       if (plan !== undefined) {
-        const replayed = replay(plan, sql);
+        const replayed = replay(plan, sql, shape);
         if (replayed !== undefined) {
           this.hits++;
           return replayed;
@@ -84,8 +84,8 @@ export class SourceMasking {
     const outcome = rewriter.rewrite(sql, options);
     // What depends on the snapshot's age (unknown names) is never kept.
     if (outcome.kind === 'unknown' || options.allowUnknown) return outcome;
-    if (key !== undefined) {
-      const plan = planOf(outcome, sql);
+    if (shape !== undefined && key !== undefined) {
+      const plan = planOf(outcome, shape);
       if (plan !== undefined) this.shapes.set(key, plan);
     } else {
       this.exact.set(sql, outcome);
@@ -105,49 +105,46 @@ export class SourceMasking {
   }
 }
 
-function anchorOf(tokens: readonly Token[], offset: number, end: boolean): Anchor | undefined {
+function anchorOf(shape: Shape, offset: number, end: boolean): Anchor | undefined {
   // Edits start at a token's start and end at a token's end, or (a dropped qualifier) at a token's start.
-  for (let i = 0; i < tokens.length; i++) {
-    const t = tokens[i]!;
-    if (!end && t.start === offset) return { token: i, end: false };
-    if (end && t.end === offset) return { token: i, end: true };
-    if (end && t.start === offset) return { token: i, end: false };
-    if (t.start > offset) break;
+  const { starts, ends } = shape;
+  for (let i = 0; i < starts.length; i++) {
+    if (!end && starts[i] === offset) return { token: i, end: false };
+    if (end && ends[i] === offset) return { token: i, end: true };
+    if (end && starts[i] === offset) return { token: i, end: false };
+    if (starts[i]! > offset) break;
   }
   return undefined;
 }
 
-function planOf(outcome: RewriteOutcome, sql: string): ShapePlan | undefined {
+function planOf(outcome: RewriteOutcome, shape: Shape): ShapePlan | undefined {
   if (outcome.kind === 'unchanged') return { kind: 'unchanged' };
   if (outcome.kind === 'refused') return { kind: 'refused', code: outcome.code, message: outcome.message };
   if (outcome.kind !== 'rewritten') return undefined;
-  const tokens = tokensOf(sql);
   const edits: { from: Anchor; to: Anchor; text: string }[] = [];
   for (const e of outcome.edits) {
-    const from = anchorOf(tokens, e.from, false);
-    const to = anchorOf(tokens, e.to, true);
+    const from = anchorOf(shape, e.from, false);
+    const to = anchorOf(shape, e.to, true);
     if (from === undefined || to === undefined) return undefined;
     edits.push({ from, to, text: e.text });
   }
-  return { kind: 'rewritten', tokens: tokens.length, edits, relations: outcome.relations, columns: outcome.columns };
+  return { kind: 'rewritten', tokens: shape.starts.length, edits, relations: outcome.relations, columns: outcome.columns };
 }
 
-function at(tokens: readonly Token[], a: Anchor): number {
-  const t = tokens[a.token]!;
-  return a.end ? t.end : t.start;
+function at(shape: Shape, a: Anchor): number {
+  return a.end ? shape.ends[a.token]! : shape.starts[a.token]!;
 }
 
-function replay(plan: ShapePlan, sql: string): RewriteOutcome | undefined {
+function replay(plan: ShapePlan, sql: string, shape: Shape): RewriteOutcome | undefined {
   if (plan.kind === 'unchanged') return { kind: 'unchanged' };
   if (plan.kind === 'refused') return { kind: 'refused', code: plan.code, message: plan.message };
-  const tokens = tokensOf(sql);
-  if (tokens.length !== plan.tokens) return undefined;
+  if (shape.starts.length !== plan.tokens) return undefined;
   let out = '';
   let pos = 0;
   const edits: TextEdit[] = [];
   for (const e of plan.edits) {
-    const from = at(tokens, e.from);
-    const to = at(tokens, e.to);
+    const from = at(shape, e.from);
+    const to = at(shape, e.to);
     out += sql.slice(pos, from) + e.text;
     edits.push({ from, to, text: e.text });
     pos = to;

@@ -410,7 +410,9 @@ export class StatementRewrite {
     } else if (isPunct(sql, toks[nameEnd], '*')) {
       last = nameEnd + 1;
     }
-    const innerName = `${only}${qualifiedName([ref.catalogname, ref.schemaname, ref.relname])}`;
+    // The inner reference carries the outer alias: once PostgreSQL pulls the subquery up, plans
+    // (EXPLAIN) name the relation as the client did.
+    const innerName = `${only}${qualifiedName([ref.catalogname, ref.schemaname, ref.relname])} AS ${quoteIdent(ref.alias ?? ref.relname)}`;
     const alias = ref.alias === undefined ? ` AS ${quoteIdent(ref.relname)}` : '';
     if (ref.alias === undefined) this.unaliased.push({ ...(ref.schemaname !== undefined ? { schema: ref.schemaname } : {}), name: ref.relname });
 
@@ -661,11 +663,12 @@ function allRangeVars(tree: unknown): { rv: JsonObject }[] {
  * refusing them is the safe side of a name the walk cannot resolve.
  */
 function maskedReference(tree: unknown, masked: ReadonlySet<string>, qualifiers: ReadonlySet<string>): string | undefined {
+  // Depth first in text order, so the message names the first offending reference.
   const stack: unknown[] = [tree];
   while (stack.length > 0) {
     const v = stack.pop();
     if (Array.isArray(v)) {
-      for (const x of v) stack.push(x);
+      for (let i = v.length - 1; i >= 0; i--) stack.push(v[i]);
       continue;
     }
     if (!isObject(v)) continue;
@@ -683,7 +686,8 @@ function maskedReference(tree: unknown, masked: ReadonlySet<string>, qualifiers:
       if (col !== undefined && masked.has(col) && (names.length === 1 || qualifiers.has(names[names.length - 2] ?? ''))) return col;
       continue;
     }
-    for (const k in v) stack.push(v[k]);
+    const keys = Object.keys(v);
+    for (let i = keys.length - 1; i >= 0; i--) stack.push(v[keys[i]!]);
   }
   return undefined;
 }

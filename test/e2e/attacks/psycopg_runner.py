@@ -69,7 +69,9 @@ class Conn:
                         for data in cp:
                             chunks.append(bytes(data))
                     return {"tag": cur.statusmessage, "copy": show(b"".join(chunks))}
-                cur.execute(text, values)
+                # The reset between attacks is never auto-prepared by psycopg: DISCARD ALL drops the
+                # server's prepared statements, and a prepared ROLLBACK would then fail.
+                cur.execute(text, values, prepare=False if s.get("reset") else None)
                 out = {"tag": cur.statusmessage}
                 if cur.description is not None:
                     out["fields"] = [c.name for c in cur.description]
@@ -90,8 +92,8 @@ class Conn:
                 lost = True
                 break
         if not self.dead():
-            self.step({"text": "ROLLBACK"})
-            self.step({"text": "DISCARD ALL"})
+            self.step({"text": "ROLLBACK", "reset": True})
+            self.step({"text": "DISCARD ALL", "reset": True})
             # notifications are delivered between statements: one more round trip collects them
             try:
                 self.conn.execute("SELECT 1")
