@@ -219,7 +219,7 @@ function settingsOf(s: Subject): [string, string][] {
 }
 
 /** The JS form of expressions.ts' JSON_UNEXTRACTABLE: what the SQL reads as U+FFFD in a json string. */
-const JSON_UNEXTRACTABLE = /(?<!\\)((?:\\\\)*)(?:\\u0000|\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})/g;
+const JSON_UNEXTRACTABLE = /(?<!\\)((?:\\\\)*)(?:\\u0000|\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2})|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2})/gi;
 
 const JS_WS_TRIM = (s: string): string => s.trim();
 /** Shapes yearOnlyText reads that the SQL (documented) leaves to the placeholder: Postgres DateStyle text. */

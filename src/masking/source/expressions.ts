@@ -8,15 +8,18 @@
 // Rules every expression here keeps, because a masked reader writes the rest of the statement:
 // - only immutable or stable built-in functions, no subqueries or set-returning functions, so the
 //   planner still pulls the subquery up (EXPLAIN of a query not touching masked columns unchanged);
-// - every function, operator and type schema-qualified (`pg_catalog.`, `OPERATOR(pg_catalog.||)`):
-//   a reader may put a schema of their own before pg_catalog in search_path and shadow `||` or
-//   `upper()` with a function that would receive raw values. Syntax the grammar maps to pg_catalog
-//   itself (CASE, LEAST, IS NULL, CAST to SQL-standard type names) needs no prefix; BETWEEN, IN
-//   and simple CASE look `=` up by name and are not used;
-// - every literal typed; no dependence on session settings beyond what the strategy's own output
-//   depends on (DateStyle, TimeZone); bytea_output and extra_float_digits never change a value;
+// - every function, operator, type and collation schema-qualified (`pg_catalog.`,
+//   `OPERATOR(pg_catalog.>=)`): a reader may put a schema of their own before pg_catalog in
+//   search_path and shadow `||` or `upper()` with a function that would receive raw values. Syntax
+//   the grammar maps to pg_catalog itself (CASE, IS NULL, CAST to SQL-standard type names) needs no
+//   prefix; BETWEEN, IN and simple CASE look `=` up by name and are not used;
+// - every literal typed, and written so that it reads the same under any standard_conforming_strings;
+//   no dependence on session settings beyond what the strategy's own output depends on (DateStyle,
+//   TimeZone): bytea_output, extra_float_digits, collations never change a value;
 // - no expression can raise an error for any stored value: an error would end the reader's
-//   statement and may quote the value (`JSON data, line 1: ...`).
+//   statement and may quote the value (`JSON data, line 1: ...`);
+// - few nodes: every statement that reads a masked table carries these expressions, and PostgreSQL's
+//   parse analysis costs about a microsecond per function call, operator or typed literal.
 //
 // Where exact equality with output masking is impossible, the SQL value is the honest one and the
 // difference is documented at the code that makes it (search for "Differs from output masking").
@@ -113,7 +116,7 @@ function op(a: string, o: string, b: string): string {
 // operator costs PostgreSQL's parse analysis more than a function call, and every statement that
 // reads a masked table parses these expressions (about a microsecond per node).
 const cat = (a: string, b: string): string => fn('textcat', a, b);
-const int4 = (name: 'pl' | 'mi' | 'div' | 'eq' | 'ge', a: string, b: string): string => fn(`int4${name}`, a, b);
+const int4 = (name: 'pl' | 'mi' | 'div' | 'eq' | 'and', a: string, b: string): string => fn(`int4${name}`, a, b);
 
 function cast(x: string, type: string): string {
   return `CAST(${x} AS ${type})`;
@@ -352,15 +355,15 @@ const JSON_WS = lit(' \t\n\r');
  * `u`). json accepts them, but extracting the string raises an error that quotes the value, so they
  * are replaced by `\ufffd` first.
  */
-const JSON_UNEXTRACTABLE =
-  '(?<!\\\\)((?:\\\\\\\\)*)(?:\\\\u0000|\\\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\\\u[dD][c-fC-F][0-9a-fA-F]{2})|(?<!\\\\u[dD][89abAB][0-9a-fA-F]{2})\\\\u[dD][c-fC-F][0-9a-fA-F]{2})';
+const JSON_UNEXTRACTABLE = '(?<!\\\\)((?:\\\\\\\\)*)(?:\\\\u0000|\\\\ud[89ab][0-9a-f]{2}(?!\\\\ud[c-f][0-9a-f]{2})|(?<!\\\\ud[89ab][0-9a-f]{2})\\\\ud[c-f][0-9a-f]{2})';
 
 /** The string inside a json/jsonb string value, as text. */
 function jsonString(c: Column, text: string): string {
   if (c.kind === TypeKind.Jsonb) return fn('jsonb_extract_path_text', c.base, `VARIADIC ${cast("'{}'", 'pg_catalog.text[]')}`);
   // Differs from output masking: a NUL or lone surrogate escape in a json (not jsonb) string reads
   // as U+FFFD, where JSON.parse keeps the character; it only shows when partial keeps it.
-  const clean = cast(fn('regexp_replace', inC(text), lit(JSON_UNEXTRACTABLE), lit('\\1\\\\ufffd'), lit('g')), 'pg_catalog.json');
+  // Flag i: hex digits in either case (a JSON escape's `u` is always lower case).
+  const clean = cast(fn('regexp_replace', inC(text), lit(JSON_UNEXTRACTABLE), lit('\\1\\\\ufffd'), lit('gi')), 'pg_catalog.json');
   return fn('json_extract_path_text', clean, `VARIADIC ${cast("'{}'", 'pg_catalog.text[]')}`);
 }
 
@@ -436,20 +439,20 @@ function tokenize(c: Column, key: SqlTokenKey): MaskedExpression {
     case TypeKind.Int4: {
       const mac = hmacSql(utf8(cast(c.ref, 'pg_catalog.text')), key);
       // 31 bits of the MAC's first 4 bytes, 0 taken as 1; int4larger is strict, so NULL stays NULL.
-      const n = op(cast(macBits(mac, 4), 'pg_catalog.int4'), '&', '2147483647');
+      const n = int4('and', cast(macBits(mac, 4), 'pg_catalog.int4'), '2147483647');
       return same(c, fn('int4larger', n, '1'));
     }
     case TypeKind.Int8:
     case TypeKind.Numeric: {
       const mac = hmacSql(utf8(cast(c.ref, 'pg_catalog.text')), key);
-      const n = fn('int8larger', op(cast(macBits(mac, 8), 'pg_catalog.int8'), '&', cast("'4611686018427387903'", 'pg_catalog.int8')), cast('1', 'pg_catalog.int8'));
+      const n = fn('int8larger', fn('int8and', cast(macBits(mac, 8), 'pg_catalog.int8'), cast("'4611686018427387903'", 'pg_catalog.int8')), cast('1', 'pg_catalog.int8'));
       if (c.kind === TypeKind.Int8) return same(c, n);
       // A 19-digit token does not fit a numeric(p,s): plain numeric then.
       return changed(c, cast(n, 'pg_catalog.numeric'), 'numeric');
     }
     case TypeKind.Uuid: {
       const mac = hmacSql(utf8(cast(c.ref, 'pg_catalog.text')), key);
-      const bits = op(op(macBits(mac, 16), '&', cast(`'${UUID_KEEP}'`, 'pg_catalog.bit(128)')), '|', cast(`'${UUID_SET}'`, 'pg_catalog.bit(128)'));
+      const bits = fn('bitor', fn('bitand', macBits(mac, 16), cast(`'${UUID_KEEP}'`, 'pg_catalog.bit(128)')), cast(`'${UUID_SET}'`, 'pg_catalog.bit(128)'));
       // varbit_send: a 4-byte bit count, then the bits as bytes.
       return same(c, cast(fn('encode', fn('substr', fn('varbit_send', bits), '5'), lit('hex')), 'pg_catalog.uuid'));
     }
