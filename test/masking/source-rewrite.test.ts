@@ -133,6 +133,17 @@ describe('source rewrite: references', () => {
     expect(plan).toMatch(/Rows Removed by Filter: 2/);
   });
 
+  it('computes only the masked columns a statement could read; the rest are typed NULLs', async () => {
+    expect(rewritten('SELECT id, city FROM rw_patients WHERE id = 1')).not.toContain('<partial>');
+    expect(rewritten('SELECT id, city FROM rw_patients WHERE ssn > \'\'')).toContain('<partial>');
+    for (const sql of ['SELECT p FROM rw_patients p', 'SELECT p.* FROM rw_patients p', 'SELECT * FROM rw_patients', 'TABLE rw_patients',
+      'SELECT row_to_json(x) FROM rw_patients x', 'SELECT 1 FROM rw_patients NATURAL JOIN rw_visits', 'COPY rw_patients TO STDOUT']) {
+      expect(rewritten(sql), sql).toContain('<partial>');
+    }
+    expect(rewritten('COPY rw_patients (id, ssn) TO STDOUT')).toContain('<partial>');
+    expect(await rows(rewritten('SELECT city FROM rw_patients ORDER BY id'))).toEqual([['Oslo'], ['Bern']]);
+  });
+
   it('rewrites COPY of a masked table into COPY of a query', () => {
     expect(rewritten('COPY rw_patients (id, ssn) TO STDOUT WITH (FORMAT csv)')).toMatch(/^COPY \(SELECT "id", "ssn" FROM \(SELECT .* FROM "rw_patients" AS "rw_patients"\) AS "rw_patients"\) TO STDOUT WITH \(FORMAT csv\)$/);
     expect(rewritten('COPY rw_patients TO STDOUT')).toMatch(/^COPY \(SELECT \* FROM \(SELECT .*\) AS "rw_patients"\) TO STDOUT$/);

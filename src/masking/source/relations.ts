@@ -11,9 +11,28 @@ import { list, obj } from '../../policy/classify/ast.js';
 
 /** Computes masked values in SQL (expressions.ts); injected so the rewrite can be tested alone. */
 export interface ColumnMasker {
-  mask(rule: ColumnRule, column: string, type: SourceColumnType): { sql: string };
+  /** `type`: the SQL type of the value when it differs from the column's (a token in an enum column is text). */
+  mask(rule: ColumnRule, column: string, type: SourceColumnType): { sql: string; type?: string };
   /** Full redaction of a value derived from masked columns (`column` keeps its NULLs NULL). */
-  redact(type: SourceColumnType, column: string): { sql: string };
+  redact(type: SourceColumnType, column: string): { sql: string; type?: string };
+}
+
+/** One column of a masking subquery: the column itself, or an expression standing for it. */
+export interface WrapItem {
+  column: string;
+  /** The masked value (or hidden NULL); absent: the column as it is. */
+  expr?: string;
+  /** A typed NULL of the masked value's type, for a masked column the statement never reads. */
+  unread?: string;
+}
+
+/** The select list of a masking subquery; masked columns the statement never names are typed NULLs (cheaper to plan, and nothing to read). */
+export function itemsFor(items: readonly WrapItem[], referenced: ReadonlySet<string> | 'all'): string {
+  return items.map((i) => {
+    if (i.expr === undefined) return quoteIdent(i.column);
+    const sql = i.unread !== undefined && referenced !== 'all' && !referenced.has(i.column) ? i.unread : i.expr;
+    return `${sql} AS ${quoteIdent(i.column)}`;
+  }).join(', ');
 }
 
 /** How masked readers may see a relation of pg_catalog or information_schema (catalog-relations.ts). */
@@ -37,8 +56,10 @@ export type Treatment =
   | {
       kind: 'wrap';
       rel: Relation;
-      /** The subquery's select list: one item per column, in attribute order. */
-      items: string;
+      /** The subquery's select list: one item per column, in attribute order (see itemsFor). */
+      items: readonly WrapItem[];
+      /** itemsFor(items, 'all'): what tells two treatments apart. */
+      key: string;
       masked: MaskedColumn[];
       /** A view that also reads masked data: the wrapper reads its expanded definition. */
       expand?: boolean;
@@ -47,6 +68,10 @@ export type Treatment =
   | { kind: 'refuse'; message: string };
 
 const NONE: Treatment = { kind: 'none' };
+
+function wrap(rel: Relation, items: WrapItem[], masked: MaskedColumn[]): Extract<Treatment, { kind: 'wrap' }> {
+  return { kind: 'wrap', rel, items, key: itemsFor(items, 'all'), masked };
+}
 
 export function refusedRelation(schema: string, name: string, reason: string): string {
   return `reading ${schema}.${name} is not allowed for readers who see masked values: ${reason}`;
@@ -107,40 +132,41 @@ export class RelationTreatments {
       if (sys.kind === 'refuse') return { kind: 'refuse', message: refusedRelation(rel.schema, rel.name, sys.reason) };
       const hidden = new Set(sys.columns);
       const masked: MaskedColumn[] = [];
-      const items = rel.typedColumns.map((c) => {
-        if (!hidden.has(c.name)) return quoteIdent(c.name);
+      const items = rel.typedColumns.map((c): WrapItem => {
+        if (!hidden.has(c.name)) return { column: c.name };
         masked.push({ column: c.name, how: 'hidden' });
-        return `${nullOf(c.type)} AS ${quoteIdent(c.name)}`;
+        return { column: c.name, expr: nullOf(c.type) };
       });
-      return masked.length === 0 ? NONE : { kind: 'wrap', rel, items: items.join(', '), masked };
+      return masked.length === 0 ? NONE : wrap(rel, items, masked);
     }
     if (rel.system) return NONE;
     const masked: MaskedColumn[] = [];
-    const own = rel.typedColumns.map((c) => {
+    const typed = (m: { sql: string; type?: string }, c: { type: SourceColumnType }, name: string): WrapItem =>
+      ({ column: name, expr: m.sql, unread: `NULL::${m.type ?? nullOf(c.type).slice(6)}` });
+    const own = rel.typedColumns.map((c): WrapItem => {
       const rule = this.ruleOf(rel, c.name);
-      if (rule === undefined) return quoteIdent(c.name);
+      if (rule === undefined) return { column: c.name };
       masked.push({ column: c.name, how: 'rule', strategy: rule.strategy });
-      return `${this.masker.mask(rule, quoteIdent(c.name), c.type).sql} AS ${quoteIdent(c.name)}`;
+      return typed(this.masker.mask(rule, quoteIdent(c.name), c.type), c, c.name);
     });
     if (rel.kind === 'v' && rel.viewSql !== undefined && this.reachesMasked(rel)) {
-      return masked.length === 0 ? { kind: 'expand', rel } : { kind: 'wrap', rel, items: own.join(', '), masked, expand: true };
+      return masked.length === 0 ? { kind: 'expand', rel } : { ...wrap(rel, own, masked), expand: true };
     }
     if (rel.kind === 'm' && rel.viewSql !== undefined && this.reachesMasked(rel)) {
       // A materialized view holds rows computed from raw values: its columns are masked by where
       // they come from (a plain copy of a masked column keeps that column's strategy).
       const derived = new Map(this.derivedColumns(rel).map((d) => [d.column, d]));
-      const items = rel.typedColumns.map((c, i) => {
+      const items = rel.typedColumns.map((c, i): WrapItem => {
         if (masked.some((m) => m.column === c.name)) return own[i]!;
         const d = derived.get(c.name);
-        if (d === undefined) return quoteIdent(c.name);
+        if (d === undefined) return { column: c.name };
         masked.push(d);
         const rule = d.rule;
-        const expr = rule !== undefined ? this.masker.mask(rule, quoteIdent(c.name), c.type).sql : this.masker.redact(c.type, quoteIdent(c.name)).sql;
-        return `${expr} AS ${quoteIdent(c.name)}`;
+        return typed(rule !== undefined ? this.masker.mask(rule, quoteIdent(c.name), c.type) : this.masker.redact(c.type, quoteIdent(c.name)), c, c.name);
       });
-      return { kind: 'wrap', rel, items: items.join(', '), masked };
+      return wrap(rel, items, masked);
     }
-    return masked.length === 0 ? NONE : { kind: 'wrap', rel, items: own.join(', '), masked };
+    return masked.length === 0 ? NONE : wrap(rel, own, masked);
   }
 
   /** Columns of a view or materialized view computed from masked columns, by their lineage. */

@@ -17,7 +17,7 @@ import { flag, isObject, list, node, obj, rangeVar, str, stringNode, type JsonOb
 import { parseTree } from '../../policy/classify/parser.js';
 import { sanitizeParserMessage } from '../../policy/classify/index.js';
 import type { Relation } from '../../server/catalog.js';
-import { RelationTreatments, refusedRelation, type MaskedColumn, type Treatment } from './relations.js';
+import { RelationTreatments, itemsFor, refusedRelation, type MaskedColumn, type Treatment } from './relations.js';
 import {
   Offsets, closingParen, dottedNameEnd, isPunct, isWord, qualifiedName, quoteIdent, tokenAt, tokensOf, type Token,
 } from './text.js';
@@ -122,6 +122,8 @@ export class StatementRewrite {
   private readonly qualifiedColumns: { location: number; fields: string[] }[] = [];
   /** Rewritten references without an alias: the subquery is named after the relation alone. */
   private readonly unaliased: { schema?: string; name: string }[] = [];
+  /** Column names the text could read (see referencedColumns); other masked columns become typed NULLs. */
+  private referenced: ReadonlySet<string> | 'all' = 'all';
 
   constructor(
     private readonly sql: string,
@@ -140,6 +142,7 @@ export class StatementRewrite {
     if (!parsed.ok) {
       return { kind: 'refused', code: '42601', message: `phigate: cannot parse this statement, so it was not run: ${sanitizeParserMessage(parsed.message)}` };
     }
+    this.referenced = referencedColumns(parsed.value);
     try {
       for (const raw of list(obj(parsed.value)?.stmts)) this.topLevel(obj(raw)?.stmt);
     } catch (err) {
@@ -371,7 +374,7 @@ export class StatementRewrite {
     for (const c of needing.slice(1)) {
       const a = first.treatment;
       const b = c.treatment;
-      const same = a.kind === 'wrap' && b.kind === 'wrap' && !a.expand && !b.expand && a.items === b.items;
+      const same = a.kind === 'wrap' && b.kind === 'wrap' && !a.expand && !b.expand && a.key === b.key;
       if (!same) {
         this.refuse(`"${ref.relname}" may stand for ${needing.map((x) => displayName(x.rel)).join(' or ')}, which are masked differently; write the schema-qualified name`);
       }
@@ -465,11 +468,11 @@ export class StatementRewrite {
       if (suffix !== '') this.refuse(`TABLESAMPLE of the view ${displayName(rel)} is not supported for readers who see masked values`);
       const viewText = `(${ex.sql})`;
       if (t.kind === 'expand') return { text: viewText, raw: ex.raw.map((r) => r + 1) };
-      const head = `(SELECT ${t.items} FROM `;
+      const head = `(SELECT ${itemsFor(t.items, this.referenced)} FROM `;
       return { text: `${head}${viewText} AS ${quoteIdent(rel.name)})`, raw: ex.raw.map((r) => r + head.length + 1) };
     }
     if (t.kind !== 'wrap') this.refuse('internal error: no subquery for this relation');
-    const head = `(SELECT ${t.items} FROM `;
+    const head = `(SELECT ${itemsFor(t.items, this.referenced)} FROM `;
     return { text: `${head}${innerName}${suffix})`, raw: [head.length + (innerName.startsWith('ONLY ') ? 5 : 0)] };
   }
 
@@ -617,6 +620,58 @@ function displayName(rel: Relation): string {
 
 function columnTag(rel: Relation, m: MaskedColumn): string {
   return `${rel.schema}.${rel.name}.${m.column}:${m.how === 'hidden' ? 'hidden' : (m.strategy ?? 'redact')}`;
+}
+
+/**
+ * Every column name the statement could read, or 'all' when it reads whole rows (`*`, `t.*`, a bare
+ * alias, NATURAL joins, COPY of a table without a column list). An over-approximation by name,
+ * whatever the qualifier: a masked column it leaves out reads as NULL, which shows less, never more.
+ */
+export function referencedColumns(tree: unknown): ReadonlySet<string> | 'all' {
+  const names = new Set<string>();
+  const singles = new Set<string>();
+  const relations = new Set<string>();
+  const stack: unknown[] = [tree];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (Array.isArray(v)) {
+      for (const x of v) stack.push(x);
+      continue;
+    }
+    if (!isObject(v)) continue;
+    const ref = obj(v.ColumnRef);
+    if (ref !== undefined) {
+      const fields = list(ref.fields);
+      if (fields.some((f) => obj(f)?.A_Star !== undefined)) return 'all';
+      const strs = fields.map((f) => stringNode(f)).filter((x): x is string => x !== undefined);
+      for (const x of strs) names.add(x);
+      if (strs.length === 1) singles.add(strs[0]!);
+      continue;
+    }
+    const join = obj(v.JoinExpr);
+    if (join !== undefined && flag(join.isNatural)) return 'all';
+    const copy = obj(v.CopyStmt);
+    if (copy !== undefined && copy.query === undefined && list(copy.attlist).length === 0) return 'all';
+    for (const a of list(copy?.attlist)) {
+      const x = stringNode(a);
+      if (x !== undefined) names.add(x);
+    }
+    for (const u of list(join?.usingClause)) {
+      const x = stringNode(u);
+      if (x !== undefined) names.add(x);
+    }
+    const rv = obj(v.RangeVar) ?? (typeof v.relname === 'string' && 'relpersistence' in v ? v : undefined);
+    if (rv !== undefined) {
+      relations.add(str(rv.relname) ?? '');
+      const alias = str(obj(rv.alias)?.aliasname);
+      if (alias !== undefined) relations.add(alias);
+    }
+    const alias = str(obj(v.alias)?.aliasname);
+    if (alias !== undefined) relations.add(alias);
+    for (const k in v) stack.push(v[k]);
+  }
+  for (const s of singles) if (relations.has(s)) return 'all';
+  return names;
 }
 
 /** `TABLE name`: a SELECT of everything from one relation that the text did not write as SELECT. */
