@@ -167,6 +167,9 @@ function decide(
       const rule = ruleFor(config, src);
       if (rule !== undefined) return { rule, reason: 'rule', from: [qualified(src)] };
       if (src.relkind !== undefined && TABLE_RELKINDS.has(src.relkind)) return undefined;
+    } else if (sourceMasked) {
+      // A plain column of a relation the catalog does not know: nothing says it was masked.
+      return { rule: FULL_REDACT, reason: 'untraced', from: [] };
     }
   }
   if (sourceMasked) return undefined;

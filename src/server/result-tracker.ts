@@ -56,25 +56,36 @@ export class ResultTracker {
   /** The result currently streaming (after 'T' in a query, or during an Execute). */
   private current?: ResultShape;
   private copy?: { sql: string; resultIndex: number; format: number; columnFormats: number[] };
+  /**
+   * After an error in the extended protocol the server ignores every message up to the next Sync.
+   * Messages forwarded after the error arrived (the client's Execute and Sync may come in a later
+   * chunk) get no answer either: they are not queued, or every later answer would be paired with
+   * the wrong message (a DataRow taken for another statement's, passed unmasked).
+   */
+  private skipping = false;
 
   // ---- frontend side, in the order messages are forwarded ----
 
   query(sql: string): void {
+    if (this.skipping) return;
     this.queue.push({ t: 'query', sql, results: 0 });
   }
 
   parse(name: string, sql: string): void {
+    if (this.skipping) return;
     this.statements.set(name, { sql });
     this.queue.push({ t: 'parse', sql });
   }
 
   bind(portal: string, statement: string, resultFormats: number[]): void {
+    if (this.skipping) return;
     const st = this.statements.get(statement) ?? { sql: '' };
     this.portals.set(portal, { statement: st, resultFormats });
     this.queue.push({ t: 'bind' });
   }
 
   describe(kind: 'S' | 'P', name: string, injected = false): void {
+    if (this.skipping) return;
     this.queue.push(kind === 'S' ? { t: 'describeS', name } : { t: 'describeP', portal: name, injected });
   }
 
@@ -87,20 +98,24 @@ export class ResultTracker {
   }
 
   execute(portal: string): void {
+    if (this.skipping) return;
     this.queue.push({ t: 'execute', portal });
   }
 
   close(kind: 'S' | 'P', name: string): void {
+    if (this.skipping) return;
     if (kind === 'S') this.statements.delete(name);
     else this.portals.delete(name);
     this.queue.push({ t: 'close' });
   }
 
   sync(): void {
+    this.skipping = false;
     this.queue.push({ t: 'sync' });
   }
 
   functionCall(): void {
+    if (this.skipping) return;
     this.queue.push({ t: 'fn' });
   }
 
@@ -234,8 +249,9 @@ export class ResultTracker {
       // A simple query ends with ReadyForQuery after its error.
       return PASS;
     }
-    // Extended protocol: the server discards everything until Sync.
-    while (this.queue.length > 0 && this.queue[0]!.t !== 'sync' && this.queue[0]!.t !== 'query') this.queue.shift();
+    // Extended protocol: the server discards everything until Sync, including what is still to come.
+    while (this.queue.length > 0 && this.queue[0]!.t !== 'sync') this.queue.shift();
+    if (this.queue.length === 0) this.skipping = true;
     return PASS;
   }
 }

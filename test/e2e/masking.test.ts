@@ -314,24 +314,26 @@ describe('big results', () => {
 });
 
 describe('evidence carries no PHI', () => {
-  it('statement results name the masked columns (never values)', async () => {
+  it('statement results name the masked columns, rewritten statements say how (never values)', async () => {
     await psql(port, ['-At', '-c', 'SELECT id, ssn FROM mpatients WHERE id = 5']);
+    await psql(port, ['-At', '-c', "SELECT id FROM mpatients WHERE ssn LIKE '1%'"]);
     // The result record is written with the session's next record: at the latest its session.end,
     // which lands just after psql has gone.
     let result: Record<string, unknown> | undefined;
+    let lines: Record<string, unknown>[] = [];
     for (let i = 0; i < 50 && !result; i++) {
-      const lines = readFileSync(join(gw.dir, 'data', 'audit', 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      lines = auditRecords(gw);
       const st = lines.find((r) => r['type'] === 'statement' && r['sql'] === 'SELECT id, ssn FROM mpatients WHERE id = <n>');
       result = st && lines.find((r) => r['type'] === 'statement.result' && r['statement'] === st['seq']);
       if (!result) await new Promise((r) => setTimeout(r, 100));
     }
-    // Masked at the source: the statement record says how, the rows needed no output masking.
-    const st = auditRecords(gw).find((r) => r['type'] === 'statement' && r['sql'] === 'SELECT id, ssn FROM mpatients WHERE id = <n>');
-    expect(st?.['rewritten']).toEqual({
-      relations: ['public.mpatients'],
-      columns: expect.arrayContaining(['public.mpatients.ssn:partial', 'public.mpatients.mrn:tokenize', 'public.mpatients.full_name:redact']),
-    });
-    expect(result?.['masked']).toBeUndefined();
+    // Returned as it is: masked on the way out by its rule.
+    expect(result?.['masked']).toEqual(['public.mpatients.ssn']);
+    // Computed on (a predicate): masked at the source, and the statement record says how.
+    const st = lines.find((r) => r['type'] === 'statement' && r['sql'] === "SELECT id FROM mpatients WHERE ssn LIKE '<redacted>'");
+    expect(st?.['rewritten']).toEqual({ relations: ['public.mpatients'], columns: expect.arrayContaining(['public.mpatients.ssn:partial']) });
+    // The record holds the client's text (redacted), never the rewritten one (it carries the key's pads).
+    expect(String(st?.['sql'])).not.toMatch(/sha256\(|\\x/);
   });
 
   it('no raw value in the server log, the audit log or any file under the data directory', async () => {

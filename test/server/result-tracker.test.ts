@@ -8,6 +8,29 @@ const T = 0x54, D = 0x44, C = 0x43, Z = 0x5a, E = 0x45, N = 0x4e, t = 0x74, n = 
 const ONE = 0x31, TWO = 0x32, H = 0x48, d = 0x64;
 
 describe('ResultTracker', () => {
+  it('an error that arrives before the rest of its batch: what follows up to Sync gets no answer, the next batch pairs right', () => {
+    const r = new ResultTracker();
+    r.parse('', 'SELECT refused');
+    r.bind('', '', [1]);
+    r.describe('P', '');
+    // The server answers the failed Parse before the client's Execute and Sync have been forwarded.
+    expect(r.backend(E, () => []).kind).toBe('pass');
+    r.parse('', 'PHIGATE_REFUSED_x'); // a refusal standing in for the Execute: skipped by the server too
+    r.execute('');
+    r.sync();
+    expect(r.backend(Z, () => []).kind).toBe('pass');
+    // The next statement's rows are its own, with its own description.
+    r.parse('', 'SELECT ssn FROM patients');
+    r.bind('', '', [1]);
+    r.describe('P', '');
+    r.execute('');
+    r.sync();
+    r.backend(ONE, () => []);
+    r.backend(TWO, () => []);
+    expect(r.backend(T, () => [field('ssn', 1)])).toMatchObject({ kind: 'rowDescription', shape: { sql: 'SELECT ssn FROM patients' } });
+    expect(r.backend(D, () => [])).toMatchObject({ kind: 'dataRow', shape: { sql: 'SELECT ssn FROM patients', fields: [{ format: 1 }] } });
+  });
+
   it('simple query: each result set gets its own description and index', () => {
     const r = new ResultTracker();
     r.query('SELECT a FROM x; SELECT b FROM y');

@@ -24,16 +24,43 @@ export interface WrapItem {
   expr?: string;
   /** A typed NULL of the masked value's type, for a masked column the statement never reads. */
   unread?: string;
+  /**
+   * The table's own rule masks the column: RowDescription names it, so output masking masks it
+   * where the statement only returns it as it is (a plain output column): no need to compute it.
+   */
+  ownRule?: boolean;
+}
+
+/** Which columns a statement computes on, and which it only returns as they are (see rewrite.ts). */
+export interface ColumnUse {
+  computed: ReadonlySet<string> | 'all';
+  plain: ReadonlySet<string> | 'all';
+}
+
+const has = (set: ReadonlySet<string> | 'all', name: string): boolean => set === 'all' || set.has(name);
+
+/** How one masked column appears in a subquery for a statement that uses columns so. */
+export function itemSql(i: WrapItem, use: ColumnUse): { sql: string; computes: boolean } {
+  if (i.expr === undefined) return { sql: quoteIdent(i.column), computes: false };
+  if (i.unread === undefined || has(use.computed, i.column)) return { sql: `${i.expr} AS ${quoteIdent(i.column)}`, computes: true };
+  if (has(use.plain, i.column)) {
+    // Returned as it is: output masking masks it by its rule; otherwise the masked value itself.
+    return i.ownRule ? { sql: quoteIdent(i.column), computes: false } : { sql: `${i.expr} AS ${quoteIdent(i.column)}`, computes: true };
+  }
+  return { sql: `${i.unread} AS ${quoteIdent(i.column)}`, computes: false };
 }
 
 /** The select list of a masking subquery; masked columns the statement never names are typed NULLs (cheaper to plan, and nothing to read). */
-export function itemsFor(items: readonly WrapItem[], referenced: ReadonlySet<string> | 'all'): string {
-  return items.map((i) => {
-    if (i.expr === undefined) return quoteIdent(i.column);
-    const sql = i.unread !== undefined && referenced !== 'all' && !referenced.has(i.column) ? i.unread : i.expr;
-    return `${sql} AS ${quoteIdent(i.column)}`;
-  }).join(', ');
+export function itemsFor(items: readonly WrapItem[], use: ColumnUse): string {
+  return items.map((i) => itemSql(i, use).sql).join(', ');
 }
+
+/** Does the subquery compute anything for this statement (else the relation can be read as it is)? */
+export function computesFor(items: readonly WrapItem[], use: ColumnUse): boolean {
+  return items.some((i) => i.expr !== undefined && (i.unread === undefined || itemSql(i, use).computes));
+}
+
+const ALL: ColumnUse = { computed: 'all', plain: 'all' };
 
 /** How masked readers may see a relation of pg_catalog or information_schema (catalog-relations.ts). */
 export type SystemTreatment =
@@ -58,7 +85,7 @@ export type Treatment =
       rel: Relation;
       /** The subquery's select list: one item per column, in attribute order (see itemsFor). */
       items: readonly WrapItem[];
-      /** itemsFor(items, 'all'): what tells two treatments apart. */
+      /** itemsFor(items, all computed): what tells two treatments apart. */
       key: string;
       masked: MaskedColumn[];
       /** A view that also reads masked data: the wrapper reads its expanded definition. */
@@ -68,9 +95,10 @@ export type Treatment =
   | { kind: 'refuse'; message: string };
 
 const NONE: Treatment = { kind: 'none' };
+const TABLE_KINDS = new Set(['r', 'p', 'f']);
 
 function wrap(rel: Relation, items: WrapItem[], masked: MaskedColumn[]): Extract<Treatment, { kind: 'wrap' }> {
-  return { kind: 'wrap', rel, items, key: itemsFor(items, 'all'), masked };
+  return { kind: 'wrap', rel, items, key: itemsFor(items, ALL), masked };
 }
 
 export function refusedRelation(schema: string, name: string, reason: string): string {
@@ -147,7 +175,11 @@ export class RelationTreatments {
       const rule = this.ruleOf(rel, c.name);
       if (rule === undefined) return { column: c.name };
       masked.push({ column: c.name, how: 'rule', strategy: rule.strategy });
-      return typed(this.masker.mask(rule, quoteIdent(c.name), c.type), c, c.name);
+      const item = typed(this.masker.mask(rule, quoteIdent(c.name), c.type), c, c.name);
+      // Tables only (a view's column is its definition's): the rule is the relation's own when
+      // output masking finds it by the relation's name, not through an ancestor.
+      if (TABLE_KINDS.has(rel.kind) && ruleFor(this.config, { schema: rel.schema, table: rel.name, column: c.name }) === rule) item.ownRule = true;
+      return item;
     });
     if (rel.kind === 'v' && rel.viewSql !== undefined && this.reachesMasked(rel)) {
       return masked.length === 0 ? { kind: 'expand', rel } : { ...wrap(rel, own, masked), expand: true };

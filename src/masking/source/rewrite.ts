@@ -17,7 +17,7 @@ import { flag, isObject, list, node, obj, rangeVar, str, stringNode, type JsonOb
 import { parseTree } from '../../policy/classify/parser.js';
 import { sanitizeParserMessage } from '../../policy/classify/index.js';
 import type { Relation } from '../../server/catalog.js';
-import { RelationTreatments, itemsFor, refusedRelation, type MaskedColumn, type Treatment } from './relations.js';
+import { RelationTreatments, computesFor, itemsFor, refusedRelation, type ColumnUse, type MaskedColumn, type Treatment } from './relations.js';
 import {
   Offsets, closingParen, dottedNameEnd, isPunct, isWord, qualifiedName, quoteIdent, tokenAt, tokensOf, type Token,
 } from './text.js';
@@ -122,8 +122,8 @@ export class StatementRewrite {
   private readonly qualifiedColumns: { location: number; fields: string[] }[] = [];
   /** Rewritten references without an alias: the subquery is named after the relation alone. */
   private readonly unaliased: { schema?: string; name: string }[] = [];
-  /** Column names the text could read (see referencedColumns); other masked columns become typed NULLs. */
-  private referenced: ReadonlySet<string> | 'all' = 'all';
+  /** Column names the text computes on or returns as they are (see columnUse); other masked columns become typed NULLs. */
+  private use: ColumnUse = { computed: 'all', plain: 'all' };
 
   constructor(
     private readonly sql: string,
@@ -142,7 +142,8 @@ export class StatementRewrite {
     if (!parsed.ok) {
       return { kind: 'refused', code: '42601', message: `phigate: cannot parse this statement, so it was not run: ${sanitizeParserMessage(parsed.message)}` };
     }
-    this.referenced = referencedColumns(parsed.value);
+    // Only the client's own statement returns rows to the client: a view's definition feeds a query.
+    this.use = this.depth === 0 ? columnUse(parsed.value) : { computed: referencedColumns(parsed.value, new Set()), plain: new Set() };
     try {
       for (const raw of list(obj(parsed.value)?.stmts)) this.topLevel(obj(raw)?.stmt);
     } catch (err) {
@@ -392,6 +393,12 @@ export class StatementRewrite {
     const { treatment, rel } = this.treatmentOf(ref);
     if (treatment.kind === 'none') return;
     if (treatment.kind === 'refuse') this.refuse(treatment.message);
+    if (treatment.kind === 'wrap' && !treatment.expand && !computesFor(treatment.items, this.use) && ctx.copyColumns === undefined) {
+      // Nothing to compute: its masked columns are only returned as they are (output masking masks
+      // them by their rule) or not read at all. The relation is read as the statement names it.
+      this.keptRaw.push(start);
+      return;
+    }
     this.relations.add(displayName(rel!));
     if (treatment.kind === 'wrap') for (const m of treatment.masked) this.columns.add(columnTag(rel!, m));
 
@@ -468,11 +475,11 @@ export class StatementRewrite {
       if (suffix !== '') this.refuse(`TABLESAMPLE of the view ${displayName(rel)} is not supported for readers who see masked values`);
       const viewText = `(${ex.sql})`;
       if (t.kind === 'expand') return { text: viewText, raw: ex.raw.map((r) => r + 1) };
-      const head = `(SELECT ${itemsFor(t.items, this.referenced)} FROM `;
+      const head = `(SELECT ${itemsFor(t.items, this.use)} FROM `;
       return { text: `${head}${viewText} AS ${quoteIdent(rel.name)})`, raw: ex.raw.map((r) => r + head.length + 1) };
     }
     if (t.kind !== 'wrap') this.refuse('internal error: no subquery for this relation');
-    const head = `(SELECT ${itemsFor(t.items, this.referenced)} FROM `;
+    const head = `(SELECT ${itemsFor(t.items, this.use)} FROM `;
     return { text: `${head}${innerName}${suffix})`, raw: [head.length + (innerName.startsWith('ONLY ') ? 5 : 0)] };
   }
 
@@ -623,11 +630,63 @@ function columnTag(rel: Relation, m: MaskedColumn): string {
 }
 
 /**
- * Every column name the statement could read, or 'all' when it reads whole rows (`*`, `t.*`, a bare
- * alias, NATURAL joins, COPY of a table without a column list). An over-approximation by name,
- * whatever the qualifier: a masked column it leaves out reads as NULL, which shows less, never more.
+ * Plain output columns: the target list of a top-level SELECT that only returns rows (no DISTINCT,
+ * GROUP BY, HAVING, ORDER BY, window, set operation or INTO: those would order, group or compare
+ * its values, or refer to them by position or output name), written as bare column references.
+ * Returns their names ('all' for `*`) and the entries to leave out of the computed walk.
  */
-export function referencedColumns(tree: unknown): ReadonlySet<string> | 'all' {
+function plainOutputs(tree: unknown): { names: ReadonlySet<string> | 'all'; entries: Set<unknown> } {
+  const names = new Set<string>();
+  const entries = new Set<unknown>();
+  let star = false;
+  for (const raw of list(obj(tree)?.stmts)) {
+    const sel = obj(obj(obj(raw)?.stmt)?.SelectStmt);
+    if (sel === undefined) continue;
+    if ((str(sel.op) ?? 'SETOP_NONE') !== 'SETOP_NONE' || sel.intoClause !== undefined || list(sel.sortClause).length > 0 || list(sel.groupClause).length > 0 ||
+      list(sel.distinctClause).length > 0 || sel.havingClause !== undefined || list(sel.windowClause).length > 0 || sel.withClause !== undefined) continue;
+    for (const t of list(sel.targetList)) {
+      const target = obj(obj(t)?.ResTarget);
+      const ref = obj(obj(target?.val)?.ColumnRef);
+      if (ref === undefined) continue;
+      const fields = list(ref.fields);
+      const last = fields[fields.length - 1];
+      if (obj(last)?.A_Star !== undefined) {
+        // `*` or `t.*` straight into the result: every column of what it expands to is returned as it is.
+        if (fields.slice(0, -1).every((f) => stringNode(f) !== undefined)) {
+          star = true;
+          entries.add(t);
+        }
+        continue;
+      }
+      const strs = fields.map((f) => stringNode(f));
+      if (strs.every((x) => x !== undefined) && strs.length >= 2) {
+        // A qualified reference (t.col) is a column; a bare name might be a whole row (`SELECT p`).
+        names.add(strs[strs.length - 1]!);
+        entries.add(t);
+      } else if (strs.length === 1 && strs[0] !== undefined) {
+        names.add(strs[0]);
+        entries.add(t);
+      }
+    }
+  }
+  return { names: star ? 'all' : names, entries };
+}
+
+/**
+ * How the statement uses columns, by name whatever the qualifier (an over-approximation): those it
+ * computes on (anywhere but a plain output column; 'all' when it reads whole rows: `t.*` or `*`
+ * anywhere else, a bare alias, NATURAL joins, COPY of a table without a column list) and those it
+ * only returns as they are. A masked column in neither reads as NULL, which shows less, never more.
+ */
+export function columnUse(tree: unknown): ColumnUse {
+  const plain = plainOutputs(tree);
+  const computed = referencedColumns(tree, plain.entries);
+  // A bare name among the outputs that names a relation is a whole-row reference: computed.
+  if (computed !== 'all' && plain.names !== 'all' && [...plain.names].some((n) => computed.has(`\u0000rel:${n}`))) return { computed: 'all', plain: 'all' };
+  return { computed, plain: plain.names };
+}
+
+function referencedColumns(tree: unknown, skip: ReadonlySet<unknown>): ReadonlySet<string> | 'all' {
   const names = new Set<string>();
   const singles = new Set<string>();
   const relations = new Set<string>();
@@ -635,7 +694,7 @@ export function referencedColumns(tree: unknown): ReadonlySet<string> | 'all' {
   while (stack.length > 0) {
     const v = stack.pop();
     if (Array.isArray(v)) {
-      for (const x of v) stack.push(x);
+      for (const x of v) if (!skip.has(x)) stack.push(x);
       continue;
     }
     if (!isObject(v)) continue;
@@ -671,6 +730,8 @@ export function referencedColumns(tree: unknown): ReadonlySet<string> | 'all' {
     for (const k in v) stack.push(v[k]);
   }
   for (const s of singles) if (relations.has(s)) return 'all';
+  // Relation names and aliases ride along (marked) so that columnUse can spot a bare alias output.
+  for (const r of relations) names.add(`\u0000rel:${r}`);
   return names;
 }
 
