@@ -7,7 +7,7 @@ import { lineageOf } from '../lineage.js';
 import type { SourceColumnType } from './types.js';
 import { quoteIdent } from './text.js';
 import { parseTree } from '../../policy/classify/parser.js';
-import { list, obj } from '../../policy/classify/ast.js';
+import { isObject, list, obj, type JsonObject } from '../../policy/classify/ast.js';
 
 /** Computes masked values in SQL (expressions.ts); injected so the rewrite can be tested alone. */
 export interface ColumnMasker {
@@ -262,9 +262,9 @@ export class RelationTreatments {
   }
 }
 
-/** Every RangeVar of a parse tree, wherever it is (no scoping: an over-approximation). */
-export function rangeVarsOf(tree: unknown): { schema?: string; name: string }[] {
-  const out: { schema?: string; name: string }[] = [];
+/** Every RangeVar anywhere under `tree`, wrapped or not (no scoping: an over-approximation). */
+export function allRangeVars(tree: unknown): { rv: JsonObject }[] {
+  const out: { rv: JsonObject }[] = [];
   const stack: unknown[] = [tree];
   while (stack.length > 0) {
     const v = stack.pop();
@@ -272,15 +272,22 @@ export function rangeVarsOf(tree: unknown): { schema?: string; name: string }[] 
       for (const x of v) stack.push(x);
       continue;
     }
-    if (typeof v !== 'object' || v === null) continue;
-    const o = v as Record<string, unknown>;
-    const rv = o.RangeVar as Record<string, unknown> | undefined;
-    if (rv !== undefined && typeof rv.relname === 'string') {
-      out.push({ ...(typeof rv.schemaname === 'string' ? { schema: rv.schemaname } : {}), name: rv.relname });
-    } else if (typeof o.relname === 'string' && 'relpersistence' in o) {
-      out.push({ ...(typeof o.schemaname === 'string' ? { schema: o.schemaname } : {}), name: o.relname });
+    if (!isObject(v)) continue;
+    const wrapped = obj(v.RangeVar);
+    if (wrapped !== undefined && typeof wrapped.relname === 'string') {
+      out.push({ rv: wrapped });
+      continue;
     }
-    for (const k in o) stack.push(o[k]);
+    if (typeof v.relname === 'string' && 'relpersistence' in v) {
+      out.push({ rv: v });
+      continue;
+    }
+    for (const k in v) stack.push(v[k]);
   }
   return out;
+}
+
+/** The names of every RangeVar of a parse tree (see allRangeVars). */
+export function rangeVarsOf(tree: unknown): { schema?: string; name: string }[] {
+  return allRangeVars(tree).map(({ rv }) => ({ ...(typeof rv.schemaname === 'string' ? { schema: rv.schemaname } : {}), name: String(rv.relname) }));
 }

@@ -17,7 +17,7 @@ import { flag, isObject, list, node, obj, rangeVar, str, stringNode, type JsonOb
 import { parseTree } from '../../policy/classify/parser.js';
 import { sanitizeParserMessage } from '../../policy/classify/index.js';
 import type { Relation } from '../../server/catalog.js';
-import { RelationTreatments, computesFor, itemsFor, refusedRelation, type ColumnUse, type MaskedColumn, type Treatment } from './relations.js';
+import { RelationTreatments, allRangeVars, computesFor, itemsFor, refusedRelation, type ColumnUse, type MaskedColumn, type Treatment } from './relations.js';
 import {
   Offsets, closingParen, dottedNameEnd, isPunct, isWord, qualifiedName, quoteIdent, tokenAt, tokensOf, type Token,
 } from './text.js';
@@ -745,31 +745,6 @@ function isTableForm(sel: JsonObject): JsonObject | undefined {
   const ref = obj(node(target?.val)?.[1]);
   if (rv === undefined || ref === undefined || target?.location !== -1) return undefined;
   return ref.location === -1 || ref.location === undefined ? rv : undefined;
-}
-
-/** Every RangeVar anywhere under `tree`, wrapped or not. */
-function allRangeVars(tree: unknown): { rv: JsonObject }[] {
-  const out: { rv: JsonObject }[] = [];
-  const stack: unknown[] = [tree];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (Array.isArray(v)) {
-      for (const x of v) stack.push(x);
-      continue;
-    }
-    if (!isObject(v)) continue;
-    const wrapped = obj(v.RangeVar);
-    if (wrapped !== undefined && typeof wrapped.relname === 'string') {
-      out.push({ rv: wrapped });
-      continue;
-    }
-    if (typeof v.relname === 'string' && 'relpersistence' in v) {
-      out.push({ rv: v });
-      continue;
-    }
-    for (const k in v) stack.push(v[k]);
-  }
-  return out;
 }
 
 /**
