@@ -468,7 +468,9 @@ describe('writes that reach apatients wait for approval (rule phi-writes) and ch
   // copying PHI into a non-PHI table may also be refused outright (42501, nothing asked), and so are,
   // for a masked reader, what masking at the source cannot follow: MERGE into a masked view, functions
   // and procedures the policy does not list, RETURNING of a write target's masked columns.
-  const WRITES: [string, string, 'held' | 'held or refused'][] = [
+  // 'refused': a write whose WHERE reads the target's masked values is refused outright (docs/policy.md),
+  // never put to an approver, who would let the database compare raw values.
+  const WRITES: [string, string, 'held' | 'held or refused' | 'refused'][] = [
     ['UPDATE through the view', `UPDATE apatients_v SET city = 'Pwned' WHERE id = ${W}`, 'held'],
     ['DELETE through the view', `DELETE FROM apatients_v WHERE id = ${W}`, 'held'],
     ['UPDATE through a renaming view', `UPDATE apatients_v2 SET city = 'Pwned' WHERE id = ${W}`, 'held'],
@@ -483,6 +485,9 @@ describe('writes that reach apatients wait for approval (rule phi-writes) and ch
     ['a scalar subquery into a non-PHI table', `INSERT INTO ascratch (note) VALUES ((SELECT full_name FROM apatients WHERE id = ${W - 1})) RETURNING note`, 'held or refused'],
     ['UPDATE of a non-PHI table from PHI', `UPDATE ascratch SET note = (SELECT ssn FROM apatients WHERE id = ${W - 2}) RETURNING note`, 'held or refused'],
     ['INSERT ... SELECT from the view into a non-PHI table', 'INSERT INTO ascratch (note) SELECT email FROM apatients_v RETURNING note', 'held or refused'],
+    // red team, round 2 (KNOWN-LEAK: held for approval today; whole rows read in function attribute notation)
+    ['KNOWN-LEAK a WHERE on the target\'s whole row in function attribute notation', `UPDATE apatients p SET city = city WHERE p.to_jsonb->>'ssn' LIKE '1%' AND p.id = ${W}`, 'refused'],
+    ['a WHERE on the target\'s masked column (control)', `UPDATE apatients p SET city = city WHERE p.ssn LIKE '1%' AND p.id = ${W}`, 'refused'],
   ];
   const snapshot = async (): Promise<Record<string, string>> => {
     const r = await admin.query(`SELECT
@@ -520,6 +525,7 @@ describe('writes that reach apatients wait for approval (rule phi-writes) and ch
       const held = recs.some((x) => x['type'] === 'approval.requested' && x['user'] === 'alice' && String(x['sql'] ?? '').startsWith(prefix));
       const problems: string[] = [];
       if (!held && want === 'held') problems.push('no approval was requested');
+      if (held && want === 'refused') problems.push('an approval was requested: once approved, the database would compute on raw values for a masked reader');
       if (r.code !== '42501') problems.push(`the client got ${r.code ?? 'success'} (${r.message ?? ''}), not 42501 after the approval timed out`);
       const a: Attack = { id: 0, family: 'writes-held', kind: 'refused', steps: [sql], subset: false };
       problems.push(...leakProblems(scanText, r.bytes, a));

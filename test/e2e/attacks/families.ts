@@ -11,7 +11,8 @@
 // psycopg (every client runs the whole list through node-postgres, text and binary).
 import { PATIENTS, VICTIM, decoyOf, type PhiField } from './fixture.js';
 
-export type Step = string | { text: string; values: string[] };
+/** `name`: node-postgres prepares the statement under that name with a protocol-level Parse (node-postgres only). */
+export type Step = string | { text: string; values: string[]; name?: string };
 export type Kind = 'leak' | 'refused' | 'model' | 'pair';
 
 export interface Attack {
@@ -362,6 +363,91 @@ pair('search-path', 'ssn', (g) => `SELECT count(*) FROM apatients_part WHERE ssn
 pair('search-path', 'full_name', (g) => `SELECT count(*) FROM apatients_part_a WHERE full_name = '${g}'`, S);
 pair('search-path', 'ssn', (g) => `SELECT count(*) FROM apatients_v WHERE ssn = '${g}'`);
 pair('search-path', 'ssn', (g) => `SELECT count(*) FROM apatients_v2 WHERE ident = '${g}'`);
+
+// ---------------------------------------------------------------------------------------------
+// Red team, round 2 (issue 11). Families named `KNOWN-LEAK ...` failed against the gateway when they
+// were written (see the red-team report); the others passed.
+
+/** Rebuilds `expr` (text) character by character in a scalar subquery: only predicates see the value. */
+const rebuild = (expr: string, n = 40): string =>
+  `(SELECT string_agg(chr(x.c), '' ORDER BY y.k) FROM generate_series(1, ${n}) y(k), generate_series(32, 126) x(c) WHERE ascii(substr(${expr}, y.k, 1)) = x.c)`;
+
+// A column alias list renames the masked columns: the rewrite looks for columns by name, finds none
+// of `ssn`, `full_name`... and leaves the table raw for predicates, joins and ordering.
+model('KNOWN-LEAK column-alias-list', `SELECT t.i, ${rebuild('t.n')}, ${rebuild('t.s', 11)} FROM apatients t(i, s, m, n) ORDER BY t.i`, S);
+model('KNOWN-LEAK column-alias-list', 'SELECT t.i FROM apatients AS t(i, s) ORDER BY t.s, t.i');
+model('KNOWN-LEAK column-alias-list', `SELECT t.a, ${rebuild('t.e', 50)}, ${rebuild('t.d::text', 10)} FROM apatients_part t(a, b, c, n, e, d) ORDER BY t.a`);
+model('KNOWN-LEAK column-alias-list', `SELECT t.a, ${rebuild('t.n')} FROM apatients_hist t(a, b, c, n) ORDER BY t.a`);
+// (ORDER BY makes the star an expression the rewrite counts as reading every column: masked)
+model('column-alias-list', `SELECT * FROM apatients t(a, b) WHERE t.b LIKE '1%' ORDER BY 1`);
+pair('KNOWN-LEAK column-alias-list', 'ssn', (g) => `SELECT * FROM apatients t(a, b) WHERE t.b = '${g}'`);
+pair('KNOWN-LEAK column-alias-list', 'ssn', (g) => `SELECT count(*) FROM apatients t(i, s) WHERE s = '${g}'`, S);
+pair('KNOWN-LEAK column-alias-list', 'full_name', (g) => `SELECT count(*) FROM apatients t(i, s, m, n) JOIN (VALUES ('${g}')) v(n) USING (n)`);
+pair('KNOWN-LEAK column-alias-list', 'date_of_birth', (g) => `SELECT count(*) FROM apatients_part_a t(a, b, c, d, e, f) WHERE f = '${g}'`);
+pair('KNOWN-LEAK column-alias-list', 'mrn', (g) => `SELECT count(*) FROM avisits v(a, b, m) WHERE m = '${g}'`);
+// ... also when an administrator's view has one (the expanded definition keeps `t(i, s, mrn, ...)`)
+pair('KNOWN-LEAK column-alias-list', 'ssn', (g) => `SELECT count(*) FROM public.apatients_v3 WHERE s = '${g}'`, S);
+pair('KNOWN-LEAK column-alias-list', 'full_name', (g) => `SELECT count(*) FROM public.apatients_v3 WHERE n = '${g}'`);
+
+// Functions in attribute notation: `p.to_jsonb` is `to_jsonb(p)`, a whole-row reference that names no column.
+model('KNOWN-LEAK function-attribute-notation', `SELECT p.id, ${rebuild("p.to_jsonb->>'full_name'")}, ${rebuild("p.to_jsonb->>'ssn'", 11)} FROM apatients p ORDER BY p.id`, S);
+// (masked by output masking's lineage, which reads the whole row: the second layer holds here)
+model('function-attribute-notation', `SELECT p.id, ${rebuild("p.row_to_json->>'email'", 50)} FROM apatients_part p ORDER BY p.id`);
+pair('KNOWN-LEAK function-attribute-notation', 'email', (g) => `SELECT count(*) FROM apatients_part p WHERE p.row_to_json->>'email' = '${g}'`);
+pair('KNOWN-LEAK function-attribute-notation', 'date_of_birth', (g) => `SELECT count(*) FROM apatients p WHERE (p.to_json->>'date_of_birth')::date = '${g}'`);
+pair('KNOWN-LEAK function-attribute-notation', 'ssn', (g) => `SELECT count(*) FROM public.apatients WHERE public.apatients.to_jsonb->>'ssn' = '${g}'`);
+model('KNOWN-LEAK function-attribute-notation', `SELECT p.id, ${rebuild("p.to_json->>'date_of_birth'", 10)} FROM apatients_hist p ORDER BY p.id`);
+model('KNOWN-LEAK function-attribute-notation', "SELECT p.id FROM apatients p ORDER BY p.to_jsonb->>'ssn', p.id");
+pair('KNOWN-LEAK function-attribute-notation', 'full_name', (g) => `SELECT count(*) FROM apatients p WHERE p.row_to_json::text LIKE '%${g}%'`, S);
+pair('KNOWN-LEAK function-attribute-notation', 'mrn', (g) => `SELECT count(*) FROM avisits v WHERE v.to_jsonb->>'mrn' = '${g}'`);
+pair('function-attribute-notation', 'ssn', (g) => `SELECT count(*) FROM public.apatients_v p WHERE p.to_jsonb->>'ssn' = '${g}'`);
+
+// A statement prepared with a protocol-level Parse returns its plain columns raw (output masking masks
+// them on the way to the client), but CREATE TABLE AS EXECUTE copies them raw into a table.
+leak('KNOWN-LEAK prepared-plain-outputs', [{ name: 'rt_ps1', text: 'SELECT id, ssn, full_name, email, date_of_birth FROM apatients', values: [] },
+  'CREATE TEMP TABLE rt_x1 AS EXECUTE rt_ps1', 'SELECT id, full_name, date_of_birth, reverse(ssn), upper(email) FROM rt_x1 ORDER BY id']);
+leak('KNOWN-LEAK prepared-plain-outputs', [{ name: 'rt_ps2', text: 'SELECT * FROM apatients_part', values: [] },
+  'CREATE TEMP TABLE rt_x2 AS EXECUTE rt_ps2', "SELECT full_name, date_of_birth, translate(ssn, '-', '/'), mrn || '' FROM rt_x2"]);
+// SQL PREPARE is rewritten in full (it returns nothing itself): the copy holds masked values
+leak('prepared-plain-outputs', ['PREPARE rt_ps3 AS SELECT full_name, ssn FROM apatients', 'CREATE TEMP TABLE rt_x3 AS EXECUTE rt_ps3', 'SELECT upper(full_name), reverse(ssn) FROM rt_x3']);
+leak('prepared-plain-outputs', [{ name: 'rt_ps4', text: 'SELECT upper(full_name), ssn FROM apatients WHERE ssn IS NOT NULL', values: [] },
+  'CREATE TEMP TABLE rt_x4 AS EXECUTE rt_ps4', 'SELECT * FROM rt_x4']);
+
+// Shape-cache replay: TABLESAMPLE's arguments are copied from the first statement of a shape into the
+// next ones (wrong results, no leak: the replayed text is the verified first one).
+model('KNOWN-BUG shape-replay-tablesample', ["SELECT count(*) FROM apatients TABLESAMPLE BERNOULLI (100) WHERE ssn <> ''", "SELECT count(*) FROM apatients TABLESAMPLE BERNOULLI (0) WHERE ssn <> ''"]);
+
+// JSON_TABLE, LATERAL, CTE scoping, temp tables named like a masked table
+pair('KNOWN-LEAK json-table', 'full_name', (g) => `SELECT count(*) FROM apatients p, JSON_TABLE(p.to_jsonb, '$' COLUMNS (v text PATH '$.full_name')) jt WHERE jt.v = '${g}'`);
+pair('json-table', 'full_name', (g) => `SELECT count(*) FROM apatients p, JSON_TABLE(jsonb_build_object('n', p.full_name), '$' COLUMNS (v text PATH '$.n')) jt WHERE jt.v = '${g}'`);
+pair('lateral', 'full_name', (g) => `SELECT count(*) FROM apatients p CROSS JOIN LATERAL (SELECT p.full_name AS n) l WHERE l.n = '${g}'`);
+pair('cte-scoping', 'ssn', (g) => `WITH RECURSIVE apatients(id, ssn) AS (SELECT id, ssn FROM public.apatients UNION ALL SELECT id, ssn FROM apatients WHERE false) SELECT count(*) FROM apatients WHERE ssn = '${g}'`);
+pair('cte-scoping', 'ssn', (g) => `SELECT (WITH apatients AS (SELECT 1 AS ssn) SELECT count(*) FROM apatients), count(*) FROM apatients WHERE ssn = '${g}'`);
+pair('cte-scoping', 'ssn', (g) => `WITH a AS (SELECT * FROM apatients WHERE ssn = '${g}'), apatients AS (SELECT 1) SELECT count(*) FROM a`);
+pair('cte-scoping', 'full_name', (g) => `WITH x AS MATERIALIZED (SELECT id, full_name FROM apatients) SELECT count(*) FROM x WHERE full_name = '${g}'`);
+pair('temp-shadow', 'ssn', (g) => ['CREATE TEMP TABLE apatients (id int, ssn text)', 'SET search_path = pg_temp, public', `SELECT count(*) FROM public.apatients WHERE ssn = '${g}'`, `SELECT count(*) FROM apatients_part WHERE ssn = '${g}'`]);
+
+// Names written in every way the grammar allows
+pair('identifier-spelling', 'ssn', (g) => `SELECT count(*) FROM U&"\\0061patients" WHERE U&"\\0073sn" = '${g}'`);
+pair('identifier-spelling', 'ssn', (g) => `SELECT count(*) FROM public/**/./**/apatients WHERE ssn = '${g}'`);
+pair('identifier-spelling', 'full_name', (g) => `SELECT count(*) FROM ONLY/**/(apatients) WHERE full_name = '${g}'`);
+pair('identifier-spelling', 'full_name', (g) => `SELECT count(*) FROM apatients * WHERE full_name = '${g}'`);
+pair('identifier-spelling', 'ssn', (g) => `SELECT count(*) FROM APatients t TABLESAMPLE SYSTEM (100) REPEATABLE (7) WHERE t."ssn" = '${g}'`);
+leak('identifier-spelling', `SELECT full_name || '', ssn || '' FROM U&"!0061patients" UESCAPE '!'`);
+leak('identifier-spelling', 'SELECT upper(n), reverse(s) FROM (TABLE apatients) AS t(i, s, m, n)');
+
+// Views named with their schema (the unqualified names are ambiguous with maskref's copies: refused)
+pair('views-qualified', 'ssn', (g) => `SELECT count(*) FROM public.apatients_v WHERE ssn = '${g}'`, S);
+pair('views-qualified', 'full_name', (g) => `SELECT count(*) FROM public.apatients_v2 WHERE who = '${g}'`);
+pair('views-qualified', 'email', (g) => `SELECT count(*) FROM public.apatients_v t(a, b, c, d, e) WHERE e = '${g}'`);
+leak('views-qualified', "SELECT upper(full_name), reverse(ssn), email || '' FROM public.apatients_v", S);
+leak('views-qualified', 'SELECT p FROM public.apatients_v2 p');
+
+// Plans in every format of a statement computing tokens: no HMAC pad
+leak('explain-formats', "EXPLAIN (VERBOSE, FORMAT XML) SELECT mrn || 'x' FROM apatients");
+leak('explain-formats', "EXPLAIN (VERBOSE, FORMAT YAML) SELECT p.mrn FROM apatients p JOIN avisits v ON v.mrn = p.mrn");
+leak('explain-formats', "EXPLAIN (VERBOSE, GENERIC_PLAN) SELECT mrn || $1 FROM apatients");
+leak('explain-formats', ['SET bytea_output = escape', "EXPLAIN (VERBOSE, FORMAT JSON) SELECT count(*) FROM apatients WHERE mrn = 'tok_0000000000000000'"]);
 
 export const ATTACKS: Attack[] = all.map((a, id) => ({ ...a, id }));
 

@@ -171,7 +171,7 @@ export function schemaSql(schema: string, patients: Patient[], visits: Visit[]):
 
 export const DROP_SQL = `
   DROP SCHEMA IF EXISTS evil CASCADE; DROP SCHEMA IF EXISTS maskref CASCADE;
-  DROP VIEW IF EXISTS apatients_v, apatients_v2; DROP MATERIALIZED VIEW IF EXISTS amv;
+  DROP VIEW IF EXISTS apatients_v, apatients_v2, apatients_v3; DROP MATERIALIZED VIEW IF EXISTS amv;
   DROP TABLE IF EXISTS apatients_hist, apatients, avisits, apatients_part, ascratch CASCADE;
   DROP FUNCTION IF EXISTS patient_name(int), all_ssns(), run_sql(text), touch_city(int);
   DROP PROCEDURE IF EXISTS say_names(), copy_names();
@@ -183,6 +183,9 @@ export const EXTRAS_SQL = `
   CREATE TABLE evil.apatients (id int, ssn text, mrn text, full_name text, email text, date_of_birth date, city text, zip text);
   INSERT INTO evil.apatients VALUES (1, 'decoy-ssn', 'decoy-mrn', 'Decoy Person', 'decoy@evil.example', '2000-06-15', 'Nowhere', '00000');
   GRANT USAGE ON SCHEMA evil TO PUBLIC; GRANT ALL ON evil.apatients TO PUBLIC;
+  -- A view an administrator made with a column alias list (pg_get_viewdef keeps it: t(i, s, mrn, ...)).
+  CREATE VIEW public.apatients_v3 AS SELECT t.i, t.s, t.n, t.city FROM public.apatients t(i, s, m, n);
+  GRANT SELECT ON public.apatients_v3 TO PUBLIC;
   CREATE TABLE ascratch (id serial PRIMARY KEY, note text);
   GRANT ALL ON ascratch TO PUBLIC;
   CREATE FUNCTION patient_name(i int) RETURNS text LANGUAGE sql STABLE AS $$ SELECT full_name FROM public.apatients WHERE id = i $$;

@@ -76,7 +76,9 @@ export class NodeSession {
   private config(step: Step): pg.QueryConfig {
     const text = typeof step === 'string' ? step : step.text;
     const values = typeof step === 'string' ? undefined : step.values;
-    const base = { text, rowMode: 'array', types: RAW_TYPES } as pg.QueryConfig;
+    // A named statement is prepared with a protocol-level Parse (node-postgres), under that name.
+    const name = typeof step === 'string' ? undefined : step.name;
+    const base = { text, rowMode: 'array', types: RAW_TYPES, ...(name === undefined ? {} : { name }) } as pg.QueryConfig;
     if (this.binary) return { ...base, values: values ?? [], binary: true, queryMode: 'extended' } as pg.QueryConfig;
     return values ? { ...base, values } : base;
   }
