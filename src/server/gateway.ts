@@ -507,7 +507,7 @@ export class Gateway {
     const setup = this.sourceMaskingFor(connection.name);
     if (setup === undefined) return { ...base, masking: ctx, maskedColumns };
     const source: SourceMaskingHandle = {
-      rewrite: (sql, allowUnknown) => setup.masking.rewrite(sql, c.current, { allowUnknown }),
+      rewrite: (sql, allowUnknown, plainOutputs) => setup.masking.rewrite(sql, c.current, { allowUnknown, plainOutputs }),
       refresh: async (since) => (await c.refreshAfter(since)).takenAt >= since,
     };
     return { ...base, masking: { ...ctx, secrets: setup.secrets }, maskedColumns, source };

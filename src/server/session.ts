@@ -51,8 +51,11 @@ const CLIENT_HIGH_WATER = 4 * 1024 * 1024;
 
 /** Masking at the source for a masked reader (masking/source): the gateway's per-connection rewrite. */
 export interface SourceMaskingHandle {
-  /** The statement as it must reach the database; `allowUnknown` once the catalog is newer than the statement. */
-  rewrite(sql: string, allowUnknown: boolean): RewriteOutcome;
+  /**
+   * The statement as it must reach the database; `allowUnknown` once the catalog is newer than the
+   * statement; `plainOutputs` false to compute every masked column it names (see RewriteOptions).
+   */
+  rewrite(sql: string, allowUnknown: boolean, plainOutputs: boolean): RewriteOutcome;
   /** Resolves true once the catalog snapshot was read at or after `since` (ms), false when it could not be. */
   refresh(since: number): Promise<boolean>;
 }
@@ -163,6 +166,8 @@ export class ClientSession {
   private readonly waited = new WeakSet<WireMessage>();
   /** Waiting for a catalog snapshot newer than a statement that names an unknown relation. */
   private catalogWait = false;
+  /** The session's client_encoding is UTF-8 (from ParameterStatus). */
+  private clientUtf8 = true;
   /** Rewritten texts by original text (newest last): error positions and Execute evidence. */
   private readonly rewritten = new Map<string, { edits: TextEdit[]; relations: string[]; columns: string[] }>();
   clientParams: Record<string, string> = {};
@@ -311,6 +316,7 @@ export class ClientSession {
       return;
     }
     this.upstream = up.socket;
+    this.clientUtf8 = isUtf8Name(up.parameters.get('client_encoding') ?? 'UTF8');
     const { identity, label } = this.opts;
     this.gate = new StatementGate({
       policy: this.opts.policy,
@@ -410,7 +416,10 @@ export class ClientSession {
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i]!;
       if (this.opts.source && (m.type === 'Query' || m.type === 'Parse') && !this.rewrites.has(m)) {
-        const rw = this.opts.source.rewrite(m.sql, this.waited.has(m));
+        // A named statement can be run again from SQL (CREATE TABLE AS EXECUTE): nothing of it is
+        // left to output masking. Nor when converting raw text to the client's encoding could fail
+        // with an error that quotes it.
+        const rw = this.opts.source.rewrite(m.sql, this.waited.has(m), this.clientUtf8 && !(m.type === 'Parse' && m.name !== ''));
         if (rw.kind === 'unknown') {
           // A relation the catalog does not know (yet): it may be a view over masked data made a
           // moment ago. Nothing from here on goes upstream until a newer snapshot has been read.
@@ -979,6 +988,8 @@ export class ClientSession {
     this.rowRun = undefined;
     if (f.type === 0x53) {
       this.framer.parameterStatusSeen = false;
+      const p = decodeParameterStatus(f.body);
+      if (!(p instanceof ProtocolError) && p.name === 'client_encoding') this.clientUtf8 = isUtf8Name(p.value);
       const problem = unsafeSettingIn(f.raw);
       if (problem) {
         this.opts.log.warn('unsafe session setting', { session: this.id, setting: problem });
@@ -1114,6 +1125,10 @@ function unsafeSetting(name: string, value: string): string | undefined {
     return `client_encoding was set to ${value}`;
   }
   return undefined;
+}
+
+function isUtf8Name(encoding: string): boolean {
+  return /^(utf-?8|unicode)$/i.test(encoding.trim());
 }
 
 /** Checks every ParameterStatus in a buffer of whole backend messages. */

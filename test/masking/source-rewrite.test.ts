@@ -150,6 +150,14 @@ describe('source rewrite: references', () => {
       'SELECT p.* FROM rw_patients p JOIN rw_visits v ON v.patient_id = p.id', 'SELECT city FROM rw_patients']) {
       expect(rewriter.rewrite(sql), sql).toEqual({ kind: 'unchanged' });
     }
+    // Names that do not tell: alias column lists rename columns, attribute notation calls a function on the whole row.
+    for (const sql of ['SELECT t.i FROM rw_patients t(i, s) WHERE t.s > \'\'', 'SELECT count(*) FROM rw_patients p WHERE p.to_jsonb->>\'ssn\' > \'\'',
+      'SELECT p.row_to_json FROM rw_patients p', 'SELECT 1 FROM (rw_patients p JOIN rw_visits v ON v.patient_id = p.id) j(a, b)']) {
+      expect(rewritten(sql), sql).toContain('<partial>');
+    }
+    expect(rewriter.rewrite("UPDATE rw_patients p SET city = 'x' WHERE p.to_jsonb->>'ssn' LIKE '1%'")).toMatchObject({ kind: 'refused', message: expect.stringMatching(/whole rows/) });
+    // Without plain outputs (a named prepared statement): every masked column it names is computed.
+    expect(rewriter.rewrite('SELECT ssn FROM rw_patients', { plainOutputs: false })).toMatchObject({ kind: 'rewritten', sql: expect.stringContaining('<partial>') });
     // A partition masked by its parent's rules: output masking would not find the rule by its name.
     expect(rewritten('SELECT secret FROM rw_child')).toContain('<redact>');
     // A view's definition feeds the query: everything it returns is computed.
@@ -244,10 +252,20 @@ describe('source masking cache', () => {
     for (const sql of texts) expect(sm.rewrite(sql, snap)).toEqual(rewriter.rewrite(sql));
     expect(sm.hits).toBe(4);
     expect(sm.misses).toBe(3);
+    // A TABLESAMPLE clause is copied into the rewrite with its numbers: never replayed by shape.
+    const a = sm.rewrite("SELECT count(*) FROM rw_patients TABLESAMPLE BERNOULLI (100) WHERE ssn <> ''", snap);
+    const b = sm.rewrite("SELECT count(*) FROM rw_patients TABLESAMPLE BERNOULLI (0) WHERE ssn <> ''", snap);
+    expect(a.kind === 'rewritten' && a.sql).toContain('BERNOULLI (100)');
+    expect(b.kind === 'rewritten' && b.sql).toContain('BERNOULLI (0)');
     // Refusals are per shape too.
     expect(sm.rewrite("DELETE FROM rw_patients WHERE ssn = 'x'", snap).kind).toBe('refused');
     expect(sm.rewrite("DELETE FROM rw_patients WHERE ssn = 'yyyyy'", snap).kind).toBe('refused');
     expect(sm.hits).toBe(5);
+    // The same text without plain outputs is another rewrite, cached apart.
+    const plain = sm.rewrite('SELECT ssn FROM rw_patients WHERE id = 1', snap);
+    const computed = sm.rewrite('SELECT ssn FROM rw_patients WHERE id = 2', snap, { plainOutputs: false });
+    expect(plain.kind).toBe('unchanged');
+    expect(computed.kind).toBe('rewritten');
   });
 
   it('maps an error position in the rewritten text back to the client\'s text', async () => {

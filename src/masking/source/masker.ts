@@ -63,7 +63,8 @@ export class SourceMasking {
   rewrite(sql: string, snapshot: CatalogSnapshot, options: RewriteOptions = {}): RewriteOutcome {
     const rewriter = this.rewriterFor(snapshot);
     const shape = sql.length <= MAX_SHAPE_TEXT ? shapeOf(sql) : undefined;
-    const key = shape?.key;
+    // Rewrites without plain outputs are other rewrites of the same text.
+    const key = shape?.key === undefined ? undefined : options.plainOutputs === false ? `\u0000computed\u0000${shape.key}` : shape.key;
     if (shape !== undefined && key !== undefined) {
       const plan = this.shapes.get(key);
       if (plan !== undefined) {
@@ -74,7 +75,7 @@ export class SourceMasking {
         }
       }
     } else {
-      const hit = this.exact.get(sql);
+      const hit = this.exact.get(options.plainOutputs === false ? `\u0000computed\u0000${sql}` : sql);
       if (hit !== undefined) {
         this.hits++;
         return hit;
@@ -88,7 +89,7 @@ export class SourceMasking {
       const plan = planOf(outcome, shape);
       if (plan !== undefined) this.shapes.set(key, plan);
     } else {
-      this.exact.set(sql, outcome);
+      this.exact.set(options.plainOutputs === false ? `\u0000computed\u0000${sql}` : sql, outcome);
     }
     return outcome;
   }
@@ -123,6 +124,7 @@ function planOf(outcome: RewriteOutcome, shape: Shape): ShapePlan | undefined {
   if (outcome.kind !== 'rewritten') return undefined;
   const edits: { from: Anchor; to: Anchor; text: string }[] = [];
   for (const e of outcome.edits) {
+    if (e.copied) return undefined;
     const from = anchorOf(shape, e.from, false);
     const to = anchorOf(shape, e.to, true);
     if (from === undefined || to === undefined) return undefined;

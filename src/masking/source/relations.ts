@@ -7,6 +7,7 @@ import { lineageOf } from '../lineage.js';
 import type { SourceColumnType } from './types.js';
 import { quoteIdent } from './text.js';
 import { parseTree } from '../../policy/classify/parser.js';
+import { ALLOWED_FUNCTIONS, DENIED_FUNCTIONS } from './allowed-functions.js';
 import { isObject, list, obj, type JsonObject } from '../../policy/classify/ast.js';
 
 /** Computes masked values in SQL (expressions.ts); injected so the rewrite can be tested alone. */
@@ -123,6 +124,17 @@ export class RelationTreatments {
     /** The statement check (functions, operators): a view whose body fails it is expanded, so the check refuses it there. */
     private readonly check?: (stmt: unknown) => unknown,
   ) {}
+
+  private functionNames?: Set<string>;
+
+  /**
+   * Could `name` be a function (built in or in the database)? PostgreSQL reads `t.name` as
+   * name(t) when t has no column `name`: a whole-row reference that looks like a column.
+   */
+  isFunctionName(name: string): boolean {
+    this.functionNames ??= new Set([...ALLOWED_FUNCTIONS, ...DENIED_FUNCTIONS.keys(), ...this.catalog.functions.map((f) => f.name)]);
+    return this.functionNames.has(name);
+  }
 
   /** The rule masking `column` of `rel`, looking up inheritance and partition ancestors too. */
   ruleOf(rel: Relation, column: string): ColumnRule | undefined {

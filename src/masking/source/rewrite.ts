@@ -32,6 +32,8 @@ export interface TextEdit {
   from: number;
   to: number;
   text: string;
+  /** The replacement carries text of the statement that may hold literals (a TABLESAMPLE clause): not replayable by shape. */
+  copied?: boolean;
 }
 
 export interface RewriteResult {
@@ -55,6 +57,12 @@ export type TreeCheck = (stmt: unknown) => Refusal | undefined;
 export interface RewriteOptions {
   /** Relations the catalog does not know are left alone (the snapshot is newer than the statement). */
   allowUnknown?: boolean;
+  /**
+   * false: every masked column the statement names is computed at the source, even one it only
+   * returns (a named prepared statement, which SQL can run again into a table; a session whose
+   * client_encoding is not UTF-8, where converting a raw value could fail with an error quoting it).
+   */
+  plainOutputs?: boolean;
 }
 
 const PRIVILEGE = '42501';
@@ -142,8 +150,12 @@ export class StatementRewrite {
     if (!parsed.ok) {
       return { kind: 'refused', code: '42601', message: `phigate: cannot parse this statement, so it was not run: ${sanitizeParserMessage(parsed.message)}` };
     }
-    // Only the client's own statement returns rows to the client: a view's definition feeds a query.
-    this.use = this.depth === 0 ? columnUse(parsed.value) : { computed: referencedColumns(parsed.value, new Set()), plain: new Set() };
+    const isFunction = (name: string): boolean => this.treatments.isFunctionName(name);
+    // Only the client's own statement returns rows to the client: a view's definition feeds a
+    // query, and a named prepared statement can be run again from SQL (CREATE TABLE AS EXECUTE).
+    this.use = this.depth === 0 && this.opts.plainOutputs !== false
+      ? columnUse(parsed.value, isFunction)
+      : { computed: referencedColumns(parsed.value, new Set(), isFunction), plain: new Set() };
     try {
       for (const raw of list(obj(parsed.value)?.stmts)) this.topLevel(obj(raw)?.stmt);
     } catch (err) {
@@ -442,7 +454,7 @@ export class StatementRewrite {
       const aliasText = sql.slice(to, toks[sampleAt]!.start).trim();
       to = toks[close]!.end;
       const body = this.subquery(treatment, rel!, innerName, suffix);
-      this.edits.push({ from, to, text: `${body.text} ${aliasText || alias.trim()}`, raw: body.raw });
+      this.edits.push({ from, to, text: `${body.text} ${aliasText || alias.trim()}`, raw: body.raw, copied: true });
       return;
     }
     const body = this.subquery(treatment, rel!, innerName, suffix);
@@ -517,7 +529,7 @@ export class StatementRewrite {
       clauses.push(['ON CONFLICT', list(conflict.targetList).map((t) => obj(node(t)?.[1])?.val)]);
     }
     for (const [clause, tree] of clauses) {
-      const hit = maskedReference(tree, masked, qualifiers);
+      const hit = maskedReference(tree, masked, qualifiers, (n) => this.treatments.isFunctionName(n));
       if (hit !== undefined) {
         this.refuse(`${clause} of this ${type.replace(/Stmt$/, '').toUpperCase()} on ${name} reads ${hit === '*' ? 'its whole rows' : `its masked column ${hit}`}: you see masked values, and the database would use raw ones; refer to unmasked columns only`);
       }
@@ -560,7 +572,7 @@ export class StatementRewrite {
       while (k < kept.length && kept[k]! < e.from) raw.push(kept[k++]! - at + out.length);
       while (k < kept.length && kept[k]! < e.to) k++;
       out += this.sql.slice(at, e.from);
-      result.push({ from: e.from, to: e.to, text: e.text });
+      result.push(e.copied ? { from: e.from, to: e.to, text: e.text, copied: true } : { from: e.from, to: e.to, text: e.text });
       for (const r of e.raw) raw.push(out.length + r);
       out += e.text;
       at = e.to;
@@ -635,7 +647,7 @@ function columnTag(rel: Relation, m: MaskedColumn): string {
  * its values, or refer to them by position or output name), written as bare column references.
  * Returns their names ('all' for `*`) and the entries to leave out of the computed walk.
  */
-function plainOutputs(tree: unknown): { names: ReadonlySet<string> | 'all'; entries: Set<unknown> } {
+function plainOutputs(tree: unknown, isFunction: (name: string) => boolean): { names: ReadonlySet<string> | 'all'; entries: Set<unknown> } {
   const names = new Set<string>();
   const entries = new Set<unknown>();
   let star = false;
@@ -660,7 +672,9 @@ function plainOutputs(tree: unknown): { names: ReadonlySet<string> | 'all'; entr
       }
       const strs = fields.map((f) => stringNode(f));
       if (strs.every((x) => x !== undefined) && strs.length >= 2) {
-        // A qualified reference (t.col) is a column; a bare name might be a whole row (`SELECT p`).
+        // A qualified reference (t.col) is a column, unless it names a function: `p.to_jsonb` is
+        // to_jsonb(p), a whole row computed on (left to the computed walk).
+        if (isFunction(strs[strs.length - 1]!)) continue;
         names.add(strs[strs.length - 1]!);
         entries.add(t);
       } else if (strs.length === 1 && strs[0] !== undefined) {
@@ -678,15 +692,15 @@ function plainOutputs(tree: unknown): { names: ReadonlySet<string> | 'all'; entr
  * anywhere else, a bare alias, NATURAL joins, COPY of a table without a column list) and those it
  * only returns as they are. A masked column in neither reads as NULL, which shows less, never more.
  */
-export function columnUse(tree: unknown): ColumnUse {
-  const plain = plainOutputs(tree);
-  const computed = referencedColumns(tree, plain.entries);
+export function columnUse(tree: unknown, isFunction: (name: string) => boolean): ColumnUse {
+  const plain = plainOutputs(tree, isFunction);
+  const computed = referencedColumns(tree, plain.entries, isFunction);
   // A bare name among the outputs that names a relation is a whole-row reference: computed.
   if (computed !== 'all' && plain.names !== 'all' && [...plain.names].some((n) => computed.has(`\u0000rel:${n}`))) return { computed: 'all', plain: 'all' };
   return { computed, plain: plain.names };
 }
 
-function referencedColumns(tree: unknown, skip: ReadonlySet<unknown>): ReadonlySet<string> | 'all' {
+function referencedColumns(tree: unknown, skip: ReadonlySet<unknown>, isFunction: (name: string) => boolean): ReadonlySet<string> | 'all' {
   const names = new Set<string>();
   const singles = new Set<string>();
   const relations = new Set<string>();
@@ -703,6 +717,8 @@ function referencedColumns(tree: unknown, skip: ReadonlySet<unknown>): ReadonlyS
       const fields = list(ref.fields);
       if (fields.some((f) => obj(f)?.A_Star !== undefined)) return 'all';
       const strs = fields.map((f) => stringNode(f)).filter((x): x is string => x !== undefined);
+      // Attribute notation: `p.to_jsonb` is to_jsonb(p), a whole row.
+      if (strs.length >= 2 && isFunction(strs[strs.length - 1]!)) return 'all';
       for (const x of strs) names.add(x);
       if (strs.length === 1) singles.add(strs[0]!);
       continue;
@@ -727,6 +743,8 @@ function referencedColumns(tree: unknown, skip: ReadonlySet<unknown>): ReadonlyS
     }
     const alias = str(obj(v.alias)?.aliasname);
     if (alias !== undefined) relations.add(alias);
+    // An alias with a column list (`FROM patients t(i, s)`) renames columns: names no longer tell.
+    if (list(obj(v.alias)?.colnames).length > 0) return 'all';
     for (const k in v) stack.push(v[k]);
   }
   for (const s of singles) if (relations.has(s)) return 'all';
@@ -753,7 +771,7 @@ function isTableForm(sel: JsonObject): JsonObject | undefined {
  * and a bare alias (a whole-row reference). Other relations' columns of the same name count too:
  * refusing them is the safe side of a name the walk cannot resolve.
  */
-function maskedReference(tree: unknown, masked: ReadonlySet<string>, qualifiers: ReadonlySet<string>): string | undefined {
+function maskedReference(tree: unknown, masked: ReadonlySet<string>, qualifiers: ReadonlySet<string>, isFunction: (name: string) => boolean): string | undefined {
   // Depth first in text order, so the message names the first offending reference.
   const stack: unknown[] = [tree];
   while (stack.length > 0) {
@@ -774,6 +792,8 @@ function maskedReference(tree: unknown, masked: ReadonlySet<string>, qualifiers:
       }
       const col = names[names.length - 1];
       if (names.length === 1 && col !== undefined && qualifiers.has(col) && !masked.has(col)) return '*';
+      // `t.to_jsonb` is to_jsonb(t): the whole row.
+      if (names.length >= 2 && col !== undefined && !masked.has(col) && qualifiers.has(names[names.length - 2] ?? '') && isFunction(col)) return '*';
       if (col !== undefined && masked.has(col) && (names.length === 1 || qualifiers.has(names[names.length - 2] ?? ''))) return col;
       continue;
     }

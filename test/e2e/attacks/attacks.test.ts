@@ -485,8 +485,8 @@ describe('writes that reach apatients wait for approval (rule phi-writes) and ch
     ['a scalar subquery into a non-PHI table', `INSERT INTO ascratch (note) VALUES ((SELECT full_name FROM apatients WHERE id = ${W - 1})) RETURNING note`, 'held or refused'],
     ['UPDATE of a non-PHI table from PHI', `UPDATE ascratch SET note = (SELECT ssn FROM apatients WHERE id = ${W - 2}) RETURNING note`, 'held or refused'],
     ['INSERT ... SELECT from the view into a non-PHI table', 'INSERT INTO ascratch (note) SELECT email FROM apatients_v RETURNING note', 'held or refused'],
-    // red team, round 2 (KNOWN-LEAK: held for approval today; whole rows read in function attribute notation)
-    ['KNOWN-LEAK a WHERE on the target\'s whole row in function attribute notation', `UPDATE apatients p SET city = city WHERE p.to_jsonb->>'ssn' LIKE '1%' AND p.id = ${W}`, 'refused'],
+    // red team, round 2: whole rows read in function attribute notation (was held for approval)
+    ['a WHERE on the target\'s whole row in function attribute notation', `UPDATE apatients p SET city = city WHERE p.to_jsonb->>'ssn' LIKE '1%' AND p.id = ${W}`, 'refused'],
     ['a WHERE on the target\'s masked column (control)', `UPDATE apatients p SET city = city WHERE p.ssn LIKE '1%' AND p.id = ${W}`, 'refused'],
   ];
   const snapshot = async (): Promise<Record<string, string>> => {

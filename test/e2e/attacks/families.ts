@@ -365,60 +365,59 @@ pair('search-path', 'ssn', (g) => `SELECT count(*) FROM apatients_v WHERE ssn = 
 pair('search-path', 'ssn', (g) => `SELECT count(*) FROM apatients_v2 WHERE ident = '${g}'`);
 
 // ---------------------------------------------------------------------------------------------
-// Red team, round 2 (issue 11). Families named `KNOWN-LEAK ...` failed against the gateway when they
-// were written (see the red-team report); the others passed.
+// Red team, round 2 (issue 11). The column-alias-list, function-attribute-notation, json-table and
+// prepared-plain-outputs families with a named Parse leaked when they were written, and the
+// tablesample shape replay gave wrong results; all were fixed in the rewrite (columnUse, named Parse).
 
 /** Rebuilds `expr` (text) character by character in a scalar subquery: only predicates see the value. */
 const rebuild = (expr: string, n = 40): string =>
   `(SELECT string_agg(chr(x.c), '' ORDER BY y.k) FROM generate_series(1, ${n}) y(k), generate_series(32, 126) x(c) WHERE ascii(substr(${expr}, y.k, 1)) = x.c)`;
 
-// A column alias list renames the masked columns: the rewrite looks for columns by name, finds none
-// of `ssn`, `full_name`... and leaves the table raw for predicates, joins and ordering.
-model('KNOWN-LEAK column-alias-list', `SELECT t.i, ${rebuild('t.n')}, ${rebuild('t.s', 11)} FROM apatients t(i, s, m, n) ORDER BY t.i`, S);
-model('KNOWN-LEAK column-alias-list', 'SELECT t.i FROM apatients AS t(i, s) ORDER BY t.s, t.i');
-model('KNOWN-LEAK column-alias-list', `SELECT t.a, ${rebuild('t.e', 50)}, ${rebuild('t.d::text', 10)} FROM apatients_part t(a, b, c, n, e, d) ORDER BY t.a`);
-model('KNOWN-LEAK column-alias-list', `SELECT t.a, ${rebuild('t.n')} FROM apatients_hist t(a, b, c, n) ORDER BY t.a`);
+// A column alias list renames the masked columns: names alone cannot tell which are computed on.
+model('column-alias-list', `SELECT t.i, ${rebuild('t.n')}, ${rebuild('t.s', 11)} FROM apatients t(i, s, m, n) ORDER BY t.i`, S);
+model('column-alias-list', 'SELECT t.i FROM apatients AS t(i, s) ORDER BY t.s, t.i');
+model('column-alias-list', `SELECT t.a, ${rebuild('t.e', 50)}, ${rebuild('t.d::text', 10)} FROM apatients_part t(a, b, c, n, e, d) ORDER BY t.a`);
+model('column-alias-list', `SELECT t.a, ${rebuild('t.n')} FROM apatients_hist t(a, b, c, n) ORDER BY t.a`);
 // (ORDER BY makes the star an expression the rewrite counts as reading every column: masked)
 model('column-alias-list', `SELECT * FROM apatients t(a, b) WHERE t.b LIKE '1%' ORDER BY 1`);
-pair('KNOWN-LEAK column-alias-list', 'ssn', (g) => `SELECT * FROM apatients t(a, b) WHERE t.b = '${g}'`);
-pair('KNOWN-LEAK column-alias-list', 'ssn', (g) => `SELECT count(*) FROM apatients t(i, s) WHERE s = '${g}'`, S);
-pair('KNOWN-LEAK column-alias-list', 'full_name', (g) => `SELECT count(*) FROM apatients t(i, s, m, n) JOIN (VALUES ('${g}')) v(n) USING (n)`);
-pair('KNOWN-LEAK column-alias-list', 'date_of_birth', (g) => `SELECT count(*) FROM apatients_part_a t(a, b, c, d, e, f) WHERE f = '${g}'`);
-pair('KNOWN-LEAK column-alias-list', 'mrn', (g) => `SELECT count(*) FROM avisits v(a, b, m) WHERE m = '${g}'`);
+pair('column-alias-list', 'ssn', (g) => `SELECT * FROM apatients t(a, b) WHERE t.b = '${g}'`);
+pair('column-alias-list', 'ssn', (g) => `SELECT count(*) FROM apatients t(i, s) WHERE s = '${g}'`, S);
+pair('column-alias-list', 'full_name', (g) => `SELECT count(*) FROM apatients t(i, s, m, n) JOIN (VALUES ('${g}')) v(n) USING (n)`);
+pair('column-alias-list', 'date_of_birth', (g) => `SELECT count(*) FROM apatients_part_a t(a, b, c, d, e, f) WHERE f = '${g}'`);
+pair('column-alias-list', 'mrn', (g) => `SELECT count(*) FROM avisits v(a, b, m) WHERE m = '${g}'`);
 // ... also when an administrator's view has one (the expanded definition keeps `t(i, s, mrn, ...)`)
-pair('KNOWN-LEAK column-alias-list', 'ssn', (g) => `SELECT count(*) FROM public.apatients_v3 WHERE s = '${g}'`, S);
-pair('KNOWN-LEAK column-alias-list', 'full_name', (g) => `SELECT count(*) FROM public.apatients_v3 WHERE n = '${g}'`);
+pair('column-alias-list', 'ssn', (g) => `SELECT count(*) FROM public.apatients_v3 WHERE s = '${g}'`, S);
+pair('column-alias-list', 'full_name', (g) => `SELECT count(*) FROM public.apatients_v3 WHERE n = '${g}'`);
 
 // Functions in attribute notation: `p.to_jsonb` is `to_jsonb(p)`, a whole-row reference that names no column.
-model('KNOWN-LEAK function-attribute-notation', `SELECT p.id, ${rebuild("p.to_jsonb->>'full_name'")}, ${rebuild("p.to_jsonb->>'ssn'", 11)} FROM apatients p ORDER BY p.id`, S);
+model('function-attribute-notation', `SELECT p.id, ${rebuild("p.to_jsonb->>'full_name'")}, ${rebuild("p.to_jsonb->>'ssn'", 11)} FROM apatients p ORDER BY p.id`, S);
 // (masked by output masking's lineage, which reads the whole row: the second layer holds here)
 model('function-attribute-notation', `SELECT p.id, ${rebuild("p.row_to_json->>'email'", 50)} FROM apatients_part p ORDER BY p.id`);
-pair('KNOWN-LEAK function-attribute-notation', 'email', (g) => `SELECT count(*) FROM apatients_part p WHERE p.row_to_json->>'email' = '${g}'`);
-pair('KNOWN-LEAK function-attribute-notation', 'date_of_birth', (g) => `SELECT count(*) FROM apatients p WHERE (p.to_json->>'date_of_birth')::date = '${g}'`);
-pair('KNOWN-LEAK function-attribute-notation', 'ssn', (g) => `SELECT count(*) FROM public.apatients WHERE public.apatients.to_jsonb->>'ssn' = '${g}'`);
-model('KNOWN-LEAK function-attribute-notation', `SELECT p.id, ${rebuild("p.to_json->>'date_of_birth'", 10)} FROM apatients_hist p ORDER BY p.id`);
-model('KNOWN-LEAK function-attribute-notation', "SELECT p.id FROM apatients p ORDER BY p.to_jsonb->>'ssn', p.id");
-pair('KNOWN-LEAK function-attribute-notation', 'full_name', (g) => `SELECT count(*) FROM apatients p WHERE p.row_to_json::text LIKE '%${g}%'`, S);
-pair('KNOWN-LEAK function-attribute-notation', 'mrn', (g) => `SELECT count(*) FROM avisits v WHERE v.to_jsonb->>'mrn' = '${g}'`);
+pair('function-attribute-notation', 'email', (g) => `SELECT count(*) FROM apatients_part p WHERE p.row_to_json->>'email' = '${g}'`);
+pair('function-attribute-notation', 'date_of_birth', (g) => `SELECT count(*) FROM apatients p WHERE (p.to_json->>'date_of_birth')::date = '${g}'`);
+pair('function-attribute-notation', 'ssn', (g) => `SELECT count(*) FROM public.apatients WHERE public.apatients.to_jsonb->>'ssn' = '${g}'`);
+model('function-attribute-notation', `SELECT p.id, ${rebuild("p.to_json->>'date_of_birth'", 10)} FROM apatients_hist p ORDER BY p.id`);
+model('function-attribute-notation', "SELECT p.id FROM apatients p ORDER BY p.to_jsonb->>'ssn', p.id");
+pair('function-attribute-notation', 'full_name', (g) => `SELECT count(*) FROM apatients p WHERE p.row_to_json::text LIKE '%${g}%'`, S);
+pair('function-attribute-notation', 'mrn', (g) => `SELECT count(*) FROM avisits v WHERE v.to_jsonb->>'mrn' = '${g}'`);
 pair('function-attribute-notation', 'ssn', (g) => `SELECT count(*) FROM public.apatients_v p WHERE p.to_jsonb->>'ssn' = '${g}'`);
 
-// A statement prepared with a protocol-level Parse returns its plain columns raw (output masking masks
-// them on the way to the client), but CREATE TABLE AS EXECUTE copies them raw into a table.
-leak('KNOWN-LEAK prepared-plain-outputs', [{ name: 'rt_ps1', text: 'SELECT id, ssn, full_name, email, date_of_birth FROM apatients', values: [] },
+// A statement prepared with a protocol-level Parse could leave its plain columns to output masking,
+// but CREATE TABLE AS EXECUTE would copy them raw into a table: named statements compute them.
+leak('prepared-plain-outputs', [{ name: 'rt_ps1', text: 'SELECT id, ssn, full_name, email, date_of_birth FROM apatients', values: [] },
   'CREATE TEMP TABLE rt_x1 AS EXECUTE rt_ps1', 'SELECT id, full_name, date_of_birth, reverse(ssn), upper(email) FROM rt_x1 ORDER BY id']);
-leak('KNOWN-LEAK prepared-plain-outputs', [{ name: 'rt_ps2', text: 'SELECT * FROM apatients_part', values: [] },
+leak('prepared-plain-outputs', [{ name: 'rt_ps2', text: 'SELECT * FROM apatients_part', values: [] },
   'CREATE TEMP TABLE rt_x2 AS EXECUTE rt_ps2', "SELECT full_name, date_of_birth, translate(ssn, '-', '/'), mrn || '' FROM rt_x2"]);
 // SQL PREPARE is rewritten in full (it returns nothing itself): the copy holds masked values
 leak('prepared-plain-outputs', ['PREPARE rt_ps3 AS SELECT full_name, ssn FROM apatients', 'CREATE TEMP TABLE rt_x3 AS EXECUTE rt_ps3', 'SELECT upper(full_name), reverse(ssn) FROM rt_x3']);
 leak('prepared-plain-outputs', [{ name: 'rt_ps4', text: 'SELECT upper(full_name), ssn FROM apatients WHERE ssn IS NOT NULL', values: [] },
   'CREATE TEMP TABLE rt_x4 AS EXECUTE rt_ps4', 'SELECT * FROM rt_x4']);
 
-// Shape-cache replay: TABLESAMPLE's arguments are copied from the first statement of a shape into the
-// next ones (wrong results, no leak: the replayed text is the verified first one).
-model('KNOWN-BUG shape-replay-tablesample', ["SELECT count(*) FROM apatients TABLESAMPLE BERNOULLI (100) WHERE ssn <> ''", "SELECT count(*) FROM apatients TABLESAMPLE BERNOULLI (0) WHERE ssn <> ''"]);
+// Shape-cache replay: TABLESAMPLE's arguments must come from each statement, not the first of its shape.
+model('shape-replay-tablesample', ["SELECT count(*) FROM apatients TABLESAMPLE BERNOULLI (100) WHERE ssn <> ''", "SELECT count(*) FROM apatients TABLESAMPLE BERNOULLI (0) WHERE ssn <> ''"]);
 
 // JSON_TABLE, LATERAL, CTE scoping, temp tables named like a masked table
-pair('KNOWN-LEAK json-table', 'full_name', (g) => `SELECT count(*) FROM apatients p, JSON_TABLE(p.to_jsonb, '$' COLUMNS (v text PATH '$.full_name')) jt WHERE jt.v = '${g}'`);
+pair('json-table', 'full_name', (g) => `SELECT count(*) FROM apatients p, JSON_TABLE(p.to_jsonb, '$' COLUMNS (v text PATH '$.full_name')) jt WHERE jt.v = '${g}'`);
 pair('json-table', 'full_name', (g) => `SELECT count(*) FROM apatients p, JSON_TABLE(jsonb_build_object('n', p.full_name), '$' COLUMNS (v text PATH '$.n')) jt WHERE jt.v = '${g}'`);
 pair('lateral', 'full_name', (g) => `SELECT count(*) FROM apatients p CROSS JOIN LATERAL (SELECT p.full_name AS n) l WHERE l.n = '${g}'`);
 pair('cte-scoping', 'ssn', (g) => `WITH RECURSIVE apatients(id, ssn) AS (SELECT id, ssn FROM public.apatients UNION ALL SELECT id, ssn FROM apatients WHERE false) SELECT count(*) FROM apatients WHERE ssn = '${g}'`);
