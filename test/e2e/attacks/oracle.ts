@@ -129,6 +129,8 @@ export interface Hit {
  * Finds forms in text, case-insensitively, in one pass: forms are bucketed by their first MIN_FORM
  * characters, so a scan costs one map lookup per position whatever the number of forms.
  */
+const HEX = /^[0-9a-f]$/;
+
 export class LeakScanner {
   private readonly buckets = new Map<string, Form[]>();
 
@@ -156,6 +158,10 @@ export class LeakScanner {
       if (!list) continue;
       for (const f of list) {
         if (!lower.startsWith(f.form, i) || found.has(`${f.label}\0${f.form}`) || ignore(f)) continue;
+        // A run of digits (an MRN or SSN without separators) inside a longer hex string (a hash, a
+        // token, a chain link) is chance, not a value: 8 decimal digits turn up in about one in
+        // 50 SHA-256 digests. Such forms count only where no hex digit flanks them.
+        if (/^[0-9]+$/.test(f.form) && (HEX.test(lower[i - 1] ?? '') || HEX.test(lower[i + f.form.length] ?? ''))) continue;
         found.add(`${f.label}\0${f.form}`);
         hits.push({ label: f.label, form: f.form, context: JSON.stringify(text.slice(Math.max(0, i - 20), i + f.form.length + 20)) });
       }
