@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { auditRecords, startGateway, type Gw } from '../../support/harness.js';
-import { psql } from '../../support/clients.js';
+import { psql, rawPg } from '../../support/clients.js';
 import { readTokenKey, TOKEN_KEY_FILE } from '../../../src/server/secrets.js';
 import { ATTACKS, STATEMENT_COUNT, stepText, title, type Attack, type Step } from './families.js';
 import {
@@ -20,6 +20,7 @@ import {
 } from './fixture.js';
 import { describeHits, keyForms, LeakScanner } from './oracle.js';
 import { NodeSession, PYTHON, runPsql, runPsycopg, type Outcome, type PsycopgOutcome, type TextOutcome } from './runners.js';
+import { PROTOCOL_ATTACKS } from './protocol.js';
 import { comparable, leakProblems, modelProblems, pairProblems, refusedProblems } from './verdicts.js';
 
 let gw: Gw;
@@ -340,6 +341,30 @@ describe('other sessions: what an unmasked reader runs stays out of sight', () =
     const a: Attack = { id: 9999, family: 'other-sessions', kind: 'leak', steps: ['LISTEN across'], subset: true };
     record('node-postgres text', a, leakProblems(scanText, o.bytes, a));
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Protocol-level attacks (protocol.ts): hand-written message sequences on a raw socket
+
+describe('protocol-level attacks: rows paired with the wrong statement', () => {
+  for (const pa of PROTOCOL_ATTACKS) {
+    it(`[${pa.family}] ${pa.name}`, async () => {
+      const c = await rawPg(alicePort);
+      let ready = 0;
+      try {
+        for (const batch of pa.batches) {
+          c.send(Buffer.concat(batch.map((m) => m.bytes)));
+          ready += batch.reduce((n, m) => n + m.ready, 0);
+          await c.readyForQuery(ready, 20_000);
+        }
+      } finally {
+        c.close();
+      }
+      const a: Attack = { id: 0, family: pa.family, kind: 'leak', steps: [], subset: false };
+      dump('raw protocol', pa.name, c.received().toString('latin1'));
+      record('raw protocol', a, leakProblems(scanBinary, c.received(), a));
+    });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------

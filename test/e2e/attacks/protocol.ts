@@ -1,0 +1,68 @@
+// Protocol-level attacks: message sequences no client library sends, written by hand (pg-protocol's
+// serializer) and sent on a raw socket through the gateway as the masked reader. Each attack is a list
+// of batches; a batch is written in one piece and answered before the next is sent. Every byte that
+// comes back is scanned for raw PHI like the rest of the suite (attacks.test.ts).
+//
+// What they aim at: the gateway pairs rows with the statement (and RowDescription) they belong to by
+// following both message streams (src/server/result-tracker.ts). A raw column that a top-level SELECT
+// only returns is masked on the way out by its RowDescription, so rows paired with another
+// statement's description would pass raw.
+import { serialize } from 'pg-protocol';
+
+export interface Msg {
+  bytes: Buffer;
+  /** ReadyForQuery messages it causes (Query, Sync). */
+  ready: number;
+}
+
+export interface ProtocolAttack {
+  family: string;
+  name: string;
+  batches: Msg[][];
+}
+
+export const q = (sql: string): Msg => ({ bytes: serialize.query(sql), ready: 1 });
+export const parse = (name: string, text: string): Msg => ({ bytes: serialize.parse({ name, text }), ready: 0 });
+export const bind = (portal: string, statement: string, binary = false): Msg => ({ bytes: serialize.bind({ portal, statement, binary }), ready: 0 });
+export const describe = (type: 'S' | 'P', name: string): Msg => ({ bytes: serialize.describe({ type, name }), ready: 0 });
+export const execute = (portal: string, rows = 0): Msg => ({ bytes: serialize.execute({ portal, rows }), ready: 0 });
+export const close = (type: 'S' | 'P', name: string): Msg => ({ bytes: serialize.close({ type, name }), ready: 0 });
+export const flush = (): Msg => ({ bytes: serialize.flush(), ready: 0 });
+export const sync = (): Msg => ({ bytes: serialize.sync(), ready: 1 });
+
+/** Top-level SELECTs that return masked columns as they are: sent unchanged, masked by RowDescription. */
+const RAW_PLAIN = 'SELECT id, full_name, date_of_birth, ssn, email, mrn FROM apatients';
+/** The same shape with no table behind it (RowDescription names no table column: nothing to mask). */
+const HARMLESS = "SELECT 1 AS id, 'a'::text AS full_name, DATE '2000-01-01' AS date_of_birth, 'b'::text AS ssn, 'c'::text AS email, 'd'::text AS mrn";
+
+/**
+ * The same shape read from a table without masked columns: RowDescription names plain, unmasked table
+ * columns, so output masking needs no lineage (the statement's text is not even looked at).
+ */
+const PLAIN_UNMASKED = 'SELECT id, note, note, note, note, note FROM ascratch';
+
+export const PROTOCOL_ATTACKS: ProtocolAttack[] = [
+  // A Describe's answer is applied to whatever the portal name means when the answer ARRIVES: rebind
+  // the unnamed portal to the raw statement behind a Describe of the harmless one, and Execute.
+  { family: 'tracker-describe-race', name: 'Describe P of the unnamed portal, then Bind it again to a raw SELECT before the answer',
+    batches: [[parse('', HARMLESS), bind('', ''), describe('P', ''), parse('', RAW_PLAIN), bind('', ''), execute(''), sync()]] },
+  { family: 'tracker-describe-race', name: 'Describe P, Close P and Bind the named portal again to a raw SELECT',
+    batches: [[parse('', HARMLESS), bind('rt_p', ''), describe('P', 'rt_p'), close('P', 'rt_p'), parse('', RAW_PLAIN), bind('rt_p', ''), execute('rt_p'), sync()]] },
+  // The same with a statement Describe: the answer lands on the statement now named ''.
+  { family: 'tracker-describe-race', name: 'Describe S of the unnamed statement, then Parse it again as a raw SELECT',
+    batches: [[parse('', HARMLESS), describe('S', ''), parse('', RAW_PLAIN), bind('', ''), execute(''), sync()]] },
+  // ... and with a description that names plain unmasked columns, lineage is not consulted at all.
+  { family: 'tracker-describe-race', name: 'KNOWN-LEAK Describe P of a plain unmasked SELECT, then Bind the unnamed portal again to a raw SELECT',
+    batches: [[parse('', PLAIN_UNMASKED), bind('', ''), describe('P', ''), parse('', RAW_PLAIN), bind('', ''), execute(''), sync()]] },
+  { family: 'tracker-describe-race', name: 'KNOWN-LEAK Describe P of a plain unmasked SELECT, Close P, Bind the named portal again to a raw SELECT',
+    batches: [[parse('', PLAIN_UNMASKED), bind('rt_p', ''), describe('P', 'rt_p'), close('P', 'rt_p'), parse('', RAW_PLAIN), bind('rt_p', ''), execute('rt_p'), sync()]] },
+  { family: 'tracker-describe-race', name: 'KNOWN-LEAK Describe S of a plain unmasked SELECT, then Parse the unnamed statement again as a raw SELECT',
+    batches: [[parse('', PLAIN_UNMASKED), describe('S', ''), parse('', RAW_PLAIN), bind('', ''), execute(''), sync()]] },
+  { family: 'tracker-describe-race', name: 'KNOWN-LEAK the same in binary format',
+    batches: [[parse('', PLAIN_UNMASKED), bind('', '', true), describe('P', ''), parse('', RAW_PLAIN), bind('', '', true), execute(''), sync()]] },
+  // A Bind the server refuses (the portal exists) still rebinds the name in the gateway's books; the
+  // portal (made before the savepoint) survives ROLLBACK TO SAVEPOINT and runs the raw SELECT.
+  { family: 'tracker-failed-bind', name: 'KNOWN-LEAK Bind over an existing portal fails, savepoint rolled back, Execute the original',
+    batches: [[q('BEGIN')], [parse('', RAW_PLAIN), bind('rt_q', ''), sync()], [q('SAVEPOINT s')],
+      [parse('', HARMLESS), describe('S', ''), bind('rt_q', ''), sync()], [q('ROLLBACK TO SAVEPOINT s')], [execute('rt_q'), sync()], [q('COMMIT')]] },
+];
