@@ -19,6 +19,8 @@ export interface ProtocolAttack {
   family: string;
   name: string;
   batches: Msg[][];
+  /** Also a failure when the answers contain this (e.g. the command tag of a write that needs approval). */
+  forbid?: { pattern: RegExp; why: string };
 }
 
 export const q = (sql: string): Msg => ({ bytes: serialize.query(sql), ready: 1 });
@@ -65,4 +67,25 @@ export const PROTOCOL_ATTACKS: ProtocolAttack[] = [
   { family: 'tracker-failed-bind', name: 'KNOWN-LEAK Bind over an existing portal fails, savepoint rolled back, Execute the original',
     batches: [[q('BEGIN')], [parse('', RAW_PLAIN), bind('rt_q', ''), sync()], [q('SAVEPOINT s')],
       [parse('', HARMLESS), describe('S', ''), bind('rt_q', ''), sync()], [q('ROLLBACK TO SAVEPOINT s')], [execute('rt_q'), sync()], [q('COMMIT')]] },
+  // The same with a Bind of the unnamed portal that fails (wrong parameter count): PostgreSQL drops the
+  // old unnamed portal first, so nothing runs (kept: it must stay that way).
+  { family: 'tracker-failed-bind', name: 'a Bind of the unnamed portal with the wrong parameter count, savepoint rolled back, Execute the original',
+    batches: [[q('BEGIN')], [parse('', RAW_PLAIN), bind('', ''), sync()], [q('SAVEPOINT s')],
+      [parse('rt_h', `${PLAIN_UNMASKED} WHERE id = $1`), describe('S', 'rt_h'), bind('', 'rt_h'), sync()], [q('ROLLBACK TO SAVEPOINT s')], [execute(''), sync()], [q('COMMIT')]] },
+  // Control: a pipelined rebind of the unnamed statement (no Describe of it in flight) gets the Describe the gateway injects.
+  { family: 'tracker-describe-race', name: 'Parse the unnamed statement again after binding it, Describe S the new one, Execute the old portal',
+    batches: [[parse('', RAW_PLAIN), bind('', ''), parse('', PLAIN_UNMASKED), describe('S', ''), execute(''), sync()]] },
+  // Write approval is decided at Execute from the statement NAME the portal was bound from: the unnamed
+  // statement parsed again after the Bind makes the gate judge the new text, while the portal runs the old one.
+  { family: 'gate-portal-statement', name: 'KNOWN-LEAK an UPDATE bound to the unnamed portal, the unnamed statement parsed again as SELECT 1, Execute: no approval',
+    batches: [[parse('', 'UPDATE apatients SET city = city WHERE id = 40'), bind('', ''), parse('', 'SELECT 1'), execute(''), sync()]],
+    forbid: { pattern: /UPDATE 1\0/, why: 'the UPDATE of apatients ran without the approval rule phi-writes requires' } },
+  { family: 'gate-portal-statement', name: 'KNOWN-LEAK an UPDATE bound to a named portal; a refused Bind of the same name to SELECT 1 in a savepoint; Execute: no approval',
+    batches: [[q('BEGIN')], [parse('', 'UPDATE apatients SET city = city WHERE id = 40'), bind('rt_w', ''), sync()], [q('SAVEPOINT s')],
+      [parse('', 'SELECT 1'), bind('rt_w', ''), sync()], [q('ROLLBACK TO SAVEPOINT s')], [execute('rt_w'), sync()], [q('COMMIT')]],
+    forbid: { pattern: /UPDATE 1\0/, why: 'the UPDATE of apatients ran without the approval rule phi-writes requires' } },
+  // Control: bound and executed as one statement, the UPDATE waits for an approver (and times out).
+  { family: 'gate-portal-statement', name: 'an UPDATE parsed, bound and executed (control: held for approval)',
+    batches: [[parse('', 'UPDATE apatients SET city = city WHERE id = 40'), bind('', ''), execute(''), sync()]],
+    forbid: { pattern: /UPDATE 1\0/, why: 'the UPDATE of apatients ran without the approval rule phi-writes requires' } },
 ];
