@@ -84,6 +84,10 @@ export const PROTOCOL_ATTACKS: ProtocolAttack[] = [
     batches: [[q('BEGIN')], [parse('', 'UPDATE apatients SET city = city WHERE id = 40'), bind('rt_w', ''), sync()], [q('SAVEPOINT s')],
       [parse('', 'SELECT 1'), bind('rt_w', ''), sync()], [q('ROLLBACK TO SAVEPOINT s')], [execute('rt_w'), sync()], [q('COMMIT')]],
     forbid: { pattern: /UPDATE 1\0/, why: 'the UPDATE of apatients ran without the approval rule phi-writes requires' } },
+  // ... and a write that fails on a NOT NULL constraint: PostgreSQL's DETAIL "Failing row contains (...)"
+  // quotes the target's whole row raw (the target's rows are never replaced): the gateway masks it.
+  { family: 'gate-portal-statement', name: 'UPDATE apatients SET ssn = NULL run past the gate: the not-null DETAIL quotes the row (masked by the gateway)',
+    batches: [[parse('', 'UPDATE apatients SET ssn = NULL WHERE id = 40'), bind('', ''), parse('', 'SELECT 1'), execute(''), sync()]] },
   // Control: bound and executed as one statement, the UPDATE waits for an approver (and times out).
   { family: 'gate-portal-statement', name: 'an UPDATE parsed, bound and executed (control: held for approval)',
     batches: [[parse('', 'UPDATE apatients SET city = city WHERE id = 40'), bind('', ''), execute(''), sync()]],
