@@ -448,6 +448,25 @@ leak('explain-formats', "EXPLAIN (VERBOSE, FORMAT YAML) SELECT p.mrn FROM apatie
 leak('explain-formats', "EXPLAIN (VERBOSE, GENERIC_PLAN) SELECT mrn || $1 FROM apatients");
 leak('explain-formats', ['SET bytea_output = escape', "EXPLAIN (VERBOSE, FORMAT JSON) SELECT count(*) FROM apatients WHERE mrn = 'tok_0000000000000000'"]);
 
+// Red team, round 3. Settings that change how dates are written (output masking reads every DateStyle).
+leak('datestyle', ['SET DateStyle = German', 'SELECT id, date_of_birth FROM apatients'], S);
+leak('datestyle', ['SET DateStyle = \'SQL, DMY\'', 'SELECT * FROM apatients_part']);
+leak('datestyle', "SET DateStyle = 'Postgres, MDY'; SELECT date_of_birth, full_name FROM apatients_hist");
+leak('datestyle', "SELECT set_config('datestyle', 'German', false), date_of_birth FROM apatients");
+// Plain outputs next to things that are not plain (SRFs, locking, LATERAL, cursors, ONLY)
+leak('plain-outputs', 'SELECT full_name, generate_series(1, 2), ssn FROM apatients', S);
+leak('plain-outputs', 'SELECT ssn, full_name, date_of_birth FROM apatients FOR UPDATE SKIP LOCKED');
+leak('plain-outputs', 'SELECT p.full_name, l.x, p.email FROM apatients p, LATERAL (SELECT p.id + 1 AS x) l');
+leak('plain-outputs', 'SELECT ssn, date_of_birth FROM ONLY apatients_hist');
+leak('plain-outputs', 'SELECT full_name, row_number() OVER (), mrn FROM apatients LIMIT 5 OFFSET 2');
+leak('plain-outputs', ['BEGIN', 'DECLARE rt_c SCROLL CURSOR WITH HOLD FOR SELECT full_name, ssn, date_of_birth FROM apatients', 'COMMIT',
+  'FETCH ALL FROM rt_c', 'FETCH BACKWARD 5 FROM rt_c', 'MOVE ABSOLUTE 0 IN rt_c', 'FETCH 3 FROM rt_c']);
+pair('plain-outputs', 'full_name', (g) => `SELECT p.full_name FROM apatients p, LATERAL (SELECT 1 WHERE p.full_name = '${g}') l`);
+pair('window-frame', 'full_name', (g) => `SELECT count(*) FILTER (WHERE x) FROM (SELECT bool_or(full_name = '${g}') OVER (ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) x FROM apatients) s`);
+pair('limit-with-ties', 'ssn', (g) => `SELECT id FROM apatients ORDER BY ssn = '${g}' DESC, id FETCH FIRST 1 ROWS WITH TIES`);
+pair('distinct-hidden', 'full_name', (g) => `SELECT count(*) FROM (SELECT DISTINCT full_name FROM apatients UNION SELECT '${g}') s`);
+pair('srf-target', 'email', (g) => `SELECT count(*) FROM (SELECT regexp_matches(email, '^${g.split('@')[0]}') FROM apatients) s`);
+
 export const ATTACKS: Attack[] = all.map((a, id) => ({ ...a, id }));
 
 /** Statements in the suite (a pair counts twice: it is sent once with each guess). */
