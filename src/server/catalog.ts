@@ -4,7 +4,7 @@
 // hot path are synchronous against the last snapshot; the snapshot is refreshed on a timer and
 // after DDL, so a statement never waits for the catalog unless it names something the snapshot
 // does not know (see CatalogCache.refreshAfter).
-import { runSqlSets } from './simple-query.js';
+import { SqlConnection, runSqlSets } from './simple-query.js';
 import type { UpstreamTarget } from './upstream.js';
 import type { Logger } from './log.js';
 import type { SourceColumnType } from '../masking/source/types.js';
@@ -72,8 +72,17 @@ const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema']);
  * One round trip on one connection. search_path is emptied first so that pg_get_viewdef qualifies
  * every name: a view's text then means the same relations whatever a client session's search_path.
  */
+/**
+ * A fingerprint of the catalogs masking and write rules read: counts and newest row versions. DDL
+ * changes it (an update writes a row with a newer xmin, a drop lowers a count); VACUUM and ANALYZE
+ * update pg_class in place and do not.
+ */
+const EPOCH_SQL = `SELECT pg_catalog.concat_ws('/', ${['pg_class', 'pg_attribute', 'pg_inherits', 'pg_rewrite', 'pg_proc', 'pg_operator', 'pg_trigger', 'pg_namespace', 'pg_type']
+  .map((t) => `(SELECT count(*) || ':' || coalesce(max(xmin::text::bigint), 0) FROM pg_catalog.${t})`).join(', ')})`;
+
 const SNAPSHOT_SQL = `
 SET search_path = '';
+${EPOCH_SQL};
 SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname, a.atttypid, a.atttypmod,
   pg_catalog.format_type(a.atttypid, a.atttypmod)
 FROM pg_catalog.pg_class c
@@ -139,6 +148,9 @@ export class CatalogSnapshot {
     this.userFunctionNames = new Set(functions.filter((f) => !(f.extension && (f.language === 'c' || f.language === 'internal'))).map((f) => f.name));
     this.untrustedOperators = new Set(operators.filter((o) => o.language !== 'c' && o.language !== 'internal').map((o) => o.name));
   }
+
+  /** The catalog's fingerprint when it was read (EPOCH_SQL): the watch reloads when it changes. */
+  epoch?: string;
 
   static empty(): CatalogSnapshot {
     return new CatalogSnapshot([], 0);
@@ -225,7 +237,7 @@ function resolveDomain(oid: number, typmod: number, sql: string, domains: Map<nu
 /** `takenAt`: when the reading started (what it shows is at least that recent). */
 export async function loadCatalog(target: UpstreamTarget, takenAt = Date.now()): Promise<CatalogSnapshot> {
   const sets = await runSqlSets(target, SNAPSHOT_SQL, 'phigate-catalog');
-  const [rows = [], domainRows = [], views = [], inherits = [], rules = [], insteadOf = [], fns = [], ops = []] = sets;
+  const [epochRows = [], rows = [], domainRows = [], views = [], inherits = [], rules = [], insteadOf = [], fns = [], ops = []] = sets;
   const domains = new Map<number, [number, number]>();
   for (const [oid, base, typmod] of domainRows) domains.set(Number(oid), [Number(base), Number(typmod)]);
   // format_type of every (type, typmod) seen, so a domain's base type can be named without a query.
@@ -271,7 +283,9 @@ export async function loadCatalog(target: UpstreamTarget, takenAt = Date.now()):
     schema: schema ?? '', name: name ?? '', kind: kind ?? 'f', volatility: volatility ?? 'v', language: language ?? '', extension: extension === 't',
   }));
   const operators = ops.map(([schema, name, fn, language]) => ({ schema: schema ?? '', name: name ?? '', fn: fn ?? '', language: language ?? '' }));
-  return new CatalogSnapshot([...rels.values()], takenAt, functions, operators);
+  const snapshot = new CatalogSnapshot([...rels.values()], takenAt, functions, operators);
+  snapshot.epoch = epochRows[0]?.[0] ?? undefined;
+  return snapshot;
 }
 
 /** Keeps one connection's snapshot fresh; `current` never blocks. */
@@ -281,6 +295,9 @@ export class CatalogCache {
   private first?: Promise<void>;
   private timer?: NodeJS.Timeout;
   private dirty = false;
+  private watchTimer?: NodeJS.Timeout;
+  private watchConn?: SqlConnection;
+  private polling = false;
 
   constructor(
     private readonly target: () => UpstreamTarget,
@@ -346,7 +363,37 @@ export class CatalogCache {
     return this.loading;
   }
 
+  /**
+   * DDL made outside the gateway (a partition attached to a masked table, a view replaced) is not
+   * announced: a fingerprint of the catalog is read every `ms` on one kept connection, and a change
+   * reloads the snapshot. (DDL through the gateway reloads it at once.)
+   */
+  watch(ms = 2_000): void {
+    if (this.watchTimer) return;
+    this.watchTimer = setInterval(() => void this.poll(), ms);
+    this.watchTimer.unref();
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling || this.loading) return;
+    this.polling = true;
+    try {
+      if (!this.watchConn?.alive) this.watchConn = await SqlConnection.open(this.target(), 'phigate-catalog-watch');
+      const epoch = (await this.watchConn.query(EPOCH_SQL))[0]?.[0]?.[0] ?? undefined;
+      const known = this.snapshot.epoch;
+      if (epoch !== undefined && known !== undefined && epoch !== known) this.invalidate();
+    } catch (err) {
+      this.watchConn?.close();
+      this.watchConn = undefined;
+      this.log.debug('catalog watch failed; trying again', { connection: this.connection, error: (err as Error).message });
+    } finally {
+      this.polling = false;
+    }
+  }
+
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.watchConn?.close();
   }
 }

@@ -45,8 +45,13 @@ export class StatementGate {
    * PostgreSQL.
    */
   private readonly prepared = new Map<string, Prepared[]>();
-  /** Portal name → the statement it was bound from. */
-  private readonly portals = new Map<string, string>();
+  /**
+   * Portal name → the statement it was bound from, as its possibilities were when the Bind was
+   * forwarded: the statement's name may mean another statement by the Execute (`Bind '' ''; Parse ''
+   * 'SELECT 1'; Execute ''` runs the first). The session closes a portal before each Bind, so a
+   * failed Bind leaves no earlier statement bound under the name.
+   */
+  private readonly portals = new Map<string, { statement: string; options: Prepared[] | undefined }>();
   /** Fingerprints an approver released for the rest of this session. */
   private readonly releasedForSession = new Set<string>();
   /**
@@ -85,13 +90,14 @@ export class StatementGate {
   }
 
   onBind(portal: string, statement: string): void {
-    this.portals.set(portal, statement);
+    const options = this.prepared.get(statement);
+    this.portals.set(portal, { statement, options: options === undefined ? undefined : [...options] });
   }
 
   onExecute(portal: string): Verdict {
-    const name = this.portals.get(portal);
-    const options = name === undefined ? undefined : this.prepared.get(name);
-    if (!options) return unknownPrepared(name ?? portal);
+    const bound = this.portals.get(portal);
+    const options = bound?.options;
+    if (!options || options.length === 0) return unknownPrepared(bound?.statement ?? portal);
     const policy = this.currentPolicy();
     const statements: Statement[] = [];
     for (const o of options) {

@@ -483,6 +483,8 @@ export class Gateway {
       const resolve = this.opts.resolveTarget ?? ((c: ConnectionPolicy) => resolveUpstreamTarget(c));
       cache = new CatalogCache(() => resolve(connection), this.opts.log, connection.name);
       this.catalogs.set(connection.name, cache);
+      // DDL made outside the gateway reaches masking and write rules within the watch's interval.
+      cache.watch();
       void cache.ready().then(() => this.checkUpstreamRole(connection));
     }
     return cache;

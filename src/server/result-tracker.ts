@@ -26,14 +26,19 @@ export type BackendVerdict =
   | { kind: 'copyOut'; sql: string; resultIndex: number; format: number; columnFormats: number[] }
   | { kind: 'copyData'; sql: string; resultIndex: number; format: number; columnFormats: number[] };
 
+/**
+ * What each forwarded message will be answered with. Statements and portals are held as the objects
+ * the message meant when it was forwarded: a name can stand for another one by the time the answer
+ * comes (`Describe P ''; Parse ''; Bind ''; Execute ''`), and the answer belongs to the first.
+ */
 type Pending =
   | { t: 'query'; sql: string; results: number }
   | { t: 'parse'; sql: string }
   | { t: 'bind' }
-  | { t: 'describeS'; name: string }
-  | { t: 'describeP'; portal: string; injected: boolean }
-  | { t: 'execute'; portal: string }
-  | { t: 'close' }
+  | { t: 'describeS'; statement: Statement | undefined }
+  | { t: 'describeP'; portal: Portal | undefined; injected: boolean }
+  | { t: 'execute'; portal: Portal | undefined }
+  | { t: 'close'; injected: boolean }
   | { t: 'sync' }
   | { t: 'fn' };
 
@@ -86,27 +91,28 @@ export class ResultTracker {
 
   describe(kind: 'S' | 'P', name: string, injected = false): void {
     if (this.skipping) return;
-    this.queue.push(kind === 'S' ? { t: 'describeS', name } : { t: 'describeP', portal: name, injected });
+    this.queue.push(kind === 'S' ? { t: 'describeS', statement: this.statements.get(name) } : { t: 'describeP', portal: this.portals.get(name), injected });
   }
 
   /** True when the session must inject `Describe P portal` before this Execute. */
   needsDescribe(portal: string): boolean {
     const p = this.portals.get(portal);
     if (p === undefined || p.fields !== undefined || p.statement.fields !== undefined) return false;
-    // A Describe of this portal is already on its way: its answer will come before the rows.
-    return !this.queue.some((q) => (q.t === 'describeP' && q.portal === portal) || (q.t === 'describeS' && this.statements.get(q.name) === p.statement));
+    // A Describe of this very portal (or its statement) is already on its way: its answer comes first.
+    return !this.queue.some((q) => (q.t === 'describeP' && q.portal === p) || (q.t === 'describeS' && q.statement === p.statement));
   }
 
   execute(portal: string): void {
     if (this.skipping) return;
-    this.queue.push({ t: 'execute', portal });
+    this.queue.push({ t: 'execute', portal: this.portals.get(portal) });
   }
 
-  close(kind: 'S' | 'P', name: string): void {
+  /** `injected`: a Close the session sent on its own (its CloseComplete is not for the client). */
+  close(kind: 'S' | 'P', name: string, injected = false): void {
     if (this.skipping) return;
     if (kind === 'S') this.statements.delete(name);
     else this.portals.delete(name);
-    this.queue.push({ t: 'close' });
+    this.queue.push({ t: 'close', injected });
   }
 
   sync(): void {
@@ -124,7 +130,7 @@ export class ResultTracker {
     const head = this.queue[0];
     if (head === undefined) return undefined;
     if (head.t === 'query' || head.t === 'parse') return head.sql;
-    if (head.t === 'execute') return this.portals.get(head.portal)?.statement.sql;
+    if (head.t === 'execute') return head.portal?.statement.sql;
     return undefined;
   }
 
@@ -141,14 +147,17 @@ export class ResultTracker {
         return this.inQuery(head, type, fields);
       case 'parse':
       case 'bind':
-      case 'close':
-        if (type === 0x31 || type === 0x32 || type === 0x33) this.queue.shift();
+        if (type === 0x31 || type === 0x32) this.queue.shift();
         return PASS;
+      case 'close':
+        if (type !== 0x33) return PASS;
+        this.queue.shift();
+        return head.injected ? SWALLOW : PASS;
       case 'describeS':
         if (type === 0x74 /* t */) return PASS;
         if (type === 0x54 /* T */ || type === 0x6e /* n */) {
           this.queue.shift();
-          const st = this.statements.get(head.name);
+          const st = head.statement;
           const f = type === 0x54 ? fields() : [];
           if (st) st.fields = f;
           return type === 0x54 && st ? { kind: 'rowDescription', shape: { sql: st.sql, resultIndex: 0, fields: f } } : PASS;
@@ -157,7 +166,7 @@ export class ResultTracker {
       case 'describeP': {
         if (type !== 0x54 && type !== 0x6e) return PASS;
         this.queue.shift();
-        const p = this.portals.get(head.portal);
+        const p = head.portal;
         const f = type === 0x54 ? fields() : [];
         if (p) p.fields = f;
         if (head.injected) return SWALLOW;
@@ -205,7 +214,7 @@ export class ResultTracker {
   }
 
   private inExecute(head: Extract<Pending, { t: 'execute' }>, type: number): BackendVerdict {
-    const p = this.portals.get(head.portal);
+    const p = head.portal;
     switch (type) {
       case 0x44: {
         if (!p) return { kind: 'dataRow', shape: undefined };

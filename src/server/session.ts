@@ -328,7 +328,9 @@ export class ClientSession {
       catalog: this.opts.catalog,
     });
     this.upstreamCancel = () => cancelUpstream(target, up.backendKey);
-    if (this.opts.masking || this.opts.recordingsDir) this.tracker = new ResultTracker();
+    // Always: it pairs answers with messages for masking and recording, and swallows the answers
+    // to the Describe and Close messages the session injects.
+    this.tracker = new ResultTracker();
     const classifier = this.opts.classifier;
     if (this.opts.masking) {
       this.masking = new MaskingLayer({ ...this.opts.masking, classify: (sql) => classifier.classify(sql) }, this.tracker!);
@@ -727,12 +729,8 @@ export class ClientSession {
    * rows' shape is known before they arrive.
    */
   private forward(out: Buffer[], m: WireMessage): boolean {
-    const t = this.tracker;
+    const t = this.tracker!;
     let injected = false;
-    if (!t) {
-      out.push(this.wireBytes(m));
-      return false;
-    }
     switch (m.type) {
       case 'Query':
         (this.masking ?? this.recordMask)?.noteStatements(m.sql, this.rewrites.get(m)?.kind === 'rewritten');
@@ -743,6 +741,13 @@ export class ClientSession {
         t.parse(m.name, m.sql);
         break;
       case 'Bind':
+        // A Bind that fails can leave the portal's previous statement bound (a named portal that
+        // exists, or an error before the server replaces the unnamed one); a later Execute of that
+        // name would then run what the gate and the tracker do not expect. Closing it first makes
+        // the name mean this Bind's statement or nothing (closing a missing portal is no error).
+        t.close('P', m.portal, true);
+        out.push(serialize.close({ type: 'P', name: m.portal }));
+        injected = true;
         t.bind(m.portal, m.statement, m.resultFormats);
         break;
       case 'Describe':

@@ -193,7 +193,11 @@ export class RelationTreatments {
       if (TABLE_KINDS.has(rel.kind) && ruleFor(this.config, { schema: rel.schema, table: rel.name, column: c.name }) === rule) item.ownRule = true;
       return item;
     });
-    if (rel.kind === 'v' && rel.viewSql !== undefined && this.reachesMasked(rel)) {
+    if (rel.kind === 'v') {
+      // Every view is read through the definition phigate knows, never by its name: one replaced
+      // after the snapshot (CREATE OR REPLACE VIEW outside the gateway) then still reads what was
+      // checked. A view whose definition is missing cannot be checked at all.
+      if (rel.viewSql === undefined) return { kind: 'refuse', message: `the definition of the view ${rel.schema}.${rel.name} could not be read, so phigate cannot mask what it reads` };
       return masked.length === 0 ? { kind: 'expand', rel } : { ...wrap(rel, own, masked), expand: true };
     }
     if (rel.kind === 'm' && rel.viewSql !== undefined && this.reachesMasked(rel)) {

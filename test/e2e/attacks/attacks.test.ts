@@ -578,7 +578,9 @@ describe('DDL by an administrator outside the gateway, after the snapshot', () =
     await admin.query('DROP TABLE IF EXISTS public.apatients_part_c; DROP VIEW IF EXISTS public.rt_late_v');
   });
 
-  it('KNOWN-LEAK a table attached as a partition of a masked table after the snapshot: its rows are read raw', async () => {
+  // The catalog watch reads a fingerprint of the catalog every 2 s: structural DDL made outside the
+  // gateway (attaching a partition) reaches masking within that interval (docs/operator.md).
+  it('a table attached as a partition of a masked table after the snapshot is masked once the watch has seen it', async () => {
     await admin.query('CREATE TABLE public.apatients_part_c (LIKE public.apatients_part); GRANT SELECT ON public.apatients_part_c TO PUBLIC');
     const s = new NodeSession({ port: alicePort }, false);
     // the gateway looks the new name up (an unknown name waits for a newer snapshot)
@@ -586,6 +588,7 @@ describe('DDL by an administrator outside the gateway, after the snapshot', () =
     expect(first.steps[0]?.rows).toEqual([['0']]);
     await admin.query(`ALTER TABLE public.apatients_part ATTACH PARTITION public.apatients_part_c FOR VALUES FROM (1000) TO (3000);
       INSERT INTO public.apatients_part VALUES ${values}`);
+    await new Promise((r) => setTimeout(r, 3_500));
     const steps = ['SELECT id, full_name, ssn, email, date_of_birth FROM apatients_part_c', `SELECT count(*) FROM apatients_part_c WHERE full_name = '${p.full_name}'`];
     const o = await s.run(steps);
     await s.close();
@@ -595,7 +598,7 @@ describe('DDL by an administrator outside the gateway, after the snapshot', () =
     record('node-postgres text', a, problems);
   });
 
-  it('KNOWN-LEAK a view replaced to read a masked table after the snapshot: it computes on raw values', async () => {
+  it('a view replaced to read a masked table after the snapshot is read through the definition phigate checked', async () => {
     // (over a table without masked columns first: a view over apatients is expanded from the old definition, which fails)
     await admin.query('CREATE VIEW public.rt_late_v AS SELECT id, note AS city FROM public.ascratch WHERE false; GRANT SELECT ON public.rt_late_v TO PUBLIC');
     const s = new NodeSession({ port: alicePort }, false);

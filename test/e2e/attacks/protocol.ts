@@ -54,17 +54,17 @@ export const PROTOCOL_ATTACKS: ProtocolAttack[] = [
   { family: 'tracker-describe-race', name: 'Describe S of the unnamed statement, then Parse it again as a raw SELECT',
     batches: [[parse('', HARMLESS), describe('S', ''), parse('', RAW_PLAIN), bind('', ''), execute(''), sync()]] },
   // ... and with a description that names plain unmasked columns, lineage is not consulted at all.
-  { family: 'tracker-describe-race', name: 'KNOWN-LEAK Describe P of a plain unmasked SELECT, then Bind the unnamed portal again to a raw SELECT',
+  { family: 'tracker-describe-race', name: 'Describe P of a plain unmasked SELECT, then Bind the unnamed portal again to a raw SELECT',
     batches: [[parse('', PLAIN_UNMASKED), bind('', ''), describe('P', ''), parse('', RAW_PLAIN), bind('', ''), execute(''), sync()]] },
-  { family: 'tracker-describe-race', name: 'KNOWN-LEAK Describe P of a plain unmasked SELECT, Close P, Bind the named portal again to a raw SELECT',
+  { family: 'tracker-describe-race', name: 'Describe P of a plain unmasked SELECT, Close P, Bind the named portal again to a raw SELECT',
     batches: [[parse('', PLAIN_UNMASKED), bind('rt_p', ''), describe('P', 'rt_p'), close('P', 'rt_p'), parse('', RAW_PLAIN), bind('rt_p', ''), execute('rt_p'), sync()]] },
-  { family: 'tracker-describe-race', name: 'KNOWN-LEAK Describe S of a plain unmasked SELECT, then Parse the unnamed statement again as a raw SELECT',
+  { family: 'tracker-describe-race', name: 'Describe S of a plain unmasked SELECT, then Parse the unnamed statement again as a raw SELECT',
     batches: [[parse('', PLAIN_UNMASKED), describe('S', ''), parse('', RAW_PLAIN), bind('', ''), execute(''), sync()]] },
-  { family: 'tracker-describe-race', name: 'KNOWN-LEAK the same in binary format',
+  { family: 'tracker-describe-race', name: 'the same in binary format',
     batches: [[parse('', PLAIN_UNMASKED), bind('', '', true), describe('P', ''), parse('', RAW_PLAIN), bind('', '', true), execute(''), sync()]] },
   // A Bind the server refuses (the portal exists) still rebinds the name in the gateway's books; the
   // portal (made before the savepoint) survives ROLLBACK TO SAVEPOINT and runs the raw SELECT.
-  { family: 'tracker-failed-bind', name: 'KNOWN-LEAK Bind over an existing portal fails, savepoint rolled back, Execute the original',
+  { family: 'tracker-failed-bind', name: 'Bind over an existing portal fails, savepoint rolled back, Execute the original',
     batches: [[q('BEGIN')], [parse('', RAW_PLAIN), bind('rt_q', ''), sync()], [q('SAVEPOINT s')],
       [parse('', HARMLESS), describe('S', ''), bind('rt_q', ''), sync()], [q('ROLLBACK TO SAVEPOINT s')], [execute('rt_q'), sync()], [q('COMMIT')]] },
   // The same with a Bind of the unnamed portal that fails (wrong parameter count): PostgreSQL drops the
@@ -77,10 +77,10 @@ export const PROTOCOL_ATTACKS: ProtocolAttack[] = [
     batches: [[parse('', RAW_PLAIN), bind('', ''), parse('', PLAIN_UNMASKED), describe('S', ''), execute(''), sync()]] },
   // Write approval is decided at Execute from the statement NAME the portal was bound from: the unnamed
   // statement parsed again after the Bind makes the gate judge the new text, while the portal runs the old one.
-  { family: 'gate-portal-statement', name: 'KNOWN-LEAK an UPDATE bound to the unnamed portal, the unnamed statement parsed again as SELECT 1, Execute: no approval',
+  { family: 'gate-portal-statement', name: 'an UPDATE bound to the unnamed portal, the unnamed statement parsed again as SELECT 1, Execute: no approval',
     batches: [[parse('', 'UPDATE apatients SET city = city WHERE id = 40'), bind('', ''), parse('', 'SELECT 1'), execute(''), sync()]],
     forbid: { pattern: /UPDATE 1\0/, why: 'the UPDATE of apatients ran without the approval rule phi-writes requires' } },
-  { family: 'gate-portal-statement', name: 'KNOWN-LEAK an UPDATE bound to a named portal; a refused Bind of the same name to SELECT 1 in a savepoint; Execute: no approval',
+  { family: 'gate-portal-statement', name: 'an UPDATE bound to a named portal; a refused Bind of the same name to SELECT 1 in a savepoint; Execute: no approval',
     batches: [[q('BEGIN')], [parse('', 'UPDATE apatients SET city = city WHERE id = 40'), bind('rt_w', ''), sync()], [q('SAVEPOINT s')],
       [parse('', 'SELECT 1'), bind('rt_w', ''), sync()], [q('ROLLBACK TO SAVEPOINT s')], [execute('rt_w'), sync()], [q('COMMIT')]],
     forbid: { pattern: /UPDATE 1\0/, why: 'the UPDATE of apatients ran without the approval rule phi-writes requires' } },
