@@ -507,18 +507,29 @@ function findTail(
   }
 }
 
-/** One process per log: a LOCK file holding the owner's pid; a dead owner's lock is taken over. */
+/** LOCK files this process holds (a second writer in the same process is refused too). */
+const heldLocks = new Set<string>();
+
+/**
+ * One process per log: a LOCK file holding the owner's pid; a dead owner's lock is taken over. A
+ * lock naming this process's own pid or its parent's, when this process does not hold it, is left
+ * by an earlier process that had the same pid (PostgreSQL's postmaster.pid rule): in a container
+ * the server is pid 1 at every start, so after `kill -9` its lock names a live pid, its own.
+ */
 function takeLock(dir: string): () => void {
   const file = join(dir, LOCK_FILE);
+  if (heldLocks.has(file)) throw new AuditLockedError(dir, process.pid);
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = openSync(file, 'wx', 0o600);
       writeSync(fd, `${process.pid}\n`);
       closeSync(fd);
+      heldLocks.add(file);
       let released = false;
       return () => {
         if (released) return;
         released = true;
+        heldLocks.delete(file);
         try {
           unlinkSync(file);
         } catch {
@@ -534,7 +545,8 @@ function takeLock(dir: string): () => void {
     } catch {
       // removed meanwhile: retry
     }
-    if (Number.isSafeInteger(pid) && pid > 0 && isAlive(pid)) throw new AuditLockedError(dir, pid);
+    const ours = pid === process.pid || pid === process.ppid;
+    if (Number.isSafeInteger(pid) && pid > 0 && !ours && isAlive(pid)) throw new AuditLockedError(dir, pid);
     try {
       unlinkSync(file);
     } catch {

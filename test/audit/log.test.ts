@@ -193,6 +193,19 @@ describe('AuditLog', () => {
     expect(existsSync(join(d, 'LOCK'))).toBe(false);
   });
 
+  it('a lock naming this process\'s own pid or its parent\'s is a previous incarnation\'s (pid 1 in a container after kill -9)', async () => {
+    for (const pid of [process.pid, process.ppid]) {
+      const d = dir();
+      mkdirSync(d, { recursive: true });
+      writeFileSync(join(d, 'LOCK'), `${pid}\n`);
+      const log = AuditLog.open(d);
+      // ... but while this process holds it, a second writer here is refused.
+      expect(() => AuditLog.open(d)).toThrow(AuditLockedError);
+      await log.close();
+      expect(existsSync(join(d, 'LOCK'))).toBe(false);
+    }
+  });
+
   it('fails closed: a record that cannot be written throws AuditWriteError, nothing is half-written', async () => {
     const d = dir();
     mkdirSync(d, { recursive: true });

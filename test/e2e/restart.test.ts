@@ -1,7 +1,8 @@
 // `phigate connect` outlives a server restart, and the gateway serves tunnels over TLS (wss://).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { auditRecords, run, startGateway, type Gw } from '../support/harness.js';
 import { psql } from '../support/clients.js';
 import { makeTestCerts } from '../support/certs.js';
@@ -66,6 +67,26 @@ describe('TLS listener', () => {
       expect((await bad.exited).code).toBe(5);
     } finally {
       await server.stop();
+    }
+  });
+});
+
+describe('startup failures say what failed', () => {
+  it('a data directory locked by another live process: the lock and its hint, not "cannot listen"', async () => {
+    const holder = spawn('sleep', ['30']);
+    try {
+      const audit = join(gw.dir, 'locked', 'audit');
+      mkdirSync(audit, { recursive: true });
+      writeFileSync(join(audit, 'LOCK'), `${holder.pid}\n`);
+      const s = run(['server', '--config', gw.policyFile, '--listen', '127.0.0.1:0', '--data-dir', join(gw.dir, 'locked')],
+        { EHR_DB_PASSWORD: gw.pg.roles.scram.password, EHR_MD5_PASSWORD: gw.pg.roles.md5.password });
+      const { code } = await s.exited;
+      expect(code).toBe(1);
+      expect(s.stderr()).toMatch(new RegExp(`cannot start: the audit log in .* is in use by process ${holder.pid}`));
+      expect(s.stderr()).toMatch(/stop the other phigate server, or give this one its own --data-dir/);
+      expect(s.stderr()).not.toMatch(/cannot listen/);
+    } finally {
+      holder.kill();
     }
   });
 });

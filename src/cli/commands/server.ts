@@ -129,9 +129,15 @@ async function runServer(opts: ServerOptions): Promise<void> {
   } catch (err) {
     await approvalStore?.close();
     await sharedDb?.close();
-    const e = err as NodeJS.ErrnoException;
-    throw new PhigateError(`cannot listen on ${opts.listen}: ${e.code ?? e.message}`, ExitCode.Error,
-      e.code === 'EADDRINUSE' ? 'another process holds that port; pick another --listen' : undefined);
+    const e = err as NodeJS.ErrnoException & { hint?: string };
+    // Only a failure to listen is about the address; anything else (the audit log's lock, its files,
+    // the signing key) says what it is, with its own hint.
+    if (e.syscall === 'listen' || e.code === 'EADDRINUSE' || e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES') {
+      throw new PhigateError(`cannot listen on ${opts.listen}: ${e.code ?? e.message}`, ExitCode.Error,
+        e.code === 'EADDRINUSE' ? 'another process holds that port; pick another --listen'
+          : e.code === 'EACCES' ? 'ports below 1024 need privileges; pick a port above 1024 with --listen' : undefined);
+    }
+    throw new PhigateError(`cannot start: ${e.message}`, ExitCode.Error, typeof e.hint === 'string' ? e.hint : undefined);
   }
   log.info('server started', {
     url: started.url, connections: [...policy.connections.keys()].join(','), data_dir: dataDir, policy_version: gateway.policyVersion,
