@@ -72,6 +72,18 @@ export class MaskingLayer {
     if (secrets.length > 0) this.secretPattern = new RegExp(secrets.map((x) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'gi');
   }
 
+  /**
+   * The statement's classification, kept for the last text: every result of a multi-statement
+   * query asks for the same text, and a long one is not in the classifier's cache (2,000 results
+   * would parse an 18 kB text 2,000 times).
+   */
+  private classify(sql: string): Classification {
+    if (this.lastClassified?.sql !== sql) this.lastClassified = { sql, c: this.ctx.classify(sql) };
+    return this.lastClassified.c;
+  }
+
+  private lastClassified?: { sql: string; c: Classification };
+
   /** Replaces the tokenization key's SQL form wherever text could have echoed a rewritten statement. */
   scrub(text: string): string {
     if (this.secretPattern === undefined) return text;
@@ -82,7 +94,7 @@ export class MaskingLayer {
   /** A statement the session rewrote at the source: its results carry masked values already. */
   private isSourceMasked(sql: string, index: number): boolean {
     if (this.sourceMasked.has(sql)) return true;
-    const c = this.ctx.classify(sql);
+    const c = this.classify(sql);
     const st = c.ok ? c.statements[index] : undefined;
     if (st?.kind === 'fetch' || st?.kind === 'move') return st.cursorName !== undefined && this.deferredSource.has(`c:${st.cursorName}`);
     if (st?.kind === 'execute') return st.preparedName !== undefined && this.deferredSource.has(`p:${st.preparedName}`);
@@ -239,7 +251,7 @@ export class MaskingLayer {
       this.sourceMasked.set(sql, true);
       if (this.sourceMasked.size > SOURCE_MASKED_KEPT) this.sourceMasked.delete(this.sourceMasked.keys().next().value as string);
     }
-    const c = this.ctx.classify(sql);
+    const c = this.classify(sql);
     if (!c.ok) return;
     c.statements.forEach((st, i) => {
       const name = st.kind === 'declare' ? st.cursorName : st.kind === 'prepare' ? st.preparedName : undefined;
@@ -254,7 +266,7 @@ export class MaskingLayer {
 
   /** Is result `index` of `sql` an EXPLAIN (whose plan text shows the rewritten statement)? */
   private explains(sql: string, index: number): boolean {
-    const c = this.ctx.classify(sql);
+    const c = this.classify(sql);
     const st = c.ok ? c.statements[index] : undefined;
     return st === undefined || st.kind === 'explain' || st.explains !== undefined || st.kind === 'execute' || st.kind === 'fetch';
   }
@@ -284,7 +296,7 @@ export class MaskingLayer {
   }
 
   private lineage(sql: string, index: number): StatementLineage | undefined {
-    const c = this.ctx.classify(sql);
+    const c = this.classify(sql);
     const st = c.ok ? c.statements[index] : undefined;
     if (st?.kind === 'fetch' || st?.kind === 'move') return st.cursorName === undefined ? this.unknown() : (this.deferred.get(`c:${st.cursorName}`) ?? this.unknown());
     if (st?.kind === 'execute') return st.preparedName === undefined ? this.unknown() : (this.deferred.get(`p:${st.preparedName}`) ?? this.unknown());
