@@ -13,7 +13,7 @@ import {
 import type { BackendVerdict, ResultShape, ResultTracker } from './result-tracker.js';
 import type { CatalogSnapshot } from './catalog.js';
 import { copyRequest, type CopyRequest } from './copy-options.js';
-import type { Classification } from '../policy/classify/index.js';
+import type { Classification, Statement } from '../policy/classify/index.js';
 import { UNCHANGED, putValue } from '../masking/arena.js';
 import type { ValueOp } from '../masking/plan.js';
 
@@ -86,19 +86,19 @@ export class MaskingLayer {
 
   /** Replaces the tokenization key's SQL form wherever text could have echoed a rewritten statement. */
   scrub(text: string): string {
-    if (this.secretPattern === undefined) return text;
-    this.secretPattern.lastIndex = 0;
-    return this.secretPattern.test(text) ? text.replace(this.secretPattern, SCRUBBED) : text;
+    return this.secretPattern === undefined ? text : text.replace(this.secretPattern, SCRUBBED);
   }
 
   /** A statement the session rewrote at the source: its results carry masked values already. */
   private isSourceMasked(sql: string, index: number): boolean {
     if (this.sourceMasked.has(sql)) return true;
+    const ref = deferredRef(this.statementAt(sql, index));
+    return ref !== undefined && ref.key !== undefined && this.deferredSource.has(ref.key);
+  }
+
+  private statementAt(sql: string, index: number): Statement | undefined {
     const c = this.classify(sql);
-    const st = c.ok ? c.statements[index] : undefined;
-    if (st?.kind === 'fetch' || st?.kind === 'move') return st.cursorName !== undefined && this.deferredSource.has(`c:${st.cursorName}`);
-    if (st?.kind === 'execute') return st.preparedName !== undefined && this.deferredSource.has(`p:${st.preparedName}`);
-    return false;
+    return c.ok ? c.statements[index] : undefined;
   }
 
   /**
@@ -254,9 +254,8 @@ export class MaskingLayer {
     const c = this.classify(sql);
     if (!c.ok) return;
     c.statements.forEach((st, i) => {
-      const name = st.kind === 'declare' ? st.cursorName : st.kind === 'prepare' ? st.preparedName : undefined;
-      if (name === undefined) return;
-      const key = `${st.kind === 'declare' ? 'c' : 'p'}:${name}`;
+      const key = definedKey(st);
+      if (key === undefined) return;
       if (sourceMasked) this.deferredSource.add(key);
       else this.deferredSource.delete(key);
       const l = this.rawLineage(sql)[i];
@@ -266,8 +265,7 @@ export class MaskingLayer {
 
   /** Is result `index` of `sql` an EXPLAIN (whose plan text shows the rewritten statement)? */
   private explains(sql: string, index: number): boolean {
-    const c = this.classify(sql);
-    const st = c.ok ? c.statements[index] : undefined;
+    const st = this.statementAt(sql, index);
     return st === undefined || st.kind === 'explain' || st.explains !== undefined || st.kind === 'execute' || st.kind === 'fetch';
   }
 
@@ -296,10 +294,8 @@ export class MaskingLayer {
   }
 
   private lineage(sql: string, index: number): StatementLineage | undefined {
-    const c = this.classify(sql);
-    const st = c.ok ? c.statements[index] : undefined;
-    if (st?.kind === 'fetch' || st?.kind === 'move') return st.cursorName === undefined ? this.unknown() : (this.deferred.get(`c:${st.cursorName}`) ?? this.unknown());
-    if (st?.kind === 'execute') return st.preparedName === undefined ? this.unknown() : (this.deferred.get(`p:${st.preparedName}`) ?? this.unknown());
+    const ref = deferredRef(this.statementAt(sql, index));
+    if (ref !== undefined) return (ref.key === undefined ? undefined : this.deferred.get(ref.key)) ?? this.unknown();
     const l = this.rawLineage(sql)[index];
     // DECLARE/PREPARE: rows come later from FETCH/EXECUTE, shaped by the deferred query.
     return l?.deferred ?? l;
@@ -319,6 +315,23 @@ export class MaskingLayer {
     }
     return all;
   }
+}
+
+/** The cursor (`c:name`) or prepared statement (`p:name`) a DECLARE or PREPARE defines. */
+function definedKey(st: Statement): string | undefined {
+  if (st.kind === 'declare') return st.cursorName === undefined ? undefined : `c:${st.cursorName}`;
+  if (st.kind === 'prepare') return st.preparedName === undefined ? undefined : `p:${st.preparedName}`;
+  return undefined;
+}
+
+/**
+ * FETCH, MOVE and EXECUTE return the rows of a cursor or prepared statement defined earlier: its
+ * key (undefined for FETCH ALL-like forms without a name); undefined for other statements.
+ */
+function deferredRef(st: Statement | undefined): { key: string | undefined } | undefined {
+  if (st?.kind === 'fetch' || st?.kind === 'move') return { key: st.cursorName === undefined ? undefined : `c:${st.cursorName}` };
+  if (st?.kind === 'execute') return { key: st.preparedName === undefined ? undefined : `p:${st.preparedName}` };
+  return undefined;
 }
 
 /** RowDescription fields for the tracker; a malformed one ends the session as a protocol error. */

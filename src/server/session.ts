@@ -35,7 +35,6 @@ import { CloseCode, type ControlMessage } from '../tunnel/protocol.js';
 import { originalPosition } from '../masking/source/masker.js';
 import type { RewriteOutcome, TextEdit } from '../masking/source/rewrite.js';
 
-const PASS_VERDICT: BackendVerdict = { kind: 'pass' };
 const EMPTY = Buffer.alloc(0);
 
 /** Startup parameters passed through to the upstream; anything else could change who we are there. */
@@ -154,7 +153,11 @@ export class ClientSession {
   /** Present when this reader's results are masked. */
   private masking?: MaskingLayer;
   /** Pairs backend messages with statements (masking and recording need it). */
-  private tracker?: ResultTracker;
+  /**
+   * Pairs backend messages with statements (masking, recording) and swallows the answers to the
+   * Describe and Close messages the session injects: always on.
+   */
+  private readonly tracker = new ResultTracker();
   private recorder?: SessionRecorder;
   /** For unmasked readers: masks what goes into the recording only. */
   private recordMask?: MaskingLayer;
@@ -328,14 +331,11 @@ export class ClientSession {
       catalog: this.opts.catalog,
     });
     this.upstreamCancel = () => cancelUpstream(target, up.backendKey);
-    // Always: it pairs answers with messages for masking and recording, and swallows the answers
-    // to the Describe and Close messages the session injects.
-    this.tracker = new ResultTracker();
     const classifier = this.opts.classifier;
     if (this.opts.masking) {
-      this.masking = new MaskingLayer({ ...this.opts.masking, classify: (sql) => classifier.classify(sql) }, this.tracker!);
+      this.masking = new MaskingLayer({ ...this.opts.masking, classify: (sql) => classifier.classify(sql) }, this.tracker);
     } else if (this.opts.recordingMasking && this.opts.recordingsDir) {
-      this.recordMask = new MaskingLayer({ ...this.opts.recordingMasking, classify: (sql) => classifier.classify(sql) }, this.tracker!);
+      this.recordMask = new MaskingLayer({ ...this.opts.recordingMasking, classify: (sql) => classifier.classify(sql) }, this.tracker);
     }
     if (this.opts.recordingsDir) {
       try {
@@ -533,7 +533,12 @@ export class ClientSession {
   private releaseBarrier(): void {
     if (this.barrierAt === 0 || this.framer.readyForQueryCount < this.barrierAt || this.state !== 'relay') return;
     this.barrierAt = 0;
-    if (this.held) return;
+    this.drainBacklog();
+  }
+
+  /** What queued while a statement was held, a barrier was up or the catalog was read goes on once none is. */
+  private drainBacklog(): void {
+    if (this.held || this.barrierAt > 0 || this.catalogWait || this.state !== 'relay') return;
     const backlog = this.backlog;
     this.backlog = [];
     this.backlogBytes = 0;
@@ -592,13 +597,7 @@ export class ClientSession {
         });
       }
       this.catalogWait = false;
-      if (this.state !== 'relay') return;
-      if (this.held || this.barrierAt > 0) return;
-      const backlog = this.backlog;
-      this.backlog = [];
-      this.backlogBytes = 0;
-      if (!this.clientPaused) this.ws.resume();
-      if (backlog.length > 0) this.relayMessages(backlog, undefined);
+      this.drainBacklog();
     };
     this.opts.source!.refresh(since).then(resume, () => resume(false));
   }
@@ -712,14 +711,14 @@ export class ClientSession {
     this.poisons.set(token, error);
     const t = this.tracker;
     if (m.type === 'Parse') {
-      t?.parse(m.name, token);
+      t.parse(m.name, token);
       return serialize.parse({ name: m.name, text: token, types: [] });
     }
     if (m.type === 'Execute') {
-      t?.parse(token.toLowerCase(), token);
+      t.parse(token.toLowerCase(), token);
       return serialize.parse({ name: token.toLowerCase(), text: token, types: [] });
     }
-    t?.query(token);
+    t.query(token);
     return serialize.query(token);
   }
 
@@ -729,7 +728,7 @@ export class ClientSession {
    * rows' shape is known before they arrive.
    */
   private forward(out: Buffer[], m: WireMessage): boolean {
-    const t = this.tracker!;
+    const t = this.tracker;
     let injected = false;
     switch (m.type) {
       case 'Query':
@@ -847,15 +846,11 @@ export class ClientSession {
       this.expectAnswer(held.message, undefined);
     }
     this.cancelRequested = false;
-    const barrierUp = this.afterForward(held.message, o.approved && held.verdict.barrier === true);
+    this.afterForward(held.message, o.approved && held.verdict.barrier === true);
     this.opts.log.info('approval outcome', { session: this.id, approval: id, approved: o.approved, cause: o.approved ? undefined : o.cause });
     this.writeUpstream([out], undefined);
-    if (barrierUp) return; // the backlog waits for the barrier's ReadyForQuery
-    const backlog = this.backlog;
-    this.backlog = [];
-    this.backlogBytes = 0;
-    if (!this.clientPaused) this.ws.resume();
-    if (backlog.length > 0) this.relayMessages(backlog, undefined);
+    // With a barrier up, the backlog waits for the barrier's ReadyForQuery.
+    this.drainBacklog();
   }
 
   private refusalFor(o: Extract<Outcome, { approved: false }>, d: Decision, id: string | undefined): ErrorFields {
@@ -922,22 +917,13 @@ export class ClientSession {
     if (this.state === 'closed') return;
     // Message by message when anything needs the answers: masking, recording, refusals in flight, or
     // statement.result records to complete.
-    const whole = this.tracker || this.poisons.size > 0 || this.opts.audit ? this.processFrames(chunk) : this.framer.pushWhole(chunk);
+    const whole = this.processFrames(chunk);
     if (whole instanceof ProtocolError) {
       this.opts.log.error('upstream protocol error', { session: this.id, error: whole.message });
       this.fatal('08P01', 'phigate received an invalid message from the database', CloseCode.UpstreamFailed);
       return;
     }
     if (whole.length === 0) return;
-    if (this.framer.parameterStatusSeen) {
-      this.framer.parameterStatusSeen = false;
-      const problem = unsafeSettingIn(whole);
-      if (problem) {
-        this.opts.log.warn('unsafe session setting', { session: this.id, setting: problem });
-        this.fatal('0A000', `phigate: ${problem}; phigate reads statements as UTF-8 with standard_conforming_strings on, so this session is ended`, CloseCode.ProtocolError);
-        return;
-      }
-    }
     this.bytesOut += whole.length;
     const ws = this.ws;
     if (ws.bufferedAmount + whole.length > CLIENT_HIGH_WATER && !this.upstreamPaused) {
@@ -1007,8 +993,8 @@ export class ClientSession {
     const { tracker, masking: layer, recorder } = this;
     // Which statement an error answers, before the tracker moves past it: positions in a rewritten
     // statement are mapped back to the text the client sent.
-    const answered = f.type === 0x45 && this.rewritten.size > 0 ? tracker?.pendingSql() : undefined;
-    const v: BackendVerdict = tracker ? tracker.backend(f.type, () => decodeFields(f.body)) : PASS_VERDICT;
+    const answered = f.type === 0x45 && this.rewritten.size > 0 ? tracker.pendingSql() : undefined;
+    const v: BackendVerdict = tracker.backend(f.type, () => decodeFields(f.body));
     let sent: Buffer | undefined;
     if (f.type === 0x45) {
       const e = this.replacePoison(f);
@@ -1024,7 +1010,6 @@ export class ClientSession {
     }
     // DataRow does not move the tracker: the rows after this one share its verdict and plan.
     if (v.kind === 'dataRow') this.rowRun = { plan: layer?.rowPlan(v.shape) };
-    else if (f.type === 0x44 && !tracker) this.rowRun = { plan: undefined };
     return true;
   }
 

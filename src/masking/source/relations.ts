@@ -107,9 +107,12 @@ export function refusedRelation(schema: string, name: string, reason: string): s
 }
 
 /** Pseudo-types cannot be cast to: a hidden column of one becomes a NULL of a real type. */
-function nullOf(type: SourceColumnType): string {
-  const t = type.sql === 'anyarray' ? 'text[]' : type.sql === 'anyelement' || type.sql === 'anyenum' ? 'text' : type.sql;
-  return `NULL::${t}`;
+function castable(type: SourceColumnType): string {
+  return type.sql === 'anyarray' ? 'text[]' : type.sql === 'anyelement' || type.sql === 'anyenum' ? 'text' : type.sql;
+}
+
+function nullOf(type: string): string {
+  return `NULL::${type}`;
 }
 
 export class RelationTreatments {
@@ -175,14 +178,14 @@ export class RelationTreatments {
       const items = rel.typedColumns.map((c): WrapItem => {
         if (!hidden.has(c.name)) return { column: c.name };
         masked.push({ column: c.name, how: 'hidden' });
-        return { column: c.name, expr: nullOf(c.type) };
+        return { column: c.name, expr: nullOf(castable(c.type)) };
       });
       return masked.length === 0 ? NONE : wrap(rel, items, masked);
     }
     if (rel.system) return NONE;
     const masked: MaskedColumn[] = [];
     const typed = (m: { sql: string; type?: string }, c: { type: SourceColumnType }, name: string): WrapItem =>
-      ({ column: name, expr: m.sql, unread: `NULL::${m.type ?? nullOf(c.type).slice(6)}` });
+      ({ column: name, expr: m.sql, unread: nullOf(m.type ?? castable(c.type)) });
     const own = rel.typedColumns.map((c): WrapItem => {
       const rule = this.ruleOf(rel, c.name);
       if (rule === undefined) return { column: c.name };

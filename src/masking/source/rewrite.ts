@@ -130,6 +130,8 @@ export class StatementRewrite {
   private readonly qualifiedColumns: { location: number; fields: string[] }[] = [];
   /** Rewritten references without an alias: the subquery is named after the relation alone. */
   private readonly unaliased: { schema?: string; name: string }[] = [];
+  /** The rewritten text run() built (and verified), for expansion(). */
+  private built?: { sql: string; raw: number[] };
   /** Column names the text computes on or returns as they are (see columnUse); other masked columns become typed NULLs. */
   private use: ColumnUse = { computed: 'all', plain: 'all' };
 
@@ -155,7 +157,7 @@ export class StatementRewrite {
     // query, and a named prepared statement can be run again from SQL (CREATE TABLE AS EXECUTE).
     this.use = this.depth === 0 && this.opts.plainOutputs !== false
       ? columnUse(parsed.value, isFunction)
-      : { computed: referencedColumns(parsed.value, new Set(), isFunction), plain: new Set() };
+      : { computed: referencedColumns(parsed.value, new Set(), isFunction).columns, plain: new Set() };
     try {
       for (const raw of list(obj(parsed.value)?.stmts)) this.topLevel(obj(raw)?.stmt);
     } catch (err) {
@@ -167,6 +169,7 @@ export class StatementRewrite {
     if (this.edits.length === 0) return { kind: 'unchanged' };
     this.fixQualifiedColumns();
     const built = this.build();
+    this.built = built;
     const problem = this.rewriter.verify(built.sql, built.raw);
     if (problem !== undefined) return { kind: 'refused', ...problem };
     return { kind: 'rewritten', sql: built.sql, edits: built.edits, relations: [...this.relations], columns: [...this.columns] };
@@ -177,9 +180,8 @@ export class StatementRewrite {
     const outcome = this.run();
     if (outcome.kind === 'refused') return outcome;
     if (outcome.kind === 'unknown') return { code: PRIVILEGE, message: `phigate: a view reads relations phigate does not know (${outcome.names.join(', ')})` };
-    if (outcome.kind === 'unchanged') return { sql: this.sql, raw: this.keptRaw.slice() };
-    const built = this.build();
-    return { sql: built.sql, raw: built.raw };
+    if (outcome.kind === 'unchanged' || this.built === undefined) return { sql: this.sql, raw: this.keptRaw.slice() };
+    return { sql: this.built.sql, raw: this.built.raw };
   }
 
   private refuse(message: string, code = PRIVILEGE): never {
@@ -698,16 +700,22 @@ function plainOutputs(tree: unknown, isFunction: (name: string) => boolean): { n
  */
 export function columnUse(tree: unknown, isFunction: (name: string) => boolean): ColumnUse {
   const plain = plainOutputs(tree, isFunction);
-  const computed = referencedColumns(tree, plain.entries, isFunction);
+  const refs = referencedColumns(tree, plain.entries, isFunction);
   // A bare name among the outputs that names a relation is a whole-row reference: computed.
-  if (computed !== 'all' && plain.names !== 'all' && [...plain.names].some((n) => computed.has(`\u0000rel:${n}`))) return { computed: 'all', plain: 'all' };
-  return { computed, plain: plain.names };
+  if (refs.columns !== 'all' && plain.names !== 'all' && [...plain.names].some((n) => refs.relations.has(n))) return { computed: 'all', plain: 'all' };
+  return { computed: refs.columns, plain: plain.names };
 }
 
-function referencedColumns(tree: unknown, skip: ReadonlySet<unknown>, isFunction: (name: string) => boolean): ReadonlySet<string> | 'all' {
+/**
+ * Column names referenced anywhere but in `skip` ('all' for whole rows: `*`, `t.*`, a bare relation
+ * name or alias, attribute notation, NATURAL joins, alias column lists, COPY of a table without a
+ * column list), and the names and aliases of the relations in FROM.
+ */
+function referencedColumns(tree: unknown, skip: ReadonlySet<unknown>, isFunction: (name: string) => boolean): { columns: ReadonlySet<string> | 'all'; relations: ReadonlySet<string> } {
   const names = new Set<string>();
   const singles = new Set<string>();
   const relations = new Set<string>();
+  const all = { columns: 'all' as const, relations };
   const stack: unknown[] = [tree];
   while (stack.length > 0) {
     const v = stack.pop();
@@ -719,42 +727,29 @@ function referencedColumns(tree: unknown, skip: ReadonlySet<unknown>, isFunction
     const ref = obj(v.ColumnRef);
     if (ref !== undefined) {
       const fields = list(ref.fields);
-      if (fields.some((f) => obj(f)?.A_Star !== undefined)) return 'all';
+      if (fields.some((f) => obj(f)?.A_Star !== undefined)) return all;
       const strs = fields.map((f) => stringNode(f)).filter((x): x is string => x !== undefined);
       // Attribute notation: `p.to_jsonb` is to_jsonb(p), a whole row.
-      if (strs.length >= 2 && isFunction(strs[strs.length - 1]!)) return 'all';
+      if (strs.length >= 2 && isFunction(strs[strs.length - 1]!)) return all;
       for (const x of strs) names.add(x);
       if (strs.length === 1) singles.add(strs[0]!);
       continue;
     }
     const join = obj(v.JoinExpr);
-    if (join !== undefined && flag(join.isNatural)) return 'all';
+    if (join !== undefined && flag(join.isNatural)) return all;
     const copy = obj(v.CopyStmt);
-    if (copy !== undefined && copy.query === undefined && list(copy.attlist).length === 0) return 'all';
-    for (const a of list(copy?.attlist)) {
-      const x = stringNode(a);
-      if (x !== undefined) names.add(x);
-    }
-    for (const u of list(join?.usingClause)) {
-      const x = stringNode(u);
-      if (x !== undefined) names.add(x);
-    }
-    const rv = obj(v.RangeVar) ?? (typeof v.relname === 'string' && 'relpersistence' in v ? v : undefined);
-    if (rv !== undefined) {
-      relations.add(str(rv.relname) ?? '');
-      const alias = str(obj(rv.alias)?.aliasname);
-      if (alias !== undefined) relations.add(alias);
-    }
-    const alias = str(obj(v.alias)?.aliasname);
-    if (alias !== undefined) relations.add(alias);
+    if (copy !== undefined && copy.query === undefined && list(copy.attlist).length === 0) return all;
+    for (const x of [...list(copy?.attlist), ...list(join?.usingClause)].map((n) => stringNode(n))) if (x !== undefined) names.add(x);
+    // A RangeVar's body (the wrapper's is visited below): its name; any alias, RangeVar's or not.
+    if (typeof v.relname === 'string' && 'relpersistence' in v) relations.add(v.relname);
+    const alias = obj(v.alias);
+    if (typeof alias?.aliasname === 'string') relations.add(alias.aliasname);
     // An alias with a column list (`FROM patients t(i, s)`) renames columns: names no longer tell.
-    if (list(obj(v.alias)?.colnames).length > 0) return 'all';
+    if (list(alias?.colnames).length > 0) return all;
     for (const k in v) stack.push(v[k]);
   }
-  for (const s of singles) if (relations.has(s)) return 'all';
-  // Relation names and aliases ride along (marked) so that columnUse can spot a bare alias output.
-  for (const r of relations) names.add(`\u0000rel:${r}`);
-  return names;
+  for (const s of singles) if (relations.has(s)) return all;
+  return { columns: names, relations };
 }
 
 /** `TABLE name`: a SELECT of everything from one relation that the text did not write as SELECT. */
