@@ -9,6 +9,7 @@ import { parseMasking, type MaskingConfig } from '../masking/config.js';
 import { PolicyFileError } from './errors.js';
 import { parseServerAccess, type ServerAccess } from './server-access.js';
 import { parseFunctions, type FunctionPolicy } from './functions.js';
+import { parseLimits, type Limits } from './limits.js';
 
 export type TlsMode = 'disable' | 'require' | 'verify-full';
 
@@ -34,6 +35,8 @@ export interface ConnectionPolicy {
   tlsCaFile?: string;
   allowGroups: string[];
   accessApproval?: { groups: string[]; approvers: string[]; maxDuration: string };
+  /** Most live sessions on this connection; `limits.sessions_per_connection` when absent. */
+  maxSessions?: number;
 }
 
 export interface ApprovalsPolicy {
@@ -57,12 +60,14 @@ export interface PolicyFile {
   serverAccess: ServerAccess;
   /** What the operator declares about user-defined functions (functions.ts). */
   functions: readonly FunctionPolicy[];
+  /** How much one client may ask of the gateway, and how long it waits on peers (limits.ts). */
+  limits: Limits;
   source: string;
 }
 
-const TOP_KEYS = new Set(['version', 'identity', 'connections', 'rules', 'default', 'masking', 'approvals', 'server_access', 'functions']);
+const TOP_KEYS = new Set(['version', 'identity', 'connections', 'rules', 'default', 'masking', 'approvals', 'server_access', 'functions', 'limits']);
 const CONNECTION_KEYS = new Set([
-  'type', 'upstream', 'password_env', 'password_file', 'tls', 'tls_ca_file', 'allow_groups', 'access_approval',
+  'type', 'upstream', 'password_env', 'password_file', 'tls', 'tls_ca_file', 'allow_groups', 'access_approval', 'max_sessions',
 ]);
 const ISSUER_KEYS = new Set(['issuer', 'audience', 'groups_claim', 'jwks_uri', 'cli_client_id', 'cli_scopes']);
 const CONNECTION_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -156,6 +161,12 @@ export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
         maxDuration: a.has('max_duration') ? r.string(a.get('max_duration'), `${akey}.max_duration`) : '8h',
       };
     }
+    if (m.has('max_sessions')) {
+      const v = m.get('max_sessions');
+      const n = isScalar(v) ? v.value : undefined;
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n <= 0) r.fail(v, `${key}.max_sessions`, `expected a positive whole number, got ${describe(v)}`);
+      conn.maxSessions = n;
+    }
     connections.set(name, conn);
   }
   if (connections.size === 0) r.fail(connNode, 'connections', 'at least one connection is required');
@@ -183,6 +194,7 @@ export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
     masking: parseMasking(r, top.get('masking')),
     serverAccess: parseServerAccess(r, top.get('server_access')),
     functions: parseFunctions(r, top.get('functions')),
+    limits: parseLimits(r, top.get('limits')),
     source: text,
   };
 }
