@@ -262,8 +262,9 @@ ${POLICY_RULES}`);
           await c.query('DROP TABLE soak_writes');
           errors.add('writer', new Error('DROP TABLE was not blocked'));
         } catch (err) {
-          if ((err as { code?: string }).code === '42501') counts.blocked++;
-          else throw err;
+          if ((err as { code?: string }).code !== '42501') throw err;
+          counts.blocked++;
+          errors.add('writer', err, ['42501']);
         }
       }
       await sleep(5);
@@ -304,8 +305,10 @@ ${POLICY_RULES}`);
         if (outcome === undefined) await sendCancel(t.port('alice'), key.processID, key.secretKey);
       }
       const o = await q;
-      if (o === '57014') counts.cancels++;
-      else errors.add('canceller', new Error(`the cancelled statement ended with ${o}`));
+      if (o === '57014') {
+        counts.cancels++;
+        errors.add('canceller', { code: o, message: 'canceling statement due to user request' }, ['57014']);
+      } else errors.add('canceller', new Error(`the cancelled statement ended with ${o}`));
       await sleep(300);
     });
 

@@ -8,6 +8,7 @@ import pg from 'pg';
 import { startGateway, type Gw } from '../support/harness.js';
 import { pgClient } from '../support/clients.js';
 import { scrape, type Scrape } from '../support/metrics.js';
+import { scratchDatabase } from '../support/postgres.js';
 
 const RULES = `rules:
   - name: no-drop
@@ -123,6 +124,28 @@ describe('/metrics on a real gateway', () => {
     for (const who of ['carol', 'root']) {
       const s = await scrape(main, await gw.token(who));
       expect(s.has('phigate_sessions_active'), who).toBe(true);
+    }
+  });
+
+  it('with --store: shipping lag is reported, and is zero once the store has caught up', async () => {
+    const scratch = await scratchDatabase(gw.pg, 'phigate_metrics_store');
+    const stored = await startGateway({ idp: gw.idp, serverArgs: ['--store', scratch.urlWithoutPassword], serverEnv: { PGPASSWORD: scratch.password } });
+    try {
+      const c = pgClient((await stored.connect('ehr', await stored.token('alice'))).port);
+      await c.connect();
+      await c.query('SELECT 1');
+      await c.end();
+      const url = `${stored.url}/metrics`;
+      await until('the store holds every synced record', async () => {
+        const s = await scrape(url);
+        return s.value('phigate_audit_records_total') >= 4 && s.value('phigate_audit_fsync_seconds_count') > 0 && s.value('phigate_audit_shipping_behind_records') === 0;
+      });
+      const s = await scrape(url);
+      expect(s.value('phigate_audit_shipping_lag_seconds')).toBe(0);
+      expect(s.value('phigate_audit_shipping_failing')).toBe(0);
+    } finally {
+      await stored.close();
+      await scratch.drop();
     }
   });
 
