@@ -30,6 +30,16 @@ export interface AuditLogOptions {
   signingKey?: KeyObject;
   /** A background fsync or checkpoint failed: the log is now refusing appends (fail closed). */
   onError?: (err: AuditWriteError) => void;
+  /** Told how long each append and each fsync took (the gateway's metrics). */
+  timings?: AuditTimings;
+}
+
+/** What the log reports about its own writes. */
+export interface AuditTimings {
+  /** One appendMany: canonical form, hashes, write(2); `records` in the batch. */
+  append(seconds: number, records: number): void;
+  /** One group-commit fsync. */
+  fsync(seconds: number): void;
 }
 
 export interface AppendResult {
@@ -84,6 +94,7 @@ export class AuditLog {
   private readonly checkpointIntervalMs: number;
   private readonly key?: KeyObject;
   private readonly onError?: (err: AuditWriteError) => void;
+  private readonly timings?: AuditTimings;
 
   private fd: number;
   private cpFd?: number;
@@ -124,6 +135,7 @@ export class AuditLog {
     this.checkpointIntervalMs = Math.max(1, opts.checkpointIntervalMs ?? 60_000);
     this.key = opts.signingKey;
     this.onError = opts.onError;
+    this.timings = opts.timings;
     this.fd = state.fd;
     this.offset = state.offset;
     this.lastAtMs = state.lastAtMs;
@@ -202,6 +214,7 @@ export class AuditLog {
   /** Several records with one write (a client chunk's statements): all are written, or none. */
   appendMany(events: readonly AuditEvent[]): AppendResult[] {
     this.writable();
+    const t0 = this.timings ? performance.now() : 0;
     // Time never goes backwards in the log (a clock step back holds it still until the clock catches
     // up), so searches can find a time range by bisection.
     const now = Math.max(Date.now(), this.lastAtMs);
@@ -237,6 +250,7 @@ export class AuditLog {
     this.offset += buf.length;
     this.counters.appended += out.length;
     this.scheduleSync();
+    this.timings?.append((performance.now() - t0) / 1000, out.length);
     return out;
   }
 
@@ -342,9 +356,11 @@ export class AuditLog {
     if (cover <= this.syncedSeq) return;
     this.index.flush();
     this.syncing = true;
+    const t0 = performance.now();
     fsync(this.fd, (err) => {
       this.syncing = false;
       this.counters.fsyncs++;
+      if (!err) this.timings?.fsync((performance.now() - t0) / 1000);
       if (err) {
         // After a failed fsync the kernel may have dropped the dirty pages: nothing since the last
         // good sync can be trusted to be on disk, so stop accepting records.

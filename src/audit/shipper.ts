@@ -89,6 +89,8 @@ export interface ShipperStats {
   behind: number;
   /** The last attempt failed (the store is unreachable); shipping resumes by itself. */
   failing: boolean;
+  /** Seconds since the store last held every record synced here (0 while it does). */
+  lagSeconds: number;
 }
 
 export class AuditShipper {
@@ -107,6 +109,8 @@ export class AuditShipper {
   /** The policies directory is read at start and after a policy.activated record, not every round. */
   private policiesDue = true;
   private stopped = false;
+  /** When a round last found nothing synced left to ship. */
+  private caughtUpAt = Date.now();
 
   constructor(private readonly opts: ShipperOptions) {
     this.chain = keyFingerprint(opts.signingKey);
@@ -130,7 +134,8 @@ export class AuditShipper {
   }
 
   stats(): ShipperStats {
-    return { chain: this.chain, shippedSeq: this.shippedSeq, behind: this.opts.log.stats().synced - 1 - this.shippedSeq, failing: this.failing };
+    const behind = this.opts.log.stats().synced - 1 - this.shippedSeq;
+    return { chain: this.chain, shippedSeq: this.shippedSeq, behind, failing: this.failing, lagSeconds: behind > 0 ? (Date.now() - this.caughtUpAt) / 1000 : 0 };
   }
 
   /** Ships whatever is on disk now; resolves when the store has it (tests, and before stopping). */
@@ -195,7 +200,10 @@ export class AuditShipper {
     if (this.fd === undefined) return;
     for (;;) {
       const end = this.opts.log.stats().syncedBytes;
-      if (end <= this.pos) break;
+      if (end <= this.pos) {
+        this.caughtUpAt = Date.now();
+        break;
+      }
       await this.shipBatch(Math.min(end, this.pos + BATCH_BYTES));
     }
     await this.shipCheckpoints();

@@ -47,6 +47,7 @@ import { PolicyBroadcast, type PublishedPolicy } from '../policy/shared-policy.j
 import { CancelRelay, type RemoteCancel } from './shared-cancel.js';
 import { loadOrCreateSigningKey } from '../audit/keys.js';
 import type { AuditEvent } from '../audit/events.js';
+import { GatewayMetrics, METRICS_CONTENT_TYPE } from './metrics.js';
 
 /** What `phigate login` needs to know about how to obtain a token for this gateway. */
 export interface LoginInfo {
@@ -80,6 +81,11 @@ export interface GatewayOptions {
   sharedDb?: SharedDatabase;
   /** The tokenization key (`--masking-key-file`, shared by replicas); default: one under the data directory. */
   maskingKey?: Buffer;
+  /**
+   * `--metrics-listen`: a plain-HTTP listener serving only `/metrics`, to anyone who can reach it.
+   * With it, `/metrics` on the main listener always needs an admin's or auditor's token.
+   */
+  metricsListen?: { host: string; port: number };
 }
 
 class Refused extends Error {
@@ -130,6 +136,9 @@ export class Gateway {
   private policyBroadcast?: PolicyBroadcast;
   /** Sends the evidence to the shared store (with --store and a data directory). */
   shipper?: AuditShipper;
+  /** Prometheus metrics of this gateway (its own registry). */
+  readonly metrics: GatewayMetrics;
+  private metricsServer?: Server;
 
   constructor(private readonly opts: GatewayOptions) {
     this.policy = opts.policy;
@@ -140,6 +149,11 @@ export class Gateway {
       type: 'access.granted', grant: g.id, user, connection: g.connection, until: new Date(g.expiresAt).toISOString(),
       approval: g.id, by: g.approver, reason,
     }), this.approvals.shared ? this.approvals : undefined);
+    this.metrics = new GatewayMetrics({
+      connections: () => this.policy.connections.keys(),
+      sessions: () => [...this.sessions].map((s) => ({ connection: s.opts.connection.name, holding: s.holding })),
+      ...(opts.sharedDb ? { shipping: () => this.shipper?.stats() } : {}),
+    });
     this.approvalRoutes = createApprovalRoutes({ service: this.approvals, authenticate: (req) => this.authenticate(req), log: opts.log });
     this.wss = new WebSocketServer({
       noServer: true,
@@ -152,7 +166,7 @@ export class Gateway {
     return this.sessions.size;
   }
 
-  async start(): Promise<{ url: string; port: number }> {
+  async start(): Promise<{ url: string; port: number; metricsUrl?: string }> {
     await initClassifier();
     if (this.opts.dataDir && !this.audit) {
       const log = this.opts.log;
@@ -160,6 +174,7 @@ export class Gateway {
       this.signingKey = signingKey;
       this.audit = AuditLog.open(join(this.opts.dataDir, 'audit'), {
         signingKey,
+        timings: this.metrics.audit,
         onError: (err) => log.error('audit log failed; statements are refused until it is repaired', { error: err.message, code: err.code }),
       });
       if (this.opts.sharedDb) {
@@ -202,10 +217,29 @@ export class Gateway {
         resolve();
       });
     });
-    const addr = server.address();
-    const port = typeof addr === 'object' && addr ? addr.port : this.opts.port;
-    const host = this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host;
-    const url = `${this.opts.tls ? 'https' : 'http'}://${host}:${port}`;
+    const port = boundPort(server, this.opts.port);
+    const url = `${this.opts.tls ? 'https' : 'http'}://${hostForUrl(this.opts.host)}:${port}`;
+    let metricsUrl: string | undefined;
+    if (this.opts.metricsListen && !this.metricsServer) {
+      const { host: mHost, port: mPort } = this.opts.metricsListen;
+      const ms = createHttpServer((req, res) => {
+        const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+        if (path !== '/metrics') return sendJson(res, 404, { error: 'not_found', message: 'this listener serves /metrics only' });
+        this.sendMetrics(req, res).catch((err: Error) => this.opts.log.error('metrics failed', { error: err.message }));
+      });
+      ms.keepAliveTimeout = 5_000;
+      await new Promise<void>((resolve, reject) => {
+        ms.once('error', (err: NodeJS.ErrnoException) => reject(Object.assign(
+          new Error(`cannot listen on ${hostForUrl(mHost)}:${mPort} for --metrics-listen: ${err.code ?? err.message}`),
+          { hint: err.code === 'EADDRINUSE' ? 'another process holds that port; pick another --metrics-listen' : 'check the --metrics-listen address' })));
+        ms.listen(mPort, mHost, () => {
+          ms.removeAllListeners('error');
+          resolve();
+        });
+      });
+      this.metricsServer = ms;
+      metricsUrl = `http://${hostForUrl(mHost)}:${boundPort(ms, mPort)}/metrics`;
+    }
     // The dev issuer's URL contains the port, known only now; requests wait for it below.
     const extra: IssuerConfig[] = [];
     if (this.opts.dev) {
@@ -222,7 +256,7 @@ export class Gateway {
       // Another replica's CancelRequest: same check as a local one; a key this replica did not issue is another's.
       this.cancelRelay = await CancelRelay.open(this.opts.sharedDb, (c) => void this.cancels.cancel(c.processId, c.secretKey, c, this.opts.log, { via: 'replica' }));
     }
-    return { url, port };
+    return { url, port, ...(metricsUrl ? { metricsUrl } : {}) };
   }
 
   /**
@@ -311,12 +345,36 @@ export class Gateway {
     // The last records and the closing checkpoint go to the shared store too (bounded; the next start sends what is left).
     await this.shipper?.stop();
     await this.opts.sharedDb?.close();
-    const server = this.server;
-    if (!server) return;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    for (const server of [this.metricsServer, this.server]) {
+      if (!server) continue;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    }
+  }
+
+  /**
+   * `/metrics` on the main listener: open when it listens on loopback only and no --metrics-listen
+   * port was given (dev, demo, a sidecar scraper); otherwise an admin's or auditor's bearer token.
+   */
+  private async onMetricsRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.opts.metricsListen || !isLoopbackHost(this.opts.host)) {
+      const identity = await this.authenticate(req).catch((e: unknown) => e as Refused);
+      if (identity instanceof Refused) return this.refuseHttp(req, res, identity);
+      if (!identity.groups.some((g) => this.policy.adminGroups.includes(g) || this.policy.auditorGroups.includes(g))) {
+        const where = this.opts.metricsListen ? ' (or scrape the --metrics-listen port)' : '';
+        return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: only admins and auditors may read /metrics${where}`, identity.subject));
+      }
+    }
+    await this.sendMetrics(req, res);
+  }
+
+  private async sendMetrics(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method_not_allowed', message: 'use GET' });
+    const text = await this.metrics.text();
+    res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : text);
   }
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -337,6 +395,10 @@ export class Gateway {
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendJson(res, 405, { error: 'method_not_allowed', message: `${req.method} is not supported on ${url.pathname}` });
+      return;
+    }
+    if (url.pathname === '/metrics') {
+      await this.onMetricsRequest(req, res);
       return;
     }
     if (url.pathname === '/healthz') {
@@ -448,7 +510,9 @@ export class Gateway {
       return;
     }
     const { identity, connection } = admitted;
+    const metrics = this.metrics.forConnection(connection.name);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      metrics.sessionStarted();
       const sock = (ws as unknown as { _socket?: { setNoDelay?: (b: boolean) => void } })._socket;
       sock?.setNoDelay?.(true);
       const session = new ClientSession(ws, {
@@ -469,7 +533,11 @@ export class Gateway {
         audit: this.audit,
         classifier: this.classifier,
         approvals: this.approvals,
-        onClose: (s) => this.sessions.delete(s),
+        metrics,
+        onClose: (s) => {
+          this.sessions.delete(s);
+          metrics.sessionEnded(s.endReason ?? 'unknown');
+        },
         onDdl: () => this.invalidateCatalog(connection.name),
       });
       this.sessions.add(session);
@@ -714,6 +782,15 @@ export function verifierFor(policy: PolicyFile, extra: IssuerConfig[] = []): Tok
   return new TokenVerifier(issuers, { allowHttp });
 }
 
+
+function boundPort(server: Server, fallback: number): number {
+  const addr = server.address();
+  return typeof addr === 'object' && addr ? addr.port : fallback;
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
 
 function connectionInfo(c: ConnectionPolicy): ConnectionInfo {
   let database = '';

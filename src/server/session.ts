@@ -31,6 +31,7 @@ import type { CancelRegistry } from './cancel-registry.js';
 import type { RemoteCancel } from './shared-cancel.js';
 import type { Logger } from './log.js';
 import type { CatalogSnapshot } from './catalog.js';
+import { NO_METRICS, type ConnectionMetrics } from './metrics.js';
 import { CloseCode, type ControlMessage } from '../tunnel/protocol.js';
 import { originalPosition } from '../masking/source/masker.js';
 import type { RewriteOutcome, TextEdit } from '../masking/source/rewrite.js';
@@ -99,6 +100,8 @@ export interface SessionOptions {
   onClose?: (session: ClientSession) => void;
   /** A statement that may change the catalog (DDL) was forwarded. */
   onDdl?: () => void;
+  /** The gateway's metrics for this session's connection. */
+  metrics?: ConnectionMetrics;
 }
 
 /** A frontend message that exists on the wire (everything but a parse failure). */
@@ -173,6 +176,9 @@ export class ClientSession {
   private clientUtf8 = true;
   /** Rewritten texts by original text (newest last): error positions and Execute evidence. */
   private readonly rewritten = new Map<string, { edits: TextEdit[]; relations: string[]; columns: string[] }>();
+  private readonly metrics: ConnectionMetrics;
+  /** Why the session ended (set once it has). */
+  endReason?: string;
   clientParams: Record<string, string> = {};
   bytesIn = 0;
   bytesOut = 0;
@@ -182,6 +188,7 @@ export class ClientSession {
     private readonly ws: WebSocket,
     readonly opts: SessionOptions,
   ) {
+    this.metrics = opts.metrics ?? NO_METRICS;
     ws.binaryType = 'nodebuffer';
     ws.on('message', this.onMessage);
     ws.on('close', () => this.cleanup('client closed'));
@@ -193,6 +200,11 @@ export class ClientSession {
 
   get id(): string {
     return this.opts.id;
+  }
+
+  /** A statement of this session waits for an approver. */
+  get holding(): boolean {
+    return this.held !== undefined;
   }
 
   /** Ends the session from the server side (shutdown, access expired), telling the client why. */
@@ -285,6 +297,7 @@ export class ClientSession {
       target = this.opts.resolveTarget(connection);
     } catch (err) {
       const e = err as UpstreamError;
+      this.metrics.upstreamFailed('config');
       log.error('upstream target unavailable', { session: this.id, connection: connection.name, error: e.message });
       this.fatal('08001', `phigate: ${e.message}`, CloseCode.UpstreamFailed);
       return;
@@ -295,7 +308,7 @@ export class ClientSession {
       label: this.opts.label, client_user: params['user'], client_database: params['database'],
       application_name: params['application_name'], remote: this.opts.remoteAddress,
     });
-    Promise.all([connectUpstream(target, forwarded), this.opts.maskingReady?.()]).then(
+    Promise.all([this.metrics.upstreamConnect(connectUpstream(target, forwarded)), this.opts.maskingReady?.()]).then(
       ([up]) => this.onUpstreamReady(up, target, negotiate, notices),
       (err: unknown) => {
         const e = err instanceof UpstreamError ? err : new UpstreamError('protocol', '08P01', String(err));
@@ -621,6 +634,7 @@ export class ClientSession {
       policy: this.opts.policyVersion(), approval,
     };
     if (extra.continues) ev.continues = true;
+    this.metrics.decided(ev.decision);
     if (extra.rewritten && ev.decision !== 'block' && ev.decision !== 'error') ev.rewritten = extra.rewritten;
     this.recorder?.statement({ sql: ev.sql, decision: ev.decision, rule: ev.rule, kinds: ev.kinds, tables: ev.tables }, extra.continues === true);
     return ev;
@@ -1066,6 +1080,7 @@ export class ClientSession {
   private cleanup(why: string): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.endReason = why;
     if (this.clientKey) this.opts.cancels.unregister(this.clientKey.processId, this.clientKey.secretKey);
     this.held?.handle?.withdraw('the client disconnected');
     this.held = undefined;

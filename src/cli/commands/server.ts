@@ -34,6 +34,7 @@ interface ServerOptions {
   printPublicKey?: boolean;
   store?: string;
   maskingKeyFile?: string;
+  metricsListen?: string;
 }
 
 export function serverCommand(): Command {
@@ -47,6 +48,7 @@ export function serverCommand(): Command {
     .option('--dev', 'development mode: run a built-in OpenID Provider with dev identities (loopback only)')
     .addOption(new Option('--store <url>', 'PostgreSQL that replicas share for approvals, grants, policy changes and evidence (postgres://user@host/db)').env('PHIGATE_STORE_URL'))
     .addOption(new Option('--masking-key-file <file>', 'tokenization key (base64, mode 0600) shared by every replica').env('PHIGATE_MASKING_KEY_FILE'))
+    .addOption(new Option('--metrics-listen <host:port>', 'serve Prometheus /metrics without a token on this separate address (e.g. 0.0.0.0:9464 in a pod)').env('PHIGATE_METRICS_LISTEN'))
     .option('--print-public-key', 'print the audit checkpoint public key (PEM and fingerprint) for --data-dir and exit')
     .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
     .addOption(new Option('--log-level <level>', 'least severe level logged').choices(['debug', 'info', 'warn', 'error']).default('info'))
@@ -68,6 +70,14 @@ async function runServer(opts: ServerOptions): Promise<void> {
   if (opts.dev && !isLoopbackHost(listen.host)) {
     throw new PhigateError(`--dev refuses to listen on ${listen.host}: dev identities must never be reachable from the network`,
       ExitCode.Usage, 'use --listen 127.0.0.1:PORT');
+  }
+  let metricsListen: { host: string; port: number } | undefined;
+  if (opts.metricsListen !== undefined) {
+    try {
+      metricsListen = parseHostPort(opts.metricsListen);
+    } catch (err) {
+      throw new PhigateError(`--metrics-listen: ${(err as Error).message}`, ExitCode.Usage);
+    }
   }
   if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) {
     throw new PhigateError('--tls-cert and --tls-key go together', ExitCode.Usage);
@@ -122,8 +132,9 @@ async function runServer(opts: ServerOptions): Promise<void> {
     approvalStore,
     sharedDb,
     maskingKey,
+    metricsListen,
   });
-  let started: { url: string };
+  let started: { url: string; metricsUrl?: string };
   try {
     started = await gateway.start();
   } catch (err) {
@@ -144,6 +155,7 @@ async function runServer(opts: ServerOptions): Promise<void> {
     ...(opts.store ? { store: redactStoreUrl(opts.store) } : {}),
   });
   process.stdout.write(`phigate server listening on ${started.url}\n`);
+  if (started.metricsUrl) process.stdout.write(`metrics on ${started.metricsUrl}\n`);
   if (opts.dev) {
     process.stdout.write(`dev mode: OpenID Provider at ${started.url}/oidc with identities alice, bob, carol, agent\n` +
       `  log in with: phigate login --server ${started.url}\n`);
