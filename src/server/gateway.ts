@@ -16,6 +16,7 @@ import {
   ACCESS_REQUESTS_PATH, CONNECTIONS_PATH, HEADER_REASON, HEADER_SESSION_LABEL, REFUSAL_STATUS, TUNNEL_PATH_PREFIX,
   type AccessRequestBody, type AccessRequestView, type ConnectionInfo, type PreflightResponse, type Refusal, type RefusalCode,
 } from '../tunnel/protocol.js';
+import { livenessHeader, watchTunnel } from '../tunnel/liveness.js';
 import { decideConnectionAccess } from './access.js';
 import { isLoopbackHost } from './loopback.js';
 import { AccessError, AccessGrants, type AccessGrant, type AccessRequestState } from './access-grants.js';
@@ -160,6 +161,14 @@ export class Gateway {
       perMessageDeflate: false,
       maxPayload: opts.maxMessageBytes ?? 256 * 1024 * 1024,
     });
+    // The CLI pings with the same timing, so a slow reader the gateway cannot ping keeps its tunnel.
+    this.wss.on('headers', (headers: string[]) => headers.push(livenessHeader(this.tunnelTiming())));
+  }
+
+  /** limits.tunnel_ping_interval and tunnel_timeout of the policy in force (for tunnels opened from now). */
+  private tunnelTiming(): { intervalMs: number; timeoutMs: number } {
+    const l = this.policy.limits;
+    return { intervalMs: l.tunnelPingIntervalMs, timeoutMs: l.tunnelTimeoutMs };
   }
 
   get sessionCount(): number {
@@ -541,6 +550,8 @@ export class Gateway {
         onDdl: () => this.invalidateCatalog(connection.name),
       });
       this.sessions.add(session);
+      const timing = this.tunnelTiming();
+      watchTunnel(ws, timing, (silentMs) => session.lostTunnel(silentMs, timing.timeoutMs));
     });
   }
 

@@ -13,6 +13,7 @@ import { serialize } from 'pg-protocol';
 import type { ShapeClassifierCache } from '../policy/shape-cache.js';
 import type { Decision } from '../policy/decide.js';
 import { formatDuration } from '../policy/duration.js';
+import { limitKey } from '../policy/limits.js';
 import { DEFAULT_APPROVAL_TIMEOUT_MS } from '../policy/rules.js';
 import type { ApprovalHandle, ApprovalRequester, Outcome } from '../approvals/types.js';
 import { StatementGate, type Verdict } from './gate.js';
@@ -33,6 +34,7 @@ import type { Logger } from './log.js';
 import type { CatalogSnapshot } from './catalog.js';
 import { NO_METRICS, type ConnectionMetrics } from './metrics.js';
 import { CloseCode, type ControlMessage } from '../tunnel/protocol.js';
+import { roughly } from '../tunnel/liveness.js';
 import { originalPosition } from '../masking/source/masker.js';
 import type { RewriteOutcome, TextEdit } from '../masking/source/rewrite.js';
 
@@ -179,6 +181,11 @@ export class ClientSession {
   private readonly metrics: ConnectionMetrics;
   /** Why the session ended (set once it has). */
   endReason?: string;
+  /** Since when the session has been idle inside a transaction (0: it is not); see noteIdle. */
+  private idleFrom = 0;
+  private idleTimer?: NodeJS.Timeout;
+  /** An extended-protocol message went upstream after the last Sync: the client awaits answers, not idle. */
+  private unsynced = false;
   clientParams: Record<string, string> = {};
   bytesIn = 0;
   bytesOut = 0;
@@ -213,10 +220,23 @@ export class ClientSession {
     this.fatal(code, message, CloseCode.ServerShutdown);
   }
 
+  /**
+   * The tunnel stayed silent past limits.tunnel_timeout: its peer is gone without a FIN. The session
+   * ends now (its upstream backend closes, rolling back its transaction and releasing its locks)
+   * without waiting on the peer for a closing handshake.
+   */
+  lostTunnel(silentMs: number, timeoutMs: number): void {
+    this.opts.log.warn('tunnel timeout: no answer from the client', { session: this.id, silent_ms: silentMs });
+    this.fatal('08006', `phigate: tunnel silent for ${roughly(silentMs)} (${limitKey('tunnelTimeoutMs')}: ${formatDuration(timeoutMs)}); the session was ended, any transaction rolled back`,
+      CloseCode.Timeout, 'tunnel timeout');
+    this.ws.terminate();
+  }
+
   private readonly onMessage = (data: RawData, isBinary: boolean): void => {
     if (!isBinary) return; // the CLI sends no control messages yet
     const buf = data as Buffer;
     this.bytesIn += buf.length;
+    this.idleFrom = 0;
     if (this.state === 'relay') {
       this.relayToUpstream(buf);
       return;
@@ -532,7 +552,11 @@ export class ClientSession {
    */
   private afterForward(m: WireMessage, barrier: boolean): boolean {
     if (barrier && m.type === 'Execute') this.barrierAfterSync = true;
-    if (m.type !== 'Query' && m.type !== 'Sync' && m.type !== 'FunctionCall') return false;
+    if (m.type !== 'Query' && m.type !== 'Sync' && m.type !== 'FunctionCall') {
+      if (!m.type.startsWith('Copy')) this.unsynced = true;
+      return false;
+    }
+    this.unsynced = false;
     this.readySent++;
     if ((barrier && m.type === 'Query') || (m.type === 'Sync' && this.barrierAfterSync)) {
       this.barrierAfterSync = false;
@@ -661,6 +685,7 @@ export class ClientSession {
       const e = decodeErrorFieldMap(f.body);
       info = { code: e instanceof ProtocolError ? undefined : e['C'] };
     }
+    if (f.type === 0x5a) this.noteIdle(f.body[0] !== 0x49);
     const done = this.results.backend(f.type, info);
     for (const r of done) if (!r.skipped && r.ref.kinds.some((k) => DDL_KINDS.has(k))) this.ddlRan = true;
     if (f.type === 0x5a && f.body[0] === 0x49) {
@@ -689,6 +714,36 @@ export class ClientSession {
     }
     if (this.deferred.length >= 64) this.recordEvents([]);
   }
+
+  /**
+   * A ReadyForQuery on its way to the client: inside a transaction (or a failed one) with nothing sent
+   * and unanswered, nothing held and nothing queued, the session is now idle in it. As with
+   * PostgreSQL's idle_in_transaction_session_timeout, only that state is limited (a statement held
+   * for approval is the gateway's wait, not the client's), and any client message ends it.
+   */
+  private noteIdle(inTransaction: boolean): void {
+    const ms = this.opts.policy().limits.idleInTransactionTimeoutMs;
+    const idle = inTransaction && ms > 0 && !this.unsynced && !this.held && !this.catalogWait &&
+      this.backlog.length === 0 && this.readySent === this.framer.readyForQueryCount;
+    this.idleFrom = idle ? Date.now() : 0;
+    if (idle && this.idleTimer === undefined) this.idleTimer = setTimeout(this.onIdleTimer, ms).unref();
+  }
+
+  private readonly onIdleTimer = (): void => {
+    this.idleTimer = undefined;
+    const ms = this.opts.policy().limits.idleInTransactionTimeoutMs;
+    if (this.idleFrom === 0 || this.state !== 'relay' || ms === 0) return;
+    // A client still taking its last answer is slow, not idle: it gets the whole limit once it has read it.
+    if (this.ws.bufferedAmount > 0) this.idleFrom = Date.now();
+    const left = this.idleFrom + ms - Date.now();
+    if (left > 0) {
+      this.idleTimer = setTimeout(this.onIdleTimer, left).unref();
+      return;
+    }
+    this.opts.log.info('idle in transaction timeout', { session: this.id, timeout_ms: ms });
+    this.fatal('25P03', `phigate: idle in transaction past ${limitKey('idleInTransactionTimeoutMs')} (${formatDuration(ms)}); the transaction was rolled back`,
+      CloseCode.Timeout, 'idle in transaction timeout');
+  };
 
   /**
    * Writes evidence before anything it describes is forwarded. When the log cannot be written the
@@ -1069,18 +1124,20 @@ export class ClientSession {
     this.ws.send(buf, { binary: true });
   }
 
-  private fatal(code: string, message: string, closeCode: number = CloseCode.Normal): void {
+  /** `why` is the session.end record's reason. */
+  private fatal(code: string, message: string, closeCode: number = CloseCode.Normal, why = 'fatal'): void {
     if (this.state === 'closed' || this.state === 'closing') return;
     this.send(errorResponse({ severity: 'FATAL', code, message }));
     this.state = 'closing';
     this.ws.close(closeCode, truncateReason(message));
-    this.cleanup('fatal');
+    this.cleanup(why);
   }
 
   private cleanup(why: string): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.endReason = why;
+    clearTimeout(this.idleTimer);
     if (this.clientKey) this.opts.cancels.unregister(this.clientKey.processId, this.clientKey.secretKey);
     this.held?.handle?.withdraw('the client disconnected');
     this.held = undefined;

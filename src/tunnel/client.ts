@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { CONNECTIONS_PATH, HEADER_CLIENT, HEADER_REASON, HEADER_SESSION_LABEL, tunnelPath, type ControlMessage, type PreflightResponse } from './protocol.js';
 import { parseRefusal, refusalError, unreachableError } from './refusal.js';
+import { parseLivenessHeader, roughly, watchTunnel, type LivenessTiming } from './liveness.js';
 import { wsUrl } from '../cli/context.js';
 import { FrontendParser, errorResponse, sslNo } from '../pg/index.js';
 import { PhigateError } from '../cli/errors.js';
@@ -53,7 +54,7 @@ export async function preflight(opts: Pick<TunnelOptions, 'serverUrl' | 'connect
 }
 
 /** Outcome of trying to open one stream. */
-type OpenResult = { ws: WebSocket } | { refused: PhigateError } | { unreachable: Error };
+type OpenResult = { ws: WebSocket; timing: LivenessTiming } | { refused: PhigateError } | { unreachable: Error };
 
 async function openStream(opts: TunnelOptions): Promise<OpenResult> {
   let token: string;
@@ -74,9 +75,11 @@ async function openStream(opts: TunnelOptions): Promise<OpenResult> {
     });
     ws.binaryType = 'nodebuffer';
     let settled = false;
+    let timing = parseLivenessHeader({});
+    ws.once('upgrade', (res: IncomingMessage) => (timing = parseLivenessHeader(res.headers)));
     ws.once('open', () => {
       settled = true;
-      resolve({ ws });
+      resolve({ ws, timing });
     });
     ws.once('unexpected-response', (_req, res: IncomingMessage) => {
       const chunks: Buffer[] = [];
@@ -121,7 +124,7 @@ export async function carryThroughTunnel(local: Socket, opts: TunnelOptions): Pr
     }
     if ('ws' in r) {
       retrying?.done('phigate: gateway is reachable again');
-      pipe(local, r.ws, opts);
+      pipe(local, r.ws, r.timing, opts);
       return;
     }
     if ('refused' in r) {
@@ -143,8 +146,10 @@ export async function carryThroughTunnel(local: Socket, opts: TunnelOptions): Pr
   }
 }
 
-function pipe(local: Socket, ws: WebSocket, opts: TunnelOptions): void {
+function pipe(local: Socket, ws: WebSocket, timing: LivenessTiming, opts: TunnelOptions): void {
   let wsPaused = false;
+  /** The stream's end needs no further word: the CLI ended it itself, or already said why. */
+  let saidWhy = false;
   let localPaused = false;
   // A held statement's "waiting for approval" line, until the gateway says or sends anything else.
   let holding: Progress | undefined;
@@ -177,17 +182,35 @@ function pipe(local: Socket, ws: WebSocket, opts: TunnelOptions): void {
       });
     }
   });
-  local.on('end', () => ws.close(1000));
+  local.on('end', () => {
+    saidWhy = true;
+    ws.close(1000);
+  });
   local.on('close', () => {
+    saidWhy = true;
     if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
+  });
+  // The gateway pings too, but behind a large result a slow reader here cannot read its pings: the
+  // CLI's own pings tell the gateway this end is alive; the gateway's tell this end it is.
+  watchTunnel(ws, timing, (silentMs) => {
+    saidWhy = true;
+    holding?.done();
+    holding = undefined;
+    opts.say(`phigate: no answer from the gateway at ${opts.serverUrl} for ${roughly(silentMs)}; ` +
+      'closed the client connection (the gateway or the network to it is down)');
+    ws.terminate();
+    local.destroy();
   });
   ws.on('close', (code: number, reason: Buffer) => {
     holding?.done();
     holding = undefined;
-    if (code >= 4000 && reason.length > 0) opts.say(`phigate: ${reason.toString('utf8')}`);
+    if (code >= 4000 && reason.length > 0) opts.say(`phigate: ${reason.toString('utf8').replace(/^phigate: /, '')}`);
+    // 1006: the connection dropped without a closing handshake (the gateway was killed, or a reset).
+    else if (code === 1006 && !saidWhy) opts.say(`phigate: the tunnel to the gateway at ${opts.serverUrl} was cut; closed the client connection`);
     local.end();
   });
   ws.on('error', (err) => {
+    saidWhy = true;
     opts.say(`phigate: tunnel error: ${err.message}`);
     local.destroy();
   });

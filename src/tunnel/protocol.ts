@@ -44,6 +44,8 @@ export const CloseCode = {
   Unauthenticated: 4401,
   Forbidden: 4403,
   UpstreamFailed: 4502,
+  /** The session outlived a time limit: idle in a transaction, or a tunnel that stopped answering. */
+  Timeout: 4408,
 } as const;
 
 export interface ConnectionInfo {
