@@ -160,6 +160,8 @@ export class ClientSession {
   private slot?: AdmissionTicket;
   /** An upstream connect is under way: its outcome releases the slot if the session ended meanwhile. */
   private connectPending = false;
+  /** The database sent a FATAL (admin shutdown, terminated backend): the client has its reason already. */
+  private upstreamFatal = false;
   /** Present when this reader's results are masked. */
   private masking?: MaskingLayer;
   /** Pairs backend messages with statements (masking and recording need it). */
@@ -1059,6 +1061,7 @@ export class ClientSession {
     const v: BackendVerdict = tracker.backend(f.type, () => decodeFields(f.body));
     let sent: Buffer | undefined;
     if (f.type === 0x45) {
+      if (isFatal(f.body)) this.upstreamFatal = true;
       const e = this.replacePoison(f);
       const edits = answered === undefined ? undefined : this.rewritten.get(answered)?.edits;
       sent = layer && e === f.raw ? layer.maskServerMessage(e, edits && ((p) => originalPosition(edits, p))) : e;
@@ -1106,7 +1109,15 @@ export class ClientSession {
       this.ws.close(CloseCode.Normal);
       return;
     }
-    // PostgreSQL normally sends a FATAL first, which was relayed; if it did not, say what happened.
+    // PostgreSQL normally sends a FATAL first, which was relayed: the client knows why, the evidence says so.
+    if (this.upstreamFatal) {
+      this.opts.log.warn('the database ended the session', { session: this.id });
+      this.state = 'closing';
+      this.ws.close(CloseCode.UpstreamFailed, 'the database ended the session');
+      this.cleanup('the database ended the session');
+      return;
+    }
+    // If it did not, say what happened.
     this.opts.log.warn('upstream closed the connection', { session: this.id });
     this.fatal('08006', 'phigate: the database closed the connection unexpectedly', CloseCode.UpstreamFailed);
   };
@@ -1183,6 +1194,14 @@ function unsafeSetting(name: string, value: string): string | undefined {
     return `client_encoding was set to ${value}`;
   }
   return undefined;
+}
+
+/** An ErrorResponse body whose severity ends the session (FATAL, PANIC). */
+function isFatal(body: Buffer): boolean {
+  const fields = decodeErrorFieldMap(body);
+  if (fields instanceof ProtocolError) return false;
+  const severity = fields['V'] ?? fields['S'];
+  return severity === 'FATAL' || severity === 'PANIC';
 }
 
 function isUtf8Name(encoding: string): boolean {
