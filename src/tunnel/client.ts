@@ -184,7 +184,7 @@ function pipe(local: Socket, ws: WebSocket, opts: TunnelOptions): void {
   ws.on('close', (code: number, reason: Buffer) => {
     holding?.done();
     holding = undefined;
-    if (code >= 4000 && reason.length > 0) opts.say(`phigate: ${reason.toString('utf8')}`);
+    if (code >= 4000 && reason.length > 0) opts.say(`phigate: ${reason.toString('utf8').replace(/^phigate:\s*/, '')}`);
     local.end();
   });
   ws.on('error', (err) => {

@@ -3,7 +3,7 @@
 // after refused sessions, failed upstream connects, killed sessions and dropped tunnels.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import pg from 'pg';
-import { auditRecords, gatewayCli, startGateway, type Gw } from '../support/harness.js';
+import { auditRecords, gatewayCli, startGateway, type Gw, type Proc } from '../support/harness.js';
 import { pgClient, psql } from '../support/clients.js';
 
 // The text continues the harness policy's connections: \`small\` holds at most 1 session whoever
@@ -20,6 +20,7 @@ default: allow
 `;
 
 let gw: Gw;
+let aliceCli: Proc;
 let alice: number;
 let olivia: number;
 beforeAll(async () => {
@@ -50,7 +51,9 @@ async function refusal(port: number, user = 'alice'): Promise<{ code?: string; m
 
 describe('session limits', () => {
   beforeAll(async () => {
-    alice = (await gw.connect('ehr', await gw.token('alice'))).port;
+    const cli = await gw.connect('ehr', await gw.token('alice'));
+    aliceCli = cli;
+    alice = cli.port;
     olivia = (await gw.connect('ehr', await gw.token('olivia'))).port;
   });
 
@@ -61,6 +64,9 @@ describe('session limits', () => {
       expect(err.code).toBe('53300');
       expect(err.message).toMatch(/^phigate: too many sessions for alice[^:]*: 2 open, at most 2 \(limits\.sessions_per_identity\)$/);
       expect(err.hint).toContain('limits.sessions_per_identity');
+      // `phigate connect` says it on its stderr too.
+      for (let i = 0; i < 50 && !/too many sessions/.test(aliceCli.stderr()); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(aliceCli.stderr()).toMatch(/^phigate: too many sessions for alice[^:]*: 2 open, at most 2 \(limits\.sessions_per_identity\)$/m);
       // psql shows it as a normal connection error.
       const p = await psql(alice, ['-c', 'select 1']);
       expect(p.code).toBe(2);
