@@ -83,6 +83,26 @@ export interface SessionEndEvent {
   reason?: string;
 }
 
+/**
+ * A session that never started: over one of the gateway's session limits, or its upstream connect
+ * failed. `reason` is what the client was told (no credentials, no role names).
+ */
+export interface SessionRefusedEvent {
+  type: 'session.refused';
+  session: string;
+  user: string;
+  subject: string;
+  issuer: string;
+  connection: string;
+  client_addr?: string;
+  application_name?: string;
+  /** The SQLSTATE the client got: 53300 for a limit, 08001/08004/57P03/... for the upstream. */
+  code: string;
+  /** The policy key of the limit that refused it (limits.sessions_per_identity, connections.ehr.max_sessions, ...). */
+  limit?: string;
+  reason: string;
+}
+
 export interface StatementEvent {
   type: 'statement';
   session: string;
@@ -228,7 +248,7 @@ export interface LogRepairedEvent {
 
 export type AuditEvent =
   | ServerStartEvent | ServerStopEvent | PolicyActivatedEvent
-  | SessionStartEvent | SessionEndEvent | StatementEvent | StatementResultEvent
+  | SessionStartEvent | SessionEndEvent | SessionRefusedEvent | StatementEvent | StatementResultEvent
   | ApprovalRequestedEvent | ApprovalDecidedEvent | AccessGrantedEvent | AccessExpiredEvent
   | AuditSearchEvent | AuditExportEvent | ReplayEvent | LogRepairedEvent;
 
@@ -237,6 +257,8 @@ export type AuditEventType = AuditEvent['type'];
 export const AUDIT_EVENT_TYPES: readonly AuditEventType[] = [
   'server.start', 'server.stop', 'policy.activated', 'session.start', 'session.end', 'statement', 'statement.result',
   'approval.requested', 'approval.decided', 'access.granted', 'access.expired', 'audit.search', 'audit.export', 'replay', 'log.repaired',
+  // New types go last: a type's index code is its position here.
+  'session.refused',
 ];
 
 /** Fields the log adds; events never carry them. */

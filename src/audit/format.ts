@@ -35,6 +35,8 @@ export function recordDetail(r: StoredRecord): string {
       return `${r['agent'] ? `agent ${str(r['agent'])} ` : ''}${str(r['kind'])} from ${str(r['client_addr']) || '?'}${r['application_name'] ? ` (${str(r['application_name'])})` : ''} session ${str(r['session'])}`;
     case 'session.end':
       return `after ${formatDurationMs(r['duration_ms'] as number | undefined)}, ${str(r['statements'])} statements${r['reason'] ? ` (${str(r['reason'])})` : ''} session ${str(r['session'])}`;
+    case 'session.refused':
+      return `refused ${str(r['code'])}${r['limit'] ? ` by ${str(r['limit'])}` : ''}: ${str(r['reason'])} session ${str(r['session'])}`;
     case 'approval.requested':
       return `${str(r['approval'])} needs ${(r['approvers'] as string[] | undefined)?.join(' or ') ?? '?'} (rule ${str(r['rule'])})${r['sql'] ? `: ${str(r['sql'])}` : ''}`;
     case 'approval.decided':

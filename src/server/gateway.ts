@@ -24,6 +24,8 @@ import { CancelRegistry } from './cancel-registry.js';
 import { ClientSession, type SessionOptions, type SourceMaskingHandle } from './session.js';
 import { createSourceMasking, type SourceMaskingSetup } from '../masking/source/index.js';
 import { CatalogCache } from './catalog.js';
+import { Admission } from './admission.js';
+import { limitKey, sessionsFor } from '../policy/limits.js';
 import { checkUpstreamPrivileges, privilegeWarning } from './upstream-privileges.js';
 import { loadOrCreateTokenKey } from './secrets.js';
 import { isUnmaskedReader, maskedColumnKeys } from '../masking/index.js';
@@ -104,6 +106,8 @@ export class Gateway {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Set<ClientSession>();
   readonly cancels = new CancelRegistry();
+  /** Sessions per identity and per connection on this replica (limits.*, connections.NAME.max_sessions). */
+  readonly admission = new Admission();
   private verifier?: TokenVerifier;
   /** Shared by all sessions: a repeated statement is classified once. */
   readonly classifier = new ShapeClassifierCache();
@@ -534,7 +538,17 @@ export class Gateway {
         cancels: this.cancels,
         ...(this.cancelRelay ? { forwardCancel: (c: RemoteCancel) => this.cancelRelay!.forward(c) } : {}),
         log: this.opts.log,
-        resolveTarget: this.opts.resolveTarget ?? ((c) => resolveUpstreamTarget(c)),
+        resolveTarget: (c) => this.targetFor(c),
+        admit: () => {
+          const limits = this.policy.limits;
+          // The connection as the policy in force names it: max_sessions may have changed since the tunnel opened.
+          const max = this.policy.connections.get(connection.name)?.maxSessions ?? connection.maxSessions;
+          return this.admission.admit({
+            identity: `${identity.issuer}\n${identity.subject}`, name: identity.name, connection: connection.name, limits,
+            connectionLimit: { value: sessionsFor(limits, max), key: max === undefined ? limitKey('sessionsPerConnection') : `connections.${connection.name}.max_sessions` },
+          });
+        },
+        connectWaitMs: this.policy.limits.upstreamConnectTimeoutMs,
         policy: () => this.policy,
         policyVersion: () => this.policyVersion,
         ...this.maskingFor(identity, connection),
@@ -559,8 +573,7 @@ export class Gateway {
   private catalogFor(connection: ConnectionPolicy): CatalogCache {
     let cache = this.catalogs.get(connection.name);
     if (!cache) {
-      const resolve = this.opts.resolveTarget ?? ((c: ConnectionPolicy) => resolveUpstreamTarget(c));
-      cache = new CatalogCache(() => resolve(connection), this.opts.log, connection.name);
+      cache = new CatalogCache(() => this.targetFor(connection), this.opts.log, connection.name);
       this.catalogs.set(connection.name, cache);
       // DDL made outside the gateway reaches masking and write rules within the watch's interval.
       cache.watch();
@@ -621,8 +634,7 @@ export class Gateway {
     if (this.roleChecks.has(name) || this.stopped) return;
     this.roleChecks.add(name);
     try {
-      const resolve = this.opts.resolveTarget ?? ((c: ConnectionPolicy) => resolveUpstreamTarget(c));
-      const p = await checkUpstreamPrivileges(resolve(connection));
+      const p = await checkUpstreamPrivileges(this.targetFor(connection));
       const warning = privilegeWarning(name, p);
       if (warning) this.opts.log.warn(warning.message, warning.fields);
       else this.opts.log.info('upstream role holds no server-access privileges', { connection: name, role: p.role });
@@ -631,6 +643,12 @@ export class Gateway {
       this.roleChecks.delete(name);
       this.opts.log.debug('could not check the upstream role', { connection: name, error: (err as Error).message });
     }
+  }
+
+  /** Where a connection's database is, with the policy's upstream_connect_timeout unless the target sets its own. */
+  private targetFor(connection: ConnectionPolicy): UpstreamTarget {
+    const target = (this.opts.resolveTarget ?? resolveUpstreamTarget)(connection);
+    return { ...target, connectTimeoutMs: target.connectTimeoutMs ?? this.policy.limits.upstreamConnectTimeoutMs };
   }
 
   private tokenKey(): Buffer {

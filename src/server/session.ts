@@ -28,6 +28,8 @@ import type { AuditEvent, StatementDecision, StatementEvent } from '../audit/eve
 import type { Identity } from '../auth/index.js';
 import type { ConnectionPolicy, PolicyFile } from '../policy/file.js';
 import { connectUpstream, cancelUpstream, UpstreamError, type UpstreamSession, type UpstreamTarget } from './upstream.js';
+import { upstreamFailure } from './upstream-fault.js';
+import { AdmissionTicket, type LimitRefusal } from './admission.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import type { RemoteCancel } from './shared-cancel.js';
 import type { Logger } from './log.js';
@@ -100,6 +102,10 @@ export interface SessionOptions {
   recordingsDir?: string;
   recordingRowCap?: number;
   onClose?: (session: ClientSession) => void;
+  /** This replica's session limits: a ticket for this session, or the limit that refuses it (at StartupMessage). */
+  admit?: () => AdmissionTicket | LimitRefusal;
+  /** How long a session waits for one of its identity's connect slots (limits.upstream_connect_timeout). */
+  connectWaitMs?: number;
   /** A statement that may change the catalog (DDL) was forwarded. */
   onDdl?: () => void;
   /** The gateway's metrics for this session's connection. */
@@ -155,6 +161,12 @@ export class ClientSession {
   /** session.start was recorded, so session.end is owed. */
   private recorded = false;
   private upstreamCancel?: () => Promise<void>;
+  /** Admission's hold on this session's place; released once the session and its upstream are gone. */
+  private slot?: AdmissionTicket;
+  /** An upstream connect is under way: its outcome releases the slot if the session ended meanwhile. */
+  private connectPending = false;
+  /** The database sent a FATAL (admin shutdown, terminated backend): the client has its reason already. */
+  private upstreamFatal = false;
   /** Present when this reader's results are masked. */
   private masking?: MaskingLayer;
   /** Pairs backend messages with statements (masking and recording need it). */
@@ -290,7 +302,7 @@ export class ClientSession {
   }
 
   private onStartup(protocolVersion: number, params: Record<string, string>): void {
-    const { log, connection, identity } = this.opts;
+    const { log, connection } = this.opts;
     this.clientParams = params;
     const replication = params['replication'];
     if (replication !== undefined && !['false', 'off', 'no', '0'].includes(replication.toLowerCase())) {
@@ -323,25 +335,77 @@ export class ClientSession {
       return;
     }
     this.state = 'connecting';
+    const ticket = this.opts.admit?.();
+    if (ticket !== undefined && !(ticket instanceof AdmissionTicket)) {
+      this.refuseLimit(ticket);
+      return;
+    }
+    this.slot = ticket;
+    const open = (): void => this.openUpstream(target, forwarded, negotiate, notices);
+    if (ticket) ticket.whenConnectSlot(open, (r) => this.refuseLimit(r), this.opts.connectWaitMs ?? 10_000);
+    else open();
+  }
+
+  private openUpstream(target: UpstreamTarget, forwarded: Record<string, string>, negotiate: Buffer | undefined, notices: Buffer[]): void {
+    if (this.state !== 'connecting') return;
+    const { log, connection, identity } = this.opts;
+    const params = this.clientParams;
     log.info('session start', {
       session: this.id, connection: connection.name, subject: identity.subject, name: identity.name, kind: identity.kind,
       label: this.opts.label, client_user: params['user'], client_database: params['database'],
       application_name: params['application_name'], remote: this.opts.remoteAddress,
     });
-    Promise.all([this.metrics.upstreamConnect(connectUpstream(target, forwarded)), this.opts.maskingReady?.()]).then(
-      ([up]) => this.onUpstreamReady(up, target, negotiate, notices),
+    this.connectPending = true;
+    // maskingReady never rejects (a catalog that cannot be read is retried); caught so a connected socket is never dropped unclosed.
+    Promise.all([this.metrics.upstreamConnect(connectUpstream(target, forwarded)), this.opts.maskingReady?.().catch(() => {})]).then(
+      ([up]) => {
+        this.connectPending = false;
+        this.slot?.connected();
+        this.onUpstreamReady(up, target, negotiate, notices);
+      },
       (err: unknown) => {
+        this.connectPending = false;
+        this.slot?.connected();
         const e = err instanceof UpstreamError ? err : new UpstreamError('protocol', '08P01', String(err));
         log.error('upstream connect failed', { session: this.id, connection: connection.name, kind: e.kind, sqlstate: e.sqlstate, error: e.message });
-        this.fatal(e.kind === 'server' || e.kind === 'auth' ? e.sqlstate : '08001',
-          `phigate could not connect to the database of "${connection.name}": ${e.message}`, CloseCode.UpstreamFailed);
+        if (this.state === 'closed') this.slot?.release();
+        else this.refuse(upstreamFailure(connection.name, e, target.user), CloseCode.UpstreamFailed);
       },
     );
   }
 
+  /** Over one of this replica's session limits: 53300, naming the limit, its value and its key. */
+  private refuseLimit(r: LimitRefusal): void {
+    this.refuse({
+      severity: 'FATAL', code: '53300', message: `phigate: ${r.message}`,
+      hint: `end sessions you no longer need, or ask the operator to raise ${r.key}`,
+    }, CloseCode.Refused, r.key);
+  }
+
+  /** A session that never started: the client gets `fields`, the evidence a session.refused record. */
+  private refuse(fields: ErrorFields, closeCode: number, limit?: string): void {
+    const { identity, connection, log } = this.opts;
+    log.warn('session refused', { session: this.id, connection: connection.name, subject: identity.subject, code: fields.code, limit, reason: fields.message });
+    try {
+      this.opts.audit?.append({
+        type: 'session.refused', session: this.id, user: identity.name, subject: identity.subject, issuer: identity.issuer,
+        connection: connection.name, client_addr: this.opts.remoteAddress, application_name: this.clientParams['application_name'],
+        code: fields.code, ...(limit ? { limit } : {}), reason: fields.message,
+      });
+    } catch (err) {
+      log.error('could not write audit record', { type: 'session.refused', error: (err as Error).message });
+    }
+    this.fatal(fields.code, fields.message, closeCode, 'fatal', fields);
+  }
+
   private onUpstreamReady(up: UpstreamSession, target: UpstreamTarget, negotiate: Buffer | undefined, notices: Buffer[]): void {
     if (this.state !== 'connecting') {
-      up.socket.destroy();
+      // The client left while connecting: say goodbye, and give the slot back once the backend is gone.
+      const sock = up.socket;
+      sock.once('close', () => this.slot?.release());
+      sock.on('error', () => {});
+      sock.end(TERMINATE);
+      sock.setTimeout(5_000, () => sock.destroy());
       return;
     }
     const unsafe = unsafeSetting('standard_conforming_strings', up.parameters.get('standard_conforming_strings') ?? 'on') ??
@@ -1066,6 +1130,7 @@ export class ClientSession {
     const v: BackendVerdict = tracker.backend(f.type, () => decodeFields(f.body));
     let sent: Buffer | undefined;
     if (f.type === 0x45) {
+      if (isFatal(f.body)) this.upstreamFatal = true;
       const e = this.replacePoison(f);
       const edits = answered === undefined ? undefined : this.rewritten.get(answered)?.edits;
       sent = layer && e === f.raw ? layer.maskServerMessage(e, edits && ((p) => originalPosition(edits, p))) : e;
@@ -1113,7 +1178,15 @@ export class ClientSession {
       this.ws.close(CloseCode.Normal);
       return;
     }
-    // PostgreSQL normally sends a FATAL first, which was relayed; if it did not, say what happened.
+    // PostgreSQL normally sends a FATAL first, which was relayed: the client knows why, the evidence says so.
+    if (this.upstreamFatal) {
+      this.opts.log.warn('the database ended the session', { session: this.id });
+      this.state = 'closing';
+      this.ws.close(CloseCode.UpstreamFailed, 'the database ended the session');
+      this.cleanup('the database ended the session');
+      return;
+    }
+    // If it did not, say what happened.
     this.opts.log.warn('upstream closed the connection', { session: this.id });
     this.fatal('08006', 'phigate: the database closed the connection unexpectedly', CloseCode.UpstreamFailed);
   };
@@ -1124,10 +1197,10 @@ export class ClientSession {
     this.ws.send(buf, { binary: true });
   }
 
-  /** `why` is the session.end record's reason. */
-  private fatal(code: string, message: string, closeCode: number = CloseCode.Normal, why = 'fatal'): void {
+  /** `why` is the session.end record's reason; `extra` the error's detail and hint. */
+  private fatal(code: string, message: string, closeCode: number = CloseCode.Normal, why = 'fatal', extra?: Pick<ErrorFields, 'detail' | 'hint'>): void {
     if (this.state === 'closed' || this.state === 'closing') return;
-    this.send(errorResponse({ severity: 'FATAL', code, message }));
+    this.send(errorResponse({ severity: 'FATAL', code, message, ...(extra?.detail ? { detail: extra.detail } : {}), ...(extra?.hint ? { hint: extra.hint } : {}) }));
     this.state = 'closing';
     this.ws.close(closeCode, truncateReason(message));
     this.cleanup(why);
@@ -1148,6 +1221,12 @@ export class ClientSession {
       if (!this.terminated) up.end(TERMINATE);
       else up.end();
       up.setTimeout(5_000, () => up.destroy());
+    }
+    // The connection's count holds until its backend is gone (PostgreSQL frees the slot before the
+    // socket closes), so a session ending never lets a new one past max_connections.
+    if (!this.connectPending) {
+      if (up && !up.destroyed) up.once('close', () => this.slot?.release());
+      else this.slot?.release();
     }
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(CloseCode.Normal);
     const seal = this.recorder?.close(why);
@@ -1187,6 +1266,14 @@ function unsafeSetting(name: string, value: string): string | undefined {
     return `client_encoding was set to ${value}`;
   }
   return undefined;
+}
+
+/** An ErrorResponse body whose severity ends the session (FATAL, PANIC). */
+function isFatal(body: Buffer): boolean {
+  const fields = decodeErrorFieldMap(body);
+  if (fields instanceof ProtocolError) return false;
+  const severity = fields['V'] ?? fields['S'];
+  return severity === 'FATAL' || severity === 'PANIC';
 }
 
 function isUtf8Name(encoding: string): boolean {

@@ -122,8 +122,7 @@ class StartupWire {
   }
 
   error(kind: UpstreamErrorKind, sqlstate: string, what: string, fields?: Record<string, string>, cause?: unknown): UpstreamError {
-    return new UpstreamError(kind, sqlstate, `cannot connect to PostgreSQL at ${hostPort(this.target)}: ${what}`, fields,
-      cause === undefined ? undefined : { cause });
+    return new UpstreamError(kind, sqlstate, `cannot connect to PostgreSQL at ${hostPort(this.target)}: ${what}`, fields, { cause, reason: what });
   }
 
   fail(err: UpstreamError): void {

@@ -204,7 +204,7 @@ function pipe(local: Socket, ws: WebSocket, timing: LivenessTiming, opts: Tunnel
   ws.on('close', (code: number, reason: Buffer) => {
     holding?.done();
     holding = undefined;
-    if (code >= 4000 && reason.length > 0) opts.say(`phigate: ${reason.toString('utf8').replace(/^phigate: /, '')}`);
+    if (code >= 4000 && reason.length > 0) opts.say(`phigate: ${reason.toString('utf8').replace(/^phigate:\s*/, '')}`);
     // 1006: the connection dropped without a closing handshake (the gateway was killed, or a reset).
     else if (code === 1006 && !saidWhy) opts.say(`phigate: the tunnel to the gateway at ${opts.serverUrl} was cut; closed the client connection`);
     local.end();

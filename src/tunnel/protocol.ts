@@ -43,6 +43,8 @@ export const CloseCode = {
   ProtocolError: 4400,
   Unauthenticated: 4401,
   Forbidden: 4403,
+  /** A session over one of the gateway's limits (sessions per identity or connection, connects in flight). */
+  Refused: 4429,
   UpstreamFailed: 4502,
   /** The session outlived a time limit: idle in a transaction, or a tunnel that stopped answering. */
   Timeout: 4408,

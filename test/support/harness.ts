@@ -80,10 +80,12 @@ export interface GatewayOptions {
   serverEnv?: NodeJS.ProcessEnv;
   /** Trust this OpenID Provider instead of starting one (replicas share one); the caller closes it. */
   idp?: TestIdp;
+  /** A PostgreSQL of the test's own (startTestPostgres) instead of the shared one. */
+  pg?: TestPostgres;
 }
 
 export async function startGateway(opts: GatewayOptions = {}): Promise<Gw> {
-  const pg = inject('pg');
+  const pg = opts.pg ?? inject('pg');
   const idp = opts.idp ?? await startTestIdp({ identities: IDENTITIES });
   const dir = mkdtempSync(join(tmpdir(), 'phigate-gw-'));
   const policyFile = join(dir, 'phigate.yaml');

