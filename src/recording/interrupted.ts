@@ -12,6 +12,9 @@ export interface InterruptedSeal {
   /** File name within the recordings directory. */
   file: string;
   bytes: number;
+  /** Statements the recording holds, and the time of its last event (ms since it started). */
+  statements: number;
+  durationMs: number;
   /** The torn last line cut before sealing, if there was one. */
   cut?: { bytes: number; sha256: string };
 }
@@ -46,10 +49,10 @@ export function sealInterruptedRecording(dir: string, sessionId: string, reason:
       ftruncateSync(fd, end);
     }
     const last = lastLine(fd, end);
-    if (last?.type !== 'end') {
-      // The session's last known moment, so a replay lasts as long as the session was seen to.
-      const t = typeof last?.t === 'number' ? last.t : 0;
-      const statements = typeof last?.n === 'number' ? last.n : 0;
+    // The session's last known moment, so a replay lasts as long as the session was seen to.
+    const t = typeof last?.['t'] === 'number' ? last['t'] : 0;
+    const statements = typeof last?.['n'] === 'number' ? last['n'] : typeof last?.['statements'] === 'number' ? last['statements'] : 0;
+    if (last?.['type'] !== 'end') {
       const line = Buffer.from(`${JSON.stringify({ t, type: 'end', statements, reason, ...(cut ? { cut_bytes: cut.bytes } : {}) })}\n`);
       let done = 0;
       while (done < line.length) done += writeSync(fd, line, done, line.length - done, end + done);
@@ -58,7 +61,7 @@ export function sealInterruptedRecording(dir: string, sessionId: string, reason:
     const hash = createHash('sha256');
     const total = fstatSync(fd).size;
     for (let off = 0; off < total; off += CHUNK) hash.update(preadSync(fd, off, Math.min(CHUNK, total - off)));
-    return { sha256: hash.digest('hex'), file, bytes: total, ...(cut ? { cut } : {}) };
+    return { sha256: hash.digest('hex'), file, bytes: total, statements, durationMs: t, ...(cut ? { cut } : {}) };
   } finally {
     closeSync(fd);
   }

@@ -4,7 +4,6 @@
 import type { AuditLog } from '../audit/log.js';
 import type { SessionEndEvent } from '../audit/events.js';
 import { findOpenSessions } from '../audit/open-sessions.js';
-import { loadIndex } from '../audit/search-index.js';
 import { sealInterruptedRecording } from '../recording/interrupted.js';
 import type { Logger } from './log.js';
 
@@ -12,8 +11,7 @@ export const INTERRUPTED = 'interrupted';
 
 /** Ends the log's open sessions; returns their session.end events (already appended). */
 export function closeInterruptedSessions(audit: AuditLog, recordingsDir: string, log: Logger): SessionEndEvent[] {
-  audit.flushIndex();
-  const open = findOpenSessions(loadIndex(audit.dir));
+  const open = findOpenSessions(audit.file);
   const ends: SessionEndEvent[] = [];
   for (const s of open) {
     let seal: ReturnType<typeof sealInterruptedRecording>;
@@ -25,7 +23,8 @@ export function closeInterruptedSessions(audit: AuditLog, recordingsDir: string,
     }
     ends.push({
       type: 'session.end', session: s.session, user: s.user, connection: s.connection,
-      duration_ms: Math.max(0, Math.round(s.lastAtMs - s.startedAtMs)), statements: s.statements, reason: INTERRUPTED,
+      // What the recording shows: the counts kept in memory died with the process.
+      duration_ms: seal?.durationMs ?? 0, statements: seal?.statements ?? 0, reason: INTERRUPTED,
       ...(seal ? { recording: { sha256: seal.sha256, file: seal.file } } : {}),
       ...(seal?.cut ? { recording_cut: seal.cut } : {}),
     });

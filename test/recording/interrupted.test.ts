@@ -9,7 +9,6 @@ import { readRecording } from '../../src/recording/format.js';
 import { RecordingRepairError, sealInterruptedRecording } from '../../src/recording/interrupted.js';
 import { AuditLog } from '../../src/audit/log.js';
 import { findOpenSessions } from '../../src/audit/open-sessions.js';
-import { loadIndex } from '../../src/audit/search-index.js';
 import { tempDir } from '../audit/helpers.js';
 
 const t = tempDir('phigate-interrupted-');
@@ -41,7 +40,7 @@ describe('sealInterruptedRecording', () => {
 
     const seal = sealInterruptedRecording(dir, 'sess-torn', 'interrupted')!;
     const bytes = readFileSync(path);
-    expect(seal).toEqual({ sha256: sha(bytes), file: 'sess-torn.ndjson', bytes: bytes.length, cut: { bytes: torn.length, sha256: sha(torn) } });
+    expect(seal).toEqual({ sha256: sha(bytes), file: 'sess-torn.ndjson', bytes: bytes.length, statements: 2, durationMs: 940, cut: { bytes: torn.length, sha256: sha(torn) } });
     expect(bytes.subarray(0, good).toString()).not.toContain(torn);
     const rec = readRecording(path);
     expect(rec.complete).toBe(true);
@@ -68,27 +67,31 @@ describe('sealInterruptedRecording', () => {
 });
 
 describe('findOpenSessions', () => {
-  it('finds session.start without session.end, with its statements and last known time', async () => {
+  it('finds session.start without session.end after the last server.stop, reading the log backwards across chunks', async () => {
     const dir = join(t.dir, 'log');
     const log = AuditLog.open(dir, { syncIntervalMs: 0 });
     const start = (session: string, user: string) => log.append({
       type: 'session.start', session, user, subject: user, issuer: 'https://idp', kind: 'human', connection: 'ehr',
     });
-    const statement = (session: string) => log.append({
-      type: 'statement', session, user: 'u', connection: 'ehr', sql: 'SELECT 1', kinds: ['select'], tables: [], decision: 'allow', policy: 'sha256:x',
-    });
+    const end = (session: string) => log.append({ type: 'session.end', session, user: 'u', connection: 'ehr', duration_ms: 5, statements: 1, bytes_in: 1, bytes_out: 1 });
+    const statements = (session: string, n: number) => log.appendMany(Array.from({ length: n }, (_, i) => ({
+      type: 'statement' as const, session, user: 'u', connection: 'ehr', sql: `SELECT ${'x, '.repeat(i % 40)}1 FROM patients`, kinds: ['select'], tables: ['patients'], decision: 'allow' as const, policy: 'sha256:x',
+    })));
+    // Before a clean stop nothing can be open (a stop ends its sessions first): not even a start without an end.
+    start('s-before-stop', 'dave');
+    log.append({ type: 'server.stop', reason: 'SIGTERM', sessions: 0 });
     start('s-ended', 'alice');
     start('s-open-1', 'bob');
-    statement('s-ended');
-    statement('s-open-1');
-    statement('s-open-1');
-    log.append({ type: 'session.end', session: 's-ended', user: 'alice', connection: 'ehr', duration_ms: 5, statements: 1, bytes_in: 1, bytes_out: 1 });
-    // Persisted index entries, then an unindexed tail: both are read.
-    log.flushIndex();
+    statements('s-open-1', 2000); // about 400 kB: lines cross the reader's 256 kB chunks
+    end('s-ended');
+    // A nested "type" naming server.stop is an audit.search filter, not a stop.
+    log.append({ type: 'audit.search', user: 'carol', filters: { type: 'server.stop' }, results: 0 });
     start('s-open-2', 'carol');
-    const open = findOpenSessions(loadIndex(dir));
-    expect(open.map((s) => [s.session, s.user, s.connection, s.statements])).toEqual([['s-open-1', 'bob', 'ehr', 2], ['s-open-2', 'carol', 'ehr', 0]]);
-    expect(open[0]!.lastAtMs).toBeGreaterThanOrEqual(open[0]!.startedAtMs);
+    statements('s-open-2', 3);
     await log.close();
+    const open = findOpenSessions(join(dir, 'audit.jsonl'));
+    expect(open.map((s) => [s.session, s.user, s.connection])).toEqual([['s-open-1', 'bob', 'ehr'], ['s-open-2', 'carol', 'ehr']]);
+    expect(open[0]!.startSeq).toBe(3);
+    expect(Date.parse(open[0]!.startedAt)).toBeGreaterThan(0);
   });
 });
