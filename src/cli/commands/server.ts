@@ -25,7 +25,8 @@ function prepareDataDir(dataDir: string): void {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new PhigateError(`cannot start: the data directory ${dataDir} is not writable by this process: ${e.code ?? e.message}`,
-      ExitCode.Error, dataDirOwnerHint(dataDir));
+      ExitCode.Error, e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS' ? dataDirOwnerHint(dataDir)
+        : '--data-dir must name a directory this process can create and write');
   }
 }
 
