@@ -1,6 +1,6 @@
 // The deployment files (Dockerfile, deploy/kubernetes) against the code they deploy: a flag that is
 // renamed, a file that moves or a policy key that changes breaks this test, not a production rollout.
-// (Building the image needs a Docker engine, which this machine does not have.)
+// (Building and running the image: test/e2e/container.test.ts, when a Docker engine answers.)
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';

@@ -76,11 +76,17 @@ export interface SessionEndEvent {
   connection: string;
   duration_ms: number;
   statements: number;
-  bytes_in: number;
-  bytes_out: number;
+  /** Absent for an interrupted session (the counts died with the process). */
+  bytes_in?: number;
+  bytes_out?: number;
   recording?: RecordingSeal;
-  /** Why it ended: client closed, upstream failed, server shutdown, access expired, ... */
+  /**
+   * Why it ended: client closed, upstream failed, server shutdown, access expired, ... or
+   * `interrupted`: the server stopped without ending it (a crash), and the next start closed it.
+   */
   reason?: string;
+  /** An interrupted session's recording ended in a torn line, cut before sealing: its length and SHA-256. */
+  recording_cut?: { bytes: number; sha256: string };
 }
 
 /**

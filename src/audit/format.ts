@@ -83,7 +83,7 @@ export function renderSessions(sessions: readonly SessionSummary[], opts: { more
   const rows = sessions.map((s) => [
     s.session, shortTime(s.started_at), s.user, s.agent ?? (s.kind === 'agent' ? 'agent' : '-'), s.connection,
     s.application_name ?? '', s.ended_at ? formatDurationMs(s.duration_ms) : '-', s.statements === undefined ? '-' : String(s.statements),
-    s.ended_at ? (s.recording ? 'ended, recorded' : 'ended') : 'open',
+    `${s.ended_at ? (s.end_reason === 'interrupted' ? 'interrupted' : 'ended') : 'open'}${s.recording ? ', recorded' : ''}`,
   ]);
   return `${table(header, rows, opts.width ?? 140, 5)}${opts.more ? '(more sessions match: narrow the filters or raise --limit)\n' : ''}`;
 }

@@ -11,6 +11,8 @@
 //   {"t":16,"type":"complete","n":1,"tag":"SELECT 3","rows":3,"recorded":3}
 //   {"t":16,"type":"error"|"notice","n":1,"severity":"ERROR","code":"42501","message":"…"}
 //   {"t":90,"type":"end","statements":1,"reason":"client closed"}
+// A session a crash cut off is ended at the next start: its torn last line (if any) is cut and an end
+// with reason "interrupted", `t` of its last event and `cut_bytes` (the torn line's length) appended.
 // `t` is milliseconds since started_at; `n` the statement number in the session. A `complete` whose
 // `recorded` is less than `rows` hit the row cap: the first `recorded` rows are in the file.
 import { readFileSync } from 'node:fs';
@@ -64,7 +66,7 @@ export type RecordingEvent =
   | { t: number; type: 'row'; n: number; values: (string | null)[] }
   | { t: number; type: 'complete'; n: number; tag: string; rows: number; recorded: number }
   | ({ t: number; type: 'error' | 'notice'; n: number } & Message)
-  | { t: number; type: 'end'; statements: number; reason?: string };
+  | { t: number; type: 'end'; statements: number; reason?: string; cut_bytes?: number };
 
 export interface Recording {
   header: RecordingHeader;

@@ -49,6 +49,7 @@ import { planSharedExport } from '../audit/shared-export.js';
 import { PolicyBroadcast, type PublishedPolicy } from '../policy/shared-policy.js';
 import { CancelRelay, type RemoteCancel } from './shared-cancel.js';
 import { loadOrCreateSigningKey } from '../audit/keys.js';
+import { closeInterruptedSessions } from './interrupted-sessions.js';
 import type { AuditEvent } from '../audit/events.js';
 import { GatewayMetrics, METRICS_CONTENT_TYPE } from './metrics.js';
 
@@ -190,6 +191,8 @@ export class Gateway {
         timings: this.metrics.audit,
         onError: (err) => log.error('audit log failed; statements are refused until it is repaired', { error: err.message, code: err.code }),
       });
+      // The previous process's sessions end before this one starts (a crash left them open).
+      closeInterruptedSessions(this.audit, join(this.opts.dataDir, 'recordings'), log);
       if (this.opts.sharedDb) {
         this.shipper = new AuditShipper({
           db: this.opts.sharedDb, log: this.audit, signingKey, recordingsDir: join(this.opts.dataDir, 'recordings'),

@@ -46,8 +46,10 @@ describe('crash under load', () => {
     const url = (await server.waitFor(/listening on (http:\/\/[\d.:]+)/))[1]!;
     const connect = run(['connect', 'ehr', '--server', url], { PHIGATE_TOKEN: await idp.mint('alice') });
     const port = Number((await connect.waitFor(/port=(\d+)/))[1]);
-    const bench = runCmd('pgbench', ['-n', '-S', '-c', '4', '-T', '8', '-h', '127.0.0.1', '-p', String(port), '-U', 'alice', 'ehr'], { timeoutMs: 30_000 });
-    await new Promise((r) => setTimeout(r, 2500));
+    const bench = runCmd('pgbench', ['-n', '-S', '-c', '4', '-T', '30', '-h', '127.0.0.1', '-p', String(port), '-U', 'alice', 'ehr'], { timeoutMs: 60_000 });
+    // Killed once the load is under way (a fixed delay found none on a busy machine); the kill ends pgbench's sessions.
+    const executedSoFar = (): number => pgLog.join('').split('\n').filter((l) => /statement: SELECT abalance FROM pgbench_accounts WHERE aid =/.test(l)).length;
+    for (let i = 0; i < 300 && executedSoFar() < 200; i++) await new Promise((r) => setTimeout(r, 100));
     server.proc.kill('SIGKILL');
     await server.exited;
     await bench;

@@ -89,4 +89,18 @@ describe('startup failures say what failed', () => {
       holder.kill();
     }
   });
+
+  it('a data directory this process cannot write: says so with a hint, no stack trace', async () => {
+    // A file where the directory should be fails for root too; a bind mount owned by another uid (the
+    // container's case, EACCES) gets the chown/named volume/fsGroup hint.
+    const blocked = join(gw.dir, 'not-a-dir');
+    writeFileSync(blocked, '');
+    const s = run(['server', '--config', gw.policyFile, '--listen', '127.0.0.1:0', '--data-dir', join(blocked, 'data')],
+      { EHR_DB_PASSWORD: gw.pg.roles.scram.password, EHR_MD5_PASSWORD: gw.pg.roles.md5.password });
+    const { code } = await s.exited;
+    expect(code).toBe(1);
+    expect(s.stderr()).toMatch(/cannot start: the data directory .*not-a-dir\/data is not writable by this process: ENOTDIR/);
+    expect(s.stderr()).toMatch(/hint: --data-dir must name a directory this process can create and write/);
+    expect(s.stderr()).not.toMatch(/internal error|    at /);
+  });
 });

@@ -57,7 +57,7 @@ async function runReplay(idOrPrefix: string, opts: ReplayOptions): Promise<void>
   const who = `${h.user}${h.agent ? ` (agent ${h.agent})` : h.kind === 'agent' ? ' (agent)' : ''}`;
   const duration = blocks.length ? formatClock(blocks[blocks.length - 1]!.t) : '00:00';
   const title = `Session ${h.session}: ${who} on ${h.connection}${h.application_name ? ` via ${h.application_name}` : ''}, ` +
-    `started ${shortTime(h.started_at)} UTC, ${duration}${rec.complete ? '' : ' (recording ends abruptly: the session or server stopped)'}`;
+    `started ${shortTime(h.started_at)} UTC, ${duration}${endNote(rec)}`;
   const seal = sealText(got.status, got.seal);
   if (got.status === 'mismatch') process.stderr.write(`phigate: warning: ${seal}\n`);
   if (!process.stdout.isTTY || !process.stdin.isTTY) {
@@ -67,6 +67,12 @@ async function runReplay(idOrPrefix: string, opts: ReplayOptions): Promise<void>
   }
   const { runReplayTui } = await import('../../ui/replay/run.js');
   await runReplayTui({ title, seal: { status: got.status, text: seal }, blocks, speed, step: opts.step === true });
+}
+
+function endNote(rec: Recording): string {
+  if (!rec.complete) return ' (recording ends abruptly: the session or server stopped)';
+  const end = rec.events[rec.events.length - 1];
+  return end?.type === 'end' && end.reason === 'interrupted' ? ' (interrupted: the server stopped without ending the session; closed at its next start)' : '';
 }
 
 function sealText(status: SealStatus, seal: string | undefined): string {

@@ -1,7 +1,6 @@
 // `phigate server`: loads the policy file and runs the gateway until SIGINT/SIGTERM.
 import { Command, Option } from 'commander';
-import { mkdirSync } from 'node:fs';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadPolicyFile } from '../../policy/file.js';
@@ -17,6 +16,25 @@ import { ExitCode, PhigateError } from '../errors.js';
 import { parseHostPort } from '../options.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7432';
+
+/** Creates the data directory and checks this process may write there, before anything is written. */
+function prepareDataDir(dataDir: string): void {
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    accessSync(dataDir, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new PhigateError(`cannot start: the data directory ${dataDir} is not writable by this process: ${e.code ?? e.message}`,
+      ExitCode.Error, e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS' ? dataDirOwnerHint(dataDir)
+        : '--data-dir must name a directory this process can create and write');
+  }
+}
+
+function dataDirOwnerHint(dataDir: string): string {
+  const uid = process.getuid?.();
+  return `the data directory and its files must belong to the user the server runs as${uid === undefined ? '' : ` (uid ${uid})`}: ` +
+    `chown -R ${uid ?? 'USER'} ${dataDir}; in a container mount a named volume, or in Kubernetes set fsGroup`;
+}
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env['XDG_DATA_HOME'] || join(homedir(), '.local', 'share'), 'phigate', 'server');
@@ -92,7 +110,7 @@ async function runServer(opts: ServerOptions): Promise<void> {
     throw err;
   }
   const dataDir = resolve(opts.dataDir ?? defaultDataDir());
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  prepareDataDir(dataDir);
   let tls: { cert: Buffer; key: Buffer } | undefined;
   if (opts.tlsCert && opts.tlsKey) {
     try {
@@ -126,16 +144,17 @@ async function runServer(opts: ServerOptions): Promise<void> {
     }
   }
   const devTtl = Number(process.env['PHIGATE_DEV_ACCESS_TOKEN_TTL'] ?? '') || undefined;
-  const gateway = new Gateway({
-    policy, host: listen.host, port: listen.port, tls, log, dataDir, policyFile: resolve(opts.config),
-    dev: opts.dev ? { stateDir: join(dataDir, 'dev-issuer'), accessTokenTtlSec: devTtl } : undefined,
-    approvalStore,
-    sharedDb,
-    maskingKey,
-    metricsListen,
-  });
   let started: { url: string; metricsUrl?: string };
+  let gateway: Gateway;
   try {
+    gateway = new Gateway({
+      policy, host: listen.host, port: listen.port, tls, log, dataDir, policyFile: resolve(opts.config),
+      dev: opts.dev ? { stateDir: join(dataDir, 'dev-issuer'), accessTokenTtlSec: devTtl } : undefined,
+      approvalStore,
+      sharedDb,
+      maskingKey,
+      metricsListen,
+    });
     started = await gateway.start();
   } catch (err) {
     await approvalStore?.close();
@@ -143,12 +162,13 @@ async function runServer(opts: ServerOptions): Promise<void> {
     const e = err as NodeJS.ErrnoException & { hint?: string };
     // Only a failure to listen is about the address; anything else (the audit log's lock, its files,
     // the signing key) says what it is, with its own hint.
-    if (e.syscall === 'listen' || e.code === 'EADDRINUSE' || e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES') {
+    if (e.syscall === 'listen') {
       throw new PhigateError(`cannot listen on ${opts.listen}: ${e.code ?? e.message}`, ExitCode.Error,
         e.code === 'EADDRINUSE' ? 'another process holds that port; pick another --listen'
           : e.code === 'EACCES' ? 'ports below 1024 need privileges; pick a port above 1024 with --listen' : undefined);
     }
-    throw new PhigateError(`cannot start: ${e.message}`, ExitCode.Error, typeof e.hint === 'string' ? e.hint : undefined);
+    const hint = typeof e.hint === 'string' ? e.hint : e.code === 'EACCES' || e.code === 'EPERM' ? dataDirOwnerHint(dataDir) : undefined;
+    throw new PhigateError(`cannot start: ${e.message}`, ExitCode.Error, hint);
   }
   log.info('server started', {
     url: started.url, connections: [...policy.connections.keys()].join(','), data_dir: dataDir, policy_version: gateway.policyVersion,
