@@ -36,7 +36,7 @@ import { originalPosition } from '../masking/source/masker.js';
 import type { RewriteOutcome, TextEdit } from '../masking/source/rewrite.js';
 import type { Classification } from '../policy/classify/index.js';
 import { classificationOf, failedAnalysis, isHeavy, OFF_THREAD_STATEMENTS, type AnalysisRequest, type TextAnalysis } from './analysis.js';
-import { messageSizeError, oversizeEvidence, statementSizeError } from './size-limits.js';
+import { PROGRAM_LIMIT_EXCEEDED, messageSizeError, oversizeEvidence, statementSizeError } from './size-limits.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -757,7 +757,8 @@ export class ClientSession {
     const ev: StatementEvent = {
       type: 'statement', session: this.id, user: this.opts.identity.name, connection: this.opts.connection.name,
       sql: extra.redacted ?? this.gate!.redact(sql), kinds: d?.kinds ?? [], tables: d?.tables ?? [],
-      decision: decision ?? (verdict.action === 'block' && !d ? 'error' : verdict.action),
+      // Refused by no rule: an error (cannot classify), or a block when a limit refused it.
+      decision: decision ?? (verdict.action === 'block' && !d && verdict.error.code !== PROGRAM_LIMIT_EXCEEDED ? 'error' : verdict.action),
       rule: d?.rule, reason: verdict.action === 'block' ? verdict.error.message : d?.reason,
       policy: this.opts.policyVersion(), approval,
     };
