@@ -224,7 +224,11 @@ masking:
       };
       const ids: number[] = [];
       for (let i = 1, len = 0; len < STALL_BYTES; i++, len += String(i).length + 1) ids.push(i);
-      const largeSql = `SELECT count(*) FROM pgbench_branches WHERE bid IN (${ids.join(',')})`;
+      // A different text each time (as an application's literals differ): no cache answers it.
+      const largeSql = (i: number): string => `SELECT count(*) + ${i} FROM pgbench_branches WHERE bid IN (${ids.join(',')})`;
+      // Warm-up (JIT, first connections, the analysis worker's start), not measured.
+      for (let i = 0; i < 500; i++) await small.query('SELECT 1');
+      await big.query(largeSql(-1));
       await loopStats();
       const quietEnd = Date.now() + 3000;
       const alone = await smallFor(() => Date.now() > quietEnd);
@@ -232,7 +236,7 @@ masking:
       let done = false;
       const t0 = process.hrtime.bigint();
       const sending = (async () => {
-        for (let i = 0; i < STALL_COUNT; i++) await big.query(largeSql);
+        for (let i = 0; i < STALL_COUNT; i++) await big.query(largeSql(i));
       })().finally(() => (done = true));
       const beside = await smallFor(() => done);
       await sending;

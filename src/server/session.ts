@@ -124,6 +124,8 @@ interface Analysed {
   a: TextAnalysis;
   allowUnknown: boolean;
   plainOutputs: boolean;
+  /** The catalog snapshot the rewrite and the lineage were made under. */
+  snapshot: CatalogSnapshot | undefined;
 }
 
 /** A frontend message that exists on the wire (everything but a parse failure). */
@@ -198,7 +200,7 @@ export class ClientSession {
   private analysing = false;
   private readonly analyses = new WeakMap<WireMessage, Analysed>();
   /** Classifications made off the event loop, by text: the gate and the masking layer read them instead of parsing. */
-  private readonly preclassified = new Map<string, Classification>();
+  private readonly preclassified = new Map<string, { c: Classification; analysed: Analysed | undefined }>();
   private preclassifiedChars = 0;
   /** Reading stopped: more than limits.pipeline_depth statements are on their way unanswered. */
   private depthPaused = false;
@@ -361,7 +363,7 @@ export class ClientSession {
     // Texts analysed off the event loop are answered from their analysis; short ones never look.
     const classifier = {
       classify: (sql: string): Classification =>
-        (this.preclassified.size > 0 && sql.length >= OFF_THREAD_STATEMENTS * 2 ? this.preclassified.get(sql) : undefined) ?? shared.classify(sql),
+        (this.preclassified.size > 0 && sql.length >= OFF_THREAD_STATEMENTS * 2 ? this.preclassified.get(sql)?.c : undefined) ?? shared.classify(sql),
     };
     this.gate = new StatementGate({
       policy: this.opts.policy,
@@ -644,7 +646,16 @@ export class ClientSession {
   /** Does this Query/Parse need an analysis off the event loop first (a large text not analysed yet, or with other options)? */
   private needsAnalysis(m: Extract<WireMessage, { type: 'Query' | 'Parse' }>, allowUnknown: boolean, plainOutputs: boolean): boolean {
     if (!this.opts.analyze || !isHeavy(m.sql)) return false;
-    const done = this.analyses.get(m);
+    let done = this.analyses.get(m);
+    if (done === undefined) {
+      // The same text again (a client repeating a large statement): its analysis still holds while
+      // the catalog has not changed (the rewrite depends on it; the classification does not).
+      const again = this.preclassified.get(m.sql)?.analysed;
+      if (again !== undefined && (this.opts.source === undefined || again.snapshot === this.opts.catalog?.())) {
+        this.analyses.set(m, again);
+        done = again;
+      }
+    }
     if (done !== undefined) return this.opts.source !== undefined && !this.rewrites.has(m) && (done.allowUnknown !== allowUnknown || done.plainOutputs !== plainOutputs);
     // A text seen before is in the classifier's cache: inline costs a lookup (the masked reader's rewrite has its own cache).
     return this.opts.classifier.cached(m.sql) === undefined || this.opts.source !== undefined;
@@ -658,15 +669,19 @@ export class ClientSession {
     const layer = this.masking ?? this.recordMask;
     const snapshot = this.opts.catalog?.();
     const req: AnalysisRequest = { sql: m.sql, lineage: layer !== undefined, ...(this.opts.source ? { rewrite: { allowUnknown, plainOutputs } } : {}) };
+    let failed = false;
     this.opts.analyze!(req).catch((err: Error) => {
       this.opts.log.error('statement analysis failed; the statement is refused', { session: this.id, error: err.message });
+      failed = true;
       return failedAnalysis(m.sql, 'the analysis worker failed');
     }).then((a) => {
       if (this.state !== 'relay') return;
-      this.analyses.set(m, { a, allowUnknown, plainOutputs });
+      const analysed: Analysed = { a, allowUnknown, plainOutputs, snapshot };
+      this.analyses.set(m, analysed);
       const c = classificationOf(a.classification, m.sql);
       if (this.preclassified.delete(m.sql)) this.preclassifiedChars -= m.sql.length;
-      this.preclassified.set(m.sql, c);
+      // A failure is this message's only: the same text sent again is analysed again.
+      this.preclassified.set(m.sql, { c, analysed: failed ? undefined : analysed });
       this.preclassifiedChars += m.sql.length;
       while (this.preclassified.size > 1 && (this.preclassified.size > ANALYSED_KEPT || this.preclassifiedChars > ANALYSED_CHARS)) {
         const oldest = this.preclassified.keys().next().value as string;
