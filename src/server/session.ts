@@ -69,6 +69,9 @@ export interface SourceMaskingHandle {
 const ANALYSED_KEPT = 32;
 const ANALYSED_CHARS = 32 * 1024 * 1024;
 
+/** How long one run of a client's messages may hold the event loop before the rest waits a turn. */
+const SLICE_MS = 10;
+
 /** Asks PostgreSQL to send what it has buffered (a client paused at the pipeline depth waits for those answers). */
 const FLUSH = Buffer.from([0x48, 0, 0, 0, 4]);
 
@@ -198,6 +201,8 @@ export class ClientSession {
   private catalogWait = false;
   /** Waiting for the analysis worker: this client's later messages queue behind the statement. */
   private analysing = false;
+  /** A long run of messages was cut to let other sessions run; the rest goes on at the next turn of the event loop. */
+  private sliced = false;
   private readonly analyses = new WeakMap<WireMessage, Analysed>();
   /** Classifications made off the event loop, by text: the gate and the masking layer read them instead of parsing. */
   private readonly preclassified = new Map<string, { c: Classification; analysed: Analysed | undefined }>();
@@ -470,7 +475,7 @@ export class ClientSession {
   /** `data`, when given, is the chunk the messages were parsed from (enables whole-chunk writes). */
   private relayMessages(msgs: FrontendMessage[], data: Buffer | undefined): void {
     if (!this.upstream || msgs.length === 0) return;
-    if (this.held || this.barrierAt > 0 || this.catalogWait || this.analysing) {
+    if (this.held || this.barrierAt > 0 || this.catalogWait || this.analysing || this.sliced) {
       for (const m of msgs) {
         this.backlog.push(m);
         this.backlogBytes += m.type === 'ProtocolError' ? 0 : m.raw.length;
@@ -485,8 +490,17 @@ export class ClientSession {
     const out: Buffer[] = [];
     const events: AuditEvent[] = [];
     let unchanged = true;
+    const started = performance.now();
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i]!;
+      // Many messages in one chunk, each cheap alone (statements just under the worker's threshold,
+      // each of a new shape), can still add up: past SLICE_MS the rest waits for the next turn.
+      if (i > 0 && performance.now() - started > SLICE_MS) {
+        if (!this.recordEvents(events)) return;
+        this.writeUpstream(out, undefined);
+        this.sliceRest(msgs.slice(i));
+        return;
+      }
       const text = m.type === 'Query' || m.type === 'Parse' ? m : undefined;
       // Over limits.statement_bytes: refused before anything reads the text.
       const oversize = text && statementSizeError(text.sql, limits);
@@ -634,13 +648,24 @@ export class ClientSession {
 
   /** What queued while a statement was held, a barrier was up or the catalog was read goes on once none is. */
   private drainBacklog(): void {
-    if (this.held || this.barrierAt > 0 || this.catalogWait || this.analysing || this.state !== 'relay') return;
+    if (this.held || this.barrierAt > 0 || this.catalogWait || this.analysing || this.sliced || this.state !== 'relay') return;
     const backlog = this.backlog;
     this.backlog = [];
     this.backlogBytes = 0;
     if (!this.clientPaused && !this.depthPaused) this.ws.resume();
     if (backlog.length > 0) this.relayMessages(backlog, undefined);
     this.checkDepth();
+  }
+
+  /** Queues `rest` ahead of the backlog and relays it at the next turn of the event loop. */
+  private sliceRest(rest: FrontendMessage[]): void {
+    this.sliced = true;
+    this.backlog = [...rest, ...this.backlog];
+    for (const b of rest) this.backlogBytes += b.type === 'ProtocolError' ? 0 : b.raw.length;
+    setImmediate(() => {
+      this.sliced = false;
+      this.drainBacklog();
+    });
   }
 
   /** Does this Query/Parse need an analysis off the event loop first (a large text not analysed yet, or with other options)? */

@@ -167,6 +167,27 @@ describe('limits', () => {
     expect(r.stdout).toMatch(/number of transactions actually processed: 3\/3/);
   });
 
+  it('answers in order a burst of statements each just under the worker threshold (the run is sliced, not reordered)', async () => {
+    const raw = await rawPg(port);
+    try {
+      const list = Array.from({ length: 1200 }, (_, k) => k).join(',');
+      const n = 150;
+      raw.send(Buffer.concat(Array.from({ length: n }, (_, i) => serialize.query(`SELECT ${i} AS n WHERE ${i} IN (${list})`))));
+      await raw.readyForQuery(n, 60_000);
+      const got: number[] = [];
+      const buf = raw.received();
+      for (let off = 0; off + 5 <= buf.length;) {
+        const len = buf.readInt32BE(off + 1);
+        // DataRow: one column, its length, its text.
+        if (buf[off] === 0x44) got.push(Number(buf.subarray(off + 11, off + 1 + len).toString()));
+        off += 1 + len;
+      }
+      expect(got).toEqual(Array.from({ length: n }, (_, i) => i));
+    } finally {
+      raw.close();
+    }
+  });
+
   it('keeps serving other clients and /healthz while one sends a 900 KiB statement', async () => {
     // Refused by a rule, so its whole time is the gateway's own analysis (PostgreSQL never parses
     // it): parsed inline it would hold the event loop throughout and nothing else would be answered.
