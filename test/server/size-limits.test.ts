@@ -2,6 +2,10 @@
 // its policy key and SQLSTATE 54000; what evidence keeps of an over-size statement holds no literal.
 import { describe, expect, it } from 'vitest';
 import { humanBytes, messageSizeError, oversizeEvidence, statementCountError, statementSizeError } from '../../src/server/size-limits.js';
+import { StatementGate } from '../../src/server/gate.js';
+import { ShapeClassifierCache } from '../../src/policy/shape-cache.js';
+import { initClassifier } from '../../src/policy/classify/index.js';
+import { parsePolicyFile } from '../../src/policy/file.js';
 
 describe('size limits', () => {
   it('writes sizes as people read them', () => {
@@ -46,5 +50,35 @@ describe('size limits', () => {
     // A surrogate pair straddling the cut is not split.
     const emoji = `${'x'.repeat(4095)}\u{1F600}${'y'.repeat(10)}`;
     expect(oversizeEvidence(emoji)).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
+  });
+});
+
+describe('statements per query in the gate', () => {
+  const policyWith = (limit: number) => parsePolicyFile(`version: 1
+connections:
+  ehr:
+    upstream: postgres://svc@db.internal:5432/ehr
+    tls: disable
+    allow_groups: [engineering]
+limits:
+  statements_per_query: ${limit}
+default: allow
+`, 'limits.yaml');
+
+  it('refuses a Query over the limit whole, reading the limit of the policy in force at each Query', async () => {
+    await initClassifier();
+    let policy = policyWith(3);
+    const gate = new StatementGate({
+      policy: () => policy, classifier: new ShapeClassifierCache(), connection: 'ehr',
+      identity: { name: 'a', subject: 'a', groups: ['engineering'], kind: 'human' },
+    });
+    expect(gate.onQuery('select 1; select 2; select 3').action).toBe('allow');
+    const v = gate.onQuery('select 1; select 2; select 3; select 4');
+    expect(v.action === 'block' && v.error).toMatchObject({ code: '54000', message: expect.stringMatching(/query of 4 statements exceeds limits\.statements_per_query \(3\)/) });
+    // A PREPARE in a refused Query is not remembered: executing it is refused as unknown.
+    expect(gate.onQuery('prepare p as select 1; select 2; select 3; select 4').action).toBe('block');
+    expect(gate.onQuery('execute p').action).toBe('block');
+    policy = policyWith(10);
+    expect(gate.onQuery('select 1; select 2; select 3; select 4').action).toBe('allow');
   });
 });
