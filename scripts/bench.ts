@@ -2,6 +2,8 @@
 // Data path: pgbench -S (select-only) with 1 and 8 clients, direct vs through `phigate connect` →
 // `phigate server`; prints TPS, mean latency, the ratio, and the gateway's CPU per transaction.
 import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,8 +31,11 @@ async function timed(f: () => Promise<{ code: number | null; stderr: string }>):
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
 const SCALE = Number(process.env['BENCH_SCALE'] ?? 10);
-// BENCH_ONLY=decisions,pgbench,masking,evidence runs just those sections (all by default).
-const ONLY = new Set((process.env['BENCH_ONLY'] ?? 'decisions,pgbench,masking,evidence').split(',').map((s) => s.trim()));
+// BENCH_ONLY=decisions,pgbench,masking,evidence,stall runs just those sections (all by default).
+const ONLY = new Set((process.env['BENCH_ONLY'] ?? 'decisions,pgbench,masking,evidence,stall').split(',').map((s) => s.trim()));
+/** stall: the size of each large statement, and how many are sent. */
+const STALL_BYTES = Number(process.env['BENCH_STALL_BYTES'] ?? 900 * 1024);
+const STALL_COUNT = Number(process.env['BENCH_STALL_COUNT'] ?? 4);
 // BENCH_STORE=1: the gateway runs with --store (a database on the same PostgreSQL), so evidence
 // shipping is part of what is measured.
 const STORE = process.env['BENCH_STORE'] === '1';
@@ -121,8 +126,10 @@ masking:
       storeArgs.push('--store', `postgres://${encodeURIComponent(su.user)}:${encodeURIComponent(su.password)}@${db.info.host}:${db.info.port}/phigate_bench_store`);
       process.stdout.write('  (gateway with --store: evidence shipped to PostgreSQL)\n');
     }
+    // The gateway samples its own event-loop delay (loop-delay.ts), printed on SIGUSR2.
+    const loopDelay = fileURLToPath(new URL('./loop-delay.js', import.meta.url));
     const server = run(['server', '--config', policy, '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-level', 'warn', ...storeArgs],
-      { EHR_DB_PASSWORD: role.password }, { nodeArgs });
+      { EHR_DB_PASSWORD: role.password }, { nodeArgs: [...nodeArgs, '--import', loopDelay] });
     procs.push(server);
     const serverUrl = (await server.waitFor(/listening on (http:\/\/[\d.]+:\d+)/))[1]!;
     const connect = run(['connect', 'ehr', '--server', serverUrl], { PHIGATE_TOKEN: await idp.mint('alice') }, { nodeArgs });
@@ -187,6 +194,63 @@ masking:
       // The common case: a table without masked columns, every text value still scanned by the detectors.
       await bigSelect('detector_rows_ratio', `Detectors only (SELECT * FROM pgbench_accounts: ${fmt(SCALE * 100_000)} rows, no masked column, a text column scanned)`,
         'SELECT * FROM pgbench_accounts', SCALE * 100_000);
+    }
+    if (ONLY.has('stall')) {
+      let reads = 0;
+      /** The gateway's event-loop delay since the previous call. */
+      const loopStats = async (): Promise<{ max_ms: number; p99_ms: number; mean_ms: number }> => {
+        server.proc.kill('SIGUSR2');
+        const m = await server.waitFor(new RegExp(`loop-delay#${++reads} (\\{.*\\})`));
+        return JSON.parse(m[1]!) as { max_ms: number; p99_ms: number; mean_ms: number };
+      };
+      const client = async (): Promise<pg.Client> => {
+        const c = new pg.Client({ host: '127.0.0.1', port: gwPort, user: 'alice', database: 'ehr' });
+        await c.connect();
+        return c;
+      };
+      const [big, small] = await Promise.all([client(), client()]);
+      // Small statements alone for a while, then again while the other client sends large ones.
+      const smallFor = async (until: () => boolean): Promise<{ n: number; seconds: number; maxMs: number }> => {
+        const t0 = process.hrtime.bigint();
+        let n = 0;
+        let maxMs = 0;
+        while (!until()) {
+          const t = process.hrtime.bigint();
+          await small.query('SELECT 1');
+          maxMs = Math.max(maxMs, Number(process.hrtime.bigint() - t) / 1e6);
+          n++;
+        }
+        return { n, seconds: Number(process.hrtime.bigint() - t0) / 1e9, maxMs };
+      };
+      const ids: number[] = [];
+      for (let i = 1, len = 0; len < STALL_BYTES; i++, len += String(i).length + 1) ids.push(i);
+      // A different text each time (as an application's literals differ): no cache answers it.
+      const largeSql = (i: number): string => `SELECT count(*) + ${i} FROM pgbench_branches WHERE bid IN (${ids.join(',')})`;
+      // Warm-up (JIT, first connections, the analysis worker's start), not measured.
+      for (let i = 0; i < 500; i++) await small.query('SELECT 1');
+      await big.query(largeSql(-1));
+      await loopStats();
+      const quietEnd = Date.now() + 3000;
+      const alone = await smallFor(() => Date.now() > quietEnd);
+      const quiet = await loopStats();
+      let done = false;
+      const t0 = process.hrtime.bigint();
+      const sending = (async () => {
+        for (let i = 0; i < STALL_COUNT; i++) await big.query(largeSql(i));
+      })().finally(() => (done = true));
+      const beside = await smallFor(() => done);
+      await sending;
+      const largeS = Number(process.hrtime.bigint() - t0) / 1e9;
+      const loaded = await loopStats();
+      await Promise.all([big.end(), small.end()]);
+      summary['stall_max_ms'] = loaded.max_ms;
+      summary['stall_small_tps_ratio'] = beside.n / beside.seconds / (alone.n / alone.seconds);
+      process.stdout.write(`\nEvent-loop stall (one client sends ${STALL_COUNT} statements of ${fmt(STALL_BYTES / 1024)} KiB, another SELECT 1 in a loop)\n`);
+      process.stdout.write(`  gateway event-loop delay, small statements alone: max ${quiet.max_ms} ms, p99 ${quiet.p99_ms} ms\n`);
+      process.stdout.write(`  gateway event-loop delay, beside large ones:     max ${loaded.max_ms} ms, p99 ${loaded.p99_ms} ms\n`);
+      process.stdout.write(`  large statements: ${fmt(largeS / STALL_COUNT, 2)} s each\n`);
+      process.stdout.write(`  small statements: ${fmt(alone.n / alone.seconds)}/s alone (slowest ${fmt(alone.maxMs, 1)} ms), ` +
+        `${fmt(beside.n / beside.seconds)}/s beside large ones (slowest ${fmt(beside.maxMs, 1)} ms)\n`);
     }
     if (ONLY.has('evidence')) {
       process.stdout.write('\nEvidence\n');

@@ -10,7 +10,14 @@ export class ProtocolError extends Error {
   /** SQLSTATE `protocol_violation`, as PostgreSQL reports the same faults. */
   readonly code = '08P01';
 
-  constructor(message: string) {
+  /**
+   * `size`: set when the fault is a message longer than the configured maximum (not a malformed
+   * one), so the caller can name its own limit.
+   */
+  constructor(
+    message: string,
+    readonly size?: { length: number; limit: number },
+  ) {
     super(message);
     this.name = 'ProtocolError';
   }

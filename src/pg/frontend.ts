@@ -96,7 +96,8 @@ def('p', 'AuthResponse', AUTH_LIMIT);
  */
 export class FrontendParser {
   private state: FrontendPhase = 'startup';
-  private readonly maxMessageSize: number;
+  /** Read at every message header, so a new limit (a reloaded policy) applies from the next message on. */
+  maxMessageSize: number;
   /** Bytes of the incomplete message at the end of the stream, as views of the chunks they came in. */
   private parts: Buffer[] = [];
   private partsLen = 0;
@@ -230,16 +231,17 @@ export class FrontendParser {
     }
     const limit = typeLimit < this.maxMessageSize ? typeLimit : this.maxMessageSize;
     if (len > limit) {
-      this.fail(out, `message of ${len} bytes exceeds limit of ${limit} (type ${describeTypeByte(type)})`);
+      const message = `message of ${len} bytes exceeds limit of ${limit} (type ${describeTypeByte(type)})`;
+      this.fail(out, message, limit === this.maxMessageSize ? { length: len, limit } : undefined);
       return FAILED;
     }
     return len + 1;
   }
 
-  private fail(out: FrontendMessage[], message: string): void {
+  private fail(out: FrontendMessage[], message: string, size?: { length: number; limit: number }): void {
     this.state = 'failed';
     this.clearPending();
-    out.push({ type: 'ProtocolError', error: new ProtocolError(message) });
+    out.push({ type: 'ProtocolError', error: new ProtocolError(message, size) });
   }
 
   private decode(buf: Buffer, at: number, total: number, out: FrontendMessage[]): void {

@@ -149,6 +149,14 @@ export class ShapeClassifierCache {
     return c;
   }
 
+  /**
+   * The classification of a text seen before, without parsing; undefined when classify would have
+   * to parse. Only the exact-text cache is asked: the texts this is for are too long for shapes.
+   */
+  cached(sql: string): Classification | undefined {
+    return this.exact.peek(sql);
+  }
+
   stats(): { hits: number; misses: number; shapeHits: number; size: number; shapes: number } {
     return { ...this.exact.stats(), shapeHits: this.shapeHits, shapes: this.shapes.size };
   }

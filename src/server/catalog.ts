@@ -220,6 +220,25 @@ export class CatalogSnapshot {
   get size(): number {
     return this.byOid.size;
   }
+
+  /** Plain data (structured-clone safe) from which fromData builds an equal snapshot in another thread. */
+  toData(): CatalogSnapshotData {
+    return { relations: [...this.byOid.values()], takenAt: this.takenAt, functions: this.functions, operators: this.operators, epoch: this.epoch };
+  }
+
+  static fromData(d: CatalogSnapshotData): CatalogSnapshot {
+    const s = new CatalogSnapshot(d.relations, d.takenAt, d.functions, d.operators);
+    s.epoch = d.epoch;
+    return s;
+  }
+}
+
+export interface CatalogSnapshotData {
+  relations: Relation[];
+  takenAt: number;
+  functions: readonly CatalogFunction[];
+  operators: readonly CatalogOperator[];
+  epoch: string | undefined;
 }
 
 function resolveDomain(oid: number, typmod: number, sql: string, domains: Map<number, [number, number]>, names: Map<string, string>): SourceColumnType {

@@ -10,12 +10,14 @@ import { decideStatements, type Decision, type DecisionSubject } from '../policy
 import type { PolicyFile } from '../policy/file.js';
 import { reachOf, SessionDefinitions } from '../policy/reach.js';
 import type { CatalogSnapshot } from './catalog.js';
+import { statementCountError } from './size-limits.js';
 
 /** `text`, on an Execute's verdict: the prepared statement's text it runs (the possibility decided on). */
+/** `redacted`, on an Execute's verdict: that text's redaction when the Parse had it made elsewhere (the analysis worker). */
 export type Verdict =
-  | { action: 'allow'; decision?: Decision; barrier?: boolean; text?: string }
-  | { action: 'block'; error: ErrorFields; decision?: Decision; text?: string }
-  | { action: 'approve'; decision: Decision; statement: string; fingerprint: string; barrier?: boolean; text?: string };
+  | { action: 'allow'; decision?: Decision; barrier?: boolean; text?: string; redacted?: string }
+  | { action: 'block'; error: ErrorFields; decision?: Decision; text?: string; redacted?: string }
+  | { action: 'approve'; decision: Decision; statement: string; fingerprint: string; barrier?: boolean; text?: string; redacted?: string };
 
 const INSUFFICIENT_PRIVILEGE = '42501';
 
@@ -71,7 +73,11 @@ export class StatementGate {
   constructor(private readonly opts: GateOptions) {}
 
   onQuery(sql: string): Verdict {
-    return this.judge(sql, this.classify(sql));
+    const c = this.classify(sql);
+    // Refused whole, before any part is decided (a PREPARE in it is not remembered either).
+    const tooMany = c.ok ? statementCountError(c.statements.length, this.opts.policy().limits) : undefined;
+    if (tooMany) return { action: 'block', error: tooMany };
+    return this.judge(sql, c);
   }
 
   onParse(name: string, sql: string): Verdict {
@@ -84,7 +90,7 @@ export class StatementGate {
     const verdict = this.judge(sql, c);
     if (verdict.action === 'block' || !c.ok) return verdict;
     const st = c.statements[0];
-    if (st) this.remember(name, { sql, statement: st, fingerprint: c.fingerprint || sql });
+    if (st) this.remember(name, { sql, statement: st, fingerprint: c.fingerprint || sql, redacted: this.redactions.get(c) });
     // Parsing runs nothing: an approval (or a settings barrier) applies when it is executed.
     return { action: 'allow', decision: verdict.decision };
   }
@@ -109,6 +115,7 @@ export class StatementGate {
     const subject = options[decision.statementIndex ?? 0] ?? options[0]!;
     const v = this.verdictFor(decision, subject, options.some((o) => mayChangeLexing(o.statement)), statements);
     v.text = subject.sql;
+    if (subject.redacted !== undefined) v.redacted = subject.redacted;
     return v;
   }
 
@@ -128,13 +135,26 @@ export class StatementGate {
   /** The statement as evidence may show it: every literal replaced. */
   redact(sql: string): string {
     const c = this.classify(sql);
-    if (!c.ok) return redactLiterals(sql);
     let r = this.redactions.get(c);
     if (r === undefined) {
       r = redactLiterals(sql);
       this.redactions.set(c, r);
     }
     return r;
+  }
+
+  /** The redaction of `c`'s text made elsewhere (the analysis worker), so evidence does not lex it again here. */
+  adoptRedaction(c: Classification, redacted: string): void {
+    this.redactions.set(c, redacted);
+  }
+
+  /**
+   * A Parse refused before it was classified (its text is over limits.statement_bytes): the unnamed
+   * statement is replaced all the same, as PostgreSQL replaces it before parsing.
+   */
+  refuseParse(name: string, error: ErrorFields): Verdict {
+    if (name === '') this.prepared.delete('');
+    return { action: 'block', error };
   }
 
   /** An approver approved with scope "session": the same statement text runs without asking again. */
@@ -269,6 +289,8 @@ interface Prepared {
   /** The statement running the name executes (for SQL PREPARE: the prepared statement's kind). */
   statement: Statement;
   fingerprint: string;
+  /** The text's redaction, when it was made off the event loop (a large text: executing it must not parse it here). */
+  redacted?: string;
 }
 
 const MAX_POSSIBILITIES = 32;

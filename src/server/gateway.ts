@@ -23,6 +23,8 @@ import { AccessError, AccessGrants, type AccessGrant, type AccessRequestState } 
 import { CancelRegistry } from './cancel-registry.js';
 import { ClientSession, type SessionOptions, type SourceMaskingHandle } from './session.js';
 import { createSourceMasking, type SourceMaskingSetup } from '../masking/source/index.js';
+import { AnalysisPool, type SourceMaskingSpec } from './analysis-pool.js';
+import type { AnalysisRequest, TextAnalysis } from './analysis.js';
 import { CatalogCache } from './catalog.js';
 import { Admission } from './admission.js';
 import { limitKey, sessionsFor } from '../policy/limits.js';
@@ -124,7 +126,9 @@ export class Gateway {
   /** Held statements wait here for a person; sessions call `approvals.request`. */
   readonly approvals: ApprovalService;
   private readonly catalogs = new Map<string, CatalogCache>();
-  private readonly sourceMaskings = new Map<string, { policy: PolicyFile; setup: SourceMaskingSetup }>();
+  private readonly sourceMaskings = new Map<string, { policy: PolicyFile; setup: SourceMaskingSetup; spec: SourceMaskingSpec }>();
+  /** Analyses large statement texts off the event loop (analysis-pool.ts). */
+  readonly analysis: AnalysisPool;
   /** Connections whose upstream role was checked (or is being checked) for server-access privileges. */
   private readonly roleChecks = new Set<string>();
   private stopped = false;
@@ -161,6 +165,7 @@ export class Gateway {
       ...(opts.sharedDb ? { shipping: () => this.shipper?.stats() } : {}),
     });
     this.approvalRoutes = createApprovalRoutes({ service: this.approvals, authenticate: (req) => this.authenticate(req), log: opts.log });
+    this.analysis = new AnalysisPool(opts.log);
     this.wss = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false,
@@ -354,6 +359,7 @@ export class Gateway {
     await this.opts.approvalStore?.close?.().catch((err: Error) => this.opts.log.error('approval store close failed', { error: err.message }));
     this.access.close();
     for (const c of this.catalogs.values()) c.stop();
+    await this.analysis.close();
     await this.auditRoutes?.close();
     // Sessions end first (their session.end records), then the log closes with a final checkpoint.
     await new Promise((r) => setImmediate(r));
@@ -592,38 +598,47 @@ export class Gateway {
    */
   private maskingFor(
     identity: Identity, connection: ConnectionPolicy,
-  ): Pick<SessionOptions, 'masking' | 'maskedColumns' | 'maskingReady' | 'recordingMasking' | 'catalog' | 'source'> {
+  ): Pick<SessionOptions, 'masking' | 'maskedColumns' | 'maskingReady' | 'recordingMasking' | 'catalog' | 'source' | 'analyze'> {
     const c = this.catalogFor(connection);
-    const base = { maskingReady: () => c.ready(), catalog: () => c.current };
+    const pool = this.analysis;
+    // The worker reads the snapshot current when the job is sent, as the inline path would.
+    const analyze = (req: AnalysisRequest): Promise<TextAnalysis> => pool.analyze(req, { snapshot: c.current });
+    const base = { maskingReady: () => c.ready(), catalog: () => c.current, analyze };
     const config = this.policy.masking;
     if (config.columns.length === 0 && config.detectors.length === 0) return base;
     const maskedColumns = maskedColumnKeys(config);
     const ctx = { config, tokenKey: this.tokenKey(), catalog: () => c.current };
     // Unmasked readers see raw values; their recordings are masked all the same.
     if (isUnmaskedReader(config, identity.groups)) return { ...base, maskedColumns, recordingMasking: ctx };
-    const setup = this.sourceMaskingFor(connection.name);
-    if (setup === undefined) return { ...base, masking: ctx, maskedColumns };
+    const entry = this.sourceMaskingFor(connection.name);
+    if (entry === undefined) return { ...base, masking: ctx, maskedColumns };
+    const { setup, spec } = entry;
     const source: SourceMaskingHandle = {
       rewrite: (sql, allowUnknown, plainOutputs) => setup.masking.rewrite(sql, c.current, { allowUnknown, plainOutputs }),
       refresh: async (since) => (await c.refreshAfter(since)).takenAt >= since,
     };
-    return { ...base, masking: { ...ctx, secrets: setup.secrets }, maskedColumns, source };
+    return {
+      ...base, masking: { ...ctx, secrets: setup.secrets }, maskedColumns, source,
+      analyze: (req) => pool.analyze(req, { spec, snapshot: c.current }),
+    };
   }
 
   /**
    * Masking at the source for a connection under the policy in force (one per policy: its caches
    * hold rewrites of that policy's masking); none when the policy masks no column.
    */
-  private sourceMaskingFor(connection: string): SourceMaskingSetup | undefined {
+  private sourceMaskingFor(connection: string): { setup: SourceMaskingSetup; spec: SourceMaskingSpec } | undefined {
     const policy = this.policy;
     if (policy.masking.columns.length === 0) return undefined;
     let entry = this.sourceMaskings.get(connection);
     if (entry === undefined || entry.policy !== policy) {
       const allowed = new Set(policy.functions.filter((f) => f.maskedReaders).map((f) => (f.schema === undefined ? f.name : `${f.schema}.${f.name}`)));
-      entry = { policy, setup: createSourceMasking(policy.masking, this.tokenKey(), allowed) };
+      // The analysis worker builds the same masking from the same three things.
+      const spec: SourceMaskingSpec = { config: policy.masking, tokenKey: this.tokenKey(), allowed: [...allowed] };
+      entry = { policy, setup: createSourceMasking(spec.config, spec.tokenKey, allowed), spec };
       this.sourceMaskings.set(connection, entry);
     }
-    return entry.setup;
+    return entry;
   }
 
   /** Checks every connection's upstream role (at start); a connection that cannot be reached is checked when its catalog first loads. */

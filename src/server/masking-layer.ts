@@ -301,6 +301,21 @@ export class MaskingLayer {
     return l?.deferred ?? l;
   }
 
+  /**
+   * The lineage of `sql` under `snapshot`, traced off the event loop (analysis.ts): kept as if traced
+   * here, unless the catalog has moved on since (then it is traced again when needed).
+   */
+  adoptLineage(sql: string, snapshot: CatalogSnapshot, lineage: StatementLineage[]): void {
+    if (snapshot !== this.ctx.catalog()) return;
+    if (snapshot !== this.lineageSnapshot) {
+      this.lineages = new Map();
+      this.lineageSnapshot = snapshot;
+    }
+    this.lineages.delete(sql);
+    this.lineages.set(sql, lineage);
+    if (this.lineages.size > LINEAGE_CACHE) this.lineages.delete(this.lineages.keys().next().value as string);
+  }
+
   private rawLineage(sql: string): StatementLineage[] {
     const snapshot = this.ctx.catalog();
     if (snapshot !== this.lineageSnapshot) {

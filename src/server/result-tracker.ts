@@ -56,6 +56,8 @@ interface Portal {
 
 export class ResultTracker {
   private readonly queue: Pending[] = [];
+  /** Index of the oldest pending answer in `queue`. */
+  private head = 0;
   private readonly statements = new Map<string, Statement>();
   private readonly portals = new Map<string, Portal>();
   /** The result currently streaming (after 'T' in a query, or during an Execute). */
@@ -68,30 +70,68 @@ export class ResultTracker {
    * the wrong message (a DataRow taken for another statement's, passed unmasked).
    */
   private skipping = false;
+  /** Queries, Executes and FunctionCalls on their way and not yet answered (limits.pipeline_depth). */
+  private running = 0;
+  /** Describes on their way per portal or statement: needsDescribe asks per Execute, so no queue scan. */
+  private readonly describing = new Map<Portal | Statement, number>();
+
+  /** Statements (Queries, Executes, FunctionCalls) forwarded and not yet answered. */
+  get statementsPending(): number {
+    return this.running;
+  }
+
+  private push(p: Pending): void {
+    this.queue.push(p);
+    if (p.t === 'query' || p.t === 'execute' || p.t === 'fn') this.running++;
+    const d = p.t === 'describeP' ? p.portal : p.t === 'describeS' ? p.statement : undefined;
+    if (d !== undefined) this.describing.set(d, (this.describing.get(d) ?? 0) + 1);
+  }
+
+  private shift(): void {
+    if (this.head >= this.queue.length) return;
+    const p = this.queue[this.head]!;
+    // An index instead of Array#shift, which copies the whole array once it is large: a deep
+    // pipeline would cost the square of its depth.
+    this.head++;
+    if (this.head === this.queue.length) {
+      this.queue.length = 0;
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+    if (p.t === 'query' || p.t === 'execute' || p.t === 'fn') this.running--;
+    const d = p.t === 'describeP' ? p.portal : p.t === 'describeS' ? p.statement : undefined;
+    if (d !== undefined) {
+      const n = (this.describing.get(d) ?? 1) - 1;
+      if (n > 0) this.describing.set(d, n);
+      else this.describing.delete(d);
+    }
+  }
 
   // ---- frontend side, in the order messages are forwarded ----
 
   query(sql: string): void {
     if (this.skipping) return;
-    this.queue.push({ t: 'query', sql, results: 0 });
+    this.push({ t: 'query', sql, results: 0 });
   }
 
   parse(name: string, sql: string): void {
     if (this.skipping) return;
     this.statements.set(name, { sql });
-    this.queue.push({ t: 'parse', sql });
+    this.push({ t: 'parse', sql });
   }
 
   bind(portal: string, statement: string, resultFormats: number[]): void {
     if (this.skipping) return;
     const st = this.statements.get(statement) ?? { sql: '' };
     this.portals.set(portal, { statement: st, resultFormats });
-    this.queue.push({ t: 'bind' });
+    this.push({ t: 'bind' });
   }
 
   describe(kind: 'S' | 'P', name: string, injected = false): void {
     if (this.skipping) return;
-    this.queue.push(kind === 'S' ? { t: 'describeS', statement: this.statements.get(name) } : { t: 'describeP', portal: this.portals.get(name), injected });
+    this.push(kind === 'S' ? { t: 'describeS', statement: this.statements.get(name) } : { t: 'describeP', portal: this.portals.get(name), injected });
   }
 
   /** True when the session must inject `Describe P portal` before this Execute. */
@@ -99,12 +139,12 @@ export class ResultTracker {
     const p = this.portals.get(portal);
     if (p === undefined || p.fields !== undefined || p.statement.fields !== undefined) return false;
     // A Describe of this very portal (or its statement) is already on its way: its answer comes first.
-    return !this.queue.some((q) => (q.t === 'describeP' && q.portal === p) || (q.t === 'describeS' && q.statement === p.statement));
+    return !this.describing.has(p) && !this.describing.has(p.statement);
   }
 
   execute(portal: string): void {
     if (this.skipping) return;
-    this.queue.push({ t: 'execute', portal: this.portals.get(portal) });
+    this.push({ t: 'execute', portal: this.portals.get(portal) });
   }
 
   /** `injected`: a Close the session sent on its own (its CloseComplete is not for the client). */
@@ -112,22 +152,22 @@ export class ResultTracker {
     if (this.skipping) return;
     if (kind === 'S') this.statements.delete(name);
     else this.portals.delete(name);
-    this.queue.push({ t: 'close', injected });
+    this.push({ t: 'close', injected });
   }
 
   sync(): void {
     this.skipping = false;
-    this.queue.push({ t: 'sync' });
+    this.push({ t: 'sync' });
   }
 
   functionCall(): void {
     if (this.skipping) return;
-    this.queue.push({ t: 'fn' });
+    this.push({ t: 'fn' });
   }
 
   /** The SQL text the next backend message answers (a Query, a Parse, the statement an Execute runs): where an error's position points. */
   pendingSql(): string | undefined {
-    const head = this.queue[0];
+    const head = this.queue[this.head];
     if (head === undefined) return undefined;
     if (head.t === 'query' || head.t === 'parse') return head.sql;
     if (head.t === 'execute') return head.portal?.statement.sql;
@@ -139,7 +179,7 @@ export class ResultTracker {
   backend(type: number, fields: () => FieldDescription[]): BackendVerdict {
     // Asynchronous messages may come at any time.
     if (type === 0x4e /* N */ || type === 0x53 /* S */ || type === 0x41 /* A */) return PASS;
-    const head = this.queue[0];
+    const head = this.queue[this.head];
     if (type === 0x45 /* E */) return this.onError(head);
     if (!head) return PASS;
     switch (head.t) {
@@ -147,16 +187,16 @@ export class ResultTracker {
         return this.inQuery(head, type, fields);
       case 'parse':
       case 'bind':
-        if (type === 0x31 || type === 0x32) this.queue.shift();
+        if (type === 0x31 || type === 0x32) this.shift();
         return PASS;
       case 'close':
         if (type !== 0x33) return PASS;
-        this.queue.shift();
+        this.shift();
         return head.injected ? SWALLOW : PASS;
       case 'describeS':
         if (type === 0x74 /* t */) return PASS;
         if (type === 0x54 /* T */ || type === 0x6e /* n */) {
-          this.queue.shift();
+          this.shift();
           const st = head.statement;
           const f = type === 0x54 ? fields() : [];
           if (st) st.fields = f;
@@ -165,7 +205,7 @@ export class ResultTracker {
         return PASS;
       case 'describeP': {
         if (type !== 0x54 && type !== 0x6e) return PASS;
-        this.queue.shift();
+        this.shift();
         const p = head.portal;
         const f = type === 0x54 ? fields() : [];
         if (p) p.fields = f;
@@ -176,12 +216,12 @@ export class ResultTracker {
         return this.inExecute(head, type);
       case 'sync':
         if (type === 0x5a /* Z */) {
-          this.queue.shift();
+          this.shift();
           this.current = undefined;
         }
         return PASS;
       case 'fn':
-        if (type === 0x5a) this.queue.shift();
+        if (type === 0x5a) this.shift();
         return PASS;
     }
   }
@@ -204,7 +244,7 @@ export class ResultTracker {
       case 0x64: // d
         return this.copy ? { kind: 'copyData', ...this.copy } : PASS;
       case 0x5a: // Z
-        this.queue.shift();
+        this.shift();
         this.current = undefined;
         this.copy = undefined;
         return PASS;
@@ -227,7 +267,7 @@ export class ResultTracker {
       case 0x43:
       case 0x49:
       case 0x73: // s: PortalSuspended
-        this.queue.shift();
+        this.shift();
         this.copy = undefined;
         return PASS;
       case 0x48:
@@ -259,8 +299,8 @@ export class ResultTracker {
       return PASS;
     }
     // Extended protocol: the server discards everything until Sync, including what is still to come.
-    while (this.queue.length > 0 && this.queue[0]!.t !== 'sync') this.queue.shift();
-    if (this.queue.length === 0) this.skipping = true;
+    while (this.head < this.queue.length && this.queue[this.head]!.t !== 'sync') this.shift();
+    if (this.head >= this.queue.length) this.skipping = true;
     return PASS;
   }
 }

@@ -39,6 +39,9 @@ import { CloseCode, type ControlMessage } from '../tunnel/protocol.js';
 import { roughly } from '../tunnel/liveness.js';
 import { originalPosition } from '../masking/source/masker.js';
 import type { RewriteOutcome, TextEdit } from '../masking/source/rewrite.js';
+import type { Classification } from '../policy/classify/index.js';
+import { classificationOf, failedAnalysis, isHeavy, OFF_THREAD_STATEMENTS, type AnalysisRequest, type TextAnalysis } from './analysis.js';
+import { PROGRAM_LIMIT_EXCEEDED, messageSizeError, oversizeEvidence, statementSizeError } from './size-limits.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -63,6 +66,19 @@ export interface SourceMaskingHandle {
   /** Resolves true once the catalog snapshot was read at or after `since` (ms), false when it could not be. */
   refresh(since: number): Promise<boolean>;
 }
+
+/**
+ * How many texts analysed off the event loop a session keeps the classification of, and their total
+ * length: results and Executes classify them again, which must not mean parsing them here.
+ */
+const ANALYSED_KEPT = 32;
+const ANALYSED_CHARS = 32 * 1024 * 1024;
+
+/** How long one run of a client's messages may hold the event loop before the rest waits a turn. */
+const SLICE_MS = 10;
+
+/** Asks PostgreSQL to send what it has buffered (a client paused at the pipeline depth waits for those answers). */
+const FLUSH = Buffer.from([0x48, 0, 0, 0, 4]);
 
 /** How many rewritten statement texts a session remembers (error positions, Execute evidence). */
 const REWRITES_KEPT = 256;
@@ -110,6 +126,20 @@ export interface SessionOptions {
   onDdl?: () => void;
   /** The gateway's metrics for this session's connection. */
   metrics?: ConnectionMetrics;
+  /**
+   * Analyses a large text off the event loop (analysis.ts, in a worker), with this connection's
+   * masking and catalog; absent, every text is analysed inline.
+   */
+  analyze?: (req: AnalysisRequest) => Promise<TextAnalysis>;
+}
+
+/** An analysis made off the event loop for one message, with the rewrite options it was made with. */
+interface Analysed {
+  a: TextAnalysis;
+  allowUnknown: boolean;
+  plainOutputs: boolean;
+  /** The catalog snapshot the rewrite and the lineage were made under. */
+  snapshot: CatalogSnapshot | undefined;
 }
 
 /** A frontend message that exists on the wire (everything but a parse failure). */
@@ -186,6 +216,16 @@ export class ClientSession {
   private readonly waited = new WeakSet<WireMessage>();
   /** Waiting for a catalog snapshot newer than a statement that names an unknown relation. */
   private catalogWait = false;
+  /** Waiting for the analysis worker: this client's later messages queue behind the statement. */
+  private analysing = false;
+  /** A long run of messages was cut to let other sessions run; the rest goes on at the next turn of the event loop. */
+  private sliced = false;
+  private readonly analyses = new WeakMap<WireMessage, Analysed>();
+  /** Classifications made off the event loop, by text: the gate and the masking layer read them instead of parsing. */
+  private readonly preclassified = new Map<string, { c: Classification; analysed: Analysed | undefined }>();
+  private preclassifiedChars = 0;
+  /** Reading stopped: more than limits.pipeline_depth statements are on their way unanswered. */
+  private depthPaused = false;
   /** The session's client_encoding is UTF-8 (from ParameterStatus). */
   private clientUtf8 = true;
   /** Rewritten texts by original text (newest last): error positions and Execute evidence. */
@@ -249,6 +289,8 @@ export class ClientSession {
     const buf = data as Buffer;
     this.bytesIn += buf.length;
     this.idleFrom = 0;
+    // The policy may have been reloaded: its limit applies from the next message header on.
+    this.parser.maxMessageSize = this.opts.policy().limits.messageBytes;
     if (this.state === 'relay') {
       this.relayToUpstream(buf);
       return;
@@ -278,7 +320,8 @@ export class ClientSession {
         this.onStartup(msg.protocolVersion, msg.parameters);
         return;
       case 'ProtocolError':
-        this.fatal('08P01', `invalid startup packet: ${msg.error.message}`, CloseCode.ProtocolError);
+        if (msg.error.size) this.fatalFields(messageSizeError(msg.error.size.length, msg.error.size.limit), CloseCode.ProtocolError);
+        else this.fatal('08P01', `invalid startup packet: ${msg.error.message}`, CloseCode.ProtocolError);
         return;
       default:
         this.fatal('08P01', `unexpected ${msg.type} message before startup`, CloseCode.ProtocolError);
@@ -418,9 +461,15 @@ export class ClientSession {
     this.upstream = up.socket;
     this.clientUtf8 = isUtf8Name(up.parameters.get('client_encoding') ?? 'UTF8');
     const { identity, label } = this.opts;
+    const shared = this.opts.classifier;
+    // Texts analysed off the event loop are answered from their analysis; short ones never look.
+    const classifier = {
+      classify: (sql: string): Classification =>
+        (this.preclassified.size > 0 && sql.length >= OFF_THREAD_STATEMENTS * 2 ? this.preclassified.get(sql)?.c : undefined) ?? shared.classify(sql),
+    };
     this.gate = new StatementGate({
       policy: this.opts.policy,
-      classifier: this.opts.classifier,
+      classifier,
       connection: this.opts.connection.name,
       identity: { name: identity.name, subject: identity.subject, groups: identity.groups, kind: label ? 'agent' : identity.kind },
       maskedColumns: this.opts.maskedColumns,
@@ -428,7 +477,6 @@ export class ClientSession {
       catalog: this.opts.catalog,
     });
     this.upstreamCancel = () => cancelUpstream(target, up.backendKey);
-    const classifier = this.opts.classifier;
     if (this.opts.masking) {
       this.masking = new MaskingLayer({ ...this.opts.masking, classify: (sql) => classifier.classify(sql) }, this.tracker);
     } else if (this.opts.recordingMasking && this.opts.recordingsDir) {
@@ -484,6 +532,7 @@ export class ClientSession {
     const queued = this.queued;
     this.queued = [];
     if (queued.length > 0) this.relayMessages(queued, undefined);
+    this.checkDepth();
   }
 
   private relayToUpstream(data: Buffer): void {
@@ -493,12 +542,37 @@ export class ClientSession {
       for (const m of msgs) if (m.type === 'Query' || m.type === 'Parse') this.arrivals.set(m, now);
     }
     this.relayMessages(msgs, data);
+    this.checkDepth();
+  }
+
+  /**
+   * Backpressure at limits.pipeline_depth: a client with more statements on their way than that
+   * stops being read (as PostgreSQL stops reading a client that does not read its answers) until
+   * half of them are answered. Clients that pipeline (pgjdbc batches, pgbench and psql pipelines)
+   * wait instead of failing; the gateway's memory for them stays bounded.
+   */
+  private checkDepth(): void {
+    if (this.depthPaused || this.state !== 'relay') return;
+    const limit = this.opts.policy().limits.pipelineDepth;
+    if (this.tracker.statementsPending <= limit) return;
+    this.depthPaused = true;
+    this.ws.pause();
+    // Answers PostgreSQL keeps in its buffer until a Sync or Flush must reach us, or the pause never ends.
+    this.writeUpstream([FLUSH], undefined);
+    this.opts.log.info('pipeline depth reached; reading the client paused', { session: this.id, pending: this.tracker.statementsPending, limit });
+  }
+
+  private resumeAfterDepth(): void {
+    if (!this.depthPaused || this.state !== 'relay') return;
+    if (this.tracker.statementsPending > this.opts.policy().limits.pipelineDepth / 2) return;
+    this.depthPaused = false;
+    if (!this.clientPaused && this.backlogBytes <= BACKLOG_HIGH_WATER) this.ws.resume();
   }
 
   /** `data`, when given, is the chunk the messages were parsed from (enables whole-chunk writes). */
   private relayMessages(msgs: FrontendMessage[], data: Buffer | undefined): void {
     if (!this.upstream || msgs.length === 0) return;
-    if (this.held || this.barrierAt > 0 || this.catalogWait) {
+    if (this.held || this.barrierAt > 0 || this.catalogWait || this.analysing || this.sliced) {
       for (const m of msgs) {
         this.backlog.push(m);
         this.backlogBytes += m.type === 'ProtocolError' ? 0 : m.raw.length;
@@ -509,25 +583,49 @@ export class ClientSession {
       return;
     }
     const gate = this.gate!;
+    const limits = this.opts.policy().limits;
     const out: Buffer[] = [];
     const events: AuditEvent[] = [];
     let unchanged = true;
+    const started = performance.now();
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i]!;
-      if (this.opts.source && (m.type === 'Query' || m.type === 'Parse') && !this.rewrites.has(m)) {
-        // A named statement can be run again from SQL (CREATE TABLE AS EXECUTE): nothing of it is
-        // left to output masking. Nor when converting raw text to the client's encoding could fail
-        // with an error that quotes it.
-        const rw = this.opts.source.rewrite(m.sql, this.waited.has(m), this.clientUtf8 && !(m.type === 'Parse' && m.name !== ''));
+      // Many messages in one chunk, each cheap alone (statements just under the worker's threshold,
+      // each of a new shape), can still add up: past SLICE_MS the rest waits for the next turn.
+      if (i > 0 && performance.now() - started > SLICE_MS) {
+        if (!this.recordEvents(events)) return;
+        this.writeUpstream(out, undefined);
+        this.sliceRest(msgs.slice(i));
+        return;
+      }
+      const text = m.type === 'Query' || m.type === 'Parse' ? m : undefined;
+      // Over limits.statement_bytes: refused before anything reads the text.
+      const oversize = text && statementSizeError(text.sql, limits);
+      // A named statement can be run again from SQL (CREATE TABLE AS EXECUTE): nothing of it is
+      // left to output masking. Nor when converting raw text to the client's encoding could fail
+      // with an error that quotes it.
+      const allowUnknown = text !== undefined && this.waited.has(text);
+      const plainOutputs = this.clientUtf8 && !(text?.type === 'Parse' && text.name !== '');
+      if (text && !oversize && this.needsAnalysis(text, allowUnknown, plainOutputs)) {
+        // A large text: parsed in the worker while this client's later messages wait behind it.
+        if (!this.recordEvents(events)) return;
+        this.writeUpstream(out, undefined);
+        this.analyse(text, msgs.slice(i), allowUnknown, plainOutputs);
+        return;
+      }
+      if (this.opts.source && text && !oversize && !this.rewrites.has(text)) {
+        const analysed = this.analyses.get(text);
+        const fits = analysed !== undefined && analysed.allowUnknown === allowUnknown && analysed.plainOutputs === plainOutputs;
+        const rw = (fits ? analysed.a.rewrite : undefined) ?? this.opts.source.rewrite(text.sql, allowUnknown, plainOutputs);
         if (rw.kind === 'unknown') {
           // A relation the catalog does not know (yet): it may be a view over masked data made a
           // moment ago. Nothing from here on goes upstream until a newer snapshot has been read.
           if (!this.recordEvents(events)) return;
           this.writeUpstream(out, undefined);
-          this.waitForCatalog(m, msgs.slice(i));
+          this.waitForCatalog(text, msgs.slice(i));
           return;
         }
-        this.rewrites.set(m, rw);
+        this.rewrites.set(text, rw);
         if (rw.kind === 'rewritten') unchanged = false;
       }
       let verdict: Verdict | undefined;
@@ -536,11 +634,11 @@ export class ClientSession {
       switch (m.type) {
         case 'Query':
           this.statements++;
-          verdict = this.atSource(m, gate.onQuery(m.sql));
+          verdict = oversize ? { action: 'block', error: oversize } : this.atSource(m, gate.onQuery(m.sql));
           sql = m.sql;
           break;
         case 'Parse':
-          verdict = this.atSource(m, gate.onParse(m.name, m.sql));
+          verdict = oversize ? gate.refuseParse(m.name, oversize) : this.atSource(m, gate.onParse(m.name, m.sql));
           // Preparing runs nothing: a Parse is recorded only when refused; each Execute is recorded.
           if (verdict.action === 'block') sql = m.sql;
           break;
@@ -568,16 +666,28 @@ export class ClientSession {
         case 'Terminate':
           this.terminated = true;
           break;
-        case 'ProtocolError':
+        case 'ProtocolError': {
+          const size = m.error.size;
+          if (size) {
+            // Nothing of it was read, and the stream cannot be resynchronized after it (as in PostgreSQL).
+            const error = messageSizeError(size.length, size.limit);
+            events.push(this.statementEvent('', { action: 'block', error }, { redacted: `/* phigate: a message of ${size.length} bytes, not read */` }));
+            if (!this.recordEvents(events)) return;
+            this.writeUpstream(out, undefined);
+            this.opts.log.warn('client message over limits.message_bytes', { session: this.id, length: size.length, limit: size.limit });
+            this.fatalFields(error, CloseCode.ProtocolError);
+            return;
+          }
           if (!this.recordEvents(events)) return;
           this.writeUpstream(out, undefined);
           this.opts.log.warn('client protocol error', { session: this.id, error: m.error.message });
           this.fatal('08P01', `invalid frontend message: ${m.error.message}`, CloseCode.ProtocolError);
           return;
+        }
       }
       let ev: StatementEvent | undefined;
       if (sql !== undefined && verdict !== undefined) {
-        ev = this.statementEvent(sql, verdict, { continues, rewritten: this.rewriteInfo(m, sql) });
+        ev = this.statementEvent(sql, verdict, { continues, rewritten: this.rewriteInfo(m, sql), redacted: oversize ? oversizeEvidence(sql) : verdict.redacted });
         events.push(ev);
       }
       if (verdict === undefined || verdict.action === 'allow') {
@@ -639,12 +749,79 @@ export class ClientSession {
 
   /** What queued while a statement was held, a barrier was up or the catalog was read goes on once none is. */
   private drainBacklog(): void {
-    if (this.held || this.barrierAt > 0 || this.catalogWait || this.state !== 'relay') return;
+    if (this.held || this.barrierAt > 0 || this.catalogWait || this.analysing || this.sliced || this.state !== 'relay') return;
     const backlog = this.backlog;
     this.backlog = [];
     this.backlogBytes = 0;
-    if (!this.clientPaused) this.ws.resume();
+    if (!this.clientPaused && !this.depthPaused) this.ws.resume();
     if (backlog.length > 0) this.relayMessages(backlog, undefined);
+    this.checkDepth();
+  }
+
+  /** Queues `rest` ahead of the backlog and relays it at the next turn of the event loop. */
+  private sliceRest(rest: FrontendMessage[]): void {
+    this.sliced = true;
+    this.backlog = [...rest, ...this.backlog];
+    for (const b of rest) this.backlogBytes += b.type === 'ProtocolError' ? 0 : b.raw.length;
+    setImmediate(() => {
+      this.sliced = false;
+      this.drainBacklog();
+    });
+  }
+
+  /** Does this Query/Parse need an analysis off the event loop first (a large text not analysed yet, or with other options)? */
+  private needsAnalysis(m: Extract<WireMessage, { type: 'Query' | 'Parse' }>, allowUnknown: boolean, plainOutputs: boolean): boolean {
+    if (!this.opts.analyze || !isHeavy(m.sql)) return false;
+    let done = this.analyses.get(m);
+    if (done === undefined) {
+      // The same text again (a client repeating a large statement): its analysis still holds while
+      // the catalog has not changed (the rewrite depends on it; the classification does not).
+      const again = this.preclassified.get(m.sql)?.analysed;
+      if (again !== undefined && (this.opts.source === undefined || again.snapshot === this.opts.catalog?.())) {
+        this.analyses.set(m, again);
+        done = again;
+      }
+    }
+    if (done !== undefined) return this.opts.source !== undefined && !this.rewrites.has(m) && (done.allowUnknown !== allowUnknown || done.plainOutputs !== plainOutputs);
+    // A text seen before is in the classifier's cache: inline costs a lookup (the masked reader's rewrite has its own cache).
+    return this.opts.classifier.cached(m.sql) === undefined || this.opts.source !== undefined;
+  }
+
+  /** Sends `m`'s text to the analysis worker; `rest` (from `m` on) waits until its analysis is back. */
+  private analyse(m: Extract<WireMessage, { type: 'Query' | 'Parse' }>, rest: FrontendMessage[], allowUnknown: boolean, plainOutputs: boolean): void {
+    this.analysing = true;
+    this.backlog = [...rest, ...this.backlog];
+    for (const b of rest) this.backlogBytes += b.type === 'ProtocolError' ? 0 : b.raw.length;
+    const layer = this.masking ?? this.recordMask;
+    const snapshot = this.opts.catalog?.();
+    const req: AnalysisRequest = { sql: m.sql, lineage: layer !== undefined, ...(this.opts.source ? { rewrite: { allowUnknown, plainOutputs } } : {}) };
+    let failed = false;
+    this.opts.analyze!(req).catch((err: Error) => {
+      this.opts.log.error('statement analysis failed; the statement is refused', { session: this.id, error: err.message });
+      failed = true;
+      return failedAnalysis(m.sql, 'the analysis worker failed');
+    }).then((a) => {
+      if (this.state !== 'relay') return;
+      const analysed: Analysed = { a, allowUnknown, plainOutputs, snapshot };
+      this.analyses.set(m, analysed);
+      const c = classificationOf(a.classification, m.sql);
+      if (this.preclassified.delete(m.sql)) this.preclassifiedChars -= m.sql.length;
+      // A failure is this message's only: the same text sent again is analysed again.
+      this.preclassified.set(m.sql, { c, analysed: failed ? undefined : analysed });
+      this.preclassifiedChars += m.sql.length;
+      while (this.preclassified.size > 1 && (this.preclassified.size > ANALYSED_KEPT || this.preclassifiedChars > ANALYSED_CHARS)) {
+        const oldest = this.preclassified.keys().next().value as string;
+        this.preclassified.delete(oldest);
+        this.preclassifiedChars -= oldest.length;
+      }
+      this.gate!.adoptRedaction(c, a.redacted);
+      if (a.lineage && snapshot) layer?.adoptLineage(m.sql, snapshot, a.lineage);
+      this.analysing = false;
+      this.drainBacklog();
+    }, (err: Error) => {
+      this.opts.log.error('statement analysis failed; ending the session', { session: this.id, error: err.message });
+      this.fatal('XX000', 'phigate: internal error while analysing a statement', CloseCode.ProtocolError);
+    });
   }
 
   /**
@@ -710,14 +887,19 @@ export class ClientSession {
    */
   private statementEvent(
     sql: string, verdict: Verdict,
-    extra: { decision?: StatementDecision; approval?: string; continues?: boolean; rewritten?: { relations: string[]; columns: string[] } } = {},
+    extra: {
+      decision?: StatementDecision; approval?: string; continues?: boolean; rewritten?: { relations: string[]; columns: string[] };
+      /** The evidence text when it is not the gate's redaction of `sql` (a text refused unread). */
+      redacted?: string;
+    } = {},
   ): StatementEvent {
     const { decision, approval } = extra;
     const d = verdict.decision;
     const ev: StatementEvent = {
       type: 'statement', session: this.id, user: this.opts.identity.name, connection: this.opts.connection.name,
-      sql: this.gate!.redact(sql), kinds: d?.kinds ?? [], tables: d?.tables ?? [],
-      decision: decision ?? (verdict.action === 'block' && !d ? 'error' : verdict.action),
+      sql: extra.redacted ?? this.gate!.redact(sql), kinds: d?.kinds ?? [], tables: d?.tables ?? [],
+      // Refused by no rule: an error (cannot classify), or a block when a limit refused it.
+      decision: decision ?? (verdict.action === 'block' && !d && verdict.error.code !== PROGRAM_LIMIT_EXCEEDED ? 'error' : verdict.action),
       rule: d?.rule, reason: verdict.action === 'block' ? verdict.error.message : d?.reason,
       policy: this.opts.policyVersion(), approval,
     };
@@ -1040,7 +1222,7 @@ export class ClientSession {
       this.ws.pause();
       up.once('drain', () => {
         this.clientPaused = false;
-        if (this.state === 'relay' && !this.held) this.ws.resume();
+        if (this.state === 'relay' && !this.held && !this.depthPaused) this.ws.resume();
       });
     }
   }
@@ -1056,6 +1238,7 @@ export class ClientSession {
       this.fatal('08P01', 'phigate received an invalid message from the database', CloseCode.UpstreamFailed);
       return;
     }
+    if (this.depthPaused) this.resumeAfterDepth();
     if (whole.length === 0) return;
     this.bytesOut += whole.length;
     const ws = this.ws;
@@ -1199,10 +1382,14 @@ export class ClientSession {
 
   /** `why` is the session.end record's reason; `extra` the error's detail and hint. */
   private fatal(code: string, message: string, closeCode: number = CloseCode.Normal, why = 'fatal', extra?: Pick<ErrorFields, 'detail' | 'hint'>): void {
+    this.fatalFields({ severity: 'FATAL', code, message, ...(extra?.detail ? { detail: extra.detail } : {}), ...(extra?.hint ? { hint: extra.hint } : {}) }, closeCode, why);
+  }
+
+  private fatalFields(error: ErrorFields, closeCode: number = CloseCode.Normal, why = 'fatal'): void {
     if (this.state === 'closed' || this.state === 'closing') return;
-    this.send(errorResponse({ severity: 'FATAL', code, message, ...(extra?.detail ? { detail: extra.detail } : {}), ...(extra?.hint ? { hint: extra.hint } : {}) }));
+    this.send(errorResponse(error));
     this.state = 'closing';
-    this.ws.close(closeCode, truncateReason(message));
+    this.ws.close(closeCode, truncateReason(error.message));
     this.cleanup(why);
   }
 

@@ -37,6 +37,8 @@ const TAGS_WITHOUT_ROWS = /^(BEGIN|COMMIT|ROLLBACK|SET|RESET)/;
 
 export class StatementResults<R> {
   private readonly queue: Entry<R>[] = [];
+  /** Index of the oldest entry in `queue` (Array#shift copies a large array each time: a deep pipeline would cost its square). */
+  private head = 0;
   private readonly done: StatementOutcome<R>[] = [];
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -57,7 +59,9 @@ export class StatementResults<R> {
 
   /** Statements waiting for their answer. */
   get pending(): number {
-    return this.queue.reduce((n, e) => n + (e.t === 'sync' ? 0 : 1), 0);
+    let n = 0;
+    for (let i = this.head; i < this.queue.length; i++) if (this.queue[i]!.t !== 'sync') n++;
+    return n;
   }
 
   /**
@@ -65,7 +69,7 @@ export class StatementResults<R> {
    * SQLSTATE. Returns the statements this message finished (often none), oldest first.
    */
   backend(type: number, info: { tag?: string; code?: string } = {}): StatementOutcome<R>[] {
-    const head = this.queue[0];
+    const head = this.queue[this.head];
     switch (type) {
       case 0x43: // CommandComplete
         if (head?.t === 'query') addTag(head, info.tag);
@@ -89,16 +93,30 @@ export class StatementResults<R> {
         break;
       case 0x5a: // ReadyForQuery
         // Executes still waiting here were skipped after an error; then the Query or Sync it answers.
-        while (this.queue[0]?.t === 'execute') this.finish({ skipped: true });
-        if (this.queue[0]?.t === 'query') this.finish({});
-        else if (this.queue[0]?.t === 'sync') this.queue.shift();
+        while (this.queue[this.head]?.t === 'execute') this.finish({ skipped: true });
+        if (this.queue[this.head]?.t === 'query') this.finish({});
+        else if (this.queue[this.head]?.t === 'sync') this.shift();
         break;
     }
     return this.done.length === 0 ? [] : this.done.splice(0);
   }
 
+  private shift(): Entry<R> | undefined {
+    const e = this.queue[this.head];
+    if (e === undefined) return undefined;
+    this.head++;
+    if (this.head === this.queue.length) {
+      this.queue.length = 0;
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+    return e;
+  }
+
   private finish(extra: { skipped?: boolean; suspended?: boolean }): void {
-    const e = this.queue.shift() as Execution<R>;
+    const e = this.shift() as Execution<R>;
     if (e.ref === undefined) return;
     const o: StatementOutcome<R> = { ref: e.ref, durationMs: Math.max(0, this.now() - e.start), rows: e.rows };
     if (e.tag !== undefined) o.tag = e.tag;

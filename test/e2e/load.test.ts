@@ -11,7 +11,7 @@ import { pgClient } from '../support/clients.js';
 let gw: Gw;
 let port: number;
 beforeAll(async () => {
-  // 200 sessions of one identity on one connection: past the default session limits (test/e2e/limits.test.ts).
+  // 200 sessions of one identity on one connection: past the default session limits (test/e2e/session-limits.test.ts).
   gw = await startGateway({ policy: 'limits:\n  sessions_per_identity: 250\n  sessions_per_connection: 250\ndefault: allow\n' });
   port = (await gw.connect('ehr', await gw.token('alice'))).port;
 });

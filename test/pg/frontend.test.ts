@@ -244,6 +244,19 @@ describe('FrontendParser protocol errors', () => {
     expect(errorOf([STARTUP, typed('Q', 300)], new FrontendParser({ maxMessageSize: 100 }))).toBe("message of 300 bytes exceeds limit of 100 (type 'Q')");
   });
 
+  it('marks a message over the configured maximum (not a per-type limit) with its size, and reads a new maximum from the next header on', () => {
+    const p = new FrontendParser({ maxMessageSize: 1000 });
+    expect(p.push(STARTUP).map((m) => m.type)).toEqual(['Startup']);
+    expect(p.push(serialize.query('select 1')).map((m) => m.type)).toEqual(['Query']);
+    p.maxMessageSize = 10;
+    const out = p.push(serialize.query('select 1'));
+    const err = out[0]?.type === 'ProtocolError' ? out[0].error : undefined;
+    expect(err?.size).toEqual({ length: 13, limit: 10 });
+    const small = new FrontendParser();
+    const typeLimited = parseAll([STARTUP, typed('D', 20000)], small).pop();
+    expect(typeLimited?.type === 'ProtocolError' ? typeLimited.error.size : 'none').toBeUndefined();
+  });
+
   it('rejects malformed bodies', () => {
     expect(errorOf(afterStartup(typed('Q', 7, [0x61, 0x62, 0x63])))).toBe('invalid Query message: string is missing its NUL terminator');
     expect(errorOf(afterStartup(typed('Q', 7, [0x61, 0, 0x63])))).toBe('invalid Query message: 1 trailing byte');

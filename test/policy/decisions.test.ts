@@ -22,6 +22,9 @@ connections:
     password_env: EHR_DB_PASSWORD
     tls: verify-full
     allow_groups: [engineering, ai-agents]
+# Above the 10,241 statements of one LONG row, so its DROP is decided by the rules (the default is 1,000).
+limits:
+  statements_per_query: 20000
 ${SPEC_RULES}`, 'spec-example.yaml');
 
 // SPEC §3 masking.columns, as the set decideStatements takes.

@@ -70,9 +70,9 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-function success(sql: string, statements: Statement[]): Classification {
+function success(sql: string, statements: Statement[], knownFingerprint?: string): Classification {
   // Computed on first use: each is another full pass of the WASM parser and most callers never read them.
-  let fingerprint: string | undefined;
+  let fingerprint: string | undefined = knownFingerprint;
   let normalized: string | undefined;
   const text = sql.length === 0 ? ' ' : sql;
   return {
@@ -135,6 +135,18 @@ function classifyOutcome(sql: string): Outcome {
   return { result: success(sql, statements), cacheable: true };
 }
 
+/**
+ * A classification made elsewhere (the analysis worker) from its statements and fingerprint, behaving
+ * as classify's own (the normalized text computed on first use). Frozen one level into each
+ * statement only: deepFreeze of a thousand statements costs 10-15 ms of the event loop, and nothing
+ * writes into a classification (classify's own are deeply frozen, so a write would already throw).
+ */
+export function classificationFrom(sql: string, statements: Statement[], fingerprint: string): Classification {
+  for (const st of statements) Object.freeze(st);
+  Object.freeze(statements);
+  return Object.freeze(success(sql, statements, fingerprint));
+}
+
 /** Classifies every statement in `sql`. Results are deeply frozen. Throws only if initClassifier() was not awaited. */
 export function classify(sql: string): Classification {
   return deepFreeze(classifyOutcome(sql).result);
@@ -180,6 +192,11 @@ export class ClassifierCache {
       }
     }
     return result;
+  }
+
+  /** The cached classification of exactly this text, if any (no parse, no change to the LRU order). */
+  peek(sql: string): Classification | undefined {
+    return this.entries.get(sql);
   }
 
   stats(): { hits: number; misses: number; size: number } {
