@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Identity } from '../auth/index.js';
-import type { Logger } from '../server/log.js';
+import { pathOf, type Logger } from '../server/log.js';
 import { REFUSAL_STATUS, type RefusalCode } from '../tunnel/protocol.js';
 import {
   APPROVALS_PATH, APPROVALS_STREAM_PATH,
@@ -112,7 +112,7 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
     } catch (err) {
       const refusal = asRefusal(err);
       if (!refusal) throw err;
-      log.warn('access refused', { code: refusal.code, reason: refusal.message, remote: req.socket.remoteAddress, path: req.url });
+      log.warn('access refused', { code: refusal.code, reason: refusal.message, remote: req.socket.remoteAddress, path: pathOf(req.url) });
       return refusal;
     }
   };

@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Identity } from '../auth/index.js';
-import type { Logger } from '../server/log.js';
+import { pathOf, type Logger } from '../server/log.js';
 import { REFUSAL_STATUS, type RefusalCode } from '../tunnel/protocol.js';
 import {
   AUDIT_EXPORT_PATH, AUDIT_SEARCH_PATH, AUDIT_VERIFY_PATH, HEADER_SEAL, HEADER_SEAL_STATUS, HEADER_SESSION, SESSIONS_PATH,
@@ -99,7 +99,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     } catch (err) {
       const r = asRefusal(err);
       if (!r) throw err;
-      deps.logger?.warn('access refused', { code: r.code, reason: r.message, remote: req.socket.remoteAddress, path: req.url });
+      deps.logger?.warn('access refused', { code: r.code, reason: r.message, remote: req.socket.remoteAddress, path: pathOf(req.url) });
       throw new HttpProblem(REFUSAL_STATUS[r.code], r.code, r.message);
     }
   }

@@ -6,7 +6,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { createPublicKey, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import { WebSocketServer } from 'ws';
-import { AuthError, TokenVerifier, bearerToken, type Identity, type IssuerConfig } from '../auth/index.js';
+import { AuthError, TokenVerifier, bearerToken, misplacedToken, misplacedTokenMessage, type Identity, type IssuerConfig } from '../auth/index.js';
 import { parsePolicyFile, type ConnectionPolicy, type PolicyFile } from '../policy/file.js';
 import { PolicyFileError } from '../policy/errors.js';
 import { policyVersion } from '../policy/version.js';
@@ -28,7 +28,7 @@ import { loadOrCreateTokenKey } from './secrets.js';
 import { isUnmaskedReader, maskedColumnKeys } from '../masking/index.js';
 import { resolveUpstreamTarget } from './targets.js';
 import { parseUpstreamUrl, type UpstreamTarget } from './upstream.js';
-import type { Logger } from './log.js';
+import { pathOf, type Logger } from './log.js';
 import { createDevIssuer, DEV_MOUNT, type DevIssuer } from '../auth/dev-issuer.js';
 import { initClassifier } from '../policy/classify/index.js';
 import { ShapeClassifierCache } from '../policy/shape-cache.js';
@@ -180,7 +180,7 @@ export class Gateway {
     }
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.onRequest(req, res).catch((err: Error) => {
-        this.opts.log.error('request failed', { path: req.url, error: err.message });
+        this.opts.log.error('request failed', { path: pathOf(req.url), error: err.message });
         if (!res.headersSent) sendJson(res, 500, { error: 'unavailable', message: 'internal error' });
       });
     };
@@ -321,6 +321,8 @@ export class Gateway {
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const misplaced = this.misplacedToken(req, url);
+    if (misplaced) return this.refuseHttp(req, res, misplaced);
     if (await this.approvalRoutes.handle(req, res, url)) return;
     if (this.auditRoutes && (await this.auditRoutes.handle(req, res, url))) return;
     if (this.devIssuer && (url.pathname === DEV_MOUNT || url.pathname.startsWith(`${DEV_MOUNT}/`))) {
@@ -432,6 +434,12 @@ export class Gateway {
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const misplaced = this.misplacedToken(req, url);
+    if (misplaced) {
+      this.logRefusal(req, misplaced, undefined);
+      writeRefusal(socket, REFUSAL_STATUS[misplaced.code], { error: misplaced.code, message: misplaced.message });
+      return;
+    }
     if (await this.approvalRoutes.upgrade(req, socket, head, url)) return;
     if (!url.pathname.startsWith(TUNNEL_PATH_PREFIX)) {
       writeRefusal(socket, 404, { error: 'unknown_connection', message: `no tunnel endpoint at ${url.pathname}` });
@@ -692,6 +700,16 @@ export class Gateway {
     }
   }
 
+  /**
+   * A token anywhere but the Authorization header refuses the request, before any route sees it.
+   * The dev issuer's own OIDC endpoints are exempt: the protocol puts tokens in forms there.
+   */
+  private misplacedToken(req: IncomingMessage, url: URL): Refused | undefined {
+    if (this.devIssuer && (url.pathname === DEV_MOUNT || url.pathname.startsWith(`${DEV_MOUNT}/`))) return undefined;
+    const where = misplacedToken(url, req.headers);
+    return where === undefined ? undefined : new Refused('token_misplaced', misplacedTokenMessage(where));
+  }
+
   private refuseHttp(req: IncomingMessage, res: ServerResponse, err: Refused): void {
     this.logRefusal(req, err, undefined);
     sendJson(res, REFUSAL_STATUS[err.code], { error: err.code, message: err.message } satisfies Refusal);
@@ -699,7 +717,7 @@ export class Gateway {
 
   private logRefusal(req: IncomingMessage, err: Refused, connection: string | undefined): void {
     this.opts.log.warn('access refused', {
-      code: err.code, reason: err.message, connection, subject: err.subject, remote: req.socket.remoteAddress, path: req.url,
+      code: err.code, reason: err.message, connection, subject: err.subject, remote: req.socket.remoteAddress, path: pathOf(req.url),
     });
   }
 }

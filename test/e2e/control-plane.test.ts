@@ -1,0 +1,145 @@
+// Issue 16, attacked as an attacker would against a running `phigate server --dev`: tokens in query
+// strings, one person approving through a second identity, scopes wider than they say, labels posing
+// as identities, privileged attempts missing from the audit chain. Each `it` is one finding's attack.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import pg from 'pg';
+import { run, type Proc } from '../support/harness.js';
+import { driveDeviceVerification } from '../support/device-browser.js';
+
+let dir: string;
+let server: Proc;
+let url: string;
+let admin: pg.Client;
+const procs: Proc[] = [];
+/** Every token this run used: none may appear in any log or file the server writes. */
+const usedTokens = new Set<string>();
+
+const form = (o: Record<string, string>): RequestInit => ({
+  method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(o),
+});
+
+const POLICY = (pgi: ReturnType<typeof inject<'pg'>>): string => `version: 1
+connections:
+  ehr:
+    upstream: postgres://${pgi.roles.scram.user}@127.0.0.1:${pgi.port}/${pgi.database}
+    password_env: EHR_DB_PASSWORD
+    tls: disable
+    allow_groups: [engineering, ai-agents, privacy-officers]
+rules:
+  - name: phi-writes
+    when: { statement: [delete], tables: [ctl_t] }
+    action: approve
+    approvers: [privacy-officers]
+    timeout: 1m
+default: allow
+`;
+
+beforeAll(async () => {
+  const pgi = inject('pg');
+  dir = mkdtempSync(join(tmpdir(), 'phigate-ctl-'));
+  writeFileSync(join(dir, 'p.yaml'), POLICY(pgi));
+  admin = new pg.Client({ host: pgi.host, port: pgi.port, user: pgi.superuser.user, password: pgi.superuser.password, database: pgi.database });
+  await admin.connect();
+  await admin.query('DROP TABLE IF EXISTS ctl_t; CREATE TABLE ctl_t (id int); GRANT ALL ON ctl_t TO PUBLIC; INSERT INTO ctl_t SELECT generate_series(1, 10)');
+  server = run(
+    ['server', '--dev', '--config', join(dir, 'p.yaml'), '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-file', join(dir, 'server.log')],
+    { EHR_DB_PASSWORD: pgi.roles.scram.password },
+  );
+  url = (await server.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/))[1]!;
+});
+afterAll(async () => {
+  await Promise.all(procs.map((p) => p.stop()));
+  await server?.stop();
+  await admin?.end();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A client-credentials token of the dev issuer's `dev-<name>` client (a service identity). */
+async function serviceToken(name: string): Promise<string> {
+  const res = await fetch(`${url}/oidc/token`, {
+    ...form({ grant_type: 'client_credentials' }),
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`dev-${name}:dev-${name}-secret`).toString('base64')}` },
+  });
+  const t = ((await res.json()) as Record<string, string>)['access_token']!;
+  usedTokens.add(t);
+  return t;
+}
+
+/** A device-flow token of the dev identity `name` (a human). */
+async function humanToken(name: string): Promise<string> {
+  const info = (await (await fetch(`${url}/.well-known/phigate`)).json()) as { issuer: string; client_id: string; scopes: string[] };
+  const auth = (await (await fetch(`${info.issuer}/device/auth`, form({ client_id: info.client_id, scope: info.scopes.join(' ') }))).json()) as Record<string, string>;
+  await driveDeviceVerification(auth['verification_uri_complete']!, name);
+  const tok = (await (await fetch(`${info.issuer}/token`, form({
+    client_id: info.client_id, grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: auth['device_code']!,
+  }))).json()) as Record<string, string>;
+  for (const k of ['access_token', 'refresh_token', 'id_token']) if (tok[k]) usedTokens.add(tok[k]);
+  return tok['access_token']!;
+}
+
+/** Every file under `root` (recursively) with its mode. */
+function filesUnder(root: string): { path: string; mode: number; dir: boolean }[] {
+  const out: { path: string; mode: number; dir: boolean }[] = [];
+  const walk = (p: string): void => {
+    const st = statSync(p);
+    out.push({ path: p, mode: st.mode & 0o777, dir: st.isDirectory() });
+    if (st.isDirectory()) for (const e of readdirSync(p)) walk(join(p, e));
+  };
+  walk(root);
+  return out;
+}
+
+describe('finding 1: bearer tokens never leave the Authorization header, and never reach a log or file', () => {
+  it('a token in a query string is refused with where it belongs, and the log shows the path only', async () => {
+    const bob = await humanToken('bob');
+    for (const path of ['/v1/approvals/apr-abcdef/approve', '/v1/connections', '/v1/audit/search', '/admin/policy']) {
+      const res = await fetch(`${url}${path}?access_token=${bob}`, { method: path.endsWith('approve') || path === '/admin/policy' ? 'POST' : 'GET' });
+      expect(res.status, path).toBe(400);
+      const body = (await res.json()) as { error: string; message: string };
+      expect(body.error).toBe('token_misplaced');
+      expect(body.message).toMatch(/Authorization: Bearer/);
+    }
+    // The same through a tunnel upgrade, under another parameter name.
+    const status = await new Promise<number>((resolve, reject) => {
+      const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/tunnel/ehr?token=${bob}`);
+      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on('open', () => reject(new Error('upgrade with a token in the URL was accepted')));
+      ws.on('error', () => {});
+    });
+    expect(status).toBe(400);
+    const log = server.stderr() + readFileSync(join(dir, 'server.log'), 'utf8');
+    expect(log).toContain('path=/v1/approvals/apr-abcdef/approve');
+    expect(log).not.toContain('access_token=');
+    expect(log).not.toContain(bob);
+  });
+
+  it('a run that connects and queries writes no token to any log or data file; files are 0600, directories 0700', async () => {
+    const alice = await serviceToken('alice');
+    const c = run(['connect', 'ehr', '--server', url], { PHIGATE_TOKEN: alice });
+    procs.push(c);
+    const port = Number((await c.waitFor(/Listening on 127\.0\.0\.1:(\d+)/))[1]);
+    const client = new pg.Client({ host: '127.0.0.1', port, user: 'alice', database: 'ehr' });
+    await client.connect();
+    expect((await client.query('SELECT count(*)::int AS n FROM ctl_t')).rows[0].n).toBe(10);
+    await client.end();
+    await serviceToken('carol').then((t) => fetch(`${url}/v1/audit/search`, { headers: { authorization: `Bearer ${t}` } }));
+    const files = filesUnder(join(dir, 'data')).concat(filesUnder(join(dir, 'server.log')));
+    expect(files.length).toBeGreaterThan(5);
+    for (const f of files) expect({ path: f.path, mode: f.mode.toString(8) }).toEqual({ path: f.path, mode: f.dir ? '700' : '600' });
+    const texts = [server.stdout(), server.stderr(), ...files.filter((f) => !f.dir).map((f) => readFileSync(f.path, 'latin1'))];
+    expect(usedTokens.size).toBeGreaterThan(2);
+    for (const t of usedTokens) {
+      // The whole token, and its signature alone (what a partial copy would need to replay it).
+      const sig = t.split('.')[2]!;
+      for (const text of texts) {
+        expect(text.includes(t)).toBe(false);
+        expect(text.includes(sig)).toBe(false);
+      }
+    }
+  });
+});
