@@ -52,7 +52,7 @@ export type StreamMessage =
   | { type: 'requested' | 'decided' | 'expired' | 'withdrawn'; approval: ApprovalView; server_time: string };
 
 export type ApiErrorCode =
-  | 'not_found' | 'already_decided' | 'not_an_approver' | 'self_approval'
+  | 'not_found' | 'already_decided' | 'not_an_approver' | 'self_approval' | 'unowned_service' | 'reason_required'
   | 'bad_request' | 'method_not_allowed' | 'unauthenticated' | 'unavailable';
 
 export interface ApiError {

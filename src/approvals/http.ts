@@ -41,6 +41,8 @@ const STATUS: Record<ApiErrorCode, number> = {
   already_decided: 409,
   not_an_approver: 403,
   self_approval: 403,
+  unowned_service: 403,
+  reason_required: 400,
   bad_request: 400,
   method_not_allowed: 405,
   unauthenticated: 401,
@@ -53,7 +55,7 @@ class HttpProblem extends Error {
   }
 }
 
-export function toView(r: ApprovalRecord, viewer: Identity): ApprovalView {
+export function viewOf(r: ApprovalRecord, viewer: Identity, mayDecide: (r: ApprovalRecord, who: Identity) => boolean = canDecide): ApprovalView {
   const q = r.input.requester;
   const s = r.settlement;
   let decision: ApprovalView['decision'] = null;
@@ -83,7 +85,7 @@ export function toView(r: ApprovalRecord, viewer: Identity): ApprovalView {
     created_at: r.createdAt,
     expires_at: r.expiresAt,
     decision,
-    can_decide: canDecide(r, viewer),
+    can_decide: mayDecide(r, viewer),
     own: isRequester(q, viewer),
   };
 }
@@ -99,6 +101,7 @@ function asRefusal(err: unknown): { code: RefusalCode; message: string } | undef
 
 export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
   const { service, log } = deps;
+  const toView = (r: ApprovalRecord, viewer: Identity): ApprovalView => viewOf(r, viewer, (x, who) => service.mayDecide(x, who));
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4 * 1024 });
   const streams = new Set<WebSocket>();
   // Updates from other replicas may have been missed: viewers reconnect (clients do by themselves) and get a fresh snapshot.

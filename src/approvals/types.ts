@@ -7,8 +7,14 @@ export interface RequesterIdentity {
   name: string;
   groups: readonly string[];
   kind: 'human' | 'service' | 'agent';
-  /** exec --name label when the session is an agent's. */
+  /** exec --name label when the session is an agent's: shown as a label, never compared with identities. */
   label?: string;
+  /**
+   * The person the requester is (auth/person.ts): their subject, or the owner of the service they
+   * used. Separation of duties compares it. Absent on requests stored before it existed (the subject
+   * is compared then) and for services nobody owns.
+   */
+  person?: string;
 }
 
 export interface ApprovalRequestInput {

@@ -29,7 +29,7 @@ import { isUnmaskedReader, maskedColumnKeys } from '../masking/index.js';
 import { resolveUpstreamTarget } from './targets.js';
 import { parseUpstreamUrl, type UpstreamTarget } from './upstream.js';
 import { pathOf, type Logger } from './log.js';
-import { createDevIssuer, DEV_MOUNT, type DevIssuer } from '../auth/dev-issuer.js';
+import { createDevIssuer, devServiceOwners, DEV_MOUNT, type DevIssuer } from '../auth/dev-issuer.js';
 import { initClassifier } from '../policy/classify/index.js';
 import { ShapeClassifierCache } from '../policy/shape-cache.js';
 import { ApprovalService, type ApprovalStore } from '../approvals/service.js';
@@ -135,7 +135,10 @@ export class Gateway {
     this.policy = opts.policy;
     this.policyVersion = policyVersion(opts.policy.source);
     this.history = opts.dataDir ? new PolicyHistory(opts.dataDir) : undefined;
-    this.approvals = new ApprovalService({ log: opts.log, webhook: opts.policy.approvals.webhook, store: opts.approvalStore });
+    this.approvals = new ApprovalService({
+      log: opts.log, webhook: opts.policy.approvals.webhook, store: opts.approvalStore,
+      rules: () => ({ reasonRequired: this.policy.approvals.reasonRequired, unownedServiceApprovers: this.policy.approvals.unownedServiceApprovers }),
+    });
     this.access = new AccessGrants(this.approvals, (g) => this.onAccessExpired(g), Date.now, (g, user, reason) => this.record({
       type: 'access.granted', grant: g.id, user, connection: g.connection, until: new Date(g.expiresAt).toISOString(),
       approval: g.id, by: g.approver, reason,
@@ -210,7 +213,8 @@ export class Gateway {
     const extra: IssuerConfig[] = [];
     if (this.opts.dev) {
       this.devIssuer = await createDevIssuer({ baseUrl: url, stateDir: this.opts.dev.stateDir, accessTokenTtlSec: this.opts.dev.accessTokenTtlSec });
-      extra.push({ issuer: this.devIssuer.issuer, audience: this.devIssuer.audience, groupsClaim: 'groups' });
+      // The dev issuer's `dev-<name>` clients stand for <name>: one person, two identities.
+      extra.push({ issuer: this.devIssuer.issuer, audience: this.devIssuer.audience, groupsClaim: 'groups', serviceOwners: devServiceOwners() });
     }
     this.extraIssuers = extra;
     this.verifier = this.opts.verifier ?? verifierFor(this.policy, extra);
@@ -724,7 +728,9 @@ export class Gateway {
 
 export function verifierFor(policy: PolicyFile, extra: IssuerConfig[] = []): TokenVerifier {
   const issuers: IssuerConfig[] = [
-    ...policy.issuers.map((i) => ({ issuer: i.issuer, audience: i.audience, groupsClaim: i.groupsClaim, jwksUri: i.jwksUri })),
+    ...policy.issuers.map((i) => ({
+      issuer: i.issuer, audience: i.audience, groupsClaim: i.groupsClaim, jwksUri: i.jwksUri, ownerClaim: i.ownerClaim, serviceOwners: i.serviceOwners,
+    })),
     ...extra,
   ];
   // Plain-http issuers are trusted only on loopback (tests, dev mode); anywhere else tokens need TLS.

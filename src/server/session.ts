@@ -14,6 +14,7 @@ import type { ShapeClassifierCache } from '../policy/shape-cache.js';
 import type { Decision } from '../policy/decide.js';
 import { formatDuration } from '../policy/duration.js';
 import { DEFAULT_APPROVAL_TIMEOUT_MS } from '../policy/rules.js';
+import { requesterOf } from '../approvals/requester.js';
 import type { ApprovalHandle, ApprovalRequester, Outcome } from '../approvals/types.js';
 import { StatementGate, type Verdict } from './gate.js';
 import { MaskingLayer, UnmaskableResult, decodeFields, type MaskingContext } from './masking-layer.js';
@@ -786,7 +787,7 @@ export class ClientSession {
     const { identity, label } = this.opts;
     const handle = approvals.request({
       kind: 'statement',
-      requester: { subject: identity.subject, issuer: identity.issuer, name: identity.name, groups: identity.groups, kind: label ? 'agent' : identity.kind, label },
+      requester: requesterOf(identity, label),
       sessionId: this.id,
       connection: this.opts.connection.name,
       statement: verdict.statement,

@@ -82,6 +82,46 @@ async function humanToken(name: string): Promise<string> {
   return tok['access_token']!;
 }
 
+/** `phigate connect ehr` as the holder of `token`; its local port. */
+async function connectAs(token: string, extra: string[] = []): Promise<number> {
+  const c = run(['connect', 'ehr', '--server', url, ...extra], { PHIGATE_TOKEN: token });
+  procs.push(c);
+  return Number((await c.waitFor(/Listening on 127\.0\.0\.1:(\d+)/))[1]);
+}
+
+interface View { id: string; status: string; statement: string; can_decide: boolean; own: boolean; requester: { name: string; label?: string }; decision: { scope?: string } | null }
+
+async function api(token: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`${url}${path}`, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+/** The next pending request `viewer` sees that `seen` does not hold yet. */
+async function nextPending(viewer: string, seen: Set<string>): Promise<View> {
+  for (let i = 0; i < 200; i++) {
+    const list = (await api(viewer, '/v1/approvals')).json['approvals'] as View[];
+    const found = list.find((a) => a.status === 'pending' && !seen.has(a.id));
+    if (found) {
+      seen.add(found.id);
+      return found;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('no pending approval');
+}
+const seen = new Set<string>();
+
+/** Runs `sql` through `port` with node-postgres in the background: the promise settles when it does. */
+function runHeld(port: number, sql: string): { done: Promise<unknown>; client: pg.Client } {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: 'x', database: 'ehr' });
+  const done = client.connect().then(() => client.query(sql)).then((r) => r, (e: unknown) => e);
+  return { done, client };
+}
+
 /** Every file under `root` (recursively) with its mode. */
 function filesUnder(root: string): { path: string; mode: number; dir: boolean }[] {
   const out: { path: string; mode: number; dir: boolean }[] = [];
@@ -141,5 +181,24 @@ describe('finding 1: bearer tokens never leave the Authorization header, and nev
         expect(text.includes(sig)).toBe(false);
       }
     }
+  });
+});
+
+describe('finding 2: separation of duties compares persons', () => {
+  it('bob (device flow) cannot have his held statement approved by dev-bob (his client-credentials identity)', async () => {
+    const bob = await humanToken('bob');
+    const devBob = await serviceToken('bob');
+    const port = await connectAs(bob);
+    const held = runHeld(port, 'DELETE FROM ctl_t WHERE id = 1');
+    const p = await nextPending(devBob, seen);
+    expect(p.can_decide).toBe(false);
+    expect(p.own).toBe(true);
+    const r = await api(devBob, `/v1/approvals/${p.id}/approve`, { reason: 'looks fine to me' });
+    expect(r.status).toBe(403);
+    expect(r.json['error']).toBe('self_approval');
+    // The requester gives up; nothing ran.
+    await held.client.end().catch(() => {});
+    await held.done;
+    expect((await admin.query('SELECT count(*)::int AS n FROM ctl_t WHERE id = 1')).rows[0].n).toBe(1);
   });
 });
