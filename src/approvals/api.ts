@@ -15,6 +15,8 @@ export interface ApprovalView {
   connection: string;
   /** Literals redacted by the gateway before the request was made. */
   statement: string;
+  /** What scope `shape` would release: the statement with each literal shown as "any" (format.ts shapeOf). */
+  shape: string;
   rule: string;
   /** Why the rule holds it (the rule's words). */
   reason: string;

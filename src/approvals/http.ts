@@ -13,6 +13,8 @@ import {
 import { StoreError } from '../server/shared-db.js';
 import { ApprovalError, canDecide, canSee, isRequester, type ApprovalEvent, type ApprovalService } from './service.js';
 import type { ApprovalRecord } from './store.js';
+import { shapeOf } from './format.js';
+import { APPROVAL_SCOPES, type ApprovalScope } from './types.js';
 
 export interface ApprovalRoutesDeps {
   service: ApprovalService;
@@ -78,6 +80,7 @@ export function viewOf(r: ApprovalRecord, viewer: Identity, mayDecide: (r: Appro
     session_id: r.input.sessionId,
     connection: r.input.connection,
     statement: r.input.statement,
+    shape: shapeOf(r.input.statement),
     rule: r.input.rule,
     reason: r.input.reason,
     tables: [...r.input.tables],
@@ -289,12 +292,13 @@ async function readBody(req: IncomingMessage): Promise<string> {
 }
 
 function parseDecision(text: string, approve: boolean): DecisionBody {
+  const expected = `expected {"reason": "...", "scope": ${APPROVAL_SCOPES.map((x) => `"${x}"`).join('|')}}`;
   if (text.trim() === '') return {};
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch {
-    throw new HttpProblem('bad_request', 'request body is not JSON; expected {"reason": "...", "scope": "once"|"session"}');
+    throw new HttpProblem('bad_request', `request body is not JSON; ${expected}`);
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new HttpProblem('bad_request', 'request body must be a JSON object');
   const o = v as Record<string, unknown>;
@@ -308,9 +312,12 @@ function parseDecision(text: string, approve: boolean): DecisionBody {
     out.reason = o['reason'];
   }
   if (o['scope'] !== undefined && o['scope'] !== null) {
-    if (o['scope'] !== 'once' && o['scope'] !== 'session') throw new HttpProblem('bad_request', 'scope must be "once" or "session"');
-    if (!approve && o['scope'] === 'session') throw new HttpProblem('bad_request', 'scope "session" only applies to approvals');
-    out.scope = o['scope'];
+    const scope = o['scope'];
+    if (typeof scope !== 'string' || !(APPROVAL_SCOPES as readonly string[]).includes(scope)) {
+      throw new HttpProblem('bad_request', `scope must be one of ${APPROVAL_SCOPES.join(', ')}`);
+    }
+    if (!approve && scope !== 'once') throw new HttpProblem('bad_request', `scope "${scope}" only applies to approvals`);
+    out.scope = scope as ApprovalScope;
   }
   return out;
 }

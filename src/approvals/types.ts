@@ -35,7 +35,14 @@ export interface ApprovalRequestInput {
   accessDurationMs?: number;
 }
 
-export type ApprovalScope = 'once' | 'session';
+/**
+ * What an approval releases. `once`: this execution only. For the rest of the requester's session:
+ * `statement`, this exact statement text again; `shape`, any statement of this shape (the same text
+ * with any literals); `session`, every statement the same rule holds.
+ */
+export type ApprovalScope = 'once' | 'statement' | 'shape' | 'session';
+
+export const APPROVAL_SCOPES: readonly ApprovalScope[] = ['once', 'statement', 'shape', 'session'];
 
 export type Outcome =
   | { approved: true; approver: string; reason?: string; scope: ApprovalScope }

@@ -4,6 +4,8 @@
 import type { Logger } from '../server/log.js';
 import type { ApprovalEvent } from './service.js';
 import type { ApprovalRecord } from './store.js';
+import type { ApprovalScope } from './types.js';
+import { scopeNotice } from './format.js';
 
 export interface WebhookConfig {
   url: string;
@@ -38,7 +40,7 @@ export interface WebhookPayload {
   decision?: 'approved' | 'denied' | 'timeout' | 'withdrawn';
   approver?: string;
   reason?: string;
-  scope?: 'once' | 'session';
+  scope?: ApprovalScope;
   /** Slack format only. */
   text?: string;
 }
@@ -182,7 +184,7 @@ function slackText(r: ApprovalRecord, p: WebhookPayload): string {
     case undefined:
       return `:hourglass: ${who} wants to run ${stmt} ${where}. Approve: phigate approve ${r.id}`;
     case 'approved':
-      return `:white_check_mark: ${esc(p.approver ?? 'someone')} approved ${r.id}${p.scope === 'session' ? ' for the rest of the session' : ''}: ${who}, ${stmt} ${where}${reason}`;
+      return `:white_check_mark: ${esc(p.approver ?? 'someone')} approved ${r.id}${scopeNotice(p.scope)}: ${who}, ${stmt} ${where}${reason}`;
     case 'denied':
       return `:no_entry: ${esc(p.approver ?? 'someone')} denied ${r.id}: ${who}, ${stmt} ${where}${reason}`;
     case 'timeout':

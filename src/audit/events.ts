@@ -165,7 +165,7 @@ export interface ApprovalDecidedEvent {
   outcome: 'approved' | 'denied' | 'timeout' | 'cancelled' | 'withdrawn';
   approver?: string;
   reason?: string;
-  scope?: 'once' | 'session';
+  scope?: 'once' | 'statement' | 'shape' | 'session';
 }
 
 export interface AccessGrantedEvent {

@@ -15,6 +15,7 @@ import type { Decision } from '../policy/decide.js';
 import { formatDuration } from '../policy/duration.js';
 import { DEFAULT_APPROVAL_TIMEOUT_MS } from '../policy/rules.js';
 import { requesterOf } from '../approvals/requester.js';
+import { scopeNotice } from '../approvals/format.js';
 import type { ApprovalHandle, ApprovalRequester, Outcome } from '../approvals/types.js';
 import { StatementGate, type Verdict } from './gate.js';
 import { MaskingLayer, UnmaskableResult, decodeFields, type MaskingContext } from './masking-layer.js';
@@ -834,8 +835,8 @@ export class ClientSession {
     if (!this.recordEvents(events)) return;
     let out: Buffer;
     if (o.approved) {
-      if (o.scope === 'session') this.gate!.releaseForSession(held.verdict.fingerprint);
-      this.control({ type: 'notice', message: `approval ${id} granted by ${o.approver}${o.scope === 'session' ? ' for this session' : ''}` });
+      this.gate!.release(o.scope, held.verdict);
+      this.control({ type: 'notice', message: `approval ${id} granted by ${o.approver}${scopeNotice(o.scope)}` });
       const msgs: Buffer[] = [];
       this.forward(msgs, held.message);
       this.expectAnswer(held.message, ev);

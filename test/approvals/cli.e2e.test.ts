@@ -86,13 +86,23 @@ describe('phigate approve ID', () => {
     expect(await h.outcome).toEqual({ approved: false, cause: 'denied', approver: 'bob', reason: 'use the archive job instead' });
   });
 
-  it('--session approves the statement text for the rest of the session', async () => {
+  it('--scope says what an approval releases; the old --session still means this statement text, with a warning', async () => {
+    for (const scope of ['statement', 'shape', 'session'] as const) {
+      const h = g.request();
+      await settle();
+      const r = await g.cli('carol', ['approve', h.id, '--scope', scope, '--reason', 'migration window']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/for the rest of the session/);
+      expect(await h.outcome).toEqual({ approved: true, approver: 'carol', scope, reason: 'migration window' });
+    }
     const h = g.request();
     await settle();
-    const r = await g.cli('carol', ['approve', h.id, '--session', '--reason', 'migration window']);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/for the rest of the session/);
-    expect(await h.outcome).toEqual({ approved: true, approver: 'carol', scope: 'session', reason: 'migration window' });
+    const old = await g.cli('carol', ['approve', h.id, '--session', '--reason', 'migration window']);
+    expect(old.code).toBe(0);
+    expect(old.stderr).toMatch(/--session is deprecated; it means --scope statement/);
+    expect(old.stdout).toMatch(/for this statement text for the rest of the session/);
+    expect(await h.outcome).toEqual({ approved: true, approver: 'carol', scope: 'statement', reason: 'migration window' });
+    expect((await g.cli('carol', ['approve', 'apr-x', '--scope', 'everything'])).code).toBe(2);
   });
 
   it('exits 1 when already decided or unknown, and shows decided ones with --all', async () => {

@@ -12,7 +12,7 @@ function view(id: string, over: Partial<ApprovalView> = {}): ApprovalView {
   return {
     id, status: 'pending', kind: 'statement',
     requester: { name: 'alice', kind: 'agent', label: 'claude', subject: 'alice', issuer: 'https://idp.test' },
-    session_id: 's1', connection: 'ehr', statement: 'DELETE FROM patients WHERE id = $1', rule: 'phi-writes', reason: 'r',
+    session_id: 's1', connection: 'ehr', statement: 'DELETE FROM patients WHERE id = $1', shape: 'DELETE FROM patients WHERE id = $1', rule: 'phi-writes', reason: 'r',
     tables: ['patients'], approvers: ['privacy-officers'],
     created_at: new Date(T0 - 90_000).toISOString(), expires_at: new Date(T0 + 14 * 60_000 + 5_000).toISOString(),
     decision: null, can_decide: true, own: false, ...over,

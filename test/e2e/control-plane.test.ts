@@ -89,7 +89,7 @@ async function connectAs(token: string, extra: string[] = []): Promise<number> {
   return Number((await c.waitFor(/Listening on 127\.0\.0\.1:(\d+)/))[1]);
 }
 
-interface View { id: string; status: string; statement: string; can_decide: boolean; own: boolean; requester: { name: string; label?: string }; decision: { scope?: string } | null }
+interface View { id: string; status: string; statement: string; shape: string; can_decide: boolean; own: boolean; requester: { name: string; label?: string }; decision: { scope?: string } | null }
 
 async function api(token: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(`${url}${path}`, {
@@ -200,5 +200,49 @@ describe('finding 2: separation of duties compares persons', () => {
     await held.client.end().catch(() => {});
     await held.done;
     expect((await admin.query('SELECT count(*)::int AS n FROM ctl_t WHERE id = 1')).rows[0].n).toBe(1);
+  });
+});
+
+describe('finding 3: an approval releases exactly what its scope says', () => {
+  it('statement releases the same text only; shape releases any literals; session everything the rule holds', async () => {
+    const bob = await humanToken('bob');
+    const port = await connectAs(await serviceToken('alice'));
+    const client = new pg.Client({ host: '127.0.0.1', port, user: 'alice', database: 'ehr' });
+    await client.connect();
+    /** Runs `sql`; approves its request with `scope` if it is held; says whether it was held. */
+    const exec = async (sql: string, scope?: string): Promise<boolean> => {
+      let settled = false;
+      const q = client.query(sql).finally(() => (settled = true));
+      // Held or not is whichever shows first: the statement's answer, or a request waiting for bob.
+      let p: View | undefined;
+      while (!p) {
+        if (settled) return (await q, false);
+        const list = (await api(bob, '/v1/approvals')).json['approvals'] as View[];
+        p = list.find((a) => a.status === 'pending' && !seen.has(a.id));
+        if (!p) await new Promise((r) => setTimeout(r, 50));
+      }
+      seen.add(p.id);
+      expect(p.statement).toBe(sql.replace(/-?\d+$/, (m) => (m.startsWith('-') ? '-<n>' : '<n>')));
+      expect(p.shape).toMatch(/<any number>$/);
+      const r = await api(bob, `/v1/approvals/${p.id}/approve`, { scope: scope ?? 'once', reason: 'issue 16 scopes' });
+      expect(r.status, JSON.stringify(r.json)).toBe(200);
+      await q;
+      return true;
+    };
+    expect(await exec('DELETE FROM ctl_t WHERE id = -55555', 'statement')).toBe(true);
+    expect(await exec('DELETE FROM ctl_t WHERE id = -55555')).toBe(false); // the same text: released
+    expect(await exec('DELETE FROM ctl_t WHERE id = -88888', 'shape')).toBe(true); // another literal: asked again
+    expect(await exec('DELETE FROM ctl_t WHERE id = -77777')).toBe(false); // any literal of that shape: released
+    expect(await exec('DELETE FROM ctl_t WHERE id > 1000', 'session')).toBe(true); // another shape: asked again
+    expect(await exec('DELETE FROM ctl_t WHERE id < -1000')).toBe(false); // everything rule phi-writes holds: released
+    await client.end();
+    // Another session of the same person starts from nothing.
+    const other = new pg.Client({ host: '127.0.0.1', port, user: 'alice', database: 'ehr' });
+    await other.connect();
+    const q = other.query('DELETE FROM ctl_t WHERE id = -55555');
+    const p = await nextPending(bob, seen);
+    expect((await api(bob, `/v1/approvals/${p.id}/deny`, { reason: 'not again' })).status).toBe(200);
+    await expect(q).rejects.toThrow(/denied by bob/);
+    await other.end();
   });
 });
