@@ -2,6 +2,7 @@
 // left, who asked, a statement cut to fit, and how a request ended.
 import type { ApprovalView } from './api.js';
 import type { ApprovalScope } from './types.js';
+import { showLabel } from '../tunnel/label.js';
 
 /**
  * The statement as scope `shape` releases it: every literal (already redacted by the gateway) shown
@@ -57,10 +58,13 @@ export function formatTimeLeft(ms: number): string {
   return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
-/** `alice (agent claude)`, `ci-bot (service)`, `alice`. */
+/**
+ * `alice (agent, label "claude")`, `ci-bot (service)`, `alice`. The label is the requester's own
+ * words: quoted and introduced as a label, so it cannot pass for an identity.
+ */
 export function requesterLabel(v: Pick<ApprovalView, 'requester'>): string {
   const q = v.requester;
-  if (q.label) return `${q.name} (${q.kind === 'human' ? '' : `${q.kind} `}${q.label})`;
+  if (q.label) return `${q.name} (${q.kind === 'human' ? '' : `${q.kind}, `}${showLabel(q.label)})`;
   return q.kind === 'human' ? q.name : `${q.name} (${q.kind})`;
 }
 

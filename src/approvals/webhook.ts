@@ -6,6 +6,7 @@ import type { ApprovalEvent } from './service.js';
 import type { ApprovalRecord } from './store.js';
 import type { ApprovalScope } from './types.js';
 import { scopeNotice } from './format.js';
+import { showLabel } from '../tunnel/label.js';
 
 export interface WebhookConfig {
   url: string;
@@ -171,7 +172,7 @@ export function webhookPayload(event: ApprovalEvent, format: 'json' | 'slack'): 
 /** Who asked, as people say it: `alice (agent claude)`. */
 function requesterText(r: ApprovalRecord): string {
   const q = r.input.requester;
-  if (q.label) return `${q.name} (${q.kind === 'human' ? '' : `${q.kind} `}${q.label})`;
+  if (q.label) return `${q.name} (${q.kind === 'human' ? '' : `${q.kind}, `}${showLabel(q.label)})`;
   return q.kind === 'human' ? q.name : `${q.name} (${q.kind})`;
 }
 

@@ -79,7 +79,7 @@ export function renderSessions(sessions: readonly SessionSummary[], opts: { more
   if (sessions.length === 0) return 'No sessions match.\n';
   const header = ['SESSION', 'STARTED (UTC)', 'USER', 'AGENT', 'CONNECTION', 'CLIENT', 'DURATION', 'STMTS', 'STATUS'];
   const rows = sessions.map((s) => [
-    s.session, shortTime(s.started_at), s.user, s.agent ?? (s.kind === 'agent' ? 'agent' : '-'), s.connection,
+    s.session, shortTime(s.started_at), s.user, s.agent !== undefined ? JSON.stringify(s.agent) : (s.kind === 'agent' ? 'agent' : '-'), s.connection,
     s.application_name ?? '', s.ended_at ? formatDurationMs(s.duration_ms) : '-', s.statements === undefined ? '-' : String(s.statements),
     s.ended_at ? (s.recording ? 'ended, recorded' : 'ended') : 'open',
   ]);

@@ -18,6 +18,7 @@ import {
 } from '../tunnel/protocol.js';
 import { decideConnectionAccess } from './access.js';
 import { isLoopbackHost } from './loopback.js';
+import { normalizeLabel } from '../tunnel/label.js';
 import { AccessError, AccessGrants, type AccessGrant, type AccessRequestState } from './access-grants.js';
 import { CancelRegistry } from './cancel-registry.js';
 import { ClientSession, type SessionOptions, type SourceMaskingHandle } from './session.js';
@@ -467,7 +468,7 @@ export class Gateway {
         id: randomUUID(),
         identity,
         connection,
-        label: headerValue(req, HEADER_SESSION_LABEL),
+        label: normalizeLabel(headerValue(req, HEADER_SESSION_LABEL)),
         reason: headerValue(req, HEADER_REASON),
         remoteAddress: req.socket.remoteAddress,
         cancels: this.cancels,
@@ -669,7 +670,7 @@ export class Gateway {
       const allowed = decideConnectionAccess(identity.groups, connection);
       if (!allowed.allowed) return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: ${allowed.reason}`, identity.subject));
       try {
-        const label = headerValue(req, HEADER_SESSION_LABEL);
+        const label = normalizeLabel(headerValue(req, HEADER_SESSION_LABEL));
         const st = await this.access.request(identity, connection, {
           reason: typeof body.reason === 'string' ? body.reason : undefined,
           duration: typeof body.duration === 'string' ? body.duration : undefined,

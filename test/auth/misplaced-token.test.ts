@@ -28,3 +28,14 @@ describe('log lines', () => {
     }
   });
 });
+
+describe('session labels', () => {
+  it('are trimmed, lose control and format characters, and are bounded', async () => {
+    const { normalizeLabel, showLabel, MAX_LABEL_CHARS } = await import('../../src/tunnel/label.js');
+    expect(normalizeLabel('  DEV-BOB ')).toBe('DEV-BOB');
+    expect(normalizeLabel('a\u001b[31mb\u202ec\u200bd\ne')).toBe('a [31mb c d e');
+    expect(normalizeLabel(' \u0000 ')).toBeUndefined();
+    expect([...normalizeLabel('é'.repeat(200))!].length).toBe(MAX_LABEL_CHARS);
+    expect(showLabel('claude "x"')).toBe('label "claude \\"x\\""');
+  });
+});

@@ -246,3 +246,24 @@ describe('finding 3: an approval releases exactly what its scope says', () => {
     await other.end();
   });
 });
+
+describe('finding 4: a session label is a label, not an identity', () => {
+  it('alice labelling her agent " DEV-BOB " does not stop dev-bob (bob\'s own service identity) approving; labels are normalised', async () => {
+    const bob = await serviceToken('bob');
+    const alice = await serviceToken('alice');
+    const name = ` DEV-BOB ${'x'.repeat(100)}`;
+    const ex = run(['exec', '--connection', 'ehr', '--name', name, '--server', url, '--', 'psql', '-X', '-c', 'DELETE FROM ctl_t WHERE id = 2'], { PHIGATE_TOKEN: alice });
+    procs.push(ex);
+    const p = await nextPending(bob, seen);
+    expect(p.requester.label).toBe(`DEV-BOB ${'x'.repeat(56)}`);
+    expect(p.can_decide).toBe(true);
+    expect(p.own).toBe(false);
+    const listed = run(['approvals', '--server', url], { PHIGATE_TOKEN: bob, COLUMNS: '400' });
+    await listed.exited;
+    expect(listed.stdout()).toContain(`dev-alice (agent, label "DEV-BOB ${'x'.repeat(56)}")`);
+    const r = await api(bob, `/v1/approvals/${p.id}/approve`, { reason: 'duplicate row, ticket 16' });
+    expect(r.status, JSON.stringify(r.json)).toBe(200);
+    expect((await ex.exited).code).toBe(0);
+    expect((await admin.query('SELECT count(*)::int AS n FROM ctl_t WHERE id = 2')).rows[0].n).toBe(0);
+  });
+});
