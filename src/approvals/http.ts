@@ -21,6 +21,8 @@ export interface ApprovalRoutesDeps {
   /** The gateway's own bearer-token check; throws its refusal (code + message) when it says no. */
   authenticate: (req: IncomingMessage) => Promise<Identity>;
   log: Logger;
+  /** Puts an approval decision attempt (granted or refused) on the audit record. */
+  recordAttempt?: (who: Identity, action: 'approval.decide' | 'access.grant', target: string, outcome: 'granted' | 'refused', code?: string) => void;
 }
 
 export interface ApprovalRoutes {
@@ -155,12 +157,17 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
         const viewer = await who(req, res);
         if (!viewer) return true;
         const body = parseDecision(await readBody(req), action === 'approve');
+        const what = async (): Promise<'approval.decide' | 'access.grant'> =>
+          ((await service.lookup(id).catch(() => undefined))?.input.kind === 'access' ? 'access.grant' : 'approval.decide');
+        const target = `${id} (${action})`;
         try {
           const settled = await service.decide(id, viewer, { approve: action === 'approve', ...body });
+          deps.recordAttempt?.(viewer, settled.input.kind === 'access' ? 'access.grant' : 'approval.decide', target, 'granted');
           sendJson(res, 200, toView(settled, viewer));
         } catch (err) {
           if (err instanceof ApprovalError) {
             log.warn('approval decision refused', { approval: id, approver: viewer.name, subject: viewer.subject, code: err.code });
+            deps.recordAttempt?.(viewer, await what(), target, 'refused', err.code);
           }
           throw err;
         }

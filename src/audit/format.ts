@@ -51,6 +51,8 @@ export function recordDetail(r: StoredRecord): string {
       return `exported ${str(r['records'])} records${r['since'] ? ` since ${str(r['since'])}` : ''}${r['until'] ? ` until ${str(r['until'])}` : ''}`;
     case 'replay':
       return `replayed session ${str(r['session'])}`;
+    case 'privileged':
+      return `${str(r['action'])} ${str(r['target'])}: ${str(r['outcome'])}${r['code'] ? ` (${str(r['code'])})` : ''}`;
     case 'server.start':
       return `phigate ${str(r['version'])} pid ${str(r['pid'])}${r['listen'] ? ` on ${str(r['listen'])}` : ''}`;
     case 'server.stop':
@@ -67,7 +69,7 @@ export function renderRecords(records: readonly StoredRecord[], opts: { more?: b
   const header = ['TIME (UTC)', 'SEQ', 'USER', 'CONNECTION', 'TYPE', 'DECISION', 'TABLES', 'DETAIL'];
   const rows = records.map((r) => [
     shortTime(r.at), String(r.seq), str(r['user']), str(r['connection']), r.type,
-    str(r['decision'] ?? (r.type === 'approval.decided' ? r['outcome'] : '')),
+    str(r['decision'] ?? (r.type === 'approval.decided' || r.type === 'privileged' ? r['outcome'] : '')),
     Array.isArray(r['tables']) ? (r['tables'] as string[]).join(',') : '',
     recordDetail(r),
   ]);

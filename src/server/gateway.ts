@@ -47,7 +47,7 @@ import { planSharedExport } from '../audit/shared-export.js';
 import { PolicyBroadcast, type PublishedPolicy } from '../policy/shared-policy.js';
 import { CancelRelay, type RemoteCancel } from './shared-cancel.js';
 import { loadOrCreateSigningKey } from '../audit/keys.js';
-import type { AuditEvent } from '../audit/events.js';
+import { privilegedEvent, type AuditEvent, type PrivilegedAction } from '../audit/events.js';
 
 /** What `phigate login` needs to know about how to obtain a token for this gateway. */
 export interface LoginInfo {
@@ -88,6 +88,8 @@ class Refused extends Error {
     readonly code: RefusalCode,
     message: string,
     readonly subject?: string,
+    /** Overrides the CLI's usual hint for the code. */
+    readonly hint?: string,
   ) {
     super(message);
   }
@@ -144,7 +146,10 @@ export class Gateway {
       type: 'access.granted', grant: g.id, user, connection: g.connection, until: new Date(g.expiresAt).toISOString(),
       approval: g.id, by: g.approver, reason,
     }), this.approvals.shared ? this.approvals : undefined);
-    this.approvalRoutes = createApprovalRoutes({ service: this.approvals, authenticate: (req) => this.authenticate(req), log: opts.log });
+    this.approvalRoutes = createApprovalRoutes({
+      service: this.approvals, authenticate: (req) => this.authenticate(req), log: opts.log,
+      recordAttempt: (who, action, target, outcome, code) => this.record(privilegedEvent(who, action, target, outcome, code)),
+    });
     this.wss = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false,
@@ -397,17 +402,24 @@ export class Gateway {
     if (identity instanceof Refused) return this.refuseHttp(req, res, identity);
     const isAdmin = identity.groups.some((g) => this.policy.adminGroups.includes(g));
     const isAuditor = identity.groups.some((g) => this.policy.auditorGroups.includes(g));
+    const attempt = (action: PrivilegedAction, target: string, outcome: 'granted' | 'refused', code?: string): void =>
+      this.record(privilegedEvent(identity, action, target, outcome, code));
     if (path === '/v1/policy/history') {
       if (req.method !== 'GET') return sendJson(res, 405, { error: 'method_not_allowed', message: 'use GET' });
       if (!isAdmin && !isAuditor) {
-        return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: only admins and auditors may read the policy history`, identity.subject));
+        attempt('policy.history', 'policy history', 'refused', 'forbidden');
+        return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: only admins and auditors may read the policy history`, identity.subject,
+          `ask a member of ${[...this.policy.adminGroups, ...this.policy.auditorGroups].join(' or ')} (identity.admin_groups, auditor_groups); \`phigate whoami\` shows your groups`));
       }
+      attempt('policy.history', 'policy history', 'granted');
       sendJson(res, 200, { current: this.policyVersion, history: this.policyHistory() });
       return;
     }
     if (req.method !== 'POST') return sendJson(res, 405, { error: 'method_not_allowed', message: 'POST the policy YAML to /admin/policy' });
     if (!isAdmin) {
-      return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: only members of ${this.policy.adminGroups.join(', ')} may change the policy`, identity.subject));
+      attempt('policy.apply', 'policy', 'refused', 'forbidden');
+      return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: only members of ${this.policy.adminGroups.join(', ')} may change the policy`, identity.subject,
+        `ask a member of ${this.policy.adminGroups.join(' or ')} (the policy's identity.admin_groups) to apply it; \`phigate whoami\` shows your groups`));
     }
     let text: string;
     try {
@@ -425,14 +437,17 @@ export class Gateway {
         } catch (err) {
           if (!(err instanceof StoreError)) throw err;
           this.opts.log.error('policy not published to the other replicas; not applied', { by: identity.name, error: err.message });
+          attempt('policy.apply', policyVersion(next.source), 'refused', 'unavailable');
           return sendJson(res, 503, { error: 'unavailable', message: 'the policy cannot be shared with the other replicas (the shared store is unavailable); nothing was changed' });
         }
       }
       const { version, changed } = this.activatePolicy(text, 'api', identity.name);
+      attempt('policy.apply', version, 'granted');
       sendJson(res, 200, { version, changed, ...(this.policyBroadcast ? { replicas: 'published' } : {}) });
     } catch (err) {
       if (!(err instanceof PolicyFileError)) throw err;
       this.opts.log.warn('policy update rejected', { by: identity.name, error: err.message });
+      attempt('policy.apply', 'invalid policy', 'refused', 'invalid_policy');
       sendJson(res, 400, { error: 'invalid_policy', message: err.message });
     }
   }
@@ -717,7 +732,7 @@ export class Gateway {
 
   private refuseHttp(req: IncomingMessage, res: ServerResponse, err: Refused): void {
     this.logRefusal(req, err, undefined);
-    sendJson(res, REFUSAL_STATUS[err.code], { error: err.code, message: err.message } satisfies Refusal);
+    sendJson(res, REFUSAL_STATUS[err.code], { error: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) } satisfies Refusal);
   }
 
   private logRefusal(req: IncomingMessage, err: Refused, connection: string | undefined): void {

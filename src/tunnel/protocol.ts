@@ -15,6 +15,8 @@ export const HEADER_CLIENT = 'x-phigate-client';
 export interface Refusal {
   error: RefusalCode;
   message: string;
+  /** What to do about it, when the code's usual hint would mislead (e.g. a refused policy change). */
+  hint?: string;
 }
 export type RefusalCode =
   | 'unauthenticated' // no, bad or expired token → CLI exit 3

@@ -21,7 +21,10 @@ const HINT: Partial<Record<RefusalCode, string>> = {
 
 export function refusalError(status: number, body: string): PhigateError {
   const refusal = parseRefusal(body);
-  if (refusal) return new PhigateError(`gateway refused: ${refusal.message}`, EXIT[refusal.error] ?? ExitCode.Error, HINT[refusal.error]);
+  if (refusal) {
+    const hint = typeof refusal.hint === 'string' && refusal.hint !== '' ? refusal.hint.slice(0, 300) : HINT[refusal.error];
+    return new PhigateError(`gateway refused: ${refusal.message}`, EXIT[refusal.error] ?? ExitCode.Error, hint);
+  }
   // Other API errors ({ error, message } with their own codes) keep their message; the status picks the exit code.
   const other = parseApiError(body);
   const exit = status === 401 ? ExitCode.NotAuthenticated : status === 403 ? ExitCode.Denied : status >= 500 ? ExitCode.Unreachable : ExitCode.Error;

@@ -134,6 +134,23 @@ function filesUnder(root: string): { path: string; mode: number; dir: boolean }[
   return out;
 }
 
+/** Every log and file the server wrote: no token (nor a token's signature), files 0600, directories 0700. */
+function assertNothingLeaks(): void {
+  const files = filesUnder(join(dir, 'data')).concat(filesUnder(join(dir, 'server.log')));
+  expect(files.length).toBeGreaterThan(5);
+  for (const f of files) expect({ path: f.path, mode: f.mode.toString(8) }).toEqual({ path: f.path, mode: f.dir ? '700' : '600' });
+  const texts = [server.stdout(), server.stderr(), ...files.filter((f) => !f.dir).map((f) => readFileSync(f.path, 'latin1'))];
+  expect(usedTokens.size).toBeGreaterThan(2);
+  for (const t of usedTokens) {
+    // The whole token, and its signature alone (what a partial copy would need to replay it).
+    const sig = t.split('.')[2]!;
+    for (const text of texts) {
+      expect(text.includes(t)).toBe(false);
+      expect(text.includes(sig)).toBe(false);
+    }
+  }
+}
+
 describe('finding 1: bearer tokens never leave the Authorization header, and never reach a log or file', () => {
   it('a token in a query string is refused with where it belongs, and the log shows the path only', async () => {
     const bob = await humanToken('bob');
@@ -168,19 +185,7 @@ describe('finding 1: bearer tokens never leave the Authorization header, and nev
     expect((await client.query('SELECT count(*)::int AS n FROM ctl_t')).rows[0].n).toBe(10);
     await client.end();
     await serviceToken('carol').then((t) => fetch(`${url}/v1/audit/search`, { headers: { authorization: `Bearer ${t}` } }));
-    const files = filesUnder(join(dir, 'data')).concat(filesUnder(join(dir, 'server.log')));
-    expect(files.length).toBeGreaterThan(5);
-    for (const f of files) expect({ path: f.path, mode: f.mode.toString(8) }).toEqual({ path: f.path, mode: f.dir ? '700' : '600' });
-    const texts = [server.stdout(), server.stderr(), ...files.filter((f) => !f.dir).map((f) => readFileSync(f.path, 'latin1'))];
-    expect(usedTokens.size).toBeGreaterThan(2);
-    for (const t of usedTokens) {
-      // The whole token, and its signature alone (what a partial copy would need to replay it).
-      const sig = t.split('.')[2]!;
-      for (const text of texts) {
-        expect(text.includes(t)).toBe(false);
-        expect(text.includes(sig)).toBe(false);
-      }
-    }
+    assertNothingLeaks();
   });
 });
 
@@ -265,5 +270,62 @@ describe('finding 4: a session label is a label, not an identity', () => {
     expect(r.status, JSON.stringify(r.json)).toBe(200);
     expect((await ex.exited).code).toBe(0);
     expect((await admin.query('SELECT count(*)::int AS n FROM ctl_t WHERE id = 2')).rows[0].n).toBe(0);
+  });
+});
+
+/** The audit log as written so far. */
+function auditRecords(): Record<string, unknown>[] {
+  return readFileSync(join(dir, 'data', 'audit', 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('finding 5: every privileged attempt, granted or refused, is on the tamper-evident record', () => {
+  it('a non-admin policy change, a non-auditor search and export, an auditor listing sessions, decisions: all audit records', async () => {
+    const alice = await serviceToken('alice');
+    const carol = await serviceToken('carol');
+    const get = (token: string, path: string, init: RequestInit = {}): Promise<Response> =>
+      fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers ?? {}) } });
+    expect((await get(alice, '/admin/policy', { method: 'POST', body: 'version: 1\n' })).status).toBe(403);
+    expect((await get(alice, '/v1/audit/search')).status).toBe(403);
+    expect((await get(alice, '/v1/audit/export')).status).toBe(403);
+    expect((await get(alice, '/v1/audit/verify')).status).toBe(403);
+    expect((await get(alice, '/v1/sessions?user=bob')).status).toBe(403);
+    expect((await get(alice, '/v1/sessions/0000aaaa/recording')).status).toBe(403);
+    expect((await get(alice, '/v1/policy/history')).status).toBe(403);
+    expect((await get(carol, '/v1/sessions')).status).toBe(200);
+    const mine = (action: string, outcome: string, user: string): Record<string, unknown> | undefined =>
+      auditRecords().find((r) => r['type'] === 'privileged' && r['action'] === action && r['outcome'] === outcome && r['user'] === user);
+    for (const action of ['policy.apply', 'audit.search', 'audit.export', 'audit.verify', 'sessions.list', 'replay', 'policy.history']) {
+      expect(mine(action, 'refused', 'dev-alice'), action).toMatchObject({ subject: 'dev-alice', issuer: `${url}/oidc`, code: 'forbidden', target: expect.any(String) });
+    }
+    expect(mine('sessions.list', 'granted', 'dev-carol')).toMatchObject({ target: 'sessions of everyone' });
+    // Decisions from the findings above: dev-bob's refused self-approval, bob's granted approvals.
+    expect(auditRecords().find((r) => r['type'] === 'privileged' && r['action'] === 'approval.decide' && r['user'] === 'dev-bob' && r['outcome'] === 'refused'))
+      .toMatchObject({ code: 'self_approval', target: expect.stringMatching(/^apr-[a-z0-9]{6} \(approve\)$/) });
+    expect(mine('approval.decide', 'granted', 'bob')).toBeDefined();
+
+    // The auditor's tools read the new kind: search by type and outcome, verify the chain, export it.
+    const search = run(['audit', 'search', '--type', 'privileged', '--decision', 'refused', '--user', 'dev-alice', '--json', '--server', url], { PHIGATE_TOKEN: carol });
+    expect((await search.exited).code).toBe(0);
+    const found = (JSON.parse(search.stdout()) as { records: Record<string, unknown>[] }).records;
+    expect(new Set(found.map((r) => r['action']))).toEqual(new Set(['policy.apply', 'audit.search', 'audit.export', 'audit.verify', 'sessions.list', 'replay', 'policy.history']));
+    const table = run(['audit', 'search', '--type', 'privileged', '--user', 'dev-alice', '--server', url], { PHIGATE_TOKEN: carol, COLUMNS: '200' });
+    await table.exited;
+    expect(table.stdout()).toMatch(/dev-alice +privileged +refused +policy\.apply policy: refused \(forbidden\)/);
+    expect(table.stdout()).toMatch(/sessions\.list sessions of bob: refused \(forbidden\)/);
+    const verify = run(['audit', 'verify', '--json', '--server', url], { PHIGATE_TOKEN: carol });
+    expect((await verify.exited).code).toBe(0);
+    expect(JSON.parse(verify.stdout())).toMatchObject({ ok: true });
+    const out = join(dir, 'export.ndjson');
+    const exp = run(['audit', 'export', '--out', out, '--server', url], { PHIGATE_TOKEN: carol });
+    expect((await exp.exited).code).toBe(0);
+    expect(readFileSync(out, 'utf8')).toContain('"type":"privileged"');
+    rmSync(out);
+  });
+});
+
+describe('finding 1, at the end of the run', () => {
+  it('after every attack above, no log or data file holds any token used, and modes are still 0600/0700', () => {
+    expect(usedTokens.size).toBeGreaterThan(5);
+    assertNothingLeaks();
   });
 });
