@@ -26,7 +26,7 @@ import { createSourceMasking, type SourceMaskingSetup } from '../masking/source/
 import { CatalogCache } from './catalog.js';
 import { checkUpstreamPrivileges, privilegeWarning } from './upstream-privileges.js';
 import { loadOrCreateTokenKey } from './secrets.js';
-import { isUnmaskedReader, maskedColumnKeys } from '../masking/index.js';
+import { gateMasking } from '../masking/index.js';
 import { resolveUpstreamTarget } from './targets.js';
 import { parseUpstreamUrl, type UpstreamTarget } from './upstream.js';
 import { pathOf, type Logger } from './log.js';
@@ -529,11 +529,12 @@ export class Gateway {
     const c = this.catalogFor(connection);
     const base = { maskingReady: () => c.ready(), catalog: () => c.current };
     const config = this.policy.masking;
-    if (config.columns.length === 0 && config.detectors.length === 0) return base;
-    const maskedColumns = maskedColumnKeys(config);
+    // The same facts `phigate policy test` decides with (gateMasking).
+    const { maskedColumns, maskedReader } = gateMasking(config, identity.groups);
+    if (maskedColumns === undefined) return base;
     const ctx = { config, tokenKey: this.tokenKey(), catalog: () => c.current };
     // Unmasked readers see raw values; their recordings are masked all the same.
-    if (isUnmaskedReader(config, identity.groups)) return { ...base, maskedColumns, recordingMasking: ctx };
+    if (!maskedReader) return { ...base, maskedColumns, recordingMasking: ctx };
     const setup = this.sourceMaskingFor(connection.name);
     if (setup === undefined) return { ...base, masking: ctx, maskedColumns };
     const source: SourceMaskingHandle = {

@@ -31,12 +31,19 @@ connections:
     tls: disable
     allow_groups: [engineering, ai-agents, privacy-officers]
 rules:
+  - name: no-probing
+    when: { predicates_on_masked: true }
+    action: block
+    message: filtering on a masked column is not allowed
   - name: phi-writes
     when: { statement: [delete], tables: [ctl_t] }
     action: approve
     approvers: [privacy-officers]
     timeout: 1m
 default: allow
+masking:
+  columns:
+    - { column: ctl_p.ssn, strategy: redact }
 `;
 
 beforeAll(async () => {
@@ -45,7 +52,8 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'p.yaml'), POLICY(pgi));
   admin = new pg.Client({ host: pgi.host, port: pgi.port, user: pgi.superuser.user, password: pgi.superuser.password, database: pgi.database });
   await admin.connect();
-  await admin.query('DROP TABLE IF EXISTS ctl_t; CREATE TABLE ctl_t (id int); GRANT ALL ON ctl_t TO PUBLIC; INSERT INTO ctl_t SELECT generate_series(1, 10)');
+  await admin.query(`DROP TABLE IF EXISTS ctl_t; CREATE TABLE ctl_t (id int); GRANT ALL ON ctl_t TO PUBLIC; INSERT INTO ctl_t SELECT generate_series(1, 10);
+    DROP TABLE IF EXISTS ctl_p; CREATE TABLE ctl_p (id int, ssn text); GRANT ALL ON ctl_p TO PUBLIC; INSERT INTO ctl_p VALUES (1, '123-45-6789')`);
   server = run(
     ['server', '--dev', '--config', join(dir, 'p.yaml'), '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-file', join(dir, 'server.log')],
     { EHR_DB_PASSWORD: pgi.roles.scram.password },
@@ -320,6 +328,24 @@ describe('finding 5: every privileged attempt, granted or refused, is on the tam
     expect((await exp.exited).code).toBe(0);
     expect(readFileSync(out, 'utf8')).toContain('"type":"privileged"');
     rmSync(out);
+  });
+});
+
+describe('finding 6: phigate policy test decides as the live gateway does', () => {
+  it('predicates_on_masked: policy test shows the block the gateway gives, not ALLOW', async () => {
+    const sql = "SELECT id FROM ctl_p WHERE ssn = '123-45-6789'";
+    const port = await connectAs(await serviceToken('alice'));
+    const client = new pg.Client({ host: '127.0.0.1', port, user: 'alice', database: 'ehr' });
+    await client.connect();
+    await expect(client.query(sql)).rejects.toThrow(/filtering on a masked column is not allowed/);
+    await client.end();
+    const t = run(['policy', 'test', '--file', join(dir, 'p.yaml'), '--sql', sql, '--as', 'dev-alice', '--groups', 'engineering', '--kind', 'service', '--json']);
+    expect((await t.exited).code).toBe(0);
+    expect(JSON.parse(t.stdout())).toMatchObject({ decision: 'block', rule: 'no-probing', reason: expect.stringMatching(/masked column/) });
+    // A masked reader may not copy masked rows inside the database either; policy test says so too.
+    const copy = run(['policy', 'test', '--file', join(dir, 'p.yaml'), '--sql', 'CREATE TABLE stolen AS SELECT * FROM ctl_p', '--groups', 'engineering', '--json']);
+    await copy.exited;
+    expect(JSON.parse(copy.stdout())).toMatchObject({ decision: 'block', reason: expect.stringMatching(/copying rows of ctl_p into stolen is not allowed/) });
   });
 });
 
