@@ -331,6 +331,28 @@ describe('finding 5: every privileged attempt, granted or refused, is on the tam
   });
 });
 
+describe('finding 6: an approval or denial needs a reason', () => {
+  it('an empty or blank reason is refused (400 reason_required); the statement keeps waiting until one is given', async () => {
+    const bob = await humanToken('bob');
+    const port = await connectAs(await serviceToken('alice'));
+    const held = runHeld(port, 'DELETE FROM ctl_t WHERE id = 3');
+    const p = await nextPending(bob, seen);
+    for (const body of [{}, { reason: '' }, { reason: '   ' }]) {
+      const r = await api(bob, `/v1/approvals/${p.id}/approve`, body);
+      expect(r.status).toBe(400);
+      expect(r.json).toMatchObject({ error: 'reason_required', message: expect.stringMatching(/--reason/) });
+    }
+    expect((await api(bob, `/v1/approvals/${p.id}/deny`, { reason: '' })).status).toBe(400);
+    const cli = run(['approve', p.id, '--server', url], { PHIGATE_TOKEN: bob });
+    expect((await cli.exited).code).toBe(2);
+    expect(cli.stderr()).toMatch(/a reason is required[\s\S]*hint: say why/);
+    const ok = run(['approve', p.id, '--reason', 'duplicate, ticket 3', '--server', url], { PHIGATE_TOKEN: bob });
+    expect((await ok.exited).code).toBe(0);
+    expect(await held.done).toMatchObject({ command: 'DELETE', rowCount: 1 });
+    await held.client.end();
+  });
+});
+
 describe('finding 6: phigate policy test decides as the live gateway does', () => {
   it('predicates_on_masked: policy test shows the block the gateway gives, not ALLOW', async () => {
     const sql = "SELECT id FROM ctl_p WHERE ssn = '123-45-6789'";
