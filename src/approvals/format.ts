@@ -59,12 +59,12 @@ export function formatTimeLeft(ms: number): string {
 }
 
 /**
- * `alice (agent, label "claude")`, `ci-bot (service)`, `alice`. The label is the requester's own
- * words: quoted and introduced as a label, so it cannot pass for an identity.
+ * `alice (agent "claude")`, `ci-bot (service)`, `alice`. The label is the requester's own words:
+ * quoted after the kind, so it cannot pass for an identity.
  */
 export function requesterLabel(v: Pick<ApprovalView, 'requester'>): string {
   const q = v.requester;
-  if (q.label) return `${q.name} (${q.kind === 'human' ? '' : `${q.kind}, `}${showLabel(q.label)})`;
+  if (q.label) return `${q.name} (${q.kind === 'human' ? '' : `${q.kind} `}${showLabel(q.label)})`;
   return q.kind === 'human' ? q.name : `${q.name} (${q.kind})`;
 }
 

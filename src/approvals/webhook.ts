@@ -172,7 +172,7 @@ export function webhookPayload(event: ApprovalEvent, format: 'json' | 'slack'): 
 /** Who asked, as people say it: `alice (agent claude)`. */
 function requesterText(r: ApprovalRecord): string {
   const q = r.input.requester;
-  if (q.label) return `${q.name} (${q.kind === 'human' ? '' : `${q.kind}, `}${showLabel(q.label)})`;
+  if (q.label) return `${q.name} (${q.kind === 'human' ? '' : `${q.kind} `}${showLabel(q.label)})`;
   return q.kind === 'human' ? q.name : `${q.name} (${q.kind})`;
 }
 

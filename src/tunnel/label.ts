@@ -1,5 +1,5 @@
 // Session labels (`phigate exec --name`): free text the requester chooses, so the gateway normalises
-// it once at the door and every view shows it as a label (quoted, after "label"), never as a name.
+// it once at the door and every view shows it quoted after the session's kind, never as a name.
 
 /** Longest label kept, in characters; longer ones are cut. */
 export const MAX_LABEL_CHARS = 64;
@@ -16,7 +16,7 @@ export function normalizeLabel(raw: string | undefined): string | undefined {
   return cut === '' ? undefined : cut;
 }
 
-/** `label "claude"`: how a label reads wherever it is shown next to an identity. */
+/** `"claude"`: how a label reads wherever it is shown (after `agent`, next to an identity): quoted, escaped. */
 export function showLabel(label: string): string {
-  return `label ${JSON.stringify(label)}`;
+  return JSON.stringify(label);
 }

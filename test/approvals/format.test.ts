@@ -23,7 +23,7 @@ describe('approval formatting', () => {
   it('formats ages, countdowns, requesters and statements for one line', () => {
     expect([formatAge(5_000), formatAge(90_000), formatAge(7_200_000), formatAge(3 * 86_400_000)]).toEqual(['5s', '1m', '2h', '3d']);
     expect([formatTimeLeft(0), formatTimeLeft(999), formatTimeLeft(14 * 60_000 + 5_000), formatTimeLeft(3_900_000)]).toEqual(['expired', '1s', '14m 05s', '1h 05m']);
-    expect(requesterLabel(view('a'))).toBe('alice (agent, label "claude")');
+    expect(requesterLabel(view('a'))).toBe('alice (agent "claude")');
     expect(requesterLabel(view('a', { requester: { name: 'ci', kind: 'service', subject: 'ci', issuer: 'x' } }))).toBe('ci (service)');
     expect(oneLine('SELECT\n  1,\t\x1b[31m2', 100)).toBe('SELECT 1, [31m2');
     expect(oneLine('x'.repeat(50), 10)).toBe('xxxxxxx...');
@@ -38,7 +38,7 @@ describe('approval formatting', () => {
     }, { width: 130 });
     const [head, row] = out.trimEnd().split('\n');
     expect(head).toMatch(/^ID +AGE +REQUESTER +CONNECTION +RULE +STATEMENT +EXPIRES IN +STATUS$/);
-    expect(row).toMatch(/^apr-aaaaaa +1m +alice \(agent, label "claude"\) +ehr +phi-writes +UPDATE visits SET note = \$1, .*\.\.\. +14m 05s +pending$/);
+    expect(row).toMatch(/^apr-aaaaaa +1m +alice \(agent "claude"\) +ehr +phi-writes +UPDATE visits SET note = \$1, .*\.\.\. +14m 05s +pending$/);
     expect(row!.length).toBeLessThanOrEqual(130);
     expect(renderApprovals({ server: 'http://gw', server_time: '', approvals: [] })).toBe('No approval requests waiting for you on http://gw.\n');
   });

@@ -53,7 +53,7 @@ describe.skipIf(!hasTmux)('phigate approve (live view in a terminal)', () => {
     expect(s).toContain(first.id);
     expect(screen('tui', true)).toMatch(COLOUR);
     // The details pane of the selected (only) request.
-    expect(s).toMatch(/requester +alice \(agent, label "claude"\) +\[agent\]/);
+    expect(s).toMatch(/requester +alice \(agent "claude"\) +\[agent\]/);
     expect(s).toMatch(/connection +ehr/);
     expect(s).toMatch(/rule +phi-writes: writes to PHI tables need a privacy officer/);
     expect(s).toMatch(/tables +patients/);

@@ -79,9 +79,9 @@ describe('approval webhook', () => {
     await service.decide(h.id, bob, { approve: true, scope: 'shape', reason: 'ticket 9' });
     await r.received(2);
     expect(r.hits[0]?.body.text).toBe(
-      `:hourglass: alice (agent, label "claude") wants to run \`DELETE FROM patients WHERE id = $1\` on ehr (rule phi-writes). Approve: phigate approve ${h.id}`,
+      `:hourglass: alice (agent "claude") wants to run \`DELETE FROM patients WHERE id = $1\` on ehr (rule phi-writes). Approve: phigate approve ${h.id}`,
     );
-    expect(r.hits[1]?.body.text).toMatch(new RegExp(`^:white_check_mark: bob approved ${h.id} for statements of this shape \\(any literals\\) for the rest of the session: alice \\(agent, label "claude"\\)`));
+    expect(r.hits[1]?.body.text).toMatch(new RegExp(`^:white_check_mark: bob approved ${h.id} for statements of this shape \\(any literals\\) for the rest of the session: alice \\(agent "claude"\\)`));
     expect(r.hits[1]?.body).toMatchObject({ decision: 'approved', scope: 'shape' });
     service.close();
   });

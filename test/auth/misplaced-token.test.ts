@@ -36,6 +36,6 @@ describe('session labels', () => {
     expect(normalizeLabel('a\u001b[31mb\u202ec\u200bd\ne')).toBe('a [31mb c d e');
     expect(normalizeLabel(' \u0000 ')).toBeUndefined();
     expect([...normalizeLabel('é'.repeat(200))!].length).toBe(MAX_LABEL_CHARS);
-    expect(showLabel('claude "x"')).toBe('label "claude \\"x\\""');
+    expect(showLabel('claude "x"')).toBe('"claude \\"x\\""');
   });
 });

@@ -273,7 +273,7 @@ describe('finding 4: a session label is a label, not an identity', () => {
     expect(p.own).toBe(false);
     const listed = run(['approvals', '--server', url], { PHIGATE_TOKEN: bob, COLUMNS: '400' });
     await listed.exited;
-    expect(listed.stdout()).toContain(`dev-alice (agent, label "DEV-BOB ${'x'.repeat(56)}")`);
+    expect(listed.stdout()).toContain(`dev-alice (agent "DEV-BOB ${'x'.repeat(56)}")`);
     const r = await api(bob, `/v1/approvals/${p.id}/approve`, { reason: 'duplicate row, ticket 16' });
     expect(r.status, JSON.stringify(r.json)).toBe(200);
     expect((await ex.exited).code).toBe(0);

@@ -55,7 +55,7 @@ async function runReplay(idOrPrefix: string, opts: ReplayOptions): Promise<void>
   }
   const blocks = renderBlocks(rec);
   const h = rec.header;
-  const who = `${h.user}${h.agent ? ` (agent, ${showLabel(h.agent)})` : h.kind === 'agent' ? ' (agent)' : ''}`;
+  const who = `${h.user}${h.agent ? ` (agent ${showLabel(h.agent)})` : h.kind === 'agent' ? ' (agent)' : ''}`;
   const duration = blocks.length ? formatClock(blocks[blocks.length - 1]!.t) : '00:00';
   const title = `Session ${h.session}: ${who} on ${h.connection}${h.application_name ? ` via ${h.application_name}` : ''}, ` +
     `started ${shortTime(h.started_at)} UTC, ${duration}${rec.complete ? '' : ' (recording ends abruptly: the session or server stopped)'}`;
