@@ -55,7 +55,7 @@ describe.skipIf(!hasTmux || !hasPsql)('phigate demo in a terminal', () => {
     expect(held, s).not.toBeNull();
     const id = held![1]!;
     expect(s).toContain(`$ phigate approve ${id} --reason "duplicate visit, ticket EHR-1042"    # as bob`);
-    expect(s).toMatch(new RegExp(`Approved ${id}: dev-agent \\(agent, label "demo-agent"\\) on ehr: DELETE FROM visits WHERE id = `));
+    expect(s).toMatch(new RegExp(`Approved ${id}: dev-agent \\(agent "demo-agent"\\) on ehr: DELETE FROM visits WHERE id = `));
     expect(s).toContain(`phigate: approval ${id} granted by dev-bob`);
     expect(s).toMatch(/^ +DELETE 1$/m);
     // Shown in order: waiting, bob's approval, then the DELETE finishing.
