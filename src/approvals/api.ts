@@ -15,6 +15,8 @@ export interface ApprovalView {
   connection: string;
   /** Literals redacted by the gateway before the request was made. */
   statement: string;
+  /** What scope `shape` would release: the statement with each literal shown as "any" (format.ts shapeOf). */
+  shape: string;
   rule: string;
   /** Why the rule holds it (the rule's words). */
   reason: string;
@@ -52,7 +54,7 @@ export type StreamMessage =
   | { type: 'requested' | 'decided' | 'expired' | 'withdrawn'; approval: ApprovalView; server_time: string };
 
 export type ApiErrorCode =
-  | 'not_found' | 'already_decided' | 'not_an_approver' | 'self_approval'
+  | 'not_found' | 'already_decided' | 'not_an_approver' | 'self_approval' | 'unowned_service' | 'reason_required'
   | 'bad_request' | 'method_not_allowed' | 'unauthenticated' | 'unavailable';
 
 export interface ApiError {

@@ -32,6 +32,8 @@ export interface StreamHandlers {
 const EXIT: Partial<Record<ApiError['error'], ExitCode>> = {
   not_an_approver: ExitCode.Denied,
   self_approval: ExitCode.Denied,
+  unowned_service: ExitCode.Denied,
+  reason_required: ExitCode.Usage,
   not_found: ExitCode.Error,
   already_decided: ExitCode.Error,
   bad_request: ExitCode.Usage,
@@ -40,6 +42,8 @@ const EXIT: Partial<Record<ApiError['error'], ExitCode>> = {
 const HINT: Partial<Record<ApiError['error'], string>> = {
   not_an_approver: 'only members of the rule\'s approver groups may decide it (`phigate whoami` shows your groups)',
   self_approval: 'ask another member of the approver groups to decide it',
+  unowned_service: 'log in as yourself (`phigate login`) to decide requests',
+  reason_required: 'say why: phigate approve ID --reason TEXT (the requester sees it; it is recorded)',
   not_found: 'run `phigate approvals --all` to list current and recent requests',
   already_decided: 'run `phigate approvals --all` to see how it ended',
 };

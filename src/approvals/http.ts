@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Identity } from '../auth/index.js';
-import type { Logger } from '../server/log.js';
+import { pathOf, type Logger } from '../server/log.js';
 import { REFUSAL_STATUS, type RefusalCode } from '../tunnel/protocol.js';
 import {
   APPROVALS_PATH, APPROVALS_STREAM_PATH,
@@ -13,12 +13,16 @@ import {
 import { StoreError } from '../server/shared-db.js';
 import { ApprovalError, canDecide, canSee, isRequester, type ApprovalEvent, type ApprovalService } from './service.js';
 import type { ApprovalRecord } from './store.js';
+import { shapeOf } from './format.js';
+import { APPROVAL_SCOPES, type ApprovalScope } from './types.js';
 
 export interface ApprovalRoutesDeps {
   service: ApprovalService;
   /** The gateway's own bearer-token check; throws its refusal (code + message) when it says no. */
   authenticate: (req: IncomingMessage) => Promise<Identity>;
   log: Logger;
+  /** Puts an approval decision attempt (granted or refused) on the audit record. */
+  recordAttempt?: (who: Identity, action: 'approval.decide' | 'access.grant', target: string, outcome: 'granted' | 'refused', code?: string) => void;
 }
 
 export interface ApprovalRoutes {
@@ -41,6 +45,8 @@ const STATUS: Record<ApiErrorCode, number> = {
   already_decided: 409,
   not_an_approver: 403,
   self_approval: 403,
+  unowned_service: 403,
+  reason_required: 400,
   bad_request: 400,
   method_not_allowed: 405,
   unauthenticated: 401,
@@ -53,7 +59,7 @@ class HttpProblem extends Error {
   }
 }
 
-export function toView(r: ApprovalRecord, viewer: Identity): ApprovalView {
+export function viewOf(r: ApprovalRecord, viewer: Identity, mayDecide: (r: ApprovalRecord, who: Identity) => boolean = canDecide): ApprovalView {
   const q = r.input.requester;
   const s = r.settlement;
   let decision: ApprovalView['decision'] = null;
@@ -76,6 +82,7 @@ export function toView(r: ApprovalRecord, viewer: Identity): ApprovalView {
     session_id: r.input.sessionId,
     connection: r.input.connection,
     statement: r.input.statement,
+    shape: shapeOf(r.input.statement),
     rule: r.input.rule,
     reason: r.input.reason,
     tables: [...r.input.tables],
@@ -83,7 +90,7 @@ export function toView(r: ApprovalRecord, viewer: Identity): ApprovalView {
     created_at: r.createdAt,
     expires_at: r.expiresAt,
     decision,
-    can_decide: canDecide(r, viewer),
+    can_decide: mayDecide(r, viewer),
     own: isRequester(q, viewer),
   };
 }
@@ -99,6 +106,7 @@ function asRefusal(err: unknown): { code: RefusalCode; message: string } | undef
 
 export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
   const { service, log } = deps;
+  const toView = (r: ApprovalRecord, viewer: Identity): ApprovalView => viewOf(r, viewer, (x, who) => service.mayDecide(x, who));
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4 * 1024 });
   const streams = new Set<WebSocket>();
   // Updates from other replicas may have been missed: viewers reconnect (clients do by themselves) and get a fresh snapshot.
@@ -112,7 +120,7 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
     } catch (err) {
       const refusal = asRefusal(err);
       if (!refusal) throw err;
-      log.warn('access refused', { code: refusal.code, reason: refusal.message, remote: req.socket.remoteAddress, path: req.url });
+      log.warn('access refused', { code: refusal.code, reason: refusal.message, remote: req.socket.remoteAddress, path: pathOf(req.url) });
       return refusal;
     }
   };
@@ -149,12 +157,17 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
         const viewer = await who(req, res);
         if (!viewer) return true;
         const body = parseDecision(await readBody(req), action === 'approve');
+        const what = async (): Promise<'approval.decide' | 'access.grant'> =>
+          ((await service.lookup(id).catch(() => undefined))?.input.kind === 'access' ? 'access.grant' : 'approval.decide');
+        const target = `${id} (${action})`;
         try {
           const settled = await service.decide(id, viewer, { approve: action === 'approve', ...body });
+          deps.recordAttempt?.(viewer, settled.input.kind === 'access' ? 'access.grant' : 'approval.decide', target, 'granted');
           sendJson(res, 200, toView(settled, viewer));
         } catch (err) {
           if (err instanceof ApprovalError) {
             log.warn('approval decision refused', { approval: id, approver: viewer.name, subject: viewer.subject, code: err.code });
+            deps.recordAttempt?.(viewer, await what(), target, 'refused', err.code);
           }
           throw err;
         }
@@ -286,12 +299,13 @@ async function readBody(req: IncomingMessage): Promise<string> {
 }
 
 function parseDecision(text: string, approve: boolean): DecisionBody {
+  const expected = `expected {"reason": "...", "scope": ${APPROVAL_SCOPES.map((x) => `"${x}"`).join('|')}}`;
   if (text.trim() === '') return {};
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch {
-    throw new HttpProblem('bad_request', 'request body is not JSON; expected {"reason": "...", "scope": "once"|"session"}');
+    throw new HttpProblem('bad_request', `request body is not JSON; ${expected}`);
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new HttpProblem('bad_request', 'request body must be a JSON object');
   const o = v as Record<string, unknown>;
@@ -305,9 +319,12 @@ function parseDecision(text: string, approve: boolean): DecisionBody {
     out.reason = o['reason'];
   }
   if (o['scope'] !== undefined && o['scope'] !== null) {
-    if (o['scope'] !== 'once' && o['scope'] !== 'session') throw new HttpProblem('bad_request', 'scope must be "once" or "session"');
-    if (!approve && o['scope'] === 'session') throw new HttpProblem('bad_request', 'scope "session" only applies to approvals');
-    out.scope = o['scope'];
+    const scope = o['scope'];
+    if (typeof scope !== 'string' || !(APPROVAL_SCOPES as readonly string[]).includes(scope)) {
+      throw new HttpProblem('bad_request', `scope must be one of ${APPROVAL_SCOPES.join(', ')}`);
+    }
+    if (!approve && scope !== 'once') throw new HttpProblem('bad_request', `scope "${scope}" only applies to approvals`);
+    out.scope = scope as ApprovalScope;
   }
   return out;
 }

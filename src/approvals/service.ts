@@ -2,7 +2,7 @@
 // rule's timeout runs out or the requester withdraws; enforces separation of duties; tells live
 // subscribers (approver terminals, the webhook) about every change.
 import { randomInt } from 'node:crypto';
-import type { Identity } from '../auth/index.js';
+import { personOf, samePerson, type Identity } from '../auth/index.js';
 import type { Logger } from '../server/log.js';
 import { silentLogger } from '../server/log.js';
 import { MemoryApprovalStore, type ApprovalChange, type ApprovalRecord, type ApprovalStatus, type ApprovalStore, type Settlement } from './store.js';
@@ -16,7 +16,17 @@ export type { ApprovalRecord, ApprovalStatus, ApprovalStore } from './store.js';
 /** Groups that see every request (read-only unless they are also approvers of it). */
 export const OVERSIGHT_GROUPS: readonly string[] = ['admins', 'auditors'];
 
-export type ApprovalErrorCode = 'not_found' | 'already_decided' | 'not_an_approver' | 'self_approval';
+export type ApprovalErrorCode = 'not_found' | 'already_decided' | 'not_an_approver' | 'self_approval' | 'unowned_service' | 'reason_required';
+
+/** What the policy says about deciding (policy `approvals`); the defaults are the strict ones. */
+export interface ApprovalRules {
+  /** Approvals and denials need a non-empty reason. */
+  reasonRequired: boolean;
+  /** A service identity that stands for no person may decide ('allow') or not ('refuse'). */
+  unownedServiceApprovers: 'refuse' | 'allow';
+}
+
+export const DEFAULT_APPROVAL_RULES: ApprovalRules = { reasonRequired: true, unownedServiceApprovers: 'refuse' };
 
 /** Why a decision (or a look at a request) was refused, in one line a CLI can print as is. */
 export class ApprovalError extends Error {
@@ -75,6 +85,8 @@ export interface ApprovalServiceOptions {
   newId?: () => string;
   /** Shared stores: how often to expire requests whose replica went away (default 30 s). */
   sweepIntervalMs?: number;
+  /** The policy's rules for deciding, read at each decision (the policy may change). */
+  rules?: () => ApprovalRules;
 }
 
 /** Requests waiting on this replica: what to resolve and which timer to stop. */
@@ -101,6 +113,7 @@ export class ApprovalService implements ApprovalRequester {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly newId: () => string;
+  private readonly rules: () => ApprovalRules;
   private readonly waiters = new Map<string, Waiter>();
   private readonly listeners = new Set<ApprovalListener>();
   private readonly resyncListeners = new Set<() => void>();
@@ -115,6 +128,7 @@ export class ApprovalService implements ApprovalRequester {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? silentLogger;
     this.newId = opts.newId ?? newApprovalId;
+    this.rules = opts.rules ?? (() => DEFAULT_APPROVAL_RULES);
     if (opts.webhookNotifier) this.webhook = opts.webhookNotifier;
     else this.setWebhook(opts.webhook);
     this.unwatch = this.store.watch?.({
@@ -197,9 +211,18 @@ export class ApprovalService implements ApprovalRequester {
         `${id} needs an approver from ${record.input.approvers.join(', ')}; ${approver.name} is in ${approver.groups.join(', ') || 'no group'}`,
         canSee(record, approver) ? record : undefined);
     }
+    const rules = this.rules();
+    if (!ownedEnough(approver, rules)) {
+      throw new ApprovalError('unowned_service',
+        `${approver.name} is a service identity that stands for no person, so it cannot decide ${id}: nobody could tell whether it approves its own owner's request. ` +
+        'Decide as yourself (`phigate login`), or have the operator name its owner (identity.issuers[].service_owners or owner_claim)', record);
+    }
     if (record.status !== 'pending') throw alreadySettled(record);
     const scope: ApprovalScope = decision.scope ?? 'once';
     const reason = decision.reason?.trim() || undefined;
+    if (!reason && rules.reasonRequired) {
+      throw new ApprovalError('reason_required', `a reason is required to ${decision.approve ? 'approve' : 'deny'} ${id}; give one with --reason TEXT`, record);
+    }
     const outcome: Outcome = decision.approve
       ? { approved: true, approver: approver.name, scope, ...(reason ? { reason } : {}) }
       : { approved: false, approver: approver.name, cause: 'denied', ...(reason ? { reason } : {}) };
@@ -213,6 +236,11 @@ export class ApprovalService implements ApprovalRequester {
       throw now ? alreadySettled(now) : notFound(id);
     }
     return settled;
+  }
+
+  /** May `who` approve or deny this request right now, under the policy's rules? */
+  mayDecide(record: ApprovalRecord, who: Identity): boolean {
+    return canDecide(record, who) && ownedEnough(who, this.rules());
   }
 
   /** One request, if `viewer` may see it. */
@@ -404,21 +432,22 @@ function eventType(status: ApprovalStatus): ApprovalEventType {
   return status === 'approved' || status === 'denied' ? 'decided' : status === 'expired' ? 'expired' : 'withdrawn';
 }
 
-function normalizeLabel(s: string | undefined): string | undefined {
-  const t = s?.trim().toLowerCase();
-  return t ? t : undefined;
+/** A service identity decides only when it stands for a person, unless the policy allows otherwise. */
+function ownedEnough(who: Identity, rules: ApprovalRules): boolean {
+  return who.kind !== 'service' || personOf(who) !== undefined || rules.unownedServiceApprovers === 'allow';
 }
 
 /**
- * Whether `who` is (or acts for) the requester: the same subject at the same issuer, or the same
- * human label: a person with a second login, or a service whose name is the requester's (or whose
- * session the requester's label names). Fail closed: a look-alike is refused, not allowed.
+ * Whether `who` is the requester's person: the same token subject at the same issuer, the same
+ * person (a human's subject, or the owner a service stands for: `dev-bob` is bob), or the same
+ * identity name (a second login at another issuer). Session labels are never compared: a label is
+ * whatever the requester typed. Fail closed: a look-alike person is refused, not allowed.
  */
 export function isRequester(requester: RequesterIdentity, who: Identity): boolean {
   if (requester.subject === who.subject && requester.issuer === who.issuer) return true;
-  const theirs = new Set([requester.name, requester.label].map(normalizeLabel).filter((x): x is string => x !== undefined));
-  const mine = [who.name, who.kind === 'service' ? who.clientId : undefined].map(normalizeLabel);
-  return mine.some((l) => l !== undefined && theirs.has(l));
+  const theirs = requester.person ?? (requester.kind === 'service' ? undefined : requester.subject);
+  if (samePerson(theirs, personOf(who))) return true;
+  return samePerson(requester.name, who.name);
 }
 
 export function isEligibleApprover(record: ApprovalRecord, who: Identity): boolean {

@@ -7,8 +7,14 @@ export interface RequesterIdentity {
   name: string;
   groups: readonly string[];
   kind: 'human' | 'service' | 'agent';
-  /** exec --name label when the session is an agent's. */
+  /** exec --name label when the session is an agent's: shown as a label, never compared with identities. */
   label?: string;
+  /**
+   * The person the requester is (auth/person.ts): their subject, or the owner of the service they
+   * used. Separation of duties compares it. Absent on requests stored before it existed (the subject
+   * is compared then) and for services nobody owns.
+   */
+  person?: string;
 }
 
 export interface ApprovalRequestInput {
@@ -29,7 +35,14 @@ export interface ApprovalRequestInput {
   accessDurationMs?: number;
 }
 
-export type ApprovalScope = 'once' | 'session';
+/**
+ * What an approval releases. `once`: this execution only. For the rest of the requester's session:
+ * `statement`, this exact statement text again; `shape`, any statement of this shape (the same text
+ * with any literals); `session`, every statement the same rule holds.
+ */
+export type ApprovalScope = 'once' | 'statement' | 'shape' | 'session';
+
+export const APPROVAL_SCOPES: readonly ApprovalScope[] = ['once', 'statement', 'shape', 'session'];
 
 export type Outcome =
   | { approved: true; approver: string; reason?: string; scope: ApprovalScope }

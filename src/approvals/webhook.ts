@@ -4,6 +4,9 @@
 import type { Logger } from '../server/log.js';
 import type { ApprovalEvent } from './service.js';
 import type { ApprovalRecord } from './store.js';
+import type { ApprovalScope } from './types.js';
+import { scopeNotice } from './format.js';
+import { showLabel } from '../tunnel/label.js';
 
 export interface WebhookConfig {
   url: string;
@@ -38,7 +41,7 @@ export interface WebhookPayload {
   decision?: 'approved' | 'denied' | 'timeout' | 'withdrawn';
   approver?: string;
   reason?: string;
-  scope?: 'once' | 'session';
+  scope?: ApprovalScope;
   /** Slack format only. */
   text?: string;
 }
@@ -169,7 +172,7 @@ export function webhookPayload(event: ApprovalEvent, format: 'json' | 'slack'): 
 /** Who asked, as people say it: `alice (agent claude)`. */
 function requesterText(r: ApprovalRecord): string {
   const q = r.input.requester;
-  if (q.label) return `${q.name} (${q.kind === 'human' ? '' : `${q.kind} `}${q.label})`;
+  if (q.label) return `${q.name} (${q.kind === 'human' ? '' : `${q.kind} `}${showLabel(q.label)})`;
   return q.kind === 'human' ? q.name : `${q.name} (${q.kind})`;
 }
 
@@ -182,7 +185,7 @@ function slackText(r: ApprovalRecord, p: WebhookPayload): string {
     case undefined:
       return `:hourglass: ${who} wants to run ${stmt} ${where}. Approve: phigate approve ${r.id}`;
     case 'approved':
-      return `:white_check_mark: ${esc(p.approver ?? 'someone')} approved ${r.id}${p.scope === 'session' ? ' for the rest of the session' : ''}: ${who}, ${stmt} ${where}${reason}`;
+      return `:white_check_mark: ${esc(p.approver ?? 'someone')} approved ${r.id}${scopeNotice(p.scope)}: ${who}, ${stmt} ${where}${reason}`;
     case 'denied':
       return `:no_entry: ${esc(p.approver ?? 'someone')} denied ${r.id}: ${who}, ${stmt} ${where}${reason}`;
     case 'timeout':

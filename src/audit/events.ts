@@ -191,7 +191,7 @@ export interface ApprovalDecidedEvent {
   outcome: 'approved' | 'denied' | 'timeout' | 'cancelled' | 'withdrawn';
   approver?: string;
   reason?: string;
-  scope?: 'once' | 'session';
+  scope?: 'once' | 'statement' | 'shape' | 'session';
 }
 
 export interface AccessGrantedEvent {
@@ -240,6 +240,37 @@ export interface ReplayEvent {
   session: string;
 }
 
+/** Privileged actions whose every attempt (granted or refused) is on the record. */
+export type PrivilegedAction =
+  | 'policy.apply' | 'policy.history'
+  | 'audit.search' | 'audit.export' | 'audit.verify'
+  | 'sessions.list' | 'replay'
+  | 'approval.decide' | 'access.grant';
+
+export const PRIVILEGED_ACTIONS: readonly PrivilegedAction[] = [
+  'policy.apply', 'policy.history', 'audit.search', 'audit.export', 'audit.verify', 'sessions.list', 'replay', 'approval.decide', 'access.grant',
+];
+
+/**
+ * An authenticated identity attempted a privileged action: who, what, on what, and whether it was
+ * granted or refused (with the refusal's code). Written for refusals too, so that probing shows on
+ * the tamper-evident record and not only in the text log. Requests without a valid token are not
+ * identities and are logged only.
+ */
+export interface PrivilegedEvent {
+  type: 'privileged';
+  /** Identity name, subject and issuer of the token. */
+  user: string;
+  subject: string;
+  issuer: string;
+  action: PrivilegedAction;
+  /** What it was aimed at: an approval or session id, a policy version, `audit log`, a user's sessions. */
+  target: string;
+  outcome: 'granted' | 'refused';
+  /** Why it was refused: forbidden, self_approval, not_an_approver, invalid_policy, ... */
+  code?: string;
+}
+
 export interface LogRepairedEvent {
   type: 'log.repaired';
   /** audit.jsonl */
@@ -256,7 +287,7 @@ export type AuditEvent =
   | ServerStartEvent | ServerStopEvent | PolicyActivatedEvent
   | SessionStartEvent | SessionEndEvent | SessionRefusedEvent | StatementEvent | StatementResultEvent
   | ApprovalRequestedEvent | ApprovalDecidedEvent | AccessGrantedEvent | AccessExpiredEvent
-  | AuditSearchEvent | AuditExportEvent | ReplayEvent | LogRepairedEvent;
+  | AuditSearchEvent | AuditExportEvent | ReplayEvent | LogRepairedEvent | PrivilegedEvent;
 
 export type AuditEventType = AuditEvent['type'];
 
@@ -265,7 +296,18 @@ export const AUDIT_EVENT_TYPES: readonly AuditEventType[] = [
   'approval.requested', 'approval.decided', 'access.granted', 'access.expired', 'audit.search', 'audit.export', 'replay', 'log.repaired',
   // New types go last: a type's index code is its position here.
   'session.refused',
+  'privileged',
 ];
+
+/** What a privileged attempt's record says about the identity (a pure helper for the routes). */
+export function privilegedEvent(
+  who: { name: string; subject: string; issuer: string }, action: PrivilegedAction, target: string, outcome: 'granted' | 'refused', code?: string,
+): PrivilegedEvent {
+  return {
+    type: 'privileged', user: who.name, subject: who.subject, issuer: who.issuer, action, target: target.slice(0, 200), outcome,
+    ...(code !== undefined ? { code } : {}),
+  };
+}
 
 /** Fields the log adds; events never carry them. */
 export interface RecordHeader {

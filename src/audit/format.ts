@@ -53,6 +53,8 @@ export function recordDetail(r: StoredRecord): string {
       return `exported ${str(r['records'])} records${r['since'] ? ` since ${str(r['since'])}` : ''}${r['until'] ? ` until ${str(r['until'])}` : ''}`;
     case 'replay':
       return `replayed session ${str(r['session'])}`;
+    case 'privileged':
+      return `${str(r['action'])} ${str(r['target'])}: ${str(r['outcome'])}${r['code'] ? ` (${str(r['code'])})` : ''}`;
     case 'server.start':
       return `phigate ${str(r['version'])} pid ${str(r['pid'])}${r['listen'] ? ` on ${str(r['listen'])}` : ''}`;
     case 'server.stop':
@@ -69,7 +71,7 @@ export function renderRecords(records: readonly StoredRecord[], opts: { more?: b
   const header = ['TIME (UTC)', 'SEQ', 'USER', 'CONNECTION', 'TYPE', 'DECISION', 'TABLES', 'DETAIL'];
   const rows = records.map((r) => [
     shortTime(r.at), String(r.seq), str(r['user']), str(r['connection']), r.type,
-    str(r['decision'] ?? (r.type === 'approval.decided' ? r['outcome'] : '')),
+    str(r['decision'] ?? (r.type === 'approval.decided' || r.type === 'privileged' ? r['outcome'] : '')),
     Array.isArray(r['tables']) ? (r['tables'] as string[]).join(',') : '',
     recordDetail(r),
   ]);
@@ -81,7 +83,7 @@ export function renderSessions(sessions: readonly SessionSummary[], opts: { more
   if (sessions.length === 0) return 'No sessions match.\n';
   const header = ['SESSION', 'STARTED (UTC)', 'USER', 'AGENT', 'CONNECTION', 'CLIENT', 'DURATION', 'STMTS', 'STATUS'];
   const rows = sessions.map((s) => [
-    s.session, shortTime(s.started_at), s.user, s.agent ?? (s.kind === 'agent' ? 'agent' : '-'), s.connection,
+    s.session, shortTime(s.started_at), s.user, s.agent !== undefined ? JSON.stringify(s.agent) : (s.kind === 'agent' ? 'agent' : '-'), s.connection,
     s.application_name ?? '', s.ended_at ? formatDurationMs(s.duration_ms) : '-', s.statements === undefined ? '-' : String(s.statements),
     `${s.ended_at ? (s.end_reason === 'interrupted' ? 'interrupted' : 'ended') : 'open'}${s.recording ? ', recorded' : ''}`,
   ]);

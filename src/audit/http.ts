@@ -11,14 +11,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Identity } from '../auth/index.js';
-import type { Logger } from '../server/log.js';
+import { pathOf, type Logger } from '../server/log.js';
 import { REFUSAL_STATUS, type RefusalCode } from '../tunnel/protocol.js';
 import {
   AUDIT_EXPORT_PATH, AUDIT_SEARCH_PATH, AUDIT_VERIFY_PATH, HEADER_SEAL, HEADER_SEAL_STATUS, HEADER_SESSION, SESSIONS_PATH,
   type SealStatus, type SearchResponse, type SessionsResponse,
 } from './api.js';
 import { AuditWriteError } from './errors.js';
-import type { AuditEvent } from './events.js';
+import { privilegedEvent, type AuditEvent, type PrivilegedAction } from './events.js';
 import { planExport, writeBundle, type ExportPlan } from './export.js';
 import type { AuditLog } from './log.js';
 import { DEFAULT_LIMIT, MAX_LIMIT, findSessionEnd, sealOf, type SearchFilters, type SearchResult } from './search.js';
@@ -99,16 +99,35 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     } catch (err) {
       const r = asRefusal(err);
       if (!r) throw err;
-      deps.logger?.warn('access refused', { code: r.code, reason: r.message, remote: req.socket.remoteAddress, path: req.url });
+      deps.logger?.warn('access refused', { code: r.code, reason: r.message, remote: req.socket.remoteAddress, path: pathOf(req.url) });
       throw new HttpProblem(REFUSAL_STATUS[r.code], r.code, r.message);
     }
   }
 
-  function requireAuditor(identity: Identity, what: string): void {
-    if (!deps.isAuditor(identity)) {
-      deps.logger?.warn('evidence access refused', { subject: identity.subject, name: identity.name, what });
-      throw new HttpProblem(403, 'forbidden', `${identity.name}: only auditors and admins (the policy's identity.auditor_groups and admin_groups) may ${what}`);
+  /**
+   * Every attempt at evidence is on the record: a refusal (best effort: the refusal stands whether
+   * or not it could be written), and a grant before anything is answered (fail closed).
+   */
+  function refuse(identity: Identity, action: PrivilegedAction, target: string, problem: HttpProblem): never {
+    deps.logger?.warn('evidence access refused', { subject: identity.subject, name: identity.name, action, code: problem.code });
+    try {
+      deps.log.append(privilegedEvent(identity, action, target, 'refused', problem.code));
+    } catch (err) {
+      deps.logger?.error('could not record a refused evidence access', { action, error: (err as Error).message });
     }
+    throw problem;
+  }
+
+  function grant(identity: Identity, action: PrivilegedAction, target: string): void {
+    record(privilegedEvent(identity, action, target, 'granted'));
+  }
+
+  function requireAuditor(identity: Identity, what: string, action: PrivilegedAction, target: string): void {
+    if (!deps.isAuditor(identity)) {
+      refuse(identity, action, target,
+        new HttpProblem(403, 'forbidden', `${identity.name}: only auditors and admins (the policy's identity.auditor_groups and admin_groups) may ${what}`));
+    }
+    grant(identity, action, target);
   }
 
   /** The evidence of an evidence access; no record, no answer. */
@@ -163,7 +182,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
   }
 
   async function search(identity: Identity, url: URL, res: ServerResponse): Promise<void> {
-    requireAuditor(identity, 'search the audit log');
+    requireAuditor(identity, 'search the audit log', 'audit.search', 'audit log');
     const filters = searchFilters(url);
     deps.log.flushIndex();
     const r = deps.shared ? await sharedSearch(filters) : await searches.search(auditDir, filters);
@@ -173,7 +192,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
   }
 
   async function verify(identity: Identity, res: ServerResponse): Promise<void> {
-    requireAuditor(identity, 'verify the audit log');
+    requireAuditor(identity, 'verify the audit log', 'audit.verify', 'audit log');
     // Sign the head first, so every record so far is covered, then check the files as they are.
     await checkpoint();
     const report = await verifyLog(auditDir, { recordingsDir, endOffset: () => deps.log.stats().bytes });
@@ -188,7 +207,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
   }
 
   async function exportRange(identity: Identity, url: URL, res: ServerResponse): Promise<void> {
-    requireAuditor(identity, 'export the audit log');
+    requireAuditor(identity, 'export the audit log', 'audit.export', 'audit log');
     const since = timeParam(url, 'since');
     const until = timeParam(url, 'until');
     const replica = url.searchParams.get('replica') || undefined;
@@ -228,9 +247,11 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
   async function sessions(identity: Identity, url: URL, res: ServerResponse): Promise<void> {
     const auditor = deps.isAuditor(identity);
     const asked = url.searchParams.get('user') ?? undefined;
+    const target = `sessions of ${asked ?? (auditor ? 'everyone' : identity.name)}`;
     if (!auditor && asked !== undefined && asked !== identity.name) {
-      throw new HttpProblem(403, 'forbidden', `${identity.name}: only auditors and admins may list other people's sessions`);
+      refuse(identity, 'sessions.list', target, new HttpProblem(403, 'forbidden', `${identity.name}: only auditors and admins may list other people's sessions`));
     }
+    grant(identity, 'sessions.list', target);
     deps.log.flushIndex();
     const f = {
       user: auditor ? asked : identity.name,
@@ -275,7 +296,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
   }
 
   async function recording(identity: Identity, idOrPrefix: string, res: ServerResponse): Promise<void> {
-    requireAuditor(identity, 'replay sessions');
+    requireAuditor(identity, 'replay sessions', 'replay', `session ${idOrPrefix}`);
     let session: string;
     try {
       session = resolveSession(recordingsDir, idOrPrefix);

@@ -49,7 +49,8 @@ export function indexFields(rec: Record<string, unknown>): IndexFields {
   const str = (k: string): string | undefined => (typeof rec[k] === 'string' ? (rec[k] as string) : undefined);
   const tables = Array.isArray(rec['tables']) ? (rec['tables'] as unknown[]).filter((t): t is string => typeof t === 'string') : undefined;
   // approval.decided says how a hold ended in `outcome`; searching by decision should find it too.
-  const decision = str('decision') ?? (rec['type'] === 'approval.decided' ? str('outcome') : undefined);
+  // A privileged attempt's outcome (granted, refused) is searchable the same way.
+  const decision = str('decision') ?? (rec['type'] === 'approval.decided' || rec['type'] === 'privileged' ? str('outcome') : undefined);
   return {
     user: str('user'), connection: str('connection'), session: str('session'), tables,
     type: str('type') ?? '', decision, sql: str('sql'),

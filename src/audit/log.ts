@@ -441,7 +441,7 @@ export class AuditLog {
           'restore the data directory\'s original audit-signing-key.pem; a new key cannot continue an existing log');
       }
     } else {
-      writeFileSync(pubFile, pem, { mode: 0o644 });
+      writeFileSync(pubFile, pem, { mode: 0o600 });
     }
     if (!existsSync(this.checkpointsFile)) closeSync(openSync(this.checkpointsFile, 'a', 0o600));
     const fd = openSync(this.checkpointsFile, 'r+');

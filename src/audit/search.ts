@@ -164,7 +164,7 @@ export function recordMatches(rec: Record<string, unknown>, f: SearchFilters): b
   if (f.session !== undefined && rec['session'] !== f.session) return false;
   if (f.types && f.types.length > 0 && !f.types.includes(String(rec['type']))) return false;
   if (f.decision !== undefined) {
-    const d = rec['decision'] ?? (rec['type'] === 'approval.decided' ? rec['outcome'] : undefined);
+    const d = rec['decision'] ?? (rec['type'] === 'approval.decided' || rec['type'] === 'privileged' ? rec['outcome'] : undefined);
     if (d !== f.decision) return false;
   }
   if (f.table !== undefined) {

@@ -28,6 +28,11 @@ export const DEV_IDENTITIES: readonly DevIdentity[] = [
 
 export const devClientSecret = (name: string): string => `dev-${name}-secret`;
 
+/** Each `dev-<name>` client-credentials client stands for the dev person <name>. */
+export function devServiceOwners(): Record<string, string> {
+  return Object.fromEntries(DEV_IDENTITIES.map((i) => [`dev-${i.name}`, i.name]));
+}
+
 export interface DevIssuer {
   issuer: string;
   audience: string;

@@ -12,7 +12,18 @@ export interface Identity {
   /** 'service' for client-credentials (machine) tokens, else 'human'. */
   kind: 'human' | 'service';
   clientId?: string;
+  /**
+   * Services only: the person (a human's subject) this service stands for, from the issuer's
+   * `service_owners` or its `owner_claim`; absent when nobody owns it. See person.ts.
+   */
+  owner?: string;
   expiresAt: Date;
+}
+
+/** How an issuer says which person a service token stands for. */
+export interface OwnerSources {
+  ownerClaim?: string;
+  serviceOwners?: Readonly<Record<string, string>>;
 }
 
 function nonEmptyString(v: unknown): string | undefined {
@@ -69,7 +80,7 @@ export function isServiceToken(claims: JWTPayload, clientId: string | undefined)
   return false;
 }
 
-export function identityFromClaims(claims: JWTPayload, groupsClaim: string): Identity {
+export function identityFromClaims(claims: JWTPayload, groupsClaim: string, owners: OwnerSources = {}): Identity {
   // Callers have checked that sub, iss and exp are present and well-typed.
   const subject = claims.sub as string;
   const clientId = nonEmptyString(claims['client_id']) ?? nonEmptyString(claims['azp']) ?? nonEmptyString(claims['cid']) ?? nonEmptyString(claims['appid']);
@@ -82,5 +93,12 @@ export function identityFromClaims(claims: JWTPayload, groupsClaim: string): Ide
     expiresAt: new Date((claims.exp as number) * 1000),
   };
   if (clientId !== undefined) identity.clientId = clientId;
+  if (identity.kind === 'service') {
+    // The policy's mapping first (the operator's word), then the issuer's claim.
+    const map = owners.serviceOwners;
+    const mapped = map && ((clientId !== undefined && Object.hasOwn(map, clientId) ? map[clientId] : undefined) ?? (Object.hasOwn(map, subject) ? map[subject] : undefined));
+    const owner = nonEmptyString(mapped) ?? (owners.ownerClaim ? nonEmptyString(readClaim(claims, owners.ownerClaim)) : undefined);
+    if (owner !== undefined) identity.owner = owner.trim();
+  }
   return identity;
 }

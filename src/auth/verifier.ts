@@ -27,6 +27,10 @@ export interface IssuerConfig {
   groupsClaim?: string;
   /** Default: the `jwks_uri` of `${issuer}/.well-known/openid-configuration`. */
   jwksUri?: string;
+  /** Claim of a service token naming the person the service acts for (identity.ts `owner`). */
+  ownerClaim?: string;
+  /** Service principals (client id or subject) of this issuer → the person each stands for. */
+  serviceOwners?: Readonly<Record<string, string>>;
 }
 
 export interface TokenVerifierOptions {
@@ -58,6 +62,7 @@ interface IssuerState {
   issuer: string;
   audience: string;
   groupsClaim: string;
+  owners: { ownerClaim?: string; serviceOwners?: Readonly<Record<string, string>> };
   /** Values of `iss` accepted for this issuer: as configured, and with/without the trailing slash. */
   accepted: string[];
   /** Set when the JWKS URI was configured rather than discovered. */
@@ -127,6 +132,7 @@ export class TokenVerifier {
         issuer: cfg.issuer,
         audience: cfg.audience,
         groupsClaim: cfg.groupsClaim ?? 'groups',
+        owners: { ownerClaim: cfg.ownerClaim, serviceOwners: cfg.serviceOwners },
         accepted: [...new Set([cfg.issuer, key, `${key}/`])],
         fixedJwks: cfg.jwksUri !== undefined,
         discoveredAt: 0,
@@ -295,7 +301,7 @@ export class TokenVerifier {
     if (typeof payload.sub !== 'string' || payload.sub === '') {
       throw new AuthError('missing_claim', 'token has no usable "sub" claim');
     }
-    const identity = identityFromClaims(payload, state.groupsClaim);
+    const identity = identityFromClaims(payload, state.groupsClaim, state.owners);
     Object.freeze(identity.groups);
     return Object.freeze(identity);
   }

@@ -219,6 +219,16 @@ export function isUnmaskedReader(config: MaskingConfig, groups: readonly string[
   return config.unmaskedGroups.some((g) => groups.includes(g));
 }
 
+/**
+ * What the statement gate knows about masking for a reader with `groups`: the policy's masked
+ * columns (for predicates_on_masked, whoever reads) and whether this reader's results are masked.
+ * The gateway and `phigate policy test` both decide with it, so they cannot disagree.
+ */
+export function gateMasking(config: MaskingConfig, groups: readonly string[]): { maskedColumns?: ReadonlySet<string>; maskedReader: boolean } {
+  if (config.columns.length === 0 && config.detectors.length === 0) return { maskedReader: false };
+  return { maskedColumns: maskedColumnKeys(config), maskedReader: !isUnmaskedReader(config, groups) };
+}
+
 const columnKeys = new WeakMap<MaskingConfig, ReadonlySet<string>>();
 
 /**

@@ -4,6 +4,7 @@ export {
   parseColumnName,
   ruleFor,
   tableHasRules,
+  gateMasking,
   isUnmaskedReader,
   maskedColumnKeys,
   EMPTY_MASKING,

@@ -21,6 +21,10 @@ export interface IssuerPolicy {
   /** Public client `phigate login` uses for the device flow against this issuer (advertised by the server). */
   cliClientId?: string;
   cliScopes?: string[];
+  /** Claim of this issuer's service tokens naming the person the service acts for (`owner_claim`). */
+  ownerClaim?: string;
+  /** This issuer's service principals (client id or subject) → the person each stands for (`service_owners`). */
+  serviceOwners?: Record<string, string>;
 }
 
 export interface ConnectionPolicy {
@@ -42,6 +46,10 @@ export interface ConnectionPolicy {
 export interface ApprovalsPolicy {
   /** Where approval requests and decisions are POSTed: JSON, with a Slack-compatible `text`. */
   webhook?: { url: string; format: 'json' | 'slack' };
+  /** Approvals and denials need a non-empty reason (`reason_required`, default true). */
+  reasonRequired: boolean;
+  /** May a service identity that stands for no person decide requests (`unowned_service_approvers`, default refuse)? */
+  unownedServiceApprovers: 'refuse' | 'allow';
 }
 
 export interface PolicyFile {
@@ -69,7 +77,7 @@ const TOP_KEYS = new Set(['version', 'identity', 'connections', 'rules', 'defaul
 const CONNECTION_KEYS = new Set([
   'type', 'upstream', 'password_env', 'password_file', 'tls', 'tls_ca_file', 'allow_groups', 'access_approval', 'max_sessions',
 ]);
-const ISSUER_KEYS = new Set(['issuer', 'audience', 'groups_claim', 'jwks_uri', 'cli_client_id', 'cli_scopes']);
+const ISSUER_KEYS = new Set(['issuer', 'audience', 'groups_claim', 'jwks_uri', 'cli_client_id', 'cli_scopes', 'owner_claim', 'service_owners']);
 const CONNECTION_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 export function loadPolicyFile(path: string): PolicyFile {
@@ -120,6 +128,16 @@ export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
         if (m.has('jwks_uri')) entry.jwksUri = r.string(m.get('jwks_uri'), `${key}.jwks_uri`);
         if (m.has('cli_client_id')) entry.cliClientId = r.string(m.get('cli_client_id'), `${key}.cli_client_id`);
         if (m.has('cli_scopes')) entry.cliScopes = r.strings(m.get('cli_scopes'), `${key}.cli_scopes`);
+        if (m.has('owner_claim')) entry.ownerClaim = r.string(m.get('owner_claim'), `${key}.owner_claim`);
+        if (m.has('service_owners')) {
+          const owners: Record<string, string> = {};
+          for (const [principal, node] of r.map(m.get('service_owners'), `${key}.service_owners`, new Set())) {
+            const person = r.string(node, `${key}.service_owners.${principal}`).trim();
+            if (person === '' || /[\p{Cc}]/u.test(person)) r.fail(node, `${key}.service_owners.${principal}`, 'expected the subject of the person this service stands for');
+            owners[principal] = person;
+          }
+          entry.serviceOwners = owners;
+        }
         issuers.push(entry);
       });
     }
@@ -172,9 +190,13 @@ export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
   if (connections.size === 0) r.fail(connNode, 'connections', 'at least one connection is required');
 
   const rules = parseRules(r, top.get('rules'));
-  const approvals: ApprovalsPolicy = {};
+  const approvals: ApprovalsPolicy = { reasonRequired: true, unownedServiceApprovers: 'refuse' };
   if (top.has('approvals')) {
-    const a = r.map(top.get('approvals'), 'approvals', new Set(['webhook']));
+    const a = r.map(top.get('approvals'), 'approvals', new Set(['webhook', 'reason_required', 'unowned_service_approvers']));
+    if (a.has('reason_required')) approvals.reasonRequired = r.boolean(a.get('reason_required'), 'approvals.reason_required');
+    if (a.has('unowned_service_approvers')) {
+      approvals.unownedServiceApprovers = r.oneOf(a.get('unowned_service_approvers'), 'approvals.unowned_service_approvers', ['refuse', 'allow'] as const);
+    }
     if (a.has('webhook')) {
       const w = r.map(a.get('webhook'), 'approvals.webhook', new Set(['url', 'format']));
       const url = r.string(w.get('url'), 'approvals.webhook.url');

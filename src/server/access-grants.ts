@@ -6,6 +6,7 @@
 import type { Identity } from '../auth/index.js';
 import type { ApprovalRecord } from '../approvals/store.js';
 import type { ApprovalRequester, Outcome } from '../approvals/types.js';
+import { requesterOf } from '../approvals/requester.js';
 import type { ConnectionPolicy } from '../policy/file.js';
 import { formatDuration, parseDuration } from '../policy/duration.js';
 
@@ -104,7 +105,7 @@ export class AccessGrants {
     const reason = (opts.reason ?? '').slice(0, 500);
     const handle = this.approvals.request({
       kind: 'access',
-      requester: { subject: identity.subject, issuer: identity.issuer, name: identity.name, groups: identity.groups, kind: opts.label ? 'agent' : identity.kind, label: opts.label },
+      requester: requesterOf(identity, opts.label),
       sessionId: '',
       connection: conn.name,
       statement: `ACCESS ${conn.name} FOR ${formatDuration(wanted)}`,

@@ -2,10 +2,12 @@
 // policy in force, in protocol order (Query; Parse/Bind/Execute). Pure: the session does the I/O.
 // Blocks are decided at Query/Parse; approvals hold the message that runs the statement (Query or
 // Execute), so a statement prepared once and executed many times needs approval per execution
-// unless an approver released it for the whole session.
+// unless an approver released it for the rest of the session: by its exact text (scope
+// `statement`), by its shape (`shape`: any literals), or everything its rule holds (`session`).
 import type { ErrorFields } from '../pg/index.js';
 import { redactLiterals, type Classification, type Statement } from '../policy/classify/index.js';
 import type { ShapeClassifierCache } from '../policy/shape-cache.js';
+import type { ApprovalScope } from '../approvals/types.js';
 import { decideStatements, type Decision, type DecisionSubject } from '../policy/decide.js';
 import type { PolicyFile } from '../policy/file.js';
 import { reachOf, SessionDefinitions } from '../policy/reach.js';
@@ -17,7 +19,7 @@ import { statementCountError } from './size-limits.js';
 export type Verdict =
   | { action: 'allow'; decision?: Decision; barrier?: boolean; text?: string; redacted?: string }
   | { action: 'block'; error: ErrorFields; decision?: Decision; text?: string; redacted?: string }
-  | { action: 'approve'; decision: Decision; statement: string; fingerprint: string; barrier?: boolean; text?: string; redacted?: string };
+  | { action: 'approve'; decision: Decision; statement: string; fingerprint: string; sql: string; barrier?: boolean; text?: string; redacted?: string };
 
 const INSUFFICIENT_PRIVILEGE = '42501';
 
@@ -54,8 +56,12 @@ export class StatementGate {
    * failed Bind leaves no earlier statement bound under the name.
    */
   private readonly portals = new Map<string, { statement: string; options: Prepared[] | undefined }>();
-  /** Fingerprints an approver released for the rest of this session. */
-  private readonly releasedForSession = new Set<string>();
+  /** Exact statement texts an approver released for the rest of this session (scope `statement`). */
+  private readonly releasedTexts = new Set<string>();
+  /** Statement shapes (parser fingerprints: literals ignored) released for the session (scope `shape`). */
+  private readonly releasedShapes = new Set<string>();
+  /** Rules released for the session (scope `session`), valid while the policy that has them is in force. */
+  private releasedRules?: { policy: PolicyFile; rules: Set<string> };
   /**
    * Decisions per classification (the cache hands out one frozen object per statement shape) and
    * policy: identity and connection are fixed for the session, so a repeat costs one lookup.
@@ -157,9 +163,24 @@ export class StatementGate {
     return { action: 'block', error };
   }
 
-  /** An approver approved with scope "session": the same statement text runs without asking again. */
-  releaseForSession(fingerprint: string): void {
-    this.releasedForSession.add(fingerprint);
+  /**
+   * An approver approved `verdict` with `scope`: what it releases for the rest of the session runs
+   * without asking again. `once` releases nothing more.
+   */
+  release(scope: ApprovalScope, verdict: Extract<Verdict, { action: 'approve' }>): void {
+    if (scope === 'statement') this.releasedTexts.add(verdict.sql);
+    else if (scope === 'shape' && verdict.fingerprint !== '') this.releasedShapes.add(verdict.fingerprint);
+    else if (scope === 'session' && verdict.decision.rule !== undefined) {
+      const policy = this.opts.policy();
+      if (this.releasedRules?.policy !== policy) this.releasedRules = { policy, rules: new Set() };
+      this.releasedRules.rules.add(verdict.decision.rule);
+    }
+  }
+
+  private isReleased(subject: Prepared, decision: Decision): boolean {
+    if (this.releasedTexts.has(subject.sql) || this.releasedShapes.has(subject.fingerprint)) return true;
+    const r = this.releasedRules;
+    return r !== undefined && decision.rule !== undefined && r.policy === this.opts.policy() && r.rules.has(decision.rule);
   }
 
   /** The policy in force; cached decisions are dropped when it, the catalog snapshot or this session's definitions change. */
@@ -253,8 +274,8 @@ export class StatementGate {
       return { action: 'block', decision, error: { severity: 'ERROR', code: INSUFFICIENT_PRIVILEGE, message: `phigate: ${decision.reason}` } };
     }
     if (decision.action === 'approve') {
-      if (this.releasedForSession.has(subject.fingerprint)) return { action: 'allow', decision };
-      return { action: 'approve', decision, statement: this.redact(subject.sql), fingerprint: subject.fingerprint };
+      if (this.isReleased(subject, decision)) return { action: 'allow', decision };
+      return { action: 'approve', decision, statement: this.redact(subject.sql), fingerprint: subject.fingerprint, sql: subject.sql };
     }
     return { action: 'allow', decision };
   }

@@ -6,7 +6,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { createPublicKey, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import { WebSocketServer } from 'ws';
-import { AuthError, TokenVerifier, bearerToken, type Identity, type IssuerConfig } from '../auth/index.js';
+import { AuthError, TokenVerifier, bearerToken, misplacedToken, misplacedTokenMessage, type Identity, type IssuerConfig } from '../auth/index.js';
 import { parsePolicyFile, type ConnectionPolicy, type PolicyFile } from '../policy/file.js';
 import { PolicyFileError } from '../policy/errors.js';
 import { policyVersion } from '../policy/version.js';
@@ -19,6 +19,7 @@ import {
 import { livenessHeader, watchTunnel } from '../tunnel/liveness.js';
 import { decideConnectionAccess } from './access.js';
 import { isLoopbackHost } from './loopback.js';
+import { normalizeLabel } from '../tunnel/label.js';
 import { AccessError, AccessGrants, type AccessGrant, type AccessRequestState } from './access-grants.js';
 import { CancelRegistry } from './cancel-registry.js';
 import { ClientSession, type SessionOptions, type SourceMaskingHandle } from './session.js';
@@ -30,11 +31,11 @@ import { Admission } from './admission.js';
 import { limitKey, sessionsFor } from '../policy/limits.js';
 import { checkUpstreamPrivileges, privilegeWarning } from './upstream-privileges.js';
 import { loadOrCreateTokenKey } from './secrets.js';
-import { isUnmaskedReader, maskedColumnKeys } from '../masking/index.js';
+import { gateMasking } from '../masking/index.js';
 import { resolveUpstreamTarget } from './targets.js';
 import { parseUpstreamUrl, type UpstreamTarget } from './upstream.js';
-import type { Logger } from './log.js';
-import { createDevIssuer, DEV_MOUNT, type DevIssuer } from '../auth/dev-issuer.js';
+import { pathOf, type Logger } from './log.js';
+import { createDevIssuer, devServiceOwners, DEV_MOUNT, type DevIssuer } from '../auth/dev-issuer.js';
 import { initClassifier } from '../policy/classify/index.js';
 import { ShapeClassifierCache } from '../policy/shape-cache.js';
 import { ApprovalService, type ApprovalStore } from '../approvals/service.js';
@@ -52,7 +53,7 @@ import { PolicyBroadcast, type PublishedPolicy } from '../policy/shared-policy.j
 import { CancelRelay, type RemoteCancel } from './shared-cancel.js';
 import { loadOrCreateSigningKey } from '../audit/keys.js';
 import { closeInterruptedSessions } from './interrupted-sessions.js';
-import type { AuditEvent } from '../audit/events.js';
+import { privilegedEvent, type AuditEvent, type PrivilegedAction } from '../audit/events.js';
 import { GatewayMetrics, METRICS_CONTENT_TYPE } from './metrics.js';
 
 /** What `phigate login` needs to know about how to obtain a token for this gateway. */
@@ -99,6 +100,8 @@ class Refused extends Error {
     readonly code: RefusalCode,
     message: string,
     readonly subject?: string,
+    /** Overrides the CLI's usual hint for the code. */
+    readonly hint?: string,
   ) {
     super(message);
   }
@@ -154,7 +157,10 @@ export class Gateway {
     this.policy = opts.policy;
     this.policyVersion = policyVersion(opts.policy.source);
     this.history = opts.dataDir ? new PolicyHistory(opts.dataDir) : undefined;
-    this.approvals = new ApprovalService({ log: opts.log, webhook: opts.policy.approvals.webhook, store: opts.approvalStore });
+    this.approvals = new ApprovalService({
+      log: opts.log, webhook: opts.policy.approvals.webhook, store: opts.approvalStore,
+      rules: () => ({ reasonRequired: this.policy.approvals.reasonRequired, unownedServiceApprovers: this.policy.approvals.unownedServiceApprovers }),
+    });
     this.access = new AccessGrants(this.approvals, (g) => this.onAccessExpired(g), Date.now, (g, user, reason) => this.record({
       type: 'access.granted', grant: g.id, user, connection: g.connection, until: new Date(g.expiresAt).toISOString(),
       approval: g.id, by: g.approver, reason,
@@ -164,7 +170,10 @@ export class Gateway {
       sessions: () => [...this.sessions].map((s) => ({ connection: s.opts.connection.name, holding: s.holding })),
       ...(opts.sharedDb ? { shipping: () => this.shipper?.stats() } : {}),
     });
-    this.approvalRoutes = createApprovalRoutes({ service: this.approvals, authenticate: (req) => this.authenticate(req), log: opts.log });
+    this.approvalRoutes = createApprovalRoutes({
+      service: this.approvals, authenticate: (req) => this.authenticate(req), log: opts.log,
+      recordAttempt: (who, action, target, outcome, code) => this.record(privilegedEvent(who, action, target, outcome, code)),
+    });
     this.analysis = new AnalysisPool(opts.log);
     this.wss = new WebSocketServer({
       noServer: true,
@@ -216,7 +225,7 @@ export class Gateway {
     }
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.onRequest(req, res).catch((err: Error) => {
-        this.opts.log.error('request failed', { path: req.url, error: err.message });
+        this.opts.log.error('request failed', { path: pathOf(req.url), error: err.message });
         if (!res.headersSent) sendJson(res, 500, { error: 'unavailable', message: 'internal error' });
       });
     };
@@ -265,7 +274,8 @@ export class Gateway {
     const extra: IssuerConfig[] = [];
     if (this.opts.dev) {
       this.devIssuer = await createDevIssuer({ baseUrl: url, stateDir: this.opts.dev.stateDir, accessTokenTtlSec: this.opts.dev.accessTokenTtlSec });
-      extra.push({ issuer: this.devIssuer.issuer, audience: this.devIssuer.audience, groupsClaim: 'groups' });
+      // The dev issuer's `dev-<name>` clients stand for <name>: one person, two identities.
+      extra.push({ issuer: this.devIssuer.issuer, audience: this.devIssuer.audience, groupsClaim: 'groups', serviceOwners: devServiceOwners() });
     }
     this.extraIssuers = extra;
     this.verifier = this.opts.verifier ?? verifierFor(this.policy, extra);
@@ -401,6 +411,8 @@ export class Gateway {
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const misplaced = this.misplacedToken(req, url);
+    if (misplaced) return this.refuseHttp(req, res, misplaced);
     if (await this.approvalRoutes.handle(req, res, url)) return;
     if (this.auditRoutes && (await this.auditRoutes.handle(req, res, url))) return;
     if (this.devIssuer && (url.pathname === DEV_MOUNT || url.pathname.startsWith(`${DEV_MOUNT}/`))) {
@@ -474,17 +486,24 @@ export class Gateway {
     if (identity instanceof Refused) return this.refuseHttp(req, res, identity);
     const isAdmin = identity.groups.some((g) => this.policy.adminGroups.includes(g));
     const isAuditor = identity.groups.some((g) => this.policy.auditorGroups.includes(g));
+    const attempt = (action: PrivilegedAction, target: string, outcome: 'granted' | 'refused', code?: string): void =>
+      this.record(privilegedEvent(identity, action, target, outcome, code));
     if (path === '/v1/policy/history') {
       if (req.method !== 'GET') return sendJson(res, 405, { error: 'method_not_allowed', message: 'use GET' });
       if (!isAdmin && !isAuditor) {
-        return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: only admins and auditors may read the policy history`, identity.subject));
+        attempt('policy.history', 'policy history', 'refused', 'forbidden');
+        return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: only admins and auditors may read the policy history`, identity.subject,
+          `ask a member of ${[...this.policy.adminGroups, ...this.policy.auditorGroups].join(' or ')} (identity.admin_groups, auditor_groups); \`phigate whoami\` shows your groups`));
       }
+      attempt('policy.history', 'policy history', 'granted');
       sendJson(res, 200, { current: this.policyVersion, history: this.policyHistory() });
       return;
     }
     if (req.method !== 'POST') return sendJson(res, 405, { error: 'method_not_allowed', message: 'POST the policy YAML to /admin/policy' });
     if (!isAdmin) {
-      return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: only members of ${this.policy.adminGroups.join(', ')} may change the policy`, identity.subject));
+      attempt('policy.apply', 'policy', 'refused', 'forbidden');
+      return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: only members of ${this.policy.adminGroups.join(', ')} may change the policy`, identity.subject,
+        `ask a member of ${this.policy.adminGroups.join(' or ')} (the policy's identity.admin_groups) to apply it; \`phigate whoami\` shows your groups`));
     }
     let text: string;
     try {
@@ -502,20 +521,29 @@ export class Gateway {
         } catch (err) {
           if (!(err instanceof StoreError)) throw err;
           this.opts.log.error('policy not published to the other replicas; not applied', { by: identity.name, error: err.message });
+          attempt('policy.apply', policyVersion(next.source), 'refused', 'unavailable');
           return sendJson(res, 503, { error: 'unavailable', message: 'the policy cannot be shared with the other replicas (the shared store is unavailable); nothing was changed' });
         }
       }
       const { version, changed } = this.activatePolicy(text, 'api', identity.name);
+      attempt('policy.apply', version, 'granted');
       sendJson(res, 200, { version, changed, ...(this.policyBroadcast ? { replicas: 'published' } : {}) });
     } catch (err) {
       if (!(err instanceof PolicyFileError)) throw err;
       this.opts.log.warn('policy update rejected', { by: identity.name, error: err.message });
+      attempt('policy.apply', 'invalid policy', 'refused', 'invalid_policy');
       sendJson(res, 400, { error: 'invalid_policy', message: err.message });
     }
   }
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const misplaced = this.misplacedToken(req, url);
+    if (misplaced) {
+      this.logRefusal(req, misplaced, undefined);
+      writeRefusal(socket, REFUSAL_STATUS[misplaced.code], { error: misplaced.code, message: misplaced.message });
+      return;
+    }
     if (await this.approvalRoutes.upgrade(req, socket, head, url)) return;
     if (!url.pathname.startsWith(TUNNEL_PATH_PREFIX)) {
       writeRefusal(socket, 404, { error: 'unknown_connection', message: `no tunnel endpoint at ${url.pathname}` });
@@ -541,7 +569,7 @@ export class Gateway {
         id: randomUUID(),
         identity,
         connection,
-        label: headerValue(req, HEADER_SESSION_LABEL),
+        label: normalizeLabel(headerValue(req, HEADER_SESSION_LABEL)),
         reason: headerValue(req, HEADER_REASON),
         remoteAddress: req.socket.remoteAddress,
         cancels: this.cancels,
@@ -605,11 +633,12 @@ export class Gateway {
     const analyze = (req: AnalysisRequest): Promise<TextAnalysis> => pool.analyze(req, { snapshot: c.current });
     const base = { maskingReady: () => c.ready(), catalog: () => c.current, analyze };
     const config = this.policy.masking;
-    if (config.columns.length === 0 && config.detectors.length === 0) return base;
-    const maskedColumns = maskedColumnKeys(config);
+    // The same facts `phigate policy test` decides with (gateMasking).
+    const { maskedColumns, maskedReader } = gateMasking(config, identity.groups);
+    if (maskedColumns === undefined) return base;
     const ctx = { config, tokenKey: this.tokenKey(), catalog: () => c.current };
     // Unmasked readers see raw values; their recordings are masked all the same.
-    if (isUnmaskedReader(config, identity.groups)) return { ...base, maskedColumns, recordingMasking: ctx };
+    if (!maskedReader) return { ...base, maskedColumns, recordingMasking: ctx };
     const entry = this.sourceMaskingFor(connection.name);
     if (entry === undefined) return { ...base, masking: ctx, maskedColumns };
     const { setup, spec } = entry;
@@ -772,7 +801,7 @@ export class Gateway {
       const allowed = decideConnectionAccess(identity.groups, connection);
       if (!allowed.allowed) return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: ${allowed.reason}`, identity.subject));
       try {
-        const label = headerValue(req, HEADER_SESSION_LABEL);
+        const label = normalizeLabel(headerValue(req, HEADER_SESSION_LABEL));
         const st = await this.access.request(identity, connection, {
           reason: typeof body.reason === 'string' ? body.reason : undefined,
           duration: typeof body.duration === 'string' ? body.duration : undefined,
@@ -807,21 +836,33 @@ export class Gateway {
     }
   }
 
+  /**
+   * A token anywhere but the Authorization header refuses the request, before any route sees it.
+   * The dev issuer's own OIDC endpoints are exempt: the protocol puts tokens in forms there.
+   */
+  private misplacedToken(req: IncomingMessage, url: URL): Refused | undefined {
+    if (this.devIssuer && (url.pathname === DEV_MOUNT || url.pathname.startsWith(`${DEV_MOUNT}/`))) return undefined;
+    const where = misplacedToken(url, req.headers);
+    return where === undefined ? undefined : new Refused('token_misplaced', misplacedTokenMessage(where));
+  }
+
   private refuseHttp(req: IncomingMessage, res: ServerResponse, err: Refused): void {
     this.logRefusal(req, err, undefined);
-    sendJson(res, REFUSAL_STATUS[err.code], { error: err.code, message: err.message } satisfies Refusal);
+    sendJson(res, REFUSAL_STATUS[err.code], { error: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) } satisfies Refusal);
   }
 
   private logRefusal(req: IncomingMessage, err: Refused, connection: string | undefined): void {
     this.opts.log.warn('access refused', {
-      code: err.code, reason: err.message, connection, subject: err.subject, remote: req.socket.remoteAddress, path: req.url,
+      code: err.code, reason: err.message, connection, subject: err.subject, remote: req.socket.remoteAddress, path: pathOf(req.url),
     });
   }
 }
 
 export function verifierFor(policy: PolicyFile, extra: IssuerConfig[] = []): TokenVerifier {
   const issuers: IssuerConfig[] = [
-    ...policy.issuers.map((i) => ({ issuer: i.issuer, audience: i.audience, groupsClaim: i.groupsClaim, jwksUri: i.jwksUri })),
+    ...policy.issuers.map((i) => ({
+      issuer: i.issuer, audience: i.audience, groupsClaim: i.groupsClaim, jwksUri: i.jwksUri, ownerClaim: i.ownerClaim, serviceOwners: i.serviceOwners,
+    })),
     ...extra,
   ];
   // Plain-http issuers are trusted only on loopback (tests, dev mode); anywhere else tokens need TLS.

@@ -15,6 +15,8 @@ import type { Decision } from '../policy/decide.js';
 import { formatDuration } from '../policy/duration.js';
 import { limitKey } from '../policy/limits.js';
 import { DEFAULT_APPROVAL_TIMEOUT_MS } from '../policy/rules.js';
+import { requesterOf } from '../approvals/requester.js';
+import { scopeNotice } from '../approvals/format.js';
 import type { ApprovalHandle, ApprovalRequester, Outcome } from '../approvals/types.js';
 import { StatementGate, type Verdict } from './gate.js';
 import { MaskingLayer, UnmaskableResult, decodeFields, type MaskingContext } from './masking-layer.js';
@@ -1101,7 +1103,7 @@ export class ClientSession {
     const { identity, label } = this.opts;
     const handle = approvals.request({
       kind: 'statement',
-      requester: { subject: identity.subject, issuer: identity.issuer, name: identity.name, groups: identity.groups, kind: label ? 'agent' : identity.kind, label },
+      requester: requesterOf(identity, label),
       sessionId: this.id,
       connection: this.opts.connection.name,
       statement: verdict.statement,
@@ -1148,8 +1150,8 @@ export class ClientSession {
     if (!this.recordEvents(events)) return;
     let out: Buffer;
     if (o.approved) {
-      if (o.scope === 'session') this.gate!.releaseForSession(held.verdict.fingerprint);
-      this.control({ type: 'notice', message: `approval ${id} granted by ${o.approver}${o.scope === 'session' ? ' for this session' : ''}` });
+      this.gate!.release(o.scope, held.verdict);
+      this.control({ type: 'notice', message: `approval ${id} granted by ${o.approver}${scopeNotice(o.scope)}` });
       const msgs: Buffer[] = [];
       this.forward(msgs, held.message);
       this.expectAnswer(held.message, ev);

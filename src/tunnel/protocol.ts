@@ -15,13 +15,16 @@ export const HEADER_CLIENT = 'x-phigate-client';
 export interface Refusal {
   error: RefusalCode;
   message: string;
+  /** What to do about it, when the code's usual hint would mislead (e.g. a refused policy change). */
+  hint?: string;
 }
 export type RefusalCode =
   | 'unauthenticated' // no, bad or expired token → CLI exit 3
   | 'forbidden' // identity not allowed on this connection → CLI exit 4
   | 'unknown_connection' // → CLI exit 1
   | 'access_required' // a just-in-time access grant is needed first → CLI exit 4
-  | 'unavailable'; // server cannot decide right now (fail closed) → CLI exit 5
+  | 'unavailable' // server cannot decide right now (fail closed) → CLI exit 5
+  | 'token_misplaced'; // a token outside the Authorization header (URL, other header) → CLI exit 2
 
 export const REFUSAL_STATUS: Record<RefusalCode, number> = {
   unauthenticated: 401,
@@ -29,6 +32,7 @@ export const REFUSAL_STATUS: Record<RefusalCode, number> = {
   unknown_connection: 404,
   access_required: 403,
   unavailable: 503,
+  token_misplaced: 400,
 };
 
 /** Control messages the server sends as text frames. */

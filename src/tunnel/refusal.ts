@@ -8,6 +8,7 @@ const EXIT: Record<RefusalCode, ExitCode> = {
   unknown_connection: ExitCode.Error,
   access_required: ExitCode.Denied,
   unavailable: ExitCode.Unreachable,
+  token_misplaced: ExitCode.Usage,
 };
 
 const HINT: Partial<Record<RefusalCode, string>> = {
@@ -15,11 +16,15 @@ const HINT: Partial<Record<RefusalCode, string>> = {
   forbidden: 'ask an administrator to add one of your groups to the connection\'s allow_groups',
   unknown_connection: 'run `phigate connections` to list what you may connect to',
   access_required: 'request access with `phigate connect NAME --reason TEXT [--duration 30m]`',
+  token_misplaced: 'send the token only as `Authorization: Bearer <token>`; treat a token that was put in a URL as exposed and log in again',
 };
 
 export function refusalError(status: number, body: string): PhigateError {
   const refusal = parseRefusal(body);
-  if (refusal) return new PhigateError(`gateway refused: ${refusal.message}`, EXIT[refusal.error] ?? ExitCode.Error, HINT[refusal.error]);
+  if (refusal) {
+    const hint = typeof refusal.hint === 'string' && refusal.hint !== '' ? refusal.hint.slice(0, 300) : HINT[refusal.error];
+    return new PhigateError(`gateway refused: ${refusal.message}`, EXIT[refusal.error] ?? ExitCode.Error, hint);
+  }
   // Other API errors ({ error, message } with their own codes) keep their message; the status picks the exit code.
   const other = parseApiError(body);
   const exit = status === 401 ? ExitCode.NotAuthenticated : status === 403 ? ExitCode.Denied : status >= 500 ? ExitCode.Unreachable : ExitCode.Error;

@@ -12,7 +12,7 @@ function view(id: string, over: Partial<ApprovalView> = {}): ApprovalView {
   return {
     id, status: 'pending', kind: 'statement',
     requester: { name: 'alice', kind: 'agent', label: 'claude', subject: 'alice', issuer: 'https://idp.test' },
-    session_id: 's1', connection: 'ehr', statement: 'DELETE FROM patients WHERE id = $1', rule: 'phi-writes', reason: 'r',
+    session_id: 's1', connection: 'ehr', statement: 'DELETE FROM patients WHERE id = $1', shape: 'DELETE FROM patients WHERE id = $1', rule: 'phi-writes', reason: 'r',
     tables: ['patients'], approvers: ['privacy-officers'],
     created_at: new Date(T0 - 90_000).toISOString(), expires_at: new Date(T0 + 14 * 60_000 + 5_000).toISOString(),
     decision: null, can_decide: true, own: false, ...over,
@@ -23,7 +23,7 @@ describe('approval formatting', () => {
   it('formats ages, countdowns, requesters and statements for one line', () => {
     expect([formatAge(5_000), formatAge(90_000), formatAge(7_200_000), formatAge(3 * 86_400_000)]).toEqual(['5s', '1m', '2h', '3d']);
     expect([formatTimeLeft(0), formatTimeLeft(999), formatTimeLeft(14 * 60_000 + 5_000), formatTimeLeft(3_900_000)]).toEqual(['expired', '1s', '14m 05s', '1h 05m']);
-    expect(requesterLabel(view('a'))).toBe('alice (agent claude)');
+    expect(requesterLabel(view('a'))).toBe('alice (agent "claude")');
     expect(requesterLabel(view('a', { requester: { name: 'ci', kind: 'service', subject: 'ci', issuer: 'x' } }))).toBe('ci (service)');
     expect(oneLine('SELECT\n  1,\t\x1b[31m2', 100)).toBe('SELECT 1, [31m2');
     expect(oneLine('x'.repeat(50), 10)).toBe('xxxxxxx...');
@@ -35,11 +35,11 @@ describe('approval formatting', () => {
     const out = renderApprovals({
       server: 'http://gw', server_time: new Date(T0).toISOString(),
       approvals: [view('apr-aaaaaa', { statement: `UPDATE visits SET ${'note = $1, '.repeat(20)}x = $2` })],
-    }, { width: 120 });
+    }, { width: 130 });
     const [head, row] = out.trimEnd().split('\n');
     expect(head).toMatch(/^ID +AGE +REQUESTER +CONNECTION +RULE +STATEMENT +EXPIRES IN +STATUS$/);
-    expect(row).toMatch(/^apr-aaaaaa +1m +alice \(agent claude\) +ehr +phi-writes +UPDATE visits SET note = \$1, .*\.\.\. +14m 05s +pending$/);
-    expect(row!.length).toBeLessThanOrEqual(120);
+    expect(row).toMatch(/^apr-aaaaaa +1m +alice \(agent "claude"\) +ehr +phi-writes +UPDATE visits SET note = \$1, .*\.\.\. +14m 05s +pending$/);
+    expect(row!.length).toBeLessThanOrEqual(130);
     expect(renderApprovals({ server: 'http://gw', server_time: '', approvals: [] })).toBe('No approval requests waiting for you on http://gw.\n');
   });
 });

@@ -188,7 +188,7 @@ describe('ApprovalService on a shared store (two replicas)', () => {
     expect(a.hooks).toEqual([`requested:${h.id}`]);
     expect(b.hooks).toEqual([`decided:${h.id}`]);
     // The other replica's approver is told who decided it, whichever replica they ask.
-    const late = await a.service.decide(h.id, carol, { approve: false }).then(() => undefined, (e: unknown) => e);
+    const late = await a.service.decide(h.id, carol, { approve: false, reason: 'no' }).then(() => undefined, (e: unknown) => e);
     expect(late).toBeInstanceOf(ApprovalError);
     expect((late as ApprovalError).message).toMatch(new RegExp(`${h.id} was already approved by bob`));
   });
@@ -199,8 +199,8 @@ describe('ApprovalService on a shared store (two replicas)', () => {
     const h = a.service.request(heldDelete());
     await until('b to hear of the request', () => b.events.some((e) => e.approval.id === h.id));
     const results = await Promise.allSettled([
-      a.service.decide(h.id, bob, { approve: true }),
-      b.service.decide(h.id, carol, { approve: false }),
+      a.service.decide(h.id, bob, { approve: true, reason: 'ok' }),
+      b.service.decide(h.id, carol, { approve: false, reason: 'no' }),
     ]);
     const won = results.filter((r) => r.status === 'fulfilled');
     const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -237,7 +237,7 @@ describe('ApprovalService on a shared store (two replicas)', () => {
     await a.db.close();
     h.withdraw('client went away');
     expect(await within(h.outcome)).toEqual({ approved: false, cause: 'withdrawn', reason: 'client went away' });
-    const err = await a.service.decide(h.id, bob, { approve: true }).then(() => undefined, (e: unknown) => e);
+    const err = await a.service.decide(h.id, bob, { approve: true, reason: 'ok' }).then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(StoreError);
   });
 

@@ -174,7 +174,7 @@ describe('replicas sharing a store', () => {
     expect((await early.exited).code).toBe(2);
     expect(early.stderr()).toMatch(/must be approved by privacy-officers first/);
 
-    expect((await cli(b, 'bob', ['approve', id!])).code).toBe(0);
+    expect((await cli(b, 'bob', ['approve', id!, '--reason', 'ticket 4'])).code).toBe(0);
     const portA = Number((await asked.waitFor(/port=(\d+)/))[1]);
     expect((await psql(portA, ['-tA', '-c', 'select 1'])).stdout.trim()).toBe('1');
 

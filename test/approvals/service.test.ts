@@ -47,9 +47,9 @@ describe('ApprovalService', () => {
     const h = service.request(heldDelete());
     await settle();
     expect(await peek(h.outcome)).toBe('pending');
-    const r = await service.decide(h.id, bob, { approve: true });
+    const r = await service.decide(h.id, bob, { approve: true, reason: 'ok' });
     expect(r.status).toBe('approved');
-    expect(await h.outcome).toEqual({ approved: true, approver: 'bob', scope: 'once' });
+    expect(await h.outcome).toEqual({ approved: true, approver: 'bob', scope: 'once', reason: 'ok' });
   });
 
   it('records "for this session" in the outcome so the session can release repeats', async () => {
@@ -79,7 +79,7 @@ describe('ApprovalService', () => {
     await clock.advance(1);
     expect(await h.outcome).toEqual({ approved: false, cause: 'timeout' });
     expect(events.map((e) => e.type)).toEqual(['requested', 'expired']);
-    const late = await refusal(service.decide(h.id, bob, { approve: true }));
+    const late = await refusal(service.decide(h.id, bob, { approve: true, reason: 'ok' }));
     expect(late.code).toBe('already_decided');
     expect(late.message).toMatch(/timed out/);
     expect(clock.pendingTimers).toBe(0);
@@ -92,7 +92,7 @@ describe('ApprovalService', () => {
     h.withdraw('client disconnected');
     expect(await h.outcome).toEqual({ approved: false, cause: 'withdrawn', reason: 'client disconnected' });
     expect(clock.pendingTimers).toBe(0);
-    expect((await refusal(service.decide(h.id, bob, { approve: true }))).code).toBe('already_decided');
+    expect((await refusal(service.decide(h.id, bob, { approve: true, reason: 'ok' }))).code).toBe('already_decided');
   });
 
   it('does not lose a withdrawal that comes before the request is stored', async () => {
@@ -109,34 +109,76 @@ describe('ApprovalService', () => {
         requester: { subject: 'bob', issuer: ISSUER, name: 'bob', groups: ['privacy-officers'], kind: 'human' },
       }));
       await settle();
-      const e = await refusal(service.decide(h.id, bob, { approve: true }));
+      const e = await refusal(service.decide(h.id, bob, { approve: true, reason: 'ok' }));
       expect(e.code).toBe('self_approval');
       expect(e.message).toMatch(/own request/);
       expect(await peek(h.outcome)).toBe('pending');
     });
 
-    it('refuses the same human under another issuer or as a service named for them', async () => {
+    it('refuses the same human under another issuer or as a service that stands for them', async () => {
+      const { service } = setup();
+      const h = service.request(heldDelete({ requester: { ...heldDelete().requester, person: 'alice' } }));
+      await settle();
+      const aliceElsewhere = who('alice', ['privacy-officers'], { subject: 'u-123', issuer: 'https://other-idp.test' });
+      expect((await refusal(service.decide(h.id, aliceElsewhere, { approve: true, reason: 'ok' }))).code).toBe('self_approval');
+      const aliceBot = who('svc-7', ['privacy-officers'], { kind: 'service', clientId: 'svc-7', owner: 'Alice ' });
+      expect((await refusal(service.decide(h.id, aliceBot, { approve: true, reason: 'ok' }))).code).toBe('self_approval');
+      expect(await peek(h.outcome)).toBe('pending');
+    });
+
+    it('issue 16 finding 2: a service that stands for no person cannot decide, unless the policy allows it', async () => {
       const { service } = setup();
       const h = service.request(heldDelete());
       await settle();
-      const aliceElsewhere = who('alice', ['privacy-officers'], { subject: 'u-123', issuer: 'https://other-idp.test' });
-      expect((await refusal(service.decide(h.id, aliceElsewhere, { approve: true }))).code).toBe('self_approval');
-      const aliceBot = who('svc-7', ['privacy-officers'], { kind: 'service', clientId: 'alice' });
-      expect((await refusal(service.decide(h.id, aliceBot, { approve: true }))).code).toBe('self_approval');
-      const claudeBot = who('claude', ['privacy-officers'], { kind: 'service' });
-      expect((await refusal(service.decide(h.id, claudeBot, { approve: true }))).code).toBe('self_approval');
+      const orphan = who('ci-bot', ['privacy-officers'], { kind: 'service', clientId: 'ci-bot' });
+      const e = await refusal(service.decide(h.id, orphan, { approve: true, reason: 'ok' }));
+      expect(e.code).toBe('unowned_service');
+      expect(e.message).toMatch(/service_owners/);
+      expect(service.mayDecide((await service.get(h.id, orphan)), orphan)).toBe(false);
+      const lenient = new ApprovalService({ clock: new FakeClock(), rules: () => ({ reasonRequired: true, unownedServiceApprovers: 'allow' }) });
+      const h2 = lenient.request(heldDelete());
+      await settle();
+      expect((await lenient.decide(h2.id, orphan, { approve: true, reason: 'nightly job' })).status).toBe('approved');
+    });
+
+    it('issue 16 finding 4: a label is never taken for a person (a requester cannot block an approver by naming a session after them)', async () => {
+      const { service } = setup();
+      const h = service.request(heldDelete({ requester: { ...heldDelete().requester, label: ' BOB ', person: 'alice' } }));
+      await settle();
+      expect((await service.decide(h.id, bob, { approve: true, reason: 'ok' })).status).toBe('approved');
+      // A service named like the label is not the requester either: it is judged by its owner.
+      const h2 = service.request(heldDelete({ requester: { ...heldDelete().requester, label: 'claude', person: 'alice' } }));
+      await settle();
+      const claudeBot = who('claude', ['privacy-officers'], { kind: 'service', owner: 'carol' });
+      expect((await service.decide(h2.id, claudeBot, { approve: true, reason: 'ok' })).status).toBe('approved');
+    });
+
+    it('issue 16 finding 6: approving or denying needs a reason unless the policy says otherwise', async () => {
+      const { service } = setup();
+      const h = service.request(heldDelete());
+      await settle();
+      for (const reason of [undefined, '', '   ']) {
+        const e = await refusal(service.decide(h.id, bob, { approve: true, ...(reason === undefined ? {} : { reason }) }));
+        expect(e.code).toBe('reason_required');
+        expect(e.message).toMatch(/--reason/);
+      }
+      expect((await refusal(service.decide(h.id, bob, { approve: false, reason: ' ' }))).code).toBe('reason_required');
       expect(await peek(h.outcome)).toBe('pending');
+      const relaxed = new ApprovalService({ clock: new FakeClock(), rules: () => ({ reasonRequired: false, unownedServiceApprovers: 'refuse' }) });
+      const h2 = relaxed.request(heldDelete());
+      await settle();
+      expect((await relaxed.decide(h2.id, bob, { approve: true })).status).toBe('approved');
     });
 
     it('refuses an approver outside the rule\'s approver groups', async () => {
       const { service } = setup();
       const h = service.request(heldDelete());
       await settle();
-      const e = await refusal(service.decide(h.id, mallory, { approve: true }));
+      const e = await refusal(service.decide(h.id, mallory, { approve: true, reason: 'ok' }));
       expect(e.code).toBe('not_an_approver');
       expect(e.message).toBe(`${h.id} needs an approver from privacy-officers; mallory is in marketing`);
       // Oversight is read-only: auditors may look, not decide.
-      expect((await refusal(service.decide(h.id, auditor, { approve: true }))).code).toBe('not_an_approver');
+      expect((await refusal(service.decide(h.id, auditor, { approve: true, reason: 'ok' }))).code).toBe('not_an_approver');
       expect(await peek(h.outcome)).toBe('pending');
     });
 
@@ -145,7 +187,7 @@ describe('ApprovalService', () => {
       const h = service.request(heldDelete());
       await settle();
       await service.decide(h.id, bob, { approve: false, reason: 'no' });
-      const e = await refusal(service.decide(h.id, carol, { approve: true }));
+      const e = await refusal(service.decide(h.id, carol, { approve: true, reason: 'ok' }));
       expect(e.code).toBe('already_decided');
       expect(e.message).toMatch(new RegExp(`^${h.id} was already denied by bob at `));
       expect(await h.outcome).toMatchObject({ approved: false, cause: 'denied' });
@@ -156,8 +198,8 @@ describe('ApprovalService', () => {
       const h = service.request(heldDelete());
       await settle();
       const results = await Promise.allSettled([
-        service.decide(h.id, bob, { approve: true }),
-        service.decide(h.id, carol, { approve: false }),
+        service.decide(h.id, bob, { approve: true, reason: 'ok' }),
+        service.decide(h.id, carol, { approve: false, reason: 'no' }),
       ]);
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
       const lost = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
@@ -166,7 +208,7 @@ describe('ApprovalService', () => {
 
     it('reports an unknown id as not found', async () => {
       const { service } = setup();
-      expect((await refusal(service.decide('apr-zzzzzz', bob, { approve: true }))).code).toBe('not_found');
+      expect((await refusal(service.decide('apr-zzzzzz', bob, { approve: true, reason: 'ok' }))).code).toBe('not_found');
       expect((await refusal(service.get('apr-zzzzzz', bob))).code).toBe('not_found');
     });
   });
@@ -187,7 +229,7 @@ describe('ApprovalService', () => {
     expect((await refusal(service.get(a.id, mallory))).code).toBe('not_an_approver');
     expect((await service.get(a.id, auditor)).id).toBe(a.id);
 
-    await service.decide(a.id, bob, { approve: true });
+    await service.decide(a.id, bob, { approve: true, reason: 'ok' });
     expect(await ids(bob)).toEqual([]);
     expect(await ids(bob, true)).toEqual([a.id]);
     expect(await ids(auditor, true)).toEqual([b.id, a.id]);
@@ -197,7 +239,7 @@ describe('ApprovalService', () => {
     const { service } = setup({ keepSettled: 2 });
     const hs = [0, 1, 2].map(() => service.request(heldDelete()));
     await settle();
-    for (const h of hs) await service.decide(h.id, bob, { approve: true });
+    for (const h of hs) await service.decide(h.id, bob, { approve: true, reason: 'ok' });
     expect((await service.list(bob, { all: true })).map((r) => r.id)).toEqual([hs[2]!.id, hs[1]!.id]);
   });
 
@@ -212,7 +254,7 @@ describe('ApprovalService', () => {
     const b = service.request(heldDelete({ timeoutMs: 1_000 }));
     const c = service.request(heldDelete());
     await settle();
-    await service.decide(a.id, bob, { approve: false });
+    await service.decide(a.id, bob, { approve: false, reason: 'no' });
     await clock.advance(1_000);
     c.withdraw('client went away');
     await c.outcome;

@@ -53,7 +53,7 @@ describe.skipIf(!hasTmux)('phigate approve (live view in a terminal)', () => {
     expect(s).toContain(first.id);
     expect(screen('tui', true)).toMatch(COLOUR);
     // The details pane of the selected (only) request.
-    expect(s).toMatch(/requester +alice \(agent claude\) +\[agent\]/);
+    expect(s).toMatch(/requester +alice \(agent "claude"\) +\[agent\]/);
     expect(s).toMatch(/connection +ehr/);
     expect(s).toMatch(/rule +phi-writes: writes to PHI tables need a privacy officer/);
     expect(s).toMatch(/tables +patients/);
@@ -67,7 +67,7 @@ describe.skipIf(!hasTmux)('phigate approve (live view in a terminal)', () => {
 
     // The first one expires first, so it is on top and selected: approve it with a reason.
     tmux('send-keys', '-t', 'tui', 'a');
-    await waitForScreen('tui', new RegExp(`Reason for approving ${first.id} \\(enter to confirm, esc to cancel\\)`));
+    await waitForScreen('tui', new RegExp(`Releases: this execution only[\\s\\S]*Reason for approving once ${first.id} \\(enter to confirm, esc to cancel\\)`));
     tmux('send-keys', '-t', 'tui', '-l', 'ticket 42');
     await waitForScreen('tui', /esc to cancel\): ticket 42/);
     tmux('send-keys', '-t', 'tui', 'Enter');
@@ -94,7 +94,7 @@ describe.skipIf(!hasTmux)('phigate approve (live view in a terminal)', () => {
     await waitForScreen('tui', /EXIT=0/);
   });
 
-  it('s approves for the session; the requester sees their own request but cannot decide it; NO_COLOR has no colours', async () => {
+  it('p shows what a shape releases and approves it with a reason (an empty one is refused); the requester sees their own request but cannot decide it; NO_COLOR has no colours', async () => {
     const h = g.request();
     await settle();
     await startTui('alice', 'own', { NO_COLOR: '1' });
@@ -107,11 +107,15 @@ describe.skipIf(!hasTmux)('phigate approve (live view in a terminal)', () => {
 
     await startTui('carol', 'carol');
     await waitForScreen('carol', new RegExp(h.id));
-    tmux('send-keys', '-t', 'carol', 's');
-    await waitForScreen('carol', /Reason for approving for the session/);
+    tmux('send-keys', '-t', 'carol', 'p');
+    await waitForScreen('carol', /Releases: any statement of this shape for the rest of the session, whatever its literals: DELETE FROM patients WHERE id = \$1[\s\S]*Reason for approving this shape/);
     tmux('send-keys', '-t', 'carol', 'Enter');
-    expect(await h.outcome).toEqual({ approved: true, approver: 'carol', scope: 'session' });
-    await waitForScreen('carol', new RegExp(`Approved ${h.id} for the rest of the session`));
+    await waitForScreen('carol', /a reason is required to approve/);
+    tmux('send-keys', '-t', 'carol', '-l', 'pmigration window');
+    await waitForScreen('carol', /esc to cancel\): migration window/);
+    tmux('send-keys', '-t', 'carol', 'Enter');
+    expect(await h.outcome).toEqual({ approved: true, approver: 'carol', scope: 'shape', reason: 'migration window' });
+    await waitForScreen('carol', new RegExp(`Approved ${h.id} for statements of this shape \\(any literals\\) for the rest of the session`));
     tmux('send-keys', '-t', 'carol', 'q');
     await waitForScreen('carol', /EXIT=0/);
   });

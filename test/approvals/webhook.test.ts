@@ -76,13 +76,13 @@ describe('approval webhook', () => {
     const service = new ApprovalService({ log: memoryLogger(), webhook: { url: r.url, format: 'slack' } });
     const h = service.request(heldDelete());
     await r.received(1);
-    await service.decide(h.id, bob, { approve: true, scope: 'session' });
+    await service.decide(h.id, bob, { approve: true, scope: 'shape', reason: 'ticket 9' });
     await r.received(2);
     expect(r.hits[0]?.body.text).toBe(
-      `:hourglass: alice (agent claude) wants to run \`DELETE FROM patients WHERE id = $1\` on ehr (rule phi-writes). Approve: phigate approve ${h.id}`,
+      `:hourglass: alice (agent "claude") wants to run \`DELETE FROM patients WHERE id = $1\` on ehr (rule phi-writes). Approve: phigate approve ${h.id}`,
     );
-    expect(r.hits[1]?.body.text).toMatch(new RegExp(`^:white_check_mark: bob approved ${h.id} for the rest of the session: alice \\(agent claude\\)`));
-    expect(r.hits[1]?.body).toMatchObject({ decision: 'approved', scope: 'session' });
+    expect(r.hits[1]?.body.text).toMatch(new RegExp(`^:white_check_mark: bob approved ${h.id} for statements of this shape \\(any literals\\) for the rest of the session: alice \\(agent "claude"\\)`));
+    expect(r.hits[1]?.body).toMatchObject({ decision: 'approved', scope: 'shape' });
     service.close();
   });
 
@@ -133,7 +133,7 @@ describe('approval webhook', () => {
     const failures = (): number => log.lines.filter((l) => l.msg === 'approval webhook failed').length;
     const h = service.request(heldDelete());
     await r.received(1);
-    await service.decide(h.id, bob, { approve: true });
+    await service.decide(h.id, bob, { approve: true, reason: 'ok' });
     const outcome = await h.outcome;
     expect(outcome).toMatchObject({ approved: true, approver: 'bob' });
     // Requested and decided while the receiver still hangs: neither waited for the webhook's

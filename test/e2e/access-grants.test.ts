@@ -20,7 +20,7 @@ async function pendingAccess(): Promise<string> {
   }
   throw new Error('no pending access request');
 }
-const decide = async (id: string, verdict: 'approve' | 'deny', reason?: string): Promise<void> => {
+const decide = async (id: string, verdict: 'approve' | 'deny', reason = 'on-call ticket'): Promise<void> => {
   const res = await fetch(`${gw.url}/v1/approvals/${id}/${verdict}`, {
     method: 'POST', headers: { authorization: `Bearer ${await gw.token('bob')}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason }),
   });

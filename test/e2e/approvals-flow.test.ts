@@ -118,7 +118,7 @@ describe('held statements on the data path', () => {
       const run1 = c.query({ name: 'ins', text: 'INSERT INTO flow_t VALUES ($1)', values: [100] });
       const a1 = await nextPending('phi-writes', seen);
       expect(a1.statement).toBe('INSERT INTO flow_t VALUES ($1)');
-      await api('bob', `/v1/approvals/${a1.id}/approve`, {});
+      await api('bob', `/v1/approvals/${a1.id}/approve`, { reason: 'one execution' });
       await run1;
       const run2 = c.query({ name: 'ins', values: [101] } as pg.QueryConfig);
       const a2 = await nextPending('phi-writes', seen);

@@ -55,7 +55,7 @@ describe.skipIf(!hasTmux || !hasPsql)('phigate demo in a terminal', () => {
     expect(held, s).not.toBeNull();
     const id = held![1]!;
     expect(s).toContain(`$ phigate approve ${id} --reason "duplicate visit, ticket EHR-1042"    # as bob`);
-    expect(s).toMatch(new RegExp(`Approved ${id}: dev-agent \\(agent demo-agent\\) on ehr: DELETE FROM visits WHERE id = `));
+    expect(s).toMatch(new RegExp(`Approved ${id}: dev-agent \\(agent "demo-agent"\\) on ehr: DELETE FROM visits WHERE id = `));
     expect(s).toContain(`phigate: approval ${id} granted by dev-bob`);
     expect(s).toMatch(/^ +DELETE 1$/m);
     // Shown in order: waiting, bob's approval, then the DELETE finishing.
@@ -67,7 +67,7 @@ describe.skipIf(!hasTmux || !hasPsql)('phigate demo in a terminal', () => {
     expect(s).toMatch(/TIME \(UTC\) +SEQ +USER +CONNECTION +TYPE +DECISION/);
     expect(s).toMatch(/dev-agent +ehr +statement +approved +visits +DELETE FROM visits WHERE id = <n>/);
     expect(s).toMatch(/\$ phigate replay [0-9a-z-]+ +# as carol/);
-    expect(s).toMatch(/Session [0-9a-z-]+: dev-agent \(agent demo-agent\) on ehr via psql/);
+    expect(s).toMatch(/Session [0-9a-z-]+: dev-agent \(agent "demo-agent"\) on ehr via psql/);
     expect(s).toMatch(/recording matches its seal/);
     expect(s).not.toMatch(/Warning|internal error/);
     expect(s).toMatch(/\$ phigate audit verify +# as carol\n +audit log intact: \d+ records/);

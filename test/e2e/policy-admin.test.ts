@@ -63,6 +63,9 @@ describe('activating a policy', () => {
     const denied = await cli(['policy', 'apply', next], 'alice');
     expect(denied.code).toBe(4);
     expect(denied.stderr).toMatch(/only members of admins may change the policy/);
+    // Issue 16 finding 6: the hint is about admin groups, not about a connection's allow_groups.
+    expect(denied.stderr).toMatch(/hint: ask a member of admins \(the policy's identity\.admin_groups\) to apply it/);
+    expect(denied.stderr).not.toMatch(/allow_groups/);
     const ok = await cli(['policy', 'apply', next], 'root');
     expect(ok.stderr).toBe('');
     expect(ok.stdout).toMatch(/^activated sha256:[0-9a-f]{64}$/m);

@@ -60,7 +60,19 @@ connections: { x: { upstream: "postgres://u@h/d", allow_groups: [g] } }
     expect(p.issuers[0]?.groupsClaim).toBe('groups');
   });
 
+  it('reads service owners, the owner claim and the approvals rules (issue 16); strict defaults', () => {
+    const p = parsePolicyFile(GOOD.replace('      groups_claim: roles\n', '      groups_claim: roles\n      owner_claim: act_for\n      service_owners: { ci-nightly: alice, "svc-7": bob }\n')
+      + 'approvals: { reason_required: false, unowned_service_approvers: allow }\n');
+    expect(p.issuers[0]).toMatchObject({ ownerClaim: 'act_for', serviceOwners: { 'ci-nightly': 'alice', 'svc-7': 'bob' } });
+    expect(p.approvals).toMatchObject({ reasonRequired: false, unownedServiceApprovers: 'allow' });
+    expect(parsePolicyFile(GOOD).approvals).toMatchObject({ reasonRequired: true, unownedServiceApprovers: 'refuse' });
+  });
+
   const bad: [string, string, RegExp][] = [
+    ['service_owners not a map', GOOD.replace('      groups_claim: roles\n', '      groups_claim: roles\n      service_owners: [alice]\n'), /^p\.yaml:7:23: identity\.issuers\[0\]\.service_owners: expected a map/],
+    ['an empty service owner', GOOD.replace('      groups_claim: roles\n', '      groups_claim: roles\n      service_owners: { ci: "  " }\n'), /identity\.issuers\[0\]\.service_owners\.ci: expected the subject of the person/],
+    ['a bad unowned_service_approvers', `${GOOD}approvals: { unowned_service_approvers: maybe }\n`, /^p\.yaml:23:\d+: approvals\.unowned_service_approvers: expected one of refuse, allow, got "maybe"$/],
+    ['a non-boolean reason_required', `${GOOD}approvals: { reason_required: sometimes }\n`, /approvals\.reason_required: expected true or false/],
     ['a wrong tls mode', GOOD.replace('tls: verify-full', 'tls: on'), /^p\.yaml:12:10: connections\.ehr\.tls: expected one of disable, require, verify-full, got "on"$/],
     ['an unknown key', GOOD.replace('    tls: verify-full\n', '    tsl: verify-full\n'), /^p\.yaml:12:5: connections\.ehr\.tsl: unknown key/],
     ['a password in the URL', GOOD.replace('phigate_svc@', 'phigate_svc:secret@'), /connections\.ehr\.upstream: must not contain a password/],

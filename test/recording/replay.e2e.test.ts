@@ -94,7 +94,7 @@ describe.skipIf(!hasTmux)('phigate replay in a terminal', () => {
     const t0 = Date.now();
     start('play', ['--speed', '2']);
     let s = await waitForScreen('play', /▶ playing/);
-    expect(s).toContain(`Session ${SESSION}: alice (agent claude) on ehr`);
+    expect(s).toContain(`Session ${SESSION}: alice (agent "claude") on ehr`);
     expect(s).toContain('recording matches its seal');
     s = await waitForScreen('play', /EXIT=0/);
     // 3.84 s of session at twice the speed.

@@ -42,6 +42,7 @@ identity:
   issuers:
     - issuer: ${idp.issuer}
       audience: phigate
+      owner_claim: owner
 connections:
   ehr:
     type: postgres

@@ -134,8 +134,10 @@ export async function startTestIdp(opts: StartTestIdpOptions): Promise<TestIdp> 
         },
       },
     },
+    // Each client stands for the person of its name: policies that trust `owner_claim: owner` know whose it is.
     extraTokenClaims: (_ctx: unknown, token: { clientId?: string }) => ({
       [groupsClaim]: identities.get(token.clientId ?? '') ?? [],
+      owner: token.clientId,
     }),
   });
   handler = provider.callback();

@@ -1,17 +1,19 @@
 // `phigate approve [ID]`: approve or deny one held statement, or (no ID, on a terminal) a live view
 // of every request waiting for you. Exit 4 when you may not decide it, 1 when it is gone.
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { withGatewayOptions } from '../options.js';
 import { resolveContext, type GlobalOptions } from '../context.js';
 import { ExitCode, PhigateError } from '../errors.js';
 import { ApprovalsClient } from '../../approvals/client.js';
 import type { ApprovalView } from '../../approvals/api.js';
-import { oneLine, requesterLabel } from '../../approvals/format.js';
+import { oneLine, requesterLabel, scopeNotice } from '../../approvals/format.js';
+import { APPROVAL_SCOPES, type ApprovalScope } from '../../approvals/types.js';
 
 interface ApproveOptions extends GlobalOptions {
   deny?: boolean;
   reason?: string;
   session?: boolean;
+  scope?: ApprovalScope;
   json?: boolean;
 }
 
@@ -28,22 +30,30 @@ export function approveCommand(): Command {
       .argument('[id]', 'approval request id, e.g. apr-7k2m9q (see `phigate approvals`)')
       .option('--deny', 'deny instead of approving')
       .option('--reason <text>', 'why (shown to the requester and recorded)')
-      .option('--session', 'approve this statement text for the rest of the requester\'s session')
+      .addOption(new Option('--scope <scope>', 'what the approval releases: once (this execution), statement (this exact text for the rest of the session), ' +
+        'shape (any literals, rest of the session), session (everything this rule holds, rest of the session)').choices([...APPROVAL_SCOPES]))
+      .addOption(new Option('--session', 'deprecated: use --scope statement').hideHelp())
       .option('--json', 'print one JSON document'),
   ).action(async (id: string | undefined, opts: ApproveOptions) => runApprove(id, opts));
 }
 
 async function runApprove(id: string | undefined, opts: ApproveOptions): Promise<void> {
-  if (opts.deny && opts.session) {
-    throw new PhigateError('--session applies to approvals only; drop it or --deny', ExitCode.Usage);
+  if (opts.session) {
+    // --session used to promise "this statement text for the rest of the session": that is --scope statement now.
+    if (opts.scope !== undefined && opts.scope !== 'statement') throw new PhigateError('--session means --scope statement; give only one of them', ExitCode.Usage);
+    process.stderr.write('phigate: --session is deprecated; it means --scope statement (this exact text for the rest of the session)\n');
+    opts.scope = 'statement';
+  }
+  if (opts.deny && opts.scope !== undefined && opts.scope !== 'once') {
+    throw new PhigateError(`--scope ${opts.scope} applies to approvals only; drop it or --deny`, ExitCode.Usage);
   }
   const ctx = resolveContext(opts);
   const client = new ApprovalsClient({ serverUrl: ctx.serverUrl, token: ctx.token, source: ctx.source });
   if (id === undefined) {
-    if (opts.json || opts.deny || opts.session || !process.stdin.isTTY || !process.stdout.isTTY) {
+    if (opts.json || opts.deny || opts.scope || !process.stdin.isTTY || !process.stdout.isTTY) {
       throw new PhigateError(
-        opts.json || opts.deny || opts.session
-          ? 'an approval ID is needed with --json, --deny or --session'
+        opts.json || opts.deny || opts.scope
+          ? 'an approval ID is needed with --json, --deny or --scope'
           : 'an approval ID is needed when not on a terminal',
         ExitCode.Usage,
         'run `phigate approvals` to list requests waiting for you, then `phigate approve ID`',
@@ -57,7 +67,7 @@ async function runApprove(id: string | undefined, opts: ApproveOptions): Promise
   const approve = !opts.deny;
   const approval = await client.decide(id, approve, {
     ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
-    ...(approve ? { scope: opts.session ? 'session' : 'once' } : {}),
+    ...(approve ? { scope: opts.scope ?? 'once' } : {}),
   });
   const report: ApproveReport = { server: ctx.serverUrl, approval };
   process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : renderDecision(approval));
@@ -67,7 +77,7 @@ export function renderDecision(a: ApprovalView): string {
   const what = `${requesterLabel(a)} on ${a.connection}: ${oneLine(a.statement, 80)} (rule ${a.rule})`;
   const reason = a.decision?.reason ? `\n  reason: ${oneLine(a.decision.reason, 200)}` : '';
   if (a.status === 'approved') {
-    return `Approved ${a.id}${a.decision?.scope === 'session' ? ' for the rest of the session' : ''}: ${what}${reason}\n`;
+    return `Approved ${a.id}${scopeNotice(a.decision?.scope)}: ${what}${reason}\n`;
   }
   return `Denied ${a.id}: ${what}${reason}\n`;
 }

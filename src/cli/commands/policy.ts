@@ -3,7 +3,10 @@
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { classify, initClassifier } from '../../policy/classify/index.js';
-import { decideStatements, tableName } from '../../policy/decide.js';
+import { tableName } from '../../policy/decide.js';
+import { StatementGate } from '../../server/gate.js';
+import { ShapeClassifierCache } from '../../policy/shape-cache.js';
+import { gateMasking } from '../../masking/index.js';
 import { SERVER_CAPABILITIES } from '../../policy/server-access.js';
 import type { IdentityKind } from '../../policy/rules.js';
 import type { PolicyActivation } from '../../policy/history.js';
@@ -74,21 +77,26 @@ export function policyCommand(): Command {
       const c = classify(opts.sql);
       const groups = opts.groups.split(',').map((g) => g.trim()).filter(Boolean);
       const access = decideConnectionAccess(groups, p.connections.get(connection)!);
-      const result = c.ok
-        ? decideStatements(c.statements, {
-            rules: p.rules, defaultAction: p.default, connection,
-            identity: { name: opts.as, subject: opts.as, groups, kind: opts.kind },
-            serverAccess: p.serverAccess,
-          })
-        : undefined;
+      // The live gateway's own gate, with the masking facts it would use for these groups: masked
+      // columns (predicates_on_masked) and, for masked readers, the refusal to copy masked rows. Only
+      // the catalog (what views, rules and triggers reach) is not known offline.
+      const gate = new StatementGate({
+        policy: () => p, classifier: new ShapeClassifierCache(), connection,
+        identity: { name: opts.as, subject: opts.as, groups, kind: opts.kind },
+        ...gateMasking(p.masking, groups),
+      });
+      const verdict = gate.onQuery(opts.sql);
+      const result = verdict.decision;
       const doc = {
         version: policyVersion(p.source),
         connection,
         identity: { name: opts.as, groups, kind: opts.kind },
         connection_access: access.allowed ? 'allowed' : `refused: ${access.reason}`,
-        decision: result ? result.action : 'block',
+        decision: verdict.action,
         rule: result?.rule ?? null,
-        reason: result ? result.reason : `cannot classify (fail closed): ${(c as { error: string }).error}`,
+        reason: verdict.action === 'block' && (result === undefined || result.action !== 'block')
+          ? verdict.error.message.replace(/^phigate: /, '')
+          : (result?.reason ?? ''),
         approvers: result?.approvers ?? [],
         statements: c.ok ? c.statements.map((st) => ({
           kind: st.kind, tables: st.tables.map(tableName), writes: st.writes.map(tableName),

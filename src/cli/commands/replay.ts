@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withGatewayOptions } from '../options.js';
+import { showLabel } from '../../tunnel/label.js';
 import { resolveContext, type GlobalOptions } from '../context.js';
 import { ExitCode, PhigateError } from '../errors.js';
 import { EvidenceClient } from '../../audit/client.js';
@@ -54,7 +55,7 @@ async function runReplay(idOrPrefix: string, opts: ReplayOptions): Promise<void>
   }
   const blocks = renderBlocks(rec);
   const h = rec.header;
-  const who = `${h.user}${h.agent ? ` (agent ${h.agent})` : h.kind === 'agent' ? ' (agent)' : ''}`;
+  const who = `${h.user}${h.agent ? ` (agent ${showLabel(h.agent)})` : h.kind === 'agent' ? ' (agent)' : ''}`;
   const duration = blocks.length ? formatClock(blocks[blocks.length - 1]!.t) : '00:00';
   const title = `Session ${h.session}: ${who} on ${h.connection}${h.application_name ? ` via ${h.application_name}` : ''}, ` +
     `started ${shortTime(h.started_at)} UTC, ${duration}${endNote(rec)}`;

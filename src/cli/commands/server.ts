@@ -1,6 +1,6 @@
 // `phigate server`: loads the policy file and runs the gateway until SIGINT/SIGTERM.
 import { Command, Option } from 'commander';
-import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadPolicyFile } from '../../policy/file.js';
@@ -48,6 +48,7 @@ interface ServerOptions {
   tlsKey?: string;
   logFormat: 'text' | 'json';
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  logFile?: string;
   dev?: boolean;
   printPublicKey?: boolean;
   store?: string;
@@ -70,10 +71,14 @@ export function serverCommand(): Command {
     .option('--print-public-key', 'print the audit checkpoint public key (PEM and fingerprint) for --data-dir and exit')
     .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
     .addOption(new Option('--log-level <level>', 'least severe level logged').choices(['debug', 'info', 'warn', 'error']).default('info'))
+    .addOption(new Option('--log-file <file>', 'append log lines to FILE (created mode 0600) instead of stderr').env('PHIGATE_LOG_FILE'))
     .action(async (opts: ServerOptions) => runServer(opts));
 }
 
 async function runServer(opts: ServerOptions): Promise<void> {
+  // Everything the server creates (evidence, recordings, keys, state, its log) is for its own user
+  // only, whatever umask it was started with: 0600 files, 0700 directories.
+  process.umask(0o077);
   if (opts.printPublicKey) {
     // Auditors pin this key: `phigate audit verify --public-key FILE`.
     process.stdout.write(formatPublicKey(resolve(opts.dataDir ?? defaultDataDir())));
@@ -131,7 +136,7 @@ async function runServer(opts: ServerOptions): Promise<void> {
       throw new PhigateError(`cannot use --masking-key-file: ${(err as Error).message}`, ExitCode.Error);
     }
   }
-  const log = createLogger({ format: opts.logFormat, level: opts.logLevel });
+  const log = createLogger({ format: opts.logFormat, level: opts.logLevel, ...(opts.logFile ? { write: logFileWriter(opts.logFile) } : {}) });
   let approvalStore: PostgresApprovalStore | undefined;
   let sharedDb: SharedDatabase | undefined;
   if (opts.store) {
@@ -192,4 +197,22 @@ async function runServer(opts: ServerOptions): Promise<void> {
       gateway.reloadPolicyFile();
     });
   });
+}
+
+/** Appends to `file`, created (or narrowed to) mode 0600: log lines name identities and paths. */
+function logFileWriter(file: string): (line: string) => void {
+  let fd: number;
+  try {
+    fd = openSync(resolve(file), 'a', 0o600);
+    chmodSync(resolve(file), 0o600);
+  } catch (err) {
+    throw new PhigateError(`cannot open --log-file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, ExitCode.Error);
+  }
+  return (line) => {
+    try {
+      writeSync(fd, line);
+    } catch {
+      process.stderr.write(line);
+    }
+  };
 }

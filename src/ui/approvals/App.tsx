@@ -1,10 +1,12 @@
 // The `phigate approve` live view: requests waiting for you (pushed by the gateway), the selected
-// one's details, and keys to approve, approve for the session, or deny with a reason.
+// one's details, and keys to approve (once, this text, this shape, or the whole rule for the
+// session: each says what it releases before the reason is asked), or deny with a reason.
 import { useEffect, useReducer, useRef, useState } from 'react';
 import { Box, Text, useApp, useInput, useStdout } from 'ink';
 import type { ApprovalView, DecisionBody } from '../../approvals/api.js';
 import type { StreamHandlers, StreamState } from '../../approvals/client.js';
-import { formatAge, formatTimeLeft, oneLine, printable, requesterLabel } from '../../approvals/format.js';
+import { formatAge, formatTimeLeft, oneLine, printable, requesterLabel, scopeDescription, scopeNotice } from '../../approvals/format.js';
+import type { ApprovalScope } from '../../approvals/types.js';
 import { PhigateError } from '../../cli/errors.js';
 import { initialListState, listReducer, ordered, type Flash } from './state.js';
 
@@ -19,14 +21,19 @@ export interface ApprovalsAppProps {
   noColor?: boolean;
 }
 
-type Action = 'approve' | 'session' | 'deny';
+type Action = ApprovalScope | 'deny';
 interface Prompt {
   action: Action;
   id: string;
   text: string;
+  /** What the approval would release, spelled out (scopeDescription). */
+  releases?: string;
 }
 
-const VERB: Record<Action, string> = { approve: 'approving', session: 'approving for the session', deny: 'denying' };
+const KEYS: Record<string, Action> = { a: 'once', t: 'statement', p: 'shape', s: 'session', d: 'deny' };
+const VERB: Record<Action, string> = {
+  once: 'approving once', statement: 'approving this text', shape: 'approving this shape', session: 'approving the rule for the session', deny: 'denying',
+};
 
 export function ApprovalsApp(props: ApprovalsAppProps): React.JSX.Element {
   const { exit } = useApp();
@@ -83,12 +90,12 @@ export function ApprovalsApp(props: ApprovalsAppProps): React.JSX.Element {
     const reason = p.text.trim();
     const body: DecisionBody = {
       ...(reason ? { reason } : {}),
-      ...(p.action === 'deny' ? {} : { scope: p.action === 'session' ? 'session' : 'once' }),
+      ...(p.action === 'deny' ? {} : { scope: p.action }),
     };
     props.decide(p.id, p.action !== 'deny', body).then(
       (a) => {
         dispatch({ type: 'decided', approval: a });
-        flash({ text: `${a.status === 'approved' ? 'Approved' : 'Denied'} ${a.id}${a.decision?.scope === 'session' ? ' for the rest of the session' : ''}`, tone: 'ok' });
+        flash({ text: `${a.status === 'approved' ? 'Approved' : 'Denied'} ${a.id}${scopeNotice(a.decision?.scope)}`, tone: 'ok' });
       },
       (err: unknown) => flash({ text: err instanceof PhigateError ? err.message : String(err), tone: 'error' }),
     ).finally(() => setBusy(false));
@@ -107,7 +114,7 @@ export function ApprovalsApp(props: ApprovalsAppProps): React.JSX.Element {
       if (next) setSelectedId(next.id);
       return false;
     }
-    const action: Action | undefined = ch === 'a' ? 'approve' : ch === 's' ? 'session' : ch === 'd' ? 'deny' : undefined;
+    const action: Action | undefined = Object.hasOwn(KEYS, ch) ? KEYS[ch] : undefined;
     if (!action) return false;
     if (!selected) {
       flash({ text: 'nothing to decide', tone: 'info' });
@@ -118,7 +125,10 @@ export function ApprovalsApp(props: ApprovalsAppProps): React.JSX.Element {
       return false;
     }
     setSelectedId(selected.id);
-    setPrompt({ action, id: selected.id, text: props.initialReason ?? '' });
+    setPrompt({
+      action, id: selected.id, text: props.initialReason ?? '',
+      ...(action === 'deny' ? {} : { releases: scopeDescription(action, selected) }),
+    });
     return true;
   };
 
@@ -177,6 +187,7 @@ export function ApprovalsApp(props: ApprovalsAppProps): React.JSX.Element {
         )}
       </Box>
       {selected ? <Details a={selected} serverNow={serverNow} color={c} /> : null}
+      {prompt?.releases ? <Text>Releases: {oneLine(prompt.releases, width - 12)}</Text> : null}
       {prompt ? (
         <Text>
           <Text bold>Reason for {VERB[prompt.action]} {prompt.id}</Text>
@@ -191,7 +202,7 @@ export function ApprovalsApp(props: ApprovalsAppProps): React.JSX.Element {
       ) : (
         <Text> </Text>
       )}
-      <Text>↑/↓ select · a approve · s approve for session · d deny · q quit</Text>
+      <Text>↑/↓ select · approve: a once · t this text · p this shape · s whole rule for session · d deny · q quit</Text>
     </Box>
   );
 }
@@ -235,6 +246,8 @@ function Details(p: { a: ApprovalView; serverNow: number; color: (c: string) => 
       {field('time left', formatTimeLeft(Date.parse(a.expires_at) - p.serverNow))}
       <Text bold>statement</Text>
       <Text color={p.color('yellow')}>{printable(a.statement)}</Text>
+      <Text bold>shape (p releases any statement like this for the session)</Text>
+      <Text>{printable(a.shape ?? a.statement)}</Text>
     </Box>
   );
 }

@@ -625,7 +625,7 @@ describe('a masked reader\'s write that an approver lets through', () => {
       const a = ((await res.json()) as { approvals: { id: string; kind: string; statement?: string; status: string }[] }).approvals
         .find((x) => x.kind === 'statement' && x.status === 'pending' && match(x.statement ?? ''));
       if (a) {
-        const r = await fetch(`${gw.url}/v1/approvals/${a.id}/approve`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{}' });
+        const r = await fetch(`${gw.url}/v1/approvals/${a.id}/approve`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{"reason":"attack corpus"}' });
         expect(r.status).toBe(200);
         return;
       }
