@@ -12,7 +12,8 @@ import { startTestPostgres } from '../test/support/postgres.js';
 import { startTestIdp } from '../test/support/oidc.js';
 import { run, type Proc } from '../test/support/proc.js';
 import { FUZZ_POLICY, FUZZ_RAW_VALUES, FUZZ_SETUP_SQL } from '../test/support/pg-fuzz.js';
-import { crashLines, formatReport, runFuzz, type FuzzTarget } from '../test/support/fuzz-driver.js';
+import { backendSummary, caseAt, crashLines, formatReport, newLiveKeys, runCase, runFuzz, type FuzzTarget } from '../test/support/fuzz-driver.js';
+import { describeCase } from '../test/support/pg-fuzz.js';
 import { verifyLog } from '../src/audit/verify.js';
 
 const { values: args } = parseArgs({
@@ -23,6 +24,8 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: process.env['FUZZ_BATCH'] ?? '200' },
     'max-rss-mib': { type: 'string', default: process.env['FUZZ_MAX_RSS_MIB'] ?? '1024' },
     'no-shrink': { type: 'boolean', default: false },
+    /** SEED:PATH of a reported failure: runs that one case and shows what the gateway answered. */
+    replay: { type: 'string' },
   },
 });
 
@@ -54,7 +57,7 @@ connections:
     allow_groups: [engineering]
 ${FUZZ_POLICY}`);
     // Errors only: the fuzzer's protocol violations would otherwise fill the log; crashes print regardless.
-    const server = run(['server', '--config', policy, '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-level', 'error'], { EHR_DB_PASSWORD: role.password });
+    const server = run(['server', '--config', policy, '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-level', args.replay ? 'debug' : 'error'], { EHR_DB_PASSWORD: role.password });
     procs.push(server);
     const url = (await server.waitFor(/listening on (http:\/\/[\d.]+:\d+)/))[1]!;
     const connect = run(['connect', 'ehr', '--server', url], { PHIGATE_TOKEN: await idp.mint('alice') });
@@ -93,6 +96,14 @@ ${FUZZ_POLICY}`);
       },
       rawValues: FUZZ_RAW_VALUES,
     };
+    if (args.replay) {
+      const [s, p] = args.replay.split(':').map(Number);
+      const c = caseAt(s!, p!);
+      process.stdout.write(`${describeCase(c)}\n`);
+      const r = await runCase(target, c, { hangMs: 20_000, graceMs: 150, live: newLiveKeys() });
+      process.stdout.write(`\nproblem: ${r.problem ? `${r.problem.kind}: ${r.problem.message}` : 'none'}\nreceived: ${backendSummary(r.received)}\n\ngateway log:\n${server.stderr()}\n`);
+      return r.problem ? 1 : 0;
+    }
     const report = await runFuzz(target, {
       seed, messages, concurrency: Number(args.concurrency), batch: Number(args.batch), maxRssMiB: Number(args['max-rss-mib']),
       shrink: !args['no-shrink'], progress: (l) => process.stdout.write(`  ${l}\n`),

@@ -1121,6 +1121,9 @@ export class ClientSession {
       up.setTimeout(5_000, () => up.destroy());
     }
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(CloseCode.Normal);
+    // A stream paused for backpressure would never read the client's close frame, and the closing
+    // handshake would wait for the WebSocket close timeout; what it reads now is ignored.
+    this.ws.resume();
     const seal = this.recorder?.close(why);
     this.recorder = undefined;
     if (this.recorded) {

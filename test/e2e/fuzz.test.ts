@@ -114,6 +114,10 @@ describe('protocol fuzzing', () => {
       msg('d', Buffer.from('1\tx\n')),
       msg('c'),
     ),
+    'a protocol error right after more data than the database socket takes at once': session(
+      msg('d', Buffer.alloc(8 * 1024 * 1024, 0x61)),
+      Buffer.from([0x07, 0, 0, 0, 4]),
+    ),
   };
   for (const [name, c] of Object.entries(FOUND)) {
     it(`answers ${name}`, async () => {

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
-import { fuzzCase, caseBytes, describeCase, msg, cstr, i32, packet, messageCount, type FuzzCase } from './pg-fuzz.js';
+import { fuzzCase, describeCase, msg, cstr, i32, packet, messageCount, type FuzzCase } from './pg-fuzz.js';
 
 export interface FuzzTarget {
   /** The gateway, http://host:port. */
@@ -74,10 +74,12 @@ export interface FuzzReport {
   failures: FuzzFailure[];
 }
 
-interface CaseResult {
+export interface CaseResult {
   problem?: { kind: 'hang' | 'leak' | 'internal'; message: string };
   bytes: number;
   session: boolean;
+  /** Everything the gateway sent on this connection. */
+  received: Buffer;
 }
 
 /** Live sessions' cancel keys, for CancelRequests that name a real session. */
@@ -153,7 +155,7 @@ export async function runCase(
   });
   if (!opened) {
     ws.terminate();
-    return { problem: { kind: 'hang', message: 'the tunnel could not be opened (refused or unreachable)' }, bytes: 0, session: false };
+    return { problem: { kind: 'hang', message: 'the tunnel could not be opened (refused or unreachable)' }, bytes: 0, session: false, received: Buffer.alloc(0) };
   }
   // Resolve CancelRequests for live sessions now, against whoever is live.
   const units = c.units.map((x) => {
@@ -200,7 +202,7 @@ export async function runCase(
     const leaked = target.rawValues.filter((v) => bytes.includes(v));
     if (leaked.length > 0) problem = { kind: 'leak', message: `a masked reader received ${leaked.length} raw value(s) of the masked test data` };
   }
-  return { problem, bytes: all.length + (probed ? p.bytes.length : 0), session: key !== undefined };
+  return { problem, bytes: all.length + (probed ? p.bytes.length : 0), session: key !== undefined, received: bytes };
 }
 
 export function rssMiB(pid: number): number {
@@ -274,7 +276,10 @@ export async function runFuzz(target: FuzzTarget, o: FuzzOptions): Promise<FuzzR
   })();
   const stderrSeen = crashLines(target.serverStderr()).length;
   try {
-    for (let b = 0; report.messages < o.messages && report.failures.length === 0; b++) {
+    // Per-case failures are recorded and the run goes on (the first few shrunk); a crash or a failed
+    // gateway-wide oracle ends it.
+    const fatal = (): boolean => report.failures.some((f) => f.kind !== 'hang' && f.kind !== 'leak' && f.kind !== 'internal');
+    for (let b = 0; report.messages < o.messages && !fatal(); b++) {
       const seed = (o.seed + b) | 0;
       const cases = fc.sample(fuzzCase, { seed, numRuns: o.batch });
       const failed: { index: number; problem: NonNullable<CaseResult['problem']> }[] = [];
@@ -301,7 +306,7 @@ export async function runFuzz(target: FuzzTarget, o: FuzzOptions): Promise<FuzzR
       }
       for (const f of failed) {
         let shown = cases[f.index]!;
-        if (o.shrink !== false) shown = await shrinkCase(target, seed, f.index, { hangMs, graceMs, live }) ?? shown;
+        if (o.shrink !== false && report.failures.length < 3) shown = await shrinkCase(target, seed, f.index, { hangMs, graceMs, live }) ?? shown;
         fail({ kind: f.problem.kind, message: f.problem.message, seed, path: String(f.index), case: describeCase(shown) });
       }
       // Between batches: nothing left open, the database's backends released, the gateway healthy.
@@ -324,7 +329,7 @@ export async function runFuzz(target: FuzzTarget, o: FuzzOptions): Promise<FuzzR
       if (report.maxRssMiB > maxRss) fail({ kind: 'memory', message: `gateway RSS reached ${report.maxRssMiB.toFixed(0)} MiB (limit ${maxRss})`, seed });
       const crashes = crashLines(target.serverStderr());
       if (crashes.length > stderrSeen) fail({ kind: 'stderr', message: `the gateway's stderr shows a crash after batch seed ${seed}:\n${crashes.slice(stderrSeen, stderrSeen + 20).join('\n')}`, seed });
-      o.progress?.(`batch ${b} (seed ${seed}): ${report.cases} cases, ${report.messages} messages, ${report.sessions} sessions, RSS ${rss.toFixed(0)} MiB, healthz max ${report.healthzMaxMs.toFixed(0)} ms`);
+      o.progress?.(`batch ${b} (seed ${seed}) at ${((performance.now() - started) / 1000).toFixed(0)} s: ${report.cases} cases, ${report.messages} messages, ${report.sessions} sessions, RSS ${rss.toFixed(0)} MiB, healthz max ${report.healthzMaxMs.toFixed(0)} ms`);
     }
   } finally {
     sampling = false;
@@ -360,9 +365,28 @@ export function formatReport(r: FuzzReport): string {
   ].join('\n');
 }
 
-/** The whole case list of one batch seed, regenerated (for replaying a reported failure). */
-export function casesOf(seed: number, count: number): FuzzCase[] {
-  return fc.sample(fuzzCase, { seed, numRuns: count });
+/** The case a failure names by its seed and path, regenerated. */
+export function caseAt(seed: number, path: number): FuzzCase {
+  return fc.sample(fuzzCase, { seed, numRuns: path + 1 })[path]!;
 }
 
-export { caseBytes };
+/** The backend messages of a received stream, as type letters with lengths (for looking at a replayed case). */
+export function backendSummary(b: Buffer): string {
+  const out: string[] = [];
+  let off = 0;
+  while (off < b.length) {
+    if (b[off] === 0x4e && (off + 5 > b.length || b.readInt32BE(off + 1) > 0xffff)) {
+      out.push('N(ssl no)');
+      off++;
+      continue;
+    }
+    if (off + 5 > b.length) break;
+    const len = b.readInt32BE(off + 1);
+    const t = String.fromCharCode(b[off]!);
+    const body = b.subarray(off + 5, off + 1 + len);
+    out.push(t === 'E' || t === 'N' ? `${t}(${body.toString('latin1').replace(/\0/g, '|').slice(0, 160)})` : `${t}${len > 4 ? `[${len - 4}]` : ''}`);
+    off += 1 + len;
+  }
+  return out.join(' ');
+}
+
