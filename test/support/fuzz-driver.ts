@@ -58,7 +58,7 @@ export interface FuzzFailure {
 export interface FuzzReport {
   seed: number;
   cases: number;
-  /** Frontend messages sent, counting the four-message probe after each case. */
+  /** Frontend messages sent, counting the five-message probe after each case. */
   messages: number;
   bytes: number;
   connections: number;
@@ -90,18 +90,19 @@ let probeCounter = 0;
 
 /**
  * After each case: end any extended-protocol batch, end a COPY IN (a Query in COPY mode is an
- * error), end the error's skip-till-Sync, then a query whose answer (a number the probe text does
- * not contain) shows the session is still served.
+ * error), end the error's skip-till-Sync, end a transaction (an aborted one refuses everything
+ * else), then a query whose answer (a number the probe text does not contain) shows the session is
+ * still served.
  */
 function probe(): { bytes: Buffer; marker: Buffer } {
   const n = ++probeCounter;
   return {
-    bytes: Buffer.concat([msg('S'), msg('Q', cstr('select 1')), msg('S'), msg('Q', cstr(`select ${PROBE_BASE} + ${n}`))]),
+    bytes: Buffer.concat([msg('S'), msg('Q', cstr('select 1')), msg('S'), msg('Q', cstr('rollback')), msg('Q', cstr(`select ${PROBE_BASE} + ${n}`))]),
     marker: Buffer.from(String(PROBE_BASE + n)),
   };
 }
 
-const PROBE_MESSAGES = 4;
+const PROBE_MESSAGES = 5;
 
 function wsUrl(url: string, connection: string): string {
   return `${url.replace(/^http/, 'ws')}/v1/tunnel/${encodeURIComponent(connection)}`;
@@ -353,7 +354,7 @@ export function formatReport(r: FuzzReport): string {
   const s = r.elapsedMs / 1000;
   return [
     `seed                 ${r.seed}`,
-    `messages sent        ${r.messages.toLocaleString('en-US')} (${(r.bytes / 1048576).toFixed(1)} MiB; 4 probe messages per connection included)`,
+    `messages sent        ${r.messages.toLocaleString('en-US')} (${(r.bytes / 1048576).toFixed(1)} MiB; 5 probe messages per connection included)`,
     `connections          ${r.connections.toLocaleString('en-US')} (${r.sessions.toLocaleString('en-US')} reached a session)`,
     `elapsed              ${s.toFixed(1)} s (${(r.messages / s).toFixed(0)} messages/s, ${(r.sessions / s).toFixed(1)} sessions/s)`,
     `crashes              ${r.crashes}`,
@@ -384,7 +385,7 @@ export function backendSummary(b: Buffer): string {
     const len = b.readInt32BE(off + 1);
     const t = String.fromCharCode(b[off]!);
     const body = b.subarray(off + 5, off + 1 + len);
-    out.push(t === 'E' || t === 'N' ? `${t}(${body.toString('latin1').replace(/\0/g, '|').slice(0, 160)})` : `${t}${len > 4 ? `[${len - 4}]` : ''}`);
+    out.push(t === 'E' || t === 'N' ? `${t}(${body.toString('latin1').replace(/\0/g, '|').slice(0, 400)})` : `${t}${len > 4 ? `[${len - 4}]` : ''}`);
     off += 1 + len;
   }
   return out.join(' ');

@@ -171,7 +171,7 @@ const parse = fc.record({ name, sql: sqlText, types: fc.array(fc.oneof(fc.consta
 const bind = fc.record({
   portal: name, stmt: name,
   formats: fc.array(int16, { maxLength: 3 }), params: fc.array(paramValue, { maxLength: 3 }), results: fc.array(int16, { maxLength: 3 }),
-  counts: fc.option(fc.tuple(fc.nat(70_000), fc.nat(70_000), fc.nat(70_000)), { freq: 5 }),
+  counts: fc.oneof({ weight: 4, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.tuple(fc.nat(70_000), fc.nat(70_000), fc.nat(70_000)) }),
 }).map(({ portal, stmt, formats, params, results, counts }) => u(
   `Bind(${preview(portal)}, ${preview(stmt)}${counts ? `, counts ${counts.join('/')}` : ''})`,
   msg('B', cstr(portal), cstr(stmt), i16(counts?.[0] ?? formats.length), ...formats.map(i16),
@@ -302,7 +302,7 @@ const startup: fc.Arbitrary<{ units: Unit[]; framed: boolean }> = fc.record({
   ), { maxLength: 2 }),
   main: fc.oneof(
     // Plain valid startup, most often: the rest of the case runs in a session.
-    { weight: 14, arbitrary: fc.array(fc.tuple(paramName, paramValueText), { maxLength: 3 }).map((extra) => {
+    { weight: 40, arbitrary: fc.array(fc.tuple(paramName, paramValueText), { maxLength: 3 }).map((extra) => {
       const seen = new Set(['user', 'database']);
       const params: [string, string][] = [['user', 'fuzz'], ['database', 'ehr']];
       for (const [k, v] of extra) if (!seen.has(k) && k !== 'replication') {
@@ -420,7 +420,8 @@ export const fuzzCase: fc.Arbitrary<FuzzCase> = fc.record({
   reader: fc.constantFrom<FuzzCase['reader']>('masked', 'masked', 'unmasked'),
   startup,
   body: fc.array(scenario, { maxLength: 5 }).map((s) => s.flat()),
-  mutation: fc.option(mutation, { freq: 4 }),
+  // One case in four is mutated; the rest stay valid so that sessions get deep into the protocol.
+  mutation: fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: mutation }),
   chunking,
 }).map(({ reader, startup: st, body, mutation: m, chunking: ch }) => {
   const valid = [...st.units, ...body];
