@@ -18,6 +18,7 @@ import {
   withoutRaw,
   type FrontendSpec,
 } from './helpers.js';
+import { caseBytes, fuzzCase } from '../support/pg-fuzz.js';
 
 const STARTUP = serialize.startup({ user: 'alice', database: 'clinic' });
 
@@ -380,6 +381,24 @@ describe('FrontendParser properties', () => {
         },
       ),
       { numRuns: 400 },
+    );
+  });
+
+  it('parses the protocol fuzzer\'s cases (what npm run fuzz sends a gateway) the same however they are split', () => {
+    fc.assert(
+      fc.property(fuzzCase, (c) => {
+        const wire = caseBytes(c);
+        const p1 = new FrontendParser();
+        const whole = parseAll([wire], p1);
+        checkEnding(whole, p1);
+        const p2 = new FrontendParser();
+        const split = parseAll(splitAt(wire, c.splits), p2);
+        checkEnding(split, p2);
+        expect(normAll(split)).toEqual(normAll(whole));
+        // A framed case (no mutation) is whole messages: nothing is left waiting for more bytes.
+        if (c.framed && p1.phase !== 'failed' && p1.phase !== 'done') expect(parseAll([Buffer.from([0x53, 0, 0, 0, 4])], p1).length).toBe(1);
+      }),
+      { numRuns: 150 },
     );
   });
 

@@ -34,7 +34,7 @@ describe('ResultTracker', () => {
   it('is idle once every forwarded message is answered or discarded after an extended-protocol error', () => {
     const r = new ResultTracker();
     expect(r.idle).toBe(true);
-    r.bind('', 'missing');
+    r.bind('', 'missing', []);
     r.query("SET client_encoding TO 'LATIN1'"); // the server discards it: no ReadyForQuery will answer it
     expect(r.idle).toBe(false);
     r.backend(E, () => []);
