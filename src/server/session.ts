@@ -573,7 +573,6 @@ export class ClientSession {
     if (this.backlogBytes <= BACKLOG_HIGH_WATER && !this.clientPaused) this.ws.resume();
   }
 
-
   /** What queued while a statement was held, a barrier was up or the catalog was read goes on once none is. */
   private drainBacklog(): void {
     if (this.held || this.barrierAt > 0 || this.catalogWait || this.state !== 'relay') return;
