@@ -60,7 +60,12 @@ ${FUZZ_POLICY}`);
     const server = run(['server', '--config', policy, '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-level', args.replay ? 'debug' : 'error'], { EHR_DB_PASSWORD: role.password });
     procs.push(server);
     const url = (await server.waitFor(/listening on (http:\/\/[\d.]+:\d+)/))[1]!;
-    const connect = run(['connect', 'ehr', '--server', url], { PHIGATE_TOKEN: await idp.mint('alice') });
+    // The well-behaved client's token is a file `phigate connect` reads for every connection: tokens
+    // live 10 minutes, and a long run outlives several.
+    const tokenFile = join(dir, 'alice.token');
+    let tokenFileAt = Date.now();
+    writeFileSync(tokenFile, await idp.mint('alice'), { mode: 0o600 });
+    const connect = run(['connect', 'ehr', '--server', url, '--token-file', tokenFile]);
     procs.push(connect);
     const port = Number((await connect.waitFor(/Listening on 127\.0\.0\.1:(\d+)/))[1]);
     // Tokens live 10 minutes: mint again every 5.
@@ -78,6 +83,10 @@ ${FUZZ_POLICY}`);
       serverAlive: () => server.proc.exitCode === null && server.proc.signalCode === null,
       serverStderr: () => server.stderr(),
       async wellBehaved() {
+        if (Date.now() - tokenFileAt > 300_000) {
+          writeFileSync(tokenFile, await idp.mint('alice'), { mode: 0o600 });
+          tokenFileAt = Date.now();
+        }
         const c = new pg.Client({ host: '127.0.0.1', port, user: 'alice', database: 'ehr', connectionTimeoutMillis: 20_000 });
         try {
           await c.connect();

@@ -1084,6 +1084,8 @@ export class ClientSession {
     if (this.terminated) {
       this.state = 'closing';
       this.ws.close(CloseCode.Normal);
+      // As in cleanup: a stream paused for backpressure must read the client's close frame.
+      this.ws.resume();
       return;
     }
     // PostgreSQL normally sends a FATAL first, which was relayed; if it did not, say what happened.

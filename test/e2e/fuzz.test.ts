@@ -118,6 +118,11 @@ describe('protocol fuzzing', () => {
       msg('d', Buffer.alloc(8 * 1024 * 1024, 0x61)),
       Buffer.from([0x07, 0, 0, 0, 4]),
     ),
+    'a Terminate right after more data than the database socket takes at once': session(
+      msg('d', Buffer.alloc(8 * 1024 * 1024, 0x61)),
+      msg('X'),
+      msg('d', Buffer.alloc(8 * 1024 * 1024, 0x62)),
+    ),
   };
   for (const [name, c] of Object.entries(FOUND)) {
     it(`answers ${name}`, async () => {
