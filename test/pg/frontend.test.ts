@@ -279,7 +279,7 @@ describe('FrontendParser protocol errors', () => {
     expect(errorOf([startup(80877102, [0, 0, 0, 1])])).toBe('invalid CancelRequest length 12');
     expect(errorOf([Buffer.from([0, 0, 0, 4])])).toBe('invalid startup packet length 4');
     expect(errorOf([Buffer.from([0, 0, 0x27, 0x11])])).toBe('invalid startup packet length 10001');
-    expect(errorOf([Buffer.concat([serialize.cancel(1, 2), Buffer.from('x')])])).toBe('1 unexpected byte after CancelRequest');
+    expect(errorOf([Buffer.concat([serialize.cancel(1, 2), Buffer.from('x')])])).toBe('unexpected bytes after CancelRequest');
   });
 
   it('returns the good messages before the error, then nothing ever again', () => {
