@@ -109,6 +109,11 @@ export class ResultTracker {
     }
   }
 
+  /** Every forwarded message has been answered, or will be discarded by the server unanswered. */
+  get idle(): boolean {
+    return this.queue.length === 0;
+  }
+
   // ---- frontend side, in the order messages are forwarded ----
 
   query(sql: string): void {

@@ -228,6 +228,8 @@ export class ClientSession {
   private preclassifiedChars = 0;
   /** Reading stopped: more than limits.pipeline_depth statements are on their way unanswered. */
   private depthPaused = false;
+  /** The server is in COPY FROM STDIN (CopyInResponse seen, not yet ended). */
+  private copyIn = false;
   /** The session's client_encoding is UTF-8 (from ParameterStatus). */
   private clientUtf8 = true;
   /** Rewritten texts by original text (newest last): error positions and Execute evidence. */
@@ -582,6 +584,7 @@ export class ClientSession {
       // Keep reading while a statement waits, so a client that leaves is noticed; only a client that
       // keeps sending that much meanwhile is paused.
       if (this.backlogBytes > BACKLOG_HIGH_WATER) this.ws.pause();
+      this.passCopyIn();
       return;
     }
     const gate = this.gate!;
@@ -736,17 +739,51 @@ export class ClientSession {
     this.readySent++;
     if ((barrier && m.type === 'Query') || (m.type === 'Sync' && this.barrierAfterSync)) {
       this.barrierAfterSync = false;
+      // A Query after an extended-protocol error, before its Sync, is discarded by the server: it
+      // changes nothing and gets no answer, so waiting for one would hold the client's Sync forever.
+      if (this.tracker.idle) return false;
       this.barrierAt = this.readySent;
       return true;
     }
     return false;
   }
 
-  /** The server answered the barrier statement (and its settings were checked): let the rest go. */
+  /**
+   * The server answered the barrier statement (and its settings were checked): let the rest go.
+   * Nothing was forwarded after it, so that is when the tracker has nothing left pending (counting
+   * ReadyForQuery would wait forever for a Query the server discarded after an extended-protocol error).
+   */
   private releaseBarrier(): void {
-    if (this.barrierAt === 0 || this.framer.readyForQueryCount < this.barrierAt || this.state !== 'relay') return;
+    if (this.barrierAt === 0 || !this.tracker.idle || this.state !== 'relay') return;
     this.barrierAt = 0;
     this.drainBacklog();
+  }
+
+  /**
+   * COPY FROM STDIN in the barrier statement's Query: the server waits for the data the barrier
+   * holds back. Copy data is not statement text, so it goes on until CopyDone or CopyFail; anything
+   * else the client sends during the COPY ends the session (the server would refuse it as well, and
+   * holding it would wait forever).
+   */
+  private passCopyIn(): void {
+    if (!this.copyIn || this.barrierAt === 0 || this.held || this.catalogWait || this.state !== 'relay') return;
+    const out: Buffer[] = [];
+    let n = 0;
+    while (n < this.backlog.length && this.copyIn) {
+      const m = this.backlog[n++]!;
+      if (m.type === 'ProtocolError') return this.fatal('08P01', `invalid frontend message: ${m.error.message}`, CloseCode.ProtocolError);
+      this.backlogBytes -= m.raw.length;
+      // The server ignores Flush and Sync during COPY; dropping them here does the same.
+      if (m.type === 'Flush' || m.type === 'Sync') continue;
+      if (m.type !== 'CopyData' && m.type !== 'CopyDone' && m.type !== 'CopyFail') {
+        return this.fatal('08P01', `phigate: unexpected ${m.type} message during COPY FROM STDIN`, CloseCode.ProtocolError);
+      }
+      out.push(m.raw);
+      if (m.type !== 'CopyData') this.copyIn = false;
+    }
+    this.backlog.splice(0, n);
+    if (out.length > 0) this.writeUpstream(out, undefined);
+    if (this.backlogBytes <= BACKLOG_HIGH_WATER && !this.clientPaused) this.ws.resume();
   }
 
   /** What queued while a statement was held, a barrier was up or the catalog was read goes on once none is. */
@@ -1255,7 +1292,10 @@ export class ClientSession {
     } else {
       ws.send(whole, { binary: true });
     }
-    if (this.barrierAt > 0) this.releaseBarrier();
+    if (this.barrierAt > 0) {
+      this.releaseBarrier();
+      this.passCopyIn();
+    }
   };
 
   /**
@@ -1295,6 +1335,8 @@ export class ClientSession {
   /** One backend message the slow way; false when it ended the session. Throws UnmaskableResult. */
   private relayFrame(f: BackendFrame, sink: ByteSink): boolean {
     this.rowRun = undefined;
+    if (f.type === 0x47 /* G: CopyInResponse */) this.copyIn = true;
+    else if (f.type === 0x43 || f.type === 0x45 || f.type === 0x5a) this.copyIn = false;
     if (f.type === 0x53) {
       this.framer.parameterStatusSeen = false;
       const p = decodeParameterStatus(f.body);
@@ -1361,6 +1403,8 @@ export class ClientSession {
     if (this.terminated) {
       this.state = 'closing';
       this.ws.close(CloseCode.Normal);
+      // As in cleanup: a stream paused for backpressure must read the client's close frame.
+      this.ws.resume();
       return;
     }
     // PostgreSQL normally sends a FATAL first, which was relayed: the client knows why, the evidence says so.
@@ -1418,6 +1462,9 @@ export class ClientSession {
       else this.slot?.release();
     }
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(CloseCode.Normal);
+    // A stream paused for backpressure would never read the client's close frame, and the closing
+    // handshake would wait for the WebSocket close timeout; what it reads now is ignored.
+    this.ws.resume();
     const seal = this.recorder?.close(why);
     this.recorder = undefined;
     if (this.recorded) {

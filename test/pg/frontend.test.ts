@@ -18,6 +18,7 @@ import {
   withoutRaw,
   type FrontendSpec,
 } from './helpers.js';
+import { caseBytes, fuzzCase } from '../support/pg-fuzz.js';
 
 const STARTUP = serialize.startup({ user: 'alice', database: 'clinic' });
 
@@ -291,7 +292,7 @@ describe('FrontendParser protocol errors', () => {
     expect(errorOf([startup(80877102, [0, 0, 0, 1])])).toBe('invalid CancelRequest length 12');
     expect(errorOf([Buffer.from([0, 0, 0, 4])])).toBe('invalid startup packet length 4');
     expect(errorOf([Buffer.from([0, 0, 0x27, 0x11])])).toBe('invalid startup packet length 10001');
-    expect(errorOf([Buffer.concat([serialize.cancel(1, 2), Buffer.from('x')])])).toBe('1 unexpected byte after CancelRequest');
+    expect(errorOf([Buffer.concat([serialize.cancel(1, 2), Buffer.from('x')])])).toBe('unexpected bytes after CancelRequest');
   });
 
   it('returns the good messages before the error, then nothing ever again', () => {
@@ -393,6 +394,24 @@ describe('FrontendParser properties', () => {
         },
       ),
       { numRuns: 400 },
+    );
+  });
+
+  it('parses the protocol fuzzer\'s cases (what npm run fuzz sends a gateway) the same however they are split', () => {
+    fc.assert(
+      fc.property(fuzzCase, (c) => {
+        const wire = caseBytes(c);
+        const p1 = new FrontendParser();
+        const whole = parseAll([wire], p1);
+        checkEnding(whole, p1);
+        const p2 = new FrontendParser();
+        const split = parseAll(splitAt(wire, c.splits), p2);
+        checkEnding(split, p2);
+        expect(normAll(split)).toEqual(normAll(whole));
+        // A framed case (no mutation) is whole messages: nothing is left waiting for more bytes.
+        if (c.framed && p1.phase !== 'failed' && p1.phase !== 'done') expect(parseAll([Buffer.from([0x53, 0, 0, 0, 4])], p1).length).toBe(1);
+      }),
+      { numRuns: 150 },
     );
   });
 

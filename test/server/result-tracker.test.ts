@@ -31,6 +31,26 @@ describe('ResultTracker', () => {
     expect(r.backend(D, () => [])).toMatchObject({ kind: 'dataRow', shape: { sql: 'SELECT ssn FROM patients', fields: [{ format: 1 }] } });
   });
 
+  it('is idle once every forwarded message is answered or discarded after an extended-protocol error', () => {
+    const r = new ResultTracker();
+    expect(r.idle).toBe(true);
+    r.bind('', 'missing', []);
+    r.query("SET client_encoding TO 'LATIN1'"); // the server discards it: no ReadyForQuery will answer it
+    expect(r.idle).toBe(false);
+    r.backend(E, () => []);
+    expect(r.idle).toBe(true);
+    r.query('RESET ALL'); // forwarded after the error arrived: discarded too, never queued
+    expect(r.idle).toBe(true);
+    r.sync();
+    expect(r.idle).toBe(false);
+    r.backend(Z, () => []);
+    r.query('RESET ALL');
+    r.backend(C, () => []);
+    expect(r.idle).toBe(false);
+    r.backend(Z, () => []);
+    expect(r.idle).toBe(true);
+  });
+
   it('simple query: each result set gets its own description and index', () => {
     const r = new ResultTracker();
     r.query('SELECT a FROM x; SELECT b FROM y');
