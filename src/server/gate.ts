@@ -17,9 +17,9 @@ import { statementCountError } from './size-limits.js';
 /** `text`, on an Execute's verdict: the prepared statement's text it runs (the possibility decided on). */
 /** `redacted`, on an Execute's verdict: that text's redaction when the Parse had it made elsewhere (the analysis worker). */
 export type Verdict =
-  | { action: 'allow'; decision?: Decision; barrier?: boolean; text?: string; redacted?: string }
+  | { action: 'allow'; decision?: Decision; barrier?: boolean; copyIn?: boolean; text?: string; redacted?: string }
   | { action: 'block'; error: ErrorFields; decision?: Decision; text?: string; redacted?: string }
-  | { action: 'approve'; decision: Decision; statement: string; fingerprint: string; sql: string; barrier?: boolean; text?: string; redacted?: string };
+  | { action: 'approve'; decision: Decision; statement: string; fingerprint: string; sql: string; barrier?: boolean; copyIn?: boolean; text?: string; redacted?: string };
 
 const INSUFFICIENT_PRIVILEGE = '42501';
 
@@ -266,6 +266,7 @@ export class StatementGate {
     }
     const v = this.verdictOf(decision, subject);
     if (barrier && v.action !== 'block') v.barrier = true;
+    if (v.action !== 'block' && statements.some(copiesFromClient)) v.copyIn = true;
     return v;
   }
 
@@ -329,6 +330,14 @@ function unknownPrepared(name: string): Verdict {
  * client_encoding) or run code that could: the session forwards nothing after one until its
  * ReadyForQuery, so the ParameterStatus check sees the change before any later statement is sent.
  */
+/**
+ * COPY FROM STDIN: while it runs the server ignores Sync and Flush, so the session must know when it
+ * starts and ends before it can pair later answers with later messages (see Session.afterForward).
+ */
+export function copiesFromClient(s: Statement): boolean {
+  return s.kind === 'copy_from' && s.copy?.target === 'stdin';
+}
+
 export function mayChangeLexing(s: Statement): boolean {
   if (s.opaque) return true;
   if ((s.kind === 'set' || s.kind === 'reset') && (s.setting === 'standard_conforming_strings' || s.setting === 'client_encoding' || s.setting === 'all')) return true;

@@ -698,7 +698,7 @@ export class ClientSession {
       if (verdict === undefined || verdict.action === 'allow') {
         if (this.forward(out, m)) unchanged = false;
         this.expectAnswer(m, ev);
-        if (this.afterForward(m, verdict?.barrier === true)) {
+        if (this.afterForward(m, verdict?.barrier === true, verdict?.copyIn === true)) {
           // A settings barrier: nothing more goes upstream until the server has answered it.
           for (let j = i + 1; j < msgs.length; j++) this.backlog.push(msgs[j]!);
           if (!this.recordEvents(events)) return;
@@ -729,7 +729,19 @@ export class ClientSession {
    * change how statements are read, or after the Sync following such an Execute. Returns true when
    * the barrier is now up and later messages must wait.
    */
-  private afterForward(m: WireMessage, barrier: boolean): boolean {
+  private afterForward(m: WireMessage, barrier: boolean, copyIn = false): boolean {
+    // COPY FROM STDIN by Execute: the server ignores the Sync behind it while the copy runs, so that
+    // Sync would wait forever for its ReadyForQuery and every later answer would be paired with the
+    // message before its own. The barrier goes up at once: copy data passes (passCopyIn, which drops
+    // Sync and Flush as the server would), the rest waits until the COPY is answered. An Execute the
+    // server discards (after an extended-protocol error) leaves the tracker idle: no barrier then.
+    if (copyIn && m.type === 'Execute') {
+      this.unsynced = true;
+      if (this.tracker.idle) return false;
+      this.barrierAt = this.readySent || 1;
+      return true;
+    }
+    if (copyIn && m.type === 'Query') barrier = true;
     if (barrier && m.type === 'Execute') this.barrierAfterSync = true;
     if (m.type !== 'Query' && m.type !== 'Sync' && m.type !== 'FunctionCall') {
       if (!m.type.startsWith('Copy')) this.unsynced = true;
@@ -779,7 +791,12 @@ export class ClientSession {
         return this.fatal('08P01', `phigate: unexpected ${m.type} message during COPY FROM STDIN`, CloseCode.ProtocolError);
       }
       out.push(m.raw);
-      if (m.type !== 'CopyData') this.copyIn = false;
+      if (m.type !== 'CopyData') {
+        this.copyIn = false;
+        // After a COPY run by Execute the server keeps its CommandComplete buffered until a Sync or
+        // Flush; the client's Sync waits behind the barrier for that very answer, so ask for it.
+        out.push(FLUSH);
+      }
     }
     this.backlog.splice(0, n);
     if (out.length > 0) this.writeUpstream(out, undefined);
@@ -1200,7 +1217,7 @@ export class ClientSession {
       this.expectAnswer(held.message, undefined);
     }
     this.cancelRequested = false;
-    this.afterForward(held.message, o.approved && held.verdict.barrier === true);
+    this.afterForward(held.message, o.approved && held.verdict.barrier === true, o.approved && held.verdict.copyIn === true);
     this.opts.log.info('approval outcome', { session: this.id, approval: id, approved: o.approved, cause: o.approved ? undefined : o.cause });
     this.writeUpstream([out], undefined);
     // With a barrier up, the backlog waits for the barrier's ReadyForQuery.

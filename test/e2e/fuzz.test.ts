@@ -114,6 +114,22 @@ describe('protocol fuzzing', () => {
       msg('d', Buffer.from('1\tx\n')),
       msg('c'),
     ),
+    // The server ignores Sync during COPY and keeps the COPY's CommandComplete until a Sync or Flush:
+    // counted as answerable, the two Syncs made every later answer pair with the message before its own.
+    'COPY FROM STDIN by Execute with Syncs during the copy, then a settings statement': session(
+      msg('Q', cstr('create temp table if not exists fz_t (a int, b text)')),
+      msg('P', cstr(''), cstr('copy fz_t from stdin'), i16(0)),
+      msg('B', cstr(''), cstr(''), i16(0), i16(0), i16(0)),
+      msg('E', cstr(''), i32(0)),
+      msg('d', Buffer.from('7\tyy\n'.repeat(140_000))),
+      msg('d', Buffer.from('7\tyy\n'.repeat(80_000))),
+      msg('S'),
+      msg('S'),
+      msg('d', Buffer.from('7\tyy\n'.repeat(30_000))),
+      msg('c'),
+      msg('Q', cstr('select * from no_such_table')),
+      msg('Q', cstr("set client_encoding to 'LATIN1'")),
+    ),
     'a protocol error right after more data than the database socket takes at once': session(
       msg('d', Buffer.alloc(8 * 1024 * 1024, 0x61)),
       Buffer.from([0x07, 0, 0, 0, 4]),
