@@ -7,6 +7,7 @@
 // A client that never described a portal gets a Describe injected by the session (`needsDescribe`),
 // whose answer the tracker swallows.
 import type { FieldDescription } from '../pg/index.js';
+import { Fifo } from './fifo.js';
 
 export interface ResultShape {
   /** SQL of the statement that produces these rows. */
@@ -55,9 +56,8 @@ interface Portal {
 }
 
 export class ResultTracker {
-  private readonly queue: Pending[] = [];
-  /** Index of the oldest pending answer in `queue`. */
-  private head = 0;
+  /** What each forwarded message will be answered with, oldest first. */
+  private readonly queue = new Fifo<Pending>();
   private readonly statements = new Map<string, Statement>();
   private readonly portals = new Map<string, Portal>();
   /** The result currently streaming (after 'T' in a query, or during an Execute). */
@@ -88,18 +88,8 @@ export class ResultTracker {
   }
 
   private shift(): void {
-    if (this.head >= this.queue.length) return;
-    const p = this.queue[this.head]!;
-    // An index instead of Array#shift, which copies the whole array once it is large: a deep
-    // pipeline would cost the square of its depth.
-    this.head++;
-    if (this.head === this.queue.length) {
-      this.queue.length = 0;
-      this.head = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
-      this.queue.splice(0, this.head);
-      this.head = 0;
-    }
+    const p = this.queue.shift();
+    if (p === undefined) return;
     if (p.t === 'query' || p.t === 'execute' || p.t === 'fn') this.running--;
     const d = p.t === 'describeP' ? p.portal : p.t === 'describeS' ? p.statement : undefined;
     if (d !== undefined) {
@@ -172,7 +162,7 @@ export class ResultTracker {
 
   /** The SQL text the next backend message answers (a Query, a Parse, the statement an Execute runs): where an error's position points. */
   pendingSql(): string | undefined {
-    const head = this.queue[this.head];
+    const head = this.queue.peek();
     if (head === undefined) return undefined;
     if (head.t === 'query' || head.t === 'parse') return head.sql;
     if (head.t === 'execute') return head.portal?.statement.sql;
@@ -184,7 +174,7 @@ export class ResultTracker {
   backend(type: number, fields: () => FieldDescription[]): BackendVerdict {
     // Asynchronous messages may come at any time.
     if (type === 0x4e /* N */ || type === 0x53 /* S */ || type === 0x41 /* A */) return PASS;
-    const head = this.queue[this.head];
+    const head = this.queue.peek();
     if (type === 0x45 /* E */) return this.onError(head);
     if (!head) return PASS;
     switch (head.t) {
@@ -304,8 +294,8 @@ export class ResultTracker {
       return PASS;
     }
     // Extended protocol: the server discards everything until Sync, including what is still to come.
-    while (this.head < this.queue.length && this.queue[this.head]!.t !== 'sync') this.shift();
-    if (this.head >= this.queue.length) this.skipping = true;
+    while (this.queue.length > 0 && this.queue.peek()!.t !== 'sync') this.shift();
+    if (this.queue.length === 0) this.skipping = true;
     return PASS;
   }
 }

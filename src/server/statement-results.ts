@@ -6,6 +6,7 @@
 // statement in the string, or an ErrorResponse); an Execute ends with CommandComplete,
 // EmptyQueryResponse, PortalSuspended or ErrorResponse; after an error in the extended protocol the
 // server skips everything up to the next Sync, whose ReadyForQuery ends the batch.
+import { Fifo } from './fifo.js';
 
 export interface StatementOutcome<R> {
   /** What the caller passed for this statement (its evidence record). */
@@ -36,9 +37,7 @@ type Entry<R> = Execution<R> | { t: 'sync' };
 const TAGS_WITHOUT_ROWS = /^(BEGIN|COMMIT|ROLLBACK|SET|RESET)/;
 
 export class StatementResults<R> {
-  private readonly queue: Entry<R>[] = [];
-  /** Index of the oldest entry in `queue` (Array#shift copies a large array each time: a deep pipeline would cost its square). */
-  private head = 0;
+  private readonly queue = new Fifo<Entry<R>>();
   private readonly done: StatementOutcome<R>[] = [];
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -60,7 +59,7 @@ export class StatementResults<R> {
   /** Statements waiting for their answer. */
   get pending(): number {
     let n = 0;
-    for (let i = this.head; i < this.queue.length; i++) if (this.queue[i]!.t !== 'sync') n++;
+    for (const e of this.queue) if (e.t !== 'sync') n++;
     return n;
   }
 
@@ -69,7 +68,7 @@ export class StatementResults<R> {
    * SQLSTATE. Returns the statements this message finished (often none), oldest first.
    */
   backend(type: number, info: { tag?: string; code?: string } = {}): StatementOutcome<R>[] {
-    const head = this.queue[this.head];
+    const head = this.queue.peek();
     switch (type) {
       case 0x43: // CommandComplete
         if (head?.t === 'query') addTag(head, info.tag);
@@ -93,30 +92,17 @@ export class StatementResults<R> {
         break;
       case 0x5a: // ReadyForQuery
         // Executes still waiting here were skipped after an error; then the Query or Sync it answers.
-        while (this.queue[this.head]?.t === 'execute') this.finish({ skipped: true });
-        if (this.queue[this.head]?.t === 'query') this.finish({});
-        else if (this.queue[this.head]?.t === 'sync') this.shift();
+        while (this.queue.peek()?.t === 'execute') this.finish({ skipped: true });
+        if (this.queue.peek()?.t === 'query') this.finish({});
+        else if (this.queue.peek()?.t === 'sync') this.queue.shift();
         break;
     }
     return this.done.length === 0 ? [] : this.done.splice(0);
   }
 
-  private shift(): Entry<R> | undefined {
-    const e = this.queue[this.head];
-    if (e === undefined) return undefined;
-    this.head++;
-    if (this.head === this.queue.length) {
-      this.queue.length = 0;
-      this.head = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
-      this.queue.splice(0, this.head);
-      this.head = 0;
-    }
-    return e;
-  }
 
   private finish(extra: { skipped?: boolean; suspended?: boolean }): void {
-    const e = this.shift() as Execution<R>;
+    const e = this.queue.shift() as Execution<R>;
     if (e.ref === undefined) return;
     const o: StatementOutcome<R> = { ref: e.ref, durationMs: Math.max(0, this.now() - e.start), rows: e.rows };
     if (e.tag !== undefined) o.tag = e.tag;
