@@ -1,7 +1,7 @@
 // Policy file loading: the identity and connections sections, with errors that name line and key.
 import { describe, expect, it } from 'vitest';
 import { parsePolicyFile } from '../../src/policy/file.js';
-import { PolicyFileError } from '../../src/policy/errors.js';
+import { policyErrorOf } from '../support/policy-errors.js';
 
 const GOOD = `version: 1
 identity:
@@ -26,16 +26,6 @@ rules:
     action: block
 default: block
 `;
-
-function errorOf(text: string): PolicyFileError {
-  try {
-    parsePolicyFile(text, 'p.yaml');
-  } catch (err) {
-    if (err instanceof PolicyFileError) return err;
-    throw err;
-  }
-  throw new Error('expected a PolicyFileError');
-}
 
 describe('policy file', () => {
   it('loads the SPEC example sections', () => {
@@ -88,7 +78,7 @@ connections: { x: { upstream: "postgres://u@h/d", allow_groups: [g] } }
   ];
   for (const [name, text, re] of bad) {
     it(`rejects ${name} with file, line and key`, () => {
-      expect(errorOf(text).message).toMatch(re);
+      expect(policyErrorOf(text).message).toMatch(re);
     });
   }
 });

@@ -1,23 +1,13 @@
 // The policy's `limits` key: defaults, units, and errors that name the key and what it expects.
 import { describe, expect, it } from 'vitest';
 import { parsePolicyFile } from '../../src/policy/file.js';
-import { PolicyFileError } from '../../src/policy/errors.js';
 import { DEFAULT_LIMITS, formatBytes, limitKey, parseBytes, sessionsFor } from '../../src/policy/limits.js';
+import { policyErrorOf } from '../support/policy-errors.js';
 
 const BASE = `version: 1
 connections:
   ehr: { upstream: "postgres://svc@127.0.0.1:5432/ehr", tls: disable, allow_groups: [engineering] }
 `;
-
-function errorOf(text: string): PolicyFileError {
-  try {
-    parsePolicyFile(text, 'p.yaml');
-  } catch (err) {
-    if (err instanceof PolicyFileError) return err;
-    throw err;
-  }
-  throw new Error('expected a PolicyFileError');
-}
 
 describe('limits', () => {
   it('defaults when the key is absent', () => {
@@ -61,13 +51,13 @@ limits:
     ['limits: { tunnel_ping_interval: 1m, tunnel_timeout: 30s }', 'limits.tunnel_timeout', 'longer than'],
     ['limits: { max_rows: 5 }', 'limits.max_rows', 'unknown key'],
   ])('%s is refused naming the key', (yaml, key, problem) => {
-    const err = errorOf(`${BASE}${yaml}\n`);
+    const err = policyErrorOf(`${BASE}${yaml}\n`);
     expect(err.key).toBe(key);
     expect(err.message).toContain(problem);
   });
 
   it('refuses a connection session ceiling that is not a positive count', () => {
-    const err = errorOf(`version: 1
+    const err = policyErrorOf(`version: 1
 connections:
   ehr: { upstream: "postgres://svc@127.0.0.1:5432/ehr", tls: disable, max_sessions: -1 }
 `);

@@ -6,7 +6,7 @@ import { classify, initClassifier } from '../../src/policy/classify/index.js';
 import { baselineNeeds, baselineRefusal, NO_SERVER_ACCESS } from '../../src/policy/server-access.js';
 import { decideStatements } from '../../src/policy/decide.js';
 import { parsePolicyFile } from '../../src/policy/file.js';
-import { PolicyFileError } from '../../src/policy/errors.js';
+import { policyErrorOf } from '../support/policy-errors.js';
 
 beforeAll(async () => {
   await initClassifier();
@@ -163,16 +163,6 @@ connections:
   ehr: { upstream: "postgres://svc@db/ehr" }
 `;
 
-function errorOf(text: string): PolicyFileError {
-  try {
-    parsePolicyFile(text, 'p.yaml');
-  } catch (err) {
-    if (err instanceof PolicyFileError) return err;
-    throw err;
-  }
-  throw new Error('expected a PolicyFileError');
-}
-
 describe('policy file: server_access and functions', () => {
   it('parses both sections; absent, the baseline is lifted for nobody and no function is declared', () => {
     const none = parsePolicyFile(HEADER);
@@ -209,6 +199,6 @@ functions:
     [`functions:\n  - { name: public.f, read_only: true }\n  - { name: PUBLIC.F, masked_readers: true }\n`, 'p.yaml:6:13: functions[1].name: duplicate entry for function PUBLIC.F'],
     [`functions: {}\n`, 'p.yaml:4:12: functions: expected a list of functions, got a mapping'],
   ])('%j is refused with an error naming the line and key', (yaml, message) => {
-    expect(errorOf(HEADER + yaml).message).toBe(message);
+    expect(policyErrorOf(HEADER + yaml).message).toBe(message);
   });
 });
