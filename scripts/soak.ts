@@ -5,7 +5,6 @@
 // it samples the gateway's RSS (/proc), heap and event-loop lag (its /metrics). It prints a summary
 // and exits 1 if the gateway died, stopped answering /healthz, a client met an unexpected error or
 // hung, or memory grew without bound (end, after the load stopped and a settle, against warm-up).
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +14,7 @@ import { startTestPostgres } from '../test/support/postgres.js';
 import { startTestIdp, type TestIdp } from '../test/support/oidc.js';
 import { run, type Proc } from '../test/support/proc.js';
 import { scrape } from '../test/support/metrics.js';
+import { runCmd } from '../test/support/clients.js';
 import { parseDuration } from '../src/policy/duration.js';
 
 const env = process.env;
@@ -78,17 +78,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const mb = (bytes: number): string => (bytes / 1048576).toFixed(1);
 const ms3 = (s: number): string => (s * 1000).toFixed(2);
 
-function sh(file: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const p = spawn(file, args, { env: { ...process.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d));
-    p.stderr.on('data', (d: Buffer) => (stderr += d));
-    p.once('error', rej);
-    p.once('exit', (code) => res({ code, stdout, stderr }));
-  });
-}
 
 /** Errors met by clients: expected ones (what the client provoked) and the rest, by client and kind. */
 class Errors {
@@ -166,8 +155,8 @@ async function main(): Promise<number> {
   try {
     const role = db.info.roles.scram;
     const direct = { host: db.info.host, port: db.info.port, user: role.user, password: role.password, database: db.info.database };
-    const init = await sh('pgbench', ['-i', '-q', '-s', '1', '-h', direct.host, '-p', String(direct.port), '-U', direct.user, direct.database],
-      { PGPASSWORD: role.password, PGSSLMODE: 'disable' });
+    const init = await runCmd('pgbench', ['-i', '-q', '-s', '1', '-h', direct.host, '-p', String(direct.port), '-U', direct.user, direct.database],
+      { env: { PGPASSWORD: role.password, PGSSLMODE: 'disable' }, timeoutMs: 600_000 });
     if (init.code !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`);
     const admin = new pg.Client(direct);
     await admin.connect();
@@ -229,8 +218,8 @@ ${POLICY_RULES}`);
     const pgbenchLoop = async (): Promise<void> => {
       while (running()) {
         const secs = Math.max(1, Math.min(60, Math.floor((loadEnds - Date.now()) / 1000)));
-        const r = await sh('pgbench', ['-n', '-b', 'select-only@9', '-b', 'tpcb-like@1', '-c', '4', '-j', '2', '-R', String(PGBENCH_RATE), '-T', String(secs),
-          '-h', '127.0.0.1', '-p', String(t.port('alice')), '-U', 'alice', 'ehr'], { PGSSLMODE: 'disable' });
+        const r = await runCmd('pgbench', ['-n', '-b', 'select-only@9', '-b', 'tpcb-like@1', '-c', '4', '-j', '2', '-R', String(PGBENCH_RATE), '-T', String(secs),
+          '-h', '127.0.0.1', '-p', String(t.port('alice')), '-U', 'alice', 'ehr'], { env: { PGSSLMODE: 'disable' }, timeoutMs: (secs + 120) * 1000 });
         const tx = /number of transactions actually processed: (\d+)/.exec(r.stdout);
         if (tx) counts.pgbenchTx += Number(tx[1]);
         if (r.code !== 0 || !tx) errors.add('pgbench', new Error(`pgbench exited ${r.code}: ${(r.stderr.split('\n').find((l) => /error|fatal/i.test(l)) ?? r.stderr).slice(0, 200)}`));
