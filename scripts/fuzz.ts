@@ -12,7 +12,7 @@ import { startTestPostgres } from '../test/support/postgres.js';
 import { startTestIdp } from '../test/support/oidc.js';
 import { run, type Proc } from '../test/support/proc.js';
 import { FUZZ_POLICY, FUZZ_RAW_VALUES, FUZZ_SETUP_SQL } from '../test/support/pg-fuzz.js';
-import { backendSummary, caseAt, crashLines, formatReport, newLiveKeys, runCase, runFuzz, type FuzzTarget } from '../test/support/fuzz-driver.js';
+import { backendSummary, caseAt, crashLines, formatReport, newLiveKeys, runCase, runFuzz, selectOne, upstreamBackends, type FuzzTarget } from '../test/support/fuzz-driver.js';
 import { describeCase } from '../test/support/pg-fuzz.js';
 import { verifyLog } from '../src/audit/verify.js';
 
@@ -87,22 +87,9 @@ ${FUZZ_POLICY}`);
           writeFileSync(tokenFile, await idp.mint('alice'), { mode: 0o600 });
           tokenFileAt = Date.now();
         }
-        const c = new pg.Client({ host: '127.0.0.1', port, user: 'alice', database: 'ehr', connectionTimeoutMillis: 20_000 });
-        try {
-          await c.connect();
-          const r = await c.query('select 1 as one');
-          if (r.rows[0]?.one !== 1) throw new Error(`select 1 returned ${JSON.stringify(r.rows)}`);
-        } finally {
-          await c.end().catch(() => {});
-        }
+        await selectOne(new pg.Client({ host: '127.0.0.1', port, user: 'alice', database: 'ehr', connectionTimeoutMillis: 20_000 }));
       },
-      async upstreamBackends() {
-        const r = await admin.query(
-          `select count(*)::int as n from pg_stat_activity where usename = $1 and backend_type = 'client backend' and coalesce(application_name, '') not like 'phigate-%'`,
-          [role.user],
-        );
-        return r.rows[0].n as number;
-      },
+      upstreamBackends: () => upstreamBackends(admin, role.user),
       rawValues: FUZZ_RAW_VALUES,
     };
     if (args.replay) {

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { startGateway, type Gw } from '../support/harness.js';
 import { pgClient } from '../support/clients.js';
 import { FUZZ_POLICY, FUZZ_RAW_VALUES, FUZZ_SETUP_SQL, caseBytes, cstr, i16, i32, msg, startupPacket, u, type FuzzCase } from '../support/pg-fuzz.js';
-import { crashLines, formatReport, newLiveKeys, runCase, runFuzz, type FuzzTarget } from '../support/fuzz-driver.js';
+import { crashLines, formatReport, newLiveKeys, runCase, runFuzz, selectOne, upstreamBackends, type FuzzTarget } from '../support/fuzz-driver.js';
 import { verifyLog } from '../../src/audit/verify.js';
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? 1_212_005);
@@ -31,23 +31,8 @@ beforeAll(async () => {
     serverPid: gw.server.proc.pid!,
     serverAlive: () => gw.server.proc.exitCode === null && gw.server.proc.signalCode === null,
     serverStderr: () => gw.server.stderr(),
-    async wellBehaved() {
-      const c = pgClient(port, { connectionTimeoutMillis: 20_000 });
-      try {
-        await c.connect();
-        const r = await c.query('select 1 as one');
-        if (r.rows[0]?.one !== 1) throw new Error(`select 1 returned ${JSON.stringify(r.rows)}`);
-      } finally {
-        await c.end().catch(() => {});
-      }
-    },
-    async upstreamBackends() {
-      const r = await admin.query(
-        `select count(*)::int as n from pg_stat_activity where usename = $1 and backend_type = 'client backend' and coalesce(application_name, '') not like 'phigate-%'`,
-        [gw.pg.roles.scram.user],
-      );
-      return r.rows[0].n as number;
-    },
+    wellBehaved: () => selectOne(pgClient(port, { connectionTimeoutMillis: 20_000 })),
+    upstreamBackends: () => upstreamBackends(admin, gw.pg.roles.scram.user),
     rawValues: FUZZ_RAW_VALUES,
   };
 });

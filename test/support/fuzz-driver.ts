@@ -5,6 +5,7 @@
 // Used by the CI-sized e2e test (test/e2e/fuzz.test.ts) and by `npm run fuzz` (scripts/fuzz.ts).
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
+import type pg from 'pg';
 import WebSocket from 'ws';
 import { fuzzCase, describeCase, msg, cstr, i32, packet, messageCount, type FuzzCase } from './pg-fuzz.js';
 
@@ -391,3 +392,22 @@ export function backendSummary(b: Buffer): string {
   return out.join(' ');
 }
 
+/** The well-behaved client's check after a batch: a fresh client's `select 1` answers 1 through the gateway. */
+export async function selectOne(c: pg.Client): Promise<void> {
+  try {
+    await c.connect();
+    const r = await c.query('select 1 as one');
+    if (r.rows[0]?.one !== 1) throw new Error(`select 1 returned ${JSON.stringify(r.rows)}`);
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+/** Client backends of the gateway's upstream role, the gateway's own (catalog watch etc., `phigate-*`) excepted. */
+export async function upstreamBackends(admin: pg.Client, role: string): Promise<number> {
+  const r = await admin.query(
+    `select count(*)::int as n from pg_stat_activity where usename = $1 and backend_type = 'client backend' and coalesce(application_name, '') not like 'phigate-%'`,
+    [role],
+  );
+  return r.rows[0].n as number;
+}
