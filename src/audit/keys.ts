@@ -101,7 +101,8 @@ export function loadOrCreateSigningKey(dataDir: string): KeyObject {
   return loadSigningKey(file);
 }
 
-function loadSigningKey(file: string): KeyObject {
+/** An existing signing key file, checked as the server checks it at start (mode, PEM, Ed25519); never created. */
+export function loadSigningKey(file: string): KeyObject {
   const mode = statSync(file).mode & 0o777;
   if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
     throw new AuditKeyError(file, `is readable by others (mode ${mode.toString(8).padStart(4, '0')})`, `run: chmod 600 ${file}`);

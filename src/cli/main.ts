@@ -17,6 +17,7 @@ import { auditCommand } from './commands/audit.js';
 import { sessionsCommand } from './commands/sessions.js';
 import { replayCommand } from './commands/replay.js';
 import { completeValuesCommand, completionCommand } from './commands/completion.js';
+import { doctorCommand } from './commands/doctor.js';
 
 export { VERSION } from '../version.js';
 import { VERSION } from '../version.js';
@@ -28,7 +29,7 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .showSuggestionAfterError()
     .exitOverride();
-  for (const cmd of [serverCommand(), demoCommand(), loginCommand(), logoutCommand(), whoamiCommand(), connectionsCommand(), connectCommand(), execCommand(), policyCommand(), approvalsCommand(), approveCommand(), sessionsCommand(), replayCommand(), auditCommand(), completionCommand()]) {
+  for (const cmd of [serverCommand(), doctorCommand(), demoCommand(), loginCommand(), logoutCommand(), whoamiCommand(), connectionsCommand(), connectCommand(), execCommand(), policyCommand(), approvalsCommand(), approveCommand(), sessionsCommand(), replayCommand(), auditCommand(), completionCommand()]) {
     program.addCommand(cmd);
   }
   program.addCommand(completeValuesCommand(), { hidden: true });

@@ -15,21 +15,34 @@ export interface UpstreamPrivileges {
   superuser: boolean;
   /** The SERVER_ROLES the role is a member of (directly or not, with or without INHERIT). */
   serverRoles: string[];
+  /** CREATEROLE: may create roles and grant them memberships (`phigate doctor` warns). */
+  createRole: boolean;
+  /** BYPASSRLS: row-level security policies do not apply to it. */
+  bypassRls: boolean;
+  /** Tables, views and sequences outside the system schemas it owns: an owner can add triggers, rules and views to them. */
+  ownedRelations: number;
 }
 
 /** MEMBER, not USAGE: a member without INHERIT can still SET ROLE to it from code phigate cannot see. */
 const PRIVILEGES_SQL = `SELECT r.rolname, r.rolsuper,
   (SELECT pg_catalog.string_agg(b.rolname, ',' ORDER BY b.rolname) FROM pg_catalog.pg_roles b
    WHERE b.rolname IN (${SERVER_ROLES.map((n) => `'${n}'`).join(', ')})
-     AND pg_catalog.pg_has_role(r.oid, b.oid, 'MEMBER'))
+     AND pg_catalog.pg_has_role(r.oid, b.oid, 'MEMBER')),
+  r.rolcreaterole, r.rolbypassrls,
+  (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relowner = r.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%')
 FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER`;
 
 export async function checkUpstreamPrivileges(target: UpstreamTarget): Promise<UpstreamPrivileges> {
   const sets = await runSqlSets(target, PRIVILEGES_SQL, 'phigate-privilege-check');
   const row = sets[0]?.[0];
   if (row === undefined) throw new Error('the upstream role was not found in pg_roles');
-  const [role, superuser, roles] = row;
-  return { role: role ?? '', superuser: superuser === 't', serverRoles: roles ? roles.split(',') : [] };
+  const [role, superuser, roles, createRole, bypassRls, owned] = row;
+  return {
+    role: role ?? '', superuser: superuser === 't', serverRoles: roles ? roles.split(',') : [],
+    createRole: createRole === 't', bypassRls: bypassRls === 't', ownedRelations: Number(owned ?? 0),
+  };
 }
 
 /** The warning to log for a connection, or undefined when its role holds none of these. */

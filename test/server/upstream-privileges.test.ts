@@ -39,7 +39,7 @@ describe('upstream role check', () => {
   it('warns about a superuser, naming the role, what it holds and the fix', async () => {
     const p = await checkUpstreamPrivileges(target(info.roles.scram.user, info.roles.scram.password));
     // A superuser passes every membership test; the warning names the superuser attribute.
-    expect(p).toEqual({ role: info.roles.scram.user, superuser: true, serverRoles: ['pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files'] });
+    expect(p).toMatchObject({ role: info.roles.scram.user, superuser: true, serverRoles: ['pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files'], createRole: false, bypassRls: false });
     expect(privilegeWarning('ehr', p)?.fields).toMatchObject({ connection: 'ehr', role: info.roles.scram.user, holds: 'superuser' });
     expect(String(privilegeWarning('ehr', p)?.fields.fix)).toMatch(/Least-privilege upstream role.*docs\/operator\.md/);
   });
@@ -47,7 +47,7 @@ describe('upstream role check', () => {
   it('warns about a member of pg_read_server_files, even without INHERIT', async () => {
     await admin.query(`CREATE ROLE ${ROLE}_files LOGIN NOINHERIT PASSWORD 'files-pw'; GRANT pg_read_server_files TO ${ROLE}_files; GRANT CONNECT ON DATABASE ehr TO ${ROLE}_files`);
     const p = await checkUpstreamPrivileges(target(`${ROLE}_files`, 'files-pw'));
-    expect(p).toEqual({ role: `${ROLE}_files`, superuser: false, serverRoles: ['pg_read_server_files'] });
+    expect(p).toEqual({ role: `${ROLE}_files`, superuser: false, serverRoles: ['pg_read_server_files'], createRole: false, bypassRls: false, ownedRelations: 0 });
     expect(privilegeWarning('ehr', p)?.fields).toMatchObject({ holds: 'pg_read_server_files' });
   });
 
@@ -57,7 +57,18 @@ describe('upstream role check', () => {
     const row = (await admin.query(check)).rows[0] as Record<string, boolean>;
     expect(Object.values(row)).toEqual([false, false, false, false, false, false]);
     const p = await checkUpstreamPrivileges(target(ROLE, password));
-    expect(p).toEqual({ role: ROLE, superuser: false, serverRoles: [] });
+    expect(p).toEqual({ role: ROLE, superuser: false, serverRoles: [], createRole: false, bypassRls: false, ownedRelations: 0 });
     expect(privilegeWarning('ehr', p)).toBeUndefined();
+  });
+
+  it('reports CREATEROLE, BYPASSRLS and owned tables (what `phigate doctor` warns about)', async () => {
+    await admin.query(`ALTER ROLE ${ROLE}_files CREATEROLE BYPASSRLS`);
+    await admin.query(`CREATE TABLE lp_owned_probe (id int); ALTER TABLE lp_owned_probe OWNER TO ${ROLE}_files`);
+    try {
+      const p = await checkUpstreamPrivileges(target(`${ROLE}_files`, 'files-pw'));
+      expect(p).toMatchObject({ createRole: true, bypassRls: true, ownedRelations: 1 });
+    } finally {
+      await admin.query('DROP TABLE lp_owned_probe');
+    }
   });
 });
