@@ -33,6 +33,8 @@ export interface StartTestIdpOptions {
   identities: Record<string, string[]>;
   audience?: string;
   groupsClaim?: string;
+  /** Publish a device_authorization_endpoint (what `phigate login` needs of an issuer). */
+  deviceFlow?: boolean;
 }
 
 /** The parts of oidc-provider (which ships no types) this file uses. */
@@ -118,6 +120,7 @@ export async function startTestIdp(opts: StartTestIdpOptions): Promise<TestIdp> 
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      ...(opts.deviceFlow ? { deviceFlow: { enabled: true } } : {}),
       resourceIndicators: {
         enabled: true,
         defaultResource: () => resourceFor(audience),

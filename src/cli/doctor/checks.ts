@@ -106,7 +106,7 @@ async function checkListen(check: string, addr: { host: string; port: number }):
     s.once('error', (e: NodeJS.ErrnoException) => resolve(e));
     s.listen({ host: addr.host, port: addr.port, exclusive: true }, () => s.close(() => resolve(undefined)));
   });
-  if (!err) return { check, subject, status: 'ok', message: 'free: the server can listen here' };
+  if (!err) return { check, subject, status: 'ok', message: 'free; the server can listen here' };
   const fix = err.code === 'EADDRINUSE' ? 'another process holds it (`ss -ltnp` names it); if that is this gateway already running, this is expected; else pick another address'
     : err.code === 'EACCES' ? 'ports below 1024 need privileges: use a port above 1024 and let a proxy or a Service map 443 to it'
       : err.code === 'EADDRNOTAVAIL' ? 'no interface of this machine has that address: use one it has, or 0.0.0.0 inside a container'
@@ -182,7 +182,7 @@ function checkDataDir(dir: string): CheckResult {
   } catch {
     return { check, subject: dir, status: 'fail', message: `does not exist, and ${parent} is not writable by this user`, fix: `create it for the server's user: mkdir -p ${dir} && chown ${process.getuid?.() ?? 'USER'} ${dir} && chmod 700 ${dir}` };
   }
-  return { check, subject: dir, status: 'ok', message: 'does not exist yet: the server creates it (mode 0700)' };
+  return { check, subject: dir, status: 'ok', message: 'does not exist yet; the server creates it (mode 0700)' };
 }
 
 function checkSigningKey(dataDir: string): CheckResult {
@@ -195,7 +195,7 @@ function checkSigningKey(dataDir: string): CheckResult {
         fix: 'restore audit-signing-key.pem from its backup (mode 0600) before starting the server',
       };
     }
-    return { check, subject: file, status: 'ok', message: 'not created yet: the server creates it at first start (back it up then)' };
+    return { check, subject: file, status: 'ok', message: 'not created yet; the server creates it at first start (back it up then)' };
   }
   try {
     const key = loadSigningKey(file);
@@ -217,7 +217,7 @@ function checkMaskingKey(p: PolicyFile, o: DoctorOptions): CheckResult {
         fix: 'give every replica the same --masking-key-file (openssl rand -base64 32, from a secret)',
       };
     }
-    return { check, subject: file, status: 'ok', message: 'not created yet: the server creates it at first start' };
+    return { check, subject: file, status: 'ok', message: 'not created yet; the server creates it at first start' };
   }
   try {
     readTokenKey(file);
@@ -426,7 +426,7 @@ function checkUpstreamTls(c: ConnectionPolicy): CheckResult {
   if (c.tls === 'disable' && isLoopbackHost(host)) return { check, subject, status: 'ok', message: 'disable, on a loopback address' };
   return {
     check, subject, status: 'warn',
-    message: c.tls === 'require' ? 'require: encrypted, but the database\'s certificate is not checked (a man in the middle gets the password exchange and PHI)'
+    message: c.tls === 'require' ? 'require: encrypted, but the database\'s certificate is not checked (whoever sits in between can read and change the session, PHI included)'
       : `disable: statements and PHI cross the network to ${host} in clear`,
     fix: `set connections.${c.name}.tls: verify-full and tls_ca_file to the CA that signed the database's certificate`,
   };
@@ -451,7 +451,7 @@ function upstreamFix(e: UpstreamError, c: ConnectionPolicy, t: UpstreamTarget, p
         : 'the database must accept TLS (ssl = on), or connect over a trusted loopback with tls: disable';
     case 'auth': {
       const secret = c.passwordEnv ? `$${c.passwordEnv}` : c.passwordFile ?? 'no password (set password_env or password_file)';
-      return `the database refused ${t.user}: check the password in ${secret}, and that pg_hba.conf has a hostssl line for ${t.user} and ${t.database} with scram-sha-256`;
+      return `the database refused ${t.user}: check the password in ${secret}, and that pg_hba.conf has a ${c.tls === 'disable' ? 'host' : 'hostssl'} line for ${t.user} and ${t.database} with scram-sha-256`;
     }
     case 'server': {
       if (!e.serverFields) return configFix(c);
