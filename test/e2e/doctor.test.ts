@@ -6,11 +6,12 @@ import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import net from 'node:net';
 import pg from 'pg';
 import { run } from '../support/proc.js';
 import { startTestIdp, type TestIdp } from '../support/oidc.js';
 import { freePort, scratchDatabase, type ScratchDatabase } from '../support/postgres.js';
-import { IDENTITIES } from '../support/harness.js';
+import { IDENTITIES, startGateway } from '../support/harness.js';
 import { SharedDatabase } from '../../src/server/shared-db.js';
 
 const info = inject('pg');
@@ -136,13 +137,18 @@ connections:
     tls: disable
     allow_groups: [engineering]
 `);
-    const args = ['--config', policy, '--listen', `127.0.0.1:${await freePort()}`, '--data-dir', join(dir, 'bad-data')];
+    // Another program holds the address the server is to listen on.
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const held = (holder.address() as net.AddressInfo).port;
+    const args = ['--config', policy, '--listen', `127.0.0.1:${held}`, '--data-dir', join(dir, 'bad-data')];
     const env = { DOCTOR_DB_PASSWORD: ROLE_PW, DOCTOR_WRONG_PASSWORD: WRONG_PW, DOCTOR_ROOT_PASSWORD: info.roles.scram.password };
 
-    const json = await doctor([...args, '--json'], env);
+    const json = await doctor([...args, '--json'], env).finally(() => holder.close());
     expect(json.code).toBe(1);
     const r = JSON.parse(json.stdout) as Report;
     expect(r.ok).toBe(false);
+    expect(find(r, 'listen')).toMatchObject({ status: 'fail', message: 'cannot listen: EADDRINUSE', fix: expect.stringMatching(/ss -ltnp/) });
 
     const down = find(r, 'upstream', 'down');
     expect(down).toMatchObject({ status: 'fail', message: expect.stringMatching(/connection refused \(ECONNREFUSED\)/) });
@@ -172,9 +178,23 @@ connections:
     expect(text.code).toBe(1);
     expect(text.stdout).toMatch(/^fail +upstream +down: .*ECONNREFUSED/m);
     expect(text.stdout).toMatch(/^ +fix: the database refused phigate_doctor_svc/m);
-    expect(text.stdout).toMatch(/^5 failed, \d+ warnings?, \d+ ok$/m);
+    expect(text.stdout).toMatch(/^5 failed, \d+ warnings?, \d+ ok$/m); // the address is free again by now
     for (const out of [json.stdout, json.stderr, text.stdout, text.stderr]) {
       for (const secret of [ROLE_PW, WRONG_PW, info.roles.scram.password]) expect(out).not.toContain(secret);
+    }
+  });
+
+  it('run next to a live gateway: its address is taken by phigate itself, and the signing key it made is checked', async () => {
+    const gw = await startGateway({ idp });
+    try {
+      const args = ['--config', gw.policyFile, '--listen', new URL(gw.url).host, '--data-dir', join(gw.dir, 'data'), '--json'];
+      const { stdout } = await doctor(args, { EHR_DB_PASSWORD: info.roles.scram.password, EHR_MD5_PASSWORD: info.roles.md5.password });
+      const r = JSON.parse(stdout) as Report;
+      expect(find(r, 'listen')).toMatchObject({ status: 'ok', message: expect.stringMatching(/running phigate gateway/) });
+      expect(find(r, 'signing-key')).toMatchObject({ status: 'ok', message: expect.stringMatching(/^Ed25519 key ed25519:[0-9a-f]{16}, mode 0600$/) });
+      expect(find(r, 'data-dir').status).toBe('ok');
+    } finally {
+      await gw.close();
     }
   });
 });

@@ -5,6 +5,8 @@
 // here passes at start. Nothing is created or changed; no password or token is ever in a result.
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -51,7 +53,7 @@ export async function runDoctor(o: DoctorOptions): Promise<CheckResult[]> {
   const p = policy.policy;
   const local: CheckResult[] = [
     policy.result,
-    await checkListen('listen', o.listen),
+    await checkListen('listen', o.listen, Boolean(o.tlsCert)),
     ...(o.metricsListen ? [await checkListen('metrics-listen', o.metricsListen)] : []),
     checkServerTls(o),
     checkDataDir(o.dataDir),
@@ -98,8 +100,28 @@ function hostPort(a: { host: string; port: number }): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
 
+/**
+ * Whether a phigate gateway answers /healthz at `addr` (doctor run next to the server it checks).
+ * Certificates are not checked: this only asks what holds the port, and sends nothing secret.
+ */
+function gatewayAnswers(addr: { host: string; port: number }, tls: boolean): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = (tls ? httpsRequest : httpRequest)({
+      host: addr.host, port: addr.port, path: '/healthz', method: 'GET', timeout: 2000, rejectUnauthorized: false,
+    }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { if (body.length < 4096) body += d; });
+      res.on('end', () => resolve(res.statusCode === 200 && /"status"\s*:\s*"ok"/.test(body)));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
 /** Binds the address for a moment, as the server would, and lets it go. */
-async function checkListen(check: string, addr: { host: string; port: number }): Promise<CheckResult> {
+async function checkListen(check: string, addr: { host: string; port: number }, tls = false): Promise<CheckResult> {
   const subject = hostPort(addr);
   const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
     const s = net.createServer();
@@ -107,7 +129,10 @@ async function checkListen(check: string, addr: { host: string; port: number }):
     s.listen({ host: addr.host, port: addr.port, exclusive: true }, () => s.close(() => resolve(undefined)));
   });
   if (!err) return { check, subject, status: 'ok', message: 'free; the server can listen here' };
-  const fix = err.code === 'EADDRINUSE' ? 'another process holds it (`ss -ltnp` names it); if that is this gateway already running, this is expected; else pick another address'
+  if (err.code === 'EADDRINUSE' && check === 'listen' && await gatewayAnswers(addr, tls)) {
+    return { check, subject, status: 'ok', message: 'in use by a running phigate gateway (its /healthz answers)' };
+  }
+  const fix = err.code === 'EADDRINUSE' ? 'another process holds it (`ss -ltnp` names it): stop it, or pick another address'
     : err.code === 'EACCES' ? 'ports below 1024 need privileges: use a port above 1024 and let a proxy or a Service map 443 to it'
       : err.code === 'EADDRNOTAVAIL' ? 'no interface of this machine has that address: use one it has, or 0.0.0.0 inside a container'
         : 'pick an address this machine can listen on';
