@@ -11,6 +11,7 @@ import pg from 'pg';
 import { run } from '../support/proc.js';
 import { startTestIdp, type TestIdp } from '../support/oidc.js';
 import { freePort, scratchDatabase, type ScratchDatabase } from '../support/postgres.js';
+import { makeTestCerts } from '../support/certs.js';
 import { IDENTITIES, startGateway } from '../support/harness.js';
 import { SharedDatabase } from '../../src/server/shared-db.js';
 
@@ -141,14 +142,24 @@ connections:
     const holder = net.createServer();
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
     const held = (holder.address() as net.AddressInfo).port;
-    const args = ['--config', policy, '--listen', `127.0.0.1:${held}`, '--data-dir', join(dir, 'bad-data')];
-    const env = { DOCTOR_DB_PASSWORD: ROLE_PW, DOCTOR_WRONG_PASSWORD: WRONG_PW, DOCTOR_ROOT_PASSWORD: info.roles.scram.password };
+    // A certificate about to expire (the test CA's last 2 days), a store that refuses the password,
+    // and a token for another audience.
+    const certs = makeTestCerts(dir);
+    const tokenFile = join(dir, 'other-audience.token');
+    const token = await noDeviceIdp.mint('alice', { audience: 'not-phigate' });
+    writeFileSync(tokenFile, token, { mode: 0o600 });
+    const args = ['--config', policy, '--listen', `127.0.0.1:${held}`, '--data-dir', join(dir, 'bad-data'),
+      '--tls-cert', certs.serverCert, '--tls-key', certs.serverKey, '--store', store.urlWithoutPassword, '--token-file', tokenFile];
+    const env = { DOCTOR_DB_PASSWORD: ROLE_PW, DOCTOR_WRONG_PASSWORD: WRONG_PW, DOCTOR_ROOT_PASSWORD: info.roles.scram.password, PGPASSWORD: WRONG_PW };
 
     const json = await doctor([...args, '--json'], env).finally(() => holder.close());
     expect(json.code).toBe(1);
     const r = JSON.parse(json.stdout) as Report;
     expect(r.ok).toBe(false);
     expect(find(r, 'listen')).toMatchObject({ status: 'fail', message: 'cannot listen: EADDRINUSE', fix: expect.stringMatching(/ss -ltnp/) });
+    expect(find(r, 'tls')).toMatchObject({ status: 'warn', message: expect.stringMatching(/^the certificate expires in [0-2] days? \(DNS:localhost, IP Address:127\.0\.0\.1\)$/) });
+    expect(find(r, 'store')).toMatchObject({ status: 'fail', message: expect.stringMatching(/password authentication failed/), fix: expect.stringMatching(/PGPASSWORD/) });
+    expect(find(r, 'token')).toMatchObject({ status: 'fail', message: expect.stringMatching(/audience "not-phigate" does not include "phigate"/), fix: expect.stringMatching(/Entra ID v2/) });
 
     const down = find(r, 'upstream', 'down');
     expect(down).toMatchObject({ status: 'fail', message: expect.stringMatching(/connection refused \(ECONNREFUSED\)/) });
@@ -178,9 +189,9 @@ connections:
     expect(text.code).toBe(1);
     expect(text.stdout).toMatch(/^fail +upstream +down: .*ECONNREFUSED/m);
     expect(text.stdout).toMatch(/^ +fix: the database refused phigate_doctor_svc/m);
-    expect(text.stdout).toMatch(/^5 failed, \d+ warnings?, \d+ ok$/m); // the address is free again by now
+    expect(text.stdout).toMatch(/^7 failed, \d+ warnings?, \d+ ok$/m); // the address is free again by now
     for (const out of [json.stdout, json.stderr, text.stdout, text.stderr]) {
-      for (const secret of [ROLE_PW, WRONG_PW, info.roles.scram.password]) expect(out).not.toContain(secret);
+      for (const secret of [ROLE_PW, WRONG_PW, info.roles.scram.password, token]) expect(out).not.toContain(secret);
     }
   });
 

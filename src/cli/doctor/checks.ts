@@ -174,7 +174,7 @@ function checkServerTls(o: DoctorOptions): CheckResult {
   const days = Math.floor((until.getTime() - Date.now()) / 86_400_000);
   const subject = leaf.subjectAltName ?? leaf.subject;
   if (days < 0) return { check, status: 'fail', message: `the certificate expired on ${until.toISOString().slice(0, 10)} (${subject})`, fix: 'renew it and restart the server' };
-  if (days < CERT_RENEW_DAYS) return { check, status: 'warn', message: `the certificate expires in ${days} days (${subject})`, fix: 'renew it; the server reads it at start' };
+  if (days < CERT_RENEW_DAYS) return { check, status: 'warn', message: `the certificate expires in ${days} ${days === 1 ? 'day' : 'days'} (${subject})`, fix: 'renew it; the server reads it at start' };
   return { check, status: 'ok', message: `HTTPS/WSS with a certificate for ${subject}, valid ${days} more days` };
 }
 
