@@ -43,7 +43,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await store?.drop();
-  await admin.query(`DROP ROLE IF EXISTS ${ROLE}`).catch(() => {});
+  // DROP OWNED also revokes its CONNECT on ehr, without which DROP ROLE refuses.
+  await admin.query(`DROP OWNED BY ${ROLE}; DROP ROLE IF EXISTS ${ROLE}`).catch(() => {});
   await admin.end();
   await idp?.close();
   await noDeviceIdp?.close();
