@@ -185,6 +185,29 @@ describe('phigate login --client-credentials', () => {
     expect(missing.code).toBe(2);
   });
 
+  it('--scope (or PHIGATE_SCOPE) is asked for by name, as Entra ID and Okta need, and kept for renewal', async () => {
+    const agent = { PHIGATE_CLIENT_ID: 'dev-agent', PHIGATE_CLIENT_SECRET: 'dev-agent-secret' };
+    const scopeOf = (home: string): unknown[] => {
+      const file = JSON.parse(readFileSync(join(home, 'credentials.json'), 'utf8')) as { credentials: Record<string, { scopes: string[]; accessToken: string }> };
+      return Object.values(file.credentials).map((c) => [c.scopes, (JSON.parse(Buffer.from(c.accessToken.split('.')[1] ?? '', 'base64url').toString()) as { scope?: string }).scope]);
+    };
+    const flag = newHome();
+    const ok = await cli(['login', '--client-credentials', '--scope', 'phigate', '--insecure-storage', '--server', gw], flag, agent);
+    expect(ok.code, ok.stderr).toBe(0);
+    // The dev issuer grants the resource scope only when it is asked for: the token shows what was sent.
+    expect(scopeOf(flag)).toEqual([[['phigate'], 'phigate']]);
+    const fromEnv = newHome();
+    expect((await cli(['login', '--client-credentials', '--insecure-storage', '--server', gw], fromEnv, { ...agent, PHIGATE_SCOPE: 'phigate' })).code).toBe(0);
+    expect(scopeOf(fromEnv)).toEqual([[['phigate'], 'phigate']]);
+    const none = newHome();
+    expect((await cli(['login', '--client-credentials', '--insecure-storage', '--server', gw], none, agent)).code).toBe(0);
+    expect(scopeOf(none)).toEqual([[[], undefined]]);
+
+    const usage = await cli(['login', '--scope', 'phigate', '--server', gw], newHome());
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/--scope goes with --client-credentials/);
+  });
+
   it('--token-file stores nothing and says who the gateway takes the token for', async () => {
     const home = newHome();
     const tok = await fetch(`${gw}/oidc/token`, {

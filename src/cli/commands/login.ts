@@ -22,6 +22,7 @@ import { progress, say as uiSay } from '../../ui/progress.js';
 interface LoginOptions extends GlobalOptions {
   browser: boolean;
   clientCredentials?: boolean;
+  scope?: string[];
   insecureStorage?: boolean;
 }
 
@@ -31,22 +32,32 @@ export function loginCommand(): Command {
       .description('log in to a gateway: device-code login in your browser, or a service account with --client-credentials')
       .option('--no-browser', 'print the sign-in URL without opening a browser')
       .option('--client-credentials', 'log in as a service account with PHIGATE_CLIENT_ID and PHIGATE_CLIENT_SECRET')
+      .option('--scope <scope>', 'with --client-credentials: a scope to ask the identity provider for (repeatable; env PHIGATE_SCOPE, space-separated), e.g. api://<app id>/.default for Microsoft Entra ID', collectScopes)
       .option('--insecure-storage', 'store the tokens in a plain-text file under PHIGATE_HOME instead of the OS keychain')
       .addHelpText('after', `
 --token-file FILE (or PHIGATE_TOKEN) stores nothing: the workload token is checked against the gateway
 and read again on every later use. Environment: PHIGATE_HOME (where config and the fallback
-credentials file live), PHIGATE_CLIENT_ID / PHIGATE_CLIENT_SECRET (with --client-credentials).`),
+credentials file live), PHIGATE_CLIENT_ID / PHIGATE_CLIENT_SECRET and PHIGATE_SCOPE (with
+--client-credentials).`),
   ).action(async (opts: LoginOptions) => runLogin(opts));
 }
 
 const say = (line: string): void => uiSay(line);
 
+function collectScopes(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(/\s+/).filter(Boolean)];
+}
+
 async function runLogin(opts: LoginOptions): Promise<void> {
   if (opts.tokenFile && opts.clientCredentials) {
     throw new PhigateError('--token-file and --client-credentials are two different identities; pick one', ExitCode.Usage);
   }
-  if (opts.tokenFile) return checkWorkloadToken(opts);
   const env = process.env;
+  const scopes = opts.scope ?? (env['PHIGATE_SCOPE'] ?? '').split(/\s+/).filter(Boolean);
+  if (opts.scope && !opts.clientCredentials) {
+    throw new PhigateError('--scope goes with --client-credentials: a device-code login asks for the scopes the gateway names', ExitCode.Usage);
+  }
+  if (opts.tokenFile) return checkWorkloadToken(opts);
   const server = resolveServer(opts, env);
   const profile = resolveProfile(opts, env);
   const home = phigateHome(env);
@@ -62,8 +73,8 @@ async function runLogin(opts: LoginOptions): Promise<void> {
     }
     const info = await fetchLoginInfo(server);
     const config = await issuerConfig(info.issuer, clientId, { kind: 'secret', secret });
-    const tokens = await clientCredentialsTokens(config, info.resource);
-    cred = credential({ server, profile, issuer: info.issuer, clientId, grant: 'client_credentials', scopes: [], resource: info.resource }, tokens, now());
+    const tokens = await clientCredentialsTokens(config, info.resource, scopes);
+    cred = credential({ server, profile, issuer: info.issuer, clientId, grant: 'client_credentials', scopes, resource: info.resource }, tokens, now());
     cred.clientSecret = secret;
   } else {
     const info = await fetchLoginInfo(server);

@@ -139,9 +139,14 @@ export async function requestDeviceToken(config: oidc.Configuration, deviceCode:
   return tokensOf(await oidc.genericGrantRequest(config, DEVICE_CODE_GRANT, withResource({ device_code: deviceCode }, resource)));
 }
 
-export async function clientCredentialsTokens(config: oidc.Configuration, resource?: string): Promise<Tokens> {
+/**
+ * `scopes`: what the identity provider needs asked for by name. Microsoft Entra ID refuses a
+ * client-credentials grant without `api://<app id>/.default`, and Okta without a default scope.
+ */
+export async function clientCredentialsTokens(config: oidc.Configuration, resource?: string, scopes: readonly string[] = []): Promise<Tokens> {
   try {
-    return tokensOf(await oidc.clientCredentialsGrant(config, withResource({}, resource)));
+    const params: Record<string, string> = scopes.length > 0 ? { scope: scopes.join(' ') } : {};
+    return tokensOf(await oidc.clientCredentialsGrant(config, withResource(params, resource)));
   } catch (err) {
     throw issuerError(config.serverMetadata().issuer, err, 'client credentials');
   }
@@ -196,6 +201,10 @@ export function issuerError(issuer: string, err: unknown, during: string): Phiga
     if (refusal.error === 'invalid_client' || refusal.error === 'unauthorized_client') {
       return new PhigateError(`the identity provider refused the client credentials (${what})`, ExitCode.NotAuthenticated,
         'check PHIGATE_CLIENT_ID and PHIGATE_CLIENT_SECRET');
+    }
+    if (refusal.error === 'invalid_scope') {
+      return new PhigateError(`the identity provider refused the ${during} request (${what})`, ExitCode.NotAuthenticated,
+        'check --scope / PHIGATE_SCOPE against the scopes the identity provider grants this client');
     }
     return new PhigateError(`the identity provider refused the ${during} request (${what})`, ExitCode.NotAuthenticated);
   }

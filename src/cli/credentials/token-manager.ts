@@ -132,7 +132,7 @@ export class TokenManager {
 async function defaultRenew(cred: StoredCredential): Promise<Tokens> {
   if (cred.grant === 'client_credentials') {
     const config = await issuerConfig(cred.issuer, cred.clientId, { kind: 'secret', secret: cred.clientSecret ?? '' });
-    return clientCredentialsTokens(config, cred.resource);
+    return clientCredentialsTokens(config, cred.resource, cred.scopes);
   }
   const config = await issuerConfig(cred.issuer, cred.clientId, { kind: 'public' });
   return refreshTokens(config, cred.refreshToken ?? '', cred.resource);
