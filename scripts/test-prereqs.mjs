@@ -28,6 +28,7 @@ export const PREREQS = Object.freeze([
   { name: 'bash', commands: ['bash'], package: 'bash', for: 'shell completion tests' },
   { name: 'zsh', commands: ['zsh'], package: 'zsh', for: 'shell completion tests' },
   { name: 'fish', commands: ['fish'], package: 'fish', for: 'shell completion tests' },
+  // `dbus` exists on every Debian and Ubuntu release (Debian 12 split dbus-run-session out into dbus-daemon, which it depends on).
   { name: 'dbus-run-session', commands: ['dbus-run-session'], package: 'dbus', for: 'the OS keychain test' },
   { name: 'gnome-keyring-daemon', commands: ['gnome-keyring-daemon'], package: 'gnome-keyring', for: 'the OS keychain test' },
   { name: 'secret-tool', commands: ['secret-tool'], package: 'libsecret-tools', for: 'the OS keychain test' },
