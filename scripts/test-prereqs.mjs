@@ -24,6 +24,7 @@ export const PREREQS = Object.freeze([
   // pgbench ships with the server package on Debian; `postgresql` is the release's default version.
   { name: 'pgbench', commands: ['pgbench'], package: 'postgresql', for: 'pgbench, crash and limit tests' },
   { name: 'openssl', commands: ['openssl'], package: 'openssl', for: 'test TLS certificates' },
+  { name: 'curl', commands: ['curl'], package: 'curl', for: 'the dev login driven with curl' },
   { name: 'tmux', commands: ['tmux'], package: 'tmux', for: 'terminal tests: demo tour, approve, replay, completions' },
   { name: 'bash', commands: ['bash'], package: 'bash', for: 'shell completion tests' },
   { name: 'zsh', commands: ['zsh'], package: 'zsh', for: 'shell completion tests' },
