@@ -5,7 +5,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN } from '../support/proc.js';
-import { Tmux, hasTmux } from '../support/tmux.js';
+import { Tmux } from '../support/tmux.js';
+import { expectTools } from '../support/expect-tools.js';
 import { startInProcessGateway, type InProcessGateway } from './gateway.js';
 import { settle } from './support.js';
 
@@ -38,11 +39,8 @@ const COLOUR = /\x1b\[(?:[\d;]*;)?(?:3[0-8]|9[0-7])(?:;[\d;]*)?m/;
 
 const waitForScreen = (session: string, re: RegExp, timeoutMs = 40_000): Promise<string> => term.waitFor(session, re, { timeoutMs });
 
-// Skipped only on a developer machine without tmux; in CI a missing tmux is a failure (.ci/run installs it).
-// A missing tool is a failure, never a silent skip: .ci/run installs it.
-it('has tmux to drive a real terminal (Debian package tmux)', () => {
-  expect(hasTmux, 'tmux is not installed: install the Debian package tmux (.ci/run does)').toBe(true);
-});
+// A missing tool is a failure naming its package, never a silent skip.
+const hasTmux = expectTools('tmux');
 
 describe.skipIf(!hasTmux)('phigate approve (live view in a terminal)', () => {
   it('lists, updates live, approves with a reason, cancels with esc, quits with q', async () => {

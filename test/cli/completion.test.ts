@@ -10,12 +10,13 @@ import type { Command } from 'commander';
 import { buildProgram } from '../../src/cli/main.js';
 import { completionScript, describeProgram, SHELLS } from '../../src/cli/commands/completion.js';
 import { BIN } from '../support/proc.js';
-import { Tmux, hasTool } from '../support/tmux.js';
+import { Tmux } from '../support/tmux.js';
+import { expectTools } from '../support/expect-tools.js';
 import { startInProcessGateway, type InProcessGateway } from '../approvals/gateway.js';
 
 const ROOT = dirname(dirname(BIN));
-const SHELL_PACKAGES: Record<string, string> = { bash: 'bash', zsh: 'zsh', fish: 'fish', tmux: 'tmux' };
-const available = Object.fromEntries(Object.keys(SHELL_PACKAGES).map((s) => [s, hasTool(s)]));
+// A missing shell is a failure naming its package (its tests are skipped then), never a silent skip.
+const available = Object.fromEntries(['bash', 'zsh', 'fish', 'tmux'].map((s) => [s, expectTools(s)]));
 
 // A `phigate` on PATH, as an installed CLI would be: the scripts call it for dynamic values.
 const shimDir = mkdtempSync(join(tmpdir(), 'phigate-shim-'));
@@ -102,14 +103,6 @@ describe('completion scripts cover the CLI', () => {
     expect(readFileSync(join(ROOT, 'completions', 'phigate.fish'), 'utf8')).toContain('phigate completion fish');
   });
 });
-
-// On a developer machine a missing shell skips its tests; in CI it is a failure (.ci/run installs them).
-for (const [cmd, pkg] of Object.entries(SHELL_PACKAGES)) {
-  // A missing shell is a failure, never a silent skip: .ci/run installs it.
-  it(`has ${cmd} (Debian package ${pkg})`, () => {
-    expect(available[cmd], `${cmd} is not installed: install the Debian package ${pkg} (.ci/run does)`).toBe(true);
-  });
-}
 
 describe.skipIf(!available['bash'])('bash', () => {
   it('loads without errors (the script and completions/phigate.bash) and completes subcommands, flags and choices', () => {

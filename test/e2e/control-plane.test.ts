@@ -10,6 +10,10 @@ import WebSocket from 'ws';
 import pg from 'pg';
 import { run, type Proc } from '../support/harness.js';
 import { driveDeviceVerification } from '../support/device-browser.js';
+import { expectTools } from '../support/expect-tools.js';
+
+// Some tests run psql through `phigate exec`: without it they fail, and this names the package.
+expectTools('psql');
 
 let dir: string;
 let server: Proc;

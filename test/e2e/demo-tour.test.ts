@@ -6,12 +6,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN } from '../support/proc.js';
-import { Tmux, hasTmux, hasTool } from '../support/tmux.js';
+import { Tmux } from '../support/tmux.js';
+import { expectTools } from '../support/expect-tools.js';
 import { verifyLog } from '../../src/audit/verify.js';
 
 const term = new Tmux('demo');
 const tmux = (...args: string[]): string => term.run(...args);
-const hasPsql = hasTool('psql');
 
 /** The whole pane, scrollback included, with wrapped lines joined; a demo that exits stops the wait. */
 const waitForScreen = (re: RegExp, timeoutMs: number): Promise<string> =>
@@ -23,12 +23,10 @@ afterAll(() => {
   rmSync(home, { recursive: true, force: true });
 });
 
-// A missing tool is a failure, never a silent skip: .ci/run installs them.
-it('has tmux and psql (Debian packages tmux, postgresql-client)', () => {
-  expect(hasTmux && hasPsql, 'install the Debian packages tmux and postgresql-client (.ci/run does)').toBe(true);
-});
+// A missing tool is a failure naming its package, never a silent skip.
+const hasTools = expectTools('tmux', 'psql');
 
-describe.skipIf(!hasTmux || !hasPsql)('phigate demo in a terminal', () => {
+describe.skipIf(!hasTools)('phigate demo in a terminal', () => {
   it('plays the whole tour, leaves a verifiable audit log, and stops on Ctrl-C with exit 0', async () => {
     const dataDir = join(home, 'demo-data');
     // A fresh user: HOME and every phigate and XDG directory are new and empty.

@@ -5,6 +5,10 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { run, startGateway, type Gw } from '../support/harness.js';
+import { expectTools } from '../support/expect-tools.js';
+
+// Some tests run psql through `phigate exec`: without it they fail, and this names the package.
+expectTools('psql');
 
 /** A database of its own with a `patients` table, so no other test's tables are in the way. */
 const EXEC_DB = 'exec_ehr';

@@ -1,26 +1,21 @@
 // `phigate login` against a real Secret Service: each CLI run happens inside its own D-Bus session
 // with gnome-keyring unlocked over a keyring kept in a temporary home, so the tokens must land in
-// (and be read from, and be deleted from) the keychain, never in the plain-text file. Needs the
-// Debian packages dbus-daemon, gnome-keyring and libsecret-tools; without them the test fails.
+// (and be read from, and be deleted from) the keychain, never in the plain-text file. Needs D-Bus,
+// gnome-keyring and secret-tool (scripts/test-prereqs.mjs); without them the test fails naming the packages.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, run, type Proc } from '../support/harness.js';
+import { missingTools } from '../support/prereqs.js';
 
-const PACKAGES = 'dbus-daemon gnome-keyring libsecret-tools';
-const TOOLS = ['dbus-run-session', 'gnome-keyring-daemon', 'secret-tool'];
 
 let dir: string;
 let server: Proc | undefined;
 let gw: string;
 let keyringHome: string;
 let phigateHome: string;
-
-function missingTools(): string[] {
-  return TOOLS.filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
-}
 
 interface Result {
   code: number | null;
@@ -66,11 +61,8 @@ function inKeyringSession(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<
 const phigate = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> => inKeyringSession([process.execPath, BIN, ...args], env);
 
 beforeAll(async () => {
-  const missing = missingTools();
-  if (missing.length > 0) {
-    throw new Error(`the keychain test needs a real Secret Service, but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} missing: ` +
-      `install the Debian packages ${PACKAGES} (apt-get install -y --no-install-recommends ${PACKAGES})`);
-  }
+  const missing = missingTools('dbus-run-session', 'gnome-keyring-daemon', 'secret-tool');
+  if (missing) throw new Error(`the keychain test needs a real Secret Service:\n${missing}`);
   dir = mkdtempSync(join(tmpdir(), 'phigate-keychain-'));
   keyringHome = join(dir, 'keyring-home');
   phigateHome = join(dir, 'phigate-home');

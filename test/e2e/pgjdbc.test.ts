@@ -1,4 +1,4 @@
-// pgjdbc (Java; Debian's libpostgresql-jdbc-java and a JDK, which .ci/run installs) through the
+// pgjdbc (Java; Debian's libpostgresql-jdbc-java and a JDK, see scripts/test-prereqs.mjs) through the
 // gateway: batches (pipelined executions), server-prepared statements past the prepare threshold,
 // cursor fetches (PortalSuspended), savepoints after an error, metadata queries and cancel; and a
 // masked read with binary transfer (numbers, dates and timestamps masked in binary format).
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { auditRecords, gatewayAndPort, type Gw } from '../support/harness.js';
 import { runCmd } from '../support/clients.js';
+import { expectTools } from '../support/expect-tools.js';
 
 const DRIVER = '/usr/share/java/postgresql.jar';
 const SOURCE = join(import.meta.dirname, 'clients', 'PgjdbcClient.java');
@@ -40,7 +41,10 @@ async function gateway(masking: boolean): Promise<{ gw: Gw; port: number }> {
   return { gw, port };
 }
 
-describe('pgjdbc through the gateway', () => {
+// Without a JDK or the driver this fails naming the packages, instead of a Java error.
+const hasJava = expectTools('jdk', 'pgjdbc');
+
+describe.skipIf(!hasJava)('pgjdbc through the gateway', () => {
   let gw: Gw;
   let port: number;
   beforeAll(async () => ({ gw, port } = await gateway(false)));
@@ -87,7 +91,7 @@ describe('pgjdbc through the gateway', () => {
 
 });
 
-describe('pgjdbc reading masked data', () => {
+describe.skipIf(!hasJava)('pgjdbc reading masked data', () => {
   let gw: Gw;
   let port: number;
   beforeAll(async () => ({ gw, port } = await gateway(true)));

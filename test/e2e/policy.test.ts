@@ -5,6 +5,10 @@ import pg from 'pg';
 import { serialize } from 'pg-protocol';
 import { startGateway, type Gw } from '../support/harness.js';
 import { pgClient, psql, rawPg } from '../support/clients.js';
+import { expectTools } from '../support/expect-tools.js';
+
+// Some tests run psql through `phigate exec`: without it they fail, and this names the package.
+expectTools('psql');
 
 const RULES = `rules:
   - name: no-ddl

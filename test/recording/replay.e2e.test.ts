@@ -8,7 +8,9 @@ import pg from 'pg';
 import { AuditLog } from '../../src/audit/log.js';
 import { RecordingWriter } from '../../src/recording/writer.js';
 import { BIN } from '../support/proc.js';
-import { Tmux, hasTmux } from '../support/tmux.js';
+import { Tmux } from '../support/tmux.js';
+import { expectTools } from '../support/expect-tools.js';
+import { spawnFailure } from '../support/prereqs.js';
 import { tempDir } from '../audit/helpers.js';
 
 const term = new Tmux('replay');
@@ -23,9 +25,14 @@ let psqlTable: string[];
 beforeAll(async () => {
   const db = inject('pg');
   // What psql shows for the query (its own process, its own formatting).
-  const out = execFileSync('psql', ['-X', '-h', db.host, '-p', String(db.port), '-U', db.superuser.user, '-d', db.database, '-c', QUERY], {
-    encoding: 'utf8', env: { ...process.env, PGPASSWORD: db.superuser.password, PGSSLMODE: 'disable' },
-  });
+  let out: string;
+  try {
+    out = execFileSync('psql', ['-X', '-h', db.host, '-p', String(db.port), '-U', db.superuser.user, '-d', db.database, '-c', QUERY], {
+      encoding: 'utf8', env: { ...process.env, PGPASSWORD: db.superuser.password, PGSSLMODE: 'disable' },
+    });
+  } catch (err) {
+    throw spawnFailure('psql', err as Error);
+  }
   psqlTable = out.split('\n').map((l) => l.trimEnd()).filter((l) => l !== '');
   // The same query's RowDescription and rows, as the gateway would record them (text format).
   const client = new pg.Client({ host: db.host, port: db.port, user: db.superuser.user, password: db.superuser.password, database: db.database, ssl: false });
@@ -83,10 +90,8 @@ function containsRun(haystack: string[], needle: string[]): boolean {
   return false;
 }
 
-// A missing tool is a failure, never a silent skip: .ci/run installs it.
-it('has tmux to drive a real terminal (Debian package tmux)', () => {
-  expect(hasTmux, 'tmux is not installed: install the Debian package tmux (.ci/run does)').toBe(true);
-});
+// A missing tool is a failure naming its package, never a silent skip.
+const hasTmux = expectTools('tmux');
 
 describe.skipIf(!hasTmux)('phigate replay in a terminal', () => {
   it('plays the session with its pacing and shows the table exactly as psql does', async () => {

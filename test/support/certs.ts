@@ -1,6 +1,7 @@
 // Test TLS material: a throwaway CA and a localhost server certificate made with the openssl CLI.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { spawnFailure } from './prereqs.js';
 
 export interface TestCerts {
   caCert: string;
@@ -12,7 +13,13 @@ export interface TestCerts {
 export function makeTestCerts(dir: string): TestCerts {
   const ca = join(dir, 'ca');
   const srv = join(dir, 'server');
-  const run = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const run = (args: string[]): void => {
+    try {
+      execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (err) {
+      throw spawnFailure('openssl', err as Error);
+    }
+  };
   run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=phigate test CA',
     '-keyout', `${ca}.key`, '-out', `${ca}.crt`]);
   run(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', `${srv}.key`, '-out', `${srv}.csr`]);

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import pg from 'pg';
 import { serialize } from 'pg-protocol';
+import { spawnFailure } from './prereqs.js';
 
 export interface CmdResult {
   code: number | null;
@@ -12,7 +13,7 @@ export interface CmdResult {
   stderr: string;
 }
 
-/** Runs a command to completion (bounded by timeoutMs) with optional stdin. */
+/** Runs a command to completion (bounded by timeoutMs) with optional stdin; a missing command's error names its package. */
 export function runCmd(
   file: string,
   args: string[],
@@ -25,7 +26,10 @@ export function runCmd(
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
-    child.once('error', reject);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(spawnFailure(file, err));
+    });
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       // let the pipes drain

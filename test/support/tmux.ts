@@ -1,13 +1,7 @@
 // A private tmux server for terminal tests: drives a real pseudo-terminal (new session, keys, screen
 // captures) without touching anyone else's sessions, and waits for text to appear on screen.
-import { execFileSync, spawnSync } from 'node:child_process';
-
-/** Is `cmd` on this machine? (tmux answers -V, the shells and psql --version.) */
-export function hasTool(cmd: string): boolean {
-  return spawnSync(cmd, [cmd === 'tmux' ? '-V' : '--version'], { stdio: 'ignore' }).status === 0;
-}
-
-export const hasTmux = hasTool('tmux');
+// Whether tmux is installed: expectTools('tmux') (test/support/expect-tools.ts).
+import { execFileSync } from 'node:child_process';
 
 export interface CaptureOptions {
   /** Keep escape sequences (colours). */

@@ -4,7 +4,6 @@
 // for approval; useful data still flows; the gateway's log, recordings and audit log stay clean.
 // At the end it prints a per-family table of what passed for each client.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +11,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { auditRecords, startGateway, type Gw } from '../../support/harness.js';
 import { psql, rawPg } from '../../support/clients.js';
+import { expectTools } from '../../support/expect-tools.js';
 import { readTokenKey, TOKEN_KEY_FILE } from '../../../src/server/secrets.js';
 import { ATTACKS, STATEMENT_COUNT, stepText, title, type Attack, type Step } from './families.js';
 import {
@@ -19,7 +19,7 @@ import {
   tokenOf, type Patient,
 } from './fixture.js';
 import { describeHits, keyForms, LeakScanner } from './oracle.js';
-import { NodeSession, PYTHON, runPsql, runPsycopg, type Outcome, type PsycopgOutcome, type TextOutcome } from './runners.js';
+import { NodeSession, runPsql, runPsycopg, type Outcome, type PsycopgOutcome, type TextOutcome } from './runners.js';
 import { PROTOCOL_ATTACKS } from './protocol.js';
 import { comparable, leakProblems, modelProblems, pairProblems, refusedProblems } from './verdicts.js';
 
@@ -34,8 +34,8 @@ let masked: Patient[];
 let scanText: LeakScanner;
 let scanBinary: LeakScanner;
 
-const PSYCOPG = spawnSync(PYTHON, ['-c', 'import psycopg'], { timeout: 20_000 }).status === 0;
-if (!PSYCOPG) console.warn(`attack suite: psycopg 3 is not importable by ${PYTHON} (apt-get install python3-psycopg): its client runs are left out; the others run`);
+// Without psycopg its client runs are left out and the others run; the run fails naming the package.
+const PSYCOPG = expectTools('psycopg');
 
 const onlyText = (steps: Step[]): steps is string[] => steps.every((s) => typeof s === 'string');
 /** psql cannot send bind parameters (no \bind before psql 16): it runs the subset's text attacks. */

@@ -202,13 +202,9 @@ export async function runPsql(port: number, items: ScriptItem[]): Promise<Map<st
 // ---------------------------------------------------------------------------------------------
 // psycopg 3
 
+/** Debian's interpreter, whose python3-psycopg scripts/test-prereqs.mjs checks and installs. */
 export const PYTHON = '/usr/bin/python3';
 const PSYCOPG_SCRIPT = join(import.meta.dirname, 'psycopg_runner.py');
-
-export async function psycopgAvailable(): Promise<boolean> {
-  const r = await runCmd(PYTHON, ['-c', 'import psycopg'], { timeoutMs: 20_000 }).catch(() => undefined);
-  return r?.code === 0;
-}
 
 export interface PsycopgItem {
   key: string;
