@@ -22,8 +22,10 @@ export interface Identity {
 
 /** How an issuer says which person a service token stands for. */
 export interface OwnerSources {
-  ownerClaim?: string;
-  serviceOwners?: Readonly<Record<string, string>>;
+  ownerClaim?: string | undefined;
+  serviceOwners?: Readonly<Record<string, string>> | undefined;
+  /** The issuer's `service_tokens: all`: every token it mints is a workload's. */
+  allServices?: boolean | undefined;
 }
 
 function nonEmptyString(v: unknown): string | undefined {
@@ -63,7 +65,9 @@ export function parseGroups(value: unknown): string[] {
 /**
  * Whether the token was issued to a machine (client-credentials grant) rather than to a person:
  * an explicit grant-type claim (`gty`, Auth0), Entra ID's `idtyp: app`, a subject that is the client
- * itself (oidc-provider, Okta, Auth0 `<client>@clients`), or a Keycloak service-account user.
+ * itself (oidc-provider, Okta, Auth0 `<client>@clients`), a Keycloak service-account user, or a
+ * platform's workload token (GitHub Actions' `job_workflow_ref`, Kubernetes' `kubernetes.io`): those
+ * carry no client id, and taken for people they would be persons who can approve.
  */
 export function isServiceToken(claims: JWTPayload, clientId: string | undefined): boolean {
   const gty = claims['gty'];
@@ -72,6 +76,9 @@ export function isServiceToken(claims: JWTPayload, clientId: string | undefined)
   if (claims['idtyp'] === 'app') return true;
   const username = claims['preferred_username'];
   if (typeof username === 'string' && username.startsWith('service-account-')) return true;
+  if (typeof claims['job_workflow_ref'] === 'string') return true;
+  const k8s = claims['kubernetes.io'];
+  if (typeof k8s === 'object' && k8s !== null) return true;
   const sub = claims.sub;
   if (sub === undefined) return false;
   if (clientId !== undefined && sub === clientId) return true;
@@ -89,7 +96,7 @@ export function identityFromClaims(claims: JWTPayload, groupsClaim: string, owne
     issuer: claims.iss as string,
     name: nonEmptyString(claims['preferred_username']) ?? nonEmptyString(claims['email']) ?? subject,
     groups: parseGroups(readClaim(claims, groupsClaim)),
-    kind: isServiceToken(claims, clientId) ? 'service' : 'human',
+    kind: owners.allServices === true || isServiceToken(claims, clientId) ? 'service' : 'human',
     expiresAt: new Date((claims.exp as number) * 1000),
   };
   if (clientId !== undefined) identity.clientId = clientId;

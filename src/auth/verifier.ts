@@ -14,7 +14,7 @@ import {
 } from 'jose';
 import { MAX_TOKEN_LENGTH } from './bearer.js';
 import { AuthError, quote } from './errors.js';
-import { identityFromClaims, type Identity } from './identity.js';
+import { identityFromClaims, type Identity, type OwnerSources } from './identity.js';
 
 type RemoteJWKSet = ReturnType<typeof createRemoteJWKSet>;
 
@@ -31,6 +31,8 @@ export interface IssuerConfig {
   ownerClaim?: string;
   /** Service principals (client id or subject) of this issuer → the person each stands for. */
   serviceOwners?: Readonly<Record<string, string>>;
+  /** `all`: every token of this issuer is a service's (the policy's `service_tokens`). */
+  serviceTokens?: 'detect' | 'all';
 }
 
 export interface TokenVerifierOptions {
@@ -62,7 +64,7 @@ interface IssuerState {
   issuer: string;
   audience: string;
   groupsClaim: string;
-  owners: { ownerClaim?: string; serviceOwners?: Readonly<Record<string, string>> };
+  owners: OwnerSources;
   /** Values of `iss` accepted for this issuer: as configured, and with/without the trailing slash. */
   accepted: string[];
   /** Set when the JWKS URI was configured rather than discovered. */
@@ -132,7 +134,7 @@ export class TokenVerifier {
         issuer: cfg.issuer,
         audience: cfg.audience,
         groupsClaim: cfg.groupsClaim ?? 'groups',
-        owners: { ownerClaim: cfg.ownerClaim, serviceOwners: cfg.serviceOwners },
+        owners: { ownerClaim: cfg.ownerClaim, serviceOwners: cfg.serviceOwners, allServices: cfg.serviceTokens === 'all' },
         accepted: [...new Set([cfg.issuer, key, `${key}/`])],
         fixedJwks: cfg.jwksUri !== undefined,
         discoveredAt: 0,

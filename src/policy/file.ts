@@ -25,6 +25,11 @@ export interface IssuerPolicy {
   ownerClaim?: string;
   /** This issuer's service principals (client id or subject) → the person each stands for (`service_owners`). */
   serviceOwners?: Record<string, string>;
+  /**
+   * `service_tokens`: `detect` (default) tells services from people by the token's claims; `all`
+   * makes every token of this issuer a service, for issuers that only mint workload tokens.
+   */
+  serviceTokens?: 'detect' | 'all';
 }
 
 export interface ConnectionPolicy {
@@ -77,7 +82,7 @@ const TOP_KEYS = new Set(['version', 'identity', 'connections', 'rules', 'defaul
 const CONNECTION_KEYS = new Set([
   'type', 'upstream', 'password_env', 'password_file', 'tls', 'tls_ca_file', 'allow_groups', 'access_approval', 'max_sessions',
 ]);
-const ISSUER_KEYS = new Set(['issuer', 'audience', 'groups_claim', 'jwks_uri', 'cli_client_id', 'cli_scopes', 'owner_claim', 'service_owners']);
+const ISSUER_KEYS = new Set(['issuer', 'audience', 'groups_claim', 'jwks_uri', 'cli_client_id', 'cli_scopes', 'owner_claim', 'service_owners', 'service_tokens']);
 const CONNECTION_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 export function loadPolicyFile(path: string): PolicyFile {
@@ -129,6 +134,11 @@ export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
         if (m.has('cli_client_id')) entry.cliClientId = r.string(m.get('cli_client_id'), `${key}.cli_client_id`);
         if (m.has('cli_scopes')) entry.cliScopes = r.strings(m.get('cli_scopes'), `${key}.cli_scopes`);
         if (m.has('owner_claim')) entry.ownerClaim = r.string(m.get('owner_claim'), `${key}.owner_claim`);
+        if (m.has('service_tokens')) {
+          const v = r.string(m.get('service_tokens'), `${key}.service_tokens`);
+          if (v !== 'detect' && v !== 'all') r.fail(m.get('service_tokens'), `${key}.service_tokens`, `expected detect or all, got ${JSON.stringify(v)}`);
+          entry.serviceTokens = v;
+        }
         if (m.has('service_owners')) {
           const owners: Record<string, string> = {};
           for (const [principal, node] of r.map(m.get('service_owners'), `${key}.service_owners`, new Set())) {

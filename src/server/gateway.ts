@@ -861,7 +861,7 @@ export class Gateway {
 export function verifierFor(policy: PolicyFile, extra: IssuerConfig[] = []): TokenVerifier {
   const issuers: IssuerConfig[] = [
     ...policy.issuers.map((i) => ({
-      issuer: i.issuer, audience: i.audience, groupsClaim: i.groupsClaim, jwksUri: i.jwksUri, ownerClaim: i.ownerClaim, serviceOwners: i.serviceOwners,
+      issuer: i.issuer, audience: i.audience, groupsClaim: i.groupsClaim, jwksUri: i.jwksUri, ownerClaim: i.ownerClaim, serviceOwners: i.serviceOwners, serviceTokens: i.serviceTokens,
     })),
     ...extra,
   ];

@@ -29,3 +29,18 @@ describe('personOf', () => {
     expect(samePerson(' Bob', 'bob ')).toBe(true);
   });
 });
+
+describe('service or person (issue 14: workload tokens carry no client id)', () => {
+  it('a GitHub Actions or Kubernetes service-account token is a service, not a person who could approve', () => {
+    const gha = identityFromClaims({ ...base, sub: 'repo:acme/ehr:ref:refs/heads/main', job_workflow_ref: 'acme/ehr/.github/workflows/ci.yml@refs/heads/main' }, 'groups');
+    expect(gha.kind).toBe('service');
+    const k8s = identityFromClaims({ ...base, sub: 'system:serviceaccount:agents:runner', 'kubernetes.io': { namespace: 'agents' } }, 'groups');
+    expect(k8s.kind).toBe('service');
+    expect(identityFromClaims({ ...base, sub: 'alice' }, 'groups').kind).toBe('human');
+  });
+
+  it("an issuer's service_tokens: all makes every token of it a service, owned through service_owners", () => {
+    const id = identityFromClaims({ ...base, sub: 'build-bot' }, 'groups', { allServices: true, serviceOwners: { 'build-bot': 'alice' } });
+    expect(id).toMatchObject({ kind: 'service', owner: 'alice' });
+  });
+});

@@ -58,6 +58,13 @@ connections: { x: { upstream: "postgres://u@h/d", allow_groups: [g] } }
     expect(parsePolicyFile(GOOD).approvals).toMatchObject({ reasonRequired: true, unownedServiceApprovers: 'refuse' });
   });
 
+  it('reads service_tokens (all: an issuer that mints only workload tokens); absent means detect', () => {
+    expect(parsePolicyFile(GOOD.replace('      groups_claim: roles\n', '      groups_claim: roles\n      service_tokens: all\n')).issuers[0]?.serviceTokens).toBe('all');
+    expect(parsePolicyFile(GOOD).issuers[0]?.serviceTokens).toBeUndefined();
+    expect(() => parsePolicyFile(GOOD.replace('      groups_claim: roles\n', '      groups_claim: roles\n      service_tokens: some\n')))
+      .toThrow(/identity\.issuers\[0\]\.service_tokens: expected detect or all, got "some"/);
+  });
+
   const bad: [string, string, RegExp][] = [
     ['service_owners not a map', GOOD.replace('      groups_claim: roles\n', '      groups_claim: roles\n      service_owners: [alice]\n'), /^p\.yaml:7:23: identity\.issuers\[0\]\.service_owners: expected a map/],
     ['an empty service owner', GOOD.replace('      groups_claim: roles\n', '      groups_claim: roles\n      service_owners: { ci: "  " }\n'), /identity\.issuers\[0\]\.service_owners\.ci: expected the subject of the person/],
