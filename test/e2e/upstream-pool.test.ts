@@ -72,8 +72,11 @@ async function one(c: pg.Client, sql: string): Promise<unknown> {
 async function aThenB(a: (c: pg.Client) => Promise<void>, b: (c: pg.Client) => Promise<void>): Promise<void> {
   const ca = await session('olivia');
   const pa = await pid(ca);
-  await a(ca);
-  await ca.end();
+  try {
+    await a(ca);
+  } finally {
+    await ca.end();
+  }
   const cb = await session('bob');
   try {
     expect(await pid(cb)).toBe(pa);
@@ -197,12 +200,15 @@ describe('upstream pool: nothing of one identity reaches the next', () => {
     await o1.query('CREATE TEMP TABLE raw_copy AS SELECT ssn FROM pool_patients');
     await o1.end();
     const a = await session('alice');
-    expect(await pid(a)).toBe(backend);
-    const masked = await one(a, 'SELECT ssn FROM pool_patients');
-    expect(masked).not.toBe(SSN);
-    expect(String(masked)).toMatch(/6789$/);
-    expect(await one(a, "SELECT count(*)::int FROM pg_class WHERE relname = 'raw_copy'")).toBe(0);
-    await a.end();
+    try {
+      expect(await pid(a)).toBe(backend);
+      const masked = await one(a, 'SELECT ssn FROM pool_patients');
+      expect(masked).not.toBe(SSN);
+      expect(String(masked)).toMatch(/6789$/);
+      expect(await one(a, "SELECT count(*)::int FROM pg_class WHERE relname = 'raw_copy'")).toBe(0);
+    } finally {
+      await a.end();
+    }
     const o2 = await session('olivia');
     expect(await pid(o2)).toBe(backend);
     expect(await one(o2, 'SELECT ssn FROM pool_patients')).toBe(SSN);
