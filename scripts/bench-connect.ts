@@ -2,6 +2,7 @@
 // reports it (average connection time, one client, a new connection per transaction), direct and
 // through the gateway with the upstream pool on and off, in the same run.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export interface ConnectTarget {
   label: string;
@@ -9,9 +10,28 @@ export interface ConnectTarget {
   port: number;
   user: string;
   env: NodeJS.ProcessEnv;
+  /** Processes whose CPU time per session is reported (the gateway's server and CLI). */
+  pids?: Record<string, number>;
 }
 
-function pgbenchC(t: ConnectTarget, seconds: number): Promise<{ connMs: number; tps: number }> {
+/** utime + stime of a process, in microseconds (USER_HZ 100). */
+function cpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100;
+}
+
+interface Run { connMs: number; tps: number; sessions: number; cpuUs: Record<string, number> }
+
+async function measured(t: ConnectTarget, seconds: number): Promise<Run> {
+  const pids = Object.entries(t.pids ?? {});
+  const before = pids.map(([, pid]) => cpuMicros(pid));
+  const r = await pgbenchC(t, seconds);
+  const cpuUs = Object.fromEntries(pids.map(([name, pid], i) => [name, (cpuMicros(pid) - before[i]!) / r.sessions]));
+  return { ...r, cpuUs };
+}
+
+function pgbenchC(t: ConnectTarget, seconds: number): Promise<{ connMs: number; tps: number; sessions: number }> {
   return new Promise((resolve, reject) => {
     const p = spawn('pgbench', ['-n', '-C', '-S', '-c', '1', '-T', String(seconds), '-h', t.host, '-p', String(t.port), '-U', t.user, 'ehr'],
       { env: { ...process.env, ...t.env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -22,18 +42,19 @@ function pgbenchC(t: ConnectTarget, seconds: number): Promise<{ connMs: number; 
     p.once('exit', (code) => {
       const conn = /average connection time = ([\d.]+) ms/.exec(out);
       const tps = /tps = ([\d.]+)/.exec(out);
-      if (code !== 0 || !conn || !tps) return reject(new Error(`pgbench -C against ${t.label} failed (${code}): ${out}`));
-      resolve({ connMs: Number(conn[1]), tps: Number(tps[1]) });
+      const tx = /number of transactions actually processed: (\d+)/.exec(out);
+      if (code !== 0 || !conn || !tps || !tx) return reject(new Error(`pgbench -C against ${t.label} failed (${code}): ${out}`));
+      resolve({ connMs: Number(conn[1]), tps: Number(tps[1]), sessions: Number(tx[1]) });
     });
   });
 }
 
 /** Best (lowest) average connection time of `rounds` runs per target, the targets interleaved. */
 export async function benchConnect(targets: ConnectTarget[], seconds: number, rounds: number, write: (s: string) => void): Promise<Record<string, number>> {
-  const best = new Map<string, { connMs: number; tps: number }>();
+  const best = new Map<string, Run>();
   for (let round = 0; round < rounds; round++) {
     for (const t of targets) {
-      const r = await pgbenchC(t, seconds);
+      const r = await measured(t, seconds);
       const b = best.get(t.label);
       if (!b || r.connMs < b.connMs) best.set(t.label, r);
     }
@@ -43,7 +64,9 @@ export async function benchConnect(targets: ConnectTarget[], seconds: number, ro
   const summary: Record<string, number> = {};
   for (const t of targets) {
     const r = best.get(t.label)!;
-    write(`  ${t.label.padEnd(28)} ${r.connMs.toFixed(3).padStart(8)} ms  ${(r.connMs / direct).toFixed(2).padStart(5)}x direct  (${r.tps.toFixed(0)} sessions/s)\n`);
+    const cpu = Object.entries(r.cpuUs).map(([name, us]) => `${name} ${us.toFixed(0)} us`).join(', ');
+    write(`  ${t.label.padEnd(24)} ${r.connMs.toFixed(3).padStart(8)} ms  ${(r.connMs / direct).toFixed(2).padStart(5)}x direct  `
+      + `(${r.tps.toFixed(0)} sessions/s${cpu ? `; CPU per session: ${cpu}` : ''})\n`);
     summary[`connect_ms_${t.label.replace(/[^a-z]+/gi, '_').replace(/_+$/, '')}`] = r.connMs;
   }
   return summary;

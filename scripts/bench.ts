@@ -180,8 +180,8 @@ masking:
       const gwEnv = { PGSSLMODE: 'disable' };
       Object.assign(summary, await benchConnect([
         { label: 'direct (SCRAM)', host: db.info.host, port: db.info.port, user: role.user, env: pgEnv },
-        { label: 'phigate, pool: false', host: '127.0.0.1', port: nopoolPort, user: 'alice', env: gwEnv },
-        { label: 'phigate, pooled', host: '127.0.0.1', port: gwPort, user: 'alice', env: gwEnv },
+        { label: 'phigate, pool: false', host: '127.0.0.1', port: nopoolPort, user: 'alice', env: gwEnv, pids: { server: server.proc.pid!, connect: nopool.proc.pid! } },
+        { label: 'phigate, pooled', host: '127.0.0.1', port: gwPort, user: 'alice', env: gwEnv, pids: { server: server.proc.pid!, connect: connect.proc.pid! } },
       ], Math.min(SECONDS, 5), ROUNDS, (l) => process.stdout.write(l)));
     }
     if (ONLY.has('masking')) {

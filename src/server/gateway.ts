@@ -306,6 +306,12 @@ export class Gateway {
     const version = policyVersion(next.source);
     if (version === this.policyVersion) return { version, changed: false };
     if (!this.opts.verifier) this.verifier = verifierFor(next, this.extraIssuers);
+    // A connection whose definition changed (upstream, TLS, credentials' source, pool settings) or
+    // went away starts over: its pooled connections drain (idle ones now, leased ones at release).
+    for (const [name, old] of this.policy.connections) {
+      const now = next.connections.get(name);
+      if (!now || JSON.stringify(now) !== JSON.stringify(old)) this.pools.drain(name);
+    }
     this.policy = next;
     this.policyVersion = version;
     this.approvals.setWebhook(next.approvals.webhook);

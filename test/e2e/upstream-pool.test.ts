@@ -5,6 +5,7 @@
 // masking follows the reader, not the backend; a cancel after release reaches nothing.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect } from 'node:net';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { serialize } from 'pg-protocol';
 import pg from 'pg';
 import { startGateway, type Gw } from '../support/harness.js';
@@ -241,7 +242,7 @@ describe('upstream pool: nothing of one identity reaches the next', () => {
 
   it('pgbench -C reuses the pooled connection: one backend for every session', async () => {
     const script = `${gw.dir}/select1.sql`;
-    await import('node:fs').then((fs) => fs.writeFileSync(script, 'SELECT 1;\n'));
+    writeFileSync(script, 'SELECT 1;\n');
     const r = await runCmd('pgbench', ['-n', '-C', '-c', '1', '-t', '20', '-f', script, '-h', '127.0.0.1', '-p', String(ports.bob), '-U', 'bob', 'ehr'], { timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(0);
     const metrics = await (await fetch(`${gw.url}/metrics`)).text();
@@ -249,6 +250,24 @@ describe('upstream pool: nothing of one identity reaches the next', () => {
     expect(count('phigate_upstream_pool_opened_total')).toBeLessThanOrEqual(2);
     expect(count('phigate_upstream_pool_reused_total')).toBeGreaterThanOrEqual(20);
     expect(count('phigate_upstream_pool_reset_failures_total')).toBe(0);
+  });
+
+  it('a policy change of the connection drains its pool: the idle backend closes, the next session gets a new one', async () => {
+    const before = await session('bob');
+    const old = await pid(before);
+    await before.end();
+    const text = readFileSync(gw.policyFile, 'utf8');
+    writeFileSync(gw.policyFile, text.replace('pool: { size: 1 }', 'pool: { size: 1, idle_timeout: 5m }'));
+    gw.server.proc.kill('SIGHUP');
+    for (let i = 0; i < 100 && !/policy activated.*source=sighup/.test(gw.server.stderr()); i++) await new Promise((r) => setTimeout(r, 50));
+    const after = await session('bob');
+    try {
+      expect(await pid(after)).not.toBe(old);
+    } finally {
+      await after.end();
+    }
+    const left = await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [old]);
+    expect(left.rows[0].n).toBe(0);
   });
 
   it('with pool: false each session gets its own backend, closed at its end', async () => {

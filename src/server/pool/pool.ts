@@ -162,6 +162,18 @@ export class UpstreamPools {
     }));
   }
 
+  /**
+   * Starts `connection`'s pool over (policy reload): idle connections close now, leased ones when
+   * their session gives them back; the next session opens a new one.
+   */
+  drain(connection: string): void {
+    const pool = this.pools.get(connection);
+    if (!pool) return;
+    pool.generation++;
+    pool.key = '';
+    for (const c of [...pool.idle]) this.retire(pool, c, 'policy changed');
+  }
+
   /** Closes every idle connection now and each leased one when its session gives it back. */
   async close(): Promise<void> {
     this.closed = true;
@@ -190,9 +202,11 @@ export class UpstreamPools {
     pool.settings = settings;
     const key = targetKey(target);
     if (pool.key !== key) {
-      if (pool.key !== '') this.log.info('upstream pool: target or credentials changed; old connections drain', { connection });
+      if (pool.key !== '') {
+        this.log.info('upstream pool: target or credentials changed; old connections drain', { connection });
+        pool.generation++;
+      }
       pool.key = key;
-      pool.generation++;
       for (const c of [...pool.idle]) this.retire(pool, c, 'pool settings or credentials changed');
     }
     // A smaller size (policy reload) takes effect by closing idle connections beyond it.
