@@ -3,6 +3,12 @@
 // through the gateway with the upstream pool on and off, in the same run.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import WebSocket from 'ws';
+import { serialize } from 'pg-protocol';
+import { TUNNEL_PATH_PREFIX } from '../src/tunnel/protocol.js';
+
+const READY = Buffer.from([0x5a, 0, 0, 0, 5, 0x49]);
+const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
 
 export interface ConnectTarget {
   label: string;
@@ -70,4 +76,31 @@ export async function benchConnect(targets: ConnectTarget[], seconds: number, ro
     summary[`connect_ms_${t.label.replace(/[^a-z]+/gi, '_').replace(/_+$/, '')}`] = r.connMs;
   }
   return summary;
+}
+
+/**
+ * The gateway's own part of a new session, without the CLI and pgbench hops: a tunnel stream opened
+ * straight to the server, a StartupMessage, until ReadyForQuery; the average of `n`, one at a time.
+ */
+export async function gatewayReadyMs(serverUrl: string, connection: string, token: string, n: number): Promise<number> {
+  const url = `${serverUrl.replace(/^http/, 'ws')}${TUNNEL_PATH_PREFIX}${encodeURIComponent(connection)}`;
+  const once = (): Promise<number> => new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false });
+    let got = Buffer.alloc(0);
+    ws.once('open', () => ws.send(serialize.startup({ user: 'bench', database: 'ehr', application_name: 'pgbench' }), { binary: true }));
+    ws.on('message', (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      if (!got.includes(READY)) return;
+      const ms = performance.now() - t0;
+      ws.once('close', () => resolve(ms));
+      ws.send(TERMINATE, { binary: true });
+      ws.close();
+    });
+    ws.once('error', reject);
+  });
+  await once();
+  let total = 0;
+  for (let i = 0; i < n; i++) total += await once();
+  return total / n;
 }

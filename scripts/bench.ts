@@ -11,7 +11,7 @@ import { startTestPostgres } from '../test/support/postgres.js';
 import { startTestIdp } from '../test/support/oidc.js';
 import { run, type Proc } from '../test/support/proc.js';
 import { benchDecisions } from './bench-decisions.js';
-import { benchConnect } from './bench-connect.js';
+import { benchConnect, gatewayReadyMs } from './bench-connect.js';
 import { runAuditBench } from '../src/audit/bench.js';
 
 const MASK_ROWS = Number(process.env['BENCH_MASK_ROWS'] ?? 1_000_000);
@@ -183,6 +183,13 @@ masking:
         { label: 'phigate, pool: false', host: '127.0.0.1', port: nopoolPort, user: 'alice', env: gwEnv, pids: { server: server.proc.pid!, connect: nopool.proc.pid! } },
         { label: 'phigate, pooled', host: '127.0.0.1', port: gwPort, user: 'alice', env: gwEnv, pids: { server: server.proc.pid!, connect: connect.proc.pid! } },
       ], Math.min(SECONDS, 5), ROUNDS, (l) => process.stdout.write(l)));
+      // The gateway's own share: a tunnel stream straight to the server, StartupMessage to ReadyForQuery.
+      const token = await idp.mint('alice');
+      for (const name of ['ehr-nopool', 'ehr']) {
+        const ms = await gatewayReadyMs(serverUrl, name, token, 200);
+        summary[`gateway_ready_ms_${name.replace('-', '_')}`] = ms;
+        process.stdout.write(`  gateway alone (tunnel open + startup), ${name === 'ehr' ? 'pooled' : 'pool: false'}: ${ms.toFixed(3)} ms\n`);
+      }
     }
     if (ONLY.has('masking')) {
       /** One big SELECT through psql to /dev/null, direct vs phigate (best of ROUNDS), and the gateway's and CLI's CPU. */
