@@ -270,6 +270,20 @@ describe('upstream pool: nothing of one identity reaches the next', () => {
     expect(left.rows[0].n).toBe(0);
   });
 
+  it('a client\'s startup parameters apply to its session on a pooled connection; an invalid one is refused as PostgreSQL refuses it', async () => {
+    const conninfo = `host=127.0.0.1 port=${ports.bob} dbname=ehr user=bob`;
+    const ok = await runCmd('psql', [conninfo, '-X', '-tA', '-c', 'SHOW DateStyle', '-c', 'SHOW application_name'],
+      { env: { PGDATESTYLE: 'German', PGAPPNAME: 'agent-7' } });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout.trim().split('\n')).toEqual(['German, DMY', 'agent-7']);
+    const bad = await runCmd('psql', [conninfo, '-X', '-tA', '-c', 'SELECT 1'], { env: { PGDATESTYLE: 'bogus' } });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/invalid value for parameter "DateStyle"/i);
+    // The next session starts from the defaults, not from the previous session's parameters.
+    const next = await runCmd('psql', [conninfo, '-X', '-tA', '-c', 'SHOW DateStyle'], {});
+    expect(next.stdout.trim()).toBe('ISO, MDY');
+  });
+
   it('with pool: false each session gets its own backend, closed at its end', async () => {
     const port = (await gw.connect('unpooled', await gw.token('bob'))).port;
     const pids: number[] = [];
