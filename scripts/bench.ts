@@ -11,6 +11,7 @@ import { startTestPostgres } from '../test/support/postgres.js';
 import { startTestIdp } from '../test/support/oidc.js';
 import { run, type Proc } from '../test/support/proc.js';
 import { benchDecisions } from './bench-decisions.js';
+import { benchConnect, gatewayReadyMs } from './bench-connect.js';
 import { runAuditBench } from '../src/audit/bench.js';
 
 const MASK_ROWS = Number(process.env['BENCH_MASK_ROWS'] ?? 1_000_000);
@@ -31,8 +32,8 @@ async function timed(f: () => Promise<{ code: number | null; stderr: string }>):
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
 const SCALE = Number(process.env['BENCH_SCALE'] ?? 10);
-// BENCH_ONLY=decisions,pgbench,masking,evidence,stall runs just those sections (all by default).
-const ONLY = new Set((process.env['BENCH_ONLY'] ?? 'decisions,pgbench,masking,evidence,stall').split(',').map((s) => s.trim()));
+// BENCH_ONLY=decisions,pgbench,connect,masking,evidence,stall runs just those sections (all by default).
+const ONLY = new Set((process.env['BENCH_ONLY'] ?? 'decisions,pgbench,connect,masking,evidence,stall').split(',').map((s) => s.trim()));
 /** stall: the size of each large statement, and how many are sent. */
 const STALL_BYTES = Number(process.env['BENCH_STALL_BYTES'] ?? 900 * 1024);
 const STALL_COUNT = Number(process.env['BENCH_STALL_COUNT'] ?? 4);
@@ -107,6 +108,12 @@ connections:
     password_env: EHR_DB_PASSWORD
     tls: disable
     allow_groups: [engineering]
+  ehr-nopool:
+    upstream: postgres://${role.user}@${db.info.host}:${db.info.port}/${db.info.database}
+    password_env: EHR_DB_PASSWORD
+    tls: disable
+    allow_groups: [engineering]
+    pool: false
 masking:
   columns:
     - { column: bench_patients.ssn, strategy: partial, keep_last: 4 }
@@ -165,6 +172,24 @@ masking:
       process.stdout.write('\nData path (pgbench -S, simple protocol; latency in ms; CPU in us per transaction)\n');
       process.stdout.write('clients  direct TPS  phigate TPS  ratio  direct ms  phigate ms  added ms  srv CPU  cli CPU\n');
       for (const r of rows) process.stdout.write(`${r}\n`);
+    }
+    if (ONLY.has('connect')) {
+      const nopool = run(['connect', 'ehr-nopool', '--server', serverUrl], { PHIGATE_TOKEN: await idp.mint('alice') }, { nodeArgs });
+      procs.push(nopool);
+      const nopoolPort = Number((await nopool.waitFor(/Listening on 127\.0\.0\.1:(\d+)/))[1]);
+      const gwEnv = { PGSSLMODE: 'disable' };
+      Object.assign(summary, await benchConnect([
+        { label: 'direct (SCRAM)', host: db.info.host, port: db.info.port, user: role.user, env: pgEnv },
+        { label: 'phigate, pool: false', host: '127.0.0.1', port: nopoolPort, user: 'alice', env: gwEnv, pids: { server: server.proc.pid!, connect: nopool.proc.pid! } },
+        { label: 'phigate, pooled', host: '127.0.0.1', port: gwPort, user: 'alice', env: gwEnv, pids: { server: server.proc.pid!, connect: connect.proc.pid! } },
+      ], Math.min(SECONDS, 5), ROUNDS, (l) => process.stdout.write(l)));
+      // The gateway's own share: a tunnel stream straight to the server, StartupMessage to ReadyForQuery.
+      const token = await idp.mint('alice');
+      for (const name of ['ehr-nopool', 'ehr']) {
+        const ms = await gatewayReadyMs(serverUrl, name, token, 200);
+        summary[`gateway_ready_ms_${name.replace('-', '_')}`] = ms;
+        process.stdout.write(`  gateway alone (tunnel open + startup), ${name === 'ehr' ? 'pooled' : 'pool: false'}: ${ms.toFixed(3)} ms\n`);
+      }
     }
     if (ONLY.has('masking')) {
       /** One big SELECT through psql to /dev/null, direct vs phigate (best of ROUNDS), and the gateway's and CLI's CPU. */

@@ -10,6 +10,7 @@ import { PolicyFileError } from './errors.js';
 import { parseServerAccess, type ServerAccess } from './server-access.js';
 import { parseFunctions, type FunctionPolicy } from './functions.js';
 import { parseLimits, type Limits } from './limits.js';
+import { parsePool, type PoolPolicy } from './pool.js';
 
 export type TlsMode = 'disable' | 'require' | 'verify-full';
 
@@ -46,6 +47,8 @@ export interface ConnectionPolicy {
   accessApproval?: { groups: string[]; approvers: string[]; maxDuration: string };
   /** Most live sessions on this connection; `limits.sessions_per_connection` when absent. */
   maxSessions?: number;
+  /** Upstream connection pooling (`pool`); on with defaults when absent. */
+  pool?: PoolPolicy;
 }
 
 export interface ApprovalsPolicy {
@@ -80,7 +83,7 @@ export interface PolicyFile {
 
 const TOP_KEYS = new Set(['version', 'identity', 'connections', 'rules', 'default', 'masking', 'approvals', 'server_access', 'functions', 'limits']);
 const CONNECTION_KEYS = new Set([
-  'type', 'upstream', 'password_env', 'password_file', 'tls', 'tls_ca_file', 'allow_groups', 'access_approval', 'max_sessions',
+  'type', 'upstream', 'password_env', 'password_file', 'tls', 'tls_ca_file', 'allow_groups', 'access_approval', 'max_sessions', 'pool',
 ]);
 const ISSUER_KEYS = new Set(['issuer', 'audience', 'groups_claim', 'jwks_uri', 'cli_client_id', 'cli_scopes', 'owner_claim', 'service_owners', 'service_tokens']);
 const CONNECTION_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -195,6 +198,7 @@ export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
       if (typeof n !== 'number' || !Number.isSafeInteger(n) || n <= 0) r.fail(v, `${key}.max_sessions`, `expected a positive whole number, got ${describe(v)}`);
       conn.maxSessions = n;
     }
+    if (m.has('pool')) conn.pool = parsePool(r, m.get('pool'), `${key}.pool`);
     connections.set(name, conn);
   }
   if (connections.size === 0) r.fail(connNode, 'connections', 'at least one connection is required');

@@ -28,6 +28,8 @@ import { AnalysisPool, type SourceMaskingSpec } from './analysis-pool.js';
 import type { AnalysisRequest, TextAnalysis } from './analysis.js';
 import { CatalogCache } from './catalog.js';
 import { Admission } from './admission.js';
+import { UpstreamPools } from './pool/pool.js';
+import { poolSettings } from '../policy/pool.js';
 import { limitKey, sessionsFor } from '../policy/limits.js';
 import { checkUpstreamPrivileges, privilegeWarning } from './upstream-privileges.js';
 import { loadOrCreateTokenKey } from './secrets.js';
@@ -54,7 +56,7 @@ import { CancelRelay, type RemoteCancel } from './shared-cancel.js';
 import { loadOrCreateSigningKey } from '../audit/keys.js';
 import { closeInterruptedSessions } from './interrupted-sessions.js';
 import { privilegedEvent, type AuditEvent, type PrivilegedAction } from '../audit/events.js';
-import { GatewayMetrics, METRICS_CONTENT_TYPE } from './metrics.js';
+import { GatewayMetrics, METRICS_CONTENT_TYPE, type ConnectionMetrics } from './metrics.js';
 
 /** What `phigate login` needs to know about how to obtain a token for this gateway. */
 export interface LoginInfo {
@@ -114,6 +116,8 @@ export class Gateway {
   readonly cancels = new CancelRegistry();
   /** Sessions per identity and per connection on this replica (limits.*, connections.NAME.max_sessions). */
   readonly admission = new Admission();
+  /** Authenticated upstream connections reused across sessions (connections.NAME.pool). */
+  readonly pools: UpstreamPools;
   private verifier?: TokenVerifier;
   /** Shared by all sessions: a repeated statement is classified once. */
   readonly classifier = new ShapeClassifierCache();
@@ -165,8 +169,10 @@ export class Gateway {
       type: 'access.granted', grant: g.id, user, connection: g.connection, until: new Date(g.expiresAt).toISOString(),
       approval: g.id, by: g.approver, reason,
     }), this.approvals.shared ? this.approvals : undefined);
+    this.pools = new UpstreamPools(opts.log);
     this.metrics = new GatewayMetrics({
       connections: () => this.policy.connections.keys(),
+      pools: () => this.pools.stats(),
       sessions: () => [...this.sessions].map((s) => ({ connection: s.opts.connection.name, holding: s.holding })),
       ...(opts.sharedDb ? { shipping: () => this.shipper?.stats() } : {}),
     });
@@ -300,6 +306,12 @@ export class Gateway {
     const version = policyVersion(next.source);
     if (version === this.policyVersion) return { version, changed: false };
     if (!this.opts.verifier) this.verifier = verifierFor(next, this.extraIssuers);
+    // A connection whose definition changed (upstream, TLS, credentials' source, pool settings) or
+    // went away starts over: its pooled connections drain (idle ones now, leased ones at release).
+    for (const [name, old] of this.policy.connections) {
+      const now = next.connections.get(name);
+      if (!now || JSON.stringify(now) !== JSON.stringify(old)) this.pools.drain(name);
+    }
     this.policy = next;
     this.policyVersion = version;
     this.approvals.setWebhook(next.approvals.webhook);
@@ -369,6 +381,8 @@ export class Gateway {
     await this.opts.approvalStore?.close?.().catch((err: Error) => this.opts.log.error('approval store close failed', { error: err.message }));
     this.access.close();
     for (const c of this.catalogs.values()) c.stop();
+    // The sessions gave their connections back above: the pools close them all.
+    await this.pools.close();
     await this.analysis.close();
     await this.auditRoutes?.close();
     // Sessions end first (their session.end records), then the log closes with a final checkpoint.
@@ -586,6 +600,7 @@ export class Gateway {
           });
         },
         connectWaitMs: this.policy.limits.upstreamConnectTimeoutMs,
+        ...this.poolFor(connection, metrics),
         policy: () => this.policy,
         policyVersion: () => this.policyVersion,
         ...this.maskingFor(identity, connection),
@@ -604,6 +619,22 @@ export class Gateway {
       const timing = this.tunnelTiming();
       watchTunnel(ws, timing, (silentMs) => session.lostTunnel(silentMs, timing.timeoutMs));
     });
+  }
+
+  /**
+   * The session's way to a pooled upstream connection, under the policy in force when the session
+   * starts (pool settings, session ceiling); nothing when the connection's pooling is off.
+   */
+  private poolFor(connection: ConnectionPolicy, metrics: ConnectionMetrics): Pick<SessionOptions, 'lease'> {
+    const now = this.policy.connections.get(connection.name) ?? connection;
+    const settings = poolSettings(now.pool, this.policy.limits, now.maxSessions);
+    if (!settings) return {};
+    const waitMs = this.policy.limits.upstreamConnectTimeoutMs;
+    return {
+      lease: (target, params) => this.pools.acquire(connection.name, target, settings, {
+        params, waitMs, timeOpen: (p) => metrics.upstreamConnect(p),
+      }),
+    };
   }
 
   /** The catalog of a connection (created on first use); its first load also checks the upstream role. */

@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { StatementDecision } from '../audit/events.js';
 import type { AuditTimings } from '../audit/log.js';
 import type { UpstreamErrorKind } from './upstream.js';
+import type { PoolStats } from './pool/pool.js';
 
 /** Why an upstream connect failed: the UpstreamError kind, or `config` when the target could not be resolved. */
 export type ConnectCause = UpstreamErrorKind | 'config' | 'other';
@@ -28,6 +29,8 @@ export interface MetricsSources {
   connections(): Iterable<string>;
   /** Live sessions: their connection and whether a statement of theirs waits for an approver. */
   sessions(): Iterable<{ connection: string; holding: boolean }>;
+  /** Upstream connection pools: what each holds and has done. */
+  pools?(): PoolStats[];
   /** With --store: evidence shipping. */
   shipping?(): { behind: number; lagSeconds: number; failing: boolean } | undefined;
 }
@@ -137,6 +140,7 @@ export class GatewayMetrics {
         for (const [c, t] of tallies) for (const [cause, n] of t.connectErrors.entries()) this.inc({ connection: c, cause }, n);
       },
     });
+    if (sources.pools) registerPoolMetrics(sources.pools, registers);
     this.connectSeconds = new Histogram({
       name: 'phigate_upstream_connect_seconds', help: 'Time to open and authenticate an upstream PostgreSQL connection.',
       labelNames: ['connection'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers,
@@ -193,6 +197,46 @@ export class GatewayMetrics {
   /** The exposition text (collects gauges now). */
   text(): Promise<string> {
     return this.registry.metrics();
+  }
+}
+
+/** The pools' figures, read at scrape time (the pool keeps plain numbers). */
+function registerPoolMetrics(pools: () => PoolStats[], registers: Registry[]): void {
+  new Gauge({
+    name: 'phigate_upstream_pool_connections', help: 'Pooled upstream connections now, by state (idle, leased, opening, resetting).',
+    labelNames: ['connection', 'state'], registers,
+    collect() {
+      this.reset();
+      for (const p of pools()) {
+        for (const state of ['idle', 'leased', 'opening', 'resetting'] as const) this.set({ connection: p.connection, state }, p[state]);
+      }
+    },
+  });
+  new Gauge({
+    name: 'phigate_upstream_pool_size', help: 'Most upstream connections a connection\'s pool may hold (connections.NAME.pool.size).',
+    labelNames: ['connection'], registers,
+    collect() {
+      this.reset();
+      for (const p of pools()) this.set({ connection: p.connection }, p.size);
+    },
+  });
+  const counters: Array<[string, string, keyof PoolStats]> = [
+    ['phigate_upstream_pool_opened_total', 'Upstream connections the pool opened (authenticated).', 'opened'],
+    ['phigate_upstream_pool_reused_total', 'Sessions served by a pooled connection an earlier session used.', 'reused'],
+    ['phigate_upstream_pool_waits_total', 'Sessions that waited for a pooled connection (pool full, or one being reset).', 'waits'],
+    ['phigate_upstream_pool_wait_timeouts_total', 'Sessions refused because no pooled connection came free in time.', 'waitTimeouts'],
+    ['phigate_upstream_pool_resets_total', 'Resets (DISCARD ALL) of connections given back by a session.', 'resets'],
+    ['phigate_upstream_pool_reset_failures_total', 'Resets that failed; the connection was closed.', 'resetFailures'],
+    ['phigate_upstream_pool_closed_total', 'Pooled upstream connections closed.', 'closed'],
+  ];
+  for (const [name, help, field] of counters) {
+    new Counter({
+      name, help, labelNames: ['connection'], registers,
+      collect() {
+        this.reset();
+        for (const p of pools()) this.inc({ connection: p.connection }, p[field] as number);
+      },
+    });
   }
 }
 

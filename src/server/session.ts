@@ -31,6 +31,8 @@ import type { Identity } from '../auth/index.js';
 import type { ConnectionPolicy, PolicyFile } from '../policy/file.js';
 import { connectUpstream, cancelUpstream, UpstreamError, type UpstreamSession, type UpstreamTarget } from './upstream.js';
 import { upstreamFailure } from './upstream-fault.js';
+import { PoolWaitTimeout, type UpstreamLease } from './pool/pool.js';
+import type { SessionEnd, TransactionStatus } from './pool/core.js';
 import { AdmissionTicket, type LimitRefusal } from './admission.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import type { RemoteCancel } from './shared-cancel.js';
@@ -124,6 +126,11 @@ export interface SessionOptions {
   admit?: () => AdmissionTicket | LimitRefusal;
   /** How long a session waits for one of its identity's connect slots (limits.upstream_connect_timeout). */
   connectWaitMs?: number;
+  /**
+   * A pooled upstream connection for this session (the connection's pool, prepared with the
+   * client's startup parameters); absent when the connection's pooling is off.
+   */
+  lease?: (target: UpstreamTarget, params: Record<string, string>) => Promise<UpstreamLease>;
   /** A statement that may change the catalog (DDL) was forwarded. */
   onDdl?: () => void;
   /** The gateway's metrics for this session's connection. */
@@ -193,6 +200,10 @@ export class ClientSession {
   /** session.start was recorded, so session.end is owed. */
   private recorded = false;
   private upstreamCancel?: () => Promise<void>;
+  /** The pooled connection this session holds (pooling on): given back, not closed, at the end. */
+  private lease?: UpstreamLease;
+  /** The status of the upstream's last ReadyForQuery. */
+  private txStatus: TransactionStatus = 'I';
   /** Admission's hold on this session's place; released once the session and its upstream are gone. */
   private slot?: AdmissionTicket;
   /** An upstream connect is under way: its outcome releases the slot if the session ended meanwhile. */
@@ -404,7 +415,14 @@ export class ClientSession {
     });
     this.connectPending = true;
     // maskingReady never rejects (a catalog that cannot be read is retried); caught so a connected socket is never dropped unclosed.
-    Promise.all([this.metrics.upstreamConnect(connectUpstream(target, forwarded)), this.opts.maskingReady?.().catch(() => {})]).then(
+    const lease = this.opts.lease;
+    const connect = lease
+      ? lease(target, forwarded).then((l) => {
+        this.lease = l;
+        return l.upstream;
+      })
+      : this.metrics.upstreamConnect(connectUpstream(target, forwarded));
+    Promise.all([connect, this.opts.maskingReady?.().catch(() => {})]).then(
       ([up]) => {
         this.connectPending = false;
         this.slot?.connected();
@@ -413,6 +431,12 @@ export class ClientSession {
       (err: unknown) => {
         this.connectPending = false;
         this.slot?.connected();
+        if (err instanceof PoolWaitTimeout) {
+          log.warn('no pooled upstream connection came free', { session: this.id, connection: connection.name, size: err.size });
+          if (this.state === 'closed') this.slot?.release();
+          else this.refuse({ severity: 'FATAL', code: '53300', message: `phigate: ${err.message}`, hint: `try again shortly, or ask the operator to raise connections.${connection.name}.pool.size` }, CloseCode.Refused, `connections.${connection.name}.pool.size`);
+          return;
+        }
         const e = err instanceof UpstreamError ? err : new UpstreamError('protocol', '08P01', String(err));
         log.error('upstream connect failed', { session: this.id, connection: connection.name, kind: e.kind, sqlstate: e.sqlstate, error: e.message });
         if (this.state === 'closed') this.slot?.release();
@@ -446,6 +470,12 @@ export class ClientSession {
   }
 
   private onUpstreamReady(up: UpstreamSession, target: UpstreamTarget, negotiate: Buffer | undefined, notices: Buffer[]): void {
+    if (this.state !== 'connecting' && this.lease) {
+      // The client left while connecting: nothing was sent on the pooled connection.
+      this.lease.release({ quiet: true, status: 'I' });
+      this.slot?.release();
+      return;
+    }
     if (this.state !== 'connecting') {
       // The client left while connecting: say goodbye, and give the slot back once the backend is gone.
       const sock = up.socket;
@@ -480,7 +510,9 @@ export class ClientSession {
       maskedReader: this.opts.masking !== undefined,
       catalog: this.opts.catalog,
     });
-    this.upstreamCancel = () => cancelUpstream(target, up.backendKey);
+    const lease = this.lease;
+    this.upstreamCancel = lease ? () => lease.cancel() : () => cancelUpstream(target, up.backendKey);
+    this.txStatus = up.transactionStatus;
     if (this.opts.masking) {
       this.masking = new MaskingLayer({ ...this.opts.masking, classify: (sql) => classifier.classify(sql) }, this.tracker);
     } else if (this.opts.recordingMasking && this.opts.recordingsDir) {
@@ -526,9 +558,7 @@ export class ClientSession {
 
     const sock = up.socket;
     sock.on('data', this.onUpstreamData);
-    sock.on('error', (err) => {
-      this.opts.log.warn('upstream socket error', { session: this.id, error: err.message });
-    });
+    sock.on('error', this.onUpstreamError);
     sock.on('close', this.onUpstreamClose);
     this.state = 'relay';
     if (up.leftover.length > 0) this.onUpstreamData(up.leftover);
@@ -670,6 +700,11 @@ export class ClientSession {
           break;
         case 'Terminate':
           this.terminated = true;
+          // A pooled connection outlives the session: the client's goodbye is not the backend's.
+          if (this.lease) {
+            unchanged = false;
+            continue;
+          }
           break;
         case 'ProtocolError': {
           const size = m.error.size;
@@ -987,7 +1022,10 @@ export class ClientSession {
       const e = decodeErrorFieldMap(f.body);
       info = { code: e instanceof ProtocolError ? undefined : e['C'] };
     }
-    if (f.type === 0x5a) this.noteIdle(f.body[0] !== 0x49);
+    if (f.type === 0x5a) {
+      this.txStatus = f.body[0] === 0x49 ? 'I' : f.body[0] === 0x54 ? 'T' : 'E';
+      this.noteIdle(this.txStatus !== 'I');
+    }
     const done = this.results.backend(f.type, info);
     for (const r of done) if (!r.skipped && r.ref.kinds.some((k) => DDL_KINDS.has(k))) this.ddlRan = true;
     if (f.type === 0x5a && f.body[0] === 0x49) {
@@ -1415,6 +1453,22 @@ export class ClientSession {
     return errorResponse(ours);
   }
 
+  /**
+   * The upstream connection's state as the session leaves it: quiet when every message sent has
+   * been answered to its ReadyForQuery, nothing is half-written or half-read, no COPY FROM STDIN
+   * runs and the server sent no FATAL. Only then may the pool reset it for another session.
+   */
+  private upstreamEnd(): SessionEnd {
+    const up = this.upstream;
+    const quiet = up !== undefined && !up.destroyed && up.writableLength === 0 && !this.upstreamFatal && !this.copyIn &&
+      !this.unsynced && this.readySent === this.framer.readyForQueryCount && this.framer.pendingBytes === 0 && this.framer.error === null;
+    return { quiet, status: this.txStatus };
+  }
+
+  private readonly onUpstreamError = (err: Error): void => {
+    this.opts.log.warn('upstream socket error', { session: this.id, error: err.message });
+  };
+
   private readonly onUpstreamClose = (): void => {
     if (this.state === 'closed' || this.state === 'closing') return;
     if (this.terminated) {
@@ -1465,18 +1519,30 @@ export class ClientSession {
     this.held?.handle?.withdraw('the client disconnected');
     this.held = undefined;
     const up = this.upstream;
-    if (up && !up.destroyed) {
-      up.off('close', this.onUpstreamClose);
-      // A polite Terminate keeps "unexpected EOF" out of the database's log.
-      if (!this.terminated) up.end(TERMINATE);
-      else up.end();
-      up.setTimeout(5_000, () => up.destroy());
-    }
-    // The connection's count holds until its backend is gone (PostgreSQL frees the slot before the
-    // socket closes), so a session ending never lets a new one past max_connections.
-    if (!this.connectPending) {
-      if (up && !up.destroyed) up.once('close', () => this.slot?.release());
-      else this.slot?.release();
+    if (this.lease) {
+      // Given back to the pool, which resets it for the next session or closes it; the session's
+      // place is free at once (the pool's size bounds the upstream connections).
+      if (up) {
+        up.off('data', this.onUpstreamData);
+        up.off('error', this.onUpstreamError);
+        up.off('close', this.onUpstreamClose);
+      }
+      if (up || !this.connectPending) this.lease.release(this.upstreamEnd());
+      if (!this.connectPending) this.slot?.release();
+    } else {
+      if (up && !up.destroyed) {
+        up.off('close', this.onUpstreamClose);
+        // A polite Terminate keeps "unexpected EOF" out of the database's log.
+        if (!this.terminated) up.end(TERMINATE);
+        else up.end();
+        up.setTimeout(5_000, () => up.destroy());
+      }
+      // The connection's count holds until its backend is gone (PostgreSQL frees the slot before the
+      // socket closes), so a session ending never lets a new one past max_connections.
+      if (!this.connectPending) {
+        if (up && !up.destroyed) up.once('close', () => this.slot?.release());
+        else this.slot?.release();
+      }
     }
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(CloseCode.Normal);
     // A stream paused for backpressure would never read the client's close frame, and the closing
