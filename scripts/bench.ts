@@ -11,7 +11,7 @@ import { startTestPostgres } from '../test/support/postgres.js';
 import { startTestIdp } from '../test/support/oidc.js';
 import { run, type Proc } from '../test/support/proc.js';
 import { benchDecisions } from './bench-decisions.js';
-import { runAuditBench } from '../src/audit/bench.js';
+import { runAuditBench } from './bench-audit.js';
 
 const MASK_ROWS = Number(process.env['BENCH_MASK_ROWS'] ?? 1_000_000);
 const BENCH_PATIENTS_SQL = `DROP TABLE IF EXISTS bench_patients;
