@@ -19,15 +19,18 @@ interface PathFigures {
   cpuPerTx: Record<string, number>;
   /** CPU seconds per wall second of each process, in the round with its least CPU per transaction. */
   busy: Record<string, number>;
+  /** Share of that CPU spent in the kernel, same round. */
+  kernelShare: Record<string, number>;
   hostBusyCores: number;
 }
 
 async function runPath(path: Path, clients: number, seconds: number): Promise<PathFigures> {
   const m = await measure(path.procs, () => pgbench(path.target, { clients, seconds }));
-  const f: PathFigures = { best: m.result, cpuPerTx: {}, busy: {}, hostBusyCores: m.hostBusyCores };
+  const f: PathFigures = { best: m.result, cpuPerTx: {}, busy: {}, kernelShare: {}, hostBusyCores: m.hostBusyCores };
   for (const p of path.procs) {
     f.cpuPerTx[p.name] = m.cpuMicros[p.name]! / m.result.transactions;
     f.busy[p.name] = m.cpuMicros[p.name]! / 1e6 / m.wallSeconds;
+    f.kernelShare[p.name] = m.kernelMicros[p.name]! / Math.max(1, m.cpuMicros[p.name]!);
   }
   return f;
 }
@@ -61,6 +64,8 @@ export async function benchDataPath(o: DataPathOptions): Promise<void> {
             if (us < prev.cpuPerTx[name]!) {
               prev.cpuPerTx[name] = us;
               prev.busy[name] = r.busy[name]!;
+              prev.kernelShare[name] = r.kernelShare[name]!;
+              prev.hostBusyCores = r.hostBusyCores;
             }
           }
         }
@@ -91,7 +96,8 @@ export async function benchDataPath(o: DataPathOptions): Promise<void> {
       if (clients === Math.max(...o.clients) && (path.key === 'phigate' || path.key === 'relay' || path.key === 'pgbouncer')) {
         for (const p of path.procs) {
           perCore.push(`  ${`${path.label}: ${p.name}`.padEnd(34)} ${fmt(1e6 / f.cpuPerTx[p.name]!).padStart(8)} TPS per core,` +
-            ` busy ${fmt(f.busy[p.name]!, 2)} of a core at ${fmt(f.best.tps)} TPS (host busy ${fmt(f.hostBusyCores, 2)} cores)`);
+            ` busy ${fmt(f.busy[p.name]!, 2)} of a core at ${fmt(f.best.tps)} TPS, ${fmt(f.kernelShare[p.name]! * 100)}% of it in the kernel` +
+            ` (host busy ${fmt(f.hostBusyCores, 2)} cores)`);
           if (path.key === 'phigate') o.summary[`${p.name}_tps_per_core`] = 1e6 / f.cpuPerTx[p.name]!;
         }
       }

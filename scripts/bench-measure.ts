@@ -38,10 +38,16 @@ export async function pgbench(t: PgbenchTarget, load: PgbenchLoad): Promise<Pgbe
 
 /** utime + stime of a process (all its threads), in microseconds. */
 export function cpuMicros(pid: number): number {
+  const t = cpuTimes(pid);
+  return t.user + t.kernel;
+}
+
+/** utime and stime of a process (all its threads), in microseconds. */
+export function cpuTimes(pid: number): { user: number; kernel: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return (ticks * 1_000_000) / 100; // USER_HZ is 100 on Linux
+  // USER_HZ is 100 on Linux
+  return { user: (Number(fields[11]) * 1_000_000) / 100, kernel: (Number(fields[12]) * 1_000_000) / 100 };
 }
 
 /** Busy jiffies of the whole host (all CPUs, everything but idle and iowait). */
@@ -61,21 +67,28 @@ export interface Measured<T> {
   wallSeconds: number;
   /** CPU microseconds each named process spent during the run. */
   cpuMicros: Record<string, number>;
+  /** Of which in the kernel (stime): system calls, the loopback TCP work they do. */
+  kernelMicros: Record<string, number>;
   /** Cores the whole host kept busy on average during the run (every process, other users' too). */
   hostBusyCores: number;
 }
 
 /** Runs `f` and reports the CPU each of `procs` spent meanwhile, and how busy the host was. */
 export async function measure<T>(procs: ProcRef[], f: () => Promise<T>): Promise<Measured<T>> {
-  const before = procs.map((p) => cpuMicros(p.pid));
+  const before = procs.map((p) => cpuTimes(p.pid));
   const h0 = hostBusyTicks();
   const t0 = process.hrtime.bigint();
   const result = await f();
   const wallSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const hostBusyCores = (hostBusyTicks() - h0) / 100 / wallSeconds;
   const cpu: Record<string, number> = {};
-  procs.forEach((p, i) => (cpu[p.name] = cpuMicros(p.pid) - before[i]!));
-  return { result, wallSeconds, cpuMicros: cpu, hostBusyCores };
+  const kernel: Record<string, number> = {};
+  procs.forEach((p, i) => {
+    const t = cpuTimes(p.pid);
+    cpu[p.name] = t.user + t.kernel - before[i]!.user - before[i]!.kernel;
+    kernel[p.name] = t.kernel - before[i]!.kernel;
+  });
+  return { result, wallSeconds, cpuMicros: cpu, kernelMicros: kernel, hostBusyCores };
 }
 
 /** The 1-minute load average, printed beside timing figures so a reader knows how loaded the host was. */
