@@ -18,6 +18,7 @@ export interface ReplicasOptions {
   clients: number;
   seconds: number;
   rounds: number;
+  /** Processes the section starts; it stops them when it ends, so later sections run without them. */
   procs: Proc[];
   summary: Record<string, number>;
 }
@@ -41,6 +42,15 @@ async function startConnect(o: ReplicasOptions, url: string): Promise<{ proc: Pr
 }
 
 export async function benchReplicas(o: ReplicasOptions): Promise<void> {
+  const started = o.procs.length;
+  try {
+    await measureReplicas(o);
+  } finally {
+    await Promise.all(o.procs.splice(started).map((p) => p.stop()));
+  }
+}
+
+async function measureReplicas(o: ReplicasOptions): Promise<void> {
   const keyFile = join(o.dir, 'masking-token.key');
   writeFileSync(keyFile, randomBytes(32).toString('base64'), { mode: 0o600 });
   const a = await startReplica(o, 'a', keyFile);
