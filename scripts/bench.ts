@@ -1,18 +1,25 @@
 // `npm run bench`: measures phigate against a direct connection in the same run, on this machine.
-// Data path: pgbench -S (select-only) with 1 and 8 clients, direct vs through `phigate connect` →
-// `phigate server`; prints TPS, mean latency, the ratio, and the gateway's CPU per transaction.
-import { spawn } from 'node:child_process';
+// Data path: pgbench -S (select-only) with 1 and 8 clients, direct, PgBouncer, a bare Node relay and
+// `phigate connect` → `phigate server`: TPS, ratio, latency, CPU per transaction of each process
+// (bench-datapath.ts); connection setup (pgbench -C); replicas on one host (bench-replicas.ts);
+// syscalls per transaction (BENCH_STRACE=1); masking, evidence and event-loop stall sections.
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runCmd } from '../test/support/clients.js';
 import { startTestPostgres } from '../test/support/postgres.js';
 import { startTestIdp } from '../test/support/oidc.js';
 import { run, type Proc } from '../test/support/proc.js';
 import { benchDecisions } from './bench-decisions.js';
 import { benchConnect, gatewayReadyMs } from './bench-connect.js';
-import { runAuditBench } from '../src/audit/bench.js';
+import { runAuditBench } from './bench-audit.js';
+import { benchMaskRows } from './bench-mask-rows.js';
+import { benchConnections, benchDataPath, benchStrace, type Path } from './bench-datapath.js';
+import { startPgBouncer, startRelayProcess, type Hop } from './bench-hops.js';
+import { cpuMicros, fmt } from './bench-measure.js';
+import { benchReplicas } from './bench-replicas.js';
 
 const MASK_ROWS = Number(process.env['BENCH_MASK_ROWS'] ?? 1_000_000);
 const BENCH_PATIENTS_SQL = `DROP TABLE IF EXISTS bench_patients;
@@ -32,8 +39,15 @@ async function timed(f: () => Promise<{ code: number | null; stderr: string }>):
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
 const SCALE = Number(process.env['BENCH_SCALE'] ?? 10);
-// BENCH_ONLY=decisions,pgbench,connect,masking,evidence,stall runs just those sections (all by default).
-const ONLY = new Set((process.env['BENCH_ONLY'] ?? 'decisions,pgbench,connect,masking,evidence,stall').split(',').map((s) => s.trim()));
+// BENCH_ONLY=decisions,pgbench,connections,connect,masking,evidence,stall,replicas,strace runs just
+// those sections (all but strace by default; BENCH_STRACE=1 adds strace). `connections` compares new
+// connections across the hops; `connect` compares phigate's pooled and unpooled session start.
+const ONLY = new Set((process.env['BENCH_ONLY'] ?? 'decisions,pgbench,connections,connect,masking,evidence,stall,replicas').split(',').map((s) => s.trim()));
+if (process.env['BENCH_STRACE'] === '1') ONLY.add('strace');
+// BENCH_PATHS: the hops compared with direct in the pgbench, connections and strace sections.
+const PATHS = new Set((process.env['BENCH_PATHS'] ?? 'pgbouncer,relay,phigate').split(',').map((s) => s.trim()));
+/** strace: transactions per client (8 clients) in the traced run. */
+const STRACE_TX = Number(process.env['BENCH_STRACE_TX'] ?? 2000);
 /** stall: the size of each large statement, and how many are sent. */
 const STALL_BYTES = Number(process.env['BENCH_STALL_BYTES'] ?? 900 * 1024);
 const STALL_COUNT = Number(process.env['BENCH_STALL_COUNT'] ?? 4);
@@ -43,46 +57,6 @@ const STORE = process.env['BENCH_STORE'] === '1';
 // BENCH_PROF_DIR: the gateway and the CLI write V8 CPU profiles there when they exit.
 const PROF_DIR = process.env['BENCH_PROF_DIR'];
 const nodeArgs = PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : [];
-
-interface PgbenchResult {
-  tps: number;
-  latencyMs: number;
-  transactions: number;
-}
-
-function sh(file: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const p = spawn(file, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d));
-    p.stderr.on('data', (d: Buffer) => (stderr += d));
-    p.once('error', rej);
-    p.once('exit', (code) => res({ code, stdout, stderr }));
-  });
-}
-
-async function pgbench(host: string, port: number, user: string, clients: number, env: NodeJS.ProcessEnv): Promise<PgbenchResult> {
-  const r = await sh('pgbench', ['-n', '-S', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(SECONDS),
-    '-h', host, '-p', String(port), '-U', user, 'ehr'], env);
-  const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout);
-  const lat = /latency average = ([\d.]+) ms/.exec(r.stdout);
-  const tx = /number of transactions actually processed: (\d+)/.exec(r.stdout);
-  if (r.code !== 0 || !tps || !lat || !tx) throw new Error(`pgbench failed (${r.code}): ${r.stdout}\n${r.stderr}`);
-  return { tps: Number(tps[1]), latencyMs: Number(lat[1]), transactions: Number(tx[1]) };
-}
-
-/** utime + stime of a process, in microseconds. */
-function cpuMicros(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return (ticks * 1_000_000) / 100; // USER_HZ is 100 on Linux
-}
-
-function fmt(n: number, digits = 0): string {
-  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
 
 async function main(): Promise<void> {
   if (ONLY.has('decisions')) await benchDecisions();
@@ -94,7 +68,7 @@ async function main(): Promise<void> {
   try {
     const role = db.info.roles.scram;
     const pgEnv = { PGPASSWORD: role.password, PGSSLMODE: 'disable' };
-    const init = await sh('pgbench', ['-i', '-q', '-s', String(SCALE), '-h', db.info.host, '-p', String(db.info.port), '-U', role.user, 'ehr'], pgEnv);
+    const init = await runCmd('pgbench', ['-i', '-q', '-s', String(SCALE), '-h', db.info.host, '-p', String(db.info.port), '-U', role.user, 'ehr'], { env: pgEnv, timeoutMs: 600_000 });
     if (init.code !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`);
     const policy = join(dir, 'phigate.yaml');
     writeFileSync(policy, `version: 1
@@ -122,15 +96,19 @@ masking:
     - { column: bench_patients.date_of_birth, strategy: year_only }
   detectors: [us_ssn, email]
 `);
-    const seed = !ONLY.has('masking') ? { code: 0, stderr: '' } : await sh('psql', ['-X', '-q', '-h', db.info.host, '-p', String(db.info.port), '-U', role.user, '-d', 'ehr', '-c', BENCH_PATIENTS_SQL], pgEnv);
+    const seed = !ONLY.has('masking') ? { code: 0, stderr: '' } : await runCmd('psql', ['-X', '-q', '-h', db.info.host, '-p', String(db.info.port), '-U', role.user, '-d', 'ehr', '-c', BENCH_PATIENTS_SQL], { env: pgEnv, timeoutMs: 600_000 });
     if (seed.code !== 0) throw new Error(`seeding bench_patients failed: ${seed.stderr}`);
+    const su = db.info.superuser;
+    /** A database on the same PostgreSQL for --store; returns its URL. */
+    const storeDb = async (name: string): Promise<string> => {
+      const made = await runCmd('psql', ['-X', '-q', '-h', db.info.host, '-p', String(db.info.port), '-U', su.user, '-d', 'postgres', '-c', `CREATE DATABASE ${name}`],
+        { env: { PGPASSWORD: su.password, PGSSLMODE: 'disable' } });
+      if (made.code !== 0) throw new Error(`creating the store database ${name} failed: ${made.stderr}`);
+      return `postgres://${encodeURIComponent(su.user)}:${encodeURIComponent(su.password)}@${db.info.host}:${db.info.port}/${name}`;
+    };
     const storeArgs: string[] = [];
     if (STORE) {
-      const su = db.info.superuser;
-      const made = await sh('psql', ['-X', '-q', '-h', db.info.host, '-p', String(db.info.port), '-U', su.user, '-d', 'postgres', '-c', 'CREATE DATABASE phigate_bench_store'],
-        { PGPASSWORD: su.password, PGSSLMODE: 'disable' });
-      if (made.code !== 0) throw new Error(`creating the store database failed: ${made.stderr}`);
-      storeArgs.push('--store', `postgres://${encodeURIComponent(su.user)}:${encodeURIComponent(su.password)}@${db.info.host}:${db.info.port}/phigate_bench_store`);
+      storeArgs.push('--store', await storeDb('phigate_bench_store'));
       process.stdout.write('  (gateway with --store: evidence shipped to PostgreSQL)\n');
     }
     // The gateway samples its own event-loop delay (loop-delay.ts), printed on SIGUSR2.
@@ -143,35 +121,56 @@ masking:
     procs.push(connect);
     const gwPort = Number((await connect.waitFor(/Listening on 127\.0\.0\.1:(\d+)/))[1]);
 
-    const rows: string[] = [];
+    const token = await idp.mint('alice');
     const summary: Record<string, number> = {};
-    for (const clients of ONLY.has('pgbench') ? [1, 8] : []) {
-      let direct: PgbenchResult | undefined;
-      let via: PgbenchResult | undefined;
-      let cpuServer = Infinity;
-      let cpuClient = Infinity;
-      for (let round = 0; round < ROUNDS; round++) {
-        const d = await pgbench(db.info.host, db.info.port, role.user, clients, pgEnv);
-        if (!direct || d.tps > direct.tps) direct = d;
-        const s0 = cpuMicros(server.proc.pid!);
-        const c0 = cpuMicros(connect.proc.pid!);
-        const g = await pgbench('127.0.0.1', gwPort, 'alice', clients, { PGSSLMODE: 'disable' });
-        cpuServer = Math.min(cpuServer, (cpuMicros(server.proc.pid!) - s0) / g.transactions);
-        cpuClient = Math.min(cpuClient, (cpuMicros(connect.proc.pid!) - c0) / g.transactions);
-        if (!via || g.tps > via.tps) via = g;
+    const hops: Hop[] = [];
+    try {
+      const direct: Path = { key: 'direct', label: 'direct', target: { host: db.info.host, port: db.info.port, user: role.user, env: pgEnv }, procs: [] };
+      const paths: Path[] = [direct];
+      const skipped: string[] = [];
+      if (['pgbench', 'connections', 'strace'].some((s) => ONLY.has(s))) {
+        if (PATHS.has('pgbouncer')) {
+          const b = await startPgBouncer({ host: db.info.host, port: db.info.port, database: 'ehr', user: role.user, password: role.password });
+          if ('skipped' in b) skipped.push(`PgBouncer: ${b.skipped}`);
+          else {
+            hops.push(b);
+            paths.push({ key: 'pgbouncer', label: 'PgBouncer (transaction pool)', target: { host: '127.0.0.1', port: b.port, user: role.user, env: { PGSSLMODE: 'disable' } },
+              procs: [{ name: 'pgbouncer', pid: b.pid }] });
+          }
+        }
+        if (PATHS.has('relay')) {
+          const r = await startRelayProcess(db.info.host, db.info.port);
+          hops.push(r);
+          paths.push({ key: 'relay', label: 'bare Node relay (scripts/relay.ts)', target: { ...direct.target, host: '127.0.0.1', port: r.port }, procs: [{ name: 'relay', pid: r.pid }] });
+        }
       }
-      const ratio = via!.tps / direct!.tps;
-      summary[`tps_ratio_${clients}`] = ratio;
-      rows.push(
-        `${String(clients).padStart(7)}  ${fmt(direct!.tps).padStart(10)}  ${fmt(via!.tps).padStart(10)}  ${fmt(ratio, 2).padStart(5)}x` +
-          `  ${fmt(direct!.latencyMs, 3).padStart(8)}  ${fmt(via!.latencyMs, 3).padStart(8)}  ${fmt(via!.latencyMs - direct!.latencyMs, 3).padStart(8)}` +
-          `  ${fmt(cpuServer, 0).padStart(6)}  ${fmt(cpuClient, 0).padStart(6)}`,
-      );
+      if (PATHS.has('phigate')) {
+        paths.push({ key: 'phigate', label: 'phigate connect -> server', target: { host: '127.0.0.1', port: gwPort, user: 'alice', env: { PGSSLMODE: 'disable' } },
+          procs: [{ name: 'server', pid: server.proc.pid! }, { name: 'connect', pid: connect.proc.pid! }] });
+      }
+      if (ONLY.has('pgbench')) await benchDataPath({ paths, seconds: SECONDS, rounds: ROUNDS, clients: [1, 8], skipped, summary });
+      if (ONLY.has('connections')) {
+        const granted = await runCmd('psql', ['-X', '-q', '-h', db.info.host, '-p', String(db.info.port), '-U', role.user, '-d', 'ehr', '-c',
+          `GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${db.info.roles.trust.user}`], { env: pgEnv });
+        if (granted.code !== 0) throw new Error(`granting the trust role SELECT failed: ${granted.stderr}`);
+        const trust: Path = { ...direct, label: 'direct, trust role', target: { ...direct.target, user: db.info.roles.trust.user, env: { PGSSLMODE: 'disable' } } };
+        const notes: Record<string, string> = {
+          [direct.label]: 'SCRAM-SHA-256 with PostgreSQL (4096 iterations, client and server)',
+          [trust.label]: 'none (pg_hba trust): a backend start without authentication',
+          'PgBouncer (transaction pool)': 'trust at PgBouncer; its server connections stay logged in (pooled)',
+          'phigate connect -> server': 'no password on the local port; the server verifies the tunnel\'s bearer token (JWT) per connection; the gateway logs in to PostgreSQL itself',
+        };
+        await benchConnections({ paths: [direct, trust, ...paths.filter((p) => p.key === 'pgbouncer' || p.key === 'phigate')], seconds: SECONDS, rounds: ROUNDS, summary, notes });
+      }
+      if (ONLY.has('strace')) {
+        await benchStrace({ paths: paths.filter((p) => p.key !== 'direct'), clients: 8, transactionsPerClient: STRACE_TX, summary });
+      }
+    } finally {
+      await Promise.all(hops.map((h) => h.stop()));
     }
-    if (rows.length > 0) {
-      process.stdout.write('\nData path (pgbench -S, simple protocol; latency in ms; CPU in us per transaction)\n');
-      process.stdout.write('clients  direct TPS  phigate TPS  ratio  direct ms  phigate ms  added ms  srv CPU  cli CPU\n');
-      for (const r of rows) process.stdout.write(`${r}\n`);
+    if (ONLY.has('replicas')) {
+      await benchReplicas({ policy, dir, storeUrl: await storeDb('phigate_bench_replicas'), serverEnv: { EHR_DB_PASSWORD: role.password }, token,
+        clients: 8, seconds: SECONDS, rounds: ROUNDS, procs, summary });
     }
     if (ONLY.has('connect')) {
       const nopool = run(['connect', 'ehr-nopool', '--server', serverUrl], { PHIGATE_TOKEN: await idp.mint('alice') }, { nodeArgs });
@@ -184,7 +183,6 @@ masking:
         { label: 'phigate, pooled', host: '127.0.0.1', port: gwPort, user: 'alice', env: gwEnv, pids: { server: server.proc.pid!, connect: connect.proc.pid! } },
       ], Math.min(SECONDS, 5), ROUNDS, (l) => process.stdout.write(l)));
       // The gateway's own share: a tunnel stream straight to the server, StartupMessage to ReadyForQuery.
-      const token = await idp.mint('alice');
       for (const name of ['ehr-nopool', 'ehr']) {
         const ms = await gatewayReadyMs(serverUrl, name, token, 200);
         summary[`gateway_ready_ms_${name.replace('-', '_')}`] = ms;
@@ -195,7 +193,7 @@ masking:
       /** One big SELECT through psql to /dev/null, direct vs phigate (best of ROUNDS), and the gateway's and CLI's CPU. */
       const bigSelect = async (key: string, title: string, sql: string, rows: number): Promise<void> => {
         const run = (host: string, port: number, user: string, env: NodeJS.ProcessEnv) =>
-          timed(() => sh('psql', ['-X', '-At', '-o', '/dev/null', '-h', host, '-p', String(port), '-U', user, '-d', 'ehr', '-c', sql], env));
+          timed(() => runCmd('psql', ['-X', '-At', '-o', '/dev/null', '-h', host, '-p', String(port), '-U', user, '-d', 'ehr', '-c', sql], { env, timeoutMs: 600_000 }));
         let directS = Infinity;
         let viaS = Infinity;
         let cpuServer = Infinity;
@@ -219,6 +217,11 @@ masking:
       // The common case: a table without masked columns, every text value still scanned by the detectors.
       await bigSelect('detector_rows_ratio', `Detectors only (SELECT * FROM pgbench_accounts: ${fmt(SCALE * 100_000)} rows, no masked column, a text column scanned)`,
         'SELECT * FROM pgbench_accounts', SCALE * 100_000);
+      // The row path alone, in this process: what masking costs without sockets, tunnel or PostgreSQL.
+      const rowPath = benchMaskRows(200_000);
+      summary['row_path_masked_ns'] = rowPath.cpuNsPerRow;
+      process.stdout.write(`\nRow path alone (applyToDataRow in this process, ${fmt(rowPath.rows)} patients-like rows): ` +
+        `${fmt(rowPath.cpuNsPerRow)} ns CPU per masked row, ${fmt(rowPath.detectOnlyRowsPerSecond)} rows per CPU second with detectors only\n`);
     }
     if (ONLY.has('stall')) {
       let reads = 0;

@@ -62,5 +62,4 @@ export {
   type ValueOp,
 } from './plan.js';
 export { applyToDataRow, applyToCopyLine, maskDataRowInto, type CopyOptions } from './row.js';
-export { benchMaskRows, type MaskBenchResult } from './bench.js';
 export { maskServerText } from './messages.js';

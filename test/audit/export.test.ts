@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateSyntheticLog, syntheticStatement } from '../../src/audit/bench.js';
+import { generateSyntheticLog, syntheticStatement } from '../../scripts/bench-audit.js';
 import { exportBundleToFile, verifyBundle, type BundleHeader } from '../../src/audit/export.js';
 import { searchAudit } from '../../src/audit/search.js';
 import { AuditLog } from '../../src/audit/log.js';

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuditLog } from '../../src/audit/log.js';
 import { listSessions, recordMatches, searchAudit, type SearchFilters } from '../../src/audit/search.js';
-import { generateSyntheticLog, plantRare, standardSearches, timeSearches } from '../../src/audit/bench.js';
+import { generateSyntheticLog, plantRare, standardSearches, timeSearches } from '../../scripts/bench-audit.js';
 import { readLinesSync } from '../../src/audit/lines.js';
 import { openSync, closeSync, statSync } from 'node:fs';
 import { statementEvent, tempDir } from './helpers.js';

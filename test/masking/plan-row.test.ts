@@ -4,9 +4,10 @@ import fc from 'fast-check';
 import { ByteSink, dataRow, decodeDataRow, decodeRowDescription, rowDescription, type FieldDescription } from '../../src/pg/index.js';
 import { initClassifier } from '../../src/policy/classify/index.js';
 import {
-  OID, applyToCopyLine, applyToDataRow, benchMaskRows, copyFields, lineageOf, maskDataRowInto, maskedWrites, planColumns, vetPattern,
+  OID, applyToCopyLine, applyToDataRow, copyFields, lineageOf, maskDataRowInto, maskedWrites, planColumns, vetPattern,
   type Catalog, type MaskPlan, type MaskingConfig, type ResolvedAttribute, type StatementLineage,
 } from '../../src/masking/index.js';
+import { benchMaskRows } from '../../scripts/bench-mask-rows.js';
 
 const PATIENTS = 16_500;
 const VISITS = 16_501;

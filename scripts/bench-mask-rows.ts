@@ -1,9 +1,10 @@
-// Micro benchmark of the row path: a patients-like result (4 masked columns, detectors on the other text columns) pushed through applyToDataRow, for `npm run bench`.
-import { dataRow, decodeRowDescription, rowDescription, type FieldDescription } from '../pg/index.js';
-import type { MaskingConfig } from './config.js';
-import { OID } from './pgtypes.js';
-import { planColumns, type MaskPlan } from './plan.js';
-import { applyToDataRow } from './row.js';
+// Micro benchmark of the row path: a patients-like result (4 masked columns, detectors on the other text columns)
+// pushed through applyToDataRow in this process, for `npm run bench` (masking section) and the masking tests.
+import { dataRow, decodeRowDescription, rowDescription, type FieldDescription } from '../src/pg/index.js';
+import type { MaskingConfig } from '../src/masking/config.js';
+import { OID } from '../src/masking/pgtypes.js';
+import { planColumns, type MaskPlan } from '../src/masking/plan.js';
+import { applyToDataRow } from '../src/masking/row.js';
 
 export interface MaskBenchResult {
   rows: number;

@@ -4,12 +4,12 @@ import type { KeyObject } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GENESIS_PREV, canonicalJson, canonicalRecord, sha256Hex } from './canonical.js';
-import { publicKeyPem, signCheckpoint } from './keys.js';
-import type { AuditEvent, StatementDecision } from './events.js';
-import { AuditLog, PUBLIC_KEY_FILE } from './log.js';
-import { searchAudit, type SearchFilters } from './search.js';
-import { CHECKPOINTS_FILE, LOG_FILE, loadIndex } from './search-index.js';
+import { GENESIS_PREV, canonicalJson, canonicalRecord, sha256Hex } from '../src/audit/canonical.js';
+import { publicKeyPem, signCheckpoint } from '../src/audit/keys.js';
+import type { AuditEvent, StatementDecision } from '../src/audit/events.js';
+import { AuditLog, PUBLIC_KEY_FILE } from '../src/audit/log.js';
+import { searchAudit, type SearchFilters } from '../src/audit/search.js';
+import { CHECKPOINTS_FILE, LOG_FILE, loadIndex } from '../src/audit/search-index.js';
 
 const TABLES = ['patients', 'visits', 'prescriptions', 'claims', 'providers', 'labs', 'allergies', 'immunizations', 'notes', 'orders',
   'encounters', 'payers', 'devices', 'imaging', 'referrals', 'vitals', 'problems', 'procedures', 'insurance', 'audit_trail'];
