@@ -209,7 +209,8 @@ export async function createDevIssuer(opts: DevIssuerOptions): Promise<DevIssuer
         return;
       }
       const buttons = DEV_IDENTITIES.map((i) =>
-        `<button type="submit" name="identity" value="${i.name}">${escapeHtml(i.displayName)}<small>${escapeHtml(i.groups.join(', '))}</small></button>`).join('');
+        // One per line, and the groups set apart, in a text browser too (where CSS does not apply).
+        `<div><button type="submit" name="identity" value="${i.name}">${escapeHtml(i.displayName)} <small>(groups: ${escapeHtml(i.groups.join(', '))})</small></button></div>`).join('');
       sendHtml(res, 200, page('Sign in as…', `<p>Pick a dev identity. These exist only on this dev server.</p><form method="post" action="${DEV_MOUNT}/interaction/${details.uid}/login">${buttons}</form>`));
       return;
     }
