@@ -43,6 +43,25 @@ describe('phigate demo', () => {
     try {
       await demo.waitFor(/Press Ctrl-C to stop the demo/, 100_000);
       expect(demo.stdout()).not.toMatch(/Tour/);
+      // One pasteable client-credentials login per dev identity; each works as printed.
+      const url = /gateway +(http:\/\/127\.0\.0\.1:\d+)/.exec(demo.stdout())![1]!;
+      const home = mkdtempSync(join(tmpdir(), 'phigate-demo-home-'));
+      try {
+        for (const who of ['alice', 'bob', 'carol', 'agent']) {
+          const line = new RegExp(`^ {4}PHIGATE_CLIENT_ID=dev-${who} PHIGATE_CLIENT_SECRET=(dev-${who}-secret) (?:npx phigate|phigate|node \\S+) (login --client-credentials --server ${url} --profile ${who})$`, 'm')
+            .exec(demo.stdout());
+          expect(line, demo.stdout()).not.toBeNull();
+          const login = run(line![2]!.split(' '), { PHIGATE_HOME: home, PHIGATE_CLIENT_ID: `dev-${who}`, PHIGATE_CLIENT_SECRET: line![1]! });
+          expect((await login.exited).code, login.stderr()).toBe(0);
+          expect(login.stdout()).toContain(`Logged in to ${url} as dev-${who} (service;`);
+        }
+        // The profile remembers its server: alice's connections, no --server needed.
+        const list = run(['connections', '--profile', 'alice'], { PHIGATE_HOME: home, PHIGATE_SERVER: '' });
+        expect((await list.exited).code, list.stderr()).toBe(0);
+        expect(list.stdout()).toMatch(/^ehr\b/m);
+      } finally {
+        rmSync(home, { recursive: true, force: true });
+      }
       demo.proc.kill('SIGTERM');
       expect((await demo.exited).code).toBe(0);
     } finally {
