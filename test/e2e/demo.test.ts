@@ -22,6 +22,16 @@ describe('phigate demo', () => {
       expect(out).toMatch(/^ +DELETE 1$/m);
       expect(out).toMatch(/audit log intact/);
       expect(out).toMatch(/Tour complete\./);
+      // The held DELETE is one statement of its session, approved or not: the replay shows it once and
+      // ends "after 1 statement", as `phigate sessions` (the session.end record) counts it.
+      const replayed = out.slice(out.indexOf('$ phigate replay'), out.indexOf('$ phigate audit verify'));
+      expect(replayed.match(/=> DELETE FROM visits/g), replayed).toHaveLength(1);
+      expect(replayed).toMatch(/-- session ended after 1 statement\b/);
+      const sessionId = /\$ phigate replay ([0-9a-z-]+)/.exec(out)![1]!;
+      const sessions = run(['sessions', '--data-dir', dir, '--user', 'dev-agent', '--json']);
+      expect((await sessions.exited).code, sessions.stderr()).toBe(0);
+      const listed = (JSON.parse(sessions.stdout()) as { sessions: { session: string; statements: number }[] }).sessions;
+      expect(listed.find((x) => x.session === sessionId)?.statements).toBe(1);
       // no colour codes when stdout is not a terminal
       expect(out).not.toMatch(/\x1b\[/);
       const url = /gateway +(http:\/\/127\.0\.0\.1:\d+)/.exec(out)![1]!;
