@@ -42,6 +42,10 @@ export interface ApprovalListResponse {
   approvals: ApprovalView[];
   /** The server's clock, so clients show time left without trusting their own. */
   server_time: string;
+  /** Who asked, as the gateway sees them (so an empty list can say why). */
+  viewer?: { name: string; groups: string[] };
+  /** The groups whose members may decide requests under the policy in force. */
+  approver_groups?: string[];
 }
 
 export interface DecisionBody {

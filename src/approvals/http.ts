@@ -23,6 +23,8 @@ export interface ApprovalRoutesDeps {
   log: Logger;
   /** Puts an approval decision attempt (granted or refused) on the audit record. */
   recordAttempt?: (who: Identity, action: 'approval.decide' | 'access.grant', target: string, outcome: 'granted' | 'refused', code?: string) => void;
+  /** The groups whose members may decide requests under the policy in force. */
+  approverGroups?: () => string[];
 }
 
 export interface ApprovalRoutes {
@@ -136,7 +138,11 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
         if (!viewer) return true;
         const all = ['1', 'true', 'yes'].includes(url.searchParams.get('all') ?? '');
         const records = await service.list(viewer, { all });
-        const body: ApprovalListResponse = { approvals: records.map((r) => toView(r, viewer)), server_time: new Date().toISOString() };
+        const body: ApprovalListResponse = {
+          approvals: records.map((r) => toView(r, viewer)), server_time: new Date().toISOString(),
+          viewer: { name: viewer.name, groups: [...viewer.groups] },
+          ...(deps.approverGroups ? { approver_groups: deps.approverGroups() } : {}),
+        };
         sendJson(res, 200, body);
         return true;
       }

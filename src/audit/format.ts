@@ -1,6 +1,7 @@
 // Human-readable tables for `phigate audit search` and `phigate sessions`. Pure: records in, text out.
 import type { StoredRecord } from './events.js';
 import type { SessionSummary } from './search.js';
+import { pluralOf } from '../ui/plural.js';
 
 /** `2025-03-01 12:00:05` (UTC, as in the log). */
 export function shortTime(iso: string): string {
@@ -34,7 +35,7 @@ export function recordDetail(r: StoredRecord): string {
     case 'session.start':
       return `${r['agent'] ? `agent ${str(r['agent'])} ` : ''}${str(r['kind'])} from ${str(r['client_addr']) || '?'}${r['application_name'] ? ` (${str(r['application_name'])})` : ''} session ${str(r['session'])}`;
     case 'session.end':
-      return `after ${formatDurationMs(r['duration_ms'] as number | undefined)}, ${str(r['statements'])} statements${r['reason'] ? ` (${str(r['reason'])})` : ''} session ${str(r['session'])}`;
+      return `after ${formatDurationMs(r['duration_ms'] as number | undefined)}, ${pluralOf(r['statements'], 'statement')}${r['reason'] ? ` (${str(r['reason'])})` : ''} session ${str(r['session'])}`;
     case 'session.refused':
       return `refused ${str(r['code'])}${r['limit'] ? ` by ${str(r['limit'])}` : ''}: ${str(r['reason'])} session ${str(r['session'])}`;
     case 'approval.requested':
@@ -48,9 +49,9 @@ export function recordDetail(r: StoredRecord): string {
     case 'policy.activated':
       return `${str(r['policy']).slice(0, 19)}… (${str(r['source'])}${r['by'] ? ` by ${str(r['by'])}` : ''})`;
     case 'audit.search':
-      return `searched ${Object.entries((r['filters'] as Record<string, string> | undefined) ?? {}).map(([k, v]) => `${k}=${v}`).join(' ')}: ${str(r['results'])} results`;
+      return `searched ${Object.entries((r['filters'] as Record<string, string> | undefined) ?? {}).map(([k, v]) => `${k}=${v}`).join(' ')}: ${pluralOf(r['results'], 'result')}`;
     case 'audit.export':
-      return `exported ${str(r['records'])} records${r['since'] ? ` since ${str(r['since'])}` : ''}${r['until'] ? ` until ${str(r['until'])}` : ''}`;
+      return `exported ${pluralOf(r['records'], 'record')}${r['since'] ? ` since ${str(r['since'])}` : ''}${r['until'] ? ` until ${str(r['until'])}` : ''}`;
     case 'replay':
       return `replayed session ${str(r['session'])}`;
     case 'privileged':

@@ -6,7 +6,7 @@
 import type { KeyObject } from 'node:crypto';
 import {
   closeSync, existsSync, fstatSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync,
-  unlinkSync, writeFileSync, writeSync,
+  writeFileSync, writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { GENESIS_PREV, canonicalJson, canonicalRecord, sha256Hex } from './canonical.js';
@@ -14,6 +14,7 @@ import { AuditFormatError, AuditKeyError, AuditLockedError, AuditWriteError } fr
 import type { AuditEvent, LogRepairedEvent } from './events.js';
 import { keyFingerprint, publicKeyPem, signCheckpoint, type Checkpoint } from './keys.js';
 import { preadSync } from './lines.js';
+import { takePidLock } from '../server/pid-lock.js';
 import { CHECKPOINTS_FILE, IndexWriter, LOG_FILE, parseRecordLine } from './search-index.js';
 
 export const PUBLIC_KEY_FILE = 'public-key.pem';
@@ -523,60 +524,7 @@ function findTail(
   }
 }
 
-/** LOCK files this process holds (a second writer in the same process is refused too). */
-const heldLocks = new Set<string>();
-
-/**
- * One process per log: a LOCK file holding the owner's pid; a dead owner's lock is taken over. A
- * lock naming this process's own pid or its parent's, when this process does not hold it, is left
- * by an earlier process that had the same pid (PostgreSQL's postmaster.pid rule): in a container
- * the server is pid 1 at every start, so after `kill -9` its lock names a live pid, its own.
- */
+/** One process per log (see takePidLock). */
 function takeLock(dir: string): () => void {
-  const file = join(dir, LOCK_FILE);
-  if (heldLocks.has(file)) throw new AuditLockedError(dir, process.pid);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = openSync(file, 'wx', 0o600);
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
-      heldLocks.add(file);
-      let released = false;
-      return () => {
-        if (released) return;
-        released = true;
-        heldLocks.delete(file);
-        try {
-          unlinkSync(file);
-        } catch {
-          // already gone
-        }
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    let pid = NaN;
-    try {
-      pid = Number(readFileSync(file, 'utf8').trim());
-    } catch {
-      // removed meanwhile: retry
-    }
-    const ours = pid === process.pid || pid === process.ppid;
-    if (Number.isSafeInteger(pid) && pid > 0 && !ours && isAlive(pid)) throw new AuditLockedError(dir, pid);
-    try {
-      unlinkSync(file);
-    } catch {
-      // someone else took it over first; the next attempt tells
-    }
-  }
-  throw new AuditLockedError(dir, NaN);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return takePidLock(join(dir, LOCK_FILE), (holder) => new AuditLockedError(dir, holder.pid));
 }

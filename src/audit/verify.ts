@@ -12,6 +12,7 @@ import { readLines } from './lines.js';
 import { PUBLIC_KEY_FILE } from './log.js';
 import { CHECKPOINTS_FILE, LOG_FILE } from './search-index.js';
 import type { ChainReport } from './shared-verify.js';
+import { plural } from '../ui/plural.js';
 
 export interface VerifyProblem {
   /** chain | canonical | seq | prev | format | torn | checkpoint | signature | truncated | recording | key */
@@ -317,7 +318,7 @@ export async function verifyLog(auditDir: string, opts: VerifyOptions = {}): Pro
   }
   const lastCp = cp.checkpoints.at(-1);
   const unanchored = lastCp ? Math.max(0, lastSeq - lastCp.seq) : checker.count;
-  if (lastCp && unanchored > 0) warnings.push(`${unanchored} record(s) after the last checkpoint (record ${lastCp.seq}) are not signed yet`);
+  if (lastCp && unanchored > 0) warnings.push(`${plural(unanchored, 'record')} after the last checkpoint (record ${lastCp.seq}) ${unanchored === 1 ? 'is' : 'are'} not signed yet`);
   // Problems in file order: the first one is where the log first fails.
   problems.sort((a, b) => rank(a, file) - rank(b, file));
   return {
@@ -336,18 +337,18 @@ function rank(p: VerifyProblem, logFile: string): number {
 export function formatVerifyReport(r: VerifyReport): string {
   const lines: string[] = [];
   if (r.ok) {
-    lines.push(`audit log intact: ${r.records} records, ${r.checkpoints} signed checkpoints${r.key ? ` (key ${r.key})` : ''}`);
+    lines.push(`audit log intact: ${plural(r.records, 'record')}, ${plural(r.checkpoints, 'signed checkpoint')}${r.key ? ` (key ${r.key})` : ''}`);
     if (r.head) lines.push(`  head        record ${r.head.seq}  ${r.head.hash}`);
     if (r.lastCheckpoint) lines.push(`  checkpoint  record ${r.lastCheckpoint.seq}  signed ${r.lastCheckpoint.at}`);
     if (r.recordings) lines.push(`  recordings  ${r.recordings.checked} sealed, all match`);
   } else {
-    lines.push(`audit log NOT intact: ${r.problems.length}${r.problems.length >= MAX_PROBLEMS ? '+' : ''} problem(s); first: ${r.problems[0]?.message ?? ''}`);
+    lines.push(`audit log NOT intact: ${r.problems.length}${r.problems.length >= MAX_PROBLEMS ? '+' : ''} ${r.problems.length === 1 ? 'problem' : 'problems'}; first: ${r.problems[0]?.message ?? ''}`);
     for (const p of r.problems.slice(1, 10)) lines.push(`  also: ${p.message}`);
   }
   if (r.replicas) {
-    lines.push(`  shared store  ${r.replicas.length} replica chain(s)`);
+    lines.push(`  shared store  ${plural(r.replicas.length, 'replica chain')}`);
     for (const c of r.replicas) {
-      const what = `${c.records} records, ${c.checkpoints} checkpoints, ${c.recordings.checked} recordings`;
+      const what = `${plural(c.records, 'record')}, ${plural(c.checkpoints, 'checkpoint')}, ${plural(c.recordings.checked, 'recording')}`;
       lines.push(`    ${c.chain}${c.own ? ' (this replica)' : ''}  ${what}: ${c.ok ? 'intact' : `NOT intact: ${c.problems[0]?.message ?? ''}`}`);
       for (const w of c.warnings) lines.push(`      warning: ${w}`);
     }

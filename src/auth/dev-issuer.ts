@@ -167,10 +167,11 @@ export async function createDevIssuer(opts: DevIssuerOptions): Promise<DevIssuer
         charset: 'base-20',
         mask: '****-****',
         userCodeInputSource: (ctx: { body: string }, form: string, _out: unknown, err: unknown) => {
-          ctx.body = page('Sign in to phigate (dev)', `${err ? '<p class="err">That code was not recognised. Try again.</p>' : '<p>Enter the code shown by <code>phigate login</code>.</p>'}${form}<button type="submit" form="op.deviceInputForm">Continue</button>`);
+          ctx.body = page('Sign in to phigate (dev)', `${codeProblem(err)}${withinForm(form, '<button type="submit">Continue</button>')}`);
         },
         userCodeConfirmSource: (ctx: { body: string }, form: string, _client: unknown, _info: unknown, userCode: string) => {
-          ctx.body = page('Confirm the code', `<p>Does your terminal show this code?</p><p class="code">${escapeHtml(userCode)}</p>${form}<button type="submit" form="op.deviceConfirmForm">Yes, continue</button> <button type="submit" form="op.deviceConfirmForm" name="abort" value="yes" class="secondary">No, abort</button>`);
+          ctx.body = page('Confirm the code', `<p>Does your terminal show this code?</p><p class="code">${escapeHtml(userCode)}</p>${withinForm(form,
+            '<button type="submit">Yes, continue</button> <button type="submit" name="abort" value="yes" class="secondary">No, abort</button>')}`);
         },
         successSource: (ctx: { body: string }) => {
           ctx.body = page('Signed in', '<p>You are signed in. Return to your terminal; you can close this page.</p>');
@@ -208,7 +209,8 @@ export async function createDevIssuer(opts: DevIssuerOptions): Promise<DevIssuer
         return;
       }
       const buttons = DEV_IDENTITIES.map((i) =>
-        `<button type="submit" name="identity" value="${i.name}">${escapeHtml(i.displayName)}<small>${escapeHtml(i.groups.join(', '))}</small></button>`).join('');
+        // One per line, and the groups set apart, in a text browser too (where CSS does not apply).
+        `<div><button type="submit" name="identity" value="${i.name}">${escapeHtml(i.displayName)} <small>(groups: ${escapeHtml(i.groups.join(', '))})</small></button></div>`).join('');
       sendHtml(res, 200, page('Sign in as…', `<p>Pick a dev identity. These exist only on this dev server.</p><form method="post" action="${DEV_MOUNT}/interaction/${details.uid}/login">${buttons}</form>`));
       return;
     }
@@ -269,6 +271,26 @@ function readBody(req: IncomingMessage): Promise<string> {
 function sendHtml(res: ServerResponse, status: number, html: string): void {
   res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(html) });
   res.end(html);
+}
+
+/** What the code page says above its form, after oidc-provider re-renders it for `err`. */
+function codeProblem(err: unknown): string {
+  const name = err instanceof Error ? err.name : undefined;
+  if (!name) return '<p>Enter the code shown by <code>phigate login</code>.</p>';
+  if (name === 'AbortedError') return '<p class="err">Sign-in aborted: nothing was granted. You can close this page.</p>';
+  if (name === 'ExpiredError') return '<p class="err">That code has expired: run <code>phigate login</code> again.</p>';
+  if (name === 'AlreadyUsedError') return '<p class="err">That code was already used: run <code>phigate login</code> again.</p>';
+  return '<p class="err">That code was not recognised. Try again.</p>';
+}
+
+/**
+ * Puts the submit buttons inside oidc-provider's form. Buttons outside it that point at it with a
+ * `form=` attribute need an HTML5 browser: text browsers (w3m, lynx) and curl users cannot press them.
+ */
+function withinForm(form: string, buttons: string): string {
+  const end = form.lastIndexOf('</form>');
+  if (end < 0) throw new Error('oidc-provider gave a device-flow form without </form>');
+  return `${form.slice(0, end)}${buttons}${form.slice(end)}`;
 }
 
 function escapeHtml(s: string): string {

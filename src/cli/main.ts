@@ -44,10 +44,20 @@ function allCommands(root: Command): Command[] {
   return root.commands.flatMap((c) => [c, ...allCommands(c)]);
 }
 
+/**
+ * `phigate help --help` (or `help -h`, `help help`) asks for help about help: commander would look
+ * for a command named `--help` and fail; the answer is the program's help.
+ */
+function helpAboutHelp(argv: string[]): string[] {
+  const [node = 'node', script = 'phigate', first, ...rest] = argv;
+  const aboutHelp = first === 'help' && rest.length > 0 && rest.every((a) => a === '--help' || a === '-h' || a === 'help');
+  return aboutHelp ? [node, script, '--help'] : argv;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(helpAboutHelp(argv));
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.Ok;
   } catch (err) {
     if (err instanceof CommanderError) {

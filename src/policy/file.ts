@@ -88,6 +88,14 @@ const CONNECTION_KEYS = new Set([
 const ISSUER_KEYS = new Set(['issuer', 'audience', 'groups_claim', 'jwks_uri', 'cli_client_id', 'cli_scopes', 'owner_claim', 'service_owners', 'service_tokens']);
 const CONNECTION_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
+/** Every group whose members may decide some request under `p`: approve rules' and access requests' approvers. */
+export function approverGroupsOf(p: PolicyFile): string[] {
+  const groups = new Set<string>();
+  for (const r of p.rules) if (r.action === 'approve') for (const g of r.approvers ?? []) groups.add(g);
+  for (const c of p.connections.values()) for (const g of c.accessApproval?.approvers ?? []) groups.add(g);
+  return [...groups].sort();
+}
+
 export function loadPolicyFile(path: string): PolicyFile {
   let text: string;
   try {

@@ -2,6 +2,7 @@
 // 1), command tags, ERROR/NOTICE lines, and the prompt with the statement. Pure: a recording in,
 // timed blocks of text lines out; the terminal player and `replay` without a TTY both use it.
 import type { Column, Message, Recording, RecordingEvent } from './format.js';
+import { plural } from '../ui/plural.js';
 
 /** Types psql right-aligns (print.c column_type_alignment). */
 const NUMERIC_OIDS = new Set([20, 21, 23, 26, 28, 29, 700, 701, 790, 1700, 5069]);
@@ -109,12 +110,16 @@ export interface Block {
   tone?: 'error' | 'notice' | 'info';
 }
 
-function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+export interface RenderOptions {
+  /**
+   * At most this many rows of each result are shown; the rest are one line, `... N more rows`,
+   * above psql's `(N rows)` footer. Undefined: every recorded row.
+   */
+  maxRows?: number;
 }
 
 /** The recording as timed blocks of psql-like output, in order. */
-export function renderBlocks(rec: Recording): Block[] {
+export function renderBlocks(rec: Recording, opts: RenderOptions = {}): Block[] {
   const db = rec.header.client_database || rec.header.connection;
   const prompt = promptFor(db);
   const blocks: Block[] = [];
@@ -154,7 +159,9 @@ export function renderBlocks(rec: Recording): Block[] {
         break;
       case 'complete': {
         if (columns) {
-          const lines = formatTable(columns, rows, e.rows);
+          const hidden = opts.maxRows !== undefined && rows.length > opts.maxRows ? rows.length - opts.maxRows : 0;
+          const lines = formatTable(columns, hidden ? rows.slice(0, opts.maxRows) : rows, e.rows);
+          if (hidden) lines.splice(lines.length - 2, 0, `... ${plural(hidden, 'more row')} (--rows all shows them)`);
           if (e.recorded < e.rows) lines.splice(lines.length - 1, 0, `-- phigate: ${plural(e.recorded, 'row')} of ${plural(e.rows, 'row')} recorded (row cap ${rec.header.row_cap})`);
           push(e, 'result', lines);
         } else {
@@ -181,6 +188,6 @@ export function renderBlocks(rec: Recording): Block[] {
 }
 
 /** The whole session as text (replay without a terminal, and tests). */
-export function renderText(rec: Recording): string {
-  return renderBlocks(rec).flatMap((b) => b.lines).join('\n') + '\n';
+export function renderText(rec: Recording, opts: RenderOptions = {}): string {
+  return renderBlocks(rec, opts).flatMap((b) => b.lines).join('\n') + '\n';
 }

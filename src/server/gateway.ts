@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { createPublicKey, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import { WebSocketServer } from 'ws';
 import { AuthError, TokenVerifier, bearerToken, misplacedToken, misplacedTokenMessage, type Identity, type IssuerConfig } from '../auth/index.js';
-import { parsePolicyFile, type ConnectionPolicy, type PolicyFile } from '../policy/file.js';
+import { approverGroupsOf, parsePolicyFile, type ConnectionPolicy, type PolicyFile } from '../policy/file.js';
 import { PolicyFileError } from '../policy/errors.js';
 import { policyVersion } from '../policy/version.js';
 import { PolicyHistory, type PolicyActivation } from '../policy/history.js';
@@ -179,6 +179,7 @@ export class Gateway {
     this.approvalRoutes = createApprovalRoutes({
       service: this.approvals, authenticate: (req) => this.authenticate(req), log: opts.log,
       recordAttempt: (who, action, target, outcome, code) => this.record(privilegedEvent(who, action, target, outcome, code)),
+      approverGroups: () => approverGroupsOf(this.policy),
     });
     this.analysis = new AnalysisPool(opts.log);
     this.wss = new WebSocketServer({

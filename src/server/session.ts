@@ -668,7 +668,6 @@ export class ClientSession {
       let continues = false;
       switch (m.type) {
         case 'Query':
-          this.statements++;
           verdict = oversize ? { action: 'block', error: oversize } : this.atSource(m, gate.onQuery(m.sql));
           sql = m.sql;
           break;
@@ -682,7 +681,6 @@ export class ClientSession {
           this.executedPortals.delete(m.portal);
           break;
         case 'Execute':
-          this.statements++;
           verdict = gate.onExecute(m.portal);
           sql = verdict.text;
           continues = this.executedPortals.has(m.portal);
@@ -971,8 +969,12 @@ export class ClientSession {
     this.opts.source!.refresh(since).then(resume, () => resume(false));
   }
 
-  /** The evidence record of one decided statement (redacted text only). */
   /**
+   * The evidence record of one decided statement (redacted text only), counted as one of the
+   * session's statements and begun in its recording. `decision`: the outcome of a statement held
+   * earlier: its second record, neither a new statement nor a second one in the recording (whose
+   * wait events tell the outcome), so that the session's count, its session.end record and the
+   * recording's end line agree.
    * `continues`: an Execute of a portal that already ran (a cursor-style fetch of the next rows): the
    * recording counts its rows against the same per-statement cap as the first part.
    */
@@ -997,7 +999,10 @@ export class ClientSession {
     if (extra.continues) ev.continues = true;
     this.metrics.decided(ev.decision);
     if (extra.rewritten && ev.decision !== 'block' && ev.decision !== 'error') ev.rewritten = extra.rewritten;
-    this.recorder?.statement({ sql: ev.sql, decision: ev.decision, rule: ev.rule, kinds: ev.kinds, tables: ev.tables }, extra.continues === true);
+    if (decision === undefined) {
+      this.statements++;
+      this.recorder?.statement({ sql: ev.sql, decision: ev.decision, rule: ev.rule, kinds: ev.kinds, tables: ev.tables }, extra.continues === true);
+    }
     return ev;
   }
 

@@ -41,6 +41,17 @@ describe('phigate approvals', () => {
     h.withdraw('test done');
   });
 
+  it('tells someone in no approver group that nothing will wait for them, and who approves', async () => {
+    const alice = await g.cli('alice', ['approvals']);
+    expect(alice.code).toBe(0);
+    expect(alice.stdout).toBe(`You (alice) are not an approver on ${g.url}: none of your groups (engineering) approves anything; ` +
+      'requests there are decided by members of privacy-officers.\n');
+    const json = JSON.parse((await g.cli('alice', ['approvals', '--json'])).stdout) as ApprovalsReport;
+    expect(json).toMatchObject({ approvals: [], viewer: { name: 'alice', groups: ['engineering'] }, approver_groups: ['privacy-officers'] });
+    // An approver with nothing pending hears just that.
+    expect((await g.cli('carol', ['approvals'])).stdout).toBe(`No approval requests waiting for you on ${g.url}.\n`);
+  });
+
   it('exits 3 without a valid token', async () => {
     const r = await g.cli('bob', ['approvals', '--token-file', '/nonexistent/token']);
     expect(r.code).toBe(3);

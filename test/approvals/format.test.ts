@@ -41,6 +41,11 @@ describe('approval formatting', () => {
     expect(row).toMatch(/^apr-aaaaaa +1m +alice \(agent "claude"\) +ehr +phi-writes +UPDATE visits SET note = \$1, .*\.\.\. +14m 05s +pending$/);
     expect(row!.length).toBeLessThanOrEqual(130);
     expect(renderApprovals({ server: 'http://gw', server_time: '', approvals: [] })).toBe('No approval requests waiting for you on http://gw.\n');
+    const empty = { server: 'http://gw', server_time: '', approvals: [] };
+    expect(renderApprovals({ ...empty, viewer: { name: 'dan', groups: [] }, approver_groups: [] }))
+      .toBe('You (dan) are not an approver on http://gw: you are in no group; its policy holds nothing for approval.\n');
+    expect(renderApprovals({ ...empty, viewer: { name: 'bob', groups: ['x', 'privacy-officers'] }, approver_groups: ['privacy-officers'] }))
+      .toBe('No approval requests waiting for you on http://gw.\n');
   });
 });
 

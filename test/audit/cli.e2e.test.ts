@@ -123,6 +123,19 @@ describe('phigate sessions and replay', () => {
     expect(missing.stderr).toMatch(/no recording of session "ffffffff-nope"/);
     expect((await cli('carol', remote(['replay', SESSION, '--speed', '0']))).code).toBe(2);
   });
+
+  it('replay shows at most --rows rows of each result and counts the rest; --rows all shows every one', async () => {
+    const capped = await cli('carol', remote(['replay', SESSION, '--rows', '0']));
+    expect(capped.code).toBe(0);
+    expect(capped.stdout).toContain([' id | ssn ', '----+-----', '... 1 more row (--rows all shows them)', '(1 row)'].join('\n'));
+    expect(capped.stdout).not.toContain('***-**-6789');
+    const all = await cli('carol', remote(['replay', SESSION, '--rows', 'all']));
+    expect(all.stdout).toContain('  1 | ***-**-6789\n(1 row)');
+    expect(all.stdout).not.toContain('more row');
+    const bad = await cli('carol', remote(['replay', SESSION, '--rows', 'lots']));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--rows must be a whole number or "all", got "lots"/);
+  });
 });
 
 describe('phigate audit verify and export', () => {

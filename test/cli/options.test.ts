@@ -54,6 +54,19 @@ describe('phigate binary', () => {
     expect(c.stdout()).toMatch(/connect/);
   });
 
+  it('`help --help`, `help -h` and `help help` print the help on stdout and exit 0; `help nope` stays a usage error', async () => {
+    for (const args of [['help', '--help'], ['help', '-h'], ['help', 'help']]) {
+      const p = run(args);
+      expect((await p.exited).code, args.join(' ')).toBe(0);
+      expect(p.stdout()).toMatch(/^Usage: phigate \[options\] \[command\]/);
+      expect(p.stderr()).toBe('');
+    }
+    const sub = run(['help', 'demo']);
+    expect((await sub.exited).code).toBe(0);
+    expect(sub.stdout()).toMatch(/^Usage: phigate demo/);
+    expect((await run(['help', 'nope']).exited).code).toBe(2);
+  });
+
   it('server refuses a broken policy file with its line and key', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'phigate-srv-'));
     const file = join(dir, 'p.yaml');

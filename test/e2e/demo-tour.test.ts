@@ -71,7 +71,7 @@ describe.skipIf(!hasTools)('phigate demo in a terminal', () => {
     expect(s).toMatch(/\$ phigate audit verify +# as carol\n +audit log intact: \d+ records/);
     expect(s).toMatch(/Tour complete\./);
     // then the server keeps running with what to try next
-    expect(s).toMatch(/export PHIGATE_SERVER=http:\/\/127\.0\.0\.1:\d+/);
+    expect(s).toMatch(/PHIGATE_CLIENT_ID=dev-bob PHIGATE_CLIENT_SECRET=dev-bob-secret .* login --client-credentials --server http:\/\/127\.0\.0\.1:\d+ --profile bob/);
 
     const live = await verifyLog(join(dataDir, 'audit'));
     expect(live.problems).toEqual([]);

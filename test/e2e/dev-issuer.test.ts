@@ -1,11 +1,13 @@
 // `phigate server --dev`: the built-in OpenID Provider issues tokens the gateway itself trusts,
 // through the device flow (browser step driven over HTTP), refresh tokens and client credentials.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type Proc } from '../support/harness.js';
-import { driveDeviceVerification } from '../support/device-browser.js';
+import { driveDeviceVerification, parseForms, pageText, type Form, type Page } from '../support/device-browser.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 
 let dir: string;
 let server: Proc;
@@ -27,13 +29,34 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function deviceLogin(identity: string): Promise<Record<string, string>> {
+async function deviceLogin(identity: string, browse: (auth: Record<string, string>) => Promise<void> =
+  (auth) => driveDeviceVerification(auth['verification_uri_complete']!, identity)): Promise<Record<string, string>> {
   const info = (await (await fetch(`${url}/.well-known/phigate`)).json()) as { issuer: string; client_id: string; scopes: string[] };
   const auth = (await (await fetch(`${info.issuer}/device/auth`, form({ client_id: info.client_id, scope: info.scopes.join(' ') }))).json()) as Record<string, string>;
-  await driveDeviceVerification(auth['verification_uri_complete']!, identity);
+  await browse(auth);
   return (await (await fetch(`${info.issuer}/token`, form({
     client_id: info.client_id, grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: auth['device_code']!,
   }))).json()) as Record<string, string>;
+}
+
+/** curl as someone in a shell would use it: -L, a cookie jar, the forms read from the HTML. */
+async function curlPage(jar: string, target: string, fields?: URLSearchParams): Promise<Page> {
+  const body = join(dir, 'curl-body.html');
+  const args = ['-sS', '-L', '-c', jar, '-b', jar, '-o', body, '-w', '%{http_code} %{url_effective}', target];
+  for (const [k, v] of fields ?? []) args.push('--data-urlencode', `${k}=${v}`);
+  const { stdout } = await promisify(execFile)('curl', args);
+  const [status, effective] = stdout.split(' ');
+  return { status: Number(status), url: effective!, html: readFileSync(body, 'utf8') };
+}
+
+function pressWithCurl(jar: string, page: Page, label: RegExp, typed: Record<string, string> = {}): Promise<Page> {
+  const f: Form | undefined = parseForms(page.html, page.url).find((x) => x.controls.some((c) => c.type === 'submit' && label.test(c.label)));
+  if (!f) throw new Error(`no button ${label} inside a form: ${pageText(page.html).slice(0, 300)}`);
+  const fields = new URLSearchParams();
+  for (const c of f.controls) if (c.tag === 'input' && c.name) fields.append(c.name, typed[c.name] ?? c.value);
+  const button = f.controls.find((c) => c.type === 'submit' && label.test(c.label))!;
+  if (button.name) fields.append(button.name, button.value);
+  return curlPage(jar, f.action, fields);
 }
 
 describe('phigate server --dev', () => {
@@ -63,6 +86,25 @@ describe('phigate server --dev', () => {
     const tok = await deviceLogin('alice');
     const pre = await fetch(`${url}/v1/connections/ehr`, { headers: { authorization: `Bearer ${tok['access_token']}` } });
     expect(await pre.json()).toMatchObject({ identity: { name: 'alice', kind: 'human', groups: ['engineering'] } });
+  });
+
+  it('device flow in a text browser: typing the code read off the terminal, every button inside its form', async () => {
+    const tok = await deviceLogin('carol', (auth) => driveDeviceVerification(auth['verification_uri']!, 'carol', auth['user_code']!));
+    expect(tok['error']).toBeUndefined();
+    expect(claimsOf(tok['access_token']!)).toMatchObject({ sub: 'carol', groups: ['auditors'] });
+  });
+
+  it('device flow with curl: plain form posts, following redirects with a cookie jar', async () => {
+    const jar = join(dir, 'curl-cookies.txt');
+    const tok = await deviceLogin('agent', async (auth) => {
+      let page = await curlPage(jar, auth['verification_uri']!);
+      page = await pressWithCurl(jar, page, /^Continue$/, { user_code: auth['user_code']! });
+      expect(pageText(page.html)).toContain(auth['user_code']!);
+      page = await pressWithCurl(jar, page, /^Yes, continue$/);
+      page = await pressWithCurl(jar, page, /^Agent/);
+      expect(pageText(page.html)).toMatch(/You are signed in/);
+    });
+    expect(claimsOf(tok['access_token']!)).toMatchObject({ sub: 'agent', groups: ['ai-agents'] });
   });
 
   it('device flow: aborting at the confirmation page denies the login', async () => {

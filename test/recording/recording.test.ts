@@ -91,6 +91,20 @@ describe('RecordingWriter', () => {
     expect(renderText(rec)).toContain('-- phigate: 3 rows of 5 rows recorded (row cap 3)');
   });
 
+  it('shows at most maxRows rows of a result, then "... N more rows" above psql\'s footer', () => {
+    const w = RecordingWriter.open(t.dir, 'sess-maxrows', META);
+    w.statement({ sql: 'SELECT k FROM t', decision: 'allow' });
+    w.rowDescription([{ name: 'k', type: 23 }]);
+    for (let i = 1; i <= 1000; i++) w.row([String(i)]);
+    w.complete({ tag: 'SELECT 1000' });
+    const rec = readRecording(w.close().path);
+    const text = renderText(rec, { maxRows: 2 });
+    expect(text).toContain([' k ', '---', ' 1', ' 2', '... 998 more rows (--rows all shows them)', '(1000 rows)', ''].join('\n'));
+    expect(text).not.toContain(' 3\n');
+    expect(renderText(rec)).toContain(' 1000\n(1000 rows)');
+    expect(renderText(rec, { maxRows: 1000 })).not.toContain('more row');
+  });
+
   it('counts the rows of a continued portal (the next fetch of a cursor) against the same cap', () => {
     const w = RecordingWriter.open(t.dir, 'sess-fetch', META, { rowCap: 3 });
     w.statement({ sql: 'SELECT g FROM generate_series(<n>, <n>) g', decision: 'allow' });

@@ -29,12 +29,14 @@ function isolatedHome(): string {
   return home;
 }
 
-export function run(args: string[], env: NodeJS.ProcessEnv = {}, opts: { cwd?: string; nodeArgs?: string[] } = {}): Proc {
+/** `detached`: the child leads a process group of its own (signal it and its children as a terminal's Ctrl-C does: kill(-pid)). */
+export function run(args: string[], env: NodeJS.ProcessEnv = {}, opts: { cwd?: string; nodeArgs?: string[]; detached?: boolean } = {}): Proc {
   const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), BIN, ...args], {
     // A private PHIGATE_HOME unless the test names one: tests never see a developer's stored logins.
     env: { ...process.env, NO_COLOR: '1', PHIGATE_HOME: isolatedHome(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: opts.cwd,
+    detached: opts.detached === true,
   });
   let out = '';
   let err = '';

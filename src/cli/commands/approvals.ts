@@ -16,6 +16,10 @@ export interface ApprovalsReport {
   server: string;
   server_time: string;
   approvals: ApprovalView[];
+  /** Who asked, as the gateway sees them (gateways before 0.2 do not say). */
+  viewer?: { name: string; groups: string[] };
+  /** The policy's approver groups (idem). */
+  approver_groups?: string[];
 }
 
 export function approvalsCommand(): Command {
@@ -28,14 +32,27 @@ export function approvalsCommand(): Command {
     const ctx = resolveContext(opts);
     const client = new ApprovalsClient({ serverUrl: ctx.serverUrl, token: ctx.token, source: ctx.source });
     const res = await client.list(opts.all === true);
-    const report: ApprovalsReport = { server: ctx.serverUrl, server_time: res.server_time, approvals: res.approvals };
+    const report: ApprovalsReport = {
+      server: ctx.serverUrl, server_time: res.server_time, approvals: res.approvals,
+      ...(res.viewer ? { viewer: res.viewer } : {}), ...(res.approver_groups ? { approver_groups: res.approver_groups } : {}),
+    };
     process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : renderApprovals(report, { all: opts.all === true }));
   });
 }
 
+/** An empty list for someone in no approver group: say that nothing will ever wait for them, and who approves. */
+function notAnApprover(r: ApprovalsReport): string | undefined {
+  const { viewer, approver_groups: approvers } = r;
+  if (!viewer || !approvers || viewer.groups.some((g) => approvers.includes(g))) return undefined;
+  const yours = viewer.groups.length ? `none of your groups (${viewer.groups.join(', ')}) approves anything` : 'you are in no group';
+  const theirs = approvers.length ? `requests there are decided by members of ${approvers.join(', ')}` : 'its policy holds nothing for approval';
+  return `You (${viewer.name}) are not an approver on ${r.server}: ${yours}; ${theirs}.\n`;
+}
+
 export function renderApprovals(r: ApprovalsReport, opts: { all?: boolean; width?: number } = {}): string {
   if (r.approvals.length === 0) {
-    return opts.all ? `No approval requests you may see on ${r.server}.\n` : `No approval requests waiting for you on ${r.server}.\n`;
+    if (opts.all) return `No approval requests you may see on ${r.server}.\n`;
+    return notAnApprover(r) ?? `No approval requests waiting for you on ${r.server}.\n`;
   }
   const now = Date.parse(r.server_time);
   const header = ['ID', 'AGE', 'REQUESTER', 'CONNECTION', 'RULE', 'STATEMENT', 'EXPIRES IN', 'STATUS'];

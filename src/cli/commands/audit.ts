@@ -18,6 +18,7 @@ import { TimeArgumentError, parseTimeArg } from '../../audit/time.js';
 import { AuditKeyError } from '../../audit/errors.js';
 import { parsePublicKey } from '../../audit/keys.js';
 import { LOG_FILE } from '../../audit/search-index.js';
+import { plural } from '../../ui/plural.js';
 
 /** Where the evidence of a data directory is: `<dir>/audit`, or `<dir>` itself when it is an audit directory. */
 export function evidenceDirs(dataDir: string): { auditDir: string; recordingsDir: string; policiesDir: string } {
@@ -173,7 +174,7 @@ export function auditCommand(): Command {
         ? await exportBundleToFile(dirs.auditDir, opts.out, { since, until, policiesDir: dirs.policiesDir })
         : await exportBundle(dirs.auditDir, process.stdout, { since, until, policiesDir: dirs.policiesDir });
       const r = s.header.records;
-      process.stderr.write(`exported ${r ? `${r.count} records (${r.first_seq}..${r.last_seq})` : 'no records'}${opts.out ? ` to ${opts.out}` : ''}` +
+      process.stderr.write(`exported ${r ? `${plural(r.count, 'record')} (${r.first_seq}..${r.last_seq})` : 'no records'}${opts.out ? ` to ${opts.out}` : ''}` +
         `${s.unanchored ? '; the newest are not signed yet (the server signs them at its next checkpoint)' : ''}\n`);
     } else {
       const ctx = resolveContext(opts);
@@ -194,9 +195,9 @@ export function formatBundleReport(r: BundleReport): string {
   if (r.ok) {
     const range = r.range ? `records ${r.range.first_seq}..${r.range.last_seq}` : 'no records in range';
     lines.push(`bundle intact: ${range}${r.header?.since || r.header?.until ? ` (${r.header?.since ?? '…'} to ${r.header?.until ?? '…'})` : ''}, ` +
-      `${r.records} record lines, ${r.checkpoints} signed checkpoints${r.key ? ` (key ${r.key})` : ''}, ${r.policies} policy texts`);
+      `${plural(r.records, 'record line')}, ${plural(r.checkpoints, 'signed checkpoint')}${r.key ? ` (key ${r.key})` : ''}, ${plural(r.policies, 'policy text')}`);
   } else {
-    lines.push(`bundle NOT intact: ${r.problems.length} problem(s); first: ${r.problems[0]?.message ?? ''}`);
+    lines.push(`bundle NOT intact: ${plural(r.problems.length, 'problem')}; first: ${r.problems[0]?.message ?? ''}`);
     for (const p of r.problems.slice(1, 10)) lines.push(`  also: ${p.message}`);
   }
   for (const w of r.warnings) lines.push(`  warning: ${w}`);

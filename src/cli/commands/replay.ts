@@ -19,8 +19,12 @@ import { renderBlocks, renderText } from '../../recording/psql.js';
 import { formatClock } from '../../ui/replay/state.js';
 import { evidenceDirs } from './audit.js';
 
+/** Rows of each result shown unless --rows says otherwise: about a screenful, as a pager would. */
+export const DEFAULT_REPLAY_ROWS = 50;
+
 interface ReplayOptions extends GlobalOptions {
   speed: string;
+  rows: string;
   step?: boolean;
   json?: boolean;
   dataDir?: string;
@@ -33,6 +37,7 @@ export function replayCommand(): Command {
       .argument('<session>', 'session id, or its first characters (see `phigate sessions`)')
       .option('--speed <n>', 'playback speed (2 = twice as fast, 0.5 = half)', '1')
       .option('--step', 'show one statement at a time; space or enter for the next')
+      .option('--rows <n|all>', 'rows of each result shown; the rest are counted ("... N more rows")', String(DEFAULT_REPLAY_ROWS))
       .option('--json', 'print the recording as NDJSON')
       .option('--data-dir <dir>', 'read the recording from this server data directory instead of asking the gateway (offline)'),
   ).action(async (session: string, opts: ReplayOptions) => runReplay(session, opts));
@@ -41,6 +46,7 @@ export function replayCommand(): Command {
 async function runReplay(idOrPrefix: string, opts: ReplayOptions): Promise<void> {
   const speed = Number(opts.speed);
   if (!Number.isFinite(speed) || speed <= 0 || speed > 1000) throw new PhigateError(`--speed must be a number above 0, got "${opts.speed}"`, ExitCode.Usage);
+  const maxRows = rowsOption(opts.rows);
   const got = opts.dataDir ? await readLocal(opts.dataDir, idOrPrefix) : await fetchRemote(opts, idOrPrefix);
   if (opts.json) {
     process.stdout.write(got.text.endsWith('\n') ? got.text : `${got.text}\n`);
@@ -53,7 +59,7 @@ async function runReplay(idOrPrefix: string, opts: ReplayOptions): Promise<void>
     if (err instanceof RecordingFormatError) throw new PhigateError(err.message, ExitCode.Error);
     throw err;
   }
-  const blocks = renderBlocks(rec);
+  const blocks = renderBlocks(rec, { maxRows });
   const h = rec.header;
   const who = `${h.user}${h.agent ? ` (agent ${showLabel(h.agent)})` : h.kind === 'agent' ? ' (agent)' : ''}`;
   const duration = blocks.length ? formatClock(blocks[blocks.length - 1]!.t) : '00:00';
@@ -63,11 +69,19 @@ async function runReplay(idOrPrefix: string, opts: ReplayOptions): Promise<void>
   if (got.status === 'mismatch') process.stderr.write(`phigate: warning: ${seal}\n`);
   if (!process.stdout.isTTY || !process.stdin.isTTY) {
     // No terminal to pace or take keys: the whole session at once.
-    process.stdout.write(`${title}\n${seal}\n\n${renderText(rec)}`);
+    process.stdout.write(`${title}\n${seal}\n\n${renderText(rec, { maxRows })}`);
     return;
   }
   const { runReplayTui } = await import('../../ui/replay/run.js');
   await runReplayTui({ title, seal: { status: got.status, text: seal }, blocks, speed, step: opts.step === true });
+}
+
+/** --rows: a whole number, or `all` for every recorded row. */
+function rowsOption(v: string): number | undefined {
+  if (v === 'all') return undefined;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) throw new PhigateError(`--rows must be a whole number or "all", got "${v}"`, ExitCode.Usage);
+  return n;
 }
 
 function endNote(rec: Recording): string {
