@@ -8,6 +8,7 @@ import { run, type Proc } from '../support/harness.js';
 import { driveDeviceVerification, parseForms, pageText, type Form, type Page } from '../support/device-browser.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { expectTools } from '../support/expect-tools.js';
 
 let dir: string;
 let server: Proc;
@@ -60,6 +61,7 @@ function pressWithCurl(jar: string, page: Page, label: RegExp, typed: Record<str
 }
 
 describe('phigate server --dev', () => {
+  const hasCurl = expectTools('curl');
   it('advertises its issuer and CLI client at /.well-known/phigate', async () => {
     const res = await fetch(`${url}/.well-known/phigate`);
     expect(res.status).toBe(200);
@@ -94,7 +96,7 @@ describe('phigate server --dev', () => {
     expect(claimsOf(tok['access_token']!)).toMatchObject({ sub: 'carol', groups: ['auditors'] });
   });
 
-  it('device flow with curl: plain form posts, following redirects with a cookie jar', async () => {
+  it.skipIf(!hasCurl)('device flow with curl: plain form posts, following redirects with a cookie jar', async () => {
     const jar = join(dir, 'curl-cookies.txt');
     const tok = await deviceLogin('agent', async (auth) => {
       let page = await curlPage(jar, auth['verification_uri']!);
