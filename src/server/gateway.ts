@@ -563,8 +563,7 @@ export class Gateway {
     const metrics = this.metrics.forConnection(connection.name);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       metrics.sessionStarted();
-      const sock = (ws as unknown as { _socket?: { setNoDelay?: (b: boolean) => void } })._socket;
-      sock?.setNoDelay?.(true);
+      req.socket.setNoDelay(true);
       const session = new ClientSession(ws, {
         id: randomUUID(),
         identity,
@@ -602,7 +601,7 @@ export class Gateway {
       });
       this.sessions.add(session);
       const timing = this.tunnelTiming();
-      watchTunnel(ws, timing, (silentMs) => session.lostTunnel(silentMs, timing.timeoutMs));
+      watchTunnel(ws, req.socket, timing, (silentMs) => session.lostTunnel(silentMs, timing.timeoutMs));
     });
   }
 
