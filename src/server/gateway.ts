@@ -563,7 +563,6 @@ export class Gateway {
     const metrics = this.metrics.forConnection(connection.name);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       metrics.sessionStarted();
-      req.socket.setNoDelay(true);
       const session = new ClientSession(ws, {
         id: randomUUID(),
         identity,
