@@ -578,8 +578,6 @@ export class Gateway {
     const metrics = this.metrics.forConnection(connection.name);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       metrics.sessionStarted();
-      const sock = (ws as unknown as { _socket?: { setNoDelay?: (b: boolean) => void } })._socket;
-      sock?.setNoDelay?.(true);
       const session = new ClientSession(ws, {
         id: randomUUID(),
         identity,
@@ -618,7 +616,7 @@ export class Gateway {
       });
       this.sessions.add(session);
       const timing = this.tunnelTiming();
-      watchTunnel(ws, timing, (silentMs) => session.lostTunnel(silentMs, timing.timeoutMs));
+      watchTunnel(ws, req.socket, timing, (silentMs) => session.lostTunnel(silentMs, timing.timeoutMs));
     });
   }
 

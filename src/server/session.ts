@@ -60,6 +60,9 @@ const BACKLOG_HIGH_WATER = 16 * 1024 * 1024;
 /** Pause reading the upstream when this much is queued towards a slow client. */
 const CLIENT_HIGH_WATER = 4 * 1024 * 1024;
 
+/** Options of every data frame to the client (one object, not one per frame). */
+const BINARY = { binary: true } as const;
+
 /** Masking at the source for a masked reader (masking/source): the gateway's per-connection rewrite. */
 export interface SourceMaskingHandle {
   /**
@@ -1345,12 +1348,12 @@ export class ClientSession {
       // Backpressure towards the database: a client that stops reading must not grow our memory.
       this.upstreamPaused = true;
       this.upstream!.pause();
-      ws.send(whole, { binary: true }, () => {
+      ws.send(whole, BINARY, () => {
         this.upstreamPaused = false;
         if (this.state === 'relay') this.upstream?.resume();
       });
     } else {
-      ws.send(whole, { binary: true });
+      ws.send(whole, BINARY);
     }
     if (this.barrierAt > 0) {
       this.releaseBarrier();
@@ -1499,7 +1502,7 @@ export class ClientSession {
   private send(buf: Buffer): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
     this.bytesOut += buf.length;
-    this.ws.send(buf, { binary: true });
+    this.ws.send(buf, BINARY);
   }
 
   /** `why` is the session.end record's reason; `extra` the error's detail and hint. */

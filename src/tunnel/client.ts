@@ -14,6 +14,8 @@ import type { Progress } from '../ui/progress.js';
 
 /** Queue this much towards the gateway before pausing the local client. */
 const HIGH_WATER = 4 * 1024 * 1024;
+/** Options of every data frame (one object, not one per frame). */
+const BINARY = { binary: true } as const;
 
 export interface TunnelOptions {
   serverUrl: string;
@@ -54,7 +56,7 @@ export async function preflight(opts: Pick<TunnelOptions, 'serverUrl' | 'connect
 }
 
 /** Outcome of trying to open one stream. */
-type OpenResult = { ws: WebSocket; timing: LivenessTiming } | { refused: PhigateError } | { unreachable: Error };
+type OpenResult = { ws: WebSocket; socket: Socket; timing: LivenessTiming } | { refused: PhigateError } | { unreachable: Error };
 
 async function openStream(opts: TunnelOptions): Promise<OpenResult> {
   let token: string;
@@ -76,10 +78,14 @@ async function openStream(opts: TunnelOptions): Promise<OpenResult> {
     ws.binaryType = 'nodebuffer';
     let settled = false;
     let timing = parseLivenessHeader({});
-    ws.once('upgrade', (res: IncomingMessage) => (timing = parseLivenessHeader(res.headers)));
+    let socket: Socket | undefined;
+    ws.once('upgrade', (res: IncomingMessage) => {
+      timing = parseLivenessHeader(res.headers);
+      socket = res.socket;
+    });
     ws.once('open', () => {
       settled = true;
-      resolve({ ws, timing });
+      resolve({ ws, socket: socket!, timing });
     });
     ws.once('unexpected-response', (_req, res: IncomingMessage) => {
       const chunks: Buffer[] = [];
@@ -124,7 +130,7 @@ export async function carryThroughTunnel(local: Socket, opts: TunnelOptions): Pr
     }
     if ('ws' in r) {
       retrying?.done('phigate: gateway is reachable again');
-      pipe(local, r.ws, r.timing, opts);
+      pipe(local, r.ws, r.socket, r.timing, opts);
       return;
     }
     if ('refused' in r) {
@@ -146,7 +152,7 @@ export async function carryThroughTunnel(local: Socket, opts: TunnelOptions): Pr
   }
 }
 
-function pipe(local: Socket, ws: WebSocket, timing: LivenessTiming, opts: TunnelOptions): void {
+function pipe(local: Socket, ws: WebSocket, socket: Socket, timing: LivenessTiming, opts: TunnelOptions): void {
   let wsPaused = false;
   /** The stream's end needs no further word: the CLI ended it itself, or already said why. */
   let saidWhy = false;
@@ -158,13 +164,13 @@ function pipe(local: Socket, ws: WebSocket, timing: LivenessTiming, opts: Tunnel
     if (!localPaused && ws.bufferedAmount + chunk.length > HIGH_WATER) {
       localPaused = true;
       local.pause();
-      ws.send(chunk, { binary: true }, () => {
+      ws.send(chunk, BINARY, () => {
         localPaused = false;
         local.resume();
       });
       return;
     }
-    ws.send(chunk, { binary: true });
+    ws.send(chunk, BINARY);
   });
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     holding?.done();
@@ -192,7 +198,7 @@ function pipe(local: Socket, ws: WebSocket, timing: LivenessTiming, opts: Tunnel
   });
   // The gateway pings too, but behind a large result a slow reader here cannot read its pings: the
   // CLI's own pings tell the gateway this end is alive; the gateway's tell this end it is.
-  watchTunnel(ws, timing, (silentMs) => {
+  watchTunnel(ws, socket, timing, (silentMs) => {
     saidWhy = true;
     holding?.done();
     holding = undefined;

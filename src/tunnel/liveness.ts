@@ -1,5 +1,5 @@
-// Tunnel liveness, used by both ends: each pings the other every interval, counts any frame heard
-// (data, ping or pong) as a sign of life, and gives up on a peer silent for longer than the timeout.
+// Tunnel liveness, used by both ends: each pings the other every interval, counts any byte heard
+// (data, ping or pong frames) as a sign of life, and gives up on a peer silent for longer than the timeout.
 // A peer that vanished without a FIN (power loss, a partition, a stopped process) otherwise holds its
 // session, its upstream backend and its locks until TCP gives up, which can take many minutes.
 import type WebSocket from 'ws';
@@ -50,7 +50,7 @@ export class Liveness {
     this.lastTick = now;
   }
 
-  /** Any frame from the peer (cheap: called for every message). */
+  /** Something arrived from the peer since the last tick. */
   heard(): void {
     this.heardSinceTick = true;
   }
@@ -68,15 +68,18 @@ export class Liveness {
 /**
  * Pings `ws` every interval and calls `onDead` once when it stays silent past the timeout; stops by
  * itself when the stream closes. The caller decides how to end the stream (and what to tell whom).
+ * `socket` is the stream's transport: what it has read tells whether the peer was heard, so no
+ * listener runs per message (a second 'message' listener costs every frame an array copy).
  */
-export function watchTunnel(ws: WebSocket, t: LivenessTiming, onDead: (silentMs: number) => void): void {
+export function watchTunnel(ws: WebSocket, socket: { readonly bytesRead: number }, t: LivenessTiming, onDead: (silentMs: number) => void): void {
   const l = new Liveness(t, Date.now());
-  const heard = (): void => l.heard();
-  ws.on('message', heard);
-  ws.on('ping', heard);
-  ws.on('pong', heard);
+  let read = socket.bytesRead;
   const timer = setInterval(() => {
     if (ws.readyState !== ws.OPEN) return;
+    if (socket.bytesRead !== read) {
+      read = socket.bytesRead;
+      l.heard();
+    }
     const r = l.tick(Date.now(), ws.isPaused);
     if (r.dead) {
       clearInterval(timer);
