@@ -1286,6 +1286,10 @@ export class ClientSession {
     }
   }
 
+  /** The body of the backend message relayFrame is at, for frameFields (one function for every message, not a closure each). */
+  private frameBody: Buffer = EMPTY;
+  private readonly frameFields = (): ReturnType<typeof decodeFields> => decodeFields(this.frameBody);
+
   private readonly onUpstreamData = (chunk: Buffer): void => {
     // After a fatal error mid-chunk the rest is dropped; nothing more goes to the client.
     if (this.state === 'closed') return;
@@ -1374,7 +1378,8 @@ export class ClientSession {
     // Which statement an error answers, before the tracker moves past it: positions in a rewritten
     // statement are mapped back to the text the client sent.
     const answered = f.type === 0x45 && this.rewritten.size > 0 ? tracker.pendingSql() : undefined;
-    const v: BackendVerdict = tracker.backend(f.type, () => decodeFields(f.body));
+    this.frameBody = f.body;
+    const v: BackendVerdict = tracker.backend(f.type, this.frameFields);
     let sent: Buffer | undefined;
     if (f.type === 0x45) {
       if (isFatal(f.body)) this.upstreamFatal = true;
