@@ -78,8 +78,8 @@ describe('AuditLog', () => {
     const d = dir();
     const log = AuditLog.open(d);
     // Multi-byte text, and a batch far larger than the encoding buffer the log keeps between appends.
-    const small = log.appendMany([{ ...statementEvent(1), sql: 'SELECT \'é中😀\'' }, statementEvent(2)]);
-    const big = log.appendMany([{ ...statementEvent(3), sql: `SELECT '${'ü'.repeat(300_000)}'` }, statementEvent(4)]);
+    const small = log.appendMany([statementEvent(1, { sql: 'SELECT \'é中😀\'' }), statementEvent(2)]);
+    const big = log.appendMany([statementEvent(3, { sql: `SELECT '${'ü'.repeat(300_000)}'` }), statementEvent(4)]);
     const after = log.appendMany([statementEvent(5)]);
     await log.close();
     const all = [...small, ...big, ...after];
