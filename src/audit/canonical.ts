@@ -49,7 +49,8 @@ function write(value: unknown, path: string): string {
         for (let i = 0; i < value.length; i++) {
           if (i > 0) out += ',';
           const v: unknown = value[i];
-          out += v === undefined ? 'null' : write(v, `${path}[${i}]`);
+          // Strings inline: no element path is built unless an element can fail.
+          out += typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'null' : write(v, `${path}[${i}]`);
         }
         return `${out}]`;
       }
@@ -78,7 +79,14 @@ function write(value: unknown, path: string): string {
 const HEADER_KEYS = new Set(['seq', 'at', 'prev']);
 
 /** Per key set of an event (in the order its object lists them): the merged, sorted member prefixes. */
-const shapes = new Map<string, { keys: string[]; prefixes: string[] }>();
+const shapes = new Map<string, { own: string[]; keys: string[]; prefixes: string[] }>();
+
+/** Same keys in the same order (the check that makes the cheap joined-key lookup exact). */
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /**
  * canonicalJson({ ...event, seq, at, prev }) without building that object: the hot path of every
@@ -86,14 +94,15 @@ const shapes = new Map<string, { keys: string[]; prefixes: string[] }>();
  */
 export function canonicalRecord(event: Readonly<Record<string, unknown>>, seq: number, at: string, prev: string): string {
   const own = Object.keys(event);
-  // Exact (no separator can collide with a key's own characters).
-  const id = JSON.stringify(own);
+  // A cheap key (a joined string, no escaping pass) made exact by comparing the keys it stands for.
+  const id = own.join('\u0001');
   let shape = shapes.get(id);
-  if (!shape) {
+  if (!shape || !sameKeys(shape.own, own)) {
     const keys = [...own.filter((k) => !HEADER_KEYS.has(k)), ...HEADER_KEYS].sort(byCodeUnits);
-    shape = { keys, prefixes: keys.map((k, i) => `${i === 0 ? '' : ','}${JSON.stringify(k)}:`) };
+    const made = { own, keys, prefixes: keys.map((k, i) => `${i === 0 ? '' : ','}${JSON.stringify(k)}:`) };
     // Bounded: call sites are few; a caller building key sets dynamically must not grow this forever.
-    if (shapes.size < 1000) shapes.set(id, shape);
+    if (!shape && shapes.size < 1000) shapes.set(id, made);
+    shape = made;
   }
   let out = '{';
   let first = true;
@@ -106,7 +115,7 @@ export function canonicalRecord(event: Readonly<Record<string, unknown>>, seq: n
     const p = prefixes[i]!;
     out += first && i > 0 ? p.slice(1) : p;
     first = false;
-    out += typeof v === 'string' ? JSON.stringify(v) : write(v, `$.${k}`);
+    out += typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)) ? JSON.stringify(v) : write(v, `$.${k}`);
   }
   return `${out}}`;
 }

@@ -86,10 +86,23 @@ export function tableBits(name: string): [number, number] {
   return out;
 }
 
+/** tableBits by name: a log names the same few tables over and over (bounded: cleared when full). */
+const bitsByName = new Map<string, [number, number]>();
+
+function cachedTableBits(name: string): [number, number] {
+  let bits = bitsByName.get(name);
+  if (bits === undefined) {
+    if (bitsByName.size >= 4096) bitsByName.clear();
+    bits = tableBits(name);
+    bitsByName.set(name, bits);
+  }
+  return bits;
+}
+
 export function tablesBloom(tables: readonly string[] | undefined): [number, number] {
   const out: [number, number] = [0, 0];
   for (const t of tables ?? []) {
-    const [a, b] = tableBits(t);
+    const [a, b] = cachedTableBits(t);
     out[0] = (out[0] | a) >>> 0;
     out[1] = (out[1] | b) >>> 0;
   }

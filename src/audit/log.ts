@@ -18,6 +18,8 @@ import { takePidLock } from '../server/pid-lock.js';
 import { CHECKPOINTS_FILE, IndexWriter, LOG_FILE, parseRecordLine } from './search-index.js';
 
 export const PUBLIC_KEY_FILE = 'public-key.pem';
+/** The largest encoding buffer appendMany keeps for the next batch. */
+const SCRATCH_KEEP = 1024 * 1024;
 const LOCK_FILE = 'LOCK';
 
 export interface AuditLogOptions {
@@ -105,6 +107,8 @@ export class AuditLog {
   private nextSeq: number;
   private headHash: string;
   private readonly index: IndexWriter;
+  /** Where appendMany encodes a batch; reused, as the write is done before appendMany returns. */
+  private scratch = Buffer.allocUnsafe(16 * 1024);
 
   private syncedSeq: number;
   private syncedHash: string;
@@ -215,6 +219,7 @@ export class AuditLog {
   /** Several records with one write (a client chunk's statements): all are written, or none. */
   appendMany(events: readonly AuditEvent[]): AppendResult[] {
     this.writable();
+    if (events.length === 0) return [];
     const t0 = this.timings ? performance.now() : 0;
     // Time never goes backwards in the log (a clock step back holds it still until the clock catches
     // up), so searches can find a time range by bisection.
@@ -222,33 +227,46 @@ export class AuditLog {
     const at = new Date(now).toISOString();
     let seq = this.nextSeq;
     let prev = this.headHash;
-    let offset = this.offset;
-    const out: AppendResult[] = [];
-    const lines: string[] = [];
-    const lengths: number[] = [];
-    for (const event of events) {
+    const out: AppendResult[] = new Array<AppendResult>(events.length);
+    const ends: number[] = new Array<number>(events.length);
+    // Each line is encoded once, into one buffer: its hash is taken from those bytes, its length is
+    // what encoding returned, and the buffer is what is written (no join, no second or third pass).
+    let buf = this.scratch;
+    let used = 0;
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!;
       if (typeof event?.type !== 'string') throw new TypeError('audit event without a type');
       if ((event as { bundle?: unknown }).bundle !== undefined) throw new TypeError('audit events may not use the field "bundle"');
       // The log's fields win: an event cannot set its own seq, time or link.
       const line = canonicalRecord(event as unknown as Record<string, unknown>, seq, at, prev);
-      const hash = sha256Hex(line);
-      lines.push(line);
-      lengths.push(Buffer.byteLength(line) + 1);
-      out.push({ seq, hash });
+      // UTF-8 takes at most 3 bytes per UTF-16 code unit; +1 for the newline.
+      const room = used + line.length * 3 + 1;
+      if (room > buf.length) {
+        const grown = Buffer.allocUnsafe(Math.max(room, buf.length * 2));
+        buf.copy(grown, 0, 0, used);
+        buf = grown;
+      }
+      const n = buf.write(line, used);
+      const hash = sha256Hex(buf.subarray(used, used + n));
+      buf[used + n] = 10;
+      used += n + 1;
+      ends[i] = used;
+      out[i] = { seq, hash };
       prev = hash;
       seq++;
     }
-    if (lines.length === 0) return out;
-    const buf = Buffer.from(`${lines.join('\n')}\n`);
-    this.writeAt(buf);
+    // A huge batch (a megabyte statement) is not kept as the next batch's buffer.
+    if (buf !== this.scratch && buf.length <= SCRATCH_KEEP) this.scratch = buf;
+    this.writeAt(buf.subarray(0, used));
+    let offset = this.offset;
     for (let i = 0; i < events.length; i++) {
-      this.index.add({ seq: this.nextSeq + i, offset, length: lengths[i]!, atMs: now, record: events[i] as unknown as Record<string, unknown> });
-      offset += lengths[i]!;
+      this.index.add({ seq: this.nextSeq + i, offset, length: this.offset + ends[i]! - offset, atMs: now, record: events[i] as unknown as Record<string, unknown> });
+      offset = this.offset + ends[i]!;
     }
     this.nextSeq = seq;
     this.headHash = prev;
     this.lastAtMs = now;
-    this.offset += buf.length;
+    this.offset += used;
     this.counters.appended += out.length;
     this.scheduleSync();
     this.timings?.append((performance.now() - t0) / 1000, out.length);

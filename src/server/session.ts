@@ -1053,11 +1053,11 @@ export class ClientSession {
       if (seq === undefined) continue;
       // Nothing waits on this record: it rides along with the session's next write (one syscall
       // instead of two per statement), or is written at session end.
+      // Absent fields are left undefined (the canonical form omits them) rather than spread in.
       this.deferred.push({
         type: 'statement.result', session: this.id, user: this.opts.identity.name, connection: this.opts.connection.name,
-        statement: seq, duration_ms: r.durationMs, rows: r.rows,
-        ...(r.tag ? { tag: r.tag } : {}), ...(r.error ? { error: r.error } : {}), ...(r.skipped ? { skipped: true } : {}),
-        ...(r.suspended ? { suspended: true } : {}), ...(masked.length ? { masked } : {}),
+        statement: seq, duration_ms: r.durationMs, rows: r.rows, tag: r.tag || undefined, error: r.error || undefined,
+        skipped: r.skipped || undefined, suspended: r.suspended || undefined, masked: masked.length ? masked : undefined,
       });
     }
     if (this.deferred.length >= 64) this.recordEvents([]);
@@ -1100,16 +1100,19 @@ export class ClientSession {
   private recordEvents(events: AuditEvent[]): boolean {
     const audit = this.opts.audit;
     if (this.deferred.length > 0) {
-      events = [...this.deferred, ...events];
+      const deferred = this.deferred;
       this.deferred = [];
+      for (const e of events) deferred.push(e);
+      events = deferred;
     }
     if (!audit || events.length === 0) return true;
     try {
       const results = audit.appendMany(events);
-      events.forEach((e, i) => {
+      for (let i = 0; i < events.length; i++) {
+        const e = events[i]!;
         // A statement that runs gets a statement.result record, naming this seq, once answered.
         if (e.type === 'statement' && (e.decision === 'allow' || e.decision === 'approved')) this.recordSeq.set(e, results[i]!.seq);
-      });
+      }
       return true;
     } catch (err) {
       this.opts.log.error('audit write failed; ending the session', { session: this.id, error: (err as Error).message });
@@ -1329,6 +1332,10 @@ export class ClientSession {
     }
   }
 
+  /** The body of the backend message relayFrame is at, for frameFields (one function for every message, not a closure each). */
+  private frameBody: Buffer = EMPTY;
+  private readonly frameFields = (): ReturnType<typeof decodeFields> => decodeFields(this.frameBody);
+
   private readonly onUpstreamData = (chunk: Buffer): void => {
     // After a fatal error mid-chunk the rest is dropped; nothing more goes to the client.
     if (this.state === 'closed') return;
@@ -1417,7 +1424,8 @@ export class ClientSession {
     // Which statement an error answers, before the tracker moves past it: positions in a rewritten
     // statement are mapped back to the text the client sent.
     const answered = f.type === 0x45 && this.rewritten.size > 0 ? tracker.pendingSql() : undefined;
-    const v: BackendVerdict = tracker.backend(f.type, () => decodeFields(f.body));
+    this.frameBody = f.body;
+    const v: BackendVerdict = tracker.backend(f.type, this.frameFields);
     let sent: Buffer | undefined;
     if (f.type === 0x45) {
       if (isFatal(f.body)) this.upstreamFatal = true;
