@@ -7,7 +7,8 @@ import { fmt, loadAverage, measure, pgbench, table, type PgbenchResult, type Pgb
 
 /** One way from pgbench to PostgreSQL, and the processes on it whose CPU is counted. */
 export interface Path {
-  key: 'direct' | 'pgbouncer' | 'relay' | 'phigate';
+  /** phigate: a masked reader (statement analysis, masking plan, detectors); phigate-unmasked: a reader in unmasked_groups. */
+  key: 'direct' | 'pgbouncer' | 'relay' | 'phigate' | 'phigate-unmasked';
   label: string;
   target: PgbenchTarget;
   procs: ProcRef[];
@@ -81,8 +82,9 @@ export async function benchDataPath(o: DataPathOptions): Promise<void> {
         : path.procs.map((p) => `${path.procs.length > 1 ? `${p.name} ` : ''}${fmt(f.cpuPerTx[p.name]! / relayUs, 2)}x`).join(', ');
       rows.push([String(clients), path.label, fmt(f.best.tps), `${fmt(ratio, 2)}x`, fmt(f.best.latencyMs, 3),
         path.key === 'direct' ? '-' : fmt(f.best.latencyMs - direct.latencyMs, 3), cpu, vsRelay]);
-      const tag = `${path.key}_${clients}`;
-      if (path.key !== 'direct') o.summary[`${path.key}_tps_ratio_${clients}`] = ratio;
+      const tag = `${path.key.replace('-', '_')}_${clients}`;
+      if (path.key !== 'direct') o.summary[`${path.key.replace('-', '_')}_tps_ratio_${clients}`] = ratio;
+      if (path.key === 'phigate-unmasked') o.summary[`phigate_unmasked_added_ms_${clients}`] = f.best.latencyMs - direct.latencyMs;
       if (path.key === 'phigate') {
         o.summary[`tps_ratio_${clients}`] = ratio; // the key earlier runs printed
         o.summary[`phigate_added_ms_${clients}`] = f.best.latencyMs - direct.latencyMs;
@@ -90,10 +92,11 @@ export async function benchDataPath(o: DataPathOptions): Promise<void> {
       for (const p of path.procs) {
         o.summary[`${tag}_${p.name}_cpu_us`] = f.cpuPerTx[p.name]!;
         if (relayUs !== undefined && path.key === 'phigate') o.summary[`${p.name}_vs_relay_${clients}`] = f.cpuPerTx[p.name]! / relayUs;
+        if (relayUs !== undefined && path.key === 'phigate-unmasked') o.summary[`${p.name}_unmasked_vs_relay_${clients}`] = f.cpuPerTx[p.name]! / relayUs;
       }
       // TPS per core: transactions per CPU-second of the process (1e6 / CPU us per tx); busy says how
       // close the process came to a whole core, i.e. whether it was the ceiling.
-      if (clients === Math.max(...o.clients) && (path.key === 'phigate' || path.key === 'relay' || path.key === 'pgbouncer')) {
+      if (clients === Math.max(...o.clients) && path.key !== 'direct') {
         for (const p of path.procs) {
           perCore.push(`  ${`${path.label}: ${p.name}`.padEnd(34)} ${fmt(1e6 / f.cpuPerTx[p.name]!).padStart(8)} TPS per core,` +
             ` busy ${fmt(f.busy[p.name]!, 2)} of a core at ${fmt(f.best.tps)} TPS, ${fmt(f.kernelShare[p.name]! * 100)}% of it in the kernel` +

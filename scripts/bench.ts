@@ -45,7 +45,7 @@ const SCALE = Number(process.env['BENCH_SCALE'] ?? 10);
 const ONLY = new Set((process.env['BENCH_ONLY'] ?? 'decisions,pgbench,connections,connect,masking,evidence,stall,replicas').split(',').map((s) => s.trim()));
 if (process.env['BENCH_STRACE'] === '1') ONLY.add('strace');
 // BENCH_PATHS: the hops compared with direct in the pgbench, connections and strace sections.
-const PATHS = new Set((process.env['BENCH_PATHS'] ?? 'pgbouncer,relay,phigate').split(',').map((s) => s.trim()));
+const PATHS = new Set((process.env['BENCH_PATHS'] ?? 'pgbouncer,relay,phigate,phigate-unmasked').split(',').map((s) => s.trim()));
 /** strace: transactions per client (8 clients) in the traced run. */
 const STRACE_TX = Number(process.env['BENCH_STRACE_TX'] ?? 2000);
 /** stall: the size of each large statement, and how many are sent. */
@@ -62,7 +62,8 @@ async function main(): Promise<void> {
   if (ONLY.has('decisions')) await benchDecisions();
   process.stdout.write(`phigate bench: pgbench -S, scale ${SCALE}, ${SECONDS}s per run, best of ${ROUNDS} rounds, ${process.version}\n`);
   const db = await startTestPostgres();
-  const idp = await startTestIdp({ identities: { alice: ['engineering'] } });
+  // alice reads masked (every agent's case); dana is in unmasked_groups (the fast path).
+  const idp = await startTestIdp({ identities: { alice: ['engineering'], dana: ['privacy-officers'] } });
   const dir = mkdtempSync(join(tmpdir(), 'phigate-bench-'));
   const procs: Proc[] = [];
   try {
@@ -81,12 +82,12 @@ connections:
     upstream: postgres://${role.user}@${db.info.host}:${db.info.port}/${db.info.database}
     password_env: EHR_DB_PASSWORD
     tls: disable
-    allow_groups: [engineering]
+    allow_groups: [engineering, privacy-officers]
   ehr-nopool:
     upstream: postgres://${role.user}@${db.info.host}:${db.info.port}/${db.info.database}
     password_env: EHR_DB_PASSWORD
     tls: disable
-    allow_groups: [engineering]
+    allow_groups: [engineering, privacy-officers]
     pool: false
 masking:
   columns:
@@ -95,6 +96,7 @@ masking:
     - { column: bench_patients.full_name, strategy: redact }
     - { column: bench_patients.date_of_birth, strategy: year_only }
   detectors: [us_ssn, email]
+  unmasked_groups: [privacy-officers]
 `);
     const seed = !ONLY.has('masking') ? { code: 0, stderr: '' } : await runCmd('psql', ['-X', '-q', '-h', db.info.host, '-p', String(db.info.port), '-U', role.user, '-d', 'ehr', '-c', BENCH_PATIENTS_SQL], { env: pgEnv, timeoutMs: 600_000 });
     if (seed.code !== 0) throw new Error(`seeding bench_patients failed: ${seed.stderr}`);
@@ -148,6 +150,13 @@ masking:
         paths.push({ key: 'phigate', label: 'phigate connect -> server', target: { host: '127.0.0.1', port: gwPort, user: 'alice', env: { PGSSLMODE: 'disable' } },
           procs: [{ name: 'server', pid: server.proc.pid! }, { name: 'connect', pid: connect.proc.pid! }] });
       }
+      if (PATHS.has('phigate-unmasked') && ONLY.has('pgbench')) {
+        const unmasked = run(['connect', 'ehr', '--server', serverUrl], { PHIGATE_TOKEN: await idp.mint('dana') }, { nodeArgs });
+        procs.push(unmasked);
+        const port = Number((await unmasked.waitFor(/Listening on 127\.0\.0\.1:(\d+)/))[1]);
+        paths.push({ key: 'phigate-unmasked', label: 'phigate, unmasked reader', target: { host: '127.0.0.1', port, user: 'dana', env: { PGSSLMODE: 'disable' } },
+          procs: [{ name: 'server', pid: server.proc.pid! }, { name: 'connect', pid: unmasked.proc.pid! }] });
+      }
       if (ONLY.has('pgbench')) await benchDataPath({ paths, seconds: SECONDS, rounds: ROUNDS, clients: [1, 8], skipped, summary });
       if (ONLY.has('connections')) {
         const granted = await runCmd('psql', ['-X', '-q', '-h', db.info.host, '-p', String(db.info.port), '-U', role.user, '-d', 'ehr', '-c',
@@ -163,7 +172,7 @@ masking:
         await benchConnections({ paths: [direct, trust, ...paths.filter((p) => p.key === 'pgbouncer' || p.key === 'phigate')], seconds: SECONDS, rounds: ROUNDS, summary, notes });
       }
       if (ONLY.has('strace')) {
-        await benchStrace({ paths: paths.filter((p) => p.key !== 'direct'), clients: 8, transactionsPerClient: STRACE_TX, summary });
+        await benchStrace({ paths: paths.filter((p) => p.key !== 'direct' && p.key !== 'phigate-unmasked'), clients: 8, transactionsPerClient: STRACE_TX, summary });
       }
     } finally {
       await Promise.all(hops.map((h) => h.stop()));
