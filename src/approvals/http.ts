@@ -11,7 +11,7 @@ import {
   type ApiError, type ApiErrorCode, type ApprovalListResponse, type ApprovalView, type DecisionBody, type StreamMessage,
 } from './api.js';
 import { StoreError } from '../server/shared-db.js';
-import { ApprovalError, canDecide, canSee, isRequester, type ApprovalEvent, type ApprovalService } from './service.js';
+import { ApprovalError, canDecide, isRequester, type ApprovalEvent, type ApprovalService } from './service.js';
 import type { ApprovalRecord } from './store.js';
 import { shapeOf } from './format.js';
 import { APPROVAL_SCOPES, type ApprovalScope } from './types.js';
@@ -238,7 +238,7 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
       ws.send(JSON.stringify(msg));
     };
     const push = (e: ApprovalEvent): void => {
-      if (!canSee(e.approval, viewer)) return;
+      if (!service.maySee(e.approval, viewer)) return;
       send({ type: e.type, approval: toView(e.approval, viewer), server_time: new Date().toISOString() });
     };
     const unsubscribe = service.subscribe((e) => (backlog ? backlog.push(e) : push(e)));

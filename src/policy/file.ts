@@ -11,6 +11,10 @@ import { parseServerAccess, type ServerAccess } from './server-access.js';
 import { parseFunctions, type FunctionPolicy } from './functions.js';
 import { parseLimits, type Limits } from './limits.js';
 
+/** Who may administer and who may audit when the policy's `identity` does not say. */
+export const DEFAULT_ADMIN_GROUPS: readonly string[] = ['admins'];
+export const DEFAULT_AUDITOR_GROUPS: readonly string[] = ['auditors'];
+
 export type TlsMode = 'disable' | 'require' | 'verify-full';
 
 export interface IssuerPolicy {
@@ -105,8 +109,8 @@ export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
   if (!isScalar(versionNode) || versionNode.value !== 1) r.fail(versionNode, 'version', `expected 1, got ${describe(versionNode)}`);
 
   const issuers: IssuerPolicy[] = [];
-  let adminGroups = ['admins'];
-  let auditorGroups = ['auditors'];
+  let adminGroups = [...DEFAULT_ADMIN_GROUPS];
+  let auditorGroups = [...DEFAULT_AUDITOR_GROUPS];
   const identity = top.get('identity');
   if (identity !== undefined) {
     const id = r.map(identity, 'identity', new Set(['issuers', 'admin_groups', 'auditor_groups']));

@@ -159,7 +159,10 @@ export class Gateway {
     this.history = opts.dataDir ? new PolicyHistory(opts.dataDir) : undefined;
     this.approvals = new ApprovalService({
       log: opts.log, webhook: opts.policy.approvals.webhook, store: opts.approvalStore,
-      rules: () => ({ reasonRequired: this.policy.approvals.reasonRequired, unownedServiceApprovers: this.policy.approvals.unownedServiceApprovers }),
+      rules: () => ({
+        reasonRequired: this.policy.approvals.reasonRequired, unownedServiceApprovers: this.policy.approvals.unownedServiceApprovers,
+        oversightGroups: [...this.policy.adminGroups, ...this.policy.auditorGroups],
+      }),
     });
     this.access = new AccessGrants(this.approvals, (g) => this.onAccessExpired(g), Date.now, (g, user, reason) => this.record({
       type: 'access.granted', grant: g.id, user, connection: g.connection, until: new Date(g.expiresAt).toISOString(),
