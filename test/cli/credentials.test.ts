@@ -12,6 +12,7 @@ import { credentialKey, StoreUnavailableError, type SecretStore, type StoredCred
 import { readConfig } from '../../src/cli/credentials/config.js';
 import { phigateHome } from '../../src/cli/credentials/paths.js';
 import { needsRenewal, renewalMarginMs, TokenManager } from '../../src/cli/credentials/token-manager.js';
+import { CredentialLockBusy } from '../../src/cli/credentials/lock.js';
 import { pollDeviceToken } from '../../src/cli/credentials/device-flow.js';
 import type { Tokens } from '../../src/cli/credentials/issuer.js';
 import { resolveContext } from '../../src/cli/context.js';
@@ -248,9 +249,13 @@ function managed(initial: StoredCredential, lifetimeS: number) {
     issued.push(`at-${n}`);
     return { accessToken: `at-${n}`, expiresIn: lifetimeS, refreshToken: issuer.refreshToken };
   };
-  const tm = (): TokenManager => new TokenManager({ server: initial.server, profile: initial.profile, vault, renew, now: () => clock, lock: (fn) => fn() });
+  const lock = { busy: false };
+  const tm = (): TokenManager => new TokenManager({
+    server: initial.server, profile: initial.profile, vault, renew, now: () => clock,
+    lock: (fn) => (lock.busy ? Promise.reject(new CredentialLockBusy('/tmp/x.lock.d', 60_000)) : fn()),
+  });
   return {
-    vault, keychain, issuer, renewCalls, issued, tm,
+    vault, keychain, issuer, renewCalls, issued, tm, lock,
     advance: (ms: number) => (clock += ms),
     now: () => clock,
   };
@@ -332,6 +337,18 @@ describe('TokenManager: renewal before expiry on a fake clock', () => {
     await expect(tm.accessToken()).rejects.toMatchObject({ exitCode: 5, message: /identity provider unreachable/ });
     f.issuer.fail = undefined;
     expect(await tm.accessToken()).toBe('at-2');
+  });
+
+  it('another process renewing for too long: keeps using the current token until it expires, then says who holds the lock', async () => {
+    const f = managed(cred(), 3600);
+    await f.vault.saveLogin(cred());
+    f.lock.busy = true;
+    f.advance(3_570_000);
+    const tm = f.tm();
+    expect(await tm.accessToken()).toBe('at-1');
+    f.advance(60_000);
+    await expect(tm.accessToken()).rejects.toMatchObject({ name: 'CredentialLockBusy', exitCode: 1, hint: /x\.lock\.d/ });
+    expect(f.renewCalls).toHaveLength(0);
   });
 
   it('a login without a refresh token works until it expires, then exit 3', async () => {
