@@ -316,6 +316,8 @@ function parseDecision(text: string, approve: boolean): DecisionBody {
   if (o['reason'] !== undefined && o['reason'] !== null) {
     if (typeof o['reason'] !== 'string') throw new HttpProblem('bad_request', 'reason must be a string');
     if (o['reason'].length > MAX_REASON_CHARS) throw new HttpProblem('bad_request', `reason is longer than ${MAX_REASON_CHARS} characters`);
+    // It goes into the evidence, whose canonical JSON (RFC 8785, I-JSON) has no form for a lone surrogate.
+    if (!o['reason'].isWellFormed()) throw new HttpProblem('bad_request', 'reason is not valid Unicode text (it holds a lone UTF-16 surrogate)');
     out.reason = o['reason'];
   }
   if (o['scope'] !== undefined && o['scope'] !== null) {
