@@ -6,13 +6,16 @@ import { personOf, samePerson, type Identity } from '../auth/index.js';
 import { DEFAULT_ADMIN_GROUPS, DEFAULT_AUDITOR_GROUPS } from '../policy/file.js';
 import type { Logger } from '../server/log.js';
 import { silentLogger } from '../server/log.js';
-import { MemoryApprovalStore, type ApprovalChange, type ApprovalRecord, type ApprovalStatus, type ApprovalStore, type Settlement } from './store.js';
+import {
+  MemoryApprovalStore, type ApprovalChange, type ApprovalEvent, type ApprovalEventType, type ApprovalListener, type ApprovalRecord, type ApprovalStatus,
+  type ApprovalStore, type Settlement,
+} from './store.js';
 import type {
   ApprovalHandle, ApprovalRequester, ApprovalRequestInput, ApprovalScope, Outcome, RequesterIdentity,
 } from './types.js';
 import { ApprovalWebhook, type WebhookConfig } from './webhook.js';
 
-export type { ApprovalRecord, ApprovalStatus, ApprovalStore } from './store.js';
+export type { ApprovalEvent, ApprovalEventType, ApprovalListener, ApprovalRecord, ApprovalStatus, ApprovalStore } from './store.js';
 
 
 export type ApprovalErrorCode = 'not_found' | 'already_decided' | 'not_an_approver' | 'self_approval' | 'unowned_service' | 'reason_required';
@@ -47,12 +50,6 @@ export class ApprovalError extends Error {
   }
 }
 
-export type ApprovalEventType = 'requested' | 'decided' | 'expired' | 'withdrawn';
-export interface ApprovalEvent {
-  type: ApprovalEventType;
-  approval: ApprovalRecord;
-}
-export type ApprovalListener = (event: ApprovalEvent) => void;
 
 export interface Decision {
   approve: boolean;

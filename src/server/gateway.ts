@@ -49,7 +49,7 @@ import { AuditShipper } from '../audit/shipper.js';
 import { SharedEvidence } from '../audit/shared-evidence.js';
 import { verifySharedChains } from '../audit/shared-verify.js';
 import { planSharedExport } from '../audit/shared-export.js';
-import { PolicyBroadcast, type PublishedPolicy } from '../policy/shared-policy.js';
+import { PolicyBroadcast, type PublishedPolicy } from './shared-policy.js';
 import { CancelRelay, type RemoteCancel } from './shared-cancel.js';
 import { loadOrCreateSigningKey } from '../audit/keys.js';
 import { closeInterruptedSessions } from './interrupted-sessions.js';
