@@ -1,4 +1,4 @@
-// Loads and validates the policy file (SPEC.md §3): identity, connections, rules (rules.ts), masking
+// Loads and validates the policy file (docs/policy.md): identity, connections, rules (rules.ts), masking
 // (masking/config.ts), approvals, server_access (server-access.ts) and functions (functions.ts), with
 // errors that name the file, line and key.
 import { readFileSync } from 'node:fs';
