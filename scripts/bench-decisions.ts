@@ -1,4 +1,4 @@
-// `npm run bench`, first section: what deciding one statement costs (classify + decide under the SPEC §3 rules) for a cache miss, an exact-text hit, a shape hit, and the session's StatementGate end to end.
+// `npm run bench`, first section: what deciding one statement costs (classify + decide under the reference policy's rules) for a cache miss, an exact-text hit, a shape hit, and the session's StatementGate end to end.
 import { ClassifierCache, initClassifier, type Classification } from '../src/policy/classify/index.js';
 import { decideStatements, type Decision, type DecisionInput } from '../src/policy/decide.js';
 import { parsePolicyFile } from '../src/policy/file.js';
@@ -15,7 +15,7 @@ const HIT_ITERATIONS = 300_000;
 /** Distinct literals cycled through by the hit cases (texts are built before timing starts). */
 const TEXTS = 4_096;
 
-// SPEC.md §3: the example policy's rules, so decisions walk real rules rather than an empty list.
+// The reference example policy's rules (test/support/spec-policy.ts), so decisions walk real rules rather than an empty list.
 const POLICY = parsePolicyFile(`version: 1
 connections:
   ehr: { upstream: "postgres://phigate_svc@db.internal:5432/ehr", allow_groups: [engineering] }
@@ -243,7 +243,7 @@ export async function benchDecisions(out: NodeJS.WritableStream = process.stdout
     summary[c.key] = best;
     rows.push(`${c.name.padEnd(44)}  ${fmt(c.iterations).padStart(10)}  ${fmt(best, 2).padStart(8)}  ${fmt(1_000_000 / best).padStart(10)}`);
   }
-  out.write(`Decision cost per statement (classify + decide, SPEC §3 rules; best of ${RUNS} runs; ${process.version})\n`);
+  out.write(`Decision cost per statement (classify + decide, reference policy rules; best of ${RUNS} runs; ${process.version})\n`);
   out.write(`${'case'.padEnd(44)}  ${'iterations'.padStart(10)}  ${'us/stmt'.padStart(8)}  ${'ops/s'.padStart(10)}\n`);
   for (const r of rows) out.write(`${r}\n`);
   const rounded = Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, Number(v.toFixed(3))]));

@@ -1,5 +1,5 @@
 // CLI side of the approvals API: list, decide, and a live stream that reconnects by itself (with a
-// fresh token) until closed. Every failure becomes a PhigateError with the exit code SPEC.md fixes.
+// fresh token) until closed. Every failure becomes a PhigateError with the exit code docs/engineer.md lists.
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { ExitCode, PhigateError } from '../cli/errors.js';

@@ -11,7 +11,7 @@ import {
   type ApiError, type ApiErrorCode, type ApprovalListResponse, type ApprovalView, type DecisionBody, type StreamMessage,
 } from './api.js';
 import { StoreError } from '../server/shared-db.js';
-import { ApprovalError, canDecide, canSee, isRequester, type ApprovalEvent, type ApprovalService } from './service.js';
+import { ApprovalError, canDecide, isRequester, type ApprovalEvent, type ApprovalService } from './service.js';
 import type { ApprovalRecord } from './store.js';
 import { shapeOf } from './format.js';
 import { APPROVAL_SCOPES, type ApprovalScope } from './types.js';
@@ -244,7 +244,7 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
       ws.send(JSON.stringify(msg));
     };
     const push = (e: ApprovalEvent): void => {
-      if (!canSee(e.approval, viewer)) return;
+      if (!service.maySee(e.approval, viewer)) return;
       send({ type: e.type, approval: toView(e.approval, viewer), server_time: new Date().toISOString() });
     };
     const unsubscribe = service.subscribe((e) => (backlog ? backlog.push(e) : push(e)));
@@ -322,6 +322,8 @@ function parseDecision(text: string, approve: boolean): DecisionBody {
   if (o['reason'] !== undefined && o['reason'] !== null) {
     if (typeof o['reason'] !== 'string') throw new HttpProblem('bad_request', 'reason must be a string');
     if (o['reason'].length > MAX_REASON_CHARS) throw new HttpProblem('bad_request', `reason is longer than ${MAX_REASON_CHARS} characters`);
+    // It goes into the evidence, whose canonical JSON (RFC 8785, I-JSON) has no form for a lone surrogate.
+    if (!o['reason'].isWellFormed()) throw new HttpProblem('bad_request', 'reason is not valid Unicode text (it holds a lone UTF-16 surrogate)');
     out.reason = o['reason'];
   }
   if (o['scope'] !== undefined && o['scope'] !== null) {

@@ -1,5 +1,5 @@
 // Approval requests in PostgreSQL, shared by every gateway replica that points at the same store
-// (`phigate server --store URL`, SPEC §6). A request is one row; settling is a conditional UPDATE, so
+// (`phigate server --store URL`, docs/operator.md "Several replicas"). A request is one row; settling is a conditional UPDATE, so
 // when two approvers on two replicas race, exactly one wins. Every insert and settlement sends a
 // NOTIFY in the same statement (delivered at commit), so the replica holding the statement learns of
 // a decision taken elsewhere at once, and approver terminals on every replica see every request.

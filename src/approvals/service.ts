@@ -3,18 +3,20 @@
 // subscribers (approver terminals, the webhook) about every change.
 import { randomInt } from 'node:crypto';
 import { personOf, samePerson, type Identity } from '../auth/index.js';
+import { DEFAULT_ADMIN_GROUPS, DEFAULT_AUDITOR_GROUPS } from '../policy/file.js';
 import type { Logger } from '../server/log.js';
 import { silentLogger } from '../server/log.js';
-import { MemoryApprovalStore, type ApprovalChange, type ApprovalRecord, type ApprovalStatus, type ApprovalStore, type Settlement } from './store.js';
+import {
+  MemoryApprovalStore, type ApprovalChange, type ApprovalEvent, type ApprovalEventType, type ApprovalListener, type ApprovalRecord, type ApprovalStatus,
+  type ApprovalStore, type Settlement,
+} from './store.js';
 import type {
   ApprovalHandle, ApprovalRequester, ApprovalRequestInput, ApprovalScope, Outcome, RequesterIdentity,
 } from './types.js';
 import { ApprovalWebhook, type WebhookConfig } from './webhook.js';
 
-export type { ApprovalRecord, ApprovalStatus, ApprovalStore } from './store.js';
+export type { ApprovalEvent, ApprovalEventType, ApprovalListener, ApprovalRecord, ApprovalStatus, ApprovalStore } from './store.js';
 
-/** Groups that see every request (read-only unless they are also approvers of it). */
-export const OVERSIGHT_GROUPS: readonly string[] = ['admins', 'auditors'];
 
 export type ApprovalErrorCode = 'not_found' | 'already_decided' | 'not_an_approver' | 'self_approval' | 'unowned_service' | 'reason_required';
 
@@ -24,9 +26,16 @@ export interface ApprovalRules {
   reasonRequired: boolean;
   /** A service identity that stands for no person may decide ('allow') or not ('refuse'). */
   unownedServiceApprovers: 'refuse' | 'allow';
+  /**
+   * Groups that see every request (read-only unless they are also approvers of it): the policy's
+   * admin and auditor groups (identity.admin_groups, auditor_groups).
+   */
+  oversightGroups: readonly string[];
 }
 
-export const DEFAULT_APPROVAL_RULES: ApprovalRules = { reasonRequired: true, unownedServiceApprovers: 'refuse' };
+export const DEFAULT_APPROVAL_RULES: ApprovalRules = {
+  reasonRequired: true, unownedServiceApprovers: 'refuse', oversightGroups: [...DEFAULT_ADMIN_GROUPS, ...DEFAULT_AUDITOR_GROUPS],
+};
 
 /** Why a decision (or a look at a request) was refused, in one line a CLI can print as is. */
 export class ApprovalError extends Error {
@@ -41,12 +50,6 @@ export class ApprovalError extends Error {
   }
 }
 
-export type ApprovalEventType = 'requested' | 'decided' | 'expired' | 'withdrawn';
-export interface ApprovalEvent {
-  type: ApprovalEventType;
-  approval: ApprovalRecord;
-}
-export type ApprovalListener = (event: ApprovalEvent) => void;
 
 export interface Decision {
   approve: boolean;
@@ -209,7 +212,7 @@ export class ApprovalService implements ApprovalRequester {
     if (!isEligibleApprover(record, approver)) {
       throw new ApprovalError('not_an_approver',
         `${id} needs an approver from ${record.input.approvers.join(', ')}; ${approver.name} is in ${approver.groups.join(', ') || 'no group'}`,
-        canSee(record, approver) ? record : undefined);
+        this.maySee(record, approver) ? record : undefined);
     }
     const rules = this.rules();
     if (!ownedEnough(approver, rules)) {
@@ -243,11 +246,16 @@ export class ApprovalService implements ApprovalRequester {
     return canDecide(record, who) && ownedEnough(who, this.rules());
   }
 
+  /** May `who` see this request, with the policy's oversight groups as they are now? */
+  maySee(record: ApprovalRecord, who: Identity): boolean {
+    return canSee(record, who, this.rules().oversightGroups);
+  }
+
   /** One request, if `viewer` may see it. */
   async get(id: string, viewer: Identity): Promise<ApprovalRecord> {
     const record = await this.store.get(id);
     if (!record) throw notFound(id);
-    if (!canSee(record, viewer)) {
+    if (!this.maySee(record, viewer)) {
       throw new ApprovalError('not_an_approver', `${id} is not yours to see: it needs an approver from ${record.input.approvers.join(', ')}`);
     }
     return record;
@@ -259,7 +267,8 @@ export class ApprovalService implements ApprovalRequester {
    */
   async list(viewer: Identity, opts: { all?: boolean } = {}): Promise<ApprovalRecord[]> {
     const records = await this.store.list({ includeSettled: opts.all === true });
-    return records.filter((r) => canSee(r, viewer));
+    const oversight = this.rules().oversightGroups;
+    return records.filter((r) => canSee(r, viewer, oversight));
   }
 
   /** Several replicas share the store: grants and access requests must be read from it. */
@@ -454,8 +463,8 @@ export function isEligibleApprover(record: ApprovalRecord, who: Identity): boole
   return who.groups.some((g) => record.input.approvers.includes(g));
 }
 
-export function isOverseer(who: Identity): boolean {
-  return who.groups.some((g) => OVERSIGHT_GROUPS.includes(g));
+export function isOverseer(who: Identity, oversightGroups: readonly string[]): boolean {
+  return who.groups.some((g) => oversightGroups.includes(g));
 }
 
 /** May `who` approve or deny this request right now? */
@@ -464,8 +473,8 @@ export function canDecide(record: ApprovalRecord, who: Identity): boolean {
 }
 
 /** May `who` see this request: an approver of it, its requester, the one who decided it, or oversight. */
-export function canSee(record: ApprovalRecord, who: Identity): boolean {
-  if (isEligibleApprover(record, who) || isOverseer(who)) return true;
+export function canSee(record: ApprovalRecord, who: Identity, oversightGroups: readonly string[]): boolean {
+  if (isEligibleApprover(record, who) || isOverseer(who, oversightGroups)) return true;
   if (isRequester(record.input.requester, who)) return true;
   const a = record.settlement?.approver;
   return a !== undefined && a.subject === who.subject && a.issuer === who.issuer;

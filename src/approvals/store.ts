@@ -3,6 +3,14 @@
 // racing on one request never both win, whichever store it is.
 import type { ApprovalScope, Outcome, PendingApproval } from './types.js';
 
+/** What subscribers of the approval service hear (approver terminals, the webhook). */
+export type ApprovalEventType = 'requested' | 'decided' | 'expired' | 'withdrawn';
+export interface ApprovalEvent {
+  type: ApprovalEventType;
+  approval: ApprovalRecord;
+}
+export type ApprovalListener = (event: ApprovalEvent) => void;
+
 export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'withdrawn';
 
 export interface ApprovalRecord extends PendingApproval {

@@ -2,8 +2,7 @@
 // outcome: a JSON POST per event, with a Slack-compatible `text` when asked. Delivery is fire and
 // forget with a bounded timeout and a few retries: a slow or broken receiver never holds a statement.
 import type { Logger } from '../server/log.js';
-import type { ApprovalEvent } from './service.js';
-import type { ApprovalRecord } from './store.js';
+import type { ApprovalEvent, ApprovalRecord } from './store.js';
 import type { ApprovalScope } from './types.js';
 import { scopeNotice } from './format.js';
 import { showLabel } from '../tunnel/label.js';

@@ -6,6 +6,8 @@
 //     whose value is undefined are absent; `{`, `:`, `,`, `}` with no whitespace anywhere;
 //   - strings: as ECMAScript JSON.stringify writes them (", \ and control characters escaped,
 //     \b \f \n \r \t short forms, other controls as \u00XX lowercase hex; everything else literal UTF-8);
+//     strings and member names must be well-formed Unicode: RFC 8785 works on I-JSON (RFC 7493), so a
+//     lone surrogate is refused (CanonicalFormError, reason 'lone_surrogate'), never escaped;
 //   - numbers: ECMAScript Number-to-String (shortest round-trip form; integers without a fraction);
 //     NaN and Infinity are not allowed; audit records only ever hold safe integers;
 //   - true, false, null; arrays in order.
@@ -16,11 +18,27 @@ import { createHash } from 'node:crypto';
 /** A value that can appear in an audit record (what JSON can carry, with undefined meaning absent). */
 export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [k: string]: JsonValue | undefined };
 
+/** Why a value has no canonical form. */
+export type CanonicalFormReason = 'not_finite' | 'not_json' | 'lone_surrogate';
+
+/** The value has no RFC 8785 form; `path` names where (`$.a[2].b`), never the offending text. */
 export class CanonicalFormError extends Error {
-  constructor(readonly path: string, message: string) {
+  constructor(readonly path: string, readonly reason: CanonicalFormReason, message: string) {
     super(`cannot put ${path} in canonical form: ${message}`);
     this.name = 'CanonicalFormError';
   }
+}
+
+const LONE_SURROGATE = 'a string with a lone UTF-16 surrogate is not I-JSON (RFC 7493), which RFC 8785 requires';
+
+function text(s: string, path: string): string {
+  if (!s.isWellFormed()) throw new CanonicalFormError(path, 'lone_surrogate', LONE_SURROGATE);
+  return JSON.stringify(s);
+}
+
+function key(k: string, path: string): string {
+  if (!k.isWellFormed()) throw new CanonicalFormError(path, 'lone_surrogate', `a member name: ${LONE_SURROGATE}`);
+  return JSON.stringify(k);
 }
 
 /** UTF-16 code unit order, which is what JS `<` on strings does (and what RFC 8785 specifies). */
@@ -35,9 +53,9 @@ export function canonicalJson(value: unknown): string {
 function write(value: unknown, path: string): string {
   switch (typeof value) {
     case 'string':
-      return JSON.stringify(value);
+      return text(value, path);
     case 'number':
-      if (!Number.isFinite(value)) throw new CanonicalFormError(path, `${value} is not a finite number`);
+      if (!Number.isFinite(value)) throw new CanonicalFormError(path, 'not_finite', `${value} is not a finite number`);
       // -0 would print as "0" and parse back as 0: the same value, so nothing to do.
       return JSON.stringify(value);
     case 'boolean':
@@ -50,13 +68,13 @@ function write(value: unknown, path: string): string {
           if (i > 0) out += ',';
           const v: unknown = value[i];
           // Strings inline: no element path is built unless an element can fail.
-          out += typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'null' : write(v, `${path}[${i}]`);
+          out += typeof v === 'string' && v.isWellFormed() ? JSON.stringify(v) : v === undefined ? 'null' : write(v, `${path}[${i}]`);
         }
         return `${out}]`;
       }
       const proto = Object.getPrototypeOf(value) as unknown;
       if (proto !== Object.prototype && proto !== null) {
-        throw new CanonicalFormError(path, `a ${(value as object).constructor?.name ?? 'non-plain'} object is not JSON data`);
+        throw new CanonicalFormError(path, 'not_json', `a ${(value as object).constructor?.name ?? 'non-plain'} object is not JSON data`);
       }
       const o = value as Record<string, unknown>;
       const keys = Object.keys(o).sort(byCodeUnits);
@@ -67,12 +85,12 @@ function write(value: unknown, path: string): string {
         if (v === undefined) continue;
         if (!first) out += ',';
         first = false;
-        out += `${JSON.stringify(k)}:${write(v, `${path}.${k}`)}`;
+        out += `${key(k, path)}:${write(v, `${path}.${k}`)}`;
       }
       return `${out}}`;
     }
     default:
-      throw new CanonicalFormError(path, `a ${typeof value} is not JSON data`);
+      throw new CanonicalFormError(path, 'not_json', `a ${typeof value} is not JSON data`);
   }
 }
 
@@ -99,7 +117,7 @@ export function canonicalRecord(event: Readonly<Record<string, unknown>>, seq: n
   let shape = shapes.get(id);
   if (!shape || !sameKeys(shape.own, own)) {
     const keys = [...own.filter((k) => !HEADER_KEYS.has(k)), ...HEADER_KEYS].sort(byCodeUnits);
-    const made = { own, keys, prefixes: keys.map((k, i) => `${i === 0 ? '' : ','}${JSON.stringify(k)}:`) };
+    const made = { own, keys, prefixes: keys.map((k, i) => `${i === 0 ? '' : ','}${key(k, '$')}:`) };
     // Bounded: call sites are few; a caller building key sets dynamically must not grow this forever.
     if (!shape && shapes.size < 1000) shapes.set(id, made);
     shape = made;
@@ -115,7 +133,7 @@ export function canonicalRecord(event: Readonly<Record<string, unknown>>, seq: n
     const p = prefixes[i]!;
     out += first && i > 0 ? p.slice(1) : p;
     first = false;
-    out += typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)) ? JSON.stringify(v) : write(v, `$.${k}`);
+    out += typeof v === 'string' ? text(v, `$.${k}`) : typeof v === 'number' && Number.isFinite(v) ? JSON.stringify(v) : write(v, `$.${k}`);
   }
   return `${out}}`;
 }

@@ -9,20 +9,12 @@ import type { SharedDatabase } from '../server/shared-db.js';
 import { GENESIS_PREV, sha256Hex } from './canonical.js';
 import { keyFingerprint, parsePublicKey } from './keys.js';
 import { storedCheckpoints, storedRecords } from './stored-chain.js';
-import { ChainChecker, checkCheckpoints, type VerifyProblem, type VerifyReport } from './verify.js';
+import { ChainChecker, checkCheckpoints, type ChainReport, type VerifyProblem } from './verify.js';
+
+export type { ChainReport } from './verify.js';
 
 
 /** What verifyLog reports of a log file, for one chain in the store. */
-export interface ChainReport extends Pick<VerifyReport, 'ok' | 'records' | 'head' | 'checkpoints' | 'lastCheckpoint' | 'unanchored' | 'problems' | 'warnings'> {
-  /** The chain's name: the fingerprint of the replica's checkpoint key. */
-  chain: string;
-  /** This replica's own chain. */
-  own: boolean;
-  recordings: { checked: number; failed: number };
-  /** When the replica last shipped (ISO), for spotting one that stopped. */
-  shippedAt?: string;
-}
-
 export async function verifySharedChains(db: SharedDatabase, own?: { chain: string; publicKey: KeyObject }): Promise<ChainReport[]> {
   const chains = (await db.query('SELECT chain, public_key, shipped_seq, shipped_at FROM phigate.audit_chains ORDER BY chain')).rows as
     { chain: string; public_key: string; shipped_seq: string; shipped_at: Date | null }[];

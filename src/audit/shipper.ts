@@ -1,5 +1,5 @@
 // Ships this replica's evidence to the shared store (`--store`), so that an auditor asking any
-// replica finds every replica's records, sessions and recordings (SPEC §6). The local log stays the
+// replica finds every replica's records, sessions and recordings (docs/operator.md "Several replicas"). The local log stays the
 // record of truth: it is written (and fsynced by group commit) before a statement is forwarded, and
 // shipping follows it asynchronously, so a slow or absent store never holds up or refuses a
 // statement. Only records already on disk are shipped: after a crash the local log can never be

@@ -11,7 +11,6 @@ import { checkpointSignatureValid, keyFingerprint, parsePublicKey, type Checkpoi
 import { readLines } from './lines.js';
 import { PUBLIC_KEY_FILE } from './log.js';
 import { CHECKPOINTS_FILE, LOG_FILE } from './search-index.js';
-import type { ChainReport } from './shared-verify.js';
 import { plural } from '../ui/plural.js';
 
 export interface VerifyProblem {
@@ -42,6 +41,17 @@ export interface VerifyReport {
   problems: VerifyProblem[];
   warnings: string[];
   elapsedMs: number;
+}
+
+/** One replica's chain in the shared store, as `phigate audit verify` reports it (shared-verify.ts). */
+export interface ChainReport extends Pick<VerifyReport, 'ok' | 'records' | 'head' | 'checkpoints' | 'lastCheckpoint' | 'unanchored' | 'problems' | 'warnings'> {
+  /** The chain's name: the fingerprint of the replica's checkpoint key. */
+  chain: string;
+  /** This replica's own chain. */
+  own: boolean;
+  recordings: { checked: number; failed: number };
+  /** When the replica last shipped (ISO), for spotting one that stopped. */
+  shippedAt?: string;
 }
 
 /** Reports stop growing here: after this many, the log is plainly not intact. */

@@ -12,6 +12,7 @@ export type AuthErrorCode =
   | 'wrong_audience'
   | 'wrong_issuer'
   | 'missing_claim'
+  | 'invalid_claim'
   | 'issuer_unavailable';
 
 /**

@@ -304,6 +304,12 @@ export class TokenVerifier {
       throw new AuthError('missing_claim', 'token has no usable "sub" claim');
     }
     const identity = identityFromClaims(payload, state.groupsClaim, state.owners);
+    // Every audit record names the identity; the log's canonical JSON (RFC 8785) has no form for a
+    // lone surrogate, so such a token is refused here rather than leaving records unwritable later.
+    const names = [identity.subject, identity.issuer, identity.name, identity.owner ?? '', identity.clientId ?? '', ...identity.groups];
+    if (!names.every((n) => n.isWellFormed())) {
+      throw new AuthError('invalid_claim', 'token claims hold text that is not valid Unicode (a lone UTF-16 surrogate); ask the identity provider\'s administrator');
+    }
     Object.freeze(identity.groups);
     return Object.freeze(identity);
   }

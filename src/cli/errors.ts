@@ -1,4 +1,4 @@
-// Exit codes fixed by SPEC.md §1 and the error type every command throws to reach them.
+// Exit codes (docs/engineer.md "Exit codes"; scripts rely on them, so they never change) and the error type every command throws to reach them.
 export const ExitCode = {
   Ok: 0,
   Error: 1,

@@ -1,4 +1,4 @@
-// CLI entry: builds the commander program and maps typed errors to SPEC.md exit codes.
+// CLI entry: builds the commander program and maps typed errors to the exit codes of docs/engineer.md.
 import { Command, CommanderError } from 'commander';
 import { ExitCode, PhigateError } from './errors.js';
 import { serverCommand } from './commands/server.js';

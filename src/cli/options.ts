@@ -1,4 +1,4 @@
-// Options shared by every command that talks to a gateway (SPEC.md §1 "Global").
+// Options shared by every command that talks to a gateway (docs/engineer.md "Environment").
 import { Option, type Command } from 'commander';
 
 export function withGatewayOptions(cmd: Command): Command {

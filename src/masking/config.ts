@@ -1,4 +1,4 @@
-// The policy file's `masking:` section (SPEC.md §3): typed column rules, detectors and unmasked groups, with errors that name the line and key.
+// The policy file's `masking:` section (docs/policy.md `masking`): typed column rules, detectors and unmasked groups, with errors that name the line and key.
 import { isMap, isScalar, isSeq, type Node } from 'yaml';
 import type { Reader } from '../policy/yaml-reader.js';
 import { describe } from '../policy/yaml-reader.js';

@@ -1,4 +1,4 @@
-// Loads and validates the policy file (SPEC.md §3): identity, connections, rules (rules.ts), masking
+// Loads and validates the policy file (docs/policy.md): identity, connections, rules (rules.ts), masking
 // (masking/config.ts), approvals, server_access (server-access.ts) and functions (functions.ts), with
 // errors that name the file, line and key.
 import { readFileSync } from 'node:fs';
@@ -11,6 +11,10 @@ import { parseServerAccess, type ServerAccess } from './server-access.js';
 import { parseFunctions, type FunctionPolicy } from './functions.js';
 import { parseLimits, type Limits } from './limits.js';
 import { parsePool, type PoolPolicy } from './pool.js';
+
+/** Who may administer and who may audit when the policy's `identity` does not say. */
+export const DEFAULT_ADMIN_GROUPS: readonly string[] = ['admins'];
+export const DEFAULT_AUDITOR_GROUPS: readonly string[] = ['auditors'];
 
 export type TlsMode = 'disable' | 'require' | 'verify-full';
 
@@ -121,8 +125,8 @@ export function parsePolicyFile(text: string, file = '<policy>'): PolicyFile {
   if (!isScalar(versionNode) || versionNode.value !== 1) r.fail(versionNode, 'version', `expected 1, got ${describe(versionNode)}`);
 
   const issuers: IssuerPolicy[] = [];
-  let adminGroups = ['admins'];
-  let auditorGroups = ['auditors'];
+  let adminGroups = [...DEFAULT_ADMIN_GROUPS];
+  let auditorGroups = [...DEFAULT_AUDITOR_GROUPS];
   const identity = top.get('identity');
   if (identity !== undefined) {
     const id = r.map(identity, 'identity', new Set(['issuers', 'admin_groups', 'auditor_groups']));

@@ -14,7 +14,7 @@
 import { classify, type RelationLink, type Statement, type TableRef } from './classify/index.js';
 import { functionEntries, type FunctionPolicy } from './functions.js';
 
-/** A relation as CatalogSnapshot (server/catalog.ts) describes it. */
+/** A relation as CatalogSnapshot (masking/source/catalog-snapshot.ts) describes it. */
 export interface ReachRelation {
   oid: number;
   schema: string;

@@ -1,4 +1,4 @@
-// The server-access baseline (SPEC.md §4): what no reader may make the database server do, whatever
+// The server-access baseline (docs/policy.md `server_access`): what no reader may make the database server do, whatever
 // the rules say, unless the policy's `server_access:` section lifts it for named groups. Pure.
 //
 // Each capability is something that reaches past the database into the server it runs on (files,

@@ -10,7 +10,6 @@ const SHAPE_STARTS = new Set(['select', 'insert', 'update', 'delete', 'with', 'v
 const MAX_SHAPE_TEXT = 4096;
 /** From these words on, numbers are kept verbatim: they are row caps, which decide "without WHERE". */
 const ROW_CAP_WORDS = new Set(['limit', 'fetch']);
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** A statement's shape key and where its tokens (spaces and comments left out) start and end. */
 export interface Shape {
@@ -40,7 +39,7 @@ export function shapeOf(sql: string): Shape {
 
 function computeShape(sql: string): Shape {
   // Text the parser refuses must reach the parser: never answer it from a shape.
-  if (sql.includes('\0') || LONE_SURROGATE.test(sql)) return NO_SHAPE;
+  if (sql.includes('\0') || !sql.isWellFormed()) return NO_SHAPE;
   // The key is the text itself with each literal replaced ('' or 0) and comments dropped: finer than
   // the tokens alone (whitespace stays), and built from a few slices rather than one per token.
   let out = '';

@@ -1,29 +1,21 @@
 // Renders a recording the way psql showed it: aligned result tables (psql's default format, border
 // 1), command tags, ERROR/NOTICE lines, and the prompt with the statement. Pure: a recording in,
 // timed blocks of text lines out; the terminal player and `replay` without a TTY both use it.
+import stringWidth from 'string-width';
 import type { Column, Message, Recording, RecordingEvent } from './format.js';
 import { plural } from '../ui/plural.js';
 
 /** Types psql right-aligns (print.c column_type_alignment). */
 const NUMERIC_OIDS = new Set([20, 21, 23, 26, 28, 29, 700, 701, 790, 1700, 5069]);
 
-/** Terminal columns a code point takes: 0 for combining marks, 2 for East Asian wide, else 1. */
-function cpWidth(cp: number): number {
-  if (cp === 0 || (cp >= 0x300 && cp <= 0x36f) || (cp >= 0x200b && cp <= 0x200f) || (cp >= 0xfe00 && cp <= 0xfe0f)) return 0;
-  if (cp < 0x1100) return 1;
-  if (
-    (cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0xa4cf && cp !== 0x303f) || (cp >= 0xac00 && cp <= 0xd7a3) ||
-    (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) ||
-    (cp >= 0xffe0 && cp <= 0xffe6) || (cp >= 0x1f300 && cp <= 0x1f64f) || (cp >= 0x1f900 && cp <= 0x1f9ff) ||
-    (cp >= 0x20000 && cp <= 0x3fffd)
-  ) return 2;
-  return 1;
-}
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 
+/**
+ * Terminal columns a text takes: grapheme clusters, East Asian wide characters and emoji sequences as
+ * terminals draw them (string-width). Text in a cell is data, so escape-sequence look-alikes count.
+ */
 export function displayWidth(s: string): number {
-  let w = 0;
-  for (const ch of s) w += cpWidth(ch.codePointAt(0)!);
-  return w;
+  return PRINTABLE_ASCII.test(s) ? s.length : stringWidth(s, { countAnsiEscapeCodes: true });
 }
 
 const spaces = (n: number): string => (n > 0 ? ' '.repeat(n) : '');

@@ -29,7 +29,7 @@ export type AccessRequestState =
   | { status: 'denied' | 'timeout' | 'withdrawn' | 'cancelled'; id: string; connection: string; approver?: string; reason?: string };
 
 export class AccessError extends Error {
-  constructor(readonly code: 'bad_duration' | 'not_required' | 'not_allowed', message: string) {
+  constructor(readonly code: 'bad_duration' | 'bad_reason' | 'not_required' | 'not_allowed', message: string) {
     super(message);
     this.name = 'AccessError';
   }
@@ -102,7 +102,13 @@ export class AccessGrants {
     if (wanted > max) throw new AccessError('bad_duration', `--duration ${formatDuration(wanted)} exceeds the maximum of ${policy.maxDuration} for "${conn.name}"`);
     const existing = await this.active(identity, conn.name);
     if (existing) return { status: 'approved', id: existing.id, connection: conn.name, grant: existing };
-    const reason = (opts.reason ?? '').slice(0, 500);
+    // The reason goes into the evidence, whose canonical JSON has no form for a lone surrogate.
+    if (opts.reason !== undefined && !opts.reason.isWellFormed()) {
+      throw new AccessError('bad_reason', 'the reason is not valid Unicode text (it holds a lone UTF-16 surrogate)');
+    }
+    let reason = (opts.reason ?? '').slice(0, 500);
+    // Never keep half of a surrogate pair that the cut went through.
+    if (!reason.isWellFormed()) reason = reason.slice(0, -1);
     const handle = this.approvals.request({
       kind: 'access',
       requester: requesterOf(identity, opts.label),

@@ -51,7 +51,7 @@ import { AuditShipper } from '../audit/shipper.js';
 import { SharedEvidence } from '../audit/shared-evidence.js';
 import { verifySharedChains } from '../audit/shared-verify.js';
 import { planSharedExport } from '../audit/shared-export.js';
-import { PolicyBroadcast, type PublishedPolicy } from '../policy/shared-policy.js';
+import { PolicyBroadcast, type PublishedPolicy } from './shared-policy.js';
 import { CancelRelay, type RemoteCancel } from './shared-cancel.js';
 import { loadOrCreateSigningKey } from '../audit/keys.js';
 import { closeInterruptedSessions } from './interrupted-sessions.js';
@@ -163,7 +163,10 @@ export class Gateway {
     this.history = opts.dataDir ? new PolicyHistory(opts.dataDir) : undefined;
     this.approvals = new ApprovalService({
       log: opts.log, webhook: opts.policy.approvals.webhook, store: opts.approvalStore,
-      rules: () => ({ reasonRequired: this.policy.approvals.reasonRequired, unownedServiceApprovers: this.policy.approvals.unownedServiceApprovers }),
+      rules: () => ({
+        reasonRequired: this.policy.approvals.reasonRequired, unownedServiceApprovers: this.policy.approvals.unownedServiceApprovers,
+        oversightGroups: [...this.policy.adminGroups, ...this.policy.auditorGroups],
+      }),
     });
     this.access = new AccessGrants(this.approvals, (g) => this.onAccessExpired(g), Date.now, (g, user, reason) => this.record({
       type: 'access.granted', grant: g.id, user, connection: g.connection, until: new Date(g.expiresAt).toISOString(),

@@ -1,4 +1,4 @@
-// The PostgreSQL database several gateway replicas share (`phigate server --store URL`, SPEC §6):
+// The PostgreSQL database several gateway replicas share (`phigate server --store URL`, docs/operator.md "Several replicas"):
 // one pool for queries, schema creation serialized between replicas, a dedicated connection for
 // LISTEN that reconnects by itself, and errors that never carry the password. What lives in it is
 // up to its users: approval requests (approvals/pg-store.ts) and shipped evidence (audit/shipper.ts).

@@ -1,5 +1,5 @@
 // Two `phigate server` processes sharing one PostgreSQL store (`--store`): a statement held on one
-// replica is listed and approved through the other, and runs where it waits (SPEC §6).
+// replica is listed and approved through the other, and runs where it waits (docs/operator.md "Several replicas").
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import pg from 'pg';

@@ -1,7 +1,7 @@
 // The approval service on a fake clock: decisions, timeouts, withdrawals, separation of duties,
 // who sees what, and the live events subscribers get.
 import { describe, expect, it } from 'vitest';
-import { ApprovalError, ApprovalService, type ApprovalEvent } from '../../src/approvals/service.js';
+import { ApprovalError, ApprovalService, DEFAULT_APPROVAL_RULES, type ApprovalEvent } from '../../src/approvals/service.js';
 import { MemoryApprovalStore } from '../../src/approvals/store.js';
 import type { Outcome } from '../../src/approvals/types.js';
 import { FakeClock, ISSUER, heldDelete, settle, who } from './support.js';
@@ -135,7 +135,7 @@ describe('ApprovalService', () => {
       expect(e.code).toBe('unowned_service');
       expect(e.message).toMatch(/service_owners/);
       expect(service.mayDecide((await service.get(h.id, orphan)), orphan)).toBe(false);
-      const lenient = new ApprovalService({ clock: new FakeClock(), rules: () => ({ reasonRequired: true, unownedServiceApprovers: 'allow' }) });
+      const lenient = new ApprovalService({ clock: new FakeClock(), rules: () => ({ ...DEFAULT_APPROVAL_RULES, unownedServiceApprovers: 'allow' }) });
       const h2 = lenient.request(heldDelete());
       await settle();
       expect((await lenient.decide(h2.id, orphan, { approve: true, reason: 'nightly job' })).status).toBe('approved');
@@ -164,7 +164,7 @@ describe('ApprovalService', () => {
       }
       expect((await refusal(service.decide(h.id, bob, { approve: false, reason: ' ' }))).code).toBe('reason_required');
       expect(await peek(h.outcome)).toBe('pending');
-      const relaxed = new ApprovalService({ clock: new FakeClock(), rules: () => ({ reasonRequired: false, unownedServiceApprovers: 'refuse' }) });
+      const relaxed = new ApprovalService({ clock: new FakeClock(), rules: () => ({ ...DEFAULT_APPROVAL_RULES, reasonRequired: false }) });
       const h2 = relaxed.request(heldDelete());
       await settle();
       expect((await relaxed.decide(h2.id, bob, { approve: true })).status).toBe('approved');
@@ -233,6 +233,25 @@ describe('ApprovalService', () => {
     expect(await ids(bob)).toEqual([]);
     expect(await ids(bob, true)).toEqual([a.id]);
     expect(await ids(auditor, true)).toEqual([b.id, a.id]);
+  });
+
+  it("oversight is the policy's admin and auditor groups, read at each call, not fixed names", async () => {
+    let oversight: string[] = ['compliance', 'security-admins'];
+    const service = new ApprovalService({ clock: new FakeClock(), rules: () => ({ ...DEFAULT_APPROVAL_RULES, oversightGroups: oversight }) });
+    const a = service.request(heldDelete());
+    await settle();
+    const ids = async (v: Parameters<ApprovalService['list']>[0]): Promise<string[]> => (await service.list(v)).map((r) => r.id);
+    // Groups named `admins`/`auditors` are nobody special under this policy.
+    expect(await ids(auditor)).toEqual([]);
+    expect(await ids(who('root', ['admins']))).toEqual([]);
+    expect((await refusal(service.get(a.id, auditor))).code).toBe('not_an_approver');
+    expect(await ids(who('cathy', ['compliance']))).toEqual([a.id]);
+    expect((await service.get(a.id, who('sam', ['security-admins']))).id).toBe(a.id);
+    expect(service.maySee((await service.get(a.id, bob)), who('cathy', ['compliance']))).toBe(true);
+    // A new policy version takes effect without a restart.
+    oversight = ['auditors'];
+    expect(await ids(auditor)).toEqual([a.id]);
+    expect(await ids(who('cathy', ['compliance']))).toEqual([]);
   });
 
   it('keeps the last N settled requests for --all', async () => {

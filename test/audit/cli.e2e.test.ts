@@ -1,6 +1,6 @@
 // `phigate audit search|verify|export`, `phigate sessions` and `phigate replay` as real processes,
 // against an in-process gateway with a data directory and offline over the files; exit codes per
-// SPEC §1, auditor-only access, and every search, export and replay recorded in the log itself.
+// docs/auditor.md, auditor-only access, and every search, export and replay recorded in the log itself.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -77,6 +77,14 @@ describe('TokenVerifier against a real OpenID Provider', () => {
   });
 
   describe('refuses', () => {
+    it('claims that name the identity with a lone surrogate (no audit record could be written for it)', async () => {
+      for (const claims of [{ preferred_username: 'dana\uD800' }, { groups: ['engineering', '\uDC00x'] }, { sub: 'u-\uDBFF' }]) {
+        await expectRefused(verifier, await idp.signWithIssuerKey(claims), 'invalid_claim');
+      }
+      // A surrogate pair (one astral character) is fine.
+      expect((await verifier.verify(await idp.signWithIssuerKey({ preferred_username: 'dana\u{1FA7A}' }))).name).toBe('dana\u{1FA7A}');
+    });
+
     it('alg none', async () => {
       await expectRefused(verifier, unsignedToken({ alg: 'none', typ: 'JWT' }, claimsFor()), 'unsupported_alg');
       await expectRefused(verifier, unsignedToken({ alg: 'None' }, claimsFor(), 'c2ln'), 'unsupported_alg');

@@ -2,19 +2,20 @@
 // fallback, --insecure-storage), per server+profile isolation, logout, resolveContext precedence,
 // renewal on a fake clock over a 2-hour session, single-flight, and the device-flow polling rules.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ResponseBodyError } from 'openid-client';
 import { CredentialVault, plainTextWarning } from '../../src/cli/credentials/vault.js';
 import { FileStore } from '../../src/cli/credentials/file-store.js';
 import { credentialKey, StoreUnavailableError, type SecretStore, type StoredCredential } from '../../src/cli/credentials/types.js';
-import { readConfig } from '../../src/cli/credentials/config.js';
+import { readConfig, type CliConfig as CliConfigShape } from '../../src/cli/credentials/config.js';
 import { phigateHome } from '../../src/cli/credentials/paths.js';
 import { needsRenewal, renewalMarginMs, TokenManager } from '../../src/cli/credentials/token-manager.js';
+import { CredentialLockBusy } from '../../src/cli/credentials/lock.js';
 import { pollDeviceToken } from '../../src/cli/credentials/device-flow.js';
 import type { Tokens } from '../../src/cli/credentials/issuer.js';
-import { resolveContext } from '../../src/cli/context.js';
+import { resolveContext, resolveServer } from '../../src/cli/context.js';
 import { PhigateError } from '../../src/cli/errors.js';
 import { renderConnections } from '../../src/cli/commands/connections.js';
 
@@ -59,6 +60,11 @@ function cred(over: Partial<StoredCredential> = {}): StoredCredential {
     ...over,
   };
 }
+
+const mkdirp = (dir: string): string => {
+  mkdirSync(dir, { recursive: true });
+  return dir;
+};
 
 let home: string;
 beforeEach(() => {
@@ -171,10 +177,61 @@ describe('CredentialVault: where a login is stored', () => {
     expect(await vault.load('http://gw.test:7432', 'default')).toBeUndefined();
   });
 
-  it('PHIGATE_HOME, else XDG_CONFIG_HOME/phigate, else ~/.config/phigate', () => {
-    expect(phigateHome({ PHIGATE_HOME: '/x', XDG_CONFIG_HOME: '/y' })).toBe('/x');
-    expect(phigateHome({ XDG_CONFIG_HOME: '/y' })).toBe('/y/phigate');
-    expect(phigateHome({})).toMatch(/\.config\/phigate$/);
+  it('PHIGATE_HOME, else the platform config directory; an existing ~/.config/phigate keeps being used', () => {
+    expect(phigateHome({ PHIGATE_HOME: '/x', XDG_CONFIG_HOME: '/y' }, 'darwin')).toBe('/x');
+    expect(phigateHome({ XDG_CONFIG_HOME: '/y' }, 'linux')).toBe('/y/phigate');
+    expect(phigateHome({ HOME: home }, 'linux')).toBe(join(home, '.config', 'phigate'));
+    expect(phigateHome({ HOME: home }, 'darwin')).toBe(join(home, 'Library', 'Preferences', 'phigate'));
+    expect(phigateHome({ HOME: home, APPDATA: join(home, 'AppData') }, 'win32')).toBe(join(home, 'AppData', 'phigate', 'Config'));
+    // A user of an earlier version on macOS: their profiles are in ~/.config/phigate, and stay found.
+    writeFileSync(join(mkdirp(join(home, '.config', 'phigate')), 'config.json'), '{"profiles":{},"credentials":{}}\n');
+    expect(phigateHome({ HOME: home }, 'darwin')).toBe(join(home, '.config', 'phigate'));
+    writeFileSync(join(mkdirp(join(home, 'Library', 'Preferences', 'phigate')), 'config.json'), '{}');
+    expect(phigateHome({ HOME: home }, 'darwin')).toBe(join(home, 'Library', 'Preferences', 'phigate'));
+  });
+});
+
+describe('the settings file (config.json through conf)', () => {
+  it('reads and updates the file earlier versions wrote, keeping what it does not know', async () => {
+    // Exactly what the previous writer produced: two-space JSON, keys with dots and slashes.
+    writeFileSync(join(home, 'config.json'), `${JSON.stringify({
+      profiles: { default: { server: 'https://gw.example.com' }, work: { server: 'http://10.0.0.5:7432' } },
+      credentials: { 'default@https://gw.example.com': { store: 'file' }, 'work@http://10.0.0.5:7432': { store: 'keychain' } },
+    }, null, 2)}\n`);
+    writeFileSync(join(home, 'credentials.json'), JSON.stringify({ version: 1, credentials: { 'default@https://gw.example.com': cred({ server: 'https://gw.example.com' }) } }));
+    expect(readConfig(home).profiles['work']).toEqual({ server: 'http://10.0.0.5:7432' });
+    // The login made with the earlier version is found where the file says.
+    const vault = new CredentialVault({ home, keychain: new MemStore('keychain') });
+    expect((await vault.load('https://gw.example.com', 'default'))?.cred.accessToken).toBe('at-1');
+    expect(resolveServer({ profile: 'work' }, { PHIGATE_HOME: home })).toBe('http://10.0.0.5:7432');
+    // A new login updates the file in place; the other entries stay.
+    await vault.saveLogin(cred({ server: 'http://gw.test:7432', profile: 'lab' }), { insecureStorage: true });
+    const after = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')) as CliConfigShape;
+    expect(after.profiles).toEqual({ default: { server: 'https://gw.example.com' }, work: { server: 'http://10.0.0.5:7432' }, lab: { server: 'http://gw.test:7432' } });
+    expect(after.credentials).toEqual({
+      'default@https://gw.example.com': { store: 'file' }, 'work@http://10.0.0.5:7432': { store: 'keychain' }, 'lab@http://gw.test:7432': { store: 'file' },
+    });
+    expect(statSync(join(home, 'config.json')).mode & 0o777).toBe(0o644);
+  });
+
+  it('a file that is not JSON or breaks the schema is an error naming the file and what to do', () => {
+    writeFileSync(join(home, 'config.json'), '{"profiles": ');
+    let err: unknown;
+    try {
+      readConfig(home);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ name: 'SettingsFileError', exitCode: 1, message: `${join(home, 'config.json')}: not valid JSON` });
+    expect((err as PhigateError).hint).toMatch(/fix or delete it/);
+    writeFileSync(join(home, 'config.json'), '{"credentials": {"a@b": {"store": "floppy"}}}');
+    expect(() => readConfig(home)).toThrow(/config\.json: not a phigate settings file \(`credentials\/a@b\/store` must be equal to one of the allowed values\)/);
+  });
+
+  it('reading before any login creates nothing', () => {
+    const fresh = join(home, 'never');
+    expect(readConfig(fresh)).toEqual({ profiles: {}, credentials: {} });
+    expect(existsSync(fresh)).toBe(false);
   });
 });
 
@@ -248,9 +305,13 @@ function managed(initial: StoredCredential, lifetimeS: number) {
     issued.push(`at-${n}`);
     return { accessToken: `at-${n}`, expiresIn: lifetimeS, refreshToken: issuer.refreshToken };
   };
-  const tm = (): TokenManager => new TokenManager({ server: initial.server, profile: initial.profile, vault, renew, now: () => clock, lock: (fn) => fn() });
+  const lock = { busy: false };
+  const tm = (): TokenManager => new TokenManager({
+    server: initial.server, profile: initial.profile, vault, renew, now: () => clock,
+    lock: (fn) => (lock.busy ? Promise.reject(new CredentialLockBusy('/tmp/x.lock.d', 60_000)) : fn()),
+  });
   return {
-    vault, keychain, issuer, renewCalls, issued, tm,
+    vault, keychain, issuer, renewCalls, issued, tm, lock,
     advance: (ms: number) => (clock += ms),
     now: () => clock,
   };
@@ -332,6 +393,18 @@ describe('TokenManager: renewal before expiry on a fake clock', () => {
     await expect(tm.accessToken()).rejects.toMatchObject({ exitCode: 5, message: /identity provider unreachable/ });
     f.issuer.fail = undefined;
     expect(await tm.accessToken()).toBe('at-2');
+  });
+
+  it('another process renewing for too long: keeps using the current token until it expires, then says who holds the lock', async () => {
+    const f = managed(cred(), 3600);
+    await f.vault.saveLogin(cred());
+    f.lock.busy = true;
+    f.advance(3_570_000);
+    const tm = f.tm();
+    expect(await tm.accessToken()).toBe('at-1');
+    f.advance(60_000);
+    await expect(tm.accessToken()).rejects.toMatchObject({ name: 'CredentialLockBusy', exitCode: 1, hint: /x\.lock\.d/ });
+    expect(f.renewCalls).toHaveLength(0);
   });
 
   it('a login without a refresh token works until it expires, then exit 3', async () => {

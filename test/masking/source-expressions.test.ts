@@ -39,7 +39,7 @@ const RULES: readonly ColumnRule[] = [
 // ---------------------------------------------------------------------------------------------
 // Values
 
-const WELL_FORMED = (s: string): boolean => !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);
+const WELL_FORMED = (s: string): boolean => s.isWellFormed();
 const storable = (s: string): boolean => !s.includes('\0') && WELL_FORMED(s);
 
 const CHARS = ['-', '-', '-', ' ', '\t', '\n', '\r', 'a', 'Z', '0', '9', '/', '.', ':', 'T', '\u00a0', '\u2028', '\u3000', '\ufeff', 'é', 'ß', '😀', '𝔸', "'", '"', '\\', '&', '<', '>', '*', '\u0301', '\u0001'];

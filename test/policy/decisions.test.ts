@@ -1,4 +1,4 @@
-// Table-driven decisions (issue 4): each statement's kinds, tables and decision under the SPEC §3 example policy, through the real classifier, decideStatements and the StatementGate.
+// Table-driven decisions (issue 4): each statement's kinds, tables and decision under the reference example policy (test/support/spec-policy.ts), through the real classifier, decideStatements and the StatementGate.
 //
 // Every row is checked four ways: classify() (kinds, tables), decideStatements (action, deciding
 // rule, approvers), StatementGate.onQuery (simple protocol) and, for single statements,
@@ -13,7 +13,7 @@ import { ShapeClassifierCache } from '../../src/policy/shape-cache.js';
 import { StatementGate, type Verdict } from '../../src/server/gate.js';
 import { SPEC_RULES } from '../support/spec-policy.js';
 
-// SPEC.md §3: the example policy's `rules:` and `default:`, verbatim, for connection `ehr`.
+// The reference example policy's `rules:` and `default:`, verbatim, for connection `ehr`.
 const POLICY = parsePolicyFile(`version: 1
 connections:
   ehr:
@@ -27,7 +27,7 @@ limits:
   statements_per_query: 20000
 ${SPEC_RULES}`, 'spec-example.yaml');
 
-// SPEC §3 masking.columns, as the set decideStatements takes.
+// The reference example's masking.columns, as the set decideStatements takes.
 const MASKED = new Set(['patients.ssn', 'patients.mrn', 'patients.full_name', 'patients.date_of_birth']);
 
 const WHO = {
@@ -51,7 +51,7 @@ const DDL: Expect = { action: 'block', rule: 'no-ddl' };
 const PHI_WRITE: Expect = { action: 'approve', rule: 'phi-writes' };
 const BULK_READ: Expect = { action: 'approve', rule: 'bulk-phi-read' };
 const REFUSED: Expect = { action: 'block', refused: true };
-/** Withheld by the server-access baseline (SPEC §4) before any rule: only `server_access:` lifts it. */
+/** Withheld by the server-access baseline (docs/policy.md `server_access`) before any rule: only `server_access:` lifts it. */
 const BASELINE = (capability: string): Expect => ({ action: 'block', rule: `server_access.${capability}` });
 
 /** [sql, kinds (one per statement), tables (as the classifier names them, de-duplicated), decision, identity]. */
@@ -491,7 +491,7 @@ beforeAll(async () => {
   await initClassifier();
 });
 
-describe('decision table (SPEC §3 example policy)', () => {
+describe('decision table (reference example policy)', () => {
   it('has at least 150 statements', () => {
     expect(ROWS.length).toBeGreaterThanOrEqual(150);
     expect(LONG.every(([sql, , , want]) => sql.length >= KB100 || want.refused)).toBe(true);
@@ -544,7 +544,7 @@ describe('decision table (SPEC §3 example policy)', () => {
   // before the parser sees it, so unparseable text shaped like a classified statement is served that
   // statement's classification and allowed: `SELECT 'unterminated` and `SELECT $$unterminated` after
   // `SELECT 'DROP TABLE x'` (all shape ` SELECT '' `), and `SELECT '\uD800'` (a lone surrogate
-  // classify() refuses). PostgreSQL rejects the same text, so no statement runs, but SPEC §3 says
+  // classify() refuses). PostgreSQL rejects the same text, so no statement runs, but docs/policy.md says
   // unparseable text is refused by phigate. shape-cache.ts must not take a shape from a text the lexer
   // found unterminated, nor from text classify() would refuse before parsing (NUL, lone surrogate).
   it('refuses unparseable text even when its shape was seen', () => {

@@ -1,4 +1,4 @@
-// The server-access baseline (SPEC §4): what the classifier sees that reaches the database server
+// The server-access baseline (docs/policy.md `server_access`): what the classifier sees that reaches the database server
 // itself is refused for everyone before any rule, unless `server_access:` lifts it for a group; and
 // the `server_access:` and `functions:` sections parse with errors that name the line and key.
 import { beforeAll, describe, expect, it } from 'vitest';

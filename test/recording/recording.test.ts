@@ -190,6 +190,11 @@ describe('psql rendering', () => {
       .toEqual(['  u  |   j    ', '-----+--------', ' ünï | 日本語', '(1 row)', '']);
     expect(formatTable([], [[]])).toEqual(['--', '(1 row)', '']);
     expect(displayWidth('日本語')).toBe(6);
+    // Emoji outside the old hand-written ranges, a ZWJ sequence (one glyph), Thai and Hangul jamo
+    // combining, as a terminal draws them.
+    expect(['🩺', '👩‍⚕️', 'กั', '\u1100\u1161', 'e\u0301', 'ａ'].map(displayWidth)).toEqual([2, 2, 1, 2, 1, 2]);
+    expect(formatTable([{ name: 'p', type: 25 }, { name: 'n', type: 23 }], [['🩺 ok', '1'], ['👩‍⚕️', '22']]))
+      .toEqual(['   p   | n  ', '-------+----', ' 🩺 ok |  1', ' 👩‍⚕️    | 22', '(2 rows)', '']);
   });
 
   it('renders a session as psql showed it: prompt, tables, tags, errors, notices, and phigate\'s own notes', () => {

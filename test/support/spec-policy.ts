@@ -1,4 +1,4 @@
-// The SPEC.md §3 example policy's rules, shared by the decision tests and the decision benchmark.
+// The reference example policy's rules (the product specification's, as in docs/policy.md), shared by the decision tests and the decision benchmark.
 export const SPEC_RULES = `rules:                                     # first match wins
   - name: no-ddl
     when: { statement: [drop, truncate, alter, create, grant, revoke] }

@@ -3,7 +3,7 @@
 // renewal at a time per process (single-flight) and per machine (lock file), so 50 tunnel streams
 // opening at once cause one request to the issuer.
 import { ExitCode, PhigateError } from '../errors.js';
-import { withCredentialLock } from './lock.js';
+import { CredentialLockBusy, withCredentialLock } from './lock.js';
 import { credentialKey, type SecretStore, type StoredCredential } from './types.js';
 import type { Loaded } from './vault.js';
 import { DEFAULT_SERVER } from './config.js';
@@ -88,44 +88,53 @@ export class TokenManager {
   private async renew(): Promise<string> {
     const lock = this.opts.lock ?? (<T>(fn: () => Promise<T>) =>
       withCredentialLock(this.opts.vault.home, credentialKey(this.opts.server, this.opts.profile), fn));
-    return lock(async () => {
-      // Another process may have renewed while we waited for the lock: its tokens are the live ones
-      // (the refresh token we hold may already be spent).
-      const latest = (await this.opts.vault.load(this.opts.server, this.opts.profile)) ?? this.loaded;
-      if (!latest) throw notLoggedIn(this.opts.server, this.opts.profile);
-      this.loaded = latest;
-      const { cred, store } = latest;
-      const now = this.now();
-      if (!needsRenewal(cred, now)) return cred.accessToken;
-      if (!canRenew(cred)) {
-        if (cred.accessTokenExpiresAt > now) return cred.accessToken;
-        throw new PhigateError(`your login to ${this.opts.server} has expired`, ExitCode.NotAuthenticated, loginHint(this.opts.server, this.opts.profile));
+    try {
+      return await lock(() => this.renewLocked());
+    } catch (err) {
+      // Another process is still renewing: the token we have is good until it expires.
+      const cred = this.loaded?.cred;
+      if (err instanceof CredentialLockBusy && cred && cred.accessTokenExpiresAt > this.now()) return cred.accessToken;
+      throw err;
+    }
+  }
+
+  private async renewLocked(): Promise<string> {
+    // Another process may have renewed while we waited for the lock: its tokens are the live ones
+    // (the refresh token we hold may already be spent).
+    const latest = (await this.opts.vault.load(this.opts.server, this.opts.profile)) ?? this.loaded;
+    if (!latest) throw notLoggedIn(this.opts.server, this.opts.profile);
+    this.loaded = latest;
+    const { cred, store } = latest;
+    const now = this.now();
+    if (!needsRenewal(cred, now)) return cred.accessToken;
+    if (!canRenew(cred)) {
+      if (cred.accessTokenExpiresAt > now) return cred.accessToken;
+      throw new PhigateError(`your login to ${this.opts.server} has expired`, ExitCode.NotAuthenticated, loginHint(this.opts.server, this.opts.profile));
+    }
+    this.opts.debug?.(`renewing the access token for ${this.opts.server} (${cred.grant === 'client_credentials' ? 'client credentials' : 'refresh token'}; ${Math.round((cred.accessTokenExpiresAt - now) / 1000)} s left)`);
+    let tokens: Tokens;
+    try {
+      tokens = await (this.opts.renew ?? defaultRenew)(cred);
+    } catch (err) {
+      if (isOAuthError(err) || (err instanceof PhigateError && err.exitCode === ExitCode.NotAuthenticated)) {
+        throw new PhigateError(`your login to ${this.opts.server} has expired or was revoked`, ExitCode.NotAuthenticated,
+          loginHint(this.opts.server, this.opts.profile));
       }
-      this.opts.debug?.(`renewing the access token for ${this.opts.server} (${cred.grant === 'client_credentials' ? 'client credentials' : 'refresh token'}; ${Math.round((cred.accessTokenExpiresAt - now) / 1000)} s left)`);
-      let tokens: Tokens;
-      try {
-        tokens = await (this.opts.renew ?? defaultRenew)(cred);
-      } catch (err) {
-        if (isOAuthError(err) || (err instanceof PhigateError && err.exitCode === ExitCode.NotAuthenticated)) {
-          throw new PhigateError(`your login to ${this.opts.server} has expired or was revoked`, ExitCode.NotAuthenticated,
-            loginHint(this.opts.server, this.opts.profile));
-        }
-        // The issuer is down: the token we have still works until it expires, so use it and try again later.
-        if (cred.accessTokenExpiresAt > this.now()) return cred.accessToken;
-        throw issuerError(cred.issuer, err, 'token refresh');
-      }
-      this.renewals++;
-      const next = applyTokens(cred, tokens, this.now());
-      try {
-        await this.opts.vault.update(next, store);
-      } catch (err) {
-        // This process can go on with the new tokens; the next command will find the old refresh
-        // token spent and ask for `phigate login`, which beats failing a running session now.
-        this.opts.debug?.(`could not store the renewed tokens in the ${store.description}: ${(err as Error).message}`);
-      }
-      this.loaded = { cred: next, store };
-      return next.accessToken;
-    });
+      // The issuer is down: the token we have still works until it expires, so use it and try again later.
+      if (cred.accessTokenExpiresAt > this.now()) return cred.accessToken;
+      throw issuerError(cred.issuer, err, 'token refresh');
+    }
+    this.renewals++;
+    const next = applyTokens(cred, tokens, this.now());
+    try {
+      await this.opts.vault.update(next, store);
+    } catch (err) {
+      // This process can go on with the new tokens; the next command will find the old refresh
+      // token spent and ask for `phigate login`, which beats failing a running session now.
+      this.opts.debug?.(`could not store the renewed tokens in the ${store.description}: ${(err as Error).message}`);
+    }
+    this.loaded = { cred: next, store };
+    return next.accessToken;
   }
 }
 

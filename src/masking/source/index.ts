@@ -1,7 +1,7 @@
 // Masking at the source, assembled for the gateway: the rewrite (rewrite.ts) with SQL strategies
 // (expressions.ts), the catalog relations' treatments (catalog-relations.ts) and the check of what
 // the rewrite cannot see into (unseen.ts), for one policy's masking section and tokenization key.
-import type { CatalogSnapshot } from '../../server/catalog.js';
+import type { CatalogSnapshot } from './catalog-snapshot.js';
 import type { MaskingConfig } from '../config.js';
 import { catalogTreatment } from './catalog-relations.js';
 import { maskExpression, redactExpression, sqlTokenKey } from './expressions.js';

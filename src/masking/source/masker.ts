@@ -3,7 +3,7 @@
 // with literals replaced, single DML statements only): the rewrite of one text of a shape is
 // replayed on another by token position, since literals never decide what is rewritten and the
 // replacement texts carry no literal of the statement.
-import type { CatalogSnapshot } from '../../server/catalog.js';
+import type { CatalogSnapshot } from './catalog-snapshot.js';
 import type { MaskingConfig } from '../config.js';
 import { shapeOf, type Shape } from '../../policy/shape-cache.js';
 import { RelationTreatments, type ColumnMasker, type SystemTreatmentFn } from './relations.js';

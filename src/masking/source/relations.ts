@@ -1,7 +1,7 @@
 // What the source rewrite does with one relation for a masked reader: nothing, wrap it (masked or
 // hidden columns computed in a subquery), expand it (a view that reads masked data: its definition,
 // rewritten in turn), or refuse it. Decided per relation OID and cached per catalog snapshot.
-import type { CatalogSnapshot, Relation } from '../../server/catalog.js';
+import type { CatalogSnapshot, Relation } from './catalog-snapshot.js';
 import { ruleFor, type ColumnRule, type MaskingConfig } from '../config.js';
 import { lineageOf } from '../lineage.js';
 import type { SourceColumnType } from './types.js';

@@ -16,7 +16,7 @@
 import { flag, isObject, list, node, obj, rangeVar, str, stringNode, type JsonObject } from '../../policy/classify/ast.js';
 import { parseTree } from '../../policy/classify/parser.js';
 import { sanitizeParserMessage } from '../../policy/classify/index.js';
-import type { Relation } from '../../server/catalog.js';
+import type { Relation } from './catalog-snapshot.js';
 import { RelationTreatments, allRangeVars, computesFor, itemsFor, refusedRelation, type ColumnUse, type MaskedColumn, type Treatment } from './relations.js';
 import {
   Offsets, closingParen, dottedNameEnd, isPunct, isWord, qualifiedName, quoteIdent, tokenAt, tokensOf, type Token,

@@ -29,8 +29,6 @@ export async function initClassifier(): Promise<void> {
   await initParser();
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
 /** An identifier/keyword or a short operator is echoed in errors; anything else may be a literal. */
 function safeToEcho(near: string): boolean {
   return /^[A-Za-z_\u0080-\uFFFF][A-Za-z0-9_$\u0080-\uFFFF]{0,62}$/.test(near) || /^[^\w\s'"$\\]{1,3}$/.test(near);
@@ -100,7 +98,7 @@ function classifyOutcome(sql: string): Outcome {
   if (typeof sql !== 'string') return { result: refuse('query text is not a string'), cacheable: false };
   // PostgreSQL never sees text after a NUL (wire strings end there); the WASM parser would stop there too.
   if (sql.includes('\0')) return { result: refuse('query text contains a NUL character'), cacheable: true };
-  if (LONE_SURROGATE.test(sql)) return { result: refuse('query text is not valid Unicode'), cacheable: true };
+  if (!sql.isWellFormed()) return { result: refuse('query text is not valid Unicode'), cacheable: true };
 
   const depth = nestingEstimate(sql);
   if (depth > MAX_NESTING) {

@@ -4,7 +4,7 @@
 // start is still its own policy file (a restart returns a replica to its file, as without a store);
 // SIGHUP reloads stay local too. A published policy another replica cannot validate is refused
 // there, logged, and the old one stays: fail closed, never a half-applied policy.
-import type { SharedDatabase } from '../server/shared-db.js';
+import type { SharedDatabase } from './shared-db.js';
 
 export const POLICY_CHANNEL = 'phigate_policy';
 
