@@ -225,7 +225,7 @@ describe('the settings file (config.json through conf)', () => {
     expect(err).toMatchObject({ name: 'SettingsFileError', exitCode: 1, message: `${join(home, 'config.json')}: not valid JSON` });
     expect((err as PhigateError).hint).toMatch(/fix or delete it/);
     writeFileSync(join(home, 'config.json'), '{"credentials": {"a@b": {"store": "floppy"}}}');
-    expect(() => readConfig(home)).toThrow(/config\.json: not a phigate settings file \(`credentials\/a@b\/store` must be equal to one of the allowed values\)/);
+    expect(() => readConfig(home)).toThrow(/config\.json: not a phigate settings file \(`credentials\/a@b\/store` must be keychain or file\)/);
   });
 
   it('reading before any login creates nothing', () => {

@@ -1,8 +1,15 @@
 // Non-secret CLI settings in PHIGATE_HOME/config.json, through `conf` (a schema, atomic writes): each
 // profile's server from its last login and where each (server, profile) credential was stored, so
 // reads go straight to the right store. The file format is the one earlier versions wrote.
-import { existsSync, mkdirSync } from 'node:fs';
-import Conf, { type Schema } from 'conf';
+//
+// conf (with ajv) costs ~0.15 s to import, which every command would pay; only writes need it (atomic
+// replace, schema check before writing), so it is loaded then, synchronously (require of an ES module,
+// Node >= 20.19). Reads, which every command does, parse the file and check it against the same schema
+// by hand (readStore below).
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type Conf from 'conf';
+import type { Schema } from 'conf';
 import { ExitCode, PhigateError } from '../errors.js';
 import { configPath } from './paths.js';
 
@@ -40,13 +47,16 @@ export class SettingsFileError extends PhigateError {
 /** One Conf per directory: it compiles the schema once; every read of `store` reads the file again. */
 const opened = new Map<string, Conf<Partial<CliConfig>>>();
 
+const requireModule = createRequire(import.meta.url);
+
 function open(home: string): Conf<Partial<CliConfig>> {
   // The directory also holds the plain-text credential fallback: only its owner may enter it.
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const known = opened.get(home);
   if (known) return known;
   try {
-    const conf = new Conf<Partial<CliConfig>>({
+    const { default: ConfClass } = requireModule('conf') as { default: typeof Conf };
+    const conf = new ConfClass<Partial<CliConfig>>({
       cwd: home,
       configName: 'config',
       schema: SCHEMA,
@@ -76,10 +86,39 @@ function read(conf: Conf<Partial<CliConfig>>): Partial<CliConfig> {
   }
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** SCHEMA, checked by hand: the read path every command takes does not load conf and ajv. */
+function readStore(path: string): Partial<CliConfig> {
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw settingsError(path, err);
+  }
+  const bad = (what: string): SettingsFileError => new SettingsFileError(path, `not a phigate settings file (${what})`);
+  if (!isObject(data)) throw bad('expected a JSON object');
+  const { profiles, credentials } = data;
+  if (profiles !== undefined) {
+    if (!isObject(profiles)) throw bad('`profiles` must be an object');
+    for (const [name, p] of Object.entries(profiles)) {
+      if (!isObject(p) || (p['server'] !== undefined && typeof p['server'] !== 'string')) throw bad(`\`profiles/${name}\` must be an object with a string server`);
+    }
+  }
+  if (credentials !== undefined) {
+    if (!isObject(credentials)) throw bad('`credentials` must be an object');
+    for (const [key, c] of Object.entries(credentials)) {
+      if (!isObject(c) || (c['store'] !== 'keychain' && c['store'] !== 'file')) throw bad(`\`credentials/${key}/store\` must be keychain or file`);
+    }
+  }
+  return data as Partial<CliConfig>;
+}
+
 export function readConfig(home: string): CliConfig {
   // Reading never creates anything: a command run before any login leaves no trace.
-  if (!existsSync(configPath(home))) return { profiles: {}, credentials: {} };
-  const store = read(open(home));
+  const path = configPath(home);
+  if (!existsSync(path)) return { profiles: {}, credentials: {} };
+  const store = readStore(path);
   return { profiles: { ...store.profiles }, credentials: { ...store.credentials } };
 }
 
