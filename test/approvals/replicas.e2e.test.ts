@@ -143,7 +143,7 @@ describe('replicas sharing a store', () => {
     expect(report.replicas.every((c) => c.ok && c.records > 0)).toBe(true);
     expect(report.replicas.find((c) => !c.own)?.chain).toBe(found!.chain);
     const text = await cli(b, 'carol', ['audit', 'verify']);
-    expect(text.stdout).toMatch(/shared store {2}2 replica chain\(s\)/);
+    expect(text.stdout).toMatch(/shared store {2}2 replica chains/);
     expect(text.stdout).toMatch(/\(this replica\) .*: intact/);
     // A's chain exported through B: the same bundle A would give, verifying offline.
     const bundle = join(b.dir, 'replica-a.ndjson');

@@ -11,14 +11,18 @@ import pg from 'pg';
 import { startGateway, type Gw } from '../support/harness.js';
 import { pgClient, rawPg, runCmd } from '../support/clients.js';
 
+// A database of its own: the pool reuses nothing where an extension with session state DISCARD ALL
+// cannot clear is installed, and the attack suite installs dblink in the shared ehr database.
+const POOL_DB = 'pool_ehr';
+
 const POLICY = (port: number, role: string): string => `  pooled:
-    upstream: postgres://${role}@127.0.0.1:${port}/ehr
+    upstream: postgres://${role}@127.0.0.1:${port}/${POOL_DB}
     password_env: EHR_DB_PASSWORD
     tls: disable
     allow_groups: [engineering, privacy-officers]
     pool: { size: 1 }
   unpooled:
-    upstream: postgres://${role}@127.0.0.1:${port}/ehr
+    upstream: postgres://${role}@127.0.0.1:${port}/${POOL_DB}
     password_env: EHR_DB_PASSWORD
     tls: disable
     allow_groups: [engineering, privacy-officers]
@@ -39,8 +43,17 @@ const ports: Record<'olivia' | 'bob' | 'alice', number> = { olivia: 0, bob: 0, a
 
 beforeAll(async () => {
   const info = inject('pg');
+  const su = { host: info.host, port: info.port, user: info.superuser.user, password: info.superuser.password };
+  const setup = new pg.Client({ ...su, database: 'postgres' });
+  await setup.connect();
+  try {
+    await setup.query(`DROP DATABASE IF EXISTS ${POOL_DB} WITH (FORCE)`);
+    await setup.query(`CREATE DATABASE ${POOL_DB}`);
+  } finally {
+    await setup.end();
+  }
   gw = await startGateway({ policy: POLICY(info.port, info.roles.scram.user) });
-  admin = new pg.Client({ host: info.host, port: info.port, user: info.superuser.user, password: info.superuser.password, database: 'ehr' });
+  admin = new pg.Client({ ...su, database: POOL_DB });
   await admin.connect();
   await admin.query(`DROP TABLE IF EXISTS pool_patients, pool_t; DROP SEQUENCE IF EXISTS pool_seq;
     CREATE TABLE pool_patients (id int, ssn text); INSERT INTO pool_patients VALUES (1, '${SSN}');
