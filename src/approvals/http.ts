@@ -4,9 +4,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Identity } from '../auth/index.js';
-import { pathOf, type Logger } from '../server/log.js';
+import type { Logger } from '../server/log.js';
 import { PhigateError } from '../common/errors.js';
-import { readBody, sendJson, sendProblem, writeRefusal } from '../server/http.js';
+import { authenticated, logRefusal, readBody, sendJson, sendProblem, writeRefusal } from '../server/http.js';
 import {
   APPROVALS_PATH, APPROVALS_STREAM_PATH,
   type ApprovalListResponse, type ApprovalView, type DecisionBody, type StreamMessage,
@@ -89,13 +89,13 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
     for (const ws of streams) ws.close(4409, 'updates may have been missed; reconnect for a fresh list');
   });
 
+  /** The caller, or the gateway's refusal of it (logged); anything else is a bug for the 500 handler. */
   const authenticate = async (req: IncomingMessage): Promise<Identity | PhigateError> => {
     try {
       return await deps.authenticate(req);
     } catch (err) {
-      // The gateway refuses with a PhigateError; anything else is a bug and goes to its 500 handler.
       if (!(err instanceof PhigateError)) throw err;
-      log.warn('access refused', { code: err.code, reason: err.message, remote: req.socket.remoteAddress, path: pathOf(req.url) });
+      logRefusal(log, req, err);
       return err;
     }
   };
@@ -169,10 +169,7 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
 
   /** The authenticated viewer, or undefined after answering the refusal the way the gateway does. */
   async function who(req: IncomingMessage, res: ServerResponse): Promise<Identity | undefined> {
-    const r = await authenticate(req);
-    if (!(r instanceof PhigateError)) return r;
-    sendProblem(res, r);
-    return undefined;
+    return authenticated(deps.authenticate, log, req, res);
   }
 
   async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): Promise<boolean> {

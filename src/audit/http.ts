@@ -11,9 +11,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Identity } from '../auth/index.js';
-import { pathOf, type Logger } from '../server/log.js';
+import type { Logger } from '../server/log.js';
 import { PhigateError } from '../common/errors.js';
-import { sendJson, sendProblem } from '../server/http.js';
+import { logRefusal, sendJson, sendProblem } from '../server/http.js';
 import {
   AUDIT_EXPORT_PATH, AUDIT_SEARCH_PATH, AUDIT_VERIFY_PATH, HEADER_SEAL, HEADER_SEAL_STATUS, HEADER_SESSION, SESSIONS_PATH,
   type SealStatus, type SearchResponse, type SessionsResponse,
@@ -85,9 +85,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
       return await deps.authenticate(req);
     } catch (err) {
       // The gateway refuses with a PhigateError; anything else is a bug and goes to its 500 handler.
-      if (err instanceof PhigateError) {
-        deps.logger?.warn('access refused', { code: err.code, reason: err.message, remote: req.socket.remoteAddress, path: pathOf(req.url) });
-      }
+      if (err instanceof PhigateError) logRefusal(deps.logger, req, err);
       throw err;
     }
   }

@@ -4,6 +4,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { PhigateError, problemOf, type ErrorCode } from '../common/errors.js';
 import type { RefusalCode } from '../tunnel/protocol.js';
+import type { Identity } from '../auth/index.js';
+import { pathOf, type Logger } from './log.js';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -14,6 +16,12 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 /** Answers `err` with its code's status and `{ error, message, hint? }`. */
 export function sendProblem(res: ServerResponse, err: PhigateError): void {
   sendJson(res, err.status, problemOf(err));
+}
+
+/** Answers with a new error of `code`; true (answered), so a route can `return sendError(...)`. */
+export function sendError(res: ServerResponse, code: ErrorCode, message: string): true {
+  sendProblem(res, new PhigateError(message, code));
+  return true;
 }
 
 /** Answers an upgrade request on its raw socket (no WebSocket was made) and closes it. */
@@ -60,5 +68,36 @@ export class Refused extends PhigateError {
   ) {
     super(message, code, hint);
     this.name = 'Refused';
+  }
+}
+
+/** Logs a refusal (paths only: a query string may carry a token), with whom it refused when known. */
+export function logRefusal(log: Logger | undefined, req: IncomingMessage, err: PhigateError, connection?: string): void {
+  log?.warn('access refused', {
+    code: err.code, reason: err.message, connection, subject: err instanceof Refused ? err.subject : undefined,
+    remote: req.socket.remoteAddress, path: pathOf(req.url),
+  });
+}
+
+/** Logs and answers a refusal; true (answered). */
+export function refuse(log: Logger | undefined, req: IncomingMessage, res: ServerResponse, err: PhigateError): true {
+  logRefusal(log, req, err);
+  sendProblem(res, err);
+  return true;
+}
+
+/**
+ * The caller's identity, or undefined once its refusal has been answered. `authenticate` refuses with
+ * a PhigateError; anything else is a bug and goes on to the 500 handler.
+ */
+export async function authenticated(
+  authenticate: (req: IncomingMessage) => Promise<Identity>, log: Logger | undefined, req: IncomingMessage, res: ServerResponse,
+): Promise<Identity | undefined> {
+  try {
+    return await authenticate(req);
+  } catch (err) {
+    if (!(err instanceof PhigateError)) throw err;
+    refuse(log, req, res, err);
+    return undefined;
   }
 }
