@@ -128,10 +128,19 @@ export function problemOf(err: PhigateError): Problem {
   return { error: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
 }
 
-/** The errno code (ENOENT, EADDRINUSE, ...) of a Node system error, or of the error that caused it. */
-export function errnoOf(err: unknown): string | undefined {
-  if (err === null || typeof err !== 'object') return undefined;
+/**
+ * The code (ENOENT, EADDRINUSE, ...) of a Node system error, or of the error that caused it; a
+ * PhigateError's own code is not one (its cause's may be).
+ */
+export function errnoOf(err: unknown, depth = 0): string | undefined {
+  if (err === null || typeof err !== 'object' || depth > 4) return undefined;
   const { code, cause } = err as { code?: unknown; cause?: unknown };
-  if (typeof code === 'string') return code;
-  return cause !== err ? errnoOf(cause) : undefined;
+  if (typeof code === 'string' && !(err instanceof PhigateError)) return code;
+  return errnoOf(cause, depth + 1);
+}
+
+/** What to do about `err`, when it says (PhigateError, the audit errors, a listener's failure). */
+export function hintOf(err: unknown): string | undefined {
+  const hint = err !== null && typeof err === 'object' ? (err as { hint?: unknown }).hint : undefined;
+  return typeof hint === 'string' && hint !== '' ? hint : undefined;
 }

@@ -54,6 +54,7 @@ import { loadOrCreateSigningKey } from '../audit/keys.js';
 import { closeInterruptedSessions } from './interrupted-sessions.js';
 import { privilegedEvent, type AuditEvent } from '../audit/events.js';
 import { GatewayMetrics, type ConnectionMetrics } from './metrics.js';
+import { PhigateError } from '../common/errors.js';
 import { headerValue, logRefusal, refuse, sendError, sendJson, writeRefusal, Refused } from './http.js';
 import { createAccessRoutes } from './access-http.js';
 import { createConnectionRoutes } from './connections-http.js';
@@ -278,9 +279,9 @@ export class Gateway {
       });
       ms.keepAliveTimeout = 5_000;
       await new Promise<void>((resolve, reject) => {
-        ms.once('error', (err: NodeJS.ErrnoException) => reject(Object.assign(
-          new Error(`cannot listen on ${hostForUrl(mHost)}:${mPort} for --metrics-listen: ${err.code ?? err.message}`),
-          { hint: err.code === 'EADDRINUSE' ? 'another process holds that port; pick another --metrics-listen' : 'check the --metrics-listen address' })));
+        ms.once('error', (err: NodeJS.ErrnoException) => reject(new PhigateError(
+          `cannot listen on ${hostForUrl(mHost)}:${mPort} for --metrics-listen: ${err.code ?? err.message}`, 'error',
+          err.code === 'EADDRINUSE' ? 'another process holds that port; pick another --metrics-listen' : 'check the --metrics-listen address')));
         ms.listen(mPort, mHost, () => {
           ms.removeAllListeners('error');
           resolve();
