@@ -1,6 +1,8 @@
-// The `phigate server` process core: an HTTP(S) listener with health and preflight endpoints and the
-// WebSocket tunnel endpoint. Every tunnel stream is authenticated (bearer JWT) and checked against the
-// connection's allow_groups before the upgrade completes; refusals are answered with a JSON reason.
+// The `phigate server` process core: builds the gateway's parts (policy, audit log, approvals, pools,
+// masking, metrics) and its HTTP(S) listener, whose routes live beside their subjects (*-http.ts,
+// approvals/http.ts, audit/http.ts). It keeps the WebSocket tunnel endpoint: every tunnel stream is
+// authenticated (bearer JWT) and checked against the connection's allow_groups before the upgrade
+// completes; refusals are answered with a JSON reason (server/http.ts).
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
@@ -248,6 +250,7 @@ export class Gateway {
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.onRequest(req, res).catch((err: Error) => {
         this.opts.log.error('request failed', { path: pathOf(req.url), error: err.message });
+        // A bug, not an error of the model: the status says so, the body keeps its old code.
         if (!res.headersSent) sendJson(res, 500, { error: 'unavailable', message: 'internal error' });
       });
     };
