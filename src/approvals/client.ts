@@ -1,5 +1,6 @@
 // CLI side of the approvals API: list, decide, and a live stream that reconnects by itself (with a
 // fresh token) until closed. Every failure becomes a PhigateError with the exit code docs/engineer.md lists.
+import { errnoOf } from '../common/errors.js';
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { ExitCode, PhigateError } from '../cli/errors.js';
@@ -128,7 +129,7 @@ export class ApprovalsClient {
       });
       sock.on('error', (err) => {
         if (refused) return;
-        const code = (err as NodeJS.ErrnoException).code;
+        const code = errnoOf(err);
         sock.terminate();
         if (!closed && ws === sock) {
           ws = undefined;

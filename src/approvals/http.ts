@@ -4,11 +4,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Identity } from '../auth/index.js';
-import { pathOf, type Logger } from '../server/log.js';
-import { REFUSAL_STATUS, type RefusalCode } from '../tunnel/protocol.js';
+import type { Logger } from '../server/log.js';
+import { PhigateError } from '../common/errors.js';
+import { authenticated, logRefusal, readBody, sendJson, sendProblem, writeRefusal } from '../server/http.js';
 import {
   APPROVALS_PATH, APPROVALS_STREAM_PATH,
-  type ApiError, type ApiErrorCode, type ApprovalListResponse, type ApprovalView, type DecisionBody, type StreamMessage,
+  type ApprovalListResponse, type ApprovalView, type DecisionBody, type StreamMessage,
 } from './api.js';
 import { StoreError } from '../server/shared-db.js';
 import { ApprovalError, canDecide, isRequester, type ApprovalEvent, type ApprovalService } from './service.js';
@@ -41,25 +42,6 @@ const MAX_REASON_CHARS = 1_000;
 /** A viewer this far behind is dropped; it reconnects and gets a fresh snapshot. */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 const PING_INTERVAL_MS = 30_000;
-
-const STATUS: Record<ApiErrorCode, number> = {
-  not_found: 404,
-  already_decided: 409,
-  not_an_approver: 403,
-  self_approval: 403,
-  unowned_service: 403,
-  reason_required: 400,
-  bad_request: 400,
-  method_not_allowed: 405,
-  unauthenticated: 401,
-  unavailable: 503,
-};
-
-class HttpProblem extends Error {
-  constructor(readonly code: ApiErrorCode, message: string) {
-    super(message);
-  }
-}
 
 export function viewOf(r: ApprovalRecord, viewer: Identity, mayDecide: (r: ApprovalRecord, who: Identity) => boolean = canDecide): ApprovalView {
   const q = r.input.requester;
@@ -97,15 +79,6 @@ export function viewOf(r: ApprovalRecord, viewer: Identity, mayDecide: (r: Appro
   };
 }
 
-/** The gateway's refusals carry a RefusalCode; anything else is a bug and goes to its 500 handler. */
-function asRefusal(err: unknown): { code: RefusalCode; message: string } | undefined {
-  const e = err as { code?: unknown; message?: unknown } | null;
-  if (e && typeof e.code === 'string' && typeof e.message === 'string' && Object.hasOwn(REFUSAL_STATUS, e.code)) {
-    return { code: e.code as RefusalCode, message: e.message };
-  }
-  return undefined;
-}
-
 export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
   const { service, log } = deps;
   const toView = (r: ApprovalRecord, viewer: Identity): ApprovalView => viewOf(r, viewer, (x, who) => service.mayDecide(x, who));
@@ -116,14 +89,14 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
     for (const ws of streams) ws.close(4409, 'updates may have been missed; reconnect for a fresh list');
   });
 
-  const authenticate = async (req: IncomingMessage): Promise<Identity | { code: RefusalCode; message: string }> => {
+  /** The caller, or the gateway's refusal of it (logged); anything else is a bug for the 500 handler. */
+  const authenticate = async (req: IncomingMessage): Promise<Identity | PhigateError> => {
     try {
       return await deps.authenticate(req);
     } catch (err) {
-      const refusal = asRefusal(err);
-      if (!refusal) throw err;
-      log.warn('access refused', { code: refusal.code, reason: refusal.message, remote: req.socket.remoteAddress, path: pathOf(req.url) });
-      return refusal;
+      if (!(err instanceof PhigateError)) throw err;
+      logRefusal(log, req, err);
+      return err;
     }
   };
 
@@ -147,7 +120,7 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
         return true;
       }
       if (parts.length === 1 && path === APPROVALS_STREAM_PATH) {
-        throw new HttpProblem('bad_request', `${APPROVALS_STREAM_PATH} is a WebSocket endpoint; connect with an Upgrade: websocket request`);
+        throw new PhigateError(`${APPROVALS_STREAM_PATH} is a WebSocket endpoint; connect with an Upgrade: websocket request`, 'bad_request');
       }
       const id = decodeURIComponent(parts[0] ?? '');
       if (parts.length === 1) {
@@ -162,7 +135,7 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
         allow(req, ['POST']);
         const viewer = await who(req, res);
         if (!viewer) return true;
-        const body = parseDecision(await readBody(req), action === 'approve');
+        const body = parseDecision(await readBody(req, MAX_BODY_BYTES, 'bad_request'), action === 'approve');
         const what = async (): Promise<'approval.decide' | 'access.grant'> =>
           ((await service.lookup(id).catch(() => undefined))?.input.kind === 'access' ? 'access.grant' : 'approval.decide');
         const target = `${id} (${action})`;
@@ -179,19 +152,15 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
         }
         return true;
       }
-      throw new HttpProblem('not_found', `no such endpoint: ${path}`);
+      throw new PhigateError(`no such endpoint: ${path}`, 'not_found');
     } catch (err) {
-      if (err instanceof HttpProblem) {
-        sendJson(res, STATUS[err.code], { error: err.code, message: err.message } satisfies ApiError);
-        return true;
-      }
-      if (err instanceof ApprovalError) {
-        sendJson(res, STATUS[err.code], { error: err.code, message: err.message } satisfies ApiError);
+      if (err instanceof PhigateError) {
+        sendProblem(res, err);
         return true;
       }
       if (err instanceof StoreError) {
         log.error('approvals store unavailable', { path, error: err.message });
-        sendJson(res, 503, { error: 'unavailable', message: 'approval requests cannot be read or decided now: the shared store is unavailable' } satisfies ApiError);
+        sendProblem(res, new PhigateError('approval requests cannot be read or decided now: the shared store is unavailable', 'unavailable'));
         return true;
       }
       throw err;
@@ -200,22 +169,19 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
 
   /** The authenticated viewer, or undefined after answering the refusal the way the gateway does. */
   async function who(req: IncomingMessage, res: ServerResponse): Promise<Identity | undefined> {
-    const r = await authenticate(req);
-    if ('subject' in r) return r;
-    sendJson(res, REFUSAL_STATUS[r.code], { error: r.code, message: r.message });
-    return undefined;
+    return authenticated(deps.authenticate, log, req, res);
   }
 
   async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): Promise<boolean> {
     const path = url.pathname;
     if (path !== APPROVALS_PATH && !path.startsWith(`${APPROVALS_PATH}/`)) return false;
     if (path !== APPROVALS_STREAM_PATH) {
-      writeRefusal(socket, 404, { error: 'not_found', message: `no WebSocket endpoint at ${path}; use ${APPROVALS_STREAM_PATH}` });
+      writeRefusal(socket, new PhigateError(`no WebSocket endpoint at ${path}; use ${APPROVALS_STREAM_PATH}`, 'not_found'));
       return true;
     }
     const r = await authenticate(req);
-    if (!('subject' in r)) {
-      writeRefusal(socket, REFUSAL_STATUS[r.code], { error: r.code, message: r.message });
+    if (r instanceof PhigateError) {
+      writeRefusal(socket, r);
       return true;
     }
     const viewer = r;
@@ -289,19 +255,8 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
 
 function allow(req: IncomingMessage, methods: string[]): void {
   if (!methods.includes(req.method ?? 'GET')) {
-    throw new HttpProblem('method_not_allowed', `${req.method} is not supported here; use ${methods.join(' or ')}`);
+    throw new PhigateError(`${req.method} is not supported here; use ${methods.join(' or ')}`, 'method_not_allowed');
   }
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new HttpProblem('bad_request', `request body is larger than ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 function parseDecision(text: string, approve: boolean): DecisionBody {
@@ -311,43 +266,28 @@ function parseDecision(text: string, approve: boolean): DecisionBody {
   try {
     v = JSON.parse(text);
   } catch {
-    throw new HttpProblem('bad_request', `request body is not JSON; ${expected}`);
+    throw new PhigateError(`request body is not JSON; ${expected}`, 'bad_request');
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new HttpProblem('bad_request', 'request body must be a JSON object');
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new PhigateError('request body must be a JSON object', 'bad_request');
   const o = v as Record<string, unknown>;
   for (const k of Object.keys(o)) {
-    if (k !== 'reason' && k !== 'scope') throw new HttpProblem('bad_request', `unknown field "${k.slice(0, 40)}"; expected reason, scope`);
+    if (k !== 'reason' && k !== 'scope') throw new PhigateError(`unknown field "${k.slice(0, 40)}"; expected reason, scope`, 'bad_request');
   }
   const out: DecisionBody = {};
   if (o['reason'] !== undefined && o['reason'] !== null) {
-    if (typeof o['reason'] !== 'string') throw new HttpProblem('bad_request', 'reason must be a string');
-    if (o['reason'].length > MAX_REASON_CHARS) throw new HttpProblem('bad_request', `reason is longer than ${MAX_REASON_CHARS} characters`);
+    if (typeof o['reason'] !== 'string') throw new PhigateError('reason must be a string', 'bad_request');
+    if (o['reason'].length > MAX_REASON_CHARS) throw new PhigateError(`reason is longer than ${MAX_REASON_CHARS} characters`, 'bad_request');
     // It goes into the evidence, whose canonical JSON (RFC 8785, I-JSON) has no form for a lone surrogate.
-    if (!o['reason'].isWellFormed()) throw new HttpProblem('bad_request', 'reason is not valid Unicode text (it holds a lone UTF-16 surrogate)');
+    if (!o['reason'].isWellFormed()) throw new PhigateError('reason is not valid Unicode text (it holds a lone UTF-16 surrogate)', 'bad_request');
     out.reason = o['reason'];
   }
   if (o['scope'] !== undefined && o['scope'] !== null) {
     const scope = o['scope'];
     if (typeof scope !== 'string' || !(APPROVAL_SCOPES as readonly string[]).includes(scope)) {
-      throw new HttpProblem('bad_request', `scope must be one of ${APPROVAL_SCOPES.join(', ')}`);
+      throw new PhigateError(`scope must be one of ${APPROVAL_SCOPES.join(', ')}`, 'bad_request');
     }
-    if (!approve && scope !== 'once') throw new HttpProblem('bad_request', `scope "${scope}" only applies to approvals`);
+    if (!approve && scope !== 'once') throw new PhigateError(`scope "${scope}" only applies to approvals`, 'bad_request');
     out.scope = scope as ApprovalScope;
   }
   return out;
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(text);
-}
-
-function writeRefusal(socket: Duplex, status: number, body: { error: string; message: string }): void {
-  const text = JSON.stringify(body);
-  const reason = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? 'Error';
-  socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
-      `Cache-Control: no-store\r\nConnection: close\r\n\r\n${text}`,
-  );
 }

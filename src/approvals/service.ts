@@ -1,6 +1,7 @@
 // The approval service: holds each request a session makes until an eligible person decides it, the
 // rule's timeout runs out or the requester withdraws; enforces separation of duties; tells live
 // subscribers (approver terminals, the webhook) about every change.
+import { PhigateError } from '../common/errors.js';
 import { randomInt } from 'node:crypto';
 import { personOf, samePerson, type Identity } from '../auth/index.js';
 import { DEFAULT_ADMIN_GROUPS, DEFAULT_AUDITOR_GROUPS } from '../policy/file.js';
@@ -38,15 +39,15 @@ export const DEFAULT_APPROVAL_RULES: ApprovalRules = {
 };
 
 /** Why a decision (or a look at a request) was refused, in one line a CLI can print as is. */
-export class ApprovalError extends Error {
+export class ApprovalError extends PhigateError {
   override readonly name = 'ApprovalError';
   constructor(
-    readonly code: ApprovalErrorCode,
+    override readonly code: ApprovalErrorCode,
     message: string,
     /** The request as it is now, when it exists and the caller may see it. */
     readonly approval?: ApprovalRecord,
   ) {
-    super(message);
+    super(message, code);
   }
 }
 

@@ -11,8 +11,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Identity } from '../auth/index.js';
-import { pathOf, type Logger } from '../server/log.js';
-import { REFUSAL_STATUS, type RefusalCode } from '../tunnel/protocol.js';
+import type { Logger } from '../server/log.js';
+import { PhigateError } from '../common/errors.js';
+import { logRefusal, sendJson, sendProblem } from '../server/http.js';
 import {
   AUDIT_EXPORT_PATH, AUDIT_SEARCH_PATH, AUDIT_VERIFY_PATH, HEADER_SEAL, HEADER_SEAL_STATUS, HEADER_SESSION, SESSIONS_PATH,
   type SealStatus, type SearchResponse, type SessionsResponse,
@@ -74,20 +75,6 @@ export function policiesDirOf(dataDir: string): string {
   return join(dataDir, 'policies');
 }
 
-class HttpProblem extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
-  }
-}
-
-function asRefusal(err: unknown): { code: RefusalCode; message: string } | undefined {
-  const e = err as { code?: unknown; message?: unknown } | null;
-  if (e && typeof e.code === 'string' && typeof e.message === 'string' && Object.hasOwn(REFUSAL_STATUS, e.code)) {
-    return { code: e.code as RefusalCode, message: e.message };
-  }
-  return undefined;
-}
-
 export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
   const auditDir = auditDirOf(deps.dataDir);
   const recordingsDir = recordingsDirOf(deps.dataDir);
@@ -97,10 +84,9 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     try {
       return await deps.authenticate(req);
     } catch (err) {
-      const r = asRefusal(err);
-      if (!r) throw err;
-      deps.logger?.warn('access refused', { code: r.code, reason: r.message, remote: req.socket.remoteAddress, path: pathOf(req.url) });
-      throw new HttpProblem(REFUSAL_STATUS[r.code], r.code, r.message);
+      // The gateway refuses with a PhigateError; anything else is a bug and goes to its 500 handler.
+      if (err instanceof PhigateError) logRefusal(deps.logger, req, err);
+      throw err;
     }
   }
 
@@ -108,7 +94,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
    * Every attempt at evidence is on the record: a refusal (best effort: the refusal stands whether
    * or not it could be written), and a grant before anything is answered (fail closed).
    */
-  function refuse(identity: Identity, action: PrivilegedAction, target: string, problem: HttpProblem): never {
+  function refuse(identity: Identity, action: PrivilegedAction, target: string, problem: PhigateError): never {
     deps.logger?.warn('evidence access refused', { subject: identity.subject, name: identity.name, action, code: problem.code });
     try {
       deps.log.append(privilegedEvent(identity, action, target, 'refused', problem.code));
@@ -125,7 +111,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
   function requireAuditor(identity: Identity, what: string, action: PrivilegedAction, target: string): void {
     if (!deps.isAuditor(identity)) {
       refuse(identity, action, target,
-        new HttpProblem(403, 'forbidden', `${identity.name}: only auditors and admins (the policy's identity.auditor_groups and admin_groups) may ${what}`));
+        new PhigateError(`${identity.name}: only auditors and admins (the policy's identity.auditor_groups and admin_groups) may ${what}`, 'forbidden'));
     }
     grant(identity, action, target);
   }
@@ -135,7 +121,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     try {
       deps.log.append(event);
     } catch (err) {
-      if (err instanceof AuditWriteError) throw new HttpProblem(503, 'unavailable', `the audit log cannot be written (${err.code}); refusing an access that would go unrecorded`);
+      if (err instanceof AuditWriteError) throw new PhigateError(`the audit log cannot be written (${err.code}); refusing an access that would go unrecorded`, 'unavailable');
       throw err;
     }
   }
@@ -144,7 +130,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     try {
       await deps.log.checkpoint();
     } catch (err) {
-      if (err instanceof AuditWriteError) throw new HttpProblem(503, 'unavailable', `the audit log cannot be written (${err.code}): ${err.message}`);
+      if (err instanceof AuditWriteError) throw new PhigateError(`the audit log cannot be written (${err.code}): ${err.message}`, 'unavailable');
       throw err;
     }
   }
@@ -155,7 +141,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     const isSessions = path === SESSIONS_PATH || path.startsWith(`${SESSIONS_PATH}/`);
     if (!isAudit && !isSessions) return false;
     try {
-      if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpProblem(405, 'method_not_allowed', `${req.method} is not supported on ${path}; use GET`);
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw new PhigateError(`${req.method} is not supported on ${path}; use GET`, 'method_not_allowed');
       const identity = await who(req);
       if (path === AUDIT_SEARCH_PATH) await search(identity, url, res);
       else if (path === AUDIT_VERIFY_PATH) await verify(identity, res);
@@ -164,15 +150,15 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
       else {
         const parts = path.slice(SESSIONS_PATH.length + 1).split('/');
         if (parts.length === 2 && parts[1] === 'recording') await recording(identity, decodeURIComponent(parts[0]!), res);
-        else throw new HttpProblem(404, 'not_found', `no such endpoint: ${path}`);
+        else throw new PhigateError(`no such endpoint: ${path}`, 'not_found');
       }
     } catch (err) {
       if (err instanceof StoreError) {
         deps.logger?.error('shared store unavailable for evidence', { path, error: err.message });
-        err = new HttpProblem(503, 'unavailable', 'the shared store is unavailable, so evidence of every replica cannot be read now; try again, or ask each replica directly');
+        err = new PhigateError('the shared store is unavailable, so evidence of every replica cannot be read now; try again, or ask each replica directly', 'unavailable');
       }
-      if (err instanceof HttpProblem) {
-        if (!res.headersSent) sendJson(res, err.status, { error: err.code, message: err.message });
+      if (err instanceof PhigateError) {
+        if (!res.headersSent) sendProblem(res, err);
         else res.destroy();
         return true;
       }
@@ -219,12 +205,12 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     if (other) {
       await deps.shared!.flush();
       const p = await deps.shared!.exportPlan(replica, { since, until });
-      if (!p) throw new HttpProblem(404, 'not_found', `no replica chain ${replica} in the shared store (phigate audit verify lists them)`);
+      if (!p) throw new PhigateError(`no replica chain ${replica} in the shared store (phigate audit verify lists them)`, 'not_found');
       plan = p;
     } else {
       plan = planExport(auditDir, { since, until, policiesDir: policiesDirOf(deps.dataDir), index: loadIndex(auditDir) });
       if (replica !== undefined && plan.header.key !== replica) {
-        throw new HttpProblem(404, 'not_found', `this gateway's chain is ${plan.header.key ?? 'unsigned'}, and it has no shared store to find ${replica} in`);
+        throw new PhigateError(`this gateway's chain is ${plan.header.key ?? 'unsigned'}, and it has no shared store to find ${replica} in`, 'not_found');
       }
     }
     // The export's own record is written before a byte of the bundle leaves (fail closed).
@@ -249,7 +235,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     const asked = url.searchParams.get('user') ?? undefined;
     const target = `sessions of ${asked ?? (auditor ? 'everyone' : identity.name)}`;
     if (!auditor && asked !== undefined && asked !== identity.name) {
-      refuse(identity, 'sessions.list', target, new HttpProblem(403, 'forbidden', `${identity.name}: only auditors and admins may list other people's sessions`));
+      refuse(identity, 'sessions.list', target, new PhigateError(`${identity.name}: only auditors and admins may list other people's sessions`, 'forbidden'));
     }
     grant(identity, 'sessions.list', target);
     deps.log.flushIndex();
@@ -281,7 +267,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     try {
       r = await deps.shared.evidence.recording(idOrPrefix);
     } catch (err) {
-      if (err instanceof AmbiguousSession) throw new HttpProblem(400, 'ambiguous', err.message);
+      if (err instanceof AmbiguousSession) throw new PhigateError(err.message, 'ambiguous');
       throw err;
     }
     if (!r) return false;
@@ -301,7 +287,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     try {
       session = resolveSession(recordingsDir, idOrPrefix);
     } catch (err) {
-      if (err instanceof HttpProblem && err.status === 404 && (await sharedRecording(identity, idOrPrefix, res))) return;
+      if (err instanceof PhigateError && err.code === 'not_found' && (await sharedRecording(identity, idOrPrefix, res))) return;
       throw err;
     }
     const file = join(recordingsDir, recordingFileName(session));
@@ -332,8 +318,7 @@ function resolveSession(recordingsDir: string, idOrPrefix: string): string {
     return resolveRecording(recordingsDir, idOrPrefix);
   } catch (err) {
     if (!(err instanceof RecordingLookupError)) throw err;
-    const status = err.reason === 'not_found' ? 404 : 400;
-    throw new HttpProblem(status, err.reason === 'invalid' ? 'bad_request' : err.reason, err.message);
+    throw new PhigateError(err.message, err.reason === 'invalid' ? 'bad_request' : err.reason);
   }
 }
 
@@ -343,7 +328,7 @@ function timeParam(url: URL, name: string): number | undefined {
   try {
     return parseTimeArg(name, v);
   } catch (err) {
-    if (err instanceof TimeArgumentError) throw new HttpProblem(400, 'bad_request', err.message);
+    if (err instanceof TimeArgumentError) throw new PhigateError(err.message, 'bad_request');
     throw err;
   }
 }
@@ -352,7 +337,7 @@ function limitParam(url: URL): number {
   const v = url.searchParams.get('limit');
   if (v === null || v === '') return DEFAULT_LIMIT;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT) throw new HttpProblem(400, 'bad_request', `limit must be an integer from 1 to ${MAX_LIMIT}`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT) throw new PhigateError(`limit must be an integer from 1 to ${MAX_LIMIT}`, 'bad_request');
   return n;
 }
 
@@ -376,10 +361,3 @@ function describeFilters(url: URL): Record<string, string> {
   for (const [k, v] of url.searchParams) if (v !== '') out[k] = v.slice(0, 500);
   return out;
 }
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(text);
-}
-

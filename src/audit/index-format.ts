@@ -13,6 +13,7 @@
 //   w10   type code | decision code << 8
 //   w11   reserved (0)
 import { AUDIT_EVENT_TYPES, STATEMENT_DECISIONS } from './events.js';
+import { tableFilterKey } from '../common/table-name.js';
 
 export const ENTRY_BYTES = 48;
 export const ENTRY_WORDS = ENTRY_BYTES / 4;
@@ -57,12 +58,6 @@ export function indexFields(rec: Record<string, unknown>): IndexFields {
   };
 }
 
-/** Unqualified, lower-case table name: `public.Patients` and `patients` filter alike. */
-export function tableKey(name: string): string {
-  const lower = name.toLowerCase().replaceAll('"', '');
-  const dot = lower.lastIndexOf('.');
-  return dot === -1 ? lower : lower.slice(dot + 1);
-}
 
 function fnv1a(s: string): number {
   let h = 0x811c9dc5;
@@ -75,7 +70,7 @@ function fnv1a(s: string): number {
 
 /** The two bits a table name sets, as [word 0 mask, word 1 mask]. */
 export function tableBits(name: string): [number, number] {
-  const h = fnv1a(tableKey(name));
+  const h = fnv1a(tableFilterKey(name));
   const out: [number, number] = [0, 0];
   for (const bit of [h & 63, (h >>> 6) & 63]) {
     if (bit < 32) out[0] |= 1 << bit;
@@ -115,7 +110,7 @@ export function tableMatches(recorded: string, wanted: string): boolean {
   const w = wanted.toLowerCase().replaceAll('"', '');
   if (r === w) return true;
   if (r.includes('.') && w.includes('.')) return false;
-  return tableKey(r) === tableKey(w);
+  return tableFilterKey(r) === tableFilterKey(w);
 }
 
 /** The SQL sidecar's line text: lower case, one line, so a substring search is one indexOf. */

@@ -1,6 +1,7 @@
 // The server's checkpoint signing key (Ed25519) and the signed checkpoint format. Key files are
 // created once under the data directory (mode 0600) and never rotated silently: a new key would make
 // every older checkpoint look forged. Signing and checking are pure functions over data.
+import { errnoOf } from '../common/errors.js';
 import {
   createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject,
 } from 'node:crypto';
@@ -86,7 +87,7 @@ export function loadOrCreateSigningKey(dataDir: string): KeyObject {
       // wx: two servers starting at once must not each write a key and sign with different ones.
       fd = openSync(file, 'wx', 0o600);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (errnoOf(err) !== 'EEXIST') throw err;
       return loadSigningKey(file);
     }
     try {

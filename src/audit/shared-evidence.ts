@@ -5,7 +5,8 @@
 import type { SharedDatabase } from '../server/shared-db.js';
 import type { StoredRecord } from './events.js';
 import { sha256Hex } from './canonical.js';
-import { sqlKey, tableKey } from './index-format.js';
+import { sqlKey } from './index-format.js';
+import { tableFilterKey } from '../common/table-name.js';
 import { parseRecordLine } from './search-index.js';
 import {
   DEFAULT_LIMIT, MAX_LIMIT, endSession, recordMatches, sessionOfStart,
@@ -52,7 +53,7 @@ export class SharedEvidence {
         [
           iso(f.since), iso(f.until), f.user ?? null, f.connection ?? null, f.session ?? null,
           f.types && f.types.length > 0 ? [...f.types] : null, f.decision ?? null, f.sql ? sqlKey(f.sql) : null,
-          after?.at ?? null, after?.chain ?? null, after?.seq ?? null, f.table !== undefined ? tableKey(f.table) : null,
+          after?.at ?? null, after?.chain ?? null, after?.seq ?? null, f.table !== undefined ? tableFilterKey(f.table) : null,
         ],
       )).rows as { chain: string; seq: string; at: Date; line: string }[];
       for (const row of rows) {

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import type { SharedDatabase } from '../server/shared-db.js';
 import type { Logger } from '../server/log.js';
 import { recordingFileName } from '../recording/format.js';
-import { indexFields, sqlKey, tableKey } from './index-format.js';
+import { indexFields, sqlKey } from './index-format.js';
+import { tableFilterKey } from '../common/table-name.js';
 import { keyFingerprint, publicKeyPem } from './keys.js';
 import { preadSync } from './lines.js';
 import type { AuditLog } from './log.js';
@@ -246,7 +247,7 @@ export class AuditShipper {
         rec['seq'], String(rec['at']), f.type, f.user ?? null, f.connection ?? null, f.session ?? null, f.decision ?? null,
         f.tables ? JSON.stringify(f.tables) : null, f.sql !== undefined ? sqlKey(f.sql) : null, bytes.toString('utf8'),
         // Unqualified lower-case names: what a table filter narrows on (the record still decides).
-        f.tables ? JSON.stringify([...new Set(f.tables.map(tableKey))]) : null,
+        f.tables ? JSON.stringify([...new Set(f.tables.map(tableFilterKey))]) : null,
       ]);
       lastSeq = rec['seq'];
       // Its policy text is in the policies directory by now (written when the record was).

@@ -2,6 +2,7 @@
 // token comes from: --token-file (re-read on every use, so a rotated workload token such as a
 // Kubernetes projected token is picked up), else PHIGATE_TOKEN, else the login stored for
 // (server, profile), renewed automatically before it expires.
+import { errnoOf } from '../common/errors.js';
 import { readFileSync } from 'node:fs';
 import { ExitCode, PhigateError } from './errors.js';
 import { DEFAULT_SERVER, savedServer } from './credentials/config.js';
@@ -86,7 +87,7 @@ function readTokenFile(tokenFile: string): string {
   try {
     t = readFileSync(tokenFile, 'utf8').trim();
   } catch (err) {
-    throw new PhigateError(`cannot read token file ${tokenFile}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+    throw new PhigateError(`cannot read token file ${tokenFile}: ${errnoOf(err) ?? err}`,
       ExitCode.NotAuthenticated, 'check the --token-file path; it is read again on every use');
   }
   if (!t) throw new PhigateError(`token file ${tokenFile} is empty`, ExitCode.NotAuthenticated);

@@ -2,6 +2,7 @@
 // and its data directory must not be another live demo's. The data directory's lock (demo.lock,
 // the owner's pid and address) is held until the demo has stopped, so that a second demo never
 // rewrites a running one's policy file or evidence.
+import { errnoOf } from '../common/errors.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitCode, PhigateError } from '../cli/errors.js';
@@ -29,7 +30,7 @@ export async function claimDemo(c: DemoClaim): Promise<() => void> {
   try {
     mkdirSync(c.dataDir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new PhigateError(`cannot create the demo data directory ${c.dataDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    throw new PhigateError(`cannot create the demo data directory ${c.dataDir}: ${errnoOf(err) ?? (err as Error).message}`,
       ExitCode.Error, 'give a directory this user may write with --data-dir DIR');
   }
   return takePidLock(lockFile, (holder) => new PhigateError(

@@ -25,6 +25,7 @@ import {
   flag, isObject, list, nameList, node, nodeOfType, obj, rangeVar, str, stringNode, type Json, type JsonObject,
 } from '../policy/classify/ast.js';
 import { parseTree } from '../policy/classify/parser.js';
+import { tableKey } from '../common/table-name.js';
 
 /** What lineage needs from the database catalog; the session backs it with a cached lookup. */
 export interface Catalog {
@@ -107,10 +108,6 @@ function emptyDep(): Dep {
 
 function colKey(c: ColumnSource): string {
   return `${c.schema ?? ''}\u0000${c.table}\u0000${c.column}`;
-}
-
-function tableKey(t: TableSource): string {
-  return `${t.schema ?? ''}\u0000${t.table}`;
 }
 
 function sourceDep(src: ColumnSource): Dep {
@@ -300,7 +297,7 @@ function leafWhole(cols: Col[] | undefined, fallback: Dep): Dep {
 
 function wholeOfTable(t: TableSource): Dep {
   const d = emptyDep();
-  d.tables.set(tableKey(t), t);
+  d.tables.set(tableKey(t.schema, t.table), t);
   return d;
 }
 
@@ -603,7 +600,7 @@ class Walker {
       }
     }
     const table: TableSource = schema === undefined ? { table: name } : { schema, table: name };
-    this.ctx.reads.set(tableKey(table), table);
+    this.ctx.reads.set(tableKey(table.schema, table.table), table);
     const leaf: Leaf = { key, cols: undefined, whole: wholeOfTable(table) };
     if (schema !== undefined && key === name) leaf.schema = schema;
     const view = this.view(table);
@@ -655,7 +652,7 @@ class Walker {
     if (lookup === undefined) return undefined;
     const sql = lookup.call(this.ctx.catalog, table.schema, table.table);
     if (sql === undefined) return undefined;
-    const key = tableKey(table);
+    const key = tableKey(table.schema, table.table);
     if (this.ctx.viewStack.includes(key) || this.ctx.viewStack.length >= MAX_VIEW_DEPTH) {
       this.ctx.reasons.push('views nest too deeply or recursively');
       return { cols: undefined, whole: unknownDep() };

@@ -1,6 +1,7 @@
 // Loads and validates the policy file (docs/policy.md): identity, connections, rules (rules.ts), masking
 // (masking/config.ts), approvals, server_access (server-access.ts) and functions (functions.ts), with
 // errors that name the file, line and key.
+import { errnoOf } from '../common/errors.js';
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isSeq, isScalar, type Node, type Document } from 'yaml';
 import { Reader, describe } from './yaml-reader.js';
@@ -105,7 +106,7 @@ export function loadPolicyFile(path: string): PolicyFile {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new PolicyFileError(path, undefined, undefined, '', `cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new PolicyFileError(path, undefined, undefined, '', `cannot read file: ${errnoOf(err) ?? String(err)}`);
   }
   return parsePolicyFile(text, path);
 }

@@ -3,6 +3,7 @@
 // gateway ends that identity's live sessions on the connection. With a shared approval store
 // (several replicas) a grant is derived from the approved request in the store, so a tunnel may
 // land on any replica, and each replica ends its own sessions when the grant runs out.
+import { PhigateError } from '../common/errors.js';
 import type { Identity } from '../auth/index.js';
 import type { ApprovalRecord } from '../approvals/store.js';
 import type { ApprovalRequester, Outcome } from '../approvals/types.js';
@@ -28,9 +29,9 @@ export type AccessRequestState =
   | { status: 'approved'; id: string; connection: string; grant: AccessGrant }
   | { status: 'denied' | 'timeout' | 'withdrawn' | 'cancelled'; id: string; connection: string; approver?: string; reason?: string };
 
-export class AccessError extends Error {
-  constructor(readonly code: 'bad_duration' | 'bad_reason' | 'not_required' | 'not_allowed', message: string) {
-    super(message);
+export class AccessError extends PhigateError {
+  constructor(override readonly code: 'bad_duration' | 'bad_reason' | 'not_required' | 'not_allowed', message: string) {
+    super(message, code);
     this.name = 'AccessError';
   }
 }

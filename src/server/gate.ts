@@ -13,6 +13,7 @@ import type { PolicyFile } from '../policy/file.js';
 import { reachOf, SessionDefinitions } from '../policy/reach.js';
 import type { CatalogSnapshot } from './catalog.js';
 import { statementCountError } from './size-limits.js';
+import { ERROR_TABLE } from '../common/errors.js';
 
 /** `text`, on an Execute's verdict: the prepared statement's text it runs (the possibility decided on). */
 /** `redacted`, on an Execute's verdict: that text's redaction when the Parse had it made elsewhere (the analysis worker). */
@@ -21,7 +22,7 @@ export type Verdict =
   | { action: 'block'; error: ErrorFields; decision?: Decision; text?: string; redacted?: string }
   | { action: 'approve'; decision: Decision; statement: string; fingerprint: string; sql: string; barrier?: boolean; copyIn?: boolean; text?: string; redacted?: string };
 
-const INSUFFICIENT_PRIVILEGE = '42501';
+const INSUFFICIENT_PRIVILEGE = ERROR_TABLE.denied.sqlstate;
 
 export interface GateOptions {
   policy: () => PolicyFile;

@@ -1,6 +1,8 @@
-// The `phigate server` process core: an HTTP(S) listener with health and preflight endpoints and the
-// WebSocket tunnel endpoint. Every tunnel stream is authenticated (bearer JWT) and checked against the
-// connection's allow_groups before the upgrade completes; refusals are answered with a JSON reason.
+// The `phigate server` process core: builds the gateway's parts (policy, audit log, approvals, pools,
+// masking, metrics) and its HTTP(S) listener, whose routes live beside their subjects (*-http.ts,
+// approvals/http.ts, audit/http.ts). It keeps the WebSocket tunnel endpoint: every tunnel stream is
+// authenticated (bearer JWT) and checked against the connection's allow_groups before the upgrade
+// completes; refusals are answered with a JSON reason (server/http.ts).
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
@@ -12,15 +14,12 @@ import { PolicyFileError } from '../policy/errors.js';
 import { policyVersion } from '../policy/version.js';
 import { PolicyHistory, type PolicyActivation } from '../policy/history.js';
 import { readFileSync } from 'node:fs';
-import {
-  ACCESS_REQUESTS_PATH, CONNECTIONS_PATH, HEADER_REASON, HEADER_SESSION_LABEL, REFUSAL_STATUS, TUNNEL_PATH_PREFIX,
-  type AccessRequestBody, type AccessRequestView, type ConnectionInfo, type PreflightResponse, type Refusal, type RefusalCode,
-} from '../tunnel/protocol.js';
+import { HEADER_REASON, HEADER_SESSION_LABEL, TUNNEL_PATH_PREFIX } from '../tunnel/protocol.js';
 import { livenessHeader, watchTunnel } from '../tunnel/liveness.js';
 import { decideConnectionAccess } from './access.js';
 import { isLoopbackHost } from './loopback.js';
 import { normalizeLabel } from '../tunnel/label.js';
-import { AccessError, AccessGrants, type AccessGrant, type AccessRequestState } from './access-grants.js';
+import { AccessGrants, type AccessGrant } from './access-grants.js';
 import { CancelRegistry } from './cancel-registry.js';
 import { ClientSession, type SessionOptions, type SourceMaskingHandle } from './session.js';
 import { createSourceMasking, type SourceMaskingSetup } from '../masking/source/index.js';
@@ -35,13 +34,13 @@ import { checkUpstreamPrivileges, privilegeWarning } from './upstream-privileges
 import { loadOrCreateTokenKey } from './secrets.js';
 import { gateMasking } from '../masking/index.js';
 import { resolveUpstreamTarget } from './targets.js';
-import { parseUpstreamUrl, type UpstreamTarget } from './upstream.js';
+import type { UpstreamTarget } from './upstream.js';
 import { pathOf, type Logger } from './log.js';
 import { createDevIssuer, devServiceOwners, DEV_MOUNT, type DevIssuer } from '../auth/dev-issuer.js';
 import { initClassifier } from '../policy/classify/index.js';
 import { ShapeClassifierCache } from '../policy/shape-cache.js';
 import { ApprovalService, type ApprovalStore } from '../approvals/service.js';
-import { StoreError, type SharedDatabase } from './shared-db.js';
+import type { SharedDatabase } from './shared-db.js';
 import { createApprovalRoutes, type ApprovalRoutes } from '../approvals/http.js';
 import { createAuditRoutes, policiesDirOf, type AuditRoutes, type AuditRoutesDeps } from '../audit/http.js';
 import { VERSION } from '../version.js';
@@ -55,17 +54,16 @@ import { PolicyBroadcast, type PublishedPolicy } from './shared-policy.js';
 import { CancelRelay, type RemoteCancel } from './shared-cancel.js';
 import { loadOrCreateSigningKey } from '../audit/keys.js';
 import { closeInterruptedSessions } from './interrupted-sessions.js';
-import { privilegedEvent, type AuditEvent, type PrivilegedAction } from '../audit/events.js';
-import { GatewayMetrics, METRICS_CONTENT_TYPE, type ConnectionMetrics } from './metrics.js';
+import { privilegedEvent, type AuditEvent } from '../audit/events.js';
+import { GatewayMetrics, type ConnectionMetrics } from './metrics.js';
+import { PhigateError } from '../common/errors.js';
+import { headerValue, logRefusal, refuse, sendError, sendJson, writeRefusal, Refused } from './http.js';
+import { createAccessRoutes } from './access-http.js';
+import { createConnectionRoutes } from './connections-http.js';
+import { createPolicyRoutes } from './policy-http.js';
+import { createStatusRoutes, type LoginInfo, type StatusRoutes } from './status-http.js';
 
-/** What `phigate login` needs to know about how to obtain a token for this gateway. */
-export interface LoginInfo {
-  issuer: string;
-  client_id: string;
-  audience: string;
-  scopes: string[];
-  server_version: string;
-}
+export type { LoginInfo };
 
 export interface GatewayOptions {
   policy: PolicyFile;
@@ -97,16 +95,9 @@ export interface GatewayOptions {
   metricsListen?: { host: string; port: number };
 }
 
-class Refused extends Error {
-  constructor(
-    readonly code: RefusalCode,
-    message: string,
-    readonly subject?: string,
-    /** Overrides the CLI's usual hint for the code. */
-    readonly hint?: string,
-  ) {
-    super(message);
-  }
+/** A route module: answers `req` when the path is its own; false otherwise. */
+interface HttpRoutes {
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
 }
 
 export class Gateway {
@@ -143,6 +134,10 @@ export class Gateway {
   /** Just-in-time access grants (connections with access_approval). */
   readonly access: AccessGrants;
   private readonly approvalRoutes: ApprovalRoutes;
+  private readonly accessRoutes: HttpRoutes;
+  private readonly policyRoutes: HttpRoutes;
+  private readonly connectionRoutes: HttpRoutes;
+  private readonly statusRoutes: StatusRoutes;
   /** Evidence endpoints (audit search/verify/export, sessions, recordings); with a data directory. */
   private auditRoutes?: AuditRoutes;
   /** The audit checkpoint key (with a data directory); names this replica's chain in the shared store. */
@@ -183,6 +178,28 @@ export class Gateway {
       service: this.approvals, authenticate: (req) => this.authenticate(req), log: opts.log,
       recordAttempt: (who, action, target, outcome, code) => this.record(privilegedEvent(who, action, target, outcome, code)),
       approverGroups: () => approverGroupsOf(this.policy),
+    });
+    const authenticate = (req: IncomingMessage): Promise<Identity> => this.authenticate(req);
+    const log = opts.log;
+    this.accessRoutes = createAccessRoutes({ authenticate, log, access: this.access, connection: (name) => this.policy.connections.get(name) });
+    this.policyRoutes = createPolicyRoutes({
+      authenticate, log, policy: () => this.policy, version: () => this.policyVersion, history: () => this.policyHistory(),
+      activate: (text, by) => this.activatePolicy(text, 'api', by), broadcast: () => this.policyBroadcast, record: (e) => this.record(e),
+    });
+    this.connectionRoutes = createConnectionRoutes({
+      authenticate, log, connections: () => this.policy.connections.values(),
+      admit: (req, name) => this.admit(req, name, false), activeGrant: (identity, name) => this.activeGrant(identity, name),
+    });
+    this.statusRoutes = createStatusRoutes({
+      authenticate, log,
+      // A store outage does not make a replica unhealthy (statements still run and are recorded
+      // locally); the shipping state is here for monitoring.
+      health: () => ({ status: 'ok', sessions: this.sessions.size, ...(this.shipper ? { evidence_shipping: this.shipper.stats() } : {}) }),
+      loginInfo: () => this.loginInfo(),
+      metricsText: () => this.metrics.text(),
+      metricsNeedToken: () => Boolean(opts.metricsListen) || !isLoopbackHost(opts.host),
+      metricsListen: Boolean(opts.metricsListen),
+      isAdminOrAuditor: (id) => id.groups.some((g) => this.policy.adminGroups.includes(g) || this.policy.auditorGroups.includes(g)),
     });
     this.analysis = new AnalysisPool(opts.log);
     this.wss = new WebSocketServer({
@@ -236,6 +253,7 @@ export class Gateway {
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.onRequest(req, res).catch((err: Error) => {
         this.opts.log.error('request failed', { path: pathOf(req.url), error: err.message });
+        // A bug, not an error of the model: the status says so, the body keeps its old code.
         if (!res.headersSent) sendJson(res, 500, { error: 'unavailable', message: 'internal error' });
       });
     };
@@ -263,15 +281,13 @@ export class Gateway {
     if (this.opts.metricsListen && !this.metricsServer) {
       const { host: mHost, port: mPort } = this.opts.metricsListen;
       const ms = createHttpServer((req, res) => {
-        const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-        if (path !== '/metrics') return sendJson(res, 404, { error: 'not_found', message: 'this listener serves /metrics only' });
-        this.sendMetrics(req, res).catch((err: Error) => this.opts.log.error('metrics failed', { error: err.message }));
+        this.statusRoutes.metricsOnly(req, res).catch((err: Error) => this.opts.log.error('metrics failed', { error: err.message }));
       });
       ms.keepAliveTimeout = 5_000;
       await new Promise<void>((resolve, reject) => {
-        ms.once('error', (err: NodeJS.ErrnoException) => reject(Object.assign(
-          new Error(`cannot listen on ${hostForUrl(mHost)}:${mPort} for --metrics-listen: ${err.code ?? err.message}`),
-          { hint: err.code === 'EADDRINUSE' ? 'another process holds that port; pick another --metrics-listen' : 'check the --metrics-listen address' })));
+        ms.once('error', (err: NodeJS.ErrnoException) => reject(new PhigateError(
+          `cannot listen on ${hostForUrl(mHost)}:${mPort} for --metrics-listen: ${err.code ?? err.message}`, 'error',
+          err.code === 'EADDRINUSE' ? 'another process holds that port; pick another --metrics-listen' : 'check the --metrics-listen address')));
         ms.listen(mPort, mHost, () => {
           ms.removeAllListeners('error');
           resolve();
@@ -404,167 +420,39 @@ export class Gateway {
     }
   }
 
-  /**
-   * `/metrics` on the main listener: open when it listens on loopback only and no --metrics-listen
-   * port was given (dev, demo, a sidecar scraper); otherwise an admin's or auditor's bearer token.
-   */
-  private async onMetricsRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (this.opts.metricsListen || !isLoopbackHost(this.opts.host)) {
-      const identity = await this.authenticate(req).catch((e: unknown) => e as Refused);
-      if (identity instanceof Refused) return this.refuseHttp(req, res, identity);
-      if (!identity.groups.some((g) => this.policy.adminGroups.includes(g) || this.policy.auditorGroups.includes(g))) {
-        const where = this.opts.metricsListen ? ' (or scrape the --metrics-listen port)' : '';
-        return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: only admins and auditors may read /metrics${where}`, identity.subject));
-      }
-    }
-    await this.sendMetrics(req, res);
-  }
-
-  private async sendMetrics(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method_not_allowed', message: 'use GET' });
-    const text = await this.metrics.text();
-    res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-    res.end(req.method === 'HEAD' ? undefined : text);
-  }
-
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const misplaced = this.misplacedToken(req, url);
-    if (misplaced) return this.refuseHttp(req, res, misplaced);
+    if (misplaced) return void refuse(this.opts.log, req, res, misplaced);
     if (await this.approvalRoutes.handle(req, res, url)) return;
     if (this.auditRoutes && (await this.auditRoutes.handle(req, res, url))) return;
     if (this.devIssuer && (url.pathname === DEV_MOUNT || url.pathname.startsWith(`${DEV_MOUNT}/`))) {
       this.devIssuer.handle(req, res);
       return;
     }
-    if (url.pathname === ACCESS_REQUESTS_PATH || url.pathname.startsWith(`${ACCESS_REQUESTS_PATH}/`)) {
-      await this.onAccessRequest(req, res, url);
-      return;
-    }
-    if (url.pathname === '/admin/policy' || url.pathname === '/v1/policy/history') {
-      await this.onPolicyRequest(req, res, url.pathname);
-      return;
-    }
+    if (await this.accessRoutes.handle(req, res, url)) return;
+    if (await this.policyRoutes.handle(req, res, url)) return;
+    // The routes below answer GET and HEAD only.
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      sendJson(res, 405, { error: 'method_not_allowed', message: `${req.method} is not supported on ${url.pathname}` });
+      sendError(res, 'method_not_allowed', `${req.method} is not supported on ${url.pathname}`);
       return;
     }
-    if (url.pathname === '/metrics') {
-      await this.onMetricsRequest(req, res);
-      return;
-    }
-    if (url.pathname === '/healthz') {
-      // A store outage does not make a replica unhealthy (statements still run and are recorded
-      // locally); the shipping state is here for monitoring.
-      sendJson(res, 200, { status: 'ok', sessions: this.sessions.size, ...(this.shipper ? { evidence_shipping: this.shipper.stats() } : {}) });
-      return;
-    }
-    if (url.pathname === '/.well-known/phigate') {
-      const info = this.loginInfo();
-      if (info) sendJson(res, 200, info);
-      else sendJson(res, 404, { error: 'login_unavailable', message: 'this gateway advertises no interactive login; use a workload token (PHIGATE_TOKEN) or ask the operator to set cli_client_id on an issuer' });
-      return;
-    }
-    if (url.pathname === CONNECTIONS_PATH) {
-      const identity = await this.authenticate(req).catch((e: unknown) => e as Refused);
-      if (identity instanceof Refused) return this.refuseHttp(req, res, identity);
-      const list = [...this.policy.connections.values()]
-        .filter((c) => decideConnectionAccess(identity.groups, c).allowed)
-        .map((c) => connectionInfo(c));
-      sendJson(res, 200, { connections: list });
-      return;
-    }
-    if (url.pathname.startsWith(`${CONNECTIONS_PATH}/`)) {
-      const name = decodeURIComponent(url.pathname.slice(CONNECTIONS_PATH.length + 1));
-      try {
-        const { identity, connection } = await this.admit(req, name, false);
-        const body: PreflightResponse = {
-          connection: connectionInfo(connection),
-          identity: { name: identity.name, subject: identity.subject, kind: identity.kind, groups: identity.groups },
-        };
-        if (AccessGrants.required(identity, connection)) {
-          const grant = await this.activeGrant(identity, connection.name);
-          body.access = {
-            required: true, approvers: connection.accessApproval?.approvers ?? [], max_duration: connection.accessApproval?.maxDuration ?? '',
-            ...(grant ? { grant: { id: grant.id, approver: grant.approver, expires_at: new Date(grant.expiresAt).toISOString() } } : {}),
-          };
-        }
-        sendJson(res, 200, body);
-      } catch (err) {
-        if (err instanceof Refused) return this.refuseHttp(req, res, err);
-        throw err;
-      }
-      return;
-    }
-    sendJson(res, 404, { error: 'not_found', message: `no such endpoint: ${url.pathname}` });
-  }
-
-  private async onPolicyRequest(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-    const identity = await this.authenticate(req).catch((e: unknown) => e as Refused);
-    if (identity instanceof Refused) return this.refuseHttp(req, res, identity);
-    const isAdmin = identity.groups.some((g) => this.policy.adminGroups.includes(g));
-    const isAuditor = identity.groups.some((g) => this.policy.auditorGroups.includes(g));
-    const attempt = (action: PrivilegedAction, target: string, outcome: 'granted' | 'refused', code?: string): void =>
-      this.record(privilegedEvent(identity, action, target, outcome, code));
-    if (path === '/v1/policy/history') {
-      if (req.method !== 'GET') return sendJson(res, 405, { error: 'method_not_allowed', message: 'use GET' });
-      if (!isAdmin && !isAuditor) {
-        attempt('policy.history', 'policy history', 'refused', 'forbidden');
-        return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: only admins and auditors may read the policy history`, identity.subject,
-          `ask a member of ${[...this.policy.adminGroups, ...this.policy.auditorGroups].join(' or ')} (identity.admin_groups, auditor_groups); \`phigate whoami\` shows your groups`));
-      }
-      attempt('policy.history', 'policy history', 'granted');
-      sendJson(res, 200, { current: this.policyVersion, history: this.policyHistory() });
-      return;
-    }
-    if (req.method !== 'POST') return sendJson(res, 405, { error: 'method_not_allowed', message: 'POST the policy YAML to /admin/policy' });
-    if (!isAdmin) {
-      attempt('policy.apply', 'policy', 'refused', 'forbidden');
-      return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: only members of ${this.policy.adminGroups.join(', ')} may change the policy`, identity.subject,
-        `ask a member of ${this.policy.adminGroups.join(' or ')} (the policy's identity.admin_groups) to apply it; \`phigate whoami\` shows your groups`));
-    }
-    let text: string;
-    try {
-      text = await readBody(req, 1024 * 1024);
-    } catch (err) {
-      return sendJson(res, 413, { error: 'too_large', message: (err as Error).message });
-    }
-    try {
-      if (this.policyBroadcast) {
-        // Valid here first, then published (so every replica gets it), then in force here. If it
-        // cannot be published, nothing changes anywhere.
-        const next = parsePolicyFile(text, '<request body>');
-        try {
-          await this.policyBroadcast.publish(policyVersion(next.source), text, identity.name);
-        } catch (err) {
-          if (!(err instanceof StoreError)) throw err;
-          this.opts.log.error('policy not published to the other replicas; not applied', { by: identity.name, error: err.message });
-          attempt('policy.apply', policyVersion(next.source), 'refused', 'unavailable');
-          return sendJson(res, 503, { error: 'unavailable', message: 'the policy cannot be shared with the other replicas (the shared store is unavailable); nothing was changed' });
-        }
-      }
-      const { version, changed } = this.activatePolicy(text, 'api', identity.name);
-      attempt('policy.apply', version, 'granted');
-      sendJson(res, 200, { version, changed, ...(this.policyBroadcast ? { replicas: 'published' } : {}) });
-    } catch (err) {
-      if (!(err instanceof PolicyFileError)) throw err;
-      this.opts.log.warn('policy update rejected', { by: identity.name, error: err.message });
-      attempt('policy.apply', 'invalid policy', 'refused', 'invalid_policy');
-      sendJson(res, 400, { error: 'invalid_policy', message: err.message });
-    }
+    if (await this.statusRoutes.handle(req, res, url)) return;
+    if (await this.connectionRoutes.handle(req, res, url)) return;
+    sendError(res, 'not_found', `no such endpoint: ${url.pathname}`);
   }
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const misplaced = this.misplacedToken(req, url);
     if (misplaced) {
-      this.logRefusal(req, misplaced, undefined);
-      writeRefusal(socket, REFUSAL_STATUS[misplaced.code], { error: misplaced.code, message: misplaced.message });
+      logRefusal(this.opts.log, req, misplaced);
+      writeRefusal(socket, misplaced);
       return;
     }
     if (await this.approvalRoutes.upgrade(req, socket, head, url)) return;
     if (!url.pathname.startsWith(TUNNEL_PATH_PREFIX)) {
-      writeRefusal(socket, 404, { error: 'unknown_connection', message: `no tunnel endpoint at ${url.pathname}` });
+      writeRefusal(socket, new Refused('unknown_connection', `no tunnel endpoint at ${url.pathname}`));
       return;
     }
     const name = decodeURIComponent(url.pathname.slice(TUNNEL_PATH_PREFIX.length));
@@ -573,8 +461,8 @@ export class Gateway {
       admitted = await this.admit(req, name);
     } catch (err) {
       if (!(err instanceof Refused)) throw err;
-      this.logRefusal(req, err, name);
-      writeRefusal(socket, REFUSAL_STATUS[err.code], { error: err.code, message: err.message });
+      logRefusal(this.opts.log, req, err, name);
+      writeRefusal(socket, err);
       return;
     }
     const { identity, connection } = admitted;
@@ -812,51 +700,6 @@ export class Gateway {
     }
   }
 
-  private async onAccessRequest(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const identity = await this.authenticate(req).catch((e: unknown) => e as Refused);
-    if (identity instanceof Refused) return this.refuseHttp(req, res, identity);
-    const view = (st: AccessRequestState): AccessRequestView => ({
-      id: st.id, connection: st.connection, status: st.status,
-      ...(st.status === 'approved' ? { approver: st.grant.approver, expires_at: new Date(st.grant.expiresAt).toISOString() } : {}),
-      ...(st.status === 'pending' ? { expires_at: new Date(st.expiresAt).toISOString() } : {}),
-      ...(st.status !== 'approved' && st.status !== 'pending' ? { approver: st.approver, reason: st.reason } : {}),
-    });
-    if (url.pathname === ACCESS_REQUESTS_PATH) {
-      if (req.method !== 'POST') return sendJson(res, 405, { error: 'method_not_allowed', message: 'POST an access request' });
-      let body: AccessRequestBody;
-      try {
-        body = JSON.parse(await readBody(req, 64 * 1024)) as AccessRequestBody;
-      } catch {
-        return sendJson(res, 400, { error: 'bad_request', message: 'expected JSON { connection, reason?, duration? }' });
-      }
-      const connection = typeof body.connection === 'string' ? this.policy.connections.get(body.connection) : undefined;
-      if (!connection) return this.refuseHttp(req, res, new Refused('unknown_connection', `no connection named "${String(body.connection)}"`, identity.subject));
-      const allowed = decideConnectionAccess(identity.groups, connection);
-      if (!allowed.allowed) return this.refuseHttp(req, res, new Refused('forbidden', `${identity.name}: ${allowed.reason}`, identity.subject));
-      try {
-        const label = normalizeLabel(headerValue(req, HEADER_SESSION_LABEL));
-        const st = await this.access.request(identity, connection, {
-          reason: typeof body.reason === 'string' ? body.reason : undefined,
-          duration: typeof body.duration === 'string' ? body.duration : undefined,
-          label,
-        });
-        this.opts.log.info('access requested', { request: st.id, subject: identity.subject, connection: connection.name, status: st.status });
-        sendJson(res, st.status === 'pending' ? 202 : 200, view(st));
-      } catch (err) {
-        if (err instanceof StoreError) return sendJson(res, 503, { error: 'unavailable', message: `access cannot be requested now: ${err.message}` });
-        if (!(err instanceof AccessError)) throw err;
-        sendJson(res, 400, { error: err.code, message: err.message });
-      }
-      return;
-    }
-    if (req.method !== 'GET') return sendJson(res, 405, { error: 'method_not_allowed', message: 'use GET' });
-    const id = decodeURIComponent(url.pathname.slice(ACCESS_REQUESTS_PATH.length + 1));
-    const wait = Math.min(Math.max(Number(url.searchParams.get('wait') ?? 0) || 0, 0), 55) * 1000;
-    const st = await this.access.state(id, identity, wait);
-    if (!st) return sendJson(res, 404, { error: 'not_found', message: `no access request ${id} of yours` });
-    sendJson(res, 200, view(st));
-  }
-
   private async authenticate(req: IncomingMessage): Promise<Identity> {
     if (!this.verifier) throw new Refused('unavailable', 'the gateway is still starting');
     try {
@@ -879,16 +722,6 @@ export class Gateway {
     return where === undefined ? undefined : new Refused('token_misplaced', misplacedTokenMessage(where));
   }
 
-  private refuseHttp(req: IncomingMessage, res: ServerResponse, err: Refused): void {
-    this.logRefusal(req, err, undefined);
-    sendJson(res, REFUSAL_STATUS[err.code], { error: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) } satisfies Refusal);
-  }
-
-  private logRefusal(req: IncomingMessage, err: Refused, connection: string | undefined): void {
-    this.opts.log.warn('access refused', {
-      code: err.code, reason: err.message, connection, subject: err.subject, remote: req.socket.remoteAddress, path: pathOf(req.url),
-    });
-  }
 }
 
 export function verifierFor(policy: PolicyFile, extra: IssuerConfig[] = []): TokenVerifier {
@@ -911,53 +744,4 @@ function boundPort(server: Server, fallback: number): number {
 
 function hostForUrl(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
-}
-
-function connectionInfo(c: ConnectionPolicy): ConnectionInfo {
-  let database = '';
-  try {
-    database = parseUpstreamUrl(c.upstream).database;
-  } catch {
-    // an unparseable upstream is reported when a session tries to use it
-  }
-  return { name: c.name, type: c.type, database };
-}
-
-function headerValue(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  const s = Array.isArray(v) ? v[0] : v;
-  return s === undefined ? undefined : s.slice(0, 200);
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        reject(new Error(`request body larger than ${limit} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(text);
-}
-
-function writeRefusal(socket: Duplex, status: number, body: Refusal): void {
-  const text = JSON.stringify(body);
-  const reason = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? 'Error';
-  socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
-      `Cache-Control: no-store\r\nConnection: close\r\n\r\n${text}`,
-  );
 }

@@ -1,6 +1,7 @@
 // One process at a time per directory: a lock file holding the owner's pid (and a line of detail
 // for whoever finds it taken). Used by the audit log (one writer per log) and by `phigate demo`
 // (one demo per data directory).
+import { errnoOf } from '../common/errors.js';
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 
 /** Who holds a lock: their pid (NaN when unreadable) and the detail line they wrote. */
@@ -39,7 +40,7 @@ export function takePidLock(file: string, taken: (holder: LockHolder) => Error, 
         }
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (errnoOf(err) !== 'EEXIST') throw err;
     }
     const holder = readHolder(file);
     const ours = holder.pid === process.pid || holder.pid === process.ppid;
@@ -67,6 +68,6 @@ export function isAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return errnoOf(err) === 'EPERM';
   }
 }

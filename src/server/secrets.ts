@@ -1,5 +1,6 @@
 // Server-side secrets kept under the data directory: the tokenization key for masking (stable
 // across restarts so tokens stay joinable). Created once, mode 0600, never printed.
+import { errnoOf } from '../common/errors.js';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeSync, fsyncSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,7 +20,7 @@ export function loadOrCreateTokenKey(dataDir: string): Buffer {
         closeSync(fd);
       }
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (errnoOf(err) !== 'EEXIST') throw err;
     }
   }
   return readTokenKey(file);

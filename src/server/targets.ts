@@ -1,5 +1,6 @@
 // Turns a connection's policy entry into a concrete upstream target, reading its password and CA at
 // connect time so that rotated secrets take effect without a restart.
+import { errnoOf } from '../common/errors.js';
 import { readFileSync } from 'node:fs';
 import type { ConnectionPolicy } from '../policy/file.js';
 import { parseUpstreamUrl, UpstreamError, type UpstreamTarget } from './upstream.js';
@@ -23,14 +24,14 @@ export function resolveUpstreamTarget(conn: ConnectionPolicy, env: NodeJS.Proces
     try {
       target.password = readFileSync(conn.passwordFile, 'utf8').replace(/\r?\n$/, '');
     } catch (err) {
-      throw configError(conn, `cannot read password_file ${conn.passwordFile}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      throw configError(conn, `cannot read password_file ${conn.passwordFile}: ${errnoOf(err) ?? err}`);
     }
   }
   if (conn.tlsCaFile) {
     try {
       target.ca = readFileSync(conn.tlsCaFile);
     } catch (err) {
-      throw configError(conn, `cannot read tls_ca_file ${conn.tlsCaFile}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      throw configError(conn, `cannot read tls_ca_file ${conn.tlsCaFile}: ${errnoOf(err) ?? err}`);
     }
   }
   return target;

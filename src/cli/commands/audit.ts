@@ -1,6 +1,7 @@
 // `phigate audit search|verify|export`: find who did what, prove the log is intact, hand an auditor a
 // bundle that verifies offline. With --data-dir they read the server's files directly (offline, for
 // auditors holding a copy); otherwise they ask the gateway, which records every search and export.
+import { errnoOf } from '../../common/errors.js';
 import { Command, Option } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -55,7 +56,7 @@ function loadPinnedKey(file: string | undefined): KeyObject | undefined {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new PhigateError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, ExitCode.Usage);
+    throw new PhigateError(`cannot read ${file}: ${errnoOf(err) ?? err}`, ExitCode.Usage);
   }
   try {
     return parsePublicKey(text, file);

@@ -19,6 +19,7 @@ import { runTour } from '../../demo/tour.js';
 import { outPaint } from '../../ui/style.js';
 import { runSql } from '../../server/simple-query.js';
 import { ExitCode, PhigateError } from '../errors.js';
+import { errnoOf, hintOf } from '../../common/errors.js';
 import { parseHostPort } from '../options.js';
 import { DEFAULT_LISTEN, defaultDataDir } from './server.js';
 import { isLoopbackHost } from '../../server/loopback.js';
@@ -137,12 +138,13 @@ async function runDemo(opts: DemoOptions): Promise<void> {
     try {
       url = (await gateway.start()).url;
     } catch (err) {
-      const e = err as NodeJS.ErrnoException & { hint?: string };
+      const e = err as NodeJS.ErrnoException;
+      const code = errnoOf(err);
       if (e.syscall === 'listen') {
-        throw new PhigateError(`cannot listen on ${opts.listen}${e.code ? ` (${e.code})` : ''}`, ExitCode.Error,
-          e.code === 'EADDRINUSE' ? `another process took the port meanwhile; run ${cli} demo --listen ${listen.host}:PORT` : undefined);
+        throw new PhigateError(`cannot listen on ${opts.listen}${code ? ` (${code})` : ''}`, ExitCode.Error,
+          code === 'EADDRINUSE' ? `another process took the port meanwhile; run ${cli} demo --listen ${listen.host}:PORT` : undefined);
       }
-      throw new PhigateError(`cannot start the gateway: ${e.message}`, ExitCode.Error, typeof e.hint === 'string' ? e.hint : undefined);
+      throw new PhigateError(`cannot start the gateway: ${e.message}`, ExitCode.Error, hintOf(err));
     }
 
     out();

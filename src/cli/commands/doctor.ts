@@ -1,6 +1,7 @@
 // `phigate doctor`: checks a server configuration against the live world before (or while) the
 // gateway runs, with the same flags as `phigate server`, and says what is wrong and how to fix it.
 // Exit 0 when nothing failed (warnings allowed), 1 otherwise.
+import { errnoOf } from '../../common/errors.js';
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -57,7 +58,7 @@ async function runDoctorCommand(opts: DoctorCliOptions): Promise<void> {
     try {
       token = readFileSync(opts.tokenFile, 'utf8').trim();
     } catch (err) {
-      throw new PhigateError(`cannot read --token-file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, ExitCode.Usage);
+      throw new PhigateError(`cannot read --token-file: ${errnoOf(err) ?? (err as Error).message}`, ExitCode.Usage);
     }
   }
   const config = resolve(opts.config);

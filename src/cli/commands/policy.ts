@@ -1,5 +1,6 @@
 // `phigate policy check|test|apply|history`: validate a policy file, try statements against it,
 // activate it on a running gateway, and list the versions that were in force.
+import { errnoOf } from '../../common/errors.js';
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { classify, initClassifier } from '../../policy/classify/index.js';
@@ -153,7 +154,7 @@ function readPolicyText(file: string): string {
   try {
     return readFileSync(resolve(file), 'utf8');
   } catch (err) {
-    throw new PhigateError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new PhigateError(`cannot read ${file}: ${errnoOf(err) ?? err}`);
   }
 }
 

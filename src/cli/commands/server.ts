@@ -1,4 +1,5 @@
 // `phigate server`: loads the policy file and runs the gateway until SIGINT/SIGTERM.
+import { errnoOf, hintOf } from '../../common/errors.js';
 import { Command, Option } from 'commander';
 import { accessSync, chmodSync, constants, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -164,15 +165,16 @@ async function runServer(opts: ServerOptions): Promise<void> {
   } catch (err) {
     await approvalStore?.close();
     await sharedDb?.close();
-    const e = err as NodeJS.ErrnoException & { hint?: string };
+    const e = err as NodeJS.ErrnoException;
+    const code = errnoOf(err);
     // Only a failure to listen is about the address; anything else (the audit log's lock, its files,
     // the signing key) says what it is, with its own hint.
     if (e.syscall === 'listen') {
-      throw new PhigateError(`cannot listen on ${opts.listen}: ${e.code ?? e.message}`, ExitCode.Error,
-        e.code === 'EADDRINUSE' ? 'another process holds that port; pick another --listen'
-          : e.code === 'EACCES' ? 'ports below 1024 need privileges; pick a port above 1024 with --listen' : undefined);
+      throw new PhigateError(`cannot listen on ${opts.listen}: ${code ?? e.message}`, ExitCode.Error,
+        code === 'EADDRINUSE' ? 'another process holds that port; pick another --listen'
+          : code === 'EACCES' ? 'ports below 1024 need privileges; pick a port above 1024 with --listen' : undefined);
     }
-    const hint = typeof e.hint === 'string' ? e.hint : e.code === 'EACCES' || e.code === 'EPERM' ? dataDirOwnerHint(dataDir) : undefined;
+    const hint = hintOf(err) ?? (code === 'EACCES' || code === 'EPERM' ? dataDirOwnerHint(dataDir) : undefined);
     throw new PhigateError(`cannot start: ${e.message}`, ExitCode.Error, hint);
   }
   log.info('server started', {
@@ -206,7 +208,7 @@ function logFileWriter(file: string): (line: string) => void {
     fd = openSync(resolve(file), 'a', 0o600);
     chmodSync(resolve(file), 0o600);
   } catch (err) {
-    throw new PhigateError(`cannot open --log-file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, ExitCode.Error);
+    throw new PhigateError(`cannot open --log-file: ${errnoOf(err) ?? (err as Error).message}`, ExitCode.Error);
   }
   return (line) => {
     try {

@@ -3,6 +3,7 @@
 // its keys, the addresses to listen on). Each check reuses the piece the server itself runs (policy
 // loader, token verifier, upstream connector and privilege query, key loaders) so that what passes
 // here passes at start. Nothing is created or changed; no password or token is ever in a result.
+import { errnoOf } from '../../common/errors.js';
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { request as httpRequest } from 'node:http';
@@ -157,7 +158,7 @@ function checkServerTls(o: DoctorOptions): CheckResult {
     cert = readFileSync(o.tlsCert);
     key = readFileSync(o.tlsKey);
   } catch (err) {
-    return { check, status: 'fail', message: `cannot read TLS material: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, fix: 'the files must be readable by the user the server runs as' };
+    return { check, status: 'fail', message: `cannot read TLS material: ${errnoOf(err) ?? (err as Error).message}`, fix: 'the files must be readable by the user the server runs as' };
   }
   try {
     createSecureContext({ cert, key });
@@ -192,7 +193,7 @@ function checkDataDir(dir: string): CheckResult {
       if (!statSync(dir).isDirectory()) return { check, subject: dir, status: 'fail', message: 'is not a directory', fix: 'point --data-dir at a directory' };
       accessSync(dir, constants.W_OK | constants.X_OK);
     } catch (err) {
-      return { check, subject: dir, status: 'fail', message: `not writable by this user: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, fix: `chown -R ${process.getuid?.() ?? 'USER'} ${dir}; in a container mount a volume, in Kubernetes set fsGroup` };
+      return { check, subject: dir, status: 'fail', message: `not writable by this user: ${errnoOf(err) ?? (err as Error).message}`, fix: `chown -R ${process.getuid?.() ?? 'USER'} ${dir}; in a container mount a volume, in Kubernetes set fsGroup` };
     }
     const mode = modeOf(dir);
     if (process.platform !== 'win32' && (mode & 0o077) !== 0) {

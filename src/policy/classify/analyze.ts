@@ -42,18 +42,16 @@ import {
   type JsonObject,
 } from './ast.js';
 import type { PredicateColumn, TableRef } from './types.js';
+import { tableKey } from '../../common/table-name.js';
 
 /** Largest constant LIMIT that still counts as restricting a SELECT (see above). */
 export const LIMIT_RESTRICTS_UP_TO = 1000;
 
-export function tableKey(ref: TableRef): string {
-  return ref.schema === undefined ? ref.name : `${ref.schema}\u0000${ref.name}`;
-}
 
 export class RefSet {
   private readonly map = new Map<string, TableRef>();
   add(ref: TableRef): void {
-    const key = tableKey(ref);
+    const key = tableKey(ref.schema, ref.name);
     if (!this.map.has(key)) this.map.set(key, ref);
   }
   get size(): number {
