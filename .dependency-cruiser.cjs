@@ -1,12 +1,13 @@
 // Layering of src/ (docs/architecture.md "Who may import whom"), checked by `npm run lint`:
 //   - no import cycles, type-only imports included (they still tie modules together for a reader
 //     and for the next refactoring);
-//   - the sans-I/O core (src/pg, src/sql, src/policy, src/masking) imports neither the edges
-//     (server, cli, ui, tunnel) nor I/O modules (sockets, files, processes, HTTP, the pg driver, ws).
+//   - the sans-I/O core (src/common, src/pg, src/sql, src/policy, src/masking) imports neither the edges
+//     (server, cli, ui, tunnel) nor I/O modules (sockets, files, processes, HTTP, the pg driver, ws);
+//   - src/sql (lexer, parser binding, AST accessors) sits below policy and masking, which share it.
 // Exceptions are listed by file with the reason; a new one needs the same.
 /** @type {import('dependency-cruiser').IConfiguration} */
 
-const CORE = '^src/(pg|sql|policy|masking)/';
+const CORE = '^src/(common|pg|sql|policy|masking)/';
 const EDGES = '^src/(server|cli|ui|tunnel)/';
 const NODE_IO = '^(node:)?(net|fs|fs/promises|http|https|http2|child_process|dgram|tls|cluster)$';
 const NPM_IO = '^node_modules/(ws|pg|pg-pool)/';
@@ -38,6 +39,13 @@ module.exports = {
       comment: 'The codec, SQL, policy and masking are the sans-I/O core: they must not depend on server, cli, ui or tunnel.',
       from: { path: CORE },
       to: { path: EDGES },
+    },
+    {
+      name: 'sql-below-policy-and-masking',
+      severity: 'error',
+      comment: 'src/sql is what policy and masking share (lexer, parser binding, AST accessors): it must not import either of them.',
+      from: { path: '^src/sql/' },
+      to: { path: '^src/(policy|masking)/' },
     },
     {
       name: 'core-does-no-io',

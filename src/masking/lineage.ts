@@ -23,8 +23,8 @@
 // messages rather than rows (errors, notices); detectors are the backstop there.
 import {
   flag, isObject, list, nameList, node, nodeOfType, obj, rangeVar, str, stringNode, type Json, type JsonObject,
-} from '../policy/classify/ast.js';
-import { parseTree } from '../policy/classify/parser.js';
+} from '../sql/ast.js';
+import { parseTree } from '../sql/parser.js';
 import { tableKey } from '../common/table-name.js';
 
 /** What lineage needs from the database catalog; the session backs it with a cached lookup. */

@@ -6,6 +6,7 @@
 // back with every column NULL, because forwarding it could leak and dropping it would desynchronise
 // the client.
 import type { ByteSink } from '../pg/byte-sink.js';
+import { BackendType } from '../pg/message-types.js';
 import type { MaskPlan, ValueOp } from './plan.js';
 import { NULL_VALUE, UNCHANGED, ValueArena, type ValueOut } from './arena.js';
 import { parseCsvRow, parseTextRow, writeCsvRow, writeTextRow, type CopyOptions, type CopyRow } from './copy-format.js';
@@ -34,7 +35,7 @@ const arena = new ValueArena();
 
 function allNullRow(n: number): Buffer {
   const b = Buffer.allocUnsafe(7 + 4 * n);
-  b[0] = 0x44;
+  b[0] = BackendType.DataRow;
   b.writeInt32BE(6 + 4 * n, 1);
   b.writeUInt16BE(n & 0xffff, 5);
   for (let i = 0; i < n; i++) b.writeInt32BE(-1, 7 + 4 * i);
@@ -102,7 +103,7 @@ function maskColumns(buf: Buffer, start: number, end: number, ops: readonly (Val
 /** Writes the DataRow message for the body at buf[start, end) with `changes` columns replaced, at out[at..]. */
 function writeRow(buf: Buffer, start: number, end: number, changes: number, out: Buffer, at: number): void {
   const bodyLen = end - start + rowDelta;
-  out[at] = 0x44;
+  out[at] = BackendType.DataRow;
   const total = 4 + bodyLen;
   out[at + 1] = total >>> 24;
   out[at + 2] = (total >>> 16) & 0xff;
@@ -165,7 +166,7 @@ function prepareTokens(msg: Buffer, from: number, tokens: NonNullable<MaskPlan['
   const size = msg.length;
   let count = 0;
   let off = from;
-  while (off + 7 <= size && msg[off] === 0x44 && count + cols.length <= MAX_AHEAD) {
+  while (off + 7 <= size && msg[off] === BackendType.DataRow && count + cols.length <= MAX_AHEAD) {
     const end = off + 1 + int32(msg, off + 1);
     if (end > size || end < off + 7) break;
     const n = ((msg[off + 5] as number) << 8) | (msg[off + 6] as number);
@@ -239,7 +240,7 @@ function maskRowInPlace(msg: Buffer, start: number, end: number, plan: MaskPlan,
   let out = sink.buf;
   let changed = false;
   let ok = end - start >= 7 && msg.readUInt16BE(start + 5) === n;
-  out[base] = 0x44;
+  out[base] = BackendType.DataRow;
   out[base + 5] = msg[start + 5] as number;
   out[base + 6] = msg[start + 6] as number;
   sink.len = base + 7;

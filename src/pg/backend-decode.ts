@@ -2,6 +2,7 @@
 import type { ErrorFields, FieldDescription, Severity, TransactionStatus } from './backend-messages.js';
 import { Cursor } from './cursor.js';
 import { ProtocolError } from './errors.js';
+import { TransactionStatusByte } from './message-types.js';
 
 /** Decoding is synchronous and never re-entered, so one cursor serves every call. */
 const cur = new Cursor();
@@ -111,9 +112,9 @@ export function decodeErrorFields(body: Buffer): ErrorFields | ProtocolError {
 export function readyForQueryStatus(body: Buffer): TransactionStatus | ProtocolError {
   if (body.length !== 1) return new ProtocolError(`invalid ReadyForQuery message: body of ${body.length} bytes`);
   const b = body[0];
-  if (b === 0x49) return 'I';
-  if (b === 0x54) return 'T';
-  if (b === 0x45) return 'E';
+  if (b === TransactionStatusByte.Idle) return 'I';
+  if (b === TransactionStatusByte.InTransaction) return 'T';
+  if (b === TransactionStatusByte.Failed) return 'E';
   return new ProtocolError(`invalid ReadyForQuery message: unknown transaction status 0x${(b as number).toString(16).padStart(2, '0')}`);
 }
 

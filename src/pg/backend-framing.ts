@@ -1,6 +1,7 @@
 // Backend (server→client) message framer for relaying: finds message boundaries in the upstream byte stream without decoding bodies or copying whole messages.
 import { ProtocolError, describeTypeByte, hexByte } from './errors.js';
 import { DEFAULT_MAX_MESSAGE_SIZE } from './frontend.js';
+import { BackendType } from './message-types.js';
 
 export interface BackendFrame {
   /** The type byte, e.g. 0x44 for 'D' (DataRow). */
@@ -28,7 +29,7 @@ const FAILED = -2;
 const SHAPES = new Int32Array(256);
 for (const ch of 'RKSTDCENAVvtGHWd') SHAPES[ch.charCodeAt(0)] = -1;
 for (const ch of '123nsIc') SHAPES[ch.charCodeAt(0)] = 4;
-SHAPES[0x5a] = 5; // 'Z': one status byte
+SHAPES[BackendType.ReadyForQuery] = 5; // one status byte
 
 /**
  * Incremental framer over what PostgreSQL sends. `push` yields one frame per message;
@@ -247,7 +248,7 @@ export class BackendFramer {
     const type = buf[at] as number;
     const shape = SHAPES[type] as number;
     if (shape === 0) return this.fail(`unknown backend message type ${hexByte(type)}`);
-    if (type === 0x53) this.parameterStatusSeen = true;
+    if (type === BackendType.ParameterStatus) this.parameterStatusSeen = true;
     if (avail < 5) return NEED_MORE;
     const len = buf.readInt32BE(at + 1);
     if (len < 4 || (shape > 0 && len !== shape)) return this.fail(`invalid message length ${len} for type ${describeTypeByte(type)}`);
@@ -255,7 +256,7 @@ export class BackendFramer {
       return this.fail(`message of ${len} bytes exceeds limit of ${this.maxMessageSize} (type ${describeTypeByte(type)})`);
     }
     // Counted here, past the length check, because each message reaches this point exactly once.
-    if (type === 0x5a) this.readyForQueryCount++;
+    if (type === BackendType.ReadyForQuery) this.readyForQueryCount++;
     return len + 1;
   }
 

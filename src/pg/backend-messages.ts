@@ -1,4 +1,5 @@
 // Backend (server→client) message serializer: one small function per message the gateway speaks to clients itself, each returning a buffer ready to write.
+import { BackendType, TransactionStatusByte } from './message-types.js';
 
 export type Severity = 'ERROR' | 'FATAL' | 'PANIC' | 'WARNING' | 'NOTICE' | 'DEBUG' | 'INFO' | 'LOG';
 
@@ -78,17 +79,17 @@ function fixed(type: number, body: number[] = []): Buffer {
 
 // Fixed messages are shared constants: callers write them to sockets and must not mutate them.
 const SSL_NO = Buffer.from('N', 'latin1');
-const AUTH_OK = fixed(0x52, [0, 0, 0, 0]);
-const RFQ_I = fixed(0x5a, [0x49]);
-const RFQ_T = fixed(0x5a, [0x54]);
-const RFQ_E = fixed(0x5a, [0x45]);
-const EMPTY_QUERY = fixed(0x49);
-const PARSE_COMPLETE = fixed(0x31);
-const BIND_COMPLETE = fixed(0x32);
-const CLOSE_COMPLETE = fixed(0x33);
-const NO_DATA = fixed(0x6e);
-const PORTAL_SUSPENDED = fixed(0x73);
-const COPY_DONE = fixed(0x63);
+const AUTH_OK = fixed(BackendType.Authentication, [0, 0, 0, 0]);
+const RFQ_I = fixed(BackendType.ReadyForQuery, [TransactionStatusByte.Idle]);
+const RFQ_T = fixed(BackendType.ReadyForQuery, [TransactionStatusByte.InTransaction]);
+const RFQ_E = fixed(BackendType.ReadyForQuery, [TransactionStatusByte.Failed]);
+const EMPTY_QUERY = fixed(BackendType.EmptyQueryResponse);
+const PARSE_COMPLETE = fixed(BackendType.ParseComplete);
+const BIND_COMPLETE = fixed(BackendType.BindComplete);
+const CLOSE_COMPLETE = fixed(BackendType.CloseComplete);
+const NO_DATA = fixed(BackendType.NoData);
+const PORTAL_SUSPENDED = fixed(BackendType.PortalSuspended);
+const COPY_DONE = fixed(BackendType.CopyDone);
 
 /** The one-byte refusal of SSLRequest/GSSENCRequest; not a framed message. */
 export function sslNo(): Buffer {
@@ -104,14 +105,14 @@ export function parameterStatus(name: string, value: string): Buffer {
   const v = cstr(value);
   const nl = Buffer.byteLength(n);
   const vl = Buffer.byteLength(v);
-  const b = alloc(0x53, nl + vl + 2);
+  const b = alloc(BackendType.ParameterStatus, nl + vl + 2);
   putCString(b, putCString(b, 5, n, nl), v, vl);
   return b;
 }
 
 /** `secretKey` is 4 bytes in protocol 3.0 (up to 256 in 3.2). */
 export function backendKeyData(processId: number, secretKey: Buffer): Buffer {
-  const b = alloc(0x4b, 4 + secretKey.length);
+  const b = alloc(BackendType.BackendKeyData, 4 + secretKey.length);
   b.writeInt32BE(processId | 0, 5);
   secretKey.copy(b, 9);
   return b;
@@ -122,11 +123,11 @@ export function readyForQuery(status: TransactionStatus): Buffer {
 }
 
 export function errorResponse(fields: ErrorFields): Buffer {
-  return noticeLike(0x45, fields);
+  return noticeLike(BackendType.ErrorResponse, fields);
 }
 
 export function noticeResponse(fields: ErrorFields): Buffer {
-  return noticeLike(0x4e, fields);
+  return noticeLike(BackendType.NoticeResponse, fields);
 }
 
 /** Field codes in the order PostgreSQL writes them. */
@@ -179,7 +180,7 @@ function noticeLike(type: number, fields: ErrorFields): Buffer {
 export function commandComplete(tag: string): Buffer {
   const t = cstr(tag);
   const n = Buffer.byteLength(t);
-  const b = alloc(0x43, n + 1);
+  const b = alloc(BackendType.CommandComplete, n + 1);
   putCString(b, 5, t, n);
   return b;
 }
@@ -199,7 +200,7 @@ export function rowDescription(fields: readonly FieldDescription[]): Buffer {
     lens.push(n);
     size += n + 1 + 18;
   }
-  const b = alloc(0x54, size);
+  const b = alloc(BackendType.RowDescription, size);
   b.writeUInt16BE(fields.length & 0xffff, 5);
   let off = 7;
   for (let i = 0; i < fields.length; i++) {
@@ -223,7 +224,7 @@ export function dataRow(values: readonly (Buffer | string | null)[]): Buffer {
     if (v === null) continue;
     size += typeof v === 'string' ? Buffer.byteLength(v) : v.length;
   }
-  const b = alloc(0x44, size);
+  const b = alloc(BackendType.DataRow, size);
   b.writeUInt16BE(values.length & 0xffff, 5);
   let off = 7;
   for (const v of values) {
@@ -264,7 +265,7 @@ export function portalSuspended(): Buffer {
 }
 
 export function parameterDescription(oids: readonly number[]): Buffer {
-  const b = alloc(0x74, 2 + 4 * oids.length);
+  const b = alloc(BackendType.ParameterDescription, 2 + 4 * oids.length);
   b.writeUInt16BE(oids.length & 0xffff, 5);
   for (let i = 0; i < oids.length; i++) b.writeUInt32BE((oids[i] as number) >>> 0, 7 + 4 * i);
   return b;
@@ -280,19 +281,19 @@ function copyResponse(type: number, format: number, columnFormats: readonly numb
 
 /** `format`: 0 text, 1 binary (then every column format must be 1). */
 export function copyInResponse(format: number, columnFormats: readonly number[]): Buffer {
-  return copyResponse(0x47, format, columnFormats);
+  return copyResponse(BackendType.CopyInResponse, format, columnFormats);
 }
 
 export function copyOutResponse(format: number, columnFormats: readonly number[]): Buffer {
-  return copyResponse(0x48, format, columnFormats);
+  return copyResponse(BackendType.CopyOutResponse, format, columnFormats);
 }
 
 export function copyBothResponse(format: number, columnFormats: readonly number[]): Buffer {
-  return copyResponse(0x57, format, columnFormats);
+  return copyResponse(BackendType.CopyBothResponse, format, columnFormats);
 }
 
 export function copyData(data: Buffer): Buffer {
-  const b = alloc(0x64, data.length);
+  const b = alloc(BackendType.CopyData, data.length);
   data.copy(b, 5);
   return b;
 }
@@ -309,7 +310,7 @@ export function negotiateProtocolVersion(newestMinor: number, unsupportedOptions
   const opts = unsupportedOptions.map(cstr);
   let size = 8;
   for (const o of opts) size += Buffer.byteLength(o) + 1;
-  const b = alloc(0x76, size);
+  const b = alloc(BackendType.NegotiateProtocolVersion, size);
   b.writeInt32BE(((3 << 16) | (newestMinor & 0xffff)) | 0, 5);
   b.writeInt32BE(opts.length, 9);
   let off = 13;

@@ -1,6 +1,7 @@
 // Frontend (client→server) PostgreSQL message parser: a sans-I/O state machine turning pushed byte chunks into typed messages, failing closed on the first protocol violation.
 import { Cursor } from './cursor.js';
 import { ProtocolError, describeTypeByte, hexByte } from './errors.js';
+import { FrontendType } from './message-types.js';
 
 export type FrontendMessage =
   | { type: 'SSLRequest'; raw: Buffer }
@@ -334,10 +335,9 @@ export class FrontendParser {
 
 function decodeNormal(c: Cursor, type: number, raw: Buffer): FrontendMessage {
   switch (type) {
-    case 0x51: // Q
+    case FrontendType.Query:
       return { type: 'Query', sql: c.cstring(), raw };
-    case 0x50: {
-      // P
+    case FrontendType.Parse: {
       const name = c.cstring();
       const sql = c.cstring();
       const n = c.u16();
@@ -346,8 +346,7 @@ function decodeNormal(c: Cursor, type: number, raw: Buffer): FrontendMessage {
       else for (let i = 0; i < n; i++) paramTypes.push(c.u32());
       return { type: 'Parse', name, sql, paramTypes, raw };
     }
-    case 0x42: {
-      // B
+    case FrontendType.Bind: {
       const portal = c.cstring();
       const statement = c.cstring();
       const paramFormats = readInt16List(c, 'parameter format codes');
@@ -358,28 +357,25 @@ function decodeNormal(c: Cursor, type: number, raw: Buffer): FrontendMessage {
       }
       return { type: 'Bind', portal, statement, paramFormats, params, resultFormats, raw };
     }
-    case 0x44: // D
-    case 0x43: {
-      // C
+    case FrontendType.Describe:
+    case FrontendType.Close: {
       const k = c.u8();
       if (c.fault === null && k !== 0x53 && k !== 0x50) c.fail(`kind ${describeTypeByte(k)} is neither 'S' nor 'P'`);
       const kind = k === 0x53 ? 'S' : 'P';
       const name = c.cstring();
-      return type === 0x44 ? { type: 'Describe', kind, name, raw } : { type: 'Close', kind, name, raw };
+      return type === FrontendType.Describe ? { type: 'Describe', kind, name, raw } : { type: 'Close', kind, name, raw };
     }
-    case 0x45: {
-      // E
+    case FrontendType.Execute: {
       const portal = c.cstring();
       return { type: 'Execute', portal, maxRows: c.i32(), raw };
     }
-    case 0x53:
+    case FrontendType.Sync:
       return { type: 'Sync', raw };
-    case 0x48:
+    case FrontendType.Flush:
       return { type: 'Flush', raw };
-    case 0x58:
+    case FrontendType.Terminate:
       return { type: 'Terminate', raw };
-    case 0x46: {
-      // F
+    case FrontendType.FunctionCall: {
       const functionOid = c.u32();
       const argFormats = readInt16List(c, 'argument format codes');
       const args = readValues(c, 'arguments');
@@ -389,11 +385,11 @@ function decodeNormal(c: Cursor, type: number, raw: Buffer): FrontendMessage {
       }
       return { type: 'FunctionCall', functionOid, argFormats, args, resultFormat, raw };
     }
-    case 0x64:
+    case FrontendType.CopyData:
       return { type: 'CopyData', data: c.rest(), raw };
-    case 0x63:
+    case FrontendType.CopyDone:
       return { type: 'CopyDone', raw };
-    case 0x66:
+    case FrontendType.CopyFail:
       return { type: 'CopyFail', message: c.cstring(), raw };
     default:
       // 'p': only the caller knows which auth exchange is under way, so the bytes stay opaque.

@@ -15,3 +15,4 @@ export { BackendFramer, type BackendFrame, type BackendFramerOptions } from './b
 export { ByteSink } from './byte-sink.js';
 export * from './backend-messages.js';
 export * from './backend-decode.js';
+export { BackendType, FrontendType, TransactionStatusByte } from './message-types.js';

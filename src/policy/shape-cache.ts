@@ -3,7 +3,7 @@
 // classifier's answer cannot depend on a literal's value, so shapes are used for single DML
 // statements only, and the row cap after LIMIT / FETCH FIRST (which decides "without WHERE") is kept
 // verbatim. Everything else falls back to the exact-text cache.
-import { lex } from './classify/lexer.js';
+import { lex } from '../sql/lexer.js';
 import { ClassifierCache, type Classification } from './classify/index.js';
 
 const SHAPE_STARTS = new Set(['select', 'insert', 'update', 'delete', 'with', 'values', 'table']);

@@ -1,7 +1,8 @@
 // What a COPY ... TO STDOUT statement asked for (format, delimiter, NULL marker, quoting, header),
 // read from its parse tree, so the masking layer splits each CopyData row exactly as the server
 // wrote it.
-import { parseTree } from '../policy/classify/parser.js';
+import type { Node } from '@pgsql/types';
+import { parseTree } from '../sql/parser.js';
 import type { CopyOptions } from '../masking/index.js';
 
 export interface CopyRequest {
@@ -14,15 +15,17 @@ export interface CopyRequest {
 export function copyRequest(sql: string, index: number): CopyRequest | undefined {
   const parsed = parseTree(sql);
   if (!parsed.ok) return undefined;
-  const stmts = (parsed.value as { stmts?: { stmt?: { CopyStmt?: { options?: unknown[] } } }[] }).stmts ?? [];
-  const copy = stmts[index]?.stmt?.CopyStmt;
+  const stmt = parsed.value.stmts?.[index]?.stmt;
+  const copy = stmt !== undefined && 'CopyStmt' in stmt ? stmt.CopyStmt : undefined;
   if (!copy) return undefined;
   const req: CopyRequest = { format: 'text', header: false, options: {} };
   for (const o of copy.options ?? []) {
-    const d = (o as { DefElem?: { defname?: string; arg?: { String?: { sval?: string }; Boolean?: { boolval?: boolean }; Integer?: { ival?: number } } } }).DefElem;
+    const d = 'DefElem' in o ? o.DefElem : undefined;
     if (!d?.defname) continue;
-    const s = d.arg?.String?.sval;
-    const b = d.arg?.Boolean?.boolval ?? (d.arg?.Integer?.ival !== undefined ? d.arg.Integer.ival !== 0 : undefined);
+    const arg: Node | undefined = d.arg;
+    const s = arg !== undefined && 'String' in arg ? arg.String.sval : undefined;
+    const ival = arg !== undefined && 'Integer' in arg ? arg.Integer.ival : undefined;
+    const b = (arg !== undefined && 'Boolean' in arg ? arg.Boolean.boolval : undefined) ?? (ival !== undefined ? ival !== 0 : undefined);
     switch (d.defname) {
       case 'format':
         if (s === 'csv' || s === 'binary' || s === 'text') req.format = s;

@@ -3,7 +3,7 @@
 // and description each row belongs to, RowDescription + the catalog for plain column references,
 // and statement lineage for everything else. Pure apart from the catalog snapshot it reads.
 import {
-  ProtocolError, decodeErrorFields, decodeRowDescription, errorResponse, noticeResponse,
+  BackendType, ProtocolError, decodeErrorFields, decodeRowDescription, errorResponse, noticeResponse,
   type BackendFrame, type ErrorFields, type FieldDescription,
 } from '../pg/index.js';
 import {
@@ -130,11 +130,11 @@ export class MaskingLayer {
           return f.raw;
         }
         const line = applyToCopyLine(f.body, c.plan, c.request.format === 'csv' ? 'csv' : 'text', c.request.options);
-        return line === null ? f.raw : message(0x64, line);
+        return line === null ? f.raw : message(BackendType.CopyData, line);
       }
       default:
-        if (f.type === 0x4e) return this.secretPattern !== undefined && this.serverLogLine(f.raw) ? undefined : this.maskServerMessage(f.raw);
-        if (f.type === 0x41) return hideNotificationPayload(f.raw);
+        if (f.type === BackendType.NoticeResponse) return this.secretPattern !== undefined && this.serverLogLine(f.raw) ? undefined : this.maskServerMessage(f.raw);
+        if (f.type === BackendType.NotificationResponse) return hideNotificationPayload(f.raw);
         return f.raw;
     }
   }
@@ -165,7 +165,7 @@ export class MaskingLayer {
     if (e.where !== undefined) fields.where = text(e.where);
     if (e.internalQuery !== undefined) fields.internalQuery = '(hidden by phigate)';
     if (e.position !== undefined && position !== undefined) fields.position = position(e.position);
-    return raw[0] === 0x45 ? errorResponse(fields) : noticeResponse(fields);
+    return raw[0] === BackendType.ErrorResponse ? errorResponse(fields) : noticeResponse(fields);
   }
 
   /**
@@ -364,7 +364,7 @@ function hideNotificationPayload(raw: Buffer): Buffer {
   const head = raw.subarray(5, chanEnd + 1);
   const payload = Buffer.from('(payload hidden by phigate)\0');
   const out = Buffer.allocUnsafe(5 + head.length + payload.length);
-  out[0] = 0x41;
+  out[0] = BackendType.NotificationResponse;
   out.writeInt32BE(4 + head.length + payload.length, 1);
   head.copy(out, 5);
   payload.copy(out, 5 + head.length);

@@ -6,7 +6,7 @@
 // description came earlier from Describe (statement or portal), and the row format codes from Bind.
 // A client that never described a portal gets a Describe injected by the session (`needsDescribe`),
 // whose answer the tracker swallows.
-import type { FieldDescription } from '../pg/index.js';
+import { BackendType, type FieldDescription } from '../pg/index.js';
 import { Fifo } from './fifo.js';
 
 export interface ResultShape {
@@ -173,72 +173,72 @@ export class ResultTracker {
 
   backend(type: number, fields: () => FieldDescription[]): BackendVerdict {
     // Asynchronous messages may come at any time.
-    if (type === 0x4e /* N */ || type === 0x53 /* S */ || type === 0x41 /* A */) return PASS;
+    if (type === BackendType.NoticeResponse || type === BackendType.ParameterStatus || type === BackendType.NotificationResponse) return PASS;
     const head = this.queue.peek();
-    if (type === 0x45 /* E */) return this.onError(head);
+    if (type === BackendType.ErrorResponse) return this.onError(head);
     if (!head) return PASS;
     switch (head.t) {
       case 'query':
         return this.inQuery(head, type, fields);
       case 'parse':
       case 'bind':
-        if (type === 0x31 || type === 0x32) this.shift();
+        if (type === BackendType.ParseComplete || type === BackendType.BindComplete) this.shift();
         return PASS;
       case 'close':
-        if (type !== 0x33) return PASS;
+        if (type !== BackendType.CloseComplete) return PASS;
         this.shift();
         return head.injected ? SWALLOW : PASS;
       case 'describeS':
-        if (type === 0x74 /* t */) return PASS;
-        if (type === 0x54 /* T */ || type === 0x6e /* n */) {
+        if (type === BackendType.ParameterDescription) return PASS;
+        if (type === BackendType.RowDescription || type === BackendType.NoData) {
           this.shift();
           const st = head.statement;
-          const f = type === 0x54 ? fields() : [];
+          const f = type === BackendType.RowDescription ? fields() : [];
           if (st) st.fields = f;
-          return type === 0x54 && st ? { kind: 'rowDescription', shape: { sql: st.sql, resultIndex: 0, fields: f } } : PASS;
+          return type === BackendType.RowDescription && st ? { kind: 'rowDescription', shape: { sql: st.sql, resultIndex: 0, fields: f } } : PASS;
         }
         return PASS;
       case 'describeP': {
-        if (type !== 0x54 && type !== 0x6e) return PASS;
+        if (type !== BackendType.RowDescription && type !== BackendType.NoData) return PASS;
         this.shift();
         const p = head.portal;
-        const f = type === 0x54 ? fields() : [];
+        const f = type === BackendType.RowDescription ? fields() : [];
         if (p) p.fields = f;
         if (head.injected) return SWALLOW;
-        return type === 0x54 && p ? { kind: 'rowDescription', shape: { sql: p.statement.sql, resultIndex: 0, fields: f } } : PASS;
+        return type === BackendType.RowDescription && p ? { kind: 'rowDescription', shape: { sql: p.statement.sql, resultIndex: 0, fields: f } } : PASS;
       }
       case 'execute':
         return this.inExecute(head, type);
       case 'sync':
-        if (type === 0x5a /* Z */) {
+        if (type === BackendType.ReadyForQuery) {
           this.shift();
           this.current = undefined;
         }
         return PASS;
       case 'fn':
-        if (type === 0x5a) this.shift();
+        if (type === BackendType.ReadyForQuery) this.shift();
         return PASS;
     }
   }
 
   private inQuery(head: Extract<Pending, { t: 'query' }>, type: number, fields: () => FieldDescription[]): BackendVerdict {
     switch (type) {
-      case 0x54: // T
+      case BackendType.RowDescription:
         this.current = { sql: head.sql, resultIndex: head.results, fields: fields() };
         return { kind: 'rowDescription', shape: this.current };
-      case 0x44: // D
+      case BackendType.DataRow:
         return { kind: 'dataRow', shape: this.current };
-      case 0x43: // C
-      case 0x49: // I
+      case BackendType.CommandComplete:
+      case BackendType.EmptyQueryResponse:
         head.results++;
         this.current = undefined;
         this.copy = undefined;
         return PASS;
-      case 0x48: // H: CopyOutResponse
+      case BackendType.CopyOutResponse:
         return this.copyOut(head.sql, head.results);
-      case 0x64: // d
+      case BackendType.CopyData:
         return this.copy ? { kind: 'copyData', ...this.copy } : PASS;
-      case 0x5a: // Z
+      case BackendType.ReadyForQuery:
         this.shift();
         this.current = undefined;
         this.copy = undefined;
@@ -251,7 +251,7 @@ export class ResultTracker {
   private inExecute(head: Extract<Pending, { t: 'execute' }>, type: number): BackendVerdict {
     const p = head.portal;
     switch (type) {
-      case 0x44: {
+      case BackendType.DataRow: {
         if (!p) return { kind: 'dataRow', shape: undefined };
         if (!p.shape) {
           const f = p.fields ?? p.statement.fields;
@@ -259,15 +259,15 @@ export class ResultTracker {
         }
         return { kind: 'dataRow', shape: p.shape };
       }
-      case 0x43:
-      case 0x49:
-      case 0x73: // s: PortalSuspended
+      case BackendType.CommandComplete:
+      case BackendType.EmptyQueryResponse:
+      case BackendType.PortalSuspended:
         this.shift();
         this.copy = undefined;
         return PASS;
-      case 0x48:
+      case BackendType.CopyOutResponse:
         return this.copyOut(p?.statement.sql ?? '', 0);
-      case 0x64:
+      case BackendType.CopyData:
         return this.copy ? { kind: 'copyData', ...this.copy } : PASS;
       default:
         return PASS;

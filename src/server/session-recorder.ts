@@ -1,7 +1,7 @@
 // Feeds one session's recording from what the gateway already does: statements as they are
 // decided, approval waits, and result messages as they leave for the client (so rows are recorded
 // exactly as the client saw them: masked). Values are decoded to text; binary values are noted.
-import { ProtocolError, decodeCommandComplete, decodeDataRow, decodeErrorFields, type BackendFrame } from '../pg/index.js';
+import { BackendType, ProtocolError, decodeCommandComplete, decodeDataRow, decodeErrorFields, type BackendFrame } from '../pg/index.js';
 import { RecordingWriter, type RecordingSealResult, type StatementInfo, type WaitInfo } from '../recording/writer.js';
 import type { RecordingMeta } from '../recording/format.js';
 import type { BackendVerdict, ResultShape } from './result-tracker.js';
@@ -43,13 +43,13 @@ export class SessionRecorder {
   /** One backend message as sent to the client (`sent` is the possibly rewritten message). */
   frame(f: BackendFrame, v: BackendVerdict, sent: Buffer | undefined): void {
     switch (f.type) {
-      case 0x54: // RowDescription
+      case BackendType.RowDescription:
         if (v.kind === 'rowDescription') {
           this.shape = v.shape;
           this.writer.rowDescription(v.shape.fields.map((c) => ({ name: c.name, type: c.typeOid })));
         }
         return;
-      case 0x44: {
+      case BackendType.DataRow: {
         if (!sent) return;
         // Past the per-statement cap a row is only counted: no decoding on the hot path of big results.
         if (!this.writer.keepsNextRow()) {
@@ -70,17 +70,17 @@ export class SessionRecorder {
         }));
         return;
       }
-      case 0x43: {
+      case BackendType.CommandComplete: {
         const tag = decodeCommandComplete(f.body);
         if (!(tag instanceof ProtocolError)) this.writer.complete({ tag });
         return;
       }
-      case 0x45:
-      case 0x4e: {
+      case BackendType.ErrorResponse:
+      case BackendType.NoticeResponse: {
         const e = decodeErrorFields(sent ? sent.subarray(5) : f.body);
         if (e instanceof ProtocolError) return;
         const m = { severity: e.severity, code: e.code, message: e.message, detail: e.detail, hint: e.hint };
-        if (f.type === 0x45) this.writer.error(m);
+        if (f.type === BackendType.ErrorResponse) this.writer.error(m);
         else this.writer.notice(m);
         return;
       }

@@ -1,7 +1,7 @@
 // Runs one simple-protocol query over phigate's own upstream connector and codec (no extra client
 // library at run time): demo setup and the masking catalog use it. Rows come back as text.
 import { serialize } from 'pg-protocol';
-import { BackendFramer, ProtocolError, decodeDataRow, decodeErrorFields } from '../pg/index.js';
+import { BackendFramer, BackendType, ProtocolError, decodeDataRow, decodeErrorFields } from '../pg/index.js';
 import { connectUpstream, type UpstreamSession, type UpstreamTarget } from './upstream.js';
 
 export class SqlError extends Error {
@@ -63,14 +63,14 @@ export class SqlConnection {
         resolve: () => (failure ? reject(failure) : resolve(sets)),
         reject,
         onFrame: (type, body) => {
-          if (type === 0x44) {
+          if (type === BackendType.DataRow) {
             const row = decodeDataRow(body);
             if (row instanceof ProtocolError) failure ??= row;
             else rows.push(row.map((v) => (v === null ? null : v.toString('utf8'))));
-          } else if (type === 0x54) {
+          } else if (type === BackendType.RowDescription) {
             rows = [];
             sets.push(rows);
-          } else if (type === 0x45) {
+          } else if (type === BackendType.ErrorResponse) {
             const e = decodeErrorFields(body);
             failure ??= e instanceof ProtocolError ? e : new SqlError(e.message, e.code);
           }
@@ -96,7 +96,7 @@ export class SqlConnection {
     for (const f of frames) {
       const w = this.waiter;
       if (!w) continue; // notices between queries
-      if (f.type === 0x5a) {
+      if (f.type === BackendType.ReadyForQuery) {
         this.waiter = undefined;
         w.resolve();
       } else w.onFrame(f.type, f.body);

@@ -6,6 +6,7 @@
 // statement in the string, or an ErrorResponse); an Execute ends with CommandComplete,
 // EmptyQueryResponse, PortalSuspended or ErrorResponse; after an error in the extended protocol the
 // server skips everything up to the next Sync, whose ReadyForQuery ends the batch.
+import { BackendType } from '../pg/index.js';
 import { Fifo } from './fifo.js';
 
 export interface StatementOutcome<R> {
@@ -70,27 +71,27 @@ export class StatementResults<R> {
   backend(type: number, info: { tag?: string; code?: string } = {}): StatementOutcome<R>[] {
     const head = this.queue.peek();
     switch (type) {
-      case 0x43: // CommandComplete
+      case BackendType.CommandComplete:
         if (head?.t === 'query') addTag(head, info.tag);
         else if (head?.t === 'execute') {
           addTag(head, info.tag);
           this.finish({});
         }
         break;
-      case 0x49: // EmptyQueryResponse
+      case BackendType.EmptyQueryResponse:
         if (head?.t === 'execute') this.finish({});
         break;
-      case 0x73: // PortalSuspended
+      case BackendType.PortalSuspended:
         if (head?.t === 'execute') this.finish({ suspended: true });
         break;
-      case 0x45: // ErrorResponse
+      case BackendType.ErrorResponse:
         if (head?.t === 'query') head.error ??= info.code;
         else if (head?.t === 'execute') {
           head.error = info.code;
           this.finish({});
         }
         break;
-      case 0x5a: // ReadyForQuery
+      case BackendType.ReadyForQuery:
         // Executes still waiting here were skipped after an error; then the Query or Sync it answers.
         while (this.queue.peek()?.t === 'execute') this.finish({ skipped: true });
         if (this.queue.peek()?.t === 'query') this.finish({});

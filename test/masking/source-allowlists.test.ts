@@ -8,7 +8,7 @@ import { CATALOG_RELATIONS, EXTENSION_RELATIONS, catalogTreatment } from '../../
 import {
   UNTRUSTED_OPERATORS_SQL, USER_FUNCTIONS_SQL, unseenReason, type UnseenContext,
 } from '../../src/masking/source/unseen.js';
-import { initParser, parseTree } from '../../src/policy/classify/parser.js';
+import { initParser, parseTree } from '../../src/sql/parser.js';
 import { scratchDatabase, type ScratchDatabase } from '../support/postgres.js';
 
 const info = inject('pg');

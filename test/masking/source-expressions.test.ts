@@ -8,7 +8,7 @@ import type { SourceColumnType } from '../../src/masking/source/types.js';
 import { Tokenizer, partialValue, redactValue, tokenizeValue, yearOnlyText, yearOnlyValue, type ValueType } from '../../src/masking/strategies.js';
 import { OID, TypeKind, acceptsAnyText, typeKind } from '../../src/masking/pgtypes.js';
 import { DEFAULT_PLACEHOLDER, type ColumnRule, type Strategy } from '../../src/masking/config.js';
-import { initParser, parseTree } from '../../src/policy/classify/parser.js';
+import { initParser, parseTree } from '../../src/sql/parser.js';
 import { scratchDatabase, type ScratchDatabase } from '../support/postgres.js';
 
 const KEY = randomBytes(32);

@@ -1,6 +1,6 @@
 // unseenReason refuses, for masked readers, functions, operators, statements and settings that the source rewrite cannot see into, wherever they sit in the tree.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initParser, parseTree } from '../../src/policy/classify/parser.js';
+import { initParser, parseTree } from '../../src/sql/parser.js';
 import { functionReason, unseenReason, type UnseenContext } from '../../src/masking/source/unseen.js';
 
 beforeAll(async () => {

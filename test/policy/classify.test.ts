@@ -10,7 +10,6 @@ import {
   classify,
   initClassifier,
   redactLiterals,
-  sanitizeParserMessage,
   statementText,
   type Classification,
   type CopyInfo,
@@ -19,9 +18,10 @@ import {
   type StatementKind,
   type TableRef,
 } from '../../src/policy/classify/index.js';
-import { fingerprintOf, normalizedOf, parseTree, parserSettled, parserState } from '../../src/policy/classify/parser.js';
+import { fingerprintOf, normalizedOf, parseTree, parserSettled, parserState } from '../../src/sql/parser.js';
+import { sanitizeParserMessage } from '../../src/sql/parser-message.js';
 import { literalSpans } from '../../src/policy/classify/redact.js';
-import { nestingEstimate } from '../../src/policy/classify/lexer.js';
+import { nestingEstimate } from '../../src/sql/lexer.js';
 
 /** 'schema.name' or 'name', sorted: relation lists are compared as sets. */
 function names(refs: readonly TableRef[]): string[] {

@@ -6,9 +6,9 @@ import { ruleFor, type ColumnRule, type MaskingConfig } from '../config.js';
 import { lineageOf } from '../lineage.js';
 import type { SourceColumnType } from './types.js';
 import { quoteIdent } from './text.js';
-import { parseTree } from '../../policy/classify/parser.js';
+import { parseTree } from '../../sql/parser.js';
 import { ALLOWED_FUNCTIONS, DENIED_FUNCTIONS } from './allowed-functions.js';
-import { isObject, list, obj, type JsonObject } from '../../policy/classify/ast.js';
+import { isObject, list, obj, type JsonObject } from '../../sql/ast.js';
 
 /** Computes masked values in SQL (expressions.ts); injected so the rewrite can be tested alone. */
 export interface ColumnMasker {

@@ -13,9 +13,9 @@
 // compute on the target's raw masked columns, DDL naming a masked relation (a view, index, rule,
 // constraint or copy of it would compute on raw values later), MERGE into a masked relation, and a
 // name that several relations with different masking could stand for.
-import { flag, isObject, list, node, obj, rangeVar, str, stringNode, type JsonObject } from '../../policy/classify/ast.js';
-import { parseTree } from '../../policy/classify/parser.js';
-import { sanitizeParserMessage } from '../../policy/classify/index.js';
+import { flag, isObject, list, node, obj, rangeVar, str, stringNode, type JsonObject, type NodeTag } from '../../sql/ast.js';
+import { parseTree } from '../../sql/parser.js';
+import { sanitizeParserMessage } from '../../sql/parser-message.js';
 import type { Relation } from './catalog-snapshot.js';
 import { RelationTreatments, allRangeVars, computesFor, itemsFor, refusedRelation, type ColumnUse, type MaskedColumn, type Treatment } from './relations.js';
 import {
@@ -74,7 +74,7 @@ class RewriteRefused extends Error {
 }
 
 /** Utility statements that may name a masked relation: they read nothing a masked reader sees. */
-const HARMLESS_UTILITY = new Set([
+const HARMLESS_UTILITY = new Set<NodeTag>([
   'TransactionStmt', 'VariableSetStmt', 'VariableShowStmt', 'DiscardStmt', 'ListenStmt', 'UnlistenStmt', 'NotifyStmt',
   'FetchStmt', 'ClosePortalStmt', 'DeallocateStmt', 'CheckPointStmt', 'LockStmt', 'VacuumStmt', 'TruncateStmt', 'DropStmt',
   'ConstraintsSetStmt', 'LoadStmt',

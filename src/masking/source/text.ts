@@ -1,6 +1,6 @@
 // Text helpers of the source rewrite: identifier quoting, UTF-8 byte offsets (what the parser
 // reports) to string indexes, and the statement's tokens (what edits are anchored to).
-import { lex, type TokenKind } from '../../policy/classify/lexer.js';
+import { lex, type TokenKind } from '../../sql/lexer.js';
 
 /** Always quoted: exact whatever the case, keywords or characters of the name. */
 export function quoteIdent(name: string): string {

@@ -25,7 +25,7 @@
 // without a name (ORDER BY, GROUP BY, DISTINCT, set operations, index scans use the type's default
 // operator class; assignment and implicit casts), and code that runs because of the table rather than
 // the statement (triggers, rules, policies, defaults, domain checks, views' bodies).
-import { flag, list, nameList, node, obj, str, stringNode, type JsonObject } from '../../policy/classify/ast.js';
+import { flag, list, nameList, node, obj, str, stringNode, type JsonObject, type NodeTag } from '../../sql/ast.js';
 import { ALLOWED_FUNCTIONS, DENIED_BY_ATTRIBUTE, DENIED_FUNCTIONS } from './allowed-functions.js';
 
 export interface UnseenContext {
@@ -405,7 +405,7 @@ function listOf(v: unknown): unknown[] {
 }
 
 /** Node types that hold no expression: the walk does not descend into them. */
-const LEAVES = new Set(['String', 'Integer', 'Float', 'Boolean', 'BitString', 'A_Const', 'ParamRef', 'A_Star', 'SQLValueFunction']);
+const LEAVES = new Set<NodeTag>(['String', 'Integer', 'Float', 'Boolean', 'BitString', 'A_Const', 'ParamRef', 'A_Star', 'SQLValueFunction']);
 
 function walk(v: unknown, ctx: UnseenContext): Refusal | undefined {
   if (Array.isArray(v)) {
@@ -425,7 +425,7 @@ function walk(v: unknown, ctx: UnseenContext): Refusal | undefined {
     const body = o[type];
     if (code >= 65 && code <= 90 && typeof body === 'object' && body !== null && !Array.isArray(body)) {
       const r = nodeReason(type, body, ctx);
-      if (r !== undefined || LEAVES.has(type)) return r;
+      if (r !== undefined || LEAVES.has(type as NodeTag)) return r;
       return walkFields(body, ctx);
     }
   }

@@ -39,8 +39,8 @@
 //   in `tables`).
 import {
   flag, integerConstant, isObject, list, listItems, nameList, node, nodeOfType, obj, rangeVar, str, stringNode,
-  type JsonObject,
-} from './ast.js';
+  type JsonObject, type NodeTag,
+} from '../../sql/ast.js';
 import type { PredicateColumn, TableRef } from './types.js';
 import { tableKey } from '../../common/table-name.js';
 
@@ -125,7 +125,7 @@ const AGGREGATES = new Set([
 ]);
 
 /** Nodes whose contents are another query: column references inside refer to that query's tables. */
-const QUERY_NODES = new Set(['SelectStmt', 'RangeSubselect', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
+const QUERY_NODES = new Set<NodeTag>(['SelectStmt', 'RangeSubselect', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
 
 /**
  * Calls `visit` on every object under `root`, iteratively (trees can be deep), with whether it lies

@@ -1,11 +1,11 @@
 // Turns one parsed statement node into a Statement: its kind, DDL object, COPY target, names, and the facts the Analyzer collects.
 import { Analyzer, ROOT_CTX, funcName, refOf, relationOfObject, stringConstant } from './analyze.js';
-import { flag, integerConstant, list, nameList, node, nodeOfType, num, obj, rangeVar, str, stringNode, type JsonObject } from './ast.js';
+import { flag, integerConstant, list, nameList, node, nodeOfType, num, obj, rangeVar, str, stringNode, type JsonObject, type NodeTag } from '../../sql/ast.js';
 import type { CopyInfo, RelationLink, Statement, StatementKind, TableRef } from './types.js';
 
 export type StatementFacts = Omit<Statement, 'start' | 'end'>;
 
-const SIMPLE_KINDS: Record<string, StatementKind> = {
+const SIMPLE_KINDS: Partial<Record<NodeTag, StatementKind>> = {
   InsertStmt: 'insert',
   UpdateStmt: 'update',
   DeleteStmt: 'delete',
@@ -46,7 +46,7 @@ const SIMPLE_KINDS: Record<string, StatementKind> = {
 };
 
 /** ddlObject for statements whose node type fixes it. */
-const DDL_OBJECT: Record<string, string> = {
+const DDL_OBJECT: Partial<Record<NodeTag, string>> = {
   IndexStmt: 'index',
   ViewStmt: 'view',
   RuleStmt: 'rule',
@@ -379,7 +379,7 @@ function relationsUnder(...trees: unknown[]): TableRef[] {
 }
 
 /** What writing a relation reaches after this DDL runs (see RelationLink). */
-function linksOf(type: string, body: JsonObject): RelationLink[] {
+function linksOf(type: NodeTag, body: JsonObject): RelationLink[] {
   const rel = rangeVar(body.relation);
   switch (type) {
     case 'ViewStmt': {
@@ -417,7 +417,7 @@ function linksOf(type: string, body: JsonObject): RelationLink[] {
 }
 
 /** DDL relation targets whose rows or definition change (added to writes). */
-function ddlTargets(a: Analyzer, type: string, body: JsonObject): void {
+function ddlTargets(a: Analyzer, type: NodeTag, body: JsonObject): void {
   const ctx = ROOT_CTX;
   const write = (v: unknown): void => {
     const rv = rangeVar(v);
@@ -472,7 +472,7 @@ function ddlTargets(a: Analyzer, type: string, body: JsonObject): void {
   }
 }
 
-function ddlObjectOf(type: string, body: JsonObject): string | undefined {
+function ddlObjectOf(type: NodeTag, body: JsonObject): string | undefined {
   switch (type) {
     case 'DropStmt':
       return objectName(body.removeType);
@@ -494,7 +494,7 @@ function ddlObjectOf(type: string, body: JsonObject): string | undefined {
   return DDL_OBJECT[type] ?? objectFromNodeName(type);
 }
 
-function describeGeneric(a: Analyzer, type: string, body: JsonObject): StatementFacts {
+function describeGeneric(a: Analyzer, type: NodeTag, body: JsonObject): StatementFacts {
   a.walk({ [type]: body }, ROOT_CTX);
   const simple = SIMPLE_KINDS[type];
   const kind: StatementKind =

@@ -4,17 +4,18 @@
 // be classified with confidence comes back as { ok: false } so the caller refuses it (fail closed):
 // syntax errors, NUL characters, lone surrogates, statements nested deeper than the parser can safely
 // handle, and the short window after an internal parser fault while a fresh instance loads.
-import { nestingEstimate } from './lexer.js';
-import { ClassifierNotInitializedError, fingerprintOf, initParser, normalizedOf, parseTree, parserState } from './parser.js';
+import { nestingEstimate } from '../../sql/lexer.js';
+import { ClassifierNotInitializedError, fingerprintOf, initParser, normalizedOf, parseTree, parserState } from '../../sql/parser.js';
+import { sanitizeParserMessage } from '../../sql/parser-message.js';
 import { redactComments, redactLiterals } from './redact.js';
 import { describe } from './describe.js';
-import { list, num, obj } from './ast.js';
+import { list, num, obj } from '../../sql/ast.js';
 import type { Classification, Statement } from './types.js';
 
 export type { Classification, CopyInfo, PredicateColumn, RelationLink, Statement, StatementKind, TableRef } from './types.js';
 export { redactLiterals } from './redact.js';
 export { LIMIT_RESTRICTS_UP_TO } from './analyze.js';
-export { ClassifierNotInitializedError, parserState } from './parser.js';
+export { ClassifierNotInitializedError, parserState } from '../../sql/parser.js';
 
 /**
  * Largest nesting estimate (see nestingEstimate) accepted. Measured on Node 20 with the default stack,
@@ -27,24 +28,6 @@ export const MAX_NESTING = 2500;
 /** Loads the WASM parser once. classify() throws ClassifierNotInitializedError until this has resolved. */
 export async function initClassifier(): Promise<void> {
   await initParser();
-}
-
-/** An identifier/keyword or a short operator is echoed in errors; anything else may be a literal. */
-function safeToEcho(near: string): boolean {
-  return /^[A-Za-z_\u0080-\uFFFF][A-Za-z0-9_$\u0080-\uFFFF]{0,62}$/.test(near) || /^[^\w\s'"$\\]{1,3}$/.test(near);
-}
-
-/** The parser's message without any literal from the statement (PostgreSQL echoes the offending token). */
-export function sanitizeParserMessage(message: string): string {
-  const near = /^([\s\S]*?) at or near "([\s\S]*)"$/.exec(message);
-  let out: string;
-  if (near !== null) {
-    const [, head = '', token = ''] = near;
-    out = safeToEcho(token) ? `${head} at or near "${token}"` : `${head} at or near a literal (not shown)`;
-  } else {
-    out = message.replace(/"[^"]*"?|'[^']*'?/g, '(not shown)');
-  }
-  return out.length > 300 ? `${out.slice(0, 300)}...` : out;
 }
 
 interface Outcome {

@@ -1,5 +1,5 @@
 // Literal redaction for evidence: statement text with every literal and comment replaced, so no PHI reaches logs or audit records.
-import { lex, type LexOptions } from './lexer.js';
+import { lex, type LexOptions } from '../../sql/lexer.js';
 
 /** Placeholder for string-like literals: '...', E'...', N'...', U&'...', $$...$$, B'...', X'...'. */
 export const REDACTED_STRING = "'<redacted>'";

@@ -4,7 +4,7 @@
 // and timers that act on these decisions live in pool.ts.
 import { serialize } from 'pg-protocol';
 import {
-  ProtocolError, decodeErrorFieldMap, decodeParameterStatus, type BackendFrame,
+  BackendType, ProtocolError, decodeErrorFieldMap, decodeParameterStatus, type BackendFrame,
 } from '../../pg/index.js';
 
 export type TransactionStatus = 'I' | 'T' | 'E';
@@ -123,14 +123,14 @@ export class ScriptReader {
   frame(f: BackendFrame): boolean {
     const r = this.result;
     switch (f.type) {
-      case 0x5a: { // ReadyForQuery
+      case BackendType.ReadyForQuery: {
         const s = String.fromCharCode(f.body[0] ?? 0);
         if (s !== 'I' && s !== 'T' && s !== 'E') return this.break('invalid ReadyForQuery');
         r.status = s;
         this.seen++;
         return this.seen >= this.readies;
       }
-      case 0x45: { // ErrorResponse
+      case BackendType.ErrorResponse: {
         const fields = decodeErrorFieldMap(f.body);
         if (fields instanceof ProtocolError) return this.break('malformed ErrorResponse');
         const severity = fields['V'] ?? fields['S'];
@@ -138,23 +138,23 @@ export class ScriptReader {
         r.error ??= fields;
         return false;
       }
-      case 0x53: { // ParameterStatus
+      case BackendType.ParameterStatus: {
         const p = decodeParameterStatus(f.body);
         if (p instanceof ProtocolError) return this.break('malformed ParameterStatus');
         r.parameters.push([p.name, p.value]);
         return false;
       }
-      case 0x44: { // DataRow: first column only
+      case BackendType.DataRow: { // first column only
         if (f.body.length < 2 || f.body.readInt16BE(0) < 1) return false;
         const len = f.body.length >= 6 ? f.body.readInt32BE(2) : -1;
         r.values.push(len < 0 ? undefined : f.body.toString('utf8', 6, 6 + len));
         return false;
       }
-      case 0x54: // RowDescription
-      case 0x43: // CommandComplete
-      case 0x49: // EmptyQueryResponse
-      case 0x4e: // NoticeResponse
-      case 0x41: // NotificationResponse
+      case BackendType.RowDescription:
+      case BackendType.CommandComplete:
+      case BackendType.EmptyQueryResponse:
+      case BackendType.NoticeResponse:
+      case BackendType.NotificationResponse:
         return false;
       default:
         return this.break(`unexpected '${String.fromCharCode(f.type)}' message`);

@@ -4,7 +4,7 @@
 // have it, or closes it. The decisions are in core.ts; this file owns the sockets and timers.
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { BackendFramer, ProtocolError } from '../../pg/index.js';
+import { BackendFramer, FrontendType, ProtocolError } from '../../pg/index.js';
 import { cancelUpstream, connectUpstream, UpstreamError, type UpstreamSession, type UpstreamTarget } from '../upstream.js';
 import { SQLSTATE_CONNECTION_FAILURE } from '../upstream/errors.js';
 import type { Logger } from '../log.js';
@@ -17,7 +17,7 @@ import {
 /** The application_name of a pooled connection between sessions: pg_stat_activity tells them apart. */
 export const POOL_APPLICATION_NAME = 'phigate-pool';
 
-const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
+const TERMINATE = Buffer.from([FrontendType.Terminate, 0, 0, 0, 4]);
 const EMPTY = Buffer.alloc(0);
 /** A connection that breaks while being prepared is replaced this many times before the session fails. */
 const PREPARE_RETRIES = 3;

@@ -14,6 +14,7 @@
 // parseSync/fingerprintSync/normalizeSync do (libpg-query 18.x; the tests check both give the same
 // trees, fingerprints, normalized text and errors).
 import { createRequire } from 'node:module';
+import type { ParseResult } from '@pgsql/types';
 
 /** The parts of the Emscripten module libpg-query builds that are used here. */
 interface WasmParser {
@@ -147,8 +148,8 @@ function run<T>(call: (m: WasmParser) => T): ParserOutcome<T> {
   }
 }
 
-/** The JSON parse tree, as libpg-query's parseSync returns it. */
-export function parseTree(sql: string): ParserOutcome<unknown> {
+/** The JSON parse tree, as libpg-query's parseSync returns it (fields at their default value are omitted). */
+export function parseTree(sql: string): ParserOutcome<ParseResult> {
   return run((m) =>
     withString(m, sql, (queryPtr) => {
       const result = m._wasm_parse_query_raw(queryPtr);
@@ -164,7 +165,7 @@ export function parseTree(sql: string): ParserOutcome<unknown> {
           throw new SyntaxFailure(messagePtr ? m.UTF8ToString(messagePtr) : 'syntax error', cursor > 0 ? cursor - 1 : 0);
         }
         if (!tree) throw new Error('WASM parse returned no tree');
-        return JSON.parse(m.UTF8ToString(tree)) as unknown;
+        return JSON.parse(m.UTF8ToString(tree)) as ParseResult;
       } finally {
         m._wasm_free_parse_result(result);
       }

@@ -1,4 +1,17 @@
 // Typed accessors over libpg-query's JSON parse tree, which is loosely typed and omits default values (false, 0, empty lists).
+//
+// The walkers read the tree through these accessors rather than through @pgsql/types' interfaces: a
+// field the tree omits, or a node of an unexpected type, must come back as "absent" and be handled
+// (fail closed), never trusted because a type said it was there. @pgsql/types names the node types.
+import type { Node } from '@pgsql/types';
+
+/** Every key of every member of a union (keyof a union is only the keys they share). */
+type KeysOfUnion<T> = T extends unknown ? keyof T : never;
+/**
+ * A node type of PostgreSQL 18's parse tree ('SelectStmt', 'RangeVar', ...), from @pgsql/types; the
+ * libpg-query version is pinned to the same PostgreSQL major, so a misspelt tag is a compile error.
+ */
+export type NodeTag = KeysOfUnion<Node> & string;
 
 export type Json = null | boolean | number | string | Json[] | JsonObject;
 export interface JsonObject {
@@ -33,21 +46,21 @@ export function flag(v: unknown): boolean {
  * A wrapped node `{ "SelectStmt": { ... } }` as [type, body]. Node wrappers have exactly one key and
  * it starts with an upper-case letter; plain structs (RangeVar inside `relation`, Alias, ...) do not.
  */
-export function node(v: unknown): [string, JsonObject] | undefined {
+export function node(v: unknown): [NodeTag, JsonObject] | undefined {
   if (!isObject(v)) return undefined;
-  let found: [string, JsonObject] | undefined;
+  let found: [NodeTag, JsonObject] | undefined;
   for (const key in v) {
     if (found !== undefined) return undefined;
     const code = key.charCodeAt(0);
     const body = v[key];
     if (!(code >= 65 && code <= 90) || !isObject(body)) return undefined;
-    found = [key, body];
+    found = [key as NodeTag, body];
   }
   return found;
 }
 
 /** The body of `v` if it is a node of the given type. */
-export function nodeOfType(v: unknown, type: string): JsonObject | undefined {
+export function nodeOfType(v: unknown, type: NodeTag): JsonObject | undefined {
   const n = node(v);
   return n !== undefined && n[0] === type ? n[1] : undefined;
 }
