@@ -1,12 +1,16 @@
 // Verifies bearer JWTs against the JWKS of the trusted OIDC issuers (jose) and caches the verdicts.
+import { createHash } from 'node:crypto';
 import {
   compactVerify,
   createRemoteJWKSet,
+  jwksCache,
   decodeJwt,
   decodeProtectedHeader,
   errors,
   jwtVerify,
   type CryptoKey,
+  type ExportedJWKSCache,
+  type JWKSCacheInput,
   type JWTPayload,
   type JWTVerifyGetKey,
   type JWTVerifyOptions,
@@ -44,10 +48,15 @@ export interface TokenVerifierOptions {
   now?: () => Date;
   /** Timeout of each discovery and JWKS request, in milliseconds; default 5000. */
   httpTimeoutMs?: number;
-  /** Most verdicts kept in the cache; default 1000. 0 disables the cache. */
+  /** Most verdicts kept in the cache (least recently used go first); default 1000. 0 disables the cache. */
   cacheMaxEntries?: number;
-  /** A cached verdict is re-checked after at most this many seconds (key revocation); default 300. */
+  /**
+   * A cached verdict is re-checked after at most this many seconds, and at once when the issuer's
+   * JWKS was fetched again or is due to be (a removed key stops being honoured); default 60.
+   */
   cacheMaxAgeSec?: number;
+  /** Told of every signature check (a verdict not answered from the cache); tests count them. */
+  onSignatureCheck?: (issuer: string) => void;
 }
 
 /** Signature algorithms accepted: asymmetric only. `none` and HS* are refused before any key lookup. */
@@ -70,6 +79,8 @@ interface IssuerState {
   /** Set when the JWKS URI was configured rather than discovered. */
   fixedJwks: boolean;
   jwks?: RemoteJWKSet;
+  /** jose's record of the JWKS it holds: `uat` changes whenever the JWKS is fetched again. */
+  jwksCache: Partial<ExportedJWKSCache>;
   jwksUri?: string;
   discoveredAt: number;
   pending?: Promise<RemoteJWKSet>;
@@ -78,7 +89,16 @@ interface IssuerState {
 interface CacheEntry {
   identity: Identity;
   cachedAt: number;
+  /** min(token exp, cachedAt + cacheMaxAgeSec). */
   until: number;
+  state: IssuerState;
+  /** The JWKS fetch the signature was checked against (IssuerState.jwksCache.uat then). */
+  jwksAt: number;
+}
+
+/** Cache key: a digest, so the map holds no bearer token (heap snapshots, core dumps). */
+function tokenKey(token: string): string {
+  return createHash('sha256').update(token).digest('base64');
 }
 
 function normalizeIssuer(issuer: string): string {
@@ -102,6 +122,10 @@ function describeFailure(err: unknown, timeoutMs: number): string {
   return String(err);
 }
 
+function toAuthError(err: unknown): never {
+  throw err instanceof AuthError ? err : new AuthError('malformed_token', 'token could not be verified', { cause: err });
+}
+
 export class TokenVerifier {
   private readonly states: IssuerState[] = [];
   private readonly byIssuer = new Map<string, IssuerState>();
@@ -113,6 +137,7 @@ export class TokenVerifier {
   private readonly cacheMaxAgeMs: number;
   private readonly cache = new Map<string, CacheEntry>();
   private readonly inflight = new Map<string, Promise<Identity>>();
+  private readonly onSignatureCheck?: (issuer: string) => void;
 
   /** Throws a plain Error for an unusable configuration (bad URL, plain http without allowHttp, duplicates). */
   constructor(issuers: IssuerConfig[], opts: TokenVerifierOptions = {}) {
@@ -121,7 +146,8 @@ export class TokenVerifier {
     this.now = opts.now ?? (() => new Date());
     this.timeoutMs = opts.httpTimeoutMs ?? 5000;
     this.cacheMax = opts.cacheMaxEntries ?? 1000;
-    this.cacheMaxAgeMs = (opts.cacheMaxAgeSec ?? 300) * 1000;
+    this.cacheMaxAgeMs = (opts.cacheMaxAgeSec ?? 60) * 1000;
+    this.onSignatureCheck = opts.onSignatureCheck;
     for (const cfg of issuers) {
       if (typeof cfg.issuer !== 'string' || cfg.issuer === '') throw new Error('identity issuer: `issuer` is required');
       this.checkUrl(cfg.issuer, `issuer ${cfg.issuer}`);
@@ -137,11 +163,12 @@ export class TokenVerifier {
         owners: { ownerClaim: cfg.ownerClaim, serviceOwners: cfg.serviceOwners, allServices: cfg.serviceTokens === 'all' },
         accepted: [...new Set([cfg.issuer, key, `${key}/`])],
         fixedJwks: cfg.jwksUri !== undefined,
+        jwksCache: {},
         discoveredAt: 0,
       };
       if (cfg.jwksUri !== undefined) {
         const url = this.checkUrl(cfg.jwksUri, `JWKS URI of issuer ${cfg.issuer}`);
-        state.jwks = createRemoteJWKSet(url, { timeoutDuration: this.timeoutMs });
+        state.jwks = this.remoteJwks(url, state);
         state.jwksUri = url.href;
       }
       this.states.push(state);
@@ -156,23 +183,26 @@ export class TokenVerifier {
 
   /**
    * Verifies a bearer token and returns who it names. Throws AuthError, never anything else.
-   * Successful verdicts are cached by token until the token expires (at most `cacheMaxAgeSec`).
+   * Successful verdicts are cached by the token's digest until the token expires, at most
+   * `cacheMaxAgeSec`, and only while the issuer's JWKS is the one the signature was checked against;
+   * refusals are never cached.
    */
   async verify(token: string): Promise<Identity> {
     const nowMs = this.now().getTime();
-    const hit = this.cacheGet(token, nowMs);
+    const key = typeof token === 'string' && token !== '' && token.length <= MAX_TOKEN_LENGTH ? tokenKey(token) : undefined;
+    // Refused before any cache or key lookup (missing, over-long).
+    if (key === undefined) return this.verifyUncached(token, new Date(nowMs)).then((r) => r.identity, toAuthError);
+    const hit = this.cacheGet(key, nowMs);
     if (hit) return hit;
-    const running = this.inflight.get(token);
+    const running = this.inflight.get(key);
     if (running) return running;
     const p = this.verifyUncached(token, new Date(nowMs))
-      .then((identity) => {
-        this.cacheSet(token, identity, nowMs);
+      .then(({ identity, state, jwksAt }) => {
+        if (jwksAt !== undefined) this.cacheSet(key, { identity, cachedAt: nowMs, until: 0, state, jwksAt }, nowMs);
         return identity;
-      }, (err: unknown) => {
-        throw err instanceof AuthError ? err : new AuthError('malformed_token', 'token could not be verified', { cause: err });
-      })
-      .finally(() => this.inflight.delete(token));
-    this.inflight.set(token, p);
+      }, toAuthError)
+      .finally(() => this.inflight.delete(key));
+    this.inflight.set(key, p);
     return p;
   }
 
@@ -212,20 +242,25 @@ export class TokenVerifier {
     throw new Error(`${what} must be an https URL`);
   }
 
-  private cacheGet(token: string, nowMs: number): Identity | undefined {
-    const entry = this.cache.get(token);
+  private cacheGet(key: string, nowMs: number): Identity | undefined {
+    const entry = this.cache.get(key);
     if (entry === undefined) return undefined;
-    if (nowMs >= entry.until || nowMs < entry.cachedAt - 1000 * this.clockTolerance) {
-      // Expired, or the clock went backwards past when it was cached: verify again.
-      this.cache.delete(token);
+    this.cache.delete(key);
+    const { state } = entry;
+    if (nowMs >= entry.until || nowMs < entry.cachedAt - 1000 * this.clockTolerance ||
+      state.jwksCache.uat !== entry.jwksAt || state.jwks?.fresh !== true) {
+      // Expired; the clock went backwards past when it was cached; or the issuer's keys were fetched
+      // again (or are due to be) since the signature was checked: verify again.
       return undefined;
     }
+    // Most recently used goes last: eviction takes the first.
+    this.cache.set(key, entry);
     return entry.identity;
   }
 
-  private cacheSet(token: string, identity: Identity, nowMs: number): void {
+  private cacheSet(key: string, entry: CacheEntry, nowMs: number): void {
     if (this.cacheMax <= 0) return;
-    const until = Math.min(identity.expiresAt.getTime(), nowMs + this.cacheMaxAgeMs);
+    const until = Math.min(entry.identity.expiresAt.getTime(), nowMs + this.cacheMaxAgeMs);
     if (until <= nowMs) return;
     if (this.cache.size >= this.cacheMax) {
       for (const [k, e] of this.cache) if (e.until <= nowMs) this.cache.delete(k);
@@ -235,10 +270,15 @@ export class TokenVerifier {
         this.cache.delete(oldest.value);
       }
     }
-    this.cache.set(token, { identity, cachedAt: nowMs, until });
+    this.cache.set(key, { ...entry, until });
   }
 
-  private async verifyUncached(token: string, now: Date): Promise<Identity> {
+  private remoteJwks(url: URL, state: IssuerState): RemoteJWKSet {
+    state.jwksCache = {};
+    return createRemoteJWKSet(url, { timeoutDuration: this.timeoutMs, [jwksCache]: state.jwksCache as JWKSCacheInput });
+  }
+
+  private async verifyUncached(token: string, now: Date): Promise<{ identity: Identity; state: IssuerState; jwksAt: number | undefined }> {
     if (typeof token !== 'string' || token === '') {
       throw new AuthError('missing_token', `no bearer token presented; ${LOGIN_HINT}`);
     }
@@ -294,12 +334,18 @@ export class TokenVerifier {
       requiredClaims: ['sub', 'exp'],
     };
     let payload: JWTPayload;
+    this.onSignatureCheck?.(state.issuer);
+    // The JWKS fetch the key came from: a verdict cached from it ends when the JWKS is fetched again.
+    // Keys fetched again during the check (from a JWKS held before): not cached, as the key may be gone.
+    const before = state.jwksCache.uat;
     try {
       ({ payload } = await jwtVerify(token, getKey, options));
     } catch (err) {
       if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw this.mapError(err, state, header);
       payload = await this.verifyWithEach(err, token, options, state, header);
     }
+    const after = state.jwksCache.uat;
+    const jwksAt = before === undefined || before === after ? after : undefined;
     if (typeof payload.sub !== 'string' || payload.sub === '') {
       throw new AuthError('missing_claim', 'token has no usable "sub" claim');
     }
@@ -311,7 +357,7 @@ export class TokenVerifier {
       throw new AuthError('invalid_claim', 'token claims hold text that is not valid Unicode (a lone UTF-16 surrogate); ask the identity provider\'s administrator');
     }
     Object.freeze(identity.groups);
-    return Object.freeze(identity);
+    return { identity: Object.freeze(identity), state, jwksAt };
   }
 
   /** The JWKS lacks a `kid`, so several keys fit the token: try each (jose leaves this to the caller). */
@@ -413,7 +459,7 @@ export class TokenVerifier {
       throw unavailable(`discovery: ${(err as Error).message}`);
     }
     if (state.jwks === undefined || state.jwksUri !== uri.href) {
-      state.jwks = createRemoteJWKSet(uri, { timeoutDuration: this.timeoutMs });
+      state.jwks = this.remoteJwks(uri, state);
       state.jwksUri = uri.href;
     }
     state.discoveredAt = Date.now();

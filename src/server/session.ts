@@ -254,6 +254,8 @@ export class ClientSession {
   /** Since when the session has been idle inside a transaction (0: it is not); see noteIdle. */
   private idleFrom = 0;
   private idleTimer?: NodeJS.Timeout;
+  /** Writes a deferred session.start that no statement took along. */
+  private startTimer?: NodeJS.Timeout;
   /** An extended-protocol message went upstream after the last Sync: the client awaits answers, not idle. */
   private unsynced = false;
   clientParams: Record<string, string> = {};
@@ -535,15 +537,17 @@ export class ClientSession {
         return;
       }
     }
-    if (!this.recordEvents([{
+    // session.start rides with the session's first write (before its first statement's record, in
+    // the same write), or is written on its own within SESSION_START_DEFER_MS: one write less per
+    // session. A log that cannot be written still refuses the first statement (recordEvents).
+    this.deferred.push({
       type: 'session.start', session: this.id, user: identity.name, subject: identity.subject, issuer: identity.issuer,
       kind: label ? 'agent' : identity.kind, agent: label, connection: this.opts.connection.name, client_addr: this.opts.remoteAddress,
       application_name: this.clientParams['application_name'], client_user: this.clientParams['user'],
       client_database: this.clientParams['database'], reason: this.opts.reason,
-    }])) {
-      up.socket.destroy();
-      return;
-    }
+    });
+    this.startTimer = setTimeout(this.onStartTimer, SESSION_START_DEFER_MS);
+    this.startTimer.unref();
     this.recorded = true;
     this.clientKey = this.opts.cancels.register({
       sessionId: this.id,
@@ -756,7 +760,9 @@ export class ClientSession {
       this.hold(m, verdict, msgs.slice(i + 1));
       return;
     }
-    if (!this.recordEvents(events)) return;
+    // A turn with no statement (Terminate, Sync, COPY data) writes nothing: what is deferred keeps
+    // riding along with the next write (the session's end, for a Terminate).
+    if (events.length > 0 && !this.recordEvents(events)) return;
     this.writeUpstream(out, unchanged ? data : undefined);
   }
 
@@ -1076,6 +1082,12 @@ export class ClientSession {
     this.idleFrom = idle ? Date.now() : 0;
     if (idle && this.idleTimer === undefined) this.idleTimer = setTimeout(this.onIdleTimer, ms).unref();
   }
+
+  private readonly onStartTimer = (): void => {
+    this.startTimer = undefined;
+    // Only a start still waiting: statement.result records alone keep riding along as before.
+    if (this.state === 'relay' && this.deferred[0]?.type === 'session.start') this.recordEvents([]);
+  };
 
   private readonly onIdleTimer = (): void => {
     this.idleTimer = undefined;
@@ -1531,6 +1543,7 @@ export class ClientSession {
     this.state = 'closed';
     this.endReason = why;
     clearTimeout(this.idleTimer);
+    clearTimeout(this.startTimer);
     if (this.clientKey) this.opts.cancels.unregister(this.clientKey.processId, this.clientKey.secretKey);
     this.held?.handle?.withdraw('the client disconnected');
     this.held = undefined;
@@ -1585,6 +1598,12 @@ export class ClientSession {
 }
 
 const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
+/**
+ * A session.start no statement took along is written after this long. Only a session that has run
+ * no statement yet can lose its start to a crash, and only in this window (its recording's header
+ * is then sealed by nobody: no statement of it reached the database).
+ */
+const SESSION_START_DEFER_MS = 20;
 /** Statement kinds after which the masking catalog is refreshed. */
 const DDL_KINDS = new Set(['create', 'alter', 'drop', 'comment', 'refresh', 'do', 'call']);
 

@@ -318,4 +318,64 @@ describe('TokenVerifier against a real OpenID Provider', () => {
       await cacheIdp.close().catch(() => undefined);
     }
   });
+  it('checks a repeated token\'s signature once, never past its expiry or a JWKS that dropped its key', async () => {
+    const [k1, k2] = await Promise.all([generateKeyPair('ES256'), generateKeyPair('ES256')]);
+    const jwk = async (k: CryptoKey, kid: string): Promise<Record<string, unknown>> => ({ ...(await exportJWK(k)), kid, alg: 'ES256' });
+    let keys = [await jwk(k1.publicKey, 'k1')];
+    let fetches = 0;
+    const jwksServer = createServer((_req, res) => {
+      fetches++;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ keys }));
+    });
+    await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
+    // Only Date is faked: the verifier's clock and jose's JWKS cache age move together, sockets do not.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const issuer = 'https://idp.internal.example';
+      const checks: string[] = [];
+      const v = new TokenVerifier([{ issuer, audience: 'phigate', jwksUri: `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/keys` }], {
+        allowHttp: true, clockToleranceSec: 0, onSignatureCheck: (iss) => checks.push(iss),
+      });
+      const sign = (kid: string, key: CryptoKey, claims: Record<string, unknown>): Promise<string> =>
+        new SignJWT({ iss: issuer, aud: 'phigate', exp: nowSec() + 600, ...claims }).setProtectedHeader({ alg: 'ES256', kid }).sign(key);
+      const alice = await sign('k1', k1.privateKey, { sub: 'alice' });
+      const bob = await sign('k1', k1.privateKey, { sub: 'bob' });
+
+      const first = await v.verify(alice);
+      expect(await v.verify(alice)).toBe(first);
+      expect(checks).toEqual([issuer]);
+      // Another token is its own entry: checked, and never answered with alice's identity.
+      expect((await v.verify(bob)).subject).toBe('bob');
+      expect((await v.verify(alice)).subject).toBe('alice');
+      expect(checks).toHaveLength(2);
+
+      // A refusal is never cached: each attempt is checked again.
+      const forged = `${alice.slice(0, alice.lastIndexOf('.'))}.${bob.slice(bob.lastIndexOf('.') + 1)}`;
+      await expectRefused(v, forged, 'bad_signature');
+      await expectRefused(v, forged, 'bad_signature');
+      expect(checks).toHaveLength(4);
+
+      // Cached, then expired: refused at the next use.
+      const brief = await sign('k1', k1.privateKey, { sub: 'carol', exp: nowSec() + 5 });
+      await v.verify(brief);
+      await v.verify(brief);
+      expect(checks).toHaveLength(5);
+      vi.setSystemTime(Date.now() + 6_000);
+      await expectRefused(v, brief, 'expired');
+
+      // The issuer drops k1 for k2; a k2 token makes the JWKS be fetched again (past jose's 30 s
+      // cooldown, well within the 60 s verdict TTL): alice's cached verdict ends with the old JWKS.
+      keys = [await jwk(k2.publicKey, 'k2')];
+      vi.setSystemTime(Date.now() + 31_000);
+      const fetched = fetches;
+      expect((await v.verify(await sign('k2', k2.privateKey, { sub: 'dave' }))).subject).toBe('dave');
+      expect(fetches).toBe(fetched + 1);
+      await expectRefused(v, alice, 'unknown_key');
+    } finally {
+      vi.useRealTimers();
+      jwksServer.closeAllConnections();
+      await new Promise((resolve) => jwksServer.close(resolve));
+    }
+  });
 });
