@@ -631,6 +631,11 @@ export class ClientSession {
     let unchanged = true;
     const started = performance.now();
     for (let i = 0; i < msgs.length; i++) {
+      // Nothing after a Terminate is read, as in PostgreSQL.
+      if (this.terminated) {
+        unchanged = false;
+        break;
+      }
       const m = msgs[i]!;
       // Many messages in one chunk, each cheap alone (statements just under the worker's threshold,
       // each of a new shape), can still add up: past SLICE_MS the rest waits for the next turn.
@@ -764,6 +769,21 @@ export class ClientSession {
     // riding along with the next write (the session's end, for a Terminate).
     if (events.length > 0 && !this.recordEvents(events)) return;
     this.writeUpstream(out, unchanged ? data : undefined);
+    if (this.terminated && this.lease) this.endAfterTerminate();
+  }
+
+  /**
+   * A Terminate on a pooled connection is not forwarded (the backend outlives the session), so no
+   * closing backend ends the session: it ends here, once every Query and Sync sent before the
+   * Terminate is answered, as PostgreSQL answers what came before a Terminate and then closes.
+   */
+  private endAfterTerminate(): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    if (this.readySent !== this.framer.readyForQueryCount) return;
+    this.state = 'closing';
+    this.ws.close(CloseCode.Normal);
+    // As in cleanup: a stream paused for backpressure must read the client's close frame.
+    this.ws.resume();
   }
 
   /**
@@ -1378,6 +1398,7 @@ export class ClientSession {
       this.releaseBarrier();
       this.passCopyIn();
     }
+    if (this.terminated && this.lease) this.endAfterTerminate();
   };
 
   /**
