@@ -308,6 +308,22 @@ describe('upstream pool: nothing of one identity reaches the next', () => {
     }
     expect(pids[0]).not.toBe(pids[1]);
   });
+
+  it('with dblink installed nothing is reused (its connections outlive DISCARD ALL), said once in the log', async () => {
+    await admin.query('CREATE EXTENSION IF NOT EXISTS dblink');
+    try {
+      const pids: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const c = await session('olivia');
+        pids.push(await pid(c));
+        await c.end();
+      }
+      expect(new Set(pids).size).toBe(3);
+      expect(gw.server.stderr().match(/are not reused while one of dblink/g)).toHaveLength(1);
+    } finally {
+      await admin.query('DROP EXTENSION IF EXISTS dblink');
+    }
+  });
 });
 
 function cancelRequest(port: number, processId: number, secretKey: number): Promise<void> {

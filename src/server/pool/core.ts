@@ -52,6 +52,9 @@ export function releaseVerdict(end: SessionEnd, c: ConnectionFacts, now: number,
  */
 export const STATEFUL_EXTENSIONS = ['dblink', 'postgres_fdw', 'plpython3u', 'plpythonu', 'plpython2u', 'plperl', 'plperlu', 'pltcl', 'pltclu', 'plv8'];
 
+/** Why a reset refused reuse when a STATEFUL_EXTENSIONS entry is installed (said once per pool, not per session). */
+export const STATEFUL_EXTENSION_REASON = 'an extension with session state DISCARD ALL cannot clear is installed';
+
 const CHECK_SQL = `SELECT count(*) FROM pg_catalog.pg_extension WHERE extname IN (${STATEFUL_EXTENSIONS.map((e) => `'${e}'`).join(', ')})`;
 
 /**
@@ -176,7 +179,7 @@ export function resetOutcome(r: ScriptResult): { ok: true } | { ok: false; reaso
   if (r.error) return { ok: false, reason: `reset failed (${r.error['C'] ?? '?'})` };
   if (r.status !== 'I') return { ok: false, reason: 'still in a transaction after reset' };
   const stateful = r.values[r.values.length - 1];
-  if (stateful !== '0') return { ok: false, reason: 'an extension with session state DISCARD ALL cannot clear is installed' };
+  if (stateful !== '0') return { ok: false, reason: STATEFUL_EXTENSION_REASON };
   return { ok: true };
 }
 

@@ -10,7 +10,7 @@ import { SQLSTATE_CONNECTION_FAILURE } from '../upstream/errors.js';
 import type { Logger } from '../log.js';
 import type { PoolSettings } from '../../policy/pool.js';
 import {
-  ScriptReader, acquireStep, prepareQuery, releaseVerdict, resetMessages, resetOutcome,
+  STATEFUL_EXTENSION_REASON, STATEFUL_EXTENSIONS, ScriptReader, acquireStep, prepareQuery, releaseVerdict, resetMessages, resetOutcome,
   type ScriptResult, type SessionEnd,
 } from './core.js';
 
@@ -90,6 +90,8 @@ class Pool {
   key = '';
   settings: PoolSettings = { size: 1, idleTimeoutMs: 1, maxLifetimeMs: 1 };
   readonly counters: PoolCounters = { opened: 0, reused: 0, waits: 0, waitTimeouts: 0, resets: 0, resetFailures: 0, closed: 0 };
+  /** A stateful extension was found: said once, since it holds for every later release too. */
+  toldStateful = false;
 
   constructor(readonly name: string) {}
 
@@ -363,7 +365,13 @@ export class UpstreamPools {
         const outcome = resetOutcome(r);
         if (!outcome.ok) {
           pool.counters.resetFailures++;
-          this.log.warn('upstream pool: reset failed; connection closed', { connection: pool.name, reason: outcome.reason });
+          if (outcome.reason !== STATEFUL_EXTENSION_REASON) {
+            this.log.warn('upstream pool: reset failed; connection closed', { connection: pool.name, reason: outcome.reason });
+          } else if (!pool.toldStateful) {
+            pool.toldStateful = true;
+            this.log.warn(`upstream pool: connections of ${pool.name} are not reused while one of ${STATEFUL_EXTENSIONS.join(', ')} is installed ` +
+              '(their session state survives DISCARD ALL); each session gets a new connection', { connection: pool.name });
+          }
           this.retire(pool, conn, outcome.reason);
           return;
         }
