@@ -51,12 +51,6 @@ export interface WaitInfo {
   rule?: string;
 }
 
-/**
- * Directories this process created or found: one mkdir per directory, not per session. A directory
- * removed meanwhile makes the open fail (ENOENT), and the next open makes it again.
- */
-const madeDirs = new Set<string>();
-
 export class RecordingWriter {
   private readonly hash: Hash = createHash('sha256');
   private buf: string[] = [];
@@ -92,22 +86,10 @@ export class RecordingWriter {
   /** Creates `<dir>/<sessionId>.ndjson` (mode 0600) and writes its header. */
   static open(dir: string, sessionId: string, meta: RecordingMeta, opts: RecordingOptions = {}): RecordingWriter {
     const file = recordingFileName(sessionId);
-    if (!madeDirs.has(dir)) {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      madeDirs.add(dir);
-    }
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const path = join(dir, file);
     // wx: a recording is never overwritten, even by a session that reuses an id.
-    let fd: number;
-    try {
-      fd = openSync(path, 'wx', 0o600);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      madeDirs.delete(dir);
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      madeDirs.add(dir);
-      fd = openSync(path, 'wx', 0o600);
-    }
+    const fd = openSync(path, 'wx', 0o600);
     const w = new RecordingWriter(fd, path, file, opts);
     const header: RecordingHeader = {
       ...meta, type: 'header', format: RECORDING_FORMAT, version: RECORDING_VERSION,

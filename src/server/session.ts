@@ -254,8 +254,6 @@ export class ClientSession {
   /** Since when the session has been idle inside a transaction (0: it is not); see noteIdle. */
   private idleFrom = 0;
   private idleTimer?: NodeJS.Timeout;
-  /** Writes a deferred session.start that no statement took along. */
-  private startTimer?: NodeJS.Timeout;
   /** An extended-protocol message went upstream after the last Sync: the client awaits answers, not idle. */
   private unsynced = false;
   clientParams: Record<string, string> = {};
@@ -537,17 +535,15 @@ export class ClientSession {
         return;
       }
     }
-    // session.start rides with the session's first write (before its first statement's record, in
-    // the same write), or is written on its own within SESSION_START_DEFER_MS: one write less per
-    // session. A log that cannot be written still refuses the first statement (recordEvents).
-    this.deferred.push({
+    if (!this.recordEvents([{
       type: 'session.start', session: this.id, user: identity.name, subject: identity.subject, issuer: identity.issuer,
       kind: label ? 'agent' : identity.kind, agent: label, connection: this.opts.connection.name, client_addr: this.opts.remoteAddress,
       application_name: this.clientParams['application_name'], client_user: this.clientParams['user'],
       client_database: this.clientParams['database'], reason: this.opts.reason,
-    });
-    this.startTimer = setTimeout(this.onStartTimer, SESSION_START_DEFER_MS);
-    this.startTimer.unref();
+    }])) {
+      up.socket.destroy();
+      return;
+    }
     this.recorded = true;
     this.clientKey = this.opts.cancels.register({
       sessionId: this.id,
@@ -765,9 +761,7 @@ export class ClientSession {
       this.hold(m, verdict, msgs.slice(i + 1));
       return;
     }
-    // A turn with no statement (Terminate, Sync, COPY data) writes nothing: what is deferred keeps
-    // riding along with the next write (the session's end, for a Terminate).
-    if (events.length > 0 && !this.recordEvents(events)) return;
+    if (!this.recordEvents(events)) return;
     this.writeUpstream(out, unchanged ? data : undefined);
     if (this.terminated && this.lease) this.endAfterTerminate();
   }
@@ -1102,12 +1096,6 @@ export class ClientSession {
     this.idleFrom = idle ? Date.now() : 0;
     if (idle && this.idleTimer === undefined) this.idleTimer = setTimeout(this.onIdleTimer, ms).unref();
   }
-
-  private readonly onStartTimer = (): void => {
-    this.startTimer = undefined;
-    // Only a start still waiting: statement.result records alone keep riding along as before.
-    if (this.state === 'relay' && this.deferred[0]?.type === 'session.start') this.recordEvents([]);
-  };
 
   private readonly onIdleTimer = (): void => {
     this.idleTimer = undefined;
@@ -1564,7 +1552,6 @@ export class ClientSession {
     this.state = 'closed';
     this.endReason = why;
     clearTimeout(this.idleTimer);
-    clearTimeout(this.startTimer);
     if (this.clientKey) this.opts.cancels.unregister(this.clientKey.processId, this.clientKey.secretKey);
     this.held?.handle?.withdraw('the client disconnected');
     this.held = undefined;
@@ -1619,12 +1606,6 @@ export class ClientSession {
 }
 
 const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
-/**
- * A session.start no statement took along is written after this long. Only a session that has run
- * no statement yet can lose its start to a crash, and only in this window (its recording's header
- * is then sealed by nobody: no statement of it reached the database).
- */
-const SESSION_START_DEFER_MS = 20;
 /** Statement kinds after which the masking catalog is refreshed. */
 const DDL_KINDS = new Set(['create', 'alter', 'drop', 'comment', 'refresh', 'do', 'call']);
 

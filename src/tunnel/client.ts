@@ -213,8 +213,7 @@ function pipe(local: Socket, ws: WebSocket, socket: Socket, timing: LivenessTimi
     if (code >= 4000 && reason.length > 0) opts.say(`phigate: ${reason.toString('utf8').replace(/^phigate:\s*/, '')}`);
     // 1006: the connection dropped without a closing handshake (the gateway was killed, or a reset).
     else if (code === 1006 && !saidWhy) opts.say(`phigate: the tunnel to the gateway at ${opts.serverUrl} was cut; closed the client connection`);
-    // A client that left first was ended already: ending it again only builds an error to drop.
-    if (!local.writableEnded) local.end();
+    local.end();
   });
   ws.on('error', (err) => {
     saidWhy = true;
