@@ -95,7 +95,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gw> {
   let listenPort = opts.port ?? 0;
   const startServer = async (): Promise<{ server: Proc; url: string }> => {
     const server = run(['server', '--config', policyFile, '--listen', `127.0.0.1:${listenPort}`, '--data-dir', join(dir, 'data'), ...(opts.serverArgs ?? [])], serverEnv);
-    const m = await server.waitFor(/listening on (http:\/\/127\.0\.0\.1:(\d+))/);
+    const m = await server.waitFor(/listening on (http:\/\/127\.0\.0\.1:(\d+))/, 45_000);
     listenPort = Number(m[2]);
     return { server, url: m[1]! };
   };
