@@ -8,7 +8,7 @@ import { fmt, loadAverage, measure, pgbench, table, type PgbenchResult, type Pgb
 /** One way from pgbench to PostgreSQL, and the processes on it whose CPU is counted. */
 export interface Path {
   /** phigate: a masked reader (statement analysis, masking plan, detectors); phigate-unmasked: a reader in unmasked_groups. */
-  key: 'direct' | 'pgbouncer' | 'relay' | 'phigate' | 'phigate-unmasked';
+  key: 'direct' | 'pgbouncer' | 'relay' | 'phigate' | 'phigate-unmasked' | 'phigate-nopool';
   label: string;
   target: PgbenchTarget;
   procs: ProcRef[];
@@ -127,8 +127,9 @@ export async function benchConnections(o: { paths: Path[]; seconds: number; roun
       if (!best || ms < best.ms) best = { ms, cpu };
     }
     directMs ??= best!.ms; // the first path is direct (SCRAM)
-    o.summary[`connect_ms_${path.key}${path.key === 'direct' && rows.length > 0 ? '_trust' : ''}`] = best!.ms;
-    if (path.key === 'phigate' || path.key === 'pgbouncer') o.summary[`connect_ratio_${path.key}`] = best!.ms / directMs;
+    const key = path.key.replace('-', '_');
+    o.summary[`connect_ms_${key}${path.key === 'direct' && rows.length > 0 ? '_trust' : ''}`] = best!.ms;
+    if (path.key !== 'direct') o.summary[`connect_ratio_${key}`] = best!.ms / directMs;
     rows.push([path.label, fmt(best!.ms, 2), `${fmt(best!.ms / directMs, 2)}x`,
       path.procs.map((p) => `${p.name} ${fmt(best!.cpu[p.name]!)}`).join(', ') || '-', o.notes[path.label] ?? '']);
   }

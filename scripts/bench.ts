@@ -13,7 +13,7 @@ import { startTestPostgres } from '../test/support/postgres.js';
 import { startTestIdp } from '../test/support/oidc.js';
 import { run, type Proc } from '../test/support/proc.js';
 import { benchDecisions } from './bench-decisions.js';
-import { benchConnect, gatewayReadyMs } from './bench-connect.js';
+import { gatewayReadyMs } from './bench-connect.js';
 import { runAuditBench } from './bench-audit.js';
 import { benchMaskRows } from './bench-mask-rows.js';
 import { benchConnections, benchDataPath, benchStrace, type Path } from './bench-datapath.js';
@@ -39,10 +39,12 @@ async function timed(f: () => Promise<{ code: number | null; stderr: string }>):
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
 const SCALE = Number(process.env['BENCH_SCALE'] ?? 10);
-// BENCH_ONLY=decisions,pgbench,connections,connect,masking,evidence,stall,replicas,strace runs just
-// those sections (all but strace by default; BENCH_STRACE=1 adds strace). `connections` compares new
-// connections across the hops; `connect` compares phigate's pooled and unpooled session start.
-const ONLY = new Set((process.env['BENCH_ONLY'] ?? 'decisions,pgbench,connections,connect,masking,evidence,stall,replicas').split(',').map((s) => s.trim()));
+// BENCH_ONLY=decisions,pgbench,connections,masking,evidence,stall,replicas,strace runs just those
+// sections (all but strace by default; BENCH_STRACE=1 adds strace). `connections` compares new
+// connections across the hops and phigate with its upstream pool on and off (`connect` is its
+// earlier name).
+const ONLY = new Set((process.env['BENCH_ONLY'] ?? 'decisions,pgbench,connections,masking,evidence,stall,replicas').split(',').map((s) => s.trim()));
+if (ONLY.has('connect')) ONLY.add('connections');
 if (process.env['BENCH_STRACE'] === '1') ONLY.add('strace');
 // BENCH_PATHS: the hops compared with direct in the pgbench, connections and strace sections.
 const PATHS = new Set((process.env['BENCH_PATHS'] ?? 'pgbouncer,relay,phigate,phigate-unmasked').split(',').map((s) => s.trim()));
@@ -167,9 +169,24 @@ masking:
           [direct.label]: 'SCRAM-SHA-256 with PostgreSQL (4096 iterations, client and server)',
           [trust.label]: 'none (pg_hba trust): a backend start without authentication',
           'PgBouncer (transaction pool)': 'trust at PgBouncer; its server connections stay logged in (pooled)',
-          'phigate connect -> server': 'no password on the local port; the server verifies the tunnel\'s bearer token (JWT) per connection; the gateway logs in to PostgreSQL itself',
+          'phigate connect -> server': 'no password on the local port; the server verifies the tunnel\'s bearer token (JWT, verdict cached); a pooled, logged-in upstream connection, reset',
         };
-        await benchConnections({ paths: [direct, trust, ...paths.filter((p) => p.key === 'pgbouncer' || p.key === 'phigate')], seconds: SECONDS, rounds: ROUNDS, summary, notes });
+        const hopsC = paths.filter((p) => p.key === 'pgbouncer' || p.key === 'phigate');
+        if (PATHS.has('phigate')) {
+          const nopool = run(['connect', 'ehr-nopool', '--server', serverUrl], { PHIGATE_TOKEN: token }, { nodeArgs });
+          procs.push(nopool);
+          const port = Number((await nopool.waitFor(/Listening on 127\.0\.0\.1:(\d+)/))[1]);
+          hopsC.push({ key: 'phigate-nopool', label: 'phigate, pool: false', target: { host: '127.0.0.1', port, user: 'alice', env: { PGSSLMODE: 'disable' } },
+            procs: [{ name: 'server', pid: server.proc.pid! }, { name: 'connect', pid: nopool.proc.pid! }] });
+          notes['phigate, pool: false'] = 'as above, with a new upstream connection (SCRAM) per session';
+        }
+        await benchConnections({ paths: [direct, trust, ...hopsC], seconds: SECONDS, rounds: ROUNDS, summary, notes });
+        // The gateway's own share: a tunnel stream straight to the server, StartupMessage to ReadyForQuery.
+        for (const name of PATHS.has('phigate') ? ['ehr', 'ehr-nopool'] : []) {
+          const ms = await gatewayReadyMs(serverUrl, name, token, 200);
+          summary[`gateway_ready_ms_${name.replace('-', '_')}`] = ms;
+          process.stdout.write(`  gateway alone (tunnel open + startup), ${name === 'ehr' ? 'pooled' : 'pool: false'}: ${ms.toFixed(3)} ms\n`);
+        }
       }
       if (ONLY.has('strace')) {
         await benchStrace({ paths: paths.filter((p) => p.key !== 'direct' && p.key !== 'phigate-unmasked'), clients: 8, transactionsPerClient: STRACE_TX, summary });
@@ -180,23 +197,6 @@ masking:
     if (ONLY.has('replicas')) {
       await benchReplicas({ policy, dir, storeUrl: await storeDb('phigate_bench_replicas'), serverEnv: { EHR_DB_PASSWORD: role.password }, token,
         clients: 8, seconds: SECONDS, rounds: ROUNDS, procs, summary });
-    }
-    if (ONLY.has('connect')) {
-      const nopool = run(['connect', 'ehr-nopool', '--server', serverUrl], { PHIGATE_TOKEN: await idp.mint('alice') }, { nodeArgs });
-      procs.push(nopool);
-      const nopoolPort = Number((await nopool.waitFor(/Listening on 127\.0\.0\.1:(\d+)/))[1]);
-      const gwEnv = { PGSSLMODE: 'disable' };
-      Object.assign(summary, await benchConnect([
-        { label: 'direct (SCRAM)', host: db.info.host, port: db.info.port, user: role.user, env: pgEnv },
-        { label: 'phigate, pool: false', host: '127.0.0.1', port: nopoolPort, user: 'alice', env: gwEnv, pids: { server: server.proc.pid!, connect: nopool.proc.pid! } },
-        { label: 'phigate, pooled', host: '127.0.0.1', port: gwPort, user: 'alice', env: gwEnv, pids: { server: server.proc.pid!, connect: connect.proc.pid! } },
-      ], Math.min(SECONDS, 5), ROUNDS, (l) => process.stdout.write(l)));
-      // The gateway's own share: a tunnel stream straight to the server, StartupMessage to ReadyForQuery.
-      for (const name of ['ehr-nopool', 'ehr']) {
-        const ms = await gatewayReadyMs(serverUrl, name, token, 200);
-        summary[`gateway_ready_ms_${name.replace('-', '_')}`] = ms;
-        process.stdout.write(`  gateway alone (tunnel open + startup), ${name === 'ehr' ? 'pooled' : 'pool: false'}: ${ms.toFixed(3)} ms\n`);
-      }
     }
     if (ONLY.has('masking')) {
       /** One big SELECT through psql to /dev/null, direct vs phigate (best of ROUNDS), and the gateway's and CLI's CPU. */
