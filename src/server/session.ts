@@ -774,6 +774,11 @@ export class ClientSession {
   private endAfterTerminate(): void {
     if (this.state === 'closing' || this.state === 'closed') return;
     if (this.readySent !== this.framer.readyForQueryCount) return;
+    this.closeAfterTerminate();
+  }
+
+  /** The client said goodbye and has every answer: a normal close, whose frame must still be read. */
+  private closeAfterTerminate(): void {
     this.state = 'closing';
     this.ws.close(CloseCode.Normal);
     // As in cleanup: a stream paused for backpressure must read the client's close frame.
@@ -1509,10 +1514,7 @@ export class ClientSession {
   private readonly onUpstreamClose = (): void => {
     if (this.state === 'closed' || this.state === 'closing') return;
     if (this.terminated) {
-      this.state = 'closing';
-      this.ws.close(CloseCode.Normal);
-      // As in cleanup: a stream paused for backpressure must read the client's close frame.
-      this.ws.resume();
+      this.closeAfterTerminate();
       return;
     }
     // PostgreSQL normally sends a FATAL first, which was relayed: the client knows why, the evidence says so.
