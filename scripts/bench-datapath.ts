@@ -8,7 +8,7 @@ import { fmt, loadAverage, measure, pgbench, table, type PgbenchResult, type Pgb
 /** One way from pgbench to PostgreSQL, and the processes on it whose CPU is counted. */
 export interface Path {
   /** phigate: a masked reader (statement analysis, masking plan, detectors); phigate-unmasked: a reader in unmasked_groups. */
-  key: 'direct' | 'pgbouncer' | 'relay' | 'phigate' | 'phigate-unmasked' | 'phigate-nopool';
+  key: 'direct' | 'pgbouncer' | 'relay' | 'relay-evidence' | 'phigate' | 'phigate-unmasked' | 'phigate-nopool';
   label: string;
   target: PgbenchTarget;
   procs: ProcRef[];

@@ -46,10 +46,14 @@ async function acceptsOn(host: string, port: number, child: ChildProcess, ms: nu
   }
 }
 
-/** scripts/relay.ts in a process of its own, between 127.0.0.1:(free port) and the target. */
-export async function startRelayProcess(targetHost: string, targetPort: number): Promise<Hop> {
+/**
+ * scripts/relay.ts in a process of its own, between 127.0.0.1:(free port) and the target; with
+ * `evidenceFile`, the relay that appends a hash-chained record of each client chunk before forwarding it.
+ */
+export async function startRelayProcess(targetHost: string, targetPort: number, evidenceFile?: string): Promise<Hop> {
   const script = fileURLToPath(new URL('./relay.js', import.meta.url));
-  const child = spawn(process.execPath, [script, '127.0.0.1:0', `${targetHost}:${targetPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [script, '127.0.0.1:0', `${targetHost}:${targetPort}`, ...(evidenceFile === undefined ? [] : ['--evidence', evidenceFile])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));

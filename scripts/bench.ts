@@ -47,7 +47,7 @@ const ONLY = new Set((process.env['BENCH_ONLY'] ?? 'decisions,pgbench,connection
 if (ONLY.has('connect')) ONLY.add('connections');
 if (process.env['BENCH_STRACE'] === '1') ONLY.add('strace');
 // BENCH_PATHS: the hops compared with direct in the pgbench, connections and strace sections.
-const PATHS = new Set((process.env['BENCH_PATHS'] ?? 'pgbouncer,relay,phigate,phigate-unmasked').split(',').map((s) => s.trim()));
+const PATHS = new Set((process.env['BENCH_PATHS'] ?? 'pgbouncer,relay,relay-evidence,phigate,phigate-unmasked').split(',').map((s) => s.trim()));
 /** strace: transactions per client (8 clients) in the traced run. */
 const STRACE_TX = Number(process.env['BENCH_STRACE_TX'] ?? 2000);
 /** stall: the size of each large statement, and how many are sent. */
@@ -146,6 +146,11 @@ masking:
           const r = await startRelayProcess(db.info.host, db.info.port);
           hops.push(r);
           paths.push({ key: 'relay', label: 'bare Node relay (scripts/relay.ts)', target: { ...direct.target, host: '127.0.0.1', port: r.port }, procs: [{ name: 'relay', pid: r.pid }] });
+        }
+        if (PATHS.has('relay-evidence') && ONLY.has('pgbench')) {
+          const r = await startRelayProcess(db.info.host, db.info.port, join(dir, 'relay-evidence.jsonl'));
+          hops.push(r);
+          paths.push({ key: 'relay-evidence', label: 'relay + a hash-chained record per statement', target: { ...direct.target, host: '127.0.0.1', port: r.port }, procs: [{ name: 'relay', pid: r.pid }] });
         }
       }
       if (PATHS.has('phigate')) {

@@ -2,6 +2,10 @@
 // and strace -c summaries (as strace 5/6 print them) are read into calls per syscall.
 import { afterAll, describe, expect, it, inject } from 'vitest';
 import pg from 'pg';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startRelay, type Relay } from '../../scripts/relay.js';
 import { parseStraceSummary } from '../../scripts/bench-strace.js';
 import { table } from '../../scripts/bench-measure.js';
@@ -27,6 +31,33 @@ describe('bare Node relay', () => {
     await admin.query('SELECT pg_terminate_backend($1)', [r.rows[0]!.pid]);
     await admin.end();
     await ended;
+  });
+});
+
+describe('relay with an evidence file (the floor of the evidence guarantee)', () => {
+  it('appends one hash-chained record per client chunk before the chunk reaches PostgreSQL', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relay-evidence-'));
+    try {
+      const file = join(dir, 'evidence.jsonl');
+      const relay = await startRelay('127.0.0.1:0', `${info.host}:${info.port}`, file);
+      relays.push(relay);
+      const via = new pg.Client({ user: info.superuser.user, password: info.superuser.password, database: 'ehr', ssl: false, host: '127.0.0.1', port: relay.port });
+      await via.connect();
+      await via.query('SELECT 41 + 1 AS answer');
+      // The chunk is recorded before it is forwarded, so its record exists once the answer is back.
+      const records = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      await via.end();
+      expect(records.some((r) => typeof r['sql'] === 'string' && r['sql'].includes('SELECT 41 + 1'))).toBe(true);
+      let prev = '0'.repeat(64);
+      for (const r of records) {
+        expect(r['prev']).toBe(prev);
+        const { hash, ...rest } = r;
+        prev = createHash('sha256').update(prev).update(JSON.stringify(rest)).digest('hex');
+        expect(hash).toBe(prev);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
