@@ -25,8 +25,8 @@ interface PathFigures {
   hostBusyCores: number;
 }
 
-async function runPath(path: Path, clients: number, seconds: number): Promise<PathFigures> {
-  const m = await measure(path.procs, () => pgbench(path.target, { clients, seconds }));
+async function runPath(path: Path, clients: number, seconds: number, rate?: number): Promise<PathFigures> {
+  const m = await measure(path.procs, () => pgbench(path.target, { clients, seconds, ...(rate ? { rate } : {}) }));
   const f: PathFigures = { best: m.result, cpuPerTx: {}, busy: {}, kernelShare: {}, hostBusyCores: m.hostBusyCores };
   for (const p of path.procs) {
     f.cpuPerTx[p.name] = m.cpuMicros[p.name]! / m.result.transactions;
@@ -49,6 +49,7 @@ export interface DataPathOptions {
 export async function benchDataPath(o: DataPathOptions): Promise<void> {
   const rows: string[][] = [];
   const perCore: string[] = [];
+  const sameRate: string[] = [];
   // Warm-up, not measured: first connections, JIT, the gateway's catalog and caches.
   for (const path of o.paths) await pgbench(path.target, { clients: 2, transactionsPerClient: 500 });
   for (const clients of o.clients) {
@@ -74,6 +75,20 @@ export async function benchDataPath(o: DataPathOptions): Promise<void> {
     }
     const direct = figures.get('direct')!.best;
     const relayUs = figures.get('relay')?.cpuPerTx['relay'];
+    // CPU per transaction falls as throughput rises (more work per wake-up), and the relay runs several
+    // times faster than phigate: the relay again, held by pgbench -R to phigate's rate, gives the
+    // connect's figure a like-for-like floor.
+    const relayPath = o.paths.find((p) => p.key === 'relay');
+    const phigate = figures.get('phigate');
+    if (relayPath && phigate) {
+      const r = await runPath(relayPath, clients, o.seconds, phigate.best.tps);
+      const us = r.cpuPerTx['relay']!;
+      const connectUs = phigate.cpuPerTx['connect'];
+      sameRate.push(`  ${clients} clients: relay ${fmt(us)} us per tx at ${fmt(r.best.tps)} TPS` +
+        (connectUs === undefined ? '' : `; connect ${fmt(connectUs)} us at ${fmt(phigate.best.tps)} TPS = ${fmt(connectUs / us, 2)}x`));
+      o.summary[`relay_same_rate_${clients}_relay_cpu_us`] = us;
+      if (connectUs !== undefined) o.summary[`connect_vs_relay_same_rate_${clients}`] = connectUs / us;
+    }
     for (const path of o.paths) {
       const f = figures.get(path.key)!;
       const ratio = f.best.tps / direct.tps;
@@ -110,6 +125,7 @@ export async function benchDataPath(o: DataPathOptions): Promise<void> {
     `load average ${loadAverage()} (shared host: read CPU per transaction and ratios, not TPS)\n`);
   for (const s of o.skipped) process.stdout.write(`  skipped: ${s}\n`);
   process.stdout.write(`${table(['clients', 'path', 'TPS', 'ratio', 'mean ms', 'added ms', 'CPU us per tx', 'CPU vs relay'], rows)}\n`);
+  if (sameRate.length > 0) process.stdout.write(`The relay at phigate's rate (pgbench -R), against phigate connect\n${sameRate.join('\n')}\n`);
   if (perCore.length > 0) process.stdout.write(`Per core (${Math.max(...o.clients)} clients; TPS per core = 1e6 / CPU us per tx)\n${perCore.join('\n')}\n`);
 }
 

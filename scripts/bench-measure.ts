@@ -18,13 +18,15 @@ export interface PgbenchResult {
   connectionMs?: number;
 }
 
-export type PgbenchLoad = { clients: number; seconds: number; connectEach?: boolean } | { clients: number; transactionsPerClient: number };
+/** `rate`: pgbench -R, transactions per second offered in all (a CPU comparison at equal throughput). */
+export type PgbenchLoad = { clients: number; seconds: number; connectEach?: boolean; rate?: number } | { clients: number; transactionsPerClient: number };
 
 /** pgbench -S (built-in select-only script, simple protocol) against `t`. */
 export async function pgbench(t: PgbenchTarget, load: PgbenchLoad): Promise<PgbenchResult> {
   const length = 'seconds' in load ? ['-T', String(load.seconds)] : ['-t', String(load.transactionsPerClient)];
   const each = 'connectEach' in load && load.connectEach ? ['-C'] : [];
-  const args = ['-n', '-S', ...each, '-c', String(load.clients), '-j', String(Math.min(load.clients, 2)), ...length,
+  const rate = 'rate' in load && load.rate ? ['-R', String(Math.max(1, Math.round(load.rate)))] : [];
+  const args = ['-n', '-S', ...each, ...rate, '-c', String(load.clients), '-j', String(Math.min(load.clients, 2)), ...length,
     '-h', t.host, '-p', String(t.port), '-U', t.user, 'ehr'];
   const bound = 'seconds' in load ? load.seconds * 1000 + 60_000 : 300_000;
   const r = await runCmd('pgbench', args, { env: t.env, timeoutMs: bound });

@@ -7,6 +7,7 @@ import WebSocket from 'ws';
 import { CONNECTIONS_PATH, HEADER_CLIENT, HEADER_REASON, HEADER_SESSION_LABEL, tunnelPath, type ControlMessage, type PreflightResponse } from './protocol.js';
 import { parseRefusal, refusalError, unreachableError } from './refusal.js';
 import { parseLivenessHeader, roughly, watchTunnel, type LivenessTiming } from './liveness.js';
+import { DataFrameWriter, maskingFor } from './frame.js';
 import { wsUrl } from '../cli/context.js';
 import { FrontendParser, errorResponse, sslNo } from '../pg/index.js';
 import { PhigateError } from '../cli/errors.js';
@@ -14,8 +15,6 @@ import type { Progress } from '../ui/progress.js';
 
 /** Queue this much towards the gateway before pausing the local client. */
 const HIGH_WATER = 4 * 1024 * 1024;
-/** Options of every data frame (one object, not one per frame). */
-const BINARY = { binary: true } as const;
 
 export interface TunnelOptions {
   serverUrl: string;
@@ -56,7 +55,7 @@ export async function preflight(opts: Pick<TunnelOptions, 'serverUrl' | 'connect
 }
 
 /** Outcome of trying to open one stream. */
-type OpenResult = { ws: WebSocket; socket: Socket; timing: LivenessTiming } | { refused: PhigateError } | { unreachable: Error };
+type OpenResult = { ws: WebSocket; socket: Socket; timing: LivenessTiming; frames: DataFrameWriter } | { refused: PhigateError } | { unreachable: Error };
 
 async function openStream(opts: TunnelOptions): Promise<OpenResult> {
   let token: string;
@@ -69,7 +68,8 @@ async function openStream(opts: TunnelOptions): Promise<OpenResult> {
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, [HEADER_CLIENT]: 'phigate-cli/0.1' };
     if (opts.label) headers[HEADER_SESSION_LABEL] = opts.label;
     if (opts.reason) headers[HEADER_REASON] = opts.reason;
-    const ws = new WebSocket(wsUrl(opts.serverUrl, tunnelPath(opts.connection)), {
+    const url = wsUrl(opts.serverUrl, tunnelPath(opts.connection));
+    const ws = new WebSocket(url, {
       headers,
       perMessageDeflate: false,
       handshakeTimeout: 15_000,
@@ -85,7 +85,7 @@ async function openStream(opts: TunnelOptions): Promise<OpenResult> {
     });
     ws.once('open', () => {
       settled = true;
-      resolve({ ws, socket: socket!, timing });
+      resolve({ ws, socket: socket!, timing, frames: new DataFrameWriter(maskingFor(url)) });
     });
     ws.once('unexpected-response', (_req, res: IncomingMessage) => {
       const chunks: Buffer[] = [];
@@ -130,7 +130,7 @@ export async function carryThroughTunnel(local: Socket, opts: TunnelOptions): Pr
     }
     if ('ws' in r) {
       retrying?.done('phigate: gateway is reachable again');
-      pipe(local, r.ws, r.socket, r.timing, opts);
+      pipe(local, r, opts);
       return;
     }
     if ('refused' in r) {
@@ -152,25 +152,36 @@ export async function carryThroughTunnel(local: Socket, opts: TunnelOptions): Pr
   }
 }
 
-function pipe(local: Socket, ws: WebSocket, socket: Socket, timing: LivenessTiming, opts: TunnelOptions): void {
+function pipe(local: Socket, stream: { ws: WebSocket; socket: Socket; timing: LivenessTiming; frames: DataFrameWriter }, opts: TunnelOptions): void {
+  const { ws, socket, timing, frames } = stream;
   let wsPaused = false;
   /** The stream's end needs no further word: the CLI ended it itself, or already said why. */
   let saidWhy = false;
   let localPaused = false;
   // A held statement's "waiting for approval" line, until the gateway says or sends anything else.
   let holding: Progress | undefined;
+  // Data frames go to the socket directly (ws.send costs an option object and a masking copy per
+  // frame); ws's own writes (pong, close) are synchronous on the same socket, so the order holds.
+  // A frame of two buffers is corked into one write.
+  const resume = (): void => {
+    localPaused = false;
+    local.resume();
+  };
   local.on('data', (chunk: Buffer) => {
     if (ws.readyState !== WebSocket.OPEN) return;
-    if (!localPaused && ws.bufferedAmount + chunk.length > HIGH_WATER) {
+    const f = frames.frame(chunk);
+    const pause = !localPaused && socket.writableLength + chunk.length > HIGH_WATER;
+    if (pause) {
       localPaused = true;
       local.pause();
-      ws.send(chunk, BINARY, () => {
-        localPaused = false;
-        local.resume();
-      });
-      return;
     }
-    ws.send(chunk, BINARY);
+    if (f.length === 1) socket.write(f[0], pause ? resume : undefined);
+    else {
+      socket.cork();
+      socket.write(f[0]);
+      socket.write(f[1], pause ? resume : undefined);
+      socket.uncork();
+    }
   });
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     holding?.done();
