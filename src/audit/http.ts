@@ -121,7 +121,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     try {
       deps.log.append(event);
     } catch (err) {
-      if (err instanceof AuditWriteError) throw new PhigateError(`the audit log cannot be written (${err.code}); refusing an access that would go unrecorded`, 'unavailable');
+      if (err instanceof AuditWriteError) throw new PhigateError(`the audit log cannot be written (${err.fault}); refusing an access that would go unrecorded`, 'unavailable');
       throw err;
     }
   }
@@ -130,7 +130,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     try {
       await deps.log.checkpoint();
     } catch (err) {
-      if (err instanceof AuditWriteError) throw new PhigateError(`the audit log cannot be written (${err.code}): ${err.message}`, 'unavailable');
+      if (err instanceof AuditWriteError) throw new PhigateError(`the audit log cannot be written (${err.fault}): ${err.message}`, 'unavailable');
       throw err;
     }
   }

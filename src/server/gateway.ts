@@ -230,7 +230,7 @@ export class Gateway {
       this.audit = AuditLog.open(join(this.opts.dataDir, 'audit'), {
         signingKey,
         timings: this.metrics.audit,
-        onError: (err) => log.error('audit log failed; statements are refused until it is repaired', { error: err.message, code: err.code }),
+        onError: (err) => log.error('audit log failed; statements are refused until it is repaired', { error: err.message, code: err.fault }),
       });
       // The previous process's sessions end before this one starts (a crash left them open).
       closeInterruptedSessions(this.audit, join(this.opts.dataDir, 'recordings'), log);

@@ -91,8 +91,8 @@ export function createPolicyRoutes(deps: PolicyRoutesDeps): { handle(req: Incomi
     } catch (err) {
       if (!(err instanceof PolicyFileError)) throw err;
       log.warn('policy update rejected', { by: identity.name, error: err.message });
-      attempt('policy.apply', 'invalid policy', 'refused', 'invalid_policy');
-      return sendError(res, 'invalid_policy', err.message);
+      attempt('policy.apply', 'invalid policy', 'refused', err.code);
+      sendProblem(res, err);
     }
     return true;
   }
