@@ -3,7 +3,10 @@
 //     and for the next refactoring);
 //   - the sans-I/O core (src/common, src/pg, src/sql, src/policy, src/masking) imports neither the edges
 //     (server, cli, ui, tunnel) nor I/O modules (sockets, files, processes, HTTP, the pg driver, ws);
-//   - src/sql (lexer, parser binding, AST accessors) sits below policy and masking, which share it.
+//   - src/sql (lexer, parser binding, AST accessors) sits below policy and masking, which share it;
+//   - src/common (the shared kernel: errors, logger, table names) imports nothing outside itself;
+//   - src/store (the shared --store database and its migrations) imports only the kernel: approvals,
+//     audit and server use it, never the other way round.
 // Exceptions are listed by file with the reason; a new one needs the same.
 /** @type {import('dependency-cruiser').IConfiguration} */
 
@@ -46,6 +49,20 @@ module.exports = {
       comment: 'src/sql is what policy and masking share (lexer, parser binding, AST accessors): it must not import either of them.',
       from: { path: '^src/sql/' },
       to: { path: '^src/(policy|masking)/' },
+    },
+    {
+      name: 'common-is-the-kernel',
+      severity: 'error',
+      comment: 'src/common is what every layer shares (errors, logger, table names): it imports nothing from the rest of src/.',
+      from: { path: '^src/common/' },
+      to: { path: '^src/', pathNot: '^src/common/' },
+    },
+    {
+      name: 'store-below-its-users',
+      severity: 'error',
+      comment: 'src/store (the shared database, its schema steps) is used by approvals, audit, server and cli: it may import only src/common.',
+      from: { path: '^src/store/' },
+      to: { path: '^src/', pathNot: '^src/(common|store)/' },
     },
     {
       name: 'core-does-no-io',

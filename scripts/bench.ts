@@ -12,6 +12,7 @@ import { runCmd } from '../test/support/clients.js';
 import { startTestPostgres } from '../test/support/postgres.js';
 import { startTestIdp } from '../test/support/oidc.js';
 import { run, type Proc } from '../test/support/proc.js';
+import { scriptPolicy } from '../test/support/script-policy.js';
 import { benchDecisions } from './bench-decisions.js';
 import { gatewayReadyMs } from './bench-connect.js';
 import { runAuditBench } from './bench-audit.js';
@@ -74,24 +75,14 @@ async function main(): Promise<void> {
     const init = await runCmd('pgbench', ['-i', '-q', '-s', String(SCALE), '-h', db.info.host, '-p', String(db.info.port), '-U', role.user, 'ehr'], { env: pgEnv, timeoutMs: 600_000 });
     if (init.code !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`);
     const policy = join(dir, 'phigate.yaml');
-    writeFileSync(policy, `version: 1
-identity:
-  issuers:
-    - issuer: ${idp.issuer}
-      audience: phigate
-connections:
-  ehr:
-    upstream: postgres://${role.user}@${db.info.host}:${db.info.port}/${db.info.database}
-    password_env: EHR_DB_PASSWORD
-    tls: disable
-    allow_groups: [engineering, privacy-officers]
-  ehr-nopool:
-    upstream: postgres://${role.user}@${db.info.host}:${db.info.port}/${db.info.database}
-    password_env: EHR_DB_PASSWORD
-    tls: disable
-    allow_groups: [engineering, privacy-officers]
-    pool: false
-masking:
+    const upstream = `postgres://${role.user}@${db.info.host}:${db.info.port}/${db.info.database}`;
+    writeFileSync(policy, scriptPolicy({
+      issuer: idp.issuer,
+      connections: {
+        ehr: { upstream, allowGroups: ['engineering', 'privacy-officers'] },
+        'ehr-nopool': { upstream, allowGroups: ['engineering', 'privacy-officers'], pool: false },
+      },
+      rest: `masking:
   columns:
     - { column: bench_patients.ssn, strategy: partial, keep_last: 4 }
     - { column: bench_patients.mrn, strategy: tokenize }
@@ -99,7 +90,8 @@ masking:
     - { column: bench_patients.date_of_birth, strategy: year_only }
   detectors: [us_ssn, email]
   unmasked_groups: [privacy-officers]
-`);
+`,
+    }));
     const seed = !ONLY.has('masking') ? { code: 0, stderr: '' } : await runCmd('psql', ['-X', '-q', '-h', db.info.host, '-p', String(db.info.port), '-U', role.user, '-d', 'ehr', '-c', BENCH_PATIENTS_SQL], { env: pgEnv, timeoutMs: 600_000 });
     if (seed.code !== 0) throw new Error(`seeding bench_patients failed: ${seed.stderr}`);
     const su = db.info.superuser;

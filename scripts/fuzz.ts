@@ -14,6 +14,7 @@ import { run, type Proc } from '../test/support/proc.js';
 import { FUZZ_POLICY, FUZZ_RAW_VALUES, FUZZ_SETUP_SQL } from '../test/support/pg-fuzz.js';
 import { backendSummary, caseAt, crashLines, formatReport, newLiveKeys, runCase, runFuzz, selectOne, upstreamBackends, type FuzzTarget } from '../test/support/fuzz-driver.js';
 import { describeCase } from '../test/support/pg-fuzz.js';
+import { scriptPolicy } from '../test/support/script-policy.js';
 import { verifyLog } from '../src/audit/verify.js';
 
 const { values: args } = parseArgs({
@@ -44,18 +45,11 @@ async function main(): Promise<number> {
     await admin.query(FUZZ_SETUP_SQL);
     const role = db.info.roles.scram;
     const policy = join(dir, 'phigate.yaml');
-    writeFileSync(policy, `version: 1
-identity:
-  issuers:
-    - issuer: ${idp.issuer}
-      audience: phigate
-connections:
-  ehr:
-    upstream: postgres://${role.user}@${db.info.host}:${db.info.port}/${db.info.database}
-    password_env: EHR_DB_PASSWORD
-    tls: disable
-    allow_groups: [engineering]
-${FUZZ_POLICY}`);
+    writeFileSync(policy, scriptPolicy({
+      issuer: idp.issuer,
+      connections: { ehr: { upstream: `postgres://${role.user}@${db.info.host}:${db.info.port}/${db.info.database}`, allowGroups: ['engineering'] } },
+      rest: FUZZ_POLICY,
+    }));
     // Errors only: the fuzzer's protocol violations would otherwise fill the log; crashes print regardless.
     const server = run(['server', '--config', policy, '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-level', args.replay ? 'debug' : 'error'], { EHR_DB_PASSWORD: role.password });
     procs.push(server);

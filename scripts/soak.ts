@@ -15,6 +15,7 @@ import { startTestIdp, type TestIdp } from '../test/support/oidc.js';
 import { run, type Proc } from '../test/support/proc.js';
 import { scrape } from '../test/support/metrics.js';
 import { runCmd } from '../test/support/clients.js';
+import { scriptPolicy } from '../test/support/script-policy.js';
 import { parseDuration } from '../src/policy/duration.js';
 
 const env = process.env;
@@ -165,18 +166,11 @@ async function main(): Promise<number> {
     await admin.end();
 
     const policy = join(dir, 'phigate.yaml');
-    writeFileSync(policy, `version: 1
-identity:
-  issuers:
-    - issuer: ${idp.issuer}
-      audience: phigate
-connections:
-  ehr:
-    upstream: postgres://${role.user}@${direct.host}:${direct.port}/${direct.database}
-    password_env: EHR_DB_PASSWORD
-    tls: disable
-    allow_groups: [engineering, ai-agents]
-${POLICY_RULES}`);
+    writeFileSync(policy, scriptPolicy({
+      issuer: idp.issuer,
+      connections: { ehr: { upstream: `postgres://${role.user}@${direct.host}:${direct.port}/${direct.database}`, allowGroups: ['engineering', 'ai-agents'] } },
+      rest: POLICY_RULES,
+    }));
     server = run(['server', '--config', policy, '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-level', 'warn'],
       { EHR_DB_PASSWORD: role.password });
     const serverUrl = (await server.waitFor(/listening on (http:\/\/[\d.]+:\d+)/))[1]!;

@@ -54,6 +54,9 @@ const CLEAN = {
   'src/policy/decide.ts': "export const decide = (sql: string): boolean => sql.length > 0;\n",
   // A listed exception: the policy file is read from disk here.
   'src/policy/file.ts': "import { readFileSync } from 'node:fs';\nexport const load = (p: string): string => readFileSync(p, 'utf8');\n",
+  // The store does I/O and imports the kernel, as it may.
+  'src/common/log.ts': 'export interface Logger { info(m: string): void }\n',
+  'src/store/shared-db.ts': "import pg from 'pg';\nimport type { Logger } from '../common/log.js';\nexport const open = (log: Logger): unknown => [pg, log];\n",
 };
 
 describe('layering lint (dependency-cruiser)', () => {
@@ -62,21 +65,27 @@ describe('layering lint (dependency-cruiser)', () => {
 
     const wrong = project({
       ...CLEAN,
-      'src/policy/decide.ts': "import type { Logger } from '../server/log.js';\nexport const decide = (sql: string, _log?: Logger): boolean => sql.length > 0;\n",
-      'src/server/log.ts': 'export interface Logger { info(m: string): void }\n',
+      'src/policy/decide.ts': "import type { Gateway } from '../server/gateway.js';\nexport const decide = (sql: string, _g?: Gateway): boolean => sql.length > 0;\n",
+      'src/server/gateway.ts': 'export interface Gateway { start(): void }\n',
+      // The kernel and the store sit below their users.
+      'src/common/log.ts': "import type { Gateway } from '../server/gateway.js';\nexport interface Logger { info(m: string, g?: Gateway): void }\n",
+      'src/store/shared-db.ts': "import type { Logger } from '../common/log.js';\nimport type { Gateway } from '../server/gateway.js';\nexport interface Db { log: Logger; g?: Gateway }\n",
       'src/masking/fetch.ts': "import { request } from 'node:http';\nimport pg from 'pg';\nimport WebSocket from 'ws';\nexport const io = [request, pg, WebSocket];\n",
       'src/pg/a.ts': "import type { B } from './b.js';\nexport interface A { b?: B }\n",
       'src/pg/b.ts': "import type { A } from './a.js';\nexport interface B { a?: A }\n",
     });
     const found = (await cruise(wrong)).map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`).sort();
     expect(found).toEqual([
+      'common-is-the-kernel: src/common/log.ts -> src/server/gateway.ts',
       'core-does-no-io: src/masking/fetch.ts -> http',
       'core-does-no-io: src/masking/fetch.ts -> node_modules/pg/esm/index.mjs',
       'core-does-no-io: src/masking/fetch.ts -> node_modules/ws/wrapper.mjs',
       // A type-only import counts: the core may not even name the edges' types.
-      'core-imports-no-edges: src/policy/decide.ts -> src/server/log.ts',
+      'core-imports-no-edges: src/common/log.ts -> src/server/gateway.ts',
+      'core-imports-no-edges: src/policy/decide.ts -> src/server/gateway.ts',
       // One report per cycle, however many modules it has.
       'no-circular: src/pg/a.ts -> src/pg/b.ts',
+      'store-below-its-users: src/store/shared-db.ts -> src/server/gateway.ts',
     ]);
   });
 

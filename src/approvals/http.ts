@@ -4,14 +4,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Identity } from '../auth/index.js';
-import type { Logger } from '../server/log.js';
+import type { Logger } from '../common/log.js';
 import { PhigateError } from '../common/errors.js';
 import { authenticated, logRefusal, readBody, sendJson, sendProblem, writeRefusal } from '../server/http.js';
 import {
   APPROVALS_PATH, APPROVALS_STREAM_PATH,
   type ApprovalListResponse, type ApprovalView, type DecisionBody, type StreamMessage,
 } from './api.js';
-import { StoreError } from '../server/shared-db.js';
+import { StoreError } from '../store/shared-db.js';
 import { ApprovalError, canDecide, isRequester, type ApprovalEvent, type ApprovalService } from './service.js';
 import type { ApprovalRecord } from './store.js';
 import { shapeOf } from './format.js';

@@ -3,26 +3,11 @@
 // when two approvers on two replicas race, exactly one wins. Every insert and settlement sends a
 // NOTIFY in the same statement (delivered at commit), so the replica holding the statement learns of
 // a decision taken elsewhere at once, and approver terminals on every replica see every request.
-import type { SharedDatabase } from '../server/shared-db.js';
+import type { SharedDatabase } from '../store/shared-db.js';
 import type { ApprovalChange, ApprovalRecord, ApprovalStore, ApprovalWatcher } from './store.js';
 
 /** The NOTIFY channel; payloads are small (`{origin, id, status}`), receivers read the row. */
 export const APPROVALS_CHANNEL = 'phigate_approvals';
-
-const SCHEMA_SQL = `
-CREATE SCHEMA IF NOT EXISTS phigate;
-CREATE TABLE IF NOT EXISTS phigate.approvals (
-  id text PRIMARY KEY,
-  status text NOT NULL,
-  record jsonb NOT NULL,
-  created_at timestamptz NOT NULL,
-  expires_at timestamptz NOT NULL,
-  settled_at timestamptz
-);
-CREATE INDEX IF NOT EXISTS approvals_pending ON phigate.approvals (created_at) WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS approvals_settled ON phigate.approvals (settled_at DESC) WHERE status <> 'pending';
-CREATE INDEX IF NOT EXISTS approvals_access ON phigate.approvals ((record #>> '{input,requester,subject}'), settled_at DESC)
-  WHERE status = 'approved' AND record #>> '{input,kind}' = 'access';`;
 
 export interface PostgresStoreOptions {
   /** How many settled requests `phigate approvals --all` shows (default 100). */
@@ -40,10 +25,9 @@ export class PostgresApprovalStore implements ApprovalStore {
     private readonly opts: Required<PostgresStoreOptions>,
   ) {}
 
-  /** Creates the tables when missing and starts listening; throws StoreError naming the reason. */
+  /** Starts listening (the table is the store's, store/migrations.ts); throws StoreError naming the reason. */
   static async open(db: SharedDatabase, opts: PostgresStoreOptions = {}): Promise<PostgresApprovalStore> {
     const store = new PostgresApprovalStore(db, { keepSettled: opts.keepSettled ?? 100, retainSettledMs: opts.retainSettledMs ?? 30 * 24 * 3_600_000 });
-    await db.migrate(SCHEMA_SQL);
     await db.listen(APPROVALS_CHANNEL, {
       notify: (payload) => {
         const change = parseChange(payload);

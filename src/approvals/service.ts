@@ -5,8 +5,8 @@ import { PhigateError } from '../common/errors.js';
 import { randomInt } from 'node:crypto';
 import { personOf, samePerson, type Identity } from '../auth/index.js';
 import { DEFAULT_ADMIN_GROUPS, DEFAULT_AUDITOR_GROUPS } from '../policy/file.js';
-import type { Logger } from '../server/log.js';
-import { silentLogger } from '../server/log.js';
+import type { Logger } from '../common/log.js';
+import { silentLogger } from '../common/log.js';
 import {
   MemoryApprovalStore, type ApprovalChange, type ApprovalEvent, type ApprovalEventType, type ApprovalListener, type ApprovalRecord, type ApprovalStatus,
   type ApprovalStore, type Settlement,

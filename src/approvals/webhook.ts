@@ -1,7 +1,7 @@
 // Tells an outside receiver (a chat channel, a ticketing bridge) about approval requests and their
 // outcome: a JSON POST per event, with a Slack-compatible `text` when asked. Delivery is fire and
 // forget with a bounded timeout and a few retries: a slow or broken receiver never holds a statement.
-import type { Logger } from '../server/log.js';
+import type { Logger } from '../common/log.js';
 import type { ApprovalEvent, ApprovalRecord } from './store.js';
 import type { ApprovalScope } from './types.js';
 import { scopeNotice } from './format.js';

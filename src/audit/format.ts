@@ -2,6 +2,7 @@
 import type { StoredRecord } from './events.js';
 import type { SessionSummary } from './search.js';
 import { pluralOf } from '../ui/plural.js';
+import { displayWidth, padEndWidth } from '../ui/width.js';
 
 /** `2025-03-01 12:00:05` (UTC, as in the log). */
 export function shortTime(iso: string): string {
@@ -93,10 +94,10 @@ export function renderSessions(sessions: readonly SessionSummary[], opts: { more
 
 /** Left-aligned columns; column `flex` takes what the others leave of `width` (at least 20). */
 function table(header: string[], rows: string[][], width: number, flex: number): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (i === flex ? 0 : r[i]!.length))));
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (i === flex ? 0 : displayWidth(r[i]!)))));
   const others = widths.reduce((s, w, i) => (i === flex ? s : s + w + 2), 0);
   const flexWidth = Math.max(20, width - others - 1);
-  widths[flex] = Math.min(flexWidth, Math.max(header[flex]!.length, ...rows.map((r) => oneLine(r[flex]!, flexWidth).length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === flex ? oneLine(c, flexWidth) : c).padEnd(widths[i]!)).join('  ').trimEnd();
+  widths[flex] = Math.min(flexWidth, Math.max(header[flex]!.length, ...rows.map((r) => displayWidth(oneLine(r[flex]!, flexWidth)))));
+  const line = (cells: string[]): string => cells.map((c, i) => padEndWidth(i === flex ? oneLine(c, flexWidth) : c, widths[i]!)).join('  ').trimEnd();
   return `${[line(header), ...rows.map(line)].join('\n')}\n`;
 }

@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Identity } from '../auth/index.js';
-import type { Logger } from '../server/log.js';
+import type { Logger } from '../common/log.js';
 import { PhigateError } from '../common/errors.js';
 import { logRefusal, sendJson, sendProblem } from '../server/http.js';
 import {
@@ -29,7 +29,7 @@ import { TimeArgumentError, parseTimeArg } from './time.js';
 import { hashFile, verifyLog } from './verify.js';
 import { recordingFileName } from '../recording/format.js';
 import { RecordingLookupError, resolveRecording } from '../recording/files.js';
-import { StoreError } from '../server/shared-db.js';
+import { StoreError } from '../store/shared-db.js';
 import { AmbiguousSession, type SharedEvidence } from './shared-evidence.js';
 import type { ChainReport } from './shared-verify.js';
 
@@ -121,7 +121,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     try {
       deps.log.append(event);
     } catch (err) {
-      if (err instanceof AuditWriteError) throw new PhigateError(`the audit log cannot be written (${err.code}); refusing an access that would go unrecorded`, 'unavailable');
+      if (err instanceof AuditWriteError) throw new PhigateError(`the audit log cannot be written (${err.fault}); refusing an access that would go unrecorded`, 'unavailable');
       throw err;
     }
   }
@@ -130,7 +130,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): AuditRoutes {
     try {
       await deps.log.checkpoint();
     } catch (err) {
-      if (err instanceof AuditWriteError) throw new PhigateError(`the audit log cannot be written (${err.code}): ${err.message}`, 'unavailable');
+      if (err instanceof AuditWriteError) throw new PhigateError(`the audit log cannot be written (${err.fault}): ${err.message}`, 'unavailable');
       throw err;
     }
   }

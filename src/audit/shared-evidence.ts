@@ -2,7 +2,7 @@
 // search`, `phigate sessions` and `phigate replay` asked of any replica answer for all of them. The
 // store's columns only narrow the candidates; every record is confirmed by `recordMatches` on its
 // own line, exactly as a search of the local log is, so both give the same answers.
-import type { SharedDatabase } from '../server/shared-db.js';
+import type { SharedDatabase } from '../store/shared-db.js';
 import type { StoredRecord } from './events.js';
 import { sha256Hex } from './canonical.js';
 import { sqlKey } from './index-format.js';

@@ -2,7 +2,7 @@
 // (export.ts: format, extent, anchors), made from a replica's chain as the shared store holds it, so
 // an auditor gets every replica's evidence from whichever replica they reach. `phigate audit verify
 // --bundle` checks it offline like any bundle (pin that replica's key: its fingerprint is the chain).
-import type { SharedDatabase } from '../server/shared-db.js';
+import type { SharedDatabase } from '../store/shared-db.js';
 import { planFromRange, type BundleSource, type ExportPlan } from './export.js';
 import { parseRecordLine } from './search-index.js';
 import { storedCheckpoints, storedRecords } from './stored-chain.js';

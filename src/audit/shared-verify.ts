@@ -5,7 +5,7 @@
 // key swapped in the store (to re-sign a rewritten chain) shows. Other replicas' keys are reported
 // by fingerprint for auditors to pin.
 import type { KeyObject } from 'node:crypto';
-import type { SharedDatabase } from '../server/shared-db.js';
+import type { SharedDatabase } from '../store/shared-db.js';
 import { GENESIS_PREV, sha256Hex } from './canonical.js';
 import { keyFingerprint, parsePublicKey } from './keys.js';
 import { storedCheckpoints, storedRecords } from './stored-chain.js';

@@ -10,8 +10,8 @@ import type { KeyObject } from 'node:crypto';
 import { sha256Hex } from './canonical.js';
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SharedDatabase } from '../server/shared-db.js';
-import type { Logger } from '../server/log.js';
+import type { SharedDatabase } from '../store/shared-db.js';
+import type { Logger } from '../common/log.js';
 import { recordingFileName } from '../recording/format.js';
 import { indexFields, sqlKey } from './index-format.js';
 import { tableFilterKey } from '../common/table-name.js';
@@ -19,53 +19,6 @@ import { keyFingerprint, publicKeyPem } from './keys.js';
 import { preadSync } from './lines.js';
 import type { AuditLog } from './log.js';
 import { CHECKPOINTS_FILE, LOG_FILE, parseRecordLine } from './search-index.js';
-
-export const EVIDENCE_SCHEMA_SQL = `
-CREATE SCHEMA IF NOT EXISTS phigate;
-CREATE TABLE IF NOT EXISTS phigate.audit_chains (
-  chain text PRIMARY KEY,
-  public_key text NOT NULL,
-  first_seen timestamptz NOT NULL DEFAULT now(),
-  shipped_seq bigint NOT NULL DEFAULT -1,
-  shipped_bytes bigint NOT NULL DEFAULT 0,
-  checkpoint_bytes bigint NOT NULL DEFAULT 0,
-  shipped_at timestamptz
-);
-CREATE TABLE IF NOT EXISTS phigate.audit_records (
-  chain text NOT NULL,
-  seq bigint NOT NULL,
-  at timestamptz NOT NULL,
-  type text NOT NULL,
-  usr text,
-  connection text,
-  session text,
-  decision text,
-  tables jsonb,
-  table_keys text[],
-  sql_key text,
-  line text NOT NULL,
-  PRIMARY KEY (chain, seq)
-);
-CREATE INDEX IF NOT EXISTS audit_records_at ON phigate.audit_records (at DESC, chain DESC, seq DESC);
-CREATE INDEX IF NOT EXISTS audit_records_session ON phigate.audit_records (session, type) WHERE session IS NOT NULL;
-CREATE INDEX IF NOT EXISTS audit_records_user ON phigate.audit_records (usr, at DESC);
-CREATE INDEX IF NOT EXISTS audit_records_tables ON phigate.audit_records USING gin (table_keys);
-CREATE TABLE IF NOT EXISTS phigate.audit_checkpoints (
-  chain text NOT NULL,
-  seq bigint NOT NULL,
-  line text NOT NULL,
-  PRIMARY KEY (chain, seq)
-);
-CREATE TABLE IF NOT EXISTS phigate.policies (
-  version text PRIMARY KEY,
-  text text NOT NULL
-);
-CREATE TABLE IF NOT EXISTS phigate.recordings (
-  session text PRIMARY KEY,
-  chain text NOT NULL,
-  sha256 text NOT NULL,
-  content bytea NOT NULL
-);`;
 
 /** At most this much of the log per round trip. */
 const BATCH_BYTES = 1 << 20;
@@ -118,10 +71,9 @@ export class AuditShipper {
     this.intervalMs = opts.intervalMs ?? 200;
   }
 
-  /** Creates the tables, registers this chain and starts shipping from where the store left off. */
+  /** Registers this chain (the tables are the store's, store/migrations.ts) and starts shipping from where the store left off. */
   async start(): Promise<void> {
     const { db } = this.opts;
-    await db.migrate(EVIDENCE_SCHEMA_SQL);
     await db.query(
       'INSERT INTO phigate.audit_chains (chain, public_key) VALUES ($1, $2) ON CONFLICT (chain) DO NOTHING',
       [this.chain, publicKeyPem(this.opts.signingKey)]);

@@ -1,7 +1,7 @@
 // One replica's chain as the shared store holds it (shipped by shipper.ts): its records in seq
 // order, page by page, and its signed checkpoints, parsed as a checkpoints file is. What verify
 // and export read from the store, read in one place.
-import type { SharedDatabase } from '../server/shared-db.js';
+import type { SharedDatabase } from '../store/shared-db.js';
 import { parseCheckpoints, type ParsedCheckpoint, type VerifyProblem } from './verify.js';
 
 /** Records per round trip. */

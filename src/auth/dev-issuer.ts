@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
+import { readBody } from '../server/http.js';
 
 export const DEV_MOUNT = '/oidc';
 export const DEV_CLI_CLIENT_ID = 'phigate-cli';
@@ -52,6 +53,9 @@ export interface DevIssuerOptions {
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** The sign-in form holds one identity name. */
+const MAX_FORM_BYTES = 64 * 1024;
 interface InteractionDetails {
   uid: string;
   prompt: { name: string; details: Record<string, unknown> };
@@ -199,7 +203,8 @@ export async function createDevIssuer(opts: DevIssuerOptions): Promise<DevIssuer
     const [, , action] = rest.split('/'); // '', uid, action?
     if (details.prompt.name === 'login') {
       if (req.method === 'POST' && action === 'login') {
-        const form = new URLSearchParams(await readBody(req));
+        // A larger form is refused (the sign-in error page names the limit).
+        const form = new URLSearchParams(await readBody(req, MAX_FORM_BYTES));
         const who = form.get('identity') ?? '';
         if (!accounts.has(who)) {
           sendHtml(res, 400, page('Unknown identity', `<p class="err">No dev identity named ${escapeHtml(who)}.</p>`));
@@ -253,19 +258,6 @@ export async function createDevIssuer(opts: DevIssuerOptions): Promise<DevIssuer
       callback(req, res);
     },
   };
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => {
-      body += c;
-      if (body.length > 64 * 1024) req.destroy(new Error('form too large'));
-    });
-    req.on('end', () => resolve(body));
-    req.on('error', reject);
-  });
 }
 
 function sendHtml(res: ServerResponse, status: number, html: string): void {

@@ -1,5 +1,8 @@
 // Authentication errors: one stable code per way a bearer token can be refused, with a one-line message.
 
+import { PhigateError } from '../common/errors.js';
+
+/** Codes of common/errors.ts ERROR_TABLE: 401 and exit 3, but `issuer_unavailable` 503 and exit 5. */
 export type AuthErrorCode =
   | 'missing_token'
   | 'malformed_token'
@@ -19,13 +22,12 @@ export type AuthErrorCode =
  * Why a bearer token was refused. `message` is one line a CLI can print as is; it never contains the
  * token. `issuer_unavailable` is the gateway's (or the IdP's) problem, every other code is the token's.
  */
-export class AuthError extends Error {
-  override readonly name = 'AuthError';
-  readonly code: AuthErrorCode;
+export class AuthError extends PhigateError {
+  declare readonly code: AuthErrorCode;
 
   constructor(code: AuthErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
+    super(message, code, undefined, options);
+    this.name = 'AuthError';
   }
 }
 

@@ -22,9 +22,11 @@ export interface ErrorSurfaces {
   sqlstate?: string;
 }
 
-// A refusal before any session exists reaches psql (through `phigate connect`) as PostgreSQL's own
-// rejected-connection class, the one pg_hba refusals use.
-const REJECTED_CONNECTION = '28000';
+/**
+ * A refusal before any session exists reaches psql (through `phigate connect`) as PostgreSQL's own
+ * rejected-connection class, the one pg_hba refusals use; so does any other refused tunnel.
+ */
+export const REJECTED_CONNECTION = '28000';
 
 /**
  * Every code, once. The exits of HTTP-only codes are what the CLI makes of their status (401 → 3,
@@ -63,6 +65,29 @@ export const ERROR_TABLE = {
   bad_reason: { http: 400, exit: ExitCode.Error },
   not_required: { http: 400, exit: ExitCode.Error },
   not_allowed: { http: 400, exit: ExitCode.Error },
+  // Why a bearer token was refused (auth/errors.ts AuthError). The gateway answers them as
+  // `unauthenticated` (or `unavailable` for the issuer's own failure), with the message.
+  missing_token: { http: 401, exit: ExitCode.NotAuthenticated, sqlstate: REJECTED_CONNECTION },
+  malformed_token: { http: 401, exit: ExitCode.NotAuthenticated, sqlstate: REJECTED_CONNECTION },
+  unsupported_alg: { http: 401, exit: ExitCode.NotAuthenticated, sqlstate: REJECTED_CONNECTION },
+  unknown_issuer: { http: 401, exit: ExitCode.NotAuthenticated, sqlstate: REJECTED_CONNECTION },
+  unknown_key: { http: 401, exit: ExitCode.NotAuthenticated, sqlstate: REJECTED_CONNECTION },
+  bad_signature: { http: 401, exit: ExitCode.NotAuthenticated, sqlstate: REJECTED_CONNECTION },
+  expired: { http: 401, exit: ExitCode.NotAuthenticated, sqlstate: REJECTED_CONNECTION },
+  not_yet_valid: { http: 401, exit: ExitCode.NotAuthenticated, sqlstate: REJECTED_CONNECTION },
+  wrong_audience: { http: 401, exit: ExitCode.NotAuthenticated, sqlstate: REJECTED_CONNECTION },
+  wrong_issuer: { http: 401, exit: ExitCode.NotAuthenticated, sqlstate: REJECTED_CONNECTION },
+  missing_claim: { http: 401, exit: ExitCode.NotAuthenticated, sqlstate: REJECTED_CONNECTION },
+  invalid_claim: { http: 401, exit: ExitCode.NotAuthenticated, sqlstate: REJECTED_CONNECTION },
+  issuer_unavailable: { http: 503, exit: ExitCode.Unreachable, sqlstate: REJECTED_CONNECTION },
+  // The evidence stores (audit/errors.ts). A record that cannot be written ends the session with
+  // PostgreSQL's io_error class; the HTTP routes answer it as `unavailable`.
+  audit_write_failed: { http: 503, exit: ExitCode.Error, sqlstate: '58030' },
+  audit_locked: { http: 500, exit: ExitCode.Error },
+  audit_damaged: { http: 500, exit: ExitCode.Error },
+  bad_key: { http: 500, exit: ExitCode.Error },
+  // A client broke the PostgreSQL wire protocol (pg/errors.ts ProtocolError).
+  protocol_violation: { http: 400, exit: ExitCode.Error, sqlstate: '08P01' },
 } as const satisfies Record<string, ErrorSurfaces>;
 
 export type ErrorCode = keyof typeof ERROR_TABLE;

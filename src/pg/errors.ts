@@ -1,4 +1,5 @@
 // The one error type of the PostgreSQL codec: a wire-protocol violation, carrying SQLSTATE 08P01 so the gateway can answer the client with it as PostgreSQL would.
+import { PhigateError } from '../common/errors.js';
 
 /**
  * A violation of the PostgreSQL wire protocol found while decoding bytes.
@@ -6,9 +7,9 @@
  * The codec never throws it: parsers return it (or a `{ type: 'ProtocolError' }` message) so the
  * hot path stays free of exceptions and the caller decides how to end the connection.
  */
-export class ProtocolError extends Error {
-  /** SQLSTATE `protocol_violation`, as PostgreSQL reports the same faults. */
-  readonly code = '08P01';
+export class ProtocolError extends PhigateError {
+  /** SQLSTATE 08P01 (`sqlstate`), as PostgreSQL reports the same faults. */
+  declare readonly code: 'protocol_violation';
 
   /**
    * `size`: set when the fault is a message longer than the configured maximum (not a malformed
@@ -18,7 +19,7 @@ export class ProtocolError extends Error {
     message: string,
     readonly size?: { length: number; limit: number },
   ) {
-    super(message);
+    super(message, 'protocol_violation');
     this.name = 'ProtocolError';
   }
 }

@@ -1,22 +1,12 @@
 // Renders a recording the way psql showed it: aligned result tables (psql's default format, border
 // 1), command tags, ERROR/NOTICE lines, and the prompt with the statement. Pure: a recording in,
 // timed blocks of text lines out; the terminal player and `replay` without a TTY both use it.
-import stringWidth from 'string-width';
 import type { Column, Message, Recording, RecordingEvent } from './format.js';
 import { plural } from '../ui/plural.js';
+import { displayWidth } from '../ui/width.js';
 
 /** Types psql right-aligns (print.c column_type_alignment). */
 const NUMERIC_OIDS = new Set([20, 21, 23, 26, 28, 29, 700, 701, 790, 1700, 5069]);
-
-const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
-
-/**
- * Terminal columns a text takes: grapheme clusters, East Asian wide characters and emoji sequences as
- * terminals draw them (string-width). Text in a cell is data, so escape-sequence look-alikes count.
- */
-export function displayWidth(s: string): number {
-  return PRINTABLE_ASCII.test(s) ? s.length : stringWidth(s, { countAnsiEscapeCodes: true });
-}
 
 const spaces = (n: number): string => (n > 0 ? ' '.repeat(n) : '');
 

@@ -8,8 +8,8 @@ import { normalizeLabel } from '../tunnel/label.js';
 import { decideConnectionAccess } from './access.js';
 import { AccessError, type AccessGrants, type AccessRequestState } from './access-grants.js';
 import { authenticated, headerValue, readBody, refuse, sendError, sendJson, sendProblem, Refused } from './http.js';
-import type { Logger } from './log.js';
-import { StoreError } from './shared-db.js';
+import type { Logger } from '../common/log.js';
+import { StoreError } from '../store/shared-db.js';
 
 const MAX_REQUEST_BYTES = 64 * 1024;
 const MAX_WAIT_SECONDS = 55;

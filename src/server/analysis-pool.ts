@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads';
 import type { MaskingConfig } from '../masking/config.js';
 import type { CatalogSnapshot, CatalogSnapshotData } from './catalog.js';
 import type { AnalysisRequest, TextAnalysis } from './analysis.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../common/log.js';
 
 /** What a connection's masking at the source is built from (createSourceMasking's arguments). */
 export interface SourceMaskingSpec {

@@ -2,7 +2,7 @@
 // CancelRequest arriving on a new tunnel stream reaches the right PostgreSQL backend. Clients never
 // see upstream process ids or secrets.
 import { randomBytes, randomInt } from 'node:crypto';
-import type { LogFields, Logger } from './log.js';
+import type { LogFields, Logger } from '../common/log.js';
 
 export interface CancelTarget {
   sessionId: string;

@@ -6,7 +6,7 @@
 // does not know (see CatalogCache.refreshAfter).
 import { SqlConnection, runSqlSets } from './simple-query.js';
 import type { UpstreamTarget } from './upstream.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../common/log.js';
 import type { SourceColumnType } from '../masking/source/types.js';
 import { CatalogSnapshot, type Relation } from '../masking/source/catalog-snapshot.js';
 

@@ -7,7 +7,7 @@ import { CONNECTIONS_PATH, type ConnectionInfo, type PreflightResponse } from '.
 import { decideConnectionAccess } from './access.js';
 import { AccessGrants, type AccessGrant } from './access-grants.js';
 import { authenticated, refuse, sendJson, Refused } from './http.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../common/log.js';
 import { parseUpstreamUrl } from './upstream.js';
 
 export interface ConnectionRoutesDeps {

@@ -35,12 +35,12 @@ import { loadOrCreateTokenKey } from './secrets.js';
 import { gateMasking } from '../masking/index.js';
 import { resolveUpstreamTarget } from './targets.js';
 import type { UpstreamTarget } from './upstream.js';
-import { pathOf, type Logger } from './log.js';
+import { pathOf, type Logger } from '../common/log.js';
 import { createDevIssuer, devServiceOwners, DEV_MOUNT, type DevIssuer } from '../auth/dev-issuer.js';
 import { initClassifier } from '../policy/classify/index.js';
 import { ShapeClassifierCache } from '../policy/shape-cache.js';
 import { ApprovalService, type ApprovalStore } from '../approvals/service.js';
-import type { SharedDatabase } from './shared-db.js';
+import type { SharedDatabase } from '../store/shared-db.js';
 import { createApprovalRoutes, type ApprovalRoutes } from '../approvals/http.js';
 import { createAuditRoutes, policiesDirOf, type AuditRoutes, type AuditRoutesDeps } from '../audit/http.js';
 import { VERSION } from '../version.js';
@@ -230,7 +230,7 @@ export class Gateway {
       this.audit = AuditLog.open(join(this.opts.dataDir, 'audit'), {
         signingKey,
         timings: this.metrics.audit,
-        onError: (err) => log.error('audit log failed; statements are refused until it is repaired', { error: err.message, code: err.code }),
+        onError: (err) => log.error('audit log failed; statements are refused until it is repaired', { error: err.message, code: err.fault }),
       });
       // The previous process's sessions end before this one starts (a crash left them open).
       closeInterruptedSessions(this.audit, join(this.opts.dataDir, 'recordings'), log);

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { PhigateError, problemOf, type ErrorCode } from '../common/errors.js';
 import type { RefusalCode } from '../tunnel/protocol.js';
 import type { Identity } from '../auth/index.js';
-import { pathOf, type Logger } from './log.js';
+import { pathOf, type Logger } from '../common/log.js';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);

@@ -5,7 +5,7 @@ import type { AuditLog } from '../audit/log.js';
 import type { SessionEndEvent } from '../audit/events.js';
 import { findOpenSessions } from '../audit/open-sessions.js';
 import { sealInterruptedRecording } from '../recording/interrupted.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../common/log.js';
 
 export const INTERRUPTED = 'interrupted';
 

@@ -11,8 +11,8 @@ import type { PolicyBroadcast } from './shared-policy.js';
 import { policyVersion } from '../policy/version.js';
 import { privilegedEvent, type AuditEvent, type PrivilegedAction } from '../audit/events.js';
 import { authenticated, readBody, refuse, sendError, sendJson, sendProblem, Refused } from './http.js';
-import type { Logger } from './log.js';
-import { StoreError } from './shared-db.js';
+import type { Logger } from '../common/log.js';
+import { StoreError } from '../store/shared-db.js';
 
 export const POLICY_APPLY_PATH = '/admin/policy';
 export const POLICY_HISTORY_PATH = '/v1/policy/history';
@@ -91,8 +91,8 @@ export function createPolicyRoutes(deps: PolicyRoutesDeps): { handle(req: Incomi
     } catch (err) {
       if (!(err instanceof PolicyFileError)) throw err;
       log.warn('policy update rejected', { by: identity.name, error: err.message });
-      attempt('policy.apply', 'invalid policy', 'refused', 'invalid_policy');
-      return sendError(res, 'invalid_policy', err.message);
+      attempt('policy.apply', 'invalid policy', 'refused', err.code);
+      sendProblem(res, err);
     }
     return true;
   }

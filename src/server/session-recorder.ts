@@ -5,7 +5,7 @@ import { BackendType, ProtocolError, decodeCommandComplete, decodeDataRow, decod
 import { RecordingWriter, type RecordingSealResult, type StatementInfo, type WaitInfo } from '../recording/writer.js';
 import type { RecordingMeta } from '../recording/format.js';
 import type { BackendVerdict, ResultShape } from './result-tracker.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../common/log.js';
 
 /** A single-quoted SQL literal as plans print constants ('it''s'::text). */
 const QUOTED_LITERAL = /'(?:[^']|'')*'/g;

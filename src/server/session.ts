@@ -36,7 +36,7 @@ import type { SessionEnd, TransactionStatus } from './pool/core.js';
 import { AdmissionTicket, type LimitRefusal } from './admission.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import type { RemoteCancel } from './shared-cancel.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../common/log.js';
 import type { CatalogSnapshot } from './catalog.js';
 import { NO_METRICS, type ConnectionMetrics } from './metrics.js';
 import { CloseCode, type ControlMessage } from '../tunnel/protocol.js';

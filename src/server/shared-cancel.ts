@@ -3,7 +3,7 @@
 // passes it on through the shared store (NOTIFY, no table: nothing is kept), and the replica that
 // issued the key cancels, after the same identity check as a local cancel. The payload carries only
 // what the client already holds (its phigate-issued key) and who asked.
-import type { SharedDatabase } from './shared-db.js';
+import type { SharedDatabase } from '../store/shared-db.js';
 
 export const CANCEL_CHANNEL = 'phigate_cancel';
 

@@ -4,20 +4,9 @@
 // start is still its own policy file (a restart returns a replica to its file, as without a store);
 // SIGHUP reloads stay local too. A published policy another replica cannot validate is refused
 // there, logged, and the old one stays: fail closed, never a half-applied policy.
-import type { SharedDatabase } from './shared-db.js';
+import type { SharedDatabase } from '../store/shared-db.js';
 
 export const POLICY_CHANNEL = 'phigate_policy';
-
-const SCHEMA_SQL = `
-CREATE SCHEMA IF NOT EXISTS phigate;
-CREATE TABLE IF NOT EXISTS phigate.policy_activations (
-  id bigserial PRIMARY KEY,
-  version text NOT NULL,
-  text text NOT NULL,
-  applied_by text,
-  applied_at timestamptz NOT NULL DEFAULT now(),
-  origin text NOT NULL
-);`;
 
 export interface PublishedPolicy {
   id: number;
@@ -34,10 +23,9 @@ export class PolicyBroadcast {
 
   private constructor(private readonly db: SharedDatabase) {}
 
-  /** Creates the table and listens; `apply` is called for every policy another replica publishes. */
+  /** Listens (the table is the store's, store/migrations.ts); `apply` is called for every policy another replica publishes. */
   static async open(db: SharedDatabase, apply: (p: PublishedPolicy) => void): Promise<PolicyBroadcast> {
     const b = new PolicyBroadcast(db);
-    await db.migrate(SCHEMA_SQL);
     const last = await db.query('SELECT coalesce(max(id), 0)::bigint AS id FROM phigate.policy_activations');
     b.seen = Number((last.rows[0] as { id: string }).id);
     const catchUp = (): void => {

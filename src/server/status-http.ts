@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Identity } from '../auth/index.js';
 import { authenticated, refuse, sendError, sendJson, Refused } from './http.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../common/log.js';
 import { METRICS_CONTENT_TYPE } from './metrics.js';
 
 export const HEALTH_PATH = '/healthz';

@@ -6,7 +6,7 @@
 // catalog first loads) and warns; docs/operator.md gives the least-privilege role to use instead.
 import { runSqlSets } from './simple-query.js';
 import type { UpstreamTarget } from './upstream.js';
-import type { LogFields } from './log.js';
+import type { LogFields } from '../common/log.js';
 
 export const SERVER_ROLES = ['pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files'] as const;
 

@@ -4,13 +4,14 @@
 import type { Socket } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
-import { CONNECTIONS_PATH, HEADER_CLIENT, HEADER_REASON, HEADER_SESSION_LABEL, tunnelPath, type ControlMessage, type PreflightResponse } from './protocol.js';
+import { CONNECTIONS_PATH, HEADER_CLIENT, HEADER_REASON, HEADER_SESSION_LABEL, isRefusalCode, tunnelPath, type ControlMessage, type PreflightResponse } from './protocol.js';
 import { parseRefusal, refusalError, unreachableError } from './refusal.js';
 import { parseLivenessHeader, roughly, watchTunnel, type LivenessTiming } from './liveness.js';
 import { DataFrameWriter, maskingFor } from './frame.js';
 import { wsUrl } from '../cli/context.js';
 import { FrontendParser, errorResponse, sslNo } from '../pg/index.js';
 import { PhigateError } from '../cli/errors.js';
+import { ERROR_TABLE, REJECTED_CONNECTION } from '../common/errors.js';
 import type { Progress } from '../ui/progress.js';
 
 /** Queue this much towards the gateway before pausing the local client. */
@@ -136,14 +137,14 @@ export async function carryThroughTunnel(local: Socket, opts: TunnelOptions): Pr
     if ('refused' in r) {
       retrying?.done();
       opts.say(`phigate: ${r.refused.message}`);
-      failLocal(local, '28000', r.refused.message);
+      failLocal(local, isRefusalCode(r.refused.code) ? ERROR_TABLE[r.refused.code].sqlstate : REJECTED_CONNECTION, r.refused.message);
       return;
     }
     if (Date.now() + delay > deadline) {
       retrying?.done();
       const e = unreachableError(opts.serverUrl, r.unreachable);
       opts.say(`phigate: ${e.message}`);
-      failLocal(local, '08001', e.message);
+      failLocal(local, ERROR_TABLE.unreachable.sqlstate, e.message);
       return;
     }
     retrying ??= startWait(opts, `phigate: gateway unreachable at ${opts.serverUrl}; retrying`);

@@ -26,14 +26,12 @@ export type RefusalCode =
   | 'unavailable' // server cannot decide right now (fail closed) → CLI exit 5
   | 'token_misplaced'; // a token outside the Authorization header (URL, other header) → CLI exit 2
 
-export const REFUSAL_STATUS: Record<RefusalCode, number> = {
-  unauthenticated: 401,
-  forbidden: 403,
-  unknown_connection: 404,
-  access_required: 403,
-  unavailable: 503,
-  token_misplaced: 400,
-};
+/** Every refusal code; their HTTP statuses, exits and SQLSTATE are common/errors.ts ERROR_TABLE's. */
+export const REFUSAL_CODES: readonly RefusalCode[] = ['unauthenticated', 'forbidden', 'unknown_connection', 'access_required', 'unavailable', 'token_misplaced'];
+
+export function isRefusalCode(code: unknown): code is RefusalCode {
+  return typeof code === 'string' && (REFUSAL_CODES as readonly string[]).includes(code);
+}
 
 /** Control messages the server sends as text frames. */
 export type ControlMessage =

@@ -1,15 +1,7 @@
-// Maps what the gateway said (or did not say) to the CLI's exit codes and one-line messages.
-import { ExitCode, PhigateError } from '../cli/errors.js';
-import type { Refusal, RefusalCode } from './protocol.js';
-
-const EXIT: Record<RefusalCode, ExitCode> = {
-  unauthenticated: ExitCode.NotAuthenticated,
-  forbidden: ExitCode.Denied,
-  unknown_connection: ExitCode.Error,
-  access_required: ExitCode.Denied,
-  unavailable: ExitCode.Unreachable,
-  token_misplaced: ExitCode.Usage,
-};
+// Maps what the gateway said (or did not say) to the CLI's errors: a code the gateway sends is read
+// through common/errors.ts ERROR_TABLE (its exit code), with a one-line message and a hint.
+import { ExitCode, PhigateError, isErrorCode } from '../common/errors.js';
+import { isRefusalCode, type Refusal, type RefusalCode } from './protocol.js';
 
 const HINT: Partial<Record<RefusalCode, string>> = {
   unauthenticated: 'run `phigate login`, or set PHIGATE_TOKEN / --token-file to a valid token for this gateway',
@@ -23,10 +15,12 @@ export function refusalError(status: number, body: string): PhigateError {
   const refusal = parseRefusal(body);
   if (refusal) {
     const hint = typeof refusal.hint === 'string' && refusal.hint !== '' ? refusal.hint.slice(0, 300) : HINT[refusal.error];
-    return new PhigateError(`gateway refused: ${refusal.message}`, EXIT[refusal.error] ?? ExitCode.Error, hint);
+    return new PhigateError(`gateway refused: ${refusal.message}`, refusal.error, hint);
   }
-  // Other API errors ({ error, message } with their own codes) keep their message; the status picks the exit code.
+  // Other API errors ({ error, message }) keep their message and take their code's exit; a code this
+  // CLI does not know (a newer gateway's) or no JSON at all: the status picks the exit code.
   const other = parseApiError(body);
+  if (other && isErrorCode(other.error)) return new PhigateError(other.message, other.error);
   const exit = status === 401 ? ExitCode.NotAuthenticated : status === 403 ? ExitCode.Denied : status >= 500 ? ExitCode.Unreachable : ExitCode.Error;
   if (other) return new PhigateError(other.message, exit);
   return new PhigateError(`gateway answered HTTP ${status}${body ? `: ${body.slice(0, 200)}` : ''}`, exit);
@@ -45,7 +39,7 @@ function parseApiError(body: string): { error: string; message: string } | undef
 export function parseRefusal(body: string): Refusal | undefined {
   try {
     const v = JSON.parse(body) as Partial<Refusal>;
-    if (typeof v.error === 'string' && typeof v.message === 'string' && v.error in EXIT) return v as Refusal;
+    if (isRefusalCode(v.error) && typeof v.message === 'string') return v as Refusal;
   } catch {
     // not JSON: not a phigate refusal
   }
@@ -56,7 +50,7 @@ export function unreachableError(serverUrl: string, cause: unknown): PhigateErro
   const code = (cause as { code?: string; cause?: { code?: string } })?.cause?.code ?? (cause as { code?: string })?.code;
   return new PhigateError(
     `gateway unreachable at ${serverUrl}${code ? ` (${code})` : ''}`,
-    ExitCode.Unreachable,
+    'unreachable',
     'check --server / PHIGATE_SERVER and that `phigate server` is running',
   );
 }

@@ -4,7 +4,7 @@
 import { inject } from 'vitest';
 import { Gateway } from '../../src/server/gateway.js';
 import { parsePolicyFile } from '../../src/policy/file.js';
-import { silentLogger } from '../../src/server/log.js';
+import { silentLogger } from '../../src/common/log.js';
 import type { ApprovalRequestInput } from '../../src/approvals/types.js';
 import { policyYaml } from '../support/harness.js';
 import { startTestIdp, type TestIdp } from '../support/oidc.js';

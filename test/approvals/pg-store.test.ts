@@ -5,7 +5,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { PostgresApprovalStore } from '../../src/approvals/pg-store.js';
-import { SharedDatabase, StoreError, redactStoreUrl } from '../../src/server/shared-db.js';
+import { SharedDatabase, StoreError, redactStoreUrl } from '../../src/store/shared-db.js';
 import { ApprovalError, ApprovalService, type ApprovalEvent } from '../../src/approvals/service.js';
 import type { ApprovalRecord } from '../../src/approvals/store.js';
 import type { Outcome } from '../../src/approvals/types.js';

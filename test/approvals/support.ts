@@ -2,7 +2,7 @@
 import type { Identity } from '../../src/auth/index.js';
 import type { Clock } from '../../src/approvals/service.js';
 import type { ApprovalRequestInput } from '../../src/approvals/types.js';
-import type { LogFields, Logger, LogLevel } from '../../src/server/log.js';
+import type { LogFields, Logger, LogLevel } from '../../src/common/log.js';
 
 export const ISSUER = 'https://idp.test';
 

@@ -6,7 +6,7 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Gateway } from '../../src/server/gateway.js';
 import { parsePolicyFile } from '../../src/policy/file.js';
-import { silentLogger } from '../../src/server/log.js';
+import { silentLogger } from '../../src/common/log.js';
 import { RecordingWriter } from '../../src/recording/writer.js';
 import { searchAudit } from '../../src/audit/search.js';
 import { policyYaml } from '../support/harness.js';

@@ -253,7 +253,7 @@ describe('AuditLog', () => {
       err = e;
     }
     expect(err).toBeInstanceOf(AuditWriteError);
-    expect((err as AuditWriteError).code).toBe('ENOSPC');
+    expect((err as AuditWriteError).fault).toBe('ENOSPC');
     expect((err as AuditWriteError).hint).toMatch(/disk is full/);
     expect(log.head.seq).toBe(-1);
     await log.close().catch(() => {});

@@ -16,8 +16,8 @@ import { exportBundleToFile, verifyBundle, writeBundle } from '../../src/audit/e
 import { policyVersion } from '../../src/policy/version.js';
 import { AuditShipper } from '../../src/audit/shipper.js';
 import { keyFingerprint } from '../../src/audit/keys.js';
-import { SharedDatabase } from '../../src/server/shared-db.js';
-import { silentLogger } from '../../src/server/log.js';
+import { SharedDatabase } from '../../src/store/shared-db.js';
+import { silentLogger } from '../../src/common/log.js';
 import { recordingFileName } from '../../src/recording/format.js';
 import { statementEvent, tempDir } from './helpers.js';
 import { scratchDatabase, type ScratchDatabase } from '../support/postgres.js';

@@ -1,7 +1,7 @@
 // Tokens outside the Authorization header, and what a log line may show of a request target.
 import { describe, expect, it } from 'vitest';
 import { misplacedToken } from '../../src/auth/bearer.js';
-import { createLogger, pathOf, scrubTokens } from '../../src/server/log.js';
+import { createLogger, pathOf, scrubTokens } from '../../src/common/log.js';
 
 const JWT = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2lnbmF0dXJlLXBhcnQ';
 

@@ -51,5 +51,10 @@ describe('docs/operator.md: From demo to production', () => {
       expect(serverFlags).toContain(f);
       expect(doctorFlags).toContain(f);
     }
+    // One declaration: the same help, environment variable and default on both.
+    const shape = (c: ReturnType<typeof serverCommand>) => c.options.filter((o) => doctorFlags.has(o.long) && serverFlags.has(o.long))
+      .map((o) => ({ flag: o.long, help: o.description, env: o.envVar, default: o.defaultValue as unknown })).sort((a, b) => a.flag!.localeCompare(b.flag!));
+    expect(shape(doctorCommand())).toEqual(shape(serverCommand()));
+    expect(shape(doctorCommand())).toHaveLength(8);
   });
 });

@@ -1,12 +1,21 @@
 // The error model's table: every code has a valid HTTP status and exit code, codes are stable, and the
 // CLI's reading of a gateway answer (tunnel/refusal.ts) and the tunnel's statuses agree with it.
 import { STATUS_CODES } from 'node:http';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ERROR_TABLE, ExitCode, PhigateError, errnoOf, isErrorCode, problemOf, type ErrorCode } from '../../src/common/errors.js';
 import { PhigateError as CliPhigateError, ExitCode as CliExitCode } from '../../src/cli/errors.js';
 import { ApprovalError } from '../../src/approvals/service.js';
 import { AccessError } from '../../src/server/access-grants.js';
-import { REFUSAL_STATUS, type RefusalCode } from '../../src/tunnel/protocol.js';
+import { REFUSAL_CODES, isRefusalCode } from '../../src/tunnel/protocol.js';
+import { Refused } from '../../src/server/http.js';
+import { AuthError } from '../../src/auth/errors.js';
+import { PolicyFileError } from '../../src/policy/errors.js';
+import { AuditFormatError, AuditKeyError, AuditLockedError, AuditWriteError } from '../../src/audit/errors.js';
+import { ProtocolError } from '../../src/pg/errors.js';
+import { SettingsFileError } from '../../src/cli/credentials/config.js';
+import { CredentialLockBusy } from '../../src/cli/credentials/lock.js';
 import { parseRefusal, refusalError } from '../../src/tunnel/refusal.js';
 import { tableFilterKey, tableKey } from '../../src/common/table-name.js';
 
@@ -26,6 +35,12 @@ describe('the error table', () => {
       ambiguous: [400, 1, null], login_unavailable: [404, 1, null], invalid_policy: [400, 1, null],
       already_decided: [409, 1, null], not_an_approver: [403, 4, null], self_approval: [403, 4, null], unowned_service: [403, 4, null],
       reason_required: [400, 1, null], bad_duration: [400, 1, null], bad_reason: [400, 1, null], not_required: [400, 1, null], not_allowed: [400, 1, null],
+      missing_token: [401, 3, '28000'], malformed_token: [401, 3, '28000'], unsupported_alg: [401, 3, '28000'], unknown_issuer: [401, 3, '28000'],
+      unknown_key: [401, 3, '28000'], bad_signature: [401, 3, '28000'], expired: [401, 3, '28000'], not_yet_valid: [401, 3, '28000'],
+      wrong_audience: [401, 3, '28000'], wrong_issuer: [401, 3, '28000'], missing_claim: [401, 3, '28000'], invalid_claim: [401, 3, '28000'],
+      issuer_unavailable: [503, 5, '28000'],
+      audit_write_failed: [503, 1, '58030'], audit_locked: [500, 1, null], audit_damaged: [500, 1, null], bad_key: [500, 1, null],
+      protocol_violation: [400, 1, '08P01'],
     });
   });
 
@@ -44,9 +59,15 @@ describe('the error table', () => {
   });
 
   it('agrees with the tunnel: its refusal statuses, and the exit the CLI makes of every answer the gateway sends', () => {
-    for (const [code, status] of Object.entries(REFUSAL_STATUS) as [RefusalCode, number][]) {
-      expect(ERROR_TABLE[code].http, code).toBe(status);
+    // Every refusal code is a code of the table, refused to psql with the rejected-connection class.
+    for (const code of REFUSAL_CODES) {
+      expect(isErrorCode(code), code).toBe(true);
+      expect((ERROR_TABLE[code] as { sqlstate?: string }).sqlstate, code).toBe('28000');
+      expect(new Refused(code, 'no').status, code).toBe(ERROR_TABLE[code].http);
+      expect(parseRefusal(JSON.stringify({ error: code, message: 'no' }))?.error, code).toBe(code);
     }
+    expect(isRefusalCode('not_found')).toBe(false);
+    expect(parseRefusal(JSON.stringify({ error: 'toString', message: 'no' }))).toBeUndefined();
     for (const code of codes.filter((c) => !NOT_ON_HTTP.includes(c))) {
       const err = new PhigateError(`a ${code} problem`, code);
       const seen = refusalError(err.status, JSON.stringify(problemOf(err)));
@@ -95,6 +116,63 @@ describe('PhigateError', () => {
     expect(errnoOf(new Error('plain'))).toBeUndefined();
     expect(errnoOf('ENOENT')).toBeUndefined();
     expect(errnoOf(null)).toBeUndefined();
+  });
+});
+
+/** Every .ts file under src/, as [path relative to the repository, text]. */
+function sources(dir = join(import.meta.dirname, '..', '..', 'src')): [string, string][] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e): [string, string][] => {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) return sources(p);
+    return e.name.endsWith('.ts') ? [[relative(join(import.meta.dirname, '..', '..'), p), readFileSync(p, 'utf8')]] : [];
+  });
+}
+
+describe('every typed error goes through the table', () => {
+  it('every code of the table is used: named in src/ outside the table, or what a bare exit code means', () => {
+    const elsewhere = sources().filter(([p]) => p !== join('src', 'common', 'errors.ts')).map(([, t]) => t).join('\n');
+    const ofExits = new Set(Object.values(ExitCode).map((x) => new PhigateError('x', x).code));
+    const unused = codes.filter((c) => !ofExits.has(c) && !elsewhere.includes(`'${c}'`));
+    expect(unused).toEqual([]);
+  });
+
+  it('the typed errors are PhigateErrors whose code gives their status, exit code and SQLSTATE', () => {
+    const typed: [PhigateError, ErrorCode][] = [
+      [new AuthError('expired', 'token expired at 12:00'), 'expired'],
+      [new AuthError('issuer_unavailable', 'cannot fetch JWKS'), 'issuer_unavailable'],
+      [new PolicyFileError('p.yaml', 3, 5, 'rules', 'expected a list'), 'invalid_policy'],
+      [new AuditWriteError('/d/audit.log', 'ENOSPC', 'cannot write', 'free space'), 'audit_write_failed'],
+      [new AuditLockedError('/d', 42), 'audit_locked'],
+      [new AuditFormatError('/d/audit.log', 'not an audit log'), 'audit_damaged'],
+      [new AuditKeyError('/d/key.pem', 'not a key'), 'bad_key'],
+      [new ProtocolError('invalid message'), 'protocol_violation'],
+      [new Refused('forbidden', 'no'), 'forbidden'],
+      [new ApprovalError('self_approval', 'no'), 'self_approval'],
+      [new AccessError('bad_reason', 'no'), 'bad_reason'],
+    ];
+    for (const [err, code] of typed) {
+      expect(err, err.name).toBeInstanceOf(PhigateError);
+      expect([err.code, err.status, err.exitCode, err.sqlstate], err.name)
+        .toEqual([code, ERROR_TABLE[code].http, ERROR_TABLE[code].exit, (ERROR_TABLE[code] as { sqlstate?: string }).sqlstate]);
+    }
+    // What users saw before the errors joined the model: the same messages, hints and fields.
+    expect(new PolicyFileError('p.yaml', 3, 5, 'rules', 'expected a list').message).toBe('p.yaml:3:5: rules: expected a list');
+    expect(new AuditLockedError('/d', 42).hint).toBe('stop the other phigate server, or give this one its own --data-dir');
+    expect(new AuditWriteError('/d/audit.log', 'ENOSPC', 'cannot write', 'free space').fault).toBe('ENOSPC');
+    expect(new ProtocolError('bad', { length: 9, limit: 8 }).size).toEqual({ length: 9, limit: 8 });
+    expect([new SettingsFileError('/f', 'bad').code, new CredentialLockBusy('/f', 1000).code].every(isErrorCode)).toBe(true);
+  });
+
+  it('an error class of src/ that is not a PhigateError is one of the listed internal ones (caught and turned into a typed error, or a bug)', () => {
+    // Each never reaches a user as itself: its catcher says what to do about it.
+    const INTERNAL = new Set([
+      'ClassifierNotInitializedError', 'SyntaxFailure', 'ScramError', 'UpstreamError', 'ProtocolViolation', 'UnmaskableResult',
+      'PoolWaitTimeout', 'SqlError', 'TimeArgumentError', 'StaleIndex', 'AmbiguousSession', 'CanonicalFormError',
+      'RecordingLookupError', 'RecordingFormatError', 'RecordingRepairError', 'StoreUnavailableError', 'RewriteRefused',
+      'UnsafePatternError', 'StoreError', 'TourAborted',
+    ]);
+    const direct = sources().flatMap(([, t]) => [...t.matchAll(/class (\w+) extends Error\b/g)].map((m) => m[1]!)).filter((n) => n !== 'PhigateError');
+    expect(direct.filter((n) => !INTERNAL.has(n))).toEqual([]);
   });
 });
 

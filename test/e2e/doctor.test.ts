@@ -13,7 +13,7 @@ import { startTestIdp, type TestIdp } from '../support/oidc.js';
 import { freePort, scratchDatabase, type ScratchDatabase } from '../support/postgres.js';
 import { makeTestCerts } from '../support/certs.js';
 import { IDENTITIES, startGateway } from '../support/harness.js';
-import { SharedDatabase } from '../../src/server/shared-db.js';
+import { SharedDatabase } from '../../src/store/shared-db.js';
 
 const info = inject('pg');
 const ROLE = 'phigate_doctor_svc';

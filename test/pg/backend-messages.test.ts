@@ -284,7 +284,7 @@ describe('backend decoders', () => {
     const bad = (s: string): string => {
       const r = decodeErrorFields(Buffer.from(s, 'latin1'));
       if (!(r instanceof ProtocolError)) throw new Error(`accepted ${JSON.stringify(s)}`);
-      expect(r.code).toBe('08P01');
+      expect(r.sqlstate).toBe('08P01');
       return r.message;
     };
     expect(bad('')).toBe('invalid ErrorResponse/NoticeResponse message: field list is not terminated');

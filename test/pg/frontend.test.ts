@@ -42,7 +42,7 @@ function errorOf(chunks: Buffer[], parser?: FrontendParser): string {
   const last = out[out.length - 1];
   if (last?.type !== 'ProtocolError') throw new Error(`expected a ProtocolError, got ${JSON.stringify(out.map((m) => m.type))}`);
   expect(last.error).toBeInstanceOf(ProtocolError);
-  expect(last.error.code).toBe('08P01');
+  expect(last.error.sqlstate).toBe('08P01');
   return last.error.message;
 }
 

@@ -104,7 +104,7 @@ export function encodeFrontend(m: FrontendSpec): Buffer {
 // Normalisation: Buffers to hex, errors to their message, null-prototype records to plain ones.
 
 export function norm(m: FrontendMessage | FrontendSpec): Record<string, unknown> {
-  if (m.type === 'ProtocolError') return { type: m.type, message: m.error.message, code: m.error.code };
+  if (m.type === 'ProtocolError') return { type: m.type, message: m.error.message, code: m.error.sqlstate };
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(m)) {
     if (Buffer.isBuffer(v)) out[k] = v.toString('hex');

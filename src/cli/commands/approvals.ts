@@ -5,6 +5,7 @@ import { resolveContext, type GlobalOptions } from '../context.js';
 import { ApprovalsClient } from '../../approvals/client.js';
 import type { ApprovalView } from '../../approvals/api.js';
 import { formatAge, formatTimeLeft, oneLine, requesterLabel, statusText } from '../../approvals/format.js';
+import { displayWidth, padEndWidth } from '../../ui/width.js';
 
 interface ApprovalsOptions extends GlobalOptions {
   all?: boolean;
@@ -68,11 +69,11 @@ export function renderApprovals(r: ApprovalsReport, opts: { all?: boolean; width
   ]);
   // The statement takes what the other columns leave of the terminal (at least 20 characters).
   const width = opts.width ?? (process.stdout.columns || 120);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (i === 5 ? 0 : row[i]!.length))));
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (i === 5 ? 0 : displayWidth(row[i]!)))));
   const others = widths.reduce((s, w, i) => (i === 5 ? s : s + w + 2), 0);
   const stmtWidth = Math.max(20, Math.min(60, width - others - 2));
-  widths[5] = Math.max(header[5]!.length, ...rows.map((row) => oneLine(row[5]!, stmtWidth).length));
+  widths[5] = Math.max(header[5]!.length, ...rows.map((row) => displayWidth(oneLine(row[5]!, stmtWidth))));
   const line = (cells: string[]): string =>
-    cells.map((c, i) => (i === 5 ? oneLine(c, stmtWidth) : c).padEnd(widths[i]!)).join('  ').trimEnd();
+    cells.map((c, i) => padEndWidth(i === 5 ? oneLine(c, stmtWidth) : c, widths[i]!)).join('  ').trimEnd();
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }

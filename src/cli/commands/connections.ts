@@ -4,6 +4,7 @@ import { withGatewayOptions } from '../options.js';
 import { resolveContext, type GlobalOptions } from '../context.js';
 import { gatewayGet } from '../gateway-api.js';
 import { CONNECTIONS_PATH, type ConnectionInfo } from '../../tunnel/protocol.js';
+import { displayWidth, padEndWidth } from '../../ui/width.js';
 
 interface ConnectionsOptions extends GlobalOptions {
   json?: boolean;
@@ -31,6 +32,6 @@ export function connectionsCommand(): Command {
 export function renderConnections(r: ConnectionsReport): string {
   if (r.connections.length === 0) return `You may not use any connection on ${r.server}.\n`;
   const rows = [['NAME', 'TYPE', 'DATABASE'], ...r.connections.map((c) => [c.name, c.type, c.database])];
-  const widths = [0, 1].map((i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows.map((row) => `${row[0]!.padEnd(widths[0]!)}  ${row[1]!.padEnd(widths[1]!)}  ${row[2]}`).join('\n') + '\n';
+  const widths = [0, 1].map((i) => Math.max(...rows.map((row) => displayWidth(row[i]!))));
+  return rows.map((row) => `${padEndWidth(row[0]!, widths[0]!)}  ${padEndWidth(row[1]!, widths[1]!)}  ${row[2]}`).join('\n') + '\n';
 }

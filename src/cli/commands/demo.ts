@@ -8,7 +8,7 @@ import { createWriteStream, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parsePolicyFile } from '../../policy/file.js';
 import { Gateway } from '../../server/gateway.js';
-import { createLogger } from '../../server/log.js';
+import { createLogger } from '../../common/log.js';
 import { startEmbeddedPostgres, stopAllNow, type EmbeddedDb } from '../../demo/embedded-postgres.js';
 import { claimDemo } from '../../demo/instance.js';
 import { cliCommand, tryItLines } from '../../demo/try-it.js';

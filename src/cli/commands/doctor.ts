@@ -2,13 +2,13 @@
 // gateway runs, with the same flags as `phigate server`, and says what is wrong and how to fix it.
 // Exit 0 when nothing failed (warnings allowed), 1 otherwise.
 import { errnoOf } from '../../common/errors.js';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { paint } from '../../ui/style.js';
 import { ExitCode, PhigateError } from '../errors.js';
 import { parseHostPort } from '../options.js';
-import { DEFAULT_LISTEN, defaultDataDir } from './server.js';
+import { defaultDataDir, serverConfigOptions } from './server.js';
 import { runDoctor } from '../doctor/checks.js';
 import { doctorExitCode, doctorJson, doctorText } from '../doctor/report.js';
 
@@ -26,16 +26,11 @@ interface DoctorCliOptions {
 }
 
 export function doctorCommand(): Command {
-  return new Command('doctor')
-    .description('check a server configuration against its identity providers, databases, store and files; say what is wrong and how to fix it')
-    .addOption(new Option('--config <file>', 'policy file (YAML)').env('PHIGATE_CONFIG').default('phigate.yaml'))
-    .option('--listen <host:port>', 'address the server will listen on', DEFAULT_LISTEN)
-    .option('--data-dir <dir>', `the server's data directory (default: ${defaultDataDir()})`)
-    .addOption(new Option('--store <url>', 'the shared store (postgres://user@host/db)').env('PHIGATE_STORE_URL'))
-    .addOption(new Option('--masking-key-file <file>', 'tokenization key file').env('PHIGATE_MASKING_KEY_FILE'))
-    .addOption(new Option('--metrics-listen <host:port>', 'separate /metrics address').env('PHIGATE_METRICS_LISTEN'))
-    .option('--tls-cert <file>', 'PEM certificate for HTTPS/WSS')
-    .option('--tls-key <file>', 'PEM private key for --tls-cert')
+  const cmd = new Command('doctor')
+    .description('check a server configuration against its identity providers, databases, store and files; say what is wrong and how to fix it');
+  // The server's own flags, so that a working `phigate server ...` line becomes a doctor line as is.
+  for (const o of serverConfigOptions()) cmd.addOption(o);
+  return cmd
     .option('--token-file <file>', 'also verify this bearer token as the gateway would and show its identity and groups (never printed)')
     .option('--json', 'print one JSON document')
     .addHelpText('after', '\nExit status: 0 when no check failed (warnings allowed), 1 otherwise.')

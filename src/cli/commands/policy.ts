@@ -17,7 +17,6 @@ import { resolveContext, type GlobalOptions } from '../context.js';
 import { gatewayGet, gatewayRequest } from '../gateway-api.js';
 import { resolve } from 'node:path';
 import { loadPolicyFile, type PolicyFile } from '../../policy/file.js';
-import { PolicyFileError } from '../../policy/errors.js';
 import { policyVersion } from '../../policy/version.js';
 import { ExitCode, PhigateError } from '../errors.js';
 
@@ -29,36 +28,31 @@ export function policyCommand(): Command {
     .argument('<file>', 'policy file (YAML)')
     .option('--json', 'print the result as JSON')
     .action((file: string, opts: { json?: boolean }) => {
-      try {
-        const p = loadPolicyFile(resolve(file));
-        const result = {
-          file,
-          valid: true,
-          version: policyVersion(p.source),
-          connections: [...p.connections.keys()],
-          issuers: p.issuers.map((i) => i.issuer),
-          rules: p.rules.length,
-          default: p.default,
-          // Who the server-access baseline is lifted for, per capability (empty: nobody).
-          server_access: Object.fromEntries(SERVER_CAPABILITIES.map((c) => [c, [...p.serverAccess[c]]])),
-          functions: p.functions.map((f) => ({ name: f.schema ? `${f.schema}.${f.name}` : f.name, read_only: f.readOnly, masked_readers: f.maskedReaders })),
-        };
-        if (opts.json) {
-          process.stdout.write(`${JSON.stringify(result)}\n`);
-          return;
-        }
-        const lifted = SERVER_CAPABILITIES.filter((c) => p.serverAccess[c].length > 0).map((c) => `${c}: ${p.serverAccess[c].join(', ')}`);
-        const declared = result.functions.map((f) => `${f.name} (${[f.read_only ? 'read_only' : '', f.masked_readers ? 'masked_readers' : ''].filter(Boolean).join(', ')})`);
-        process.stdout.write(
-          `${file}: valid\n  version     ${result.version}\n  connections ${result.connections.join(', ')}\n` +
-            `  issuers     ${result.issuers.join(', ') || '(none)'}\n  rules       ${result.rules} (default: ${result.default})\n` +
-            `  server      baseline on for everyone${lifted.length ? `; lifted for ${lifted.join('; ')}` : ''}\n` +
-            (declared.length ? `  functions   ${declared.join(', ')}\n` : ''),
-        );
-      } catch (err) {
-        if (err instanceof PolicyFileError) throw new PhigateError(err.message, ExitCode.Error);
-        throw err;
+      const p = load(file);
+      const result = {
+        file,
+        valid: true,
+        version: policyVersion(p.source),
+        connections: [...p.connections.keys()],
+        issuers: p.issuers.map((i) => i.issuer),
+        rules: p.rules.length,
+        default: p.default,
+        // Who the server-access baseline is lifted for, per capability (empty: nobody).
+        server_access: Object.fromEntries(SERVER_CAPABILITIES.map((c) => [c, [...p.serverAccess[c]]])),
+        functions: p.functions.map((f) => ({ name: f.schema ? `${f.schema}.${f.name}` : f.name, read_only: f.readOnly, masked_readers: f.maskedReaders })),
+      };
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+        return;
       }
+      const lifted = SERVER_CAPABILITIES.filter((c) => p.serverAccess[c].length > 0).map((c) => `${c}: ${p.serverAccess[c].join(', ')}`);
+      const declared = result.functions.map((f) => `${f.name} (${[f.read_only ? 'read_only' : '', f.masked_readers ? 'masked_readers' : ''].filter(Boolean).join(', ')})`);
+      process.stdout.write(
+        `${file}: valid\n  version     ${result.version}\n  connections ${result.connections.join(', ')}\n` +
+          `  issuers     ${result.issuers.join(', ') || '(none)'}\n  rules       ${result.rules} (default: ${result.default})\n` +
+          `  server      baseline on for everyone${lifted.length ? `; lifted for ${lifted.join('; ')}` : ''}\n` +
+          (declared.length ? `  functions   ${declared.join(', ')}\n` : ''),
+      );
     });
   policy
     .command('test')
@@ -158,11 +152,7 @@ function readPolicyText(file: string): string {
   }
 }
 
+/** The policy file, or its PolicyFileError (exit 1, the problem's line and key). */
 function load(file: string): PolicyFile {
-  try {
-    return loadPolicyFile(resolve(file));
-  } catch (err) {
-    if (err instanceof PolicyFileError) throw new PhigateError(err.message, ExitCode.Error);
-    throw err;
-  }
+  return loadPolicyFile(resolve(file));
 }

@@ -10,8 +10,8 @@ import { Gateway } from '../../server/gateway.js';
 import { isLoopbackHost } from '../../server/loopback.js';
 import { formatPublicKey } from '../../audit/keys.js';
 import { PostgresApprovalStore } from '../../approvals/pg-store.js';
-import { SharedDatabase, redactStoreUrl } from '../../server/shared-db.js';
-import { createLogger } from '../../server/log.js';
+import { SharedDatabase, redactStoreUrl } from '../../store/shared-db.js';
+import { createLogger } from '../../common/log.js';
 import { readTokenKey } from '../../server/secrets.js';
 import { ExitCode, PhigateError } from '../errors.js';
 import { parseHostPort } from '../options.js';
@@ -57,18 +57,29 @@ interface ServerOptions {
   metricsListen?: string;
 }
 
+/**
+ * The flags that say where a server's things are (policy, address, data, TLS, store, keys, metrics):
+ * one declaration for `phigate server` and `phigate doctor`, which checks that same configuration.
+ */
+export function serverConfigOptions(): Option[] {
+  return [
+    new Option('--config <file>', 'policy file (YAML)').env('PHIGATE_CONFIG').default('phigate.yaml'),
+    new Option('--listen <host:port>', 'address to listen on').default(DEFAULT_LISTEN),
+    new Option('--data-dir <dir>', `where evidence and state are kept (default: ${defaultDataDir()})`),
+    new Option('--tls-cert <file>', 'PEM certificate for HTTPS/WSS'),
+    new Option('--tls-key <file>', 'PEM private key for --tls-cert'),
+    new Option('--store <url>', 'PostgreSQL that replicas share for approvals, grants, policy changes and evidence (postgres://user@host/db)').env('PHIGATE_STORE_URL'),
+    new Option('--masking-key-file <file>', 'tokenization key (base64, mode 0600) shared by every replica').env('PHIGATE_MASKING_KEY_FILE'),
+    new Option('--metrics-listen <host:port>', 'serve Prometheus /metrics without a token on this separate address (e.g. 0.0.0.0:9464 in a pod)').env('PHIGATE_METRICS_LISTEN'),
+  ];
+}
+
 export function serverCommand(): Command {
-  return new Command('server')
-    .description('run the gateway: terminates PostgreSQL sessions from tunnels, decides and records them')
-    .addOption(new Option('--config <file>', 'policy file (YAML)').env('PHIGATE_CONFIG').default('phigate.yaml'))
-    .option('--listen <host:port>', 'address to listen on', DEFAULT_LISTEN)
-    .option('--data-dir <dir>', `where evidence and state are kept (default: ${defaultDataDir()})`)
-    .option('--tls-cert <file>', 'PEM certificate for HTTPS/WSS')
-    .option('--tls-key <file>', 'PEM private key for --tls-cert')
+  const cmd = new Command('server')
+    .description('run the gateway: terminates PostgreSQL sessions from tunnels, decides and records them');
+  for (const o of serverConfigOptions()) cmd.addOption(o);
+  return cmd
     .option('--dev', 'development mode: run a built-in OpenID Provider with dev identities (loopback only)')
-    .addOption(new Option('--store <url>', 'PostgreSQL that replicas share for approvals, grants, policy changes and evidence (postgres://user@host/db)').env('PHIGATE_STORE_URL'))
-    .addOption(new Option('--masking-key-file <file>', 'tokenization key (base64, mode 0600) shared by every replica').env('PHIGATE_MASKING_KEY_FILE'))
-    .addOption(new Option('--metrics-listen <host:port>', 'serve Prometheus /metrics without a token on this separate address (e.g. 0.0.0.0:9464 in a pod)').env('PHIGATE_METRICS_LISTEN'))
     .option('--print-public-key', 'print the audit checkpoint public key (PEM and fingerprint) for --data-dir and exit')
     .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
     .addOption(new Option('--log-level <level>', 'least severe level logged').choices(['debug', 'info', 'warn', 'error']).default('info'))

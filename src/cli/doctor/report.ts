@@ -1,6 +1,7 @@
 // What `phigate doctor` found, as data, and how it is shown: one line per check (ok, warn or fail)
 // with a fix under each line that is not ok, or one JSON document. Pure: no I/O here.
 import type { ChalkInstance } from 'chalk';
+import { displayWidth, padEndWidth } from '../../ui/width.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -41,11 +42,11 @@ const LABEL: Record<CheckStatus, string> = { ok: 'ok  ', warn: 'warn', fail: 'fa
 
 /** The text report: a column of statuses, a column of checks, then `subject: finding`, with the fix indented below. */
 export function doctorText(config: string, results: readonly CheckResult[], c: ChalkInstance): string {
-  const width = Math.max(0, ...results.map((r) => r.check.length));
+  const width = Math.max(0, ...results.map((r) => displayWidth(r.check)));
   const colour = { ok: c.green, warn: c.yellow, fail: c.red };
   const lines = [`phigate doctor: ${config}`];
   for (const r of results) {
-    lines.push(`${colour[r.status](LABEL[r.status])}  ${r.check.padEnd(width)}  ${r.subject ? `${r.subject}: ` : ''}${r.message}`);
+    lines.push(`${colour[r.status](LABEL[r.status])}  ${padEndWidth(r.check, width)}  ${r.subject ? `${r.subject}: ` : ''}${r.message}`);
     if (r.fix && r.status !== 'ok') lines.push(`${' '.repeat(8 + width)}${c.dim(`fix: ${r.fix}`)}`);
   }
   const s = summarize(results);

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { BackendFramer, FrontendType, ProtocolError } from '../../pg/index.js';
 import { cancelUpstream, connectUpstream, UpstreamError, type UpstreamSession, type UpstreamTarget } from '../upstream.js';
 import { SQLSTATE_CONNECTION_FAILURE } from '../upstream/errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../common/log.js';
 import type { PoolSettings } from '../../policy/pool.js';
 import {
   STATEFUL_EXTENSION_REASON, STATEFUL_EXTENSIONS, ScriptReader, acquireStep, prepareQuery, releaseVerdict, resetMessages, resetOutcome,

@@ -1,12 +1,14 @@
 // The PostgreSQL database several gateway replicas share (`phigate server --store URL`, docs/operator.md "Several replicas"):
-// one pool for queries, schema creation serialized between replicas, a dedicated connection for
-// LISTEN that reconnects by itself, and errors that never carry the password. What lives in it is
-// up to its users: approval requests (approvals/pg-store.ts) and shipped evidence (audit/shipper.ts).
+// one pool for queries, its schema brought up to date at open (the ordered steps of migrations.ts,
+// serialized between replicas), a dedicated connection for LISTEN that reconnects by itself, and
+// errors that never carry the password. What lives in it is up to its users: approval requests
+// (approvals/pg-store.ts), shipped evidence (audit/shipper.ts), published policies and cancels.
 // node-postgres is loaded on open: most CLI commands share this module graph and never need it.
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import type { Logger } from './log.js';
-import { silentLogger } from './log.js';
+import type { Logger } from '../common/log.js';
+import { silentLogger } from '../common/log.js';
+import { META_SQL, STORE_MIGRATIONS, migrationKey, pendingMigrations, type StoreMigration } from './migrations.js';
 
 /** The shared store could not be reached or refused a query; the message never carries a password. */
 export class StoreError extends Error {
@@ -24,21 +26,12 @@ export function redactStoreUrl(url: string): string {
   }
 }
 
-/**
- * The layout of the `phigate` schema this version creates and reads. A store set up by a newer
- * phigate (a higher number) is refused rather than misread; a lower one is upgraded by `migrate`.
- */
-export const STORE_SCHEMA_VERSION = 1;
-
-const META_SQL = `
-CREATE SCHEMA IF NOT EXISTS phigate;
-CREATE TABLE IF NOT EXISTS phigate.meta (key text PRIMARY KEY, value text NOT NULL);
-INSERT INTO phigate.meta (key, value) VALUES ('schema_version', '${STORE_SCHEMA_VERSION}') ON CONFLICT (key) DO NOTHING;`;
-
 export interface SharedDatabaseOptions {
   log?: Logger;
   /** First wait before reconnecting a listener (doubles up to 10 s). */
   reconnectMs?: number;
+  /** The schema's steps (default STORE_MIGRATIONS; tests pass their own list). */
+  migrations?: readonly StoreMigration[];
 }
 
 export interface Listener {
@@ -87,12 +80,7 @@ export class SharedDatabase {
       throw new StoreError(`cannot open the shared store at ${redactStoreUrl(url)}: ${(err as Error).message}`);
     }
     try {
-      await db.migrate(META_SQL);
-      const r = await db.query("SELECT value FROM phigate.meta WHERE key = 'schema_version'");
-      const found = Number((r.rows[0] as { value: string } | undefined)?.value);
-      if (found > STORE_SCHEMA_VERSION) {
-        throw new StoreError(`the shared store at ${db.redactedUrl} was set up by a newer phigate (schema ${found}; this one knows up to ${STORE_SCHEMA_VERSION}): upgrade this replica`);
-      }
+      await db.migrate(opts.migrations ?? STORE_MIGRATIONS);
     } catch (err) {
       await pool.end().catch(() => {});
       throw err;
@@ -104,13 +92,38 @@ export class SharedDatabase {
     return redactStoreUrl(this.url);
   }
 
-  /** Runs `sql` (idempotent DDL) while holding a lock that replicas starting together share. */
-  async migrate(sql: string): Promise<void> {
-    await this.transaction(async (q) => {
-      // CREATE ... IF NOT EXISTS from two sessions at once can still fail on a catalog unique index.
-      await q("SELECT pg_advisory_xact_lock(hashtext('phigate.schema'))");
-      await q(sql);
-    }, `cannot create phigate's tables in the shared store at ${this.redactedUrl}`);
+  /**
+   * Brings the schema up to the last of `steps`, each step in one transaction with its record in
+   * phigate.meta, all under a lock that replicas starting together share (the second one finds the
+   * steps recorded and runs none). Refuses a store whose schema_version is newer than `steps` know.
+   */
+  private async migrate(steps: readonly StoreMigration[]): Promise<void> {
+    const known = steps.at(-1)?.version ?? 0;
+    const what = `cannot create phigate's tables in the shared store at ${this.redactedUrl}`;
+    for (;;) {
+      const done = await this.transaction(async (q) => {
+        // CREATE ... IF NOT EXISTS from two sessions at once can still fail on a catalog unique index.
+        await q("SELECT pg_advisory_xact_lock(hashtext('phigate.schema'))");
+        // A store already set up needs no CREATE right on the database (CREATE SCHEMA checks it first).
+        const exists = await q("SELECT pg_catalog.to_regclass('phigate.meta') IS NOT NULL AS exists");
+        if (!(exists.rows[0] as { exists: boolean }).exists) await q(META_SQL);
+        const rows = (await q('SELECT key, value FROM phigate.meta')).rows as { key: string; value: string }[];
+        const meta = new Map(rows.map((r) => [r.key, r.value]));
+        const found = Number(meta.get('schema_version'));
+        if (found > known) {
+          throw new StoreError(`the shared store at ${this.redactedUrl} was set up by a newer phigate (schema ${found}; this one knows up to ${known}): upgrade this replica`);
+        }
+        const step = pendingMigrations(meta, steps)[0];
+        if (!step) return true;
+        await q(step.sql);
+        await q('INSERT INTO phigate.meta (key, value) VALUES ($1, $2)', [migrationKey(step.version), step.name]);
+        await q(`INSERT INTO phigate.meta (key, value) VALUES ('schema_version', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = GREATEST(phigate.meta.value::int, EXCLUDED.value::int)::text`, [String(step.version)]);
+        this.log.info('shared store schema upgraded', { step: step.version, name: step.name });
+        return false;
+      }, what);
+      if (done) return;
+    }
   }
 
   async query(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {

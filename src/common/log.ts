@@ -1,4 +1,4 @@
-// Server log: one line per event on stderr, `text` for people or `json` for collectors.
+// The log of `phigate server` (and of what it hosts: audit, approvals, the store): one line per event on stderr, `text` for people or `json` for collectors.
 // Callers pass identities, codes and counts; never statement text, parameters or tokens. Request
 // targets are logged as paths (`pathOf`): a query string may carry a token or PHI. As a second line,
 // anything shaped like a JWT is replaced before a line is written.
