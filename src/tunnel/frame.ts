@@ -1,7 +1,8 @@
-// The CLI's tunnel data frames (RFC 6455 binary frames, client to gateway), built here and written
-// straight to the stream's socket: one buffer per local chunk (header, mask key and payload), with no
-// per-frame option object and, where masking protects nothing, no masking pass over the payload.
-// ws still does the handshake, all reading, ping/pong and the close; see
+// The tunnel's data frames (RFC 6455 binary frames), built here and written straight to the stream's
+// socket by both ends: the CLI's (client to gateway: masked, one buffer per local chunk with header,
+// mask key and payload, and no masking pass where masking protects nothing) and the gateway's (gateway
+// to client: unmasked, one buffer per turn's answer). No per-frame option object, no cork/writev pair
+// for a small frame. ws still does the handshake, all reading, ping/pong and the close; see
 // docs/decisions/zero-mask-on-trusted-tunnels.md for the mask.
 import { randomFillSync } from 'node:crypto';
 import { isLoopbackHost } from '../server/loopback.js';
@@ -29,6 +30,40 @@ export const COPY_LIMIT = 16 * 1024;
 
 const RANDOM_POOL = 8 * 1024;
 
+/** Writes the 2-, 4- or 10-byte start of a frame header (FIN, binary; `mask` sets the mask bit). */
+function writeHeader(out: Buffer, n: number, lenBytes: number, mask: number): void {
+  out[0] = 0x82;
+  if (lenBytes === 0) out[1] = mask | n;
+  else if (lenBytes === 2) {
+    out[1] = mask | 126;
+    out.writeUInt16BE(n, 2);
+  } else {
+    out[1] = mask | 127;
+    out.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 2);
+    out.writeUInt32BE(n >>> 0, 6);
+  }
+}
+
+/**
+ * The gateway's frame carrying `payload` (FIN, binary, unmasked as RFC 6455 requires of a server), as
+ * the buffers to write in order: one when the payload is at most COPY_LIMIT bytes (a turn's answer,
+ * copied behind its header), else the header and then the payload itself.
+ */
+export function gatewayFrame(payload: Buffer): [Buffer] | [Buffer, Buffer] {
+  const n = payload.length;
+  const lenBytes = n < 126 ? 0 : n < 65536 ? 2 : 8;
+  const head = 2 + lenBytes;
+  if (n > COPY_LIMIT) {
+    const h = Buffer.allocUnsafe(head);
+    writeHeader(h, n, lenBytes, 0);
+    return [h, payload];
+  }
+  const out = Buffer.allocUnsafe(head + n);
+  writeHeader(out, n, lenBytes, 0);
+  payload.copy(out, head);
+  return [out];
+}
+
 /** Builds the binary data frames of one stream. */
 export class DataFrameWriter {
   private pool: Buffer | undefined;
@@ -47,16 +82,7 @@ export class DataFrameWriter {
     const head = 2 + lenBytes + 4;
     const copy = n <= COPY_LIMIT;
     const out = Buffer.allocUnsafe(copy ? head + n : head);
-    out[0] = 0x82;
-    if (lenBytes === 0) out[1] = 0x80 | n;
-    else if (lenBytes === 2) {
-      out[1] = 0x80 | 126;
-      out.writeUInt16BE(n, 2);
-    } else {
-      out[1] = 0x80 | 127;
-      out.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 2);
-      out.writeUInt32BE(n >>> 0, 6);
-    }
+    writeHeader(out, n, lenBytes, 0x80);
     const k = head - 4;
     if (this.masking === 'zero') {
       out.writeUInt32BE(0, k);

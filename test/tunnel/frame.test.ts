@@ -2,7 +2,7 @@
 // length encoding, both mask choices, frames cut at every byte, and where the zero key is chosen.
 import { describe, expect, it } from 'vitest';
 import * as ws from 'ws';
-import { COPY_LIMIT, DataFrameWriter, maskingFor, type Masking } from '../../src/tunnel/frame.js';
+import { COPY_LIMIT, DataFrameWriter, gatewayFrame, maskingFor, type Masking } from '../../src/tunnel/frame.js';
 
 /** ws's frame reader (a named export at runtime; @types/ws does not declare it). */
 interface Receiver {
@@ -26,6 +26,20 @@ function readAsGateway(wire: Buffer, step = wire.length || 1): { messages: Buffe
   return { messages, errors };
 }
 
+/** Reads `wire` as the CLI does (ws's client side: frames must not be masked), in pieces of `step` bytes. */
+function readAsClient(wire: Buffer, step = wire.length || 1): { messages: Buffer[]; errors: Error[] } {
+  const r = new ReceiverCtor({ isServer: false, maxPayload: 0 });
+  const messages: Buffer[] = [];
+  const errors: Error[] = [];
+  r.on('message', (d, isBinary) => {
+    expect(isBinary).toBe(true);
+    messages.push(Buffer.from(d));
+  });
+  r.on('error', (e) => errors.push(e));
+  for (let i = 0; i < wire.length; i += step) r.write(wire.subarray(i, i + step));
+  return { messages, errors };
+}
+
 function payload(n: number, seed: number): Buffer {
   const b = Buffer.allocUnsafe(n);
   for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
@@ -33,6 +47,28 @@ function payload(n: number, seed: number): Buffer {
 }
 
 const SIZES = [0, 1, 125, 126, 127, 65535, 65536, COPY_LIMIT, COPY_LIMIT + 1, 200_000];
+
+describe('gatewayFrame', () => {
+  for (const n of SIZES) {
+    it(`a ${n}-byte payload reads back unchanged on the client side, unmasked, with the right length encoding`, () => {
+      const sent = payload(n, n + 7);
+      const parts = gatewayFrame(Buffer.from(sent));
+      expect(parts.length).toBe(n > COPY_LIMIT ? 2 : 1);
+      const wire = Buffer.concat(parts);
+      expect(wire[0]).toBe(0x82);
+      expect(wire[1]! & 0x80).toBe(0); // a server frame is never masked
+      const len7 = wire[1]! & 0x7f;
+      expect(len7).toBe(n < 126 ? n : n < 65536 ? 126 : 127);
+      expect(wire.length).toBe(2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + n);
+      const whole = readAsClient(wire);
+      expect(whole.errors).toEqual([]);
+      expect(whole.messages).toEqual([sent]);
+      const bytewise = readAsClient(Buffer.concat([wire, wire]), 1);
+      expect(bytewise.errors).toEqual([]);
+      expect(bytewise.messages).toEqual([sent, sent]);
+    });
+  }
+});
 
 describe('DataFrameWriter', () => {
   for (const masking of ['zero', 'random'] as Masking[]) {
