@@ -5,54 +5,52 @@ import type { WebSocket, RawData } from 'ws';
 import type { Socket } from 'node:net';
 import {
   FrontendParser, BackendFramer, ByteSink, ProtocolError, type FrontendMessage,
-  authenticationOk, parameterStatus, backendKeyData, readyForQuery, errorResponse, noticeResponse, sslNo, negotiateProtocolVersion,
+  authenticationOk, parameterStatus, backendKeyData, readyForQuery, errorResponse, sslNo,
   decodeErrorFieldMap, decodeParameterStatus, decodeCommandComplete, type ErrorFields,
-} from '../pg/index.js';
+} from '../../pg/index.js';
 import { randomBytes } from 'node:crypto';
 import { serialize } from 'pg-protocol';
-import type { ShapeClassifierCache } from '../policy/shape-cache.js';
-import type { Decision } from '../policy/decide.js';
-import { formatDuration } from '../policy/duration.js';
-import { limitKey } from '../policy/limits.js';
-import { DEFAULT_APPROVAL_TIMEOUT_MS } from '../policy/rules.js';
-import { requesterOf } from '../approvals/requester.js';
-import { scopeNotice } from '../approvals/format.js';
-import type { ApprovalHandle, ApprovalRequester, Outcome } from '../approvals/types.js';
-import { StatementGate, type Verdict } from './gate.js';
-import { MaskingLayer, UnmaskableResult, decodeFields, type MaskingContext } from './masking-layer.js';
-import { ResultTracker, type BackendVerdict } from './result-tracker.js';
-import { SessionRecorder } from './session-recorder.js';
-import { StatementResults } from './statement-results.js';
-import { maskDataRowInto, type MaskPlan } from '../masking/index.js';
-import type { BackendFrame } from '../pg/index.js';
-import type { AuditLog } from '../audit/log.js';
-import type { AuditEvent, StatementDecision, StatementEvent } from '../audit/events.js';
-import type { Identity } from '../auth/index.js';
-import type { ConnectionPolicy, PolicyFile } from '../policy/file.js';
-import { connectUpstream, cancelUpstream, UpstreamError, type UpstreamSession, type UpstreamTarget } from './upstream.js';
-import { upstreamFailure } from './upstream-fault.js';
-import { PoolWaitTimeout, type UpstreamLease } from './pool/pool.js';
-import type { SessionEnd, TransactionStatus } from './pool/core.js';
-import { AdmissionTicket, type LimitRefusal } from './admission.js';
-import type { CancelRegistry } from './cancel-registry.js';
-import type { RemoteCancel } from './shared-cancel.js';
-import type { Logger } from './log.js';
-import type { CatalogSnapshot } from './catalog.js';
-import { NO_METRICS, type ConnectionMetrics } from './metrics.js';
-import { CloseCode, type ControlMessage } from '../tunnel/protocol.js';
-import { roughly } from '../tunnel/liveness.js';
-import { originalPosition } from '../masking/source/masker.js';
-import type { RewriteOutcome, TextEdit } from '../masking/source/rewrite.js';
-import type { Classification } from '../policy/classify/index.js';
-import { classificationOf, failedAnalysis, isHeavy, OFF_THREAD_STATEMENTS, type AnalysisRequest, type TextAnalysis } from './analysis.js';
-import { PROGRAM_LIMIT_EXCEEDED, messageSizeError, oversizeEvidence, statementSizeError } from './size-limits.js';
+import type { ShapeClassifierCache } from '../../policy/shape-cache.js';
+import { formatDuration } from '../../policy/duration.js';
+import { limitKey } from '../../policy/limits.js';
+import { DEFAULT_APPROVAL_TIMEOUT_MS } from '../../policy/rules.js';
+import { requesterOf } from '../../approvals/requester.js';
+import { scopeNotice } from '../../approvals/format.js';
+import type { ApprovalHandle, ApprovalRequester, Outcome } from '../../approvals/types.js';
+import { StatementGate, type Verdict } from '../gate.js';
+import { MaskingLayer, UnmaskableResult, decodeFields, type MaskingContext } from '../masking-layer.js';
+import { ResultTracker, type BackendVerdict } from '../result-tracker.js';
+import { SessionRecorder } from '../session-recorder.js';
+import { StatementResults } from '../statement-results.js';
+import { maskDataRowInto, type MaskPlan } from '../../masking/index.js';
+import type { BackendFrame } from '../../pg/index.js';
+import type { AuditLog } from '../../audit/log.js';
+import type { AuditEvent, StatementDecision, StatementEvent } from '../../audit/events.js';
+import type { Identity } from '../../auth/index.js';
+import type { ConnectionPolicy, PolicyFile } from '../../policy/file.js';
+import { connectUpstream, cancelUpstream, UpstreamError, type UpstreamSession, type UpstreamTarget } from '../upstream.js';
+import { upstreamFailure } from '../upstream-fault.js';
+import { PoolWaitTimeout, type UpstreamLease } from '../pool/pool.js';
+import type { SessionEnd, TransactionStatus } from '../pool/core.js';
+import { AdmissionTicket, type LimitRefusal } from '../admission.js';
+import type { CancelRegistry } from '../cancel-registry.js';
+import type { RemoteCancel } from '../shared-cancel.js';
+import type { Logger } from '../log.js';
+import type { CatalogSnapshot } from '../catalog.js';
+import { NO_METRICS, type ConnectionMetrics } from '../metrics.js';
+import { CloseCode, type ControlMessage } from '../../tunnel/protocol.js';
+import { roughly } from '../../tunnel/liveness.js';
+import { originalPosition } from '../../masking/source/masker.js';
+import type { RewriteOutcome, TextEdit } from '../../masking/source/rewrite.js';
+import type { Classification } from '../../policy/classify/index.js';
+import { classificationOf, failedAnalysis, isHeavy, OFF_THREAD_STATEMENTS, type AnalysisRequest, type TextAnalysis } from '../analysis.js';
+import { PROGRAM_LIMIT_EXCEEDED, messageSizeError, oversizeEvidence, statementSizeError } from '../size-limits.js';
 
-const EMPTY = Buffer.alloc(0);
-
-/** Startup parameters passed through to the upstream; anything else could change who we are there. */
-const FORWARDED_PARAMS = new Set([
-  'application_name', 'client_encoding', 'datestyle', 'timezone', 'intervalstyle', 'extra_float_digits', 'search_path',
-]);
+import { isFatal, isUtf8Name, unsafeSettingIn, unsafeStartup } from './settings.js';
+import { EMPTY, FLUSH, TERMINATE, truncateReason } from './wire.js';
+import { planStartup } from './startup.js';
+import { refusalFor } from './holds.js';
+import { DDL_KINDS } from './evidence.js';
 
 /** Pause reading a client whose statement waits for approval once it has queued this much behind it. */
 const BACKLOG_HIGH_WATER = 16 * 1024 * 1024;
@@ -83,9 +81,6 @@ const ANALYSED_CHARS = 32 * 1024 * 1024;
 
 /** How long one run of a client's messages may hold the event loop before the rest waits a turn. */
 const SLICE_MS = 10;
-
-/** Asks PostgreSQL to send what it has buffered (a client paused at the pipeline depth waits for those answers). */
-const FLUSH = Buffer.from([0x48, 0, 0, 0, 4]);
 
 /** How many rewritten statement texts a session remembers (error positions, Execute evidence). */
 const REWRITES_KEPT = 256;
@@ -365,26 +360,12 @@ export class ClientSession {
   private onStartup(protocolVersion: number, params: Record<string, string>): void {
     const { log, connection } = this.opts;
     this.clientParams = params;
-    const replication = params['replication'];
-    if (replication !== undefined && !['false', 'off', 'no', '0'].includes(replication.toLowerCase())) {
-      this.fatal('0A000', 'replication connections are not supported through phigate');
+    const plan = planStartup(protocolVersion, params);
+    if ('refused' in plan) {
+      this.fatal('0A000', plan.refused);
       return;
     }
-    const forwarded: Record<string, string> = {};
-    const ignored: string[] = [];
-    for (const [k, v] of Object.entries(params)) {
-      if (k === 'user' || k === 'database' || k === 'replication') continue;
-      if (FORWARDED_PARAMS.has(k.toLowerCase())) forwarded[k] = v;
-      else if (!k.startsWith('_pq_.')) ignored.push(k);
-    }
-    const notices: Buffer[] = [];
-    if (ignored.length > 0) {
-      notices.push(noticeResponse({ severity: 'NOTICE', code: '01000', message: `phigate ignored startup parameter(s): ${ignored.join(', ')}` }));
-    }
-    const minor = protocolVersion & 0xffff;
-    const pqOptions = Object.keys(params).filter((k) => k.startsWith('_pq_.'));
-    const negotiate = minor > 0 || pqOptions.length > 0 ? negotiateProtocolVersion(0, pqOptions) : undefined;
-
+    const { forwarded, notices, negotiate } = plan;
     let target: UpstreamTarget;
     try {
       target = this.opts.resolveTarget(connection);
@@ -488,8 +469,7 @@ export class ClientSession {
       sock.setTimeout(5_000, () => sock.destroy());
       return;
     }
-    const unsafe = unsafeSetting('standard_conforming_strings', up.parameters.get('standard_conforming_strings') ?? 'on') ??
-      unsafeSetting('client_encoding', up.parameters.get('client_encoding') ?? 'UTF8');
+    const unsafe = unsafeStartup(up.parameters);
     if (unsafe) {
       up.socket.destroy();
       this.fatal('0A000', `phigate: ${unsafe}; phigate reads statements as UTF-8 with standard_conforming_strings on`, CloseCode.UpstreamFailed);
@@ -1285,7 +1265,7 @@ export class ClientSession {
       this.expectAnswer(held.message, ev);
       out = msgs.length === 1 ? msgs[0]! : Buffer.concat(msgs);
     } else {
-      const error = this.refusalFor(o, d, id);
+      const error = refusalFor(o, d, id, this.cancelRequested);
       if (o.cause !== 'withdrawn' || this.cancelRequested) this.control({ type: 'notice', message: error.message.replace(/^phigate: /, '') });
       out = this.poison(held.message, error);
       this.expectAnswer(held.message, undefined);
@@ -1296,20 +1276,6 @@ export class ClientSession {
     this.writeUpstream([out], undefined);
     // With a barrier up, the backlog waits for the barrier's ReadyForQuery.
     this.drainBacklog();
-  }
-
-  private refusalFor(o: Extract<Outcome, { approved: false }>, d: Decision, id: string | undefined): ErrorFields {
-    const ref = `rule "${d.rule}"${id ? `, request ${id}` : ''}`;
-    if (this.cancelRequested) return { severity: 'ERROR', code: '57014', message: 'canceling statement due to user request' };
-    switch (o.cause) {
-      case 'timeout':
-        return { severity: 'ERROR', code: '42501', message: `phigate: no approver decided within ${formatDuration(d.timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS)} (${ref}); the statement was not run` };
-      case 'denied':
-        return { severity: 'ERROR', code: '42501', message: `phigate: ${o.approver ? `denied by ${o.approver}` : 'denied'}${o.reason ? `: ${o.reason}` : ''} (${ref})` };
-      default:
-        // Cancelled or withdrawn by the gateway (shutting down, the shared store unavailable): say why.
-        return { severity: 'ERROR', code: '42501', message: `phigate: approval ${o.cause}${o.reason ? `: ${o.reason}` : ''} (${ref})` };
-    }
   }
 
   /** CancelRequest from this session's client: a held statement is withdrawn, else the database is asked. */
@@ -1605,58 +1571,4 @@ export class ClientSession {
     }
     this.opts.onClose?.(this);
   }
-}
-
-const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
-/** Statement kinds after which the masking catalog is refreshed. */
-const DDL_KINDS = new Set(['create', 'alter', 'drop', 'comment', 'refresh', 'do', 'call']);
-
-/**
- * The gateway classifies statement text as UTF-8 with standard_conforming_strings on, as libpg-query
- * does. If the server read the same bytes differently (backslash escapes in '...' strings, or a
- * client encoding whose multibyte characters contain a backslash byte), a statement could be
- * smuggled past the classifier, so such sessions are ended.
- */
-function unsafeSetting(name: string, value: string): string | undefined {
-  if (name === 'standard_conforming_strings' && value.toLowerCase() !== 'on') return `standard_conforming_strings was set to ${value}`;
-  // Client-only encodings whose multibyte characters may contain ASCII bytes such as a backslash.
-  if (name === 'client_encoding' && /^(s(hift_)?jis|mskanji|big5|gbk|uhc|gb18030|johab|win93[26]|win950|win949|cp93[26]|cp949|cp950|tcvn)$/i.test(value.replace(/[-\s]/g, '_'))) {
-    return `client_encoding was set to ${value}`;
-  }
-  return undefined;
-}
-
-/** An ErrorResponse body whose severity ends the session (FATAL, PANIC). */
-function isFatal(body: Buffer): boolean {
-  const fields = decodeErrorFieldMap(body);
-  if (fields instanceof ProtocolError) return false;
-  const severity = fields['V'] ?? fields['S'];
-  return severity === 'FATAL' || severity === 'PANIC';
-}
-
-function isUtf8Name(encoding: string): boolean {
-  return /^(utf-?8|unicode)$/i.test(encoding.trim());
-}
-
-/** Checks every ParameterStatus in a buffer of whole backend messages. */
-function unsafeSettingIn(whole: Buffer): string | undefined {
-  let off = 0;
-  while (off + 5 <= whole.length) {
-    const len = whole.readInt32BE(off + 1);
-    if (whole[off] === 0x53) {
-      const p = decodeParameterStatus(whole.subarray(off + 5, off + 1 + len));
-      if (!(p instanceof ProtocolError)) {
-        const problem = unsafeSetting(p.name, p.value);
-        if (problem) return problem;
-      }
-    }
-    off += 1 + len;
-  }
-  return undefined;
-}
-
-/** Close reasons are limited to 123 bytes by the WebSocket protocol. */
-function truncateReason(s: string): string {
-  const b = Buffer.from(s);
-  return b.length <= 120 ? s : `${b.subarray(0, 117).toString('utf8').replace(/\uFFFD$/, '')}...`;
 }

@@ -1,0 +1,3 @@
+// One client session on the server: the tunnel stream on one side, an upstream PostgreSQL connection
+// on the other (see docs/architecture.md, "The session").
+export { ClientSession, type SessionOptions, type SourceMaskingHandle } from './shell.js';
