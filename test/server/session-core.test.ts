@@ -8,7 +8,7 @@ import type { Action } from '../../src/server/session/actions.js';
 import { ShapeClassifierCache } from '../../src/policy/shape-cache.js';
 import { initClassifier } from '../../src/policy/classify/index.js';
 import { parsePolicyFile } from '../../src/policy/file.js';
-import { commandComplete, errorResponse, parameterStatus, readyForQuery } from '../../src/pg/index.js';
+import { FrontendType, commandComplete, errorResponse, parameterStatus, readyForQuery } from '../../src/pg/index.js';
 import type { AuditEvent } from '../../src/audit/events.js';
 import type { Logger } from '../../src/server/log.js';
 
@@ -267,7 +267,7 @@ describe('session core: Terminate', () => {
     const actions = take();
     const up = upstreamBytes(actions);
     expect(up.toString()).toContain('SELECT 1');
-    expect(up[up.length - 5]).not.toBe(0x58);
+    expect(up[up.length - 5]).not.toBe(FrontendType.Terminate);
     expect(kinds(actions)).not.toContain('closeClient');
     core.upstreamData(Buffer.concat([commandComplete('SELECT 1'), readyForQuery('I')]));
     const after = take();
