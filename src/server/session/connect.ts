@@ -10,13 +10,13 @@ import { AdmissionTicket, type LimitRefusal } from '../admission.js';
 import { NO_METRICS } from '../metrics.js';
 import { CloseCode } from '../../tunnel/protocol.js';
 import type { SessionCore } from './core.js';
-import type { SessionOptions } from './shell.js';
+import type { SessionOptions } from './options.js';
 import { TERMINATE } from './wire.js';
 
 /** What the connect phase reads and sets on the shell. */
 export interface Connecting {
   readonly core: SessionCore;
-  readonly opts: SessionOptions;
+  readonly opts: SessionOptions<never>;
   upstream?: Socket;
   lease?: UpstreamLease;
   slot?: AdmissionTicket;
