@@ -21,7 +21,7 @@ import { isLoopbackHost } from './loopback.js';
 import { normalizeLabel } from '../tunnel/label.js';
 import { AccessGrants, type AccessGrant } from './access-grants.js';
 import { CancelRegistry } from './cancel-registry.js';
-import { ClientSession, type SessionOptions, type SourceMaskingHandle } from './session.js';
+import { ClientSession, type SessionOptions, type SourceMaskingHandle } from './session/index.js';
 import { createSourceMasking, type SourceMaskingSetup } from '../masking/source/index.js';
 import { AnalysisPool, type SourceMaskingSpec } from './analysis-pool.js';
 import type { AnalysisRequest, TextAnalysis } from './analysis.js';

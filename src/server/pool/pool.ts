@@ -482,7 +482,7 @@ export class UpstreamPools {
   }
 }
 
-/** The settings the gateway reads statements under (see session.ts unsafeSetting) still hold. */
+/** The settings the gateway reads statements under (see session/settings.ts unsafeSetting) still hold. */
 function safeParameters(p: Map<string, string>): boolean {
   const scs = p.get('standard_conforming_strings') ?? 'on';
   const enc = (p.get('client_encoding') ?? 'UTF8').replace(/[-\s]/g, '').toLowerCase();
