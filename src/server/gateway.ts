@@ -504,7 +504,7 @@ export class Gateway {
           metrics.sessionEnded(s.endReason ?? 'unknown');
         },
         onDdl: () => this.invalidateCatalog(connection.name),
-      });
+      }, socket);
       this.sessions.add(session);
       const timing = this.tunnelTiming();
       watchTunnel(ws, req.socket, timing, (silentMs) => session.lostTunnel(silentMs, timing.timeoutMs));

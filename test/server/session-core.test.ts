@@ -276,6 +276,22 @@ describe('session core: Terminate', () => {
     expect(core.upstreamQuiet).toBe(true);
   });
 
+  it('a server stop while the pooled session waits for the client\'s close frame writes its session.end at once', () => {
+    const { core, take, start } = harness();
+    start(true);
+    core.clientData(Buffer.concat([serialize.query('SELECT 1'), serialize.end()]));
+    take();
+    core.upstreamData(Buffer.concat([commandComplete('SELECT 1'), readyForQuery('I')]));
+    take();
+    expect(core.state).toBe('closing');
+    core.endNow('57P01', 'terminating connection because phigate server is shutting down');
+    const ended = take();
+    const records = only(ended, 'record').flatMap((r) => r.events);
+    expect(records.map((e) => e.type)).toContain('session.end');
+    expect(records.find((e) => e.type === 'session.end')).toMatchObject({ reason: 'client closed' });
+    expect(core.state).toBe('closed');
+  });
+
   it('on an own connection it goes upstream, and the backend closing ends the session normally', () => {
     const { core, take, start } = harness();
     start(false);

@@ -290,6 +290,19 @@ export class SessionCore {
     this.fatalFields({ severity: 'FATAL', code, message, ...(extra?.detail ? { detail: extra.detail } : {}), ...(extra?.hint ? { hint: extra.hint } : {}) }, closeCode, why);
   }
 
+  /**
+   * The server ends the session now (shutdown, an expired grant). A session already closing after its
+   * client's Terminate waits only for the client's close frame, which may come after the evidence log
+   * has closed: it ends here as that frame would have ended it, so its session.end is written now.
+   */
+  endNow(code: string, message: string): void {
+    if (this.state === 'closing') {
+      this.cleanup('client closed');
+      return;
+    }
+    this.fatal(code, message, CloseCode.ServerShutdown);
+  }
+
   /** A CancelRequest for this session: a held statement is withdrawn (true), else the shell asks the database (false). */
   cancelHeld(): boolean {
     if (this.held?.id === undefined) return false;

@@ -3,6 +3,8 @@
 // Nothing here decides about statements; see docs/architecture.md ("The session").
 import type { WebSocket, RawData } from 'ws';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { gatewayFrame } from '../../tunnel/frame.js';
 import { formatDuration } from '../../policy/duration.js';
 import { limitKey } from '../../policy/limits.js';
 import type { ApprovalHandle } from '../../approvals/types.js';
@@ -22,7 +24,6 @@ import type { SessionOptions } from './options.js';
 import { TERMINATE } from './wire.js';
 
 /** Options of every data frame to the client (one object, not one per frame). */
-const BINARY = { binary: true } as const;
 
 const CLOCK = { now: Date.now };
 
@@ -43,9 +44,14 @@ export class ClientSession implements Connecting {
   /** Draining the core's actions now (an input that arrives meanwhile only adds to them). */
   private draining = false;
 
+  /**
+   * `socket` is the tunnel stream's own socket (the upgraded request's): data frames are written to it
+   * directly (tunnel/frame.ts), ws's own writes (ping, close) being synchronous on the same socket.
+   */
   constructor(
     private readonly ws: WebSocket,
     readonly opts: SessionOptions<ClientSession>,
+    private readonly socket: Duplex,
   ) {
     const { recordingsDir, log } = opts;
     this.core = new SessionCore({
@@ -86,7 +92,7 @@ export class ClientSession implements Connecting {
 
   /** Ends the session from the server side (shutdown, access expired), telling the client why. */
   terminate(code: string, message: string): void {
-    this.core.fatal(code, message, CloseCode.ServerShutdown);
+    this.core.endNow(code, message);
     this.drain();
   }
 
@@ -293,16 +299,25 @@ export class ClientSession implements Connecting {
     const ws = this.ws;
     if (ws.readyState !== ws.OPEN) return;
     const up = this.upstream;
+    let done: (() => void) | undefined;
     if (up !== undefined && ws.bufferedAmount + data.length > CLIENT_HIGH_WATER && !this.upstreamPaused) {
       // Backpressure towards the database: a client that stops reading must not grow our memory.
       this.upstreamPaused = true;
       up.pause();
-      ws.send(data, BINARY, () => {
+      done = () => {
         this.upstreamPaused = false;
         if (this.core.state === 'relay') this.upstream?.resume();
-      });
-    } else {
-      ws.send(data, BINARY);
+      };
+    }
+    // One buffer and one write for a turn's answer, instead of ws.send's header + payload writev.
+    const f = gatewayFrame(data);
+    const sock = this.socket;
+    if (f.length === 1) sock.write(f[0], done);
+    else {
+      sock.cork();
+      sock.write(f[0]);
+      sock.write(f[1], done);
+      sock.uncork();
     }
   }
 
