@@ -302,6 +302,25 @@ describe('session core: Terminate', () => {
   });
 });
 
+describe('session core: backpressure', () => {
+  it('pauses the client while the database is full, but never a session already ending (its close frame must be read)', () => {
+    const { core, take, start } = harness();
+    start();
+    core.clientData(serialize.query('SELECT 1'));
+    take();
+    core.upstreamFull();
+    expect(kinds(take())).toEqual(['pauseClient']);
+    core.upstreamDrained();
+    expect(kinds(take())).toEqual(['resumeClient']);
+    // A big message the database socket cannot take at once, then a protocol error in the same chunk:
+    // the shell reports the full socket only after the core has already ended the session.
+    core.clientData(Buffer.concat([serialize.query('SELECT 2'), Buffer.from([0x07, 0, 0, 0, 4])]));
+    expect(kinds(take())).toContain('closeClient');
+    core.upstreamFull();
+    expect(kinds(take())).not.toContain('pauseClient');
+  });
+});
+
 describe('session core: idle in transaction', () => {
   it('arms a timer when idle inside a transaction and ends the session once the injected clock passes the limit', () => {
     const { core, take, advance, start } = harness();

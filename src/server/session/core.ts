@@ -524,7 +524,9 @@ export class SessionCore {
 
   /** The database stopped taking bytes: reading the client pauses until it drained them. */
   upstreamFull(): void {
-    if (this.clientPaused) return;
+    // A session already ending (a protocol error or Terminate later in the same chunk) must keep
+    // reading: the client's close frame is what ends it, and a paused stream would never read it.
+    if (this.clientPaused || this.state === 'closing' || this.state === 'closed') return;
     this.clientPaused = true;
     this.actions.push({ kind: 'pauseClient' });
   }
