@@ -29,6 +29,11 @@ import type { Identity } from '../../auth/index.js';
 import type { ConnectionPolicy, PolicyFile } from '../../policy/file.js';
 import type { TransactionStatus } from '../pool/core.js';
 import type { Logger } from '../../common/log.js';
+import { ERROR_TABLE } from '../../common/errors.js';
+
+/** The SQLSTATEs of the session's own fatal errors, from the one error table. */
+const PROTOCOL_VIOLATION = ERROR_TABLE.protocol_violation.sqlstate;
+const CANNOT_RECORD = ERROR_TABLE.audit_write_failed.sqlstate;
 import type { CatalogSnapshot } from '../catalog.js';
 import { NO_METRICS, type ConnectionMetrics } from '../metrics.js';
 import { CloseCode, type ControlMessage } from '../../tunnel/protocol.js';
@@ -338,10 +343,10 @@ export class SessionCore {
       }
       case 'ProtocolError':
         if (msg.error.size) this.fatalFields(messageSizeError(msg.error.size.length, msg.error.size.limit), CloseCode.ProtocolError);
-        else this.fatal('08P01', `invalid startup packet: ${msg.error.message}`, CloseCode.ProtocolError);
+        else this.fatal(PROTOCOL_VIOLATION, `invalid startup packet: ${msg.error.message}`, CloseCode.ProtocolError);
         return;
       default:
-        this.fatal('08P01', `unexpected ${msg.type} message before startup`, CloseCode.ProtocolError);
+        this.fatal(PROTOCOL_VIOLATION, `unexpected ${msg.type} message before startup`, CloseCode.ProtocolError);
     }
   }
 
@@ -404,7 +409,7 @@ export class SessionCore {
       } catch (err) {
         // No recording, no session: the evidence would be incomplete.
         this.actions.push({ kind: 'destroyUpstream' });
-        this.fatal('58030', `phigate cannot record this session: ${(err as Error).message}`, CloseCode.ServerShutdown);
+        this.fatal(CANNOT_RECORD, `phigate cannot record this session: ${(err as Error).message}`, CloseCode.ServerShutdown);
         return;
       }
     }
@@ -475,13 +480,13 @@ export class SessionCore {
     if (this.state === 'closed') {
       // What ended the session came after the record, in actions the shell dropped: the world saw
       // none of them, and this failure is what the client hears.
-      this.send(errorResponse({ severity: 'FATAL', code: '58030', message }));
+      this.send(errorResponse({ severity: 'FATAL', code: CANNOT_RECORD, message }));
       this.actions.push({ kind: 'closeClient', code: CloseCode.ServerShutdown, reason: truncateReason(message) });
       this.pushEnd();
     } else {
       // A close after a pooled Terminate was among the dropped actions.
       if (this.state === 'closing') this.state = 'relay';
-      this.fatal('58030', message, CloseCode.ServerShutdown);
+      this.fatal(CANNOT_RECORD, message, CloseCode.ServerShutdown);
     }
     if (startFailed) this.actions.push({ kind: 'destroyUpstream' });
   }
@@ -669,7 +674,7 @@ export class SessionCore {
           this.record(events);
           this.writeUpstream(out, undefined);
           this.opts.log.warn('client protocol error', { session: this.id, error: m.error.message });
-          this.fatal('08P01', `invalid frontend message: ${m.error.message}`, CloseCode.ProtocolError);
+          this.fatal(PROTOCOL_VIOLATION, `invalid frontend message: ${m.error.message}`, CloseCode.ProtocolError);
           return;
         }
       }
@@ -756,12 +761,12 @@ export class SessionCore {
     let n = 0;
     while (n < this.backlog.length && this.copyIn) {
       const m = this.backlog[n++]!;
-      if (m.type === 'ProtocolError') return this.fatal('08P01', `invalid frontend message: ${m.error.message}`, CloseCode.ProtocolError);
+      if (m.type === 'ProtocolError') return this.fatal(PROTOCOL_VIOLATION, `invalid frontend message: ${m.error.message}`, CloseCode.ProtocolError);
       this.backlogBytes -= m.raw.length;
       // The server ignores Flush and Sync during COPY; dropping them here does the same.
       if (m.type === 'Flush' || m.type === 'Sync') continue;
       if (m.type !== 'CopyData' && m.type !== 'CopyDone' && m.type !== 'CopyFail') {
-        return this.fatal('08P01', `phigate: unexpected ${m.type} message during COPY FROM STDIN`, CloseCode.ProtocolError);
+        return this.fatal(PROTOCOL_VIOLATION, `phigate: unexpected ${m.type} message during COPY FROM STDIN`, CloseCode.ProtocolError);
       }
       out.push(m.raw);
       if (m.type !== 'CopyData') {
@@ -1075,7 +1080,7 @@ export class SessionCore {
     const whole = this.processFrames(chunk);
     if (whole instanceof ProtocolError) {
       this.opts.log.error('upstream protocol error', { session: this.id, error: whole.message });
-      this.fatal('08P01', 'phigate received an invalid message from the database', CloseCode.UpstreamFailed);
+      this.fatal(PROTOCOL_VIOLATION, 'phigate received an invalid message from the database', CloseCode.UpstreamFailed);
       return;
     }
     if (this.depthPaused) this.resumeAfterDepth();
