@@ -364,3 +364,30 @@ describe('session core: idle in transaction', () => {
     expect(core.state).toBe('relay');
   });
 });
+
+describe('attacks on the session core (issue 15 review)', () => {
+  const parse = (text: string, name = ''): Buffer => serialize.parse({ name, text });
+  const bind = (portal = '', statement = ''): Buffer => serialize.bind({ portal, statement });
+  const execute = (portal = ''): Buffer => serialize.execute({ portal });
+
+  it('a settings change run by Execute: a Query or Parse sent before its Sync is refused in place, never read under the new setting', () => {
+    const { core, take, start } = harness();
+    start();
+    // PostgreSQL applies the SET at the Execute and reports it only at the Sync's ReadyForQuery: the
+    // Query after the Execute would be lexed with standard_conforming_strings off, its DROP hidden in
+    // what the gateway reads as one string.
+    const smuggled = "SELECT 'x\\' , $$'; DROP TABLE visits; -- $$";
+    core.clientData(Buffer.concat([
+      parse('SET standard_conforming_strings = off'), bind(), execute(),
+      serialize.query(smuggled), parse('SELECT 3', 's3'), serialize.sync(),
+    ]));
+    const actions = take();
+    const up = upstreamBytes(actions).toString('latin1');
+    expect(up).toContain('SET standard_conforming_strings');
+    expect(up).not.toContain('DROP');
+    expect(up).not.toContain('SELECT 3');
+    expect(recorded(actions).filter((e) => e.type === 'statement').map((e) => (e as { decision: string }).decision)).toEqual(['allow', 'error', 'error']);
+    // The Sync goes on: its ReadyForQuery carries the setting, which ends the session.
+    expect(up.endsWith(serialize.sync().toString('latin1'))).toBe(true);
+  });
+});
