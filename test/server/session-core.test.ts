@@ -390,4 +390,61 @@ describe('attacks on the session core (issue 15 review)', () => {
     // The Sync goes on: its ReadyForQuery carries the setting, which ends the session.
     expect(up.endsWith(serialize.sync().toString('latin1'))).toBe(true);
   });
+
+  it('a cancel while a statement is held: it never reaches the database, the client gets 57014, the evidence says cancelled', () => {
+    const { core, take, start } = harness();
+    start();
+    core.clientData(Buffer.concat([serialize.query('DELETE FROM visits WHERE id = 1'), serialize.query('SELECT 2')]));
+    take();
+    core.holdRequested('apr-3');
+    take();
+    expect(core.cancelHeld()).toBe(true);
+    expect(kinds(take())).toEqual(['withdrawApproval']);
+    core.holdDecided({ approved: false, cause: 'withdrawn', reason: 'the client cancelled the statement' });
+    const decided = take();
+    expect(recorded(decided)).toMatchObject([
+      { type: 'approval.decided', outcome: 'cancelled' }, { type: 'statement', decision: 'cancelled' }, { type: 'statement', decision: 'allow' },
+    ]);
+    const up = upstreamBytes(decided).toString();
+    expect(up).not.toContain('DELETE');
+    expect(up).toContain('SELECT 2');
+    const token = /PHIGATE_REFUSED_[0-9a-f]{24}/.exec(up)![0];
+    core.upstreamData(Buffer.concat([errorResponse({ severity: 'ERROR', code: '42601', message: `syntax error at or near "${token}"` }), readyForQuery('I')]));
+    expect(clientBytes(take()).toString()).toContain('57014');
+  });
+
+  it('a client that leaves while its statement is held: the request is withdrawn, session.end written, and a late approval runs nothing', () => {
+    const { core, take, start } = harness();
+    start();
+    core.clientData(serialize.query('DELETE FROM visits WHERE id = 1'));
+    take();
+    core.holdRequested('apr-4');
+    take();
+    core.clientClosed('client closed');
+    const ended = take();
+    expect(kinds(ended)).toEqual(['withdrawApproval', 'end', 'record', 'ended']);
+    expect(recorded(ended)).toMatchObject([{ type: 'session.end', reason: 'client closed' }]);
+    core.holdDecided({ approved: true, approver: 'bob', scope: 'once' });
+    core.clientData(serialize.query('SELECT 1'));
+    expect(take()).toEqual([]);
+  });
+
+  it('COPY FROM STDIN: copy data waits for the server to ask for it; a statement sent mid-copy ends the session and never goes upstream', () => {
+    const { core, take, start } = harness();
+    start();
+    core.clientData(Buffer.concat([
+      serialize.query('COPY visits FROM STDIN'), serialize.copyData(Buffer.from('1\tx\n')), serialize.query('DROP TABLE visits'),
+    ]));
+    const first = take();
+    expect(upstreamBytes(first).toString()).toContain('COPY visits');
+    expect(upstreamBytes(first).toString()).not.toContain('1\tx');
+    // The server asks for the data; a statement among it ends the session before any of it goes on
+    // (the connection closes, so the COPY is rolled back).
+    core.upstreamData(Buffer.from([0x47, 0, 0, 0, 7, 0, 0, 0]));
+    const during = take();
+    expect(kinds(during)).not.toContain('upstream');
+    expect(clientBytes(during).toString()).toContain('unexpected Query message during COPY FROM STDIN');
+    expect(recorded(during)).toMatchObject([{ type: 'session.end' }]);
+    expect(core.state).toBe('closed');
+  });
 });
