@@ -447,4 +447,26 @@ describe('attacks on the session core (issue 15 review)', () => {
     expect(recorded(during)).toMatchObject([{ type: 'session.end' }]);
     expect(core.state).toBe('closed');
   });
+
+  it('portal names that are not UTF-8 (a LATIN1 session): two names PostgreSQL tells apart are never one to the gate', () => {
+    const { core, take, start } = harness();
+    start();
+    core.clientData(serialize.query("SET client_encoding TO 'LATIN1'"));
+    take();
+    core.upstreamData(Buffer.concat([commandComplete('SET'), parameterStatus('client_encoding', 'LATIN1'), readyForQuery('I')]));
+    take();
+    // Bind portal 0xE8 to the DELETE and portal 0xE9 to SELECT 1 (both decode to U+FFFD as UTF-8), then Execute 0xE8.
+    const named = (msg: Buffer, byte: number): Buffer => Buffer.from(msg.toString('latin1').replace('\u0001', String.fromCharCode(byte)), 'latin1');
+    core.clientData(Buffer.concat([
+      parse('DELETE FROM visits WHERE id = 1'), named(bind('\u0001'), 0xe8), parse('SELECT 1'), named(bind('\u0001'), 0xe9),
+      named(execute('\u0001'), 0xe8), serialize.sync(),
+    ]));
+    const actions = take();
+    // PostgreSQL would run the DELETE unasked: such a name is a protocol violation, and nothing of it goes upstream.
+    const up = upstreamBytes(actions);
+    expect(up.includes(named(execute('\u0001'), 0xe8))).toBe(false);
+    expect(up.includes(named(bind('\u0001'), 0xe8))).toBe(false);
+    expect(clientBytes(actions).toString()).toContain('statement or portal name is not valid UTF-8');
+    expect(core.state).toBe('closed');
+  });
 });
