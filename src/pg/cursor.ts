@@ -1,4 +1,5 @@
 // A bounds-checked, exception-free reader over one message body, reused across messages so decoding allocates nothing but the results.
+import { isUtf8 } from 'node:buffer';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -88,6 +89,19 @@ export class Cursor {
     }
     const s = this.buf.toString('utf8', this.pos, nul);
     this.pos = nul + 1;
+    return s;
+  }
+
+  /**
+   * A statement or portal name. Decoding replaces bytes that are not UTF-8, so two names a server
+   * in another client_encoding (LATIN1) tells apart could be one here: such a name is a fault.
+   */
+  name(): string {
+    const start = this.pos;
+    const s = this.cstring();
+    if (this.fault === null && s.includes('\uFFFD') && !isUtf8(this.buf.subarray(start, this.pos - 1))) {
+      this.fault = 'statement or portal name is not valid UTF-8';
+    }
     return s;
   }
 

@@ -338,7 +338,7 @@ function decodeNormal(c: Cursor, type: number, raw: Buffer): FrontendMessage {
     case FrontendType.Query:
       return { type: 'Query', sql: c.cstring(), raw };
     case FrontendType.Parse: {
-      const name = c.cstring();
+      const name = c.name();
       const sql = c.cstring();
       const n = c.u16();
       const paramTypes: number[] = [];
@@ -347,8 +347,8 @@ function decodeNormal(c: Cursor, type: number, raw: Buffer): FrontendMessage {
       return { type: 'Parse', name, sql, paramTypes, raw };
     }
     case FrontendType.Bind: {
-      const portal = c.cstring();
-      const statement = c.cstring();
+      const portal = c.name();
+      const statement = c.name();
       const paramFormats = readInt16List(c, 'parameter format codes');
       const params = readValues(c, 'parameters');
       const resultFormats = readInt16List(c, 'result format codes');
@@ -362,11 +362,11 @@ function decodeNormal(c: Cursor, type: number, raw: Buffer): FrontendMessage {
       const k = c.u8();
       if (c.fault === null && k !== 0x53 && k !== 0x50) c.fail(`kind ${describeTypeByte(k)} is neither 'S' nor 'P'`);
       const kind = k === 0x53 ? 'S' : 'P';
-      const name = c.cstring();
+      const name = c.name();
       return type === FrontendType.Describe ? { type: 'Describe', kind, name, raw } : { type: 'Close', kind, name, raw };
     }
     case FrontendType.Execute: {
-      const portal = c.cstring();
+      const portal = c.name();
       return { type: 'Execute', portal, maxRows: c.i32(), raw };
     }
     case FrontendType.Sync:

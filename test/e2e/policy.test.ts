@@ -144,4 +144,22 @@ describe('pipelined settings changes', () => {
     expect(received.toString('latin1')).toMatch(/standard_conforming_strings was set to off/);
     expect((await admin.query('SELECT count(*)::int AS n FROM smuggle_t')).rows[0].n).toBe(2);
   });
+
+  it('a Query pipelined after SET standard_conforming_strings = off run by Execute, before its Sync, never reaches the database', async () => {
+    await admin.query('DROP TABLE IF EXISTS smuggle_e; CREATE TABLE smuggle_e (id int); GRANT ALL ON smuggle_e TO PUBLIC; INSERT INTO smuggle_e VALUES (1), (2)');
+    const c = await rawPg(port);
+    // PostgreSQL applies the SET at the Execute but reports it only with the Sync's ReadyForQuery.
+    c.send(Buffer.concat([
+      serialize.parse({ text: 'SET standard_conforming_strings = off' }), serialize.bind({}), serialize.execute({}),
+      serialize.query("SELECT 'x\\' , $$'; DELETE FROM smuggle_e; -- $$"), serialize.sync(),
+    ]));
+    await c.readyForQuery(2);
+    // Refused in place: its error aborts the batch's transaction, so the SET is rolled back too.
+    expect(c.received().toString('latin1')).toMatch(/0A000.*must follow its Sync; it was not run/);
+    c.send(serialize.query('SHOW standard_conforming_strings'));
+    await c.readyForQuery(3);
+    c.close();
+    expect(c.received().toString('latin1')).toMatch(/D\0\0\0\f\0\x01\0\0\0\x02on/);
+    expect((await admin.query('SELECT count(*)::int AS n FROM smuggle_e')).rows[0].n).toBe(2);
+  });
 });

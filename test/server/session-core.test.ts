@@ -364,3 +364,109 @@ describe('session core: idle in transaction', () => {
     expect(core.state).toBe('relay');
   });
 });
+
+describe('attacks on the session core (issue 15 review)', () => {
+  const parse = (text: string, name = ''): Buffer => serialize.parse({ name, text });
+  const bind = (portal = '', statement = ''): Buffer => serialize.bind({ portal, statement });
+  const execute = (portal = ''): Buffer => serialize.execute({ portal });
+
+  it('a settings change run by Execute: a Query or Parse sent before its Sync is refused in place, never read under the new setting', () => {
+    const { core, take, start } = harness();
+    start();
+    // PostgreSQL applies the SET at the Execute and reports it only at the Sync's ReadyForQuery: the
+    // Query after the Execute would be lexed with standard_conforming_strings off, its DROP hidden in
+    // what the gateway reads as one string.
+    const smuggled = "SELECT 'x\\' , $$'; DROP TABLE visits; -- $$";
+    core.clientData(Buffer.concat([
+      parse('SET standard_conforming_strings = off'), bind(), execute(),
+      serialize.query(smuggled), parse('SELECT 3', 's3'), serialize.sync(),
+    ]));
+    const actions = take();
+    const up = upstreamBytes(actions).toString('latin1');
+    expect(up).toContain('SET standard_conforming_strings');
+    expect(up).not.toContain('DROP');
+    expect(up).not.toContain('SELECT 3');
+    expect(recorded(actions).filter((e) => e.type === 'statement').map((e) => (e as { decision: string }).decision)).toEqual(['allow', 'error', 'error']);
+    // The Sync goes on: its ReadyForQuery carries the setting, which ends the session.
+    expect(up.endsWith(serialize.sync().toString('latin1'))).toBe(true);
+  });
+
+  it('a cancel while a statement is held: it never reaches the database, the client gets 57014, the evidence says cancelled', () => {
+    const { core, take, start } = harness();
+    start();
+    core.clientData(Buffer.concat([serialize.query('DELETE FROM visits WHERE id = 1'), serialize.query('SELECT 2')]));
+    take();
+    core.holdRequested('apr-3');
+    take();
+    expect(core.cancelHeld()).toBe(true);
+    expect(kinds(take())).toEqual(['withdrawApproval']);
+    core.holdDecided({ approved: false, cause: 'withdrawn', reason: 'the client cancelled the statement' });
+    const decided = take();
+    expect(recorded(decided)).toMatchObject([
+      { type: 'approval.decided', outcome: 'cancelled' }, { type: 'statement', decision: 'cancelled' }, { type: 'statement', decision: 'allow' },
+    ]);
+    const up = upstreamBytes(decided).toString();
+    expect(up).not.toContain('DELETE');
+    expect(up).toContain('SELECT 2');
+    const token = /PHIGATE_REFUSED_[0-9a-f]{24}/.exec(up)![0];
+    core.upstreamData(Buffer.concat([errorResponse({ severity: 'ERROR', code: '42601', message: `syntax error at or near "${token}"` }), readyForQuery('I')]));
+    expect(clientBytes(take()).toString()).toContain('57014');
+  });
+
+  it('a client that leaves while its statement is held: the request is withdrawn, session.end written, and a late approval runs nothing', () => {
+    const { core, take, start } = harness();
+    start();
+    core.clientData(serialize.query('DELETE FROM visits WHERE id = 1'));
+    take();
+    core.holdRequested('apr-4');
+    take();
+    core.clientClosed('client closed');
+    const ended = take();
+    expect(kinds(ended)).toEqual(['withdrawApproval', 'end', 'record', 'ended']);
+    expect(recorded(ended)).toMatchObject([{ type: 'session.end', reason: 'client closed' }]);
+    core.holdDecided({ approved: true, approver: 'bob', scope: 'once' });
+    core.clientData(serialize.query('SELECT 1'));
+    expect(take()).toEqual([]);
+  });
+
+  it('COPY FROM STDIN: copy data waits for the server to ask for it; a statement sent mid-copy ends the session and never goes upstream', () => {
+    const { core, take, start } = harness();
+    start();
+    core.clientData(Buffer.concat([
+      serialize.query('COPY visits FROM STDIN'), serialize.copyData(Buffer.from('1\tx\n')), serialize.query('DROP TABLE visits'),
+    ]));
+    const first = take();
+    expect(upstreamBytes(first).toString()).toContain('COPY visits');
+    expect(upstreamBytes(first).toString()).not.toContain('1\tx');
+    // The server asks for the data; a statement among it ends the session before any of it goes on
+    // (the connection closes, so the COPY is rolled back).
+    core.upstreamData(Buffer.from([0x47, 0, 0, 0, 7, 0, 0, 0]));
+    const during = take();
+    expect(kinds(during)).not.toContain('upstream');
+    expect(clientBytes(during).toString()).toContain('unexpected Query message during COPY FROM STDIN');
+    expect(recorded(during)).toMatchObject([{ type: 'session.end' }]);
+    expect(core.state).toBe('closed');
+  });
+
+  it('portal names that are not UTF-8 (a LATIN1 session): two names PostgreSQL tells apart are never one to the gate', () => {
+    const { core, take, start } = harness();
+    start();
+    core.clientData(serialize.query("SET client_encoding TO 'LATIN1'"));
+    take();
+    core.upstreamData(Buffer.concat([commandComplete('SET'), parameterStatus('client_encoding', 'LATIN1'), readyForQuery('I')]));
+    take();
+    // Bind portal 0xE8 to the DELETE and portal 0xE9 to SELECT 1 (both decode to U+FFFD as UTF-8), then Execute 0xE8.
+    const named = (msg: Buffer, byte: number): Buffer => Buffer.from(msg.toString('latin1').replace('\u0001', String.fromCharCode(byte)), 'latin1');
+    core.clientData(Buffer.concat([
+      parse('DELETE FROM visits WHERE id = 1'), named(bind('\u0001'), 0xe8), parse('SELECT 1'), named(bind('\u0001'), 0xe9),
+      named(execute('\u0001'), 0xe8), serialize.sync(),
+    ]));
+    const actions = take();
+    // PostgreSQL would run the DELETE unasked: such a name is a protocol violation, and nothing of it goes upstream.
+    const up = upstreamBytes(actions);
+    expect(up.includes(named(execute('\u0001'), 0xe8))).toBe(false);
+    expect(up.includes(named(bind('\u0001'), 0xe8))).toBe(false);
+    expect(clientBytes(actions).toString()).toContain('statement or portal name is not valid UTF-8');
+    expect(core.state).toBe('closed');
+  });
+});

@@ -20,6 +20,15 @@ export class SettingsBarrier {
   }
 
   /**
+   * A statement that may change how statements are read ran by Execute, and its Sync has not been
+   * sent: PostgreSQL has applied the change but reports it only with that Sync's ReadyForQuery, so
+   * any statement text sent meanwhile would be read under a setting the gateway cannot see yet.
+   */
+  get awaitingSync(): boolean {
+    return this.afterSync;
+  }
+
+  /**
    * A message went upstream; `barrier`/`copyIn` are the gate's verdict for it, `idle` whether the
    * result tracker has nothing pending. Returns true when the barrier is now up and later messages must wait.
    */

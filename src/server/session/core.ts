@@ -60,6 +60,15 @@ import { EMPTY, FLUSH, truncateReason } from './wire.js';
 const ANALYSED_KEPT = 32;
 const ANALYSED_CHARS = 32 * 1024 * 1024;
 
+/**
+ * Statement text sent after an Execute that may change how statements are read, before its Sync: the
+ * server would read it under the new setting, which it reports only at that Sync (barrier.ts).
+ */
+const AFTER_SETTINGS: ErrorFields = {
+  severity: 'ERROR', code: '0A000',
+  message: 'phigate: a statement sent after one that may change how statements are read (SET client_encoding or standard_conforming_strings, set_config) must follow its Sync; it was not run',
+};
+
 /** How many rewritten statement texts a session remembers (error positions, Execute evidence). */
 const REWRITES_KEPT = 256;
 
@@ -623,11 +632,11 @@ export class SessionCore {
       let continues = false;
       switch (m.type) {
         case 'Query':
-          verdict = oversize ? { action: 'block', error: oversize } : this.atSource(m, gate.onQuery(m.sql));
+          verdict = oversize ? { action: 'block', error: oversize } : this.barrier.awaitingSync ? { action: 'block', error: AFTER_SETTINGS } : this.atSource(m, gate.onQuery(m.sql));
           sql = m.sql;
           break;
         case 'Parse':
-          verdict = oversize ? gate.refuseParse(m.name, oversize) : this.atSource(m, gate.onParse(m.name, m.sql));
+          verdict = oversize ? gate.refuseParse(m.name, oversize) : this.barrier.awaitingSync ? gate.refuseParse(m.name, AFTER_SETTINGS) : this.atSource(m, gate.onParse(m.name, m.sql));
           // Preparing runs nothing: a Parse is recorded only when refused; each Execute is recorded.
           if (verdict.action === 'block') sql = m.sql;
           break;
