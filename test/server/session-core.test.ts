@@ -321,6 +321,43 @@ describe('session core: backpressure', () => {
   });
 });
 
+describe('session core: pipeline depth', () => {
+  const DEEP = parsePolicyFile(`version: 1
+connections: { ehr: { upstream: "postgres://u@h/d", allow_groups: [engineering] } }
+limits: { pipeline_depth: 4 }
+default: allow
+`);
+
+  it('asks the database to flush after every run it forwards past the depth, also runs cut across turns (a loaded host)', () => {
+    // A clock that moves 11 ms each time it is read: every run of messages is cut after one message,
+    // as on a host too busy to finish SLICE_MS of work in one turn.
+    let t = 0;
+    const { core, take, start } = harness({ policy: () => DEEP, clock: { now: () => (t += 11) } });
+    start();
+    const parts: Buffer[] = [serialize.parse({ name: 'q', text: 'select $1::int AS n', types: [] })];
+    for (let i = 0; i < 12; i++) parts.push(serialize.bind({ statement: 'q', values: [String(i)] }), serialize.execute({}));
+    core.clientData(Buffer.concat(parts));
+    const sent: Buffer[] = [];
+    let paused = false;
+    for (let turn = 0; turn < 100; turn++) {
+      const actions = take();
+      written(core, actions);
+      sent.push(upstreamBytes(actions));
+      paused ||= kinds(actions).includes('pauseClient');
+      if (!kinds(actions).includes('nextTurn')) break;
+      core.nextTurn();
+    }
+    expect(paused).toBe(true);
+    const wire = Buffer.concat(sent);
+    const types: string[] = [];
+    for (let off = 0; off + 5 <= wire.length; off += 1 + wire.readInt32BE(off + 1)) types.push(String.fromCharCode(wire[off]!));
+    expect(types.filter((x) => x === 'E')).toHaveLength(12);
+    // Without a Flush behind the last Executes, PostgreSQL keeps their answers, the depth never
+    // falls and the paused client (waiting to send its Sync) waits forever.
+    expect(types.at(-1)).toBe('H');
+  });
+});
+
 describe('session core: idle in transaction', () => {
   it('arms a timer when idle inside a transaction and ends the session once the injected clock passes the limit', () => {
     const { core, take, advance, start } = harness();

@@ -519,13 +519,16 @@ export class SessionCore {
    * wait instead of failing; the gateway's memory for them stays bounded.
    */
   private checkDepth(): void {
-    if (this.depthPaused || this.state !== 'relay') return;
+    if (this.state !== 'relay') return;
     const limit = this.opts.policy().limits.pipelineDepth;
     if (this.tracker.statementsPending <= limit) return;
+    // Answers PostgreSQL keeps in its buffer until a Sync or Flush must reach us, or the pause never
+    // ends: after every run forwarded past the depth, not only the first. A run cut across turns
+    // (SLICE_MS on a loaded host) goes on after the pause began, and its Executes need a Flush too.
+    this.writeUpstream([FLUSH], undefined);
+    if (this.depthPaused) return;
     this.depthPaused = true;
     this.actions.push({ kind: 'pauseClient' });
-    // Answers PostgreSQL keeps in its buffer until a Sync or Flush must reach us, or the pause never ends.
-    this.writeUpstream([FLUSH], undefined);
     this.opts.log.info('pipeline depth reached; reading the client paused', { session: this.id, pending: this.tracker.statementsPending, limit });
   }
 
