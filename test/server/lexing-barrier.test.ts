@@ -7,7 +7,11 @@ import { mayChangeLexing } from '../../src/server/gate.js';
 
 beforeAll(async () => initClassifier());
 
-const lexing = (sql: string): boolean => classify(sql).statements.some(mayChangeLexing);
+function lexing(sql: string): boolean {
+  const c = classify(sql);
+  if (!c.ok) throw new Error(`${sql}: ${c.error}`);
+  return c.statements.some(mayChangeLexing);
+}
 
 describe('settings barrier', () => {
   it.each([
