@@ -12,9 +12,12 @@ interface Receiver {
 }
 const ReceiverCtor = (ws as unknown as { Receiver: new (o: object) => Receiver }).Receiver;
 
-/** Reads `wire` as the gateway does (frames must be masked), in pieces of `step` bytes. */
-function readAsGateway(wire: Buffer, step = wire.length || 1): { messages: Buffer[]; errors: Error[] } {
-  const r = new ReceiverCtor({ isServer: true, maxPayload: 0 });
+/**
+ * Reads `wire` with ws's frame reader, in pieces of `step` bytes: as the gateway does (`isServer`:
+ * frames must be masked) or as the CLI does (frames must not be).
+ */
+function readFrames(isServer: boolean, wire: Buffer, step = wire.length || 1): { messages: Buffer[]; errors: Error[] } {
+  const r = new ReceiverCtor({ isServer, maxPayload: 0 });
   const messages: Buffer[] = [];
   const errors: Error[] = [];
   r.on('message', (d, isBinary) => {
@@ -25,20 +28,8 @@ function readAsGateway(wire: Buffer, step = wire.length || 1): { messages: Buffe
   for (let i = 0; i < wire.length; i += step) r.write(wire.subarray(i, i + step));
   return { messages, errors };
 }
-
-/** Reads `wire` as the CLI does (ws's client side: frames must not be masked), in pieces of `step` bytes. */
-function readAsClient(wire: Buffer, step = wire.length || 1): { messages: Buffer[]; errors: Error[] } {
-  const r = new ReceiverCtor({ isServer: false, maxPayload: 0 });
-  const messages: Buffer[] = [];
-  const errors: Error[] = [];
-  r.on('message', (d, isBinary) => {
-    expect(isBinary).toBe(true);
-    messages.push(Buffer.from(d));
-  });
-  r.on('error', (e) => errors.push(e));
-  for (let i = 0; i < wire.length; i += step) r.write(wire.subarray(i, i + step));
-  return { messages, errors };
-}
+const readAsGateway = (wire: Buffer, step?: number): ReturnType<typeof readFrames> => readFrames(true, wire, step);
+const readAsClient = (wire: Buffer, step?: number): ReturnType<typeof readFrames> => readFrames(false, wire, step);
 
 function payload(n: number, seed: number): Buffer {
   const b = Buffer.allocUnsafe(n);
