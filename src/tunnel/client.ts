@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 import { CONNECTIONS_PATH, HEADER_CLIENT, HEADER_REASON, HEADER_SESSION_LABEL, isRefusalCode, tunnelPath, type ControlMessage, type PreflightResponse } from './protocol.js';
 import { parseRefusal, refusalError, unreachableError } from './refusal.js';
 import { parseLivenessHeader, roughly, watchTunnel, type LivenessTiming } from './liveness.js';
-import { DataFrameWriter, maskingFor } from './frame.js';
+import { DataFrameWriter, maskingFor, writeFrame } from './frame.js';
 import { wsUrl } from '../cli/context.js';
 import { FrontendParser, errorResponse, sslNo } from '../pg/index.js';
 import { PhigateError } from '../cli/errors.js';
@@ -163,7 +163,6 @@ function pipe(local: Socket, stream: { ws: WebSocket; socket: Socket; timing: Li
   let holding: Progress | undefined;
   // Data frames go to the socket directly (ws.send costs an option object and a masking copy per
   // frame); ws's own writes (pong, close) are synchronous on the same socket, so the order holds.
-  // A frame of two buffers is corked into one write.
   const resume = (): void => {
     localPaused = false;
     local.resume();
@@ -176,13 +175,7 @@ function pipe(local: Socket, stream: { ws: WebSocket; socket: Socket; timing: Li
       localPaused = true;
       local.pause();
     }
-    if (f.length === 1) socket.write(f[0], pause ? resume : undefined);
-    else {
-      socket.cork();
-      socket.write(f[0]);
-      socket.write(f[1], pause ? resume : undefined);
-      socket.uncork();
-    }
+    writeFrame(socket, f, pause ? resume : undefined);
   });
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     holding?.done();

@@ -5,6 +5,7 @@
 // for a small frame. ws still does the handshake, all reading, ping/pong and the close; see
 // docs/decisions/zero-mask-on-trusted-tunnels.md for the mask.
 import { randomFillSync } from 'node:crypto';
+import type { Writable } from 'node:stream';
 import { isLoopbackHost } from '../server/loopback.js';
 
 /**
@@ -62,6 +63,21 @@ export function gatewayFrame(payload: Buffer): [Buffer] | [Buffer, Buffer] {
   writeHeader(out, n, lenBytes, 0);
   payload.copy(out, head);
   return [out];
+}
+
+/**
+ * Writes a frame's buffers (gatewayFrame, DataFrameWriter.frame) to the stream's socket as one write:
+ * one buffer as it is, two corked together. `done` runs once the frame's last byte is written.
+ */
+export function writeFrame(socket: Writable, parts: [Buffer] | [Buffer, Buffer], done?: () => void): void {
+  if (parts.length === 1) {
+    socket.write(parts[0], done);
+    return;
+  }
+  socket.cork();
+  socket.write(parts[0]);
+  socket.write(parts[1], done);
+  socket.uncork();
 }
 
 /** Builds the binary data frames of one stream. */

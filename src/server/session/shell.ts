@@ -4,7 +4,7 @@
 import type { WebSocket, RawData } from 'ws';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { gatewayFrame } from '../../tunnel/frame.js';
+import { gatewayFrame, writeFrame } from '../../tunnel/frame.js';
 import { formatDuration } from '../../policy/duration.js';
 import { limitKey } from '../../policy/limits.js';
 import type { ApprovalHandle } from '../../approvals/types.js';
@@ -310,15 +310,7 @@ export class ClientSession implements Connecting {
       };
     }
     // One buffer and one write for a turn's answer, instead of ws.send's header + payload writev.
-    const f = gatewayFrame(data);
-    const sock = this.socket;
-    if (f.length === 1) sock.write(f[0], done);
-    else {
-      sock.cork();
-      sock.write(f[0]);
-      sock.write(f[1], done);
-      sock.uncork();
-    }
+    writeFrame(this.socket, gatewayFrame(data), done);
   }
 
   /** Writes `out` upstream; `whole`, when given, is a chunk whose bytes are exactly `out`. */
