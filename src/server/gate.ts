@@ -343,7 +343,7 @@ const LEXING_SETTINGS = new Set(['standard_conforming_strings', 'client_encoding
 
 export function mayChangeLexing(s: Statement): boolean {
   if (s.opaque) return true;
-  if ((s.kind === 'set' || s.kind === 'reset') && (s.setting === 'standard_conforming_strings' || s.setting === 'client_encoding' || s.setting === 'all')) return true;
+  if ((s.kind === 'set' || s.kind === 'reset') && s.setting !== undefined && (LEXING_SETTINGS.has(s.setting) || s.setting === 'all')) return true;
   if (s.functions.some((f) => f === 'set_config' || f.endsWith('.set_config'))) {
     // Only these two settings change how PostgreSQL reads statement text; a set_config whose setting
     // name is not a literal could be either. Other names (an application's own `app.tenant`, the
