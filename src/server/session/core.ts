@@ -80,8 +80,8 @@ export interface Clock {
   now(): number;
 }
 
-/** What the core is given: pure ports only (the gate's inputs, masking, counters, a logger). */
-export interface CoreOptions {
+/** Who the session is and the policy it runs under: what the gateway gives the shell and the shell the core. */
+export interface SessionFacts {
   id: string;
   identity: Identity;
   connection: ConnectionPolicy;
@@ -89,28 +89,33 @@ export interface CoreOptions {
   reason?: string;
   remoteAddress?: string;
   log: Logger;
-  clock: Clock;
   /** The policy in force now (it may be reloaded while the session runs). */
   policy: () => PolicyFile;
   policyVersion: () => string;
   classifier: ShapeClassifierCache;
-  /** An approval service is there to ask (else an `approve` decision is denied at once). */
-  approvals: boolean;
   /** Set when this identity may not see raw PHI on this connection (not in masking.unmasked_groups). */
   masking?: Omit<MaskingContext, 'classify'>;
   /** Columns the policy masks (table.column), for predicates_on_masked and copy checks. */
   maskedColumns?: ReadonlySet<string>;
-  /** Masking at the source for a masked reader: the statement as it must reach the database (see SourceMaskingHandle). */
-  rewrite?: (sql: string, allowUnknown: boolean, plainOutputs: boolean) => RewriteOutcome;
   /** The connection's catalog snapshot, for what statements reach (the gate's GateOptions.catalog). */
   catalog?: () => CatalogSnapshot | undefined;
   /** For readers in unmasked_groups: the masking their recording gets (they see raw values). */
   recordingMasking?: Omit<MaskingContext, 'classify'>;
+  /** The gateway's metrics for this session's connection. */
+  metrics?: ConnectionMetrics;
+}
+
+/** What the core is given: pure ports only (the gate's inputs, masking, counters, a logger). */
+export interface CoreOptions extends SessionFacts {
+  clock: Clock;
+  /** An approval service is there to ask (else an `approve` decision is denied at once). */
+  approvals: boolean;
+  /** Masking at the source for a masked reader: the statement as it must reach the database (see SourceMaskingHandle). */
+  rewrite?: (sql: string, allowUnknown: boolean, plainOutputs: boolean) => RewriteOutcome;
   /** Opens the session's recording (throws when it cannot); none is made without it. */
   openRecorder?: (meta: RecordingMeta) => RecorderPort;
   /** Large texts may be analysed off the event loop (`analyse` actions). */
   analyzes: boolean;
-  metrics?: ConnectionMetrics;
 }
 
 /** What the shell learned from the upstream's startup (no socket: the shell keeps it). */

@@ -1,21 +1,16 @@
 // What the gateway gives a client session: who it is, where it goes, and the process-wide services
 // it uses (policy, evidence, approvals, pool, admission, masking, metrics).
-import type { ShapeClassifierCache } from '../../policy/shape-cache.js';
 import type { ApprovalRequester } from '../../approvals/types.js';
-import type { MaskingContext } from '../masking-layer.js';
 import type { AuditLog } from '../../audit/log.js';
-import type { Identity } from '../../auth/index.js';
-import type { ConnectionPolicy, PolicyFile } from '../../policy/file.js';
+import type { ConnectionPolicy } from '../../policy/file.js';
 import type { UpstreamTarget } from '../upstream.js';
 import type { UpstreamLease } from '../pool/pool.js';
 import type { AdmissionTicket, LimitRefusal } from '../admission.js';
 import type { CancelRegistry } from '../cancel-registry.js';
 import type { RemoteCancel } from '../shared-cancel.js';
-import type { Logger } from '../../common/log.js';
-import type { CatalogSnapshot } from '../catalog.js';
-import type { ConnectionMetrics } from '../metrics.js';
 import type { RewriteOutcome } from '../../masking/source/rewrite.js';
 import type { AnalysisRequest, TextAnalysis } from '../analysis.js';
+import type { SessionFacts } from './core.js';
 
 /** Masking at the source for a masked reader (masking/source): the gateway's per-connection rewrite. */
 export interface SourceMaskingHandle {
@@ -29,37 +24,18 @@ export interface SourceMaskingHandle {
 }
 
 /** `S`: the session `onClose` is given (the shell's ClientSession). */
-export interface SessionOptions<S = unknown> {
-  id: string;
-  identity: Identity;
-  connection: ConnectionPolicy;
-  label?: string;
-  reason?: string;
-  remoteAddress?: string;
+export interface SessionOptions<S = unknown> extends SessionFacts {
   cancels: CancelRegistry;
   /** With a shared store: a key this replica did not issue is passed on to the others. */
   forwardCancel?: (c: RemoteCancel) => Promise<void>;
-  log: Logger;
   resolveTarget: (conn: ConnectionPolicy) => UpstreamTarget;
-  /** The policy in force now (it may be reloaded while the session runs). */
-  policy: () => PolicyFile;
-  policyVersion: () => string;
   /** Evidence: every statement is recorded before it is forwarded, or not forwarded at all. */
   audit?: Pick<AuditLog, 'append' | 'appendMany'>;
-  classifier: ShapeClassifierCache;
   approvals?: ApprovalRequester;
-  /** Set when this identity may not see raw PHI on this connection (not in masking.unmasked_groups). */
-  masking?: Omit<MaskingContext, 'classify'>;
-  /** Columns the policy masks (table.column), for predicates_on_masked and copy checks. */
-  maskedColumns?: ReadonlySet<string>;
   /** Resolves once the masking catalog has a first snapshot (the session waits for it at startup). */
   maskingReady?: () => Promise<void>;
   /** Set with `masking` when the policy masks columns: statements are rewritten at the source. */
   source?: SourceMaskingHandle;
-  /** The connection's catalog snapshot, for what statements reach (the gate's GateOptions.catalog). */
-  catalog?: () => CatalogSnapshot | undefined;
-  /** For readers in unmasked_groups: the masking their recording gets (they see raw values). */
-  recordingMasking?: Omit<MaskingContext, 'classify'>;
   /** Where session recordings go; none are made without it. */
   recordingsDir?: string;
   recordingRowCap?: number;
@@ -75,8 +51,6 @@ export interface SessionOptions<S = unknown> {
   lease?: (target: UpstreamTarget, params: Record<string, string>) => Promise<UpstreamLease>;
   /** A statement that may change the catalog (DDL) was forwarded. */
   onDdl?: () => void;
-  /** The gateway's metrics for this session's connection. */
-  metrics?: ConnectionMetrics;
   /**
    * Analyses a large text off the event loop (analysis.ts, in a worker), with this connection's
    * masking and catalog; absent, every text is analysed inline.
