@@ -92,4 +92,13 @@ export const PROTOCOL_ATTACKS: ProtocolAttack[] = [
   { family: 'gate-portal-statement', name: 'an UPDATE parsed, bound and executed (control: held for approval)',
     batches: [[parse('', 'UPDATE apatients SET city = city WHERE id = 40'), bind('', ''), execute(''), sync()]],
     forbid: { pattern: /UPDATE 1\0/, why: 'the UPDATE of apatients ran without the approval rule phi-writes requires' } },
+  // PostgreSQL applies a SET run by Execute at once but reports it at the Sync: a Query sent between
+  // is read by the server with backslash escapes, by the gateway without. The gateway sees one SELECT
+  // of two strings; the server also runs a hidden SELECT of encoded raw ssn. Held twice: the gateway
+  // refuses such a Query (session/barrier.ts awaitingSync; `forbid` fails without it), and a result
+  // set the gateway did not expect is masked whole.
+  { family: 'lexing-after-execute', name: 'SET standard_conforming_strings = off by Execute, then before the Sync a Query hiding a raw SELECT in a string',
+    batches: [[parse('', 'SET standard_conforming_strings = off'), bind('', ''), execute(''),
+      q("SELECT 'x\\' , $$'; SELECT encode(convert_to(ssn, 'UTF8'), 'base64') AS hidden_ssn FROM apatients, generate_series(1, 3000); -- $$"), sync()]],
+    forbid: { pattern: /hidden_ssn\0/, why: 'the server ran a SELECT the gateway never saw (it read the Query with standard_conforming_strings off)' } },
 ];
